@@ -1,0 +1,3 @@
+from motionwatch.cli import main
+
+raise SystemExit(main())

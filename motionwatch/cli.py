@@ -1,0 +1,120 @@
+"""Command line: argparse subcommands. The only place that turns exceptions
+into one-line messages and exit codes (0 done, 1 runtime failure, 2 bad usage
+or config), and that sets up logging."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+
+from motionwatch import __version__
+from motionwatch.config import CameraConfig, Config, load_config
+from motionwatch.errors import ConfigError, MotionwatchError
+
+log = logging.getLogger("motionwatch")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises ConfigError (exit 2, one line) instead of printing usage."""
+
+    def error(self, message: str):
+        raise ConfigError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def common(p: argparse.ArgumentParser, source: bool = True) -> None:
+    p.add_argument("--config", metavar="PATH", help="YAML config file (default: built-in defaults)")
+    p.add_argument("--recordings", metavar="DIR", help="recordings folder (overrides recordings.path)")
+    if source:
+        p.add_argument("--source", metavar="SRC",
+                       help="camera index, /dev/videoN, URL, video file, pipe:COMMAND or demo "
+                            "(replaces the configured cameras)")
+        p.add_argument("--camera", metavar="NAME", help="camera name to record under")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    p.add_argument("-q", "--quiet", action="count", default=0, help="less log output")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from motionwatch import commands
+    parser = _Parser(prog="motionwatch", description="Live motion detector for cameras and video files.")
+    parser.add_argument("--version", action="version", version=f"motionwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for register in commands.REGISTRY:
+        register(sub)
+    return parser
+
+
+def effective_config(args: argparse.Namespace, default_name: str | None = None) -> Config:
+    """Load --config and apply --recordings / --source / --camera on top."""
+    cfg = load_config(getattr(args, "config", None))
+    if getattr(args, "recordings", None):
+        cfg = replace(cfg, recordings=replace(cfg.recordings, path=args.recordings))
+    src = getattr(args, "source", None)
+    if src is not None:
+        name = getattr(args, "camera", None) or default_name or camera_name_for(src)
+        base = cfg.cameras[0] if cfg.cameras else CameraConfig()
+        from motionwatch.config import _parse_name, _Invalid
+        try:
+            _parse_name(name)
+        except _Invalid as e:
+            raise ConfigError(f"--camera: {name!r} is not allowed; allowed: {e}") from None
+        cfg = replace(cfg, cameras=(replace(base, name=name, source=src),))
+    elif getattr(args, "camera", None):
+        cams = [c for c in cfg.cameras if c.name == args.camera]
+        if not cams:
+            names = ", ".join(c.name for c in cfg.cameras)
+            raise ConfigError(f"--camera: no camera named {args.camera!r}; configured: {names}")
+        cfg = replace(cfg, cameras=tuple(cams))
+    return cfg
+
+
+def camera_name_for(source: str) -> str:
+    """A readable default camera name for a source string."""
+    import re
+    from pathlib import Path
+    from motionwatch.sources import source_kind
+    kind = source_kind(source)
+    if kind == "demo":
+        return "demo"
+    if kind == "file":
+        stem = Path(source).stem
+    elif kind == "camera":
+        stem = "cam" + re.sub(r"\D", "", source) or "camera"
+    elif kind == "stream":
+        stem = re.sub(r"^[a-z]+://([^@/]*@)?", "", source.lower()).split("/")[0].split(":")[0]
+    else:
+        stem = "pipe"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-.") or "camera"
+    if not stem[0].isalnum():
+        stem = "c" + stem
+    return stem[:64]
+
+
+def setup_logging(args: argparse.Namespace) -> None:
+    level = logging.INFO - 10 * getattr(args, "verbose", 0) + 10 * getattr(args, "quiet", 0)
+    logging.basicConfig(level=max(logging.DEBUG, min(level, logging.CRITICAL)),
+                        format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        setup_logging(args)
+        return int(args.func(args) or 0)
+    except MotionwatchError as e:
+        if debug:
+            raise
+        print(f"motionwatch: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("motionwatch: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,240 @@
+"""The `run`, `scan`, `events` and `check-config` subcommands.
+
+Each `add_*` registers a subparser; REGISTRY lists them all. Other features
+register their commands here too, one line each.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+from motionwatch.cli import common, effective_config
+from motionwatch.config import Config, to_plain
+from motionwatch.errors import ConfigError, MotionwatchError, SourceError
+from motionwatch.model import EVENT_FIELDS
+from motionwatch.pipeline import CameraLoop
+from motionwatch.progress import Progress
+from motionwatch.sinks import SinkRunner
+from motionwatch.sinks.recorder import Recorder
+from motionwatch.store import EventIndex
+
+log = logging.getLogger("motionwatch")
+
+
+# --- run -----------------------------------------------------------------------
+
+def add_run(sub) -> None:
+    p = sub.add_parser("run", help="watch live sources until Ctrl-C or --duration")
+    common(p)
+    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
+    p.set_defaults(func=cmd_run)
+
+
+def build_sinks(cfg: Config, index: EventIndex) -> SinkRunner:
+    return SinkRunner([Recorder(cfg.recordings, cfg.events, index)])
+
+
+def cmd_run(args) -> int:
+    cfg = effective_config(args)
+    if args.duration is not None and args.duration <= 0:
+        raise ConfigError(f"--duration: {args.duration:g} is out of range; allowed: a positive number of seconds")
+    index = EventIndex(Path(cfg.recordings.path))
+    stop = threading.Event()
+    loops = [CameraLoop(cam, cfg, None, stop) for cam in cfg.cameras]
+    for loop in loops:
+        loop.open()
+        log.info("%s: watching %s (%s fps); recording to %s", loop.cam.name, loop.source.describe(),
+                 f"{loop.source.fps:g}" if loop.source.fps else "?", cfg.recordings.path)
+    sinks = build_sinks(cfg, index)
+    for loop in loops:
+        loop.sinks = sinks
+    _install_signals(stop)
+    threads = [threading.Thread(target=_guarded, args=(loop,), name=f"camera-{loop.cam.name}", daemon=True)
+               for loop in loops]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + args.duration if args.duration else None
+    while any(t.is_alive() for t in threads) and not stop.is_set():
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            break
+        stop.wait(0.2 if left is None else min(0.2, left))
+    stop.set()
+    for t in threads:
+        t.join(timeout=15)
+    sinks.close()
+    total = sum(loop.status.events for loop in loops)
+    log.info("stopped: %d event(s) recorded", total)
+    return 0
+
+
+def _guarded(loop: CameraLoop) -> None:
+    try:
+        loop.run()
+    except Exception:
+        log.exception("%s: capture loop failed", loop.cam.name)
+
+
+def _install_signals(stop: threading.Event) -> None:
+    """First SIGINT/SIGTERM: finish open events and exit 0. Second: exit at once."""
+    def handler(signum, _frame):
+        if stop.is_set():
+            print("motionwatch: second signal, exiting now", file=sys.stderr)
+            sys.stderr.flush()
+            import os
+            os._exit(1)
+        log.info("%s received: finishing open events", signal.Signals(signum).name)
+        stop.set()
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+# --- scan ----------------------------------------------------------------------
+
+def add_scan(sub) -> None:
+    p = sub.add_parser("scan", help="scan a recorded video as fast as possible")
+    p.add_argument("file", metavar="FILE", help="video file to scan")
+    common(p, source=False)
+    p.add_argument("--camera", metavar="NAME", help="camera name to record under (default: the file's name)")
+    p.add_argument("--start-time", metavar="ISO", help="wall-clock time of the first frame "
+                   "(default: the file's modification time minus its length)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_scan)
+
+
+def cmd_scan(args) -> int:
+    args.source = args.file
+    cfg = effective_config(args)
+    start_wall = None
+    if args.start_time:
+        try:
+            start_wall = datetime.fromisoformat(args.start_time).timestamp()
+        except ValueError:
+            raise ConfigError(f"--start-time: {args.start_time!r} is not allowed; "
+                              "allowed: an ISO 8601 time such as 2026-11-25T08:30:00") from None
+    from motionwatch.sources import source_kind
+    if source_kind(args.file) != "file":
+        raise ConfigError(f"scan: {args.file!r} is not a video file; use `motionwatch run --source` for live sources")
+    index = EventIndex(Path(cfg.recordings.path))
+    stop = threading.Event()
+    loop = CameraLoop(cfg.cameras[0], cfg, None, stop, scan=True, start_wall=start_wall)
+    src = loop.open()
+    loop.sinks = build_sinks(cfg, index)
+    progress = Progress(src.total_frames, enabled=not args.no_progress and sys.stderr.isatty())
+    loop.on_frame = lambda f, d: progress.update(f.index + 1)
+    t0 = time.monotonic()
+    try:
+        loop.run()
+    except KeyboardInterrupt:
+        stop.set()
+        loop._flush("shutdown")
+        print("\nmotionwatch: interrupted; events found so far are saved", file=sys.stderr)
+    finally:
+        progress.close()
+        loop.sinks.close()
+    st = loop.status
+    if st.frames == 0:
+        raise SourceError(f"{args.file}: no frame could be decoded")
+    secs = time.monotonic() - t0
+    print(f"scanned {st.frames} frames of {args.file} in {secs:.1f} s ({st.frames / max(secs, 1e-9):.0f} fps): "
+          f"{st.events} event(s) in {cfg.recordings.path}")
+    return 0
+
+
+# --- events --------------------------------------------------------------------
+
+def add_events(sub) -> None:
+    p = sub.add_parser("events", help="list recorded events")
+    p.add_argument("action", nargs="?", choices=("list", "keep", "unkeep", "delete"), default="list",
+                   help="list (default), keep ID, unkeep ID or delete ID")
+    p.add_argument("id", nargs="?", metavar="ID", help="event id for keep/unkeep/delete")
+    common(p, source=False)
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.add_argument("--camera", metavar="NAME", help="only this camera")
+    p.add_argument("--since", metavar="WHEN", help="only events since: ISO date/time, or an age like 2h, 3d")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N events (newest first)")
+    p.add_argument("--reindex", action="store_true", help="rebuild events.db from the event.json files")
+    p.set_defaults(func=cmd_events)
+
+
+def parse_since(text: str) -> float:
+    import re
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw])", text.strip())
+    if m:
+        mult = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+        return time.time() - float(m.group(1)) * mult
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--since: {text!r} is not allowed; allowed: an ISO date or time "
+                          "(2026-11-25, 2026-11-25T08:00) or an age (30m, 2h, 7d)") from None
+    return dt.timestamp()
+
+
+def cmd_events(args) -> int:
+    cfg = effective_config(args)
+    root = Path(cfg.recordings.path)
+    if args.limit is not None and args.limit < 0:
+        raise ConfigError(f"--limit: {args.limit} is out of range; allowed: 0 or more")
+    if args.action != "list":
+        from motionwatch.review_actions import event_action
+        return event_action(root, args.action, args.id)
+    if not root.is_dir():
+        raise MotionwatchError(f"{root}: no recordings folder (nothing recorded yet?)")
+    index = EventIndex(root)
+    if args.reindex:
+        n, problems = index.rebuild()
+        for p in problems:
+            print(f"skipped {p}", file=sys.stderr)
+        print(f"reindexed {n} event(s) into {root / 'events.db'}", file=sys.stderr)
+    since = parse_since(args.since) if args.since else None
+    rows = index.query(camera=args.camera, since=since, limit=args.limit)
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+        return 0
+    print_table(rows)
+    return 0
+
+
+def print_table(rows: list[dict]) -> None:
+    if not rows:
+        print("no events")
+        return
+    print(f"{'id':<12} {'camera':<12} {'start':<19} {'secs':>6} {'peak%':>6}  snapshot")
+    for r in rows:
+        dur = r["end_offset_s"] - r["start_offset_s"]
+        keep = " (kept)" if r.get("kept") else ""
+        print(f"{r['id']:<12} {r['camera'][:12]:<12} {r['start'][:19].replace('T', ' '):<19} "
+              f"{dur:6.1f} {100 * r['peak_fraction']:6.1f}  {r.get('snapshot') or '-'}{keep}")
+
+
+# --- check-config --------------------------------------------------------------
+
+def add_check_config(sub) -> None:
+    p = sub.add_parser("check-config", help="validate a config and print the effective settings")
+    p.add_argument("path", nargs="?", metavar="PATH", help="config file (default: --config or built-ins)")
+    common(p)
+    p.set_defaults(func=cmd_check_config)
+
+
+def cmd_check_config(args) -> int:
+    if args.path:
+        args.config = args.path
+    cfg = effective_config(args)
+    where = cfg.source_file or "built-in defaults"
+    print(f"# {where}: OK")
+    print(yaml.safe_dump(to_plain(cfg), sort_keys=False, default_flow_style=None).rstrip())
+    return 0
+
+
+REGISTRY = [add_run, add_scan, add_events, add_check_config]

@@ -1,0 +1,197 @@
+"""Turn per-frame detections into events: idle → active → (gap) → ended.
+
+Timing comes only from `Frame.ts`, never the wall clock, so tests are exact.
+The tracker also owns the pre-roll ring buffer (measured in time) and tells
+sinks which frames belong to an event's clip.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+
+from motionwatch.config import EventsConfig
+from motionwatch.model import Box, Detection, Event, Frame, iso
+
+# Most points of the fraction-over-time series kept per event (for charts).
+SERIES_POINTS = 600
+
+
+@dataclass
+class OpenEvent:
+    """The running state of an event while it is open."""
+
+    id: str
+    camera: str
+    first: Frame
+    first_boxes: list[Box]
+    last_motion: Frame
+    best: Frame
+    best_boxes: list[Box]
+    peak: float
+    frames_with_motion: int
+    part: int = 1
+    part_start_ts: float = 0.0
+    series: list[tuple[float, float]] = field(default_factory=list)
+
+    def record(self) -> Event:
+        """The event as it stands, with `end` at the last frame with motion."""
+        return Event(
+            id=self.id, camera=self.camera,
+            start=iso(self.first.wall), end=iso(self.last_motion.wall),
+            start_offset_s=round(self.first.ts, 3), end_offset_s=round(self.last_motion.ts, 3),
+            start_frame=self.first.index, end_frame=self.last_motion.index,
+            peak_fraction=round(self.peak, 5), frames_with_motion=self.frames_with_motion,
+            snapshot=None, clip=None, boxes=[list(b) for b in self.best_boxes],
+            extra={"fractions": _thin(self.series)},
+        )
+
+
+# --- signals for the sinks ---------------------------------------------------
+
+@dataclass
+class EventStarted:
+    event: OpenEvent
+    preroll: list[Frame]      # frames before and including the trigger, oldest first
+
+
+@dataclass
+class EventFrame:
+    event: OpenEvent
+    frame: Frame              # a frame for the clip (active or post-roll)
+
+
+@dataclass
+class ClipPart:
+    event: OpenEvent
+    part: int                 # a new clip part starts with the next EventFrame
+
+
+@dataclass
+class EventEnded:
+    event: OpenEvent
+    record: Event
+    reason: str               # "gap", "source ended", "camera lost", "shutdown"
+    saved: dict | None = None  # the final event.json record, set by the recorder
+    folder: str | None = None  # its folder, set by the recorder
+
+
+Signal = EventStarted | EventFrame | ClipPart | EventEnded
+
+
+class EventTracker:
+    """Feed it every analysed frame; it returns the signals that frame causes."""
+
+    def __init__(self, camera: str, cfg: EventsConfig, trigger_fraction: float,
+                 min_frames: int, fps: float, clip: bool | None = None):
+        self.camera = camera
+        self.cfg = cfg
+        self.trigger = trigger_fraction
+        self.min_frames = min_frames
+        self.clip = cfg.clip if clip is None else clip
+        self.fps = fps if fps and fps > 0 else 10.0
+        self.run: list[tuple[Frame, Detection]] = []   # current streak over the trigger
+        self.ring: deque[Frame] = deque()               # pre-roll buffer
+        self.open: OpenEvent | None = None
+        self.ended = 0
+
+    # -- public ---------------------------------------------------------------
+
+    def feed(self, frame: Frame, det: Detection) -> list[Signal]:
+        moving = det.ready and det.fraction >= self.trigger
+        if self.open is not None:
+            return self._feed_open(frame, det, moving)
+        self._remember(frame)
+        if not moving:
+            self.run.clear()
+            return []
+        self.run.append((frame, det))
+        if len(self.run) < self.min_frames:
+            return []
+        return self._start()
+
+    def flush(self, reason: str) -> list[Signal]:
+        """End any open event now (source ended, camera lost, shutdown)."""
+        self.run.clear()
+        self.ring.clear()
+        if self.open is None:
+            return []
+        return [self._end(reason)]
+
+    @property
+    def active(self) -> bool:
+        return self.open is not None
+
+    # -- internals ------------------------------------------------------------
+
+    def _remember(self, frame: Frame) -> None:
+        """Keep `pre_roll_seconds` of frames (clips only) plus the current streak."""
+        if not self.clip:
+            return
+        self.ring.append(frame)
+        horizon = frame.ts - self.cfg.pre_roll_seconds
+        while self.ring and self.ring[0].ts < horizon and self.ring[0] is not self._run_head():
+            self.ring.popleft()
+
+    def _run_head(self) -> Frame | None:
+        return self.run[0][0] if self.run else None
+
+    def _start(self) -> list[Signal]:
+        first, first_det = self.run[0]
+        best, best_det = max(self.run, key=lambda fd: fd[1].fraction)
+        last = self.run[-1][0]
+        ev = OpenEvent(
+            id=secrets.token_hex(5), camera=self.camera,
+            first=first, first_boxes=list(first_det.boxes), last_motion=last,
+            best=best, best_boxes=list(best_det.boxes), peak=best_det.fraction,
+            frames_with_motion=len(self.run), part_start_ts=first.ts,
+            series=[(f.ts - first.ts, d.fraction) for f, d in self.run],
+        )
+        self.open = ev
+        preroll = list(self.ring) if self.clip else []
+        self.ring.clear()
+        self.run.clear()
+        return [EventStarted(ev, preroll)]
+
+    def _feed_open(self, frame: Frame, det: Detection, moving: bool) -> list[Signal]:
+        ev = self.open
+        out: list[Signal] = []
+        ev.series.append((frame.ts - ev.first.ts, det.fraction))
+        if len(ev.series) > 4 * SERIES_POINTS:
+            ev.series = _thin(ev.series)
+        if moving:
+            ev.last_motion = frame
+            ev.frames_with_motion += 1
+            if det.fraction > ev.peak:
+                ev.peak, ev.best, ev.best_boxes = det.fraction, frame, list(det.boxes)
+        quiet = frame.ts - ev.last_motion.ts
+        if quiet > max(self.cfg.gap_seconds, self.cfg.post_roll_seconds):
+            self._remember(frame)
+            return [self._end("gap")]
+        if self.clip and quiet <= self.cfg.post_roll_seconds:
+            if frame.ts - ev.part_start_ts >= self.cfg.max_seconds:
+                ev.part += 1
+                ev.part_start_ts = frame.ts
+                out.append(ClipPart(ev, ev.part))
+            out.append(EventFrame(ev, frame))
+        return out
+
+    def _end(self, reason: str) -> EventEnded:
+        ev = self.open
+        self.open = None
+        self.ended += 1
+        return EventEnded(ev, ev.record(), reason)
+
+
+def _thin(series: list[tuple[float, float]]) -> list[list[float]]:
+    """At most SERIES_POINTS points, keeping each bucket's peak so spikes survive."""
+    if len(series) <= SERIES_POINTS:
+        return [[round(t, 3), round(f, 5)] for t, f in series]
+    step = len(series) / SERIES_POINTS
+    out = []
+    for k in range(SERIES_POINTS):
+        bucket = series[int(k * step):int((k + 1) * step)] or series[-1:]
+        t, f = max(bucket, key=lambda p: p[1])
+        out.append([round(t, 3), round(f, 5)])
+    return out

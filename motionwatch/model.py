@@ -1,0 +1,100 @@
+"""Value types shared by the stages: frames, detections and event records."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(slots=True)
+class Frame:
+    """One picture from a source.
+
+    `ts` is seconds since the source's first frame (source time, not the wall
+    clock) so event timing is exact in tests; `wall` is the epoch time the
+    frame stands for, used only for human-facing timestamps. `gray` may carry
+    the decoder's luma plane when the source has it for free.
+    """
+
+    image: np.ndarray
+    index: int
+    ts: float
+    wall: float
+    gray: np.ndarray | None = None
+
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass(slots=True)
+class Detection:
+    """What the detector concluded about one frame.
+
+    `fraction` is the changed share (0..1) of the unmasked area; `boxes` are
+    changed regions in source pixels; `mask` is the binary change mask at
+    detection size (shared buffer: copy it to keep it). `ready` is False
+    during warm-up, when nothing is reported as motion.
+    """
+
+    fraction: float
+    boxes: list[Box]
+    mask: np.ndarray | None
+    lighting_change: bool = False
+    ready: bool = True
+    threshold: float = 0.0
+
+
+# Fields every event.json and `events --json` row carries (DESIGN.md contract).
+EVENT_FIELDS = (
+    "id", "camera", "start", "end", "start_offset_s", "end_offset_s",
+    "start_frame", "end_frame", "peak_fraction", "frames_with_motion",
+    "snapshot", "clip", "boxes",
+)
+
+
+@dataclass
+class Event:
+    """A recorded motion event: the contract fields plus optional extras."""
+
+    id: str
+    camera: str
+    start: str
+    end: str
+    start_offset_s: float
+    end_offset_s: float
+    start_frame: int
+    end_frame: int
+    peak_fraction: float
+    frames_with_motion: int
+    snapshot: str | None
+    clip: str | None
+    boxes: list[list[int]]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        extra = d.pop("extra")
+        d.update({k: v for k, v in extra.items() if k not in d})
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Event:
+        names = {f.name for f in fields(cls)} - {"extra"}
+        missing = [n for n in names if n not in d]
+        if missing:
+            raise ValueError(f"event record lacks {', '.join(sorted(missing))}")
+        known = {k: d[k] for k in names}
+        extra = {k: v for k, v in d.items() if k not in names}
+        return cls(**known, extra=extra)
+
+
+def iso(epoch: float) -> str:
+    """ISO 8601 with the local UTC offset, to the millisecond."""
+    return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="milliseconds")

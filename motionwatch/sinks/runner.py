@@ -1,0 +1,90 @@
+"""A worker thread that feeds tracker signals to the sinks behind a bounded queue.
+
+The capture loop only appends to the queue and never waits: when too many
+clip frames are waiting (a slow disk), new ones are dropped and counted.
+Start/part/end signals are never dropped; they are few and small.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+
+from motionwatch.events import EventFrame
+
+log = logging.getLogger(__name__)
+
+
+class Sink:
+    """One consumer of signals. `handle` runs on the sink worker thread."""
+
+    name = "sink"
+
+    def handle(self, signal) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class SinkRunner:
+    def __init__(self, sinks: list[Sink], max_frames: int = 120):
+        self.sinks = list(sinks)
+        self.max_frames = max_frames
+        self._q: deque = deque()
+        self._frames = 0
+        self._cond = threading.Condition()
+        self._closing = False
+        self.dropped = 0
+        self.handled = 0
+        self._thread = threading.Thread(target=self._work, name="sinks", daemon=True)
+        self._thread.start()
+
+    def put(self, signal) -> bool:
+        """Queue a signal without ever blocking; False when a frame was dropped."""
+        with self._cond:
+            if isinstance(signal, EventFrame):
+                if self._frames >= self.max_frames:
+                    self.dropped += 1
+                    return False
+                self._frames += 1
+            self._q.append(signal)
+            self._cond.notify()
+        return True
+
+    @property
+    def backlog(self) -> int:
+        with self._cond:
+            return len(self._q)
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._q and not self._closing:
+                    self._cond.wait()
+                if not self._q and self._closing:
+                    return
+                signal = self._q.popleft()
+                if isinstance(signal, EventFrame):
+                    self._frames -= 1
+            for sink in self.sinks:
+                try:
+                    sink.handle(signal)
+                except Exception:  # one broken sink must not stop the others or capture
+                    log.exception("%s failed on %s", sink.name, type(signal).__name__)
+            self.handled += 1
+
+    def close(self, timeout: float = 30.0) -> bool:
+        """Finish what is queued, then close the sinks; True if all was written."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        done = not self._thread.is_alive()
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception:
+                log.exception("closing %s failed", sink.name)
+        return done

@@ -1,0 +1,211 @@
+"""Generated scenes: a textured room, people walking through, light changes, noise.
+
+Used by the `demo` source (an endless live scene), by test fixtures that write
+video files with known motion intervals, and by the detection evaluation suite.
+Everything is deterministic for a given seed so ground truth is exact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Walker:
+    """A person crossing the picture from x_from to x_to (fractions of the width)."""
+
+    start_s: float
+    duration_s: float
+    height: float = 0.55          # fraction of the picture height
+    y: float = 0.85               # feet position, fraction of the height
+    x_from: float = -0.15
+    x_to: float = 1.15
+    shade: int = 40               # clothing grey level (0..255)
+    stop_at_s: float | None = None  # stand still from here until the end of duration
+
+    def visible(self, t: float) -> bool:
+        return self.start_s <= t < self.start_s + self.duration_s
+
+    def x_at(self, t: float) -> float:
+        u = (t - self.start_s) / self.duration_s
+        if self.stop_at_s is not None:
+            u = min(u, (self.stop_at_s - self.start_s) / self.duration_s)
+        return self.x_from + (self.x_to - self.x_from) * u
+
+
+@dataclass(frozen=True)
+class Light:
+    """Global brightness: `gain` reached at `t_s`, ramping over `ramp_s` (0 = a switch)."""
+
+    t_s: float
+    gain: float
+    ramp_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Scene:
+    width: int = 640
+    height: int = 480
+    fps: float = 15.0
+    duration_s: float = 30.0
+    seed: int = 1
+    noise: float = 4.0            # sensor noise sigma in grey levels
+    base_gain: float = 1.0        # 0.25 makes a dark hallway
+    walkers: tuple[Walker, ...] = ()
+    lights: tuple[Light, ...] = ()
+    flicker_hz: float = 0.0
+    flicker_amp: float = 0.0      # fraction of brightness, e.g. 0.04
+    sway: tuple[int, int, int, int] | None = None   # x, y, w, h of a swaying bush
+    jpeg_quality: int = 0         # >0 adds compression artefacts
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def frames(self) -> int:
+        return int(round(self.duration_s * self.fps))
+
+    def truth(self) -> list[tuple[float, float]]:
+        """Ground-truth motion intervals in seconds (merged visits)."""
+        spans = sorted((w.start_s, w.start_s + w.duration_s) for w in self.walkers)
+        merged: list[list[float]] = []
+        for a, b in spans:
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        return [(a, b) for a, b in merged]
+
+
+def room(width: int, height: int, seed: int) -> np.ndarray:
+    """A textured indoor background: walls, floor, furniture, fine texture."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((height, width, 3), np.float32)
+    horizon = int(height * rng.uniform(0.55, 0.7))
+    wall = rng.uniform(120, 190, 3)
+    floor = rng.uniform(70, 130, 3)
+    img[:horizon] = wall
+    img[horizon:] = floor
+    ys = np.linspace(0.85, 1.1, height, dtype=np.float32)[:, None, None]
+    img *= ys  # soft vertical shading
+    for _ in range(int(rng.integers(4, 8))):
+        w = int(rng.uniform(0.08, 0.3) * width)
+        h = int(rng.uniform(0.1, 0.45) * height)
+        x = int(rng.uniform(0, width - w))
+        y = int(rng.uniform(0.2 * height, horizon + 0.2 * height))
+        color = rng.uniform(30, 230, 3).tolist()
+        cv2.rectangle(img, (x, y), (x + w, min(height - 1, y + h)), color, -1)
+    texture = rng.normal(0, 1, (height // 4 + 1, width // 4 + 1)).astype(np.float32)
+    texture = cv2.resize(texture, (width, height), interpolation=cv2.INTER_CUBIC)
+    img += 10.0 * texture[:, :, None]
+    return np.clip(img, 0, 255).astype(np.float32)
+
+
+class SceneRenderer:
+    """Renders frame `i` of a scene; cheap enough to run live at 30 fps."""
+
+    NOISE_BANK = 24
+
+    def __init__(self, scene: Scene):
+        self.scene = scene
+        self.base = room(scene.width, scene.height, scene.seed)
+        rng = np.random.default_rng(scene.seed + 1000)
+        self.noise = [rng.normal(0, scene.noise, (scene.height, scene.width, 3)).astype(np.float32)
+                      for _ in range(self.NOISE_BANK if scene.noise > 0 else 0)]
+        self.rng = rng
+
+    def gain(self, t: float) -> float:
+        s = self.scene
+        g = s.base_gain
+        for light in s.lights:
+            if t >= light.t_s:
+                g = light.gain
+                continue
+            if light.ramp_s > 0 and t > light.t_s - light.ramp_s:
+                g += (light.gain - g) * (t - (light.t_s - light.ramp_s)) / light.ramp_s
+            break
+        if s.flicker_amp:
+            g *= 1.0 + s.flicker_amp * math.sin(2 * math.pi * s.flicker_hz * t)
+        return g
+
+    def render(self, i: int) -> np.ndarray:
+        s = self.scene
+        t = i / s.fps
+        img = self.base.copy()
+        if s.sway is not None:
+            self._sway(img, t)
+        for w in s.walkers:
+            if w.visible(t):
+                self._person(img, w, t)
+        img *= self.gain(t)
+        if self.noise:
+            img += self.noise[(i * 7 + (i // self.NOISE_BANK)) % self.NOISE_BANK]
+        out = np.clip(img, 0, 255).astype(np.uint8)
+        if s.jpeg_quality:
+            ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, s.jpeg_quality])
+            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        return out
+
+    def _person(self, img: np.ndarray, w: Walker, t: float) -> None:
+        H, W = img.shape[:2]
+        h = w.height * H
+        cx = w.x_at(t) * W
+        feet = w.y * H
+        bw = h * 0.28
+        shade = (w.shade, w.shade * 0.9 + 5, w.shade * 0.8 + 10)
+        phase = math.sin(t * 6.0) if (w.stop_at_s is None or t < w.stop_at_s) else 0.0
+        torso_top = feet - h * 0.85
+        hip = feet - h * 0.45
+        cv2.ellipse(img, (int(cx), int((torso_top + hip) / 2)), (int(bw / 2), int((hip - torso_top) / 2)),
+                    0, 0, 360, shade, -1)
+        head_r = max(2, int(h * 0.075))
+        cv2.circle(img, (int(cx), int(torso_top - head_r * 0.8)), head_r, (w.shade + 60,) * 3, -1)
+        thick = max(2, int(bw * 0.3))
+        for sign in (-1, 1):
+            foot_x = cx + sign * phase * h * 0.12
+            cv2.line(img, (int(cx + sign * bw * 0.2), int(hip)), (int(foot_x), int(feet)), shade, thick)
+            arm_x = cx - sign * phase * h * 0.1
+            cv2.line(img, (int(cx + sign * bw * 0.45), int(torso_top + h * 0.05)),
+                     (int(arm_x + sign * bw * 0.5), int(hip)), shade, max(2, thick // 2))
+
+    def _sway(self, img: np.ndarray, t: float) -> None:
+        x, y, w, h = self.scene.sway
+        rng = np.random.default_rng(7)
+        for k in range(40):
+            px = x + rng.uniform(0, w)
+            py = y + rng.uniform(0, h)
+            dx = 6 * math.sin(2 * math.pi * 0.7 * t + k)
+            color = (30, 90 + 60 * rng.uniform(), 40)
+            cv2.circle(img, (int(px + dx), int(py)), int(rng.uniform(4, 12)), color, -1)
+
+
+def write_video(scene: Scene, path: str, fourcc: str = "mp4v") -> str:
+    """Write a scene to a video file with OpenCV; returns the path."""
+    r = SceneRenderer(scene)
+    vw = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), scene.fps, (scene.width, scene.height))
+    if not vw.isOpened():
+        raise RuntimeError(f"cannot write {path} with {fourcc}")
+    for i in range(scene.frames):
+        vw.write(r.render(i))
+    vw.release()
+    return path
+
+
+def demo_scene(seed: int = 1, fps: float = 15.0, width: int = 640, height: int = 480,
+               cycle_s: float = 60.0) -> Scene:
+    """One minute of the endless demo: three visits 15-20 s apart, two light changes."""
+    rng = np.random.default_rng(seed)
+    walkers = []
+    t = 4.0
+    while t < cycle_s - 8:
+        direction = rng.random() < 0.5
+        walkers.append(Walker(
+            start_s=t, duration_s=float(rng.uniform(4.0, 6.0)),
+            height=float(rng.uniform(0.45, 0.7)), shade=int(rng.uniform(20, 80)),
+            x_from=-0.15 if direction else 1.15, x_to=1.15 if direction else -0.15))
+        t += float(rng.uniform(15.0, 20.0))
+    lights = (Light(12.0, 0.7), Light(30.0, 1.0), Light(47.0, 1.25, ramp_s=0.5), Light(58.0, 1.0, 1.0))
+    return Scene(width=width, height=height, fps=fps, duration_s=cycle_s, seed=seed,
+                 noise=5.0, walkers=tuple(walkers), lights=lights)
