@@ -1,0 +1,69 @@
+"""Shared fixtures: generated videos with known motion, a clean recordings folder,
+and a helper that runs the real `motionwatch` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from motionwatch.synth import Light, Scene, Walker, write_video
+
+FOOTAGE = Path(__file__).resolve().parents[2] / "shared" / "footage"
+if not FOOTAGE.is_dir():
+    FOOTAGE = Path(__file__).resolve().parents[1].parent / "shared" / "footage"
+
+
+def footage(rel: str) -> Path:
+    """A real clip from ../shared/footage, or skip the test when it is absent."""
+    p = FOOTAGE / rel
+    if not p.exists():
+        pytest.skip(f"real footage {rel} not available")
+    return p
+
+
+def mw(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None,
+       check: bool = False) -> subprocess.CompletedProcess:
+    """Run `python -m motionwatch ARGS` as a user would; returns the finished process."""
+    e = dict(os.environ)
+    e.update(env or {})
+    proc = subprocess.run([sys.executable, "-m", "motionwatch", *args], cwd=cwd, env=e,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"motionwatch {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+def events_json(recordings: Path) -> list[dict]:
+    proc = mw("events", "--json", "--recordings", str(recordings), check=True)
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture
+def recordings(tmp_path: Path) -> Path:
+    return tmp_path / "recordings"
+
+
+# Two people crossing a noisy room 12 s apart, and a light switched on in between.
+TWO_VISITS = Scene(width=640, height=480, fps=15, duration_s=30, seed=3, noise=5.0,
+                   walkers=(Walker(4.0, 5.0), Walker(17.0, 5.0, height=0.45, shade=70,
+                                                       x_from=1.15, x_to=-0.15)),
+                   lights=(Light(12.5, 1.3),))
+
+
+@pytest.fixture(scope="session")
+def two_visits_video(tmp_path_factory) -> tuple[Path, Scene]:
+    path = tmp_path_factory.mktemp("videos") / "two_visits.mp4"
+    write_video(TWO_VISITS, str(path))
+    return path, TWO_VISITS
+
+
+@pytest.fixture(scope="session")
+def static_noisy_video(tmp_path_factory) -> Path:
+    scene = Scene(width=640, height=480, fps=15, duration_s=15, seed=5, noise=9.0)
+    path = tmp_path_factory.mktemp("videos") / "static_noisy.mp4"
+    return Path(write_video(scene, str(path)))
