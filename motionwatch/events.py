@@ -130,8 +130,10 @@ class EventTracker:
         if not self.clip:
             return
         self.ring.append(frame)
-        horizon = frame.ts - self.cfg.pre_roll_seconds
-        while self.ring and self.ring[0].ts < horizon and self.ring[0] is not self._run_head():
+        # Pre-roll counts back from the first frame of the current motion streak.
+        head = self._run_head()
+        horizon = (head.ts if head is not None else frame.ts) - self.cfg.pre_roll_seconds
+        while self.ring and self.ring[0].ts < horizon:
             self.ring.popleft()
 
     def _run_head(self) -> Frame | None:
