@@ -1,0 +1,270 @@
+"""`pipe:COMMAND`: an MJPEG stream on a command's standard output.
+
+Any camera tool that can write MJPEG to stdout works without Python bindings,
+e.g. `pipe:rpicam-vid -t 0 --codec mjpeg -o -` on a Raspberry Pi or
+`pipe:ffmpeg -f v4l2 -i /dev/video0 -f mjpeg -`. The command is split like a
+shell would (shlex) but run without one, in its own process group so closing
+the source ends it and all its children.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+
+import cv2
+import numpy as np
+
+from motionwatch.errors import SourceError
+from motionwatch.sources import OPEN_TIMEOUT_MS, LiveSource
+
+log = logging.getLogger("motionwatch.pipe")
+
+SOI, EOI, SOS = b"\xff\xd8", b"\xff\xd9", 0xDA
+# Markers without a length field: TEM, RST0-7 (SOI/EOI handled apart).
+_NO_LENGTH = {0x01, *range(0xD0, 0xD8)}
+MAX_FRAME_BYTES = 32 << 20   # more than this without an end marker is not MJPEG
+CHUNK = 1 << 16
+
+
+class MjpegSplitter:
+    """Cuts a byte stream into whole JPEG images.
+
+    It walks the marker segments up to the start of scan, so an EXIF thumbnail
+    (a JPEG inside APP1, with its own end marker) does not cut a frame short;
+    inside entropy-coded data 0xFF is always stuffed, so the next FFD9 after
+    the scan header is the real end.
+    """
+
+    def __init__(self):
+        self.buf = bytearray()
+        self.skipped = 0          # bytes thrown away while looking for a start marker
+        self._pos = 0             # where the segment walk / end search resumes
+        self._in_scan = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self.buf += data
+        out = []
+        while True:
+            jpeg = self._next()
+            if jpeg is None:
+                break
+            out.append(jpeg)
+        if len(self.buf) > MAX_FRAME_BYTES:
+            raise SourceError(f"no end of JPEG after {MAX_FRAME_BYTES >> 20} MiB; "
+                              "is the command writing MJPEG to stdout?")
+        return out
+
+    def _next(self) -> bytes | None:
+        buf = self.buf
+        if self._pos == 0:
+            start = buf.find(SOI)
+            if start < 0:
+                keep = 1 if buf.endswith(b"\xff") else 0
+                self.skipped += len(buf) - keep
+                del buf[:len(buf) - keep]
+                return None
+            if start:
+                self.skipped += start
+                del buf[:start]
+            self._pos, self._in_scan = 2, False
+        if not self._in_scan and not self._walk_segments():
+            return None
+        end = buf.find(EOI, self._pos)
+        if end < 0:
+            self._pos = max(self._pos, len(buf) - 1)
+            return None
+        jpeg = bytes(buf[:end + 2])
+        del buf[:end + 2]
+        self._pos, self._in_scan = 0, False
+        return jpeg
+
+    def _walk_segments(self) -> bool:
+        """Advance over header segments; True once inside the first scan."""
+        buf, pos = self.buf, self._pos
+        while pos + 4 <= len(buf):
+            if buf[pos] != 0xFF:
+                pos += 1          # tolerate fill bytes / sloppy encoders
+                continue
+            marker = buf[pos + 1]
+            if marker == 0xFF:
+                pos += 1
+                continue
+            if marker in _NO_LENGTH:
+                pos += 2
+                continue
+            length = (buf[pos + 2] << 8) | buf[pos + 3]
+            pos += 2 + length
+            if marker == SOS:
+                self._pos, self._in_scan = pos, True
+                return pos <= len(buf)
+        self._pos = pos
+        return False
+
+
+class PipeSource(LiveSource):
+    """Runs the command and decodes the newest JPEG it wrote."""
+
+    kind = "pipe"
+
+    def __init__(self, spec: str):
+        super().__init__(spec)
+        self.command = spec[len("pipe:"):].strip()
+        try:
+            self.argv = shlex.split(self.command)
+        except ValueError as e:
+            raise SourceError(f"{spec}: cannot split the command: {e}") from None
+        if not self.argv:
+            raise SourceError("pipe: needs a command, e.g. pipe:rpicam-vid -t 0 --codec mjpeg -o -")
+        self.proc: subprocess.Popen | None = None
+        self.stderr_tail: deque[str] = deque(maxlen=8)
+        self.decode_failures = 0
+        self._splitter = MjpegSplitter()
+        self._pending: list[bytes] = []
+        self._first: np.ndarray | None = None
+        self._eof = False
+
+    # -- LiveSource hooks -----------------------------------------------------------
+
+    def _connect(self) -> None:
+        self._start_process()
+        try:
+            self._first = self._wait_first_frame(OPEN_TIMEOUT_MS / 1000)
+        except SourceError:
+            self._kill()
+            raise
+        h, w = self._first.shape[:2]
+        self.size = (w, h)
+
+    def _grab(self) -> np.ndarray | None:
+        if self._first is not None:
+            img, self._first = self._first, None
+            return img
+        while not self._stop.is_set():
+            jpeg = self._newest_jpeg(wait=0.5)
+            if jpeg is None:
+                if self._eof:
+                    self.error = self._exit_reason()
+                    return None
+                continue
+            img = self._decode(jpeg)
+            if img is not None:
+                return img
+        return None
+
+    def _disconnect(self) -> None:
+        self._kill()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5.0)
+        if self.proc is not None and self.proc.stdout is not None and (thread is None or not thread.is_alive()):
+            self.proc.stdout.close()
+
+    def describe(self) -> str:
+        return f"pipe {self.command}"
+
+    # -- process --------------------------------------------------------------------
+
+    def _start_process(self) -> None:
+        self._splitter = MjpegSplitter()
+        self._pending = []
+        self._eof = False
+        self.stderr_tail.clear()
+        try:
+            # Own session = own process group, so close() can end the whole tree.
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, start_new_session=True, bufsize=0)
+        except FileNotFoundError:
+            raise SourceError(f"pipe: command not found: {self.argv[0]!r} "
+                              "(give the full path or install it; no shell is used)") from None
+        except PermissionError:
+            raise SourceError(f"pipe: permission denied running {self.argv[0]!r}") from None
+        except OSError as e:
+            raise SourceError(f"pipe: cannot run {self.argv[0]!r}: {e.strerror or e}") from None
+        # Drain stderr so a chatty tool (ffmpeg) never blocks on a full pipe; keep the tail for errors.
+        threading.Thread(target=self._drain_stderr, args=(self.proc,), name=f"stderr-{self.argv[0]}",
+                         daemon=True).start()
+
+    def _drain_stderr(self, proc: subprocess.Popen) -> None:
+        for raw in iter(proc.stderr.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip()
+            if line:
+                self.stderr_tail.append(line)
+                log.debug("%s: %s", self.argv[0], line)
+        proc.stderr.close()
+
+    def _kill(self) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                proc.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def _exit_reason(self) -> str:
+        try:
+            code = self.proc.wait(timeout=2.0) if self.proc is not None else None
+        except subprocess.TimeoutExpired:
+            code = None
+        time.sleep(0.05)  # let the stderr thread catch the last words
+        last = self.stderr_tail[-1] if self.stderr_tail else ""
+        what = f"exited with code {code}" if code is not None else "closed its output"
+        return f"{self.argv[0]} {what}" + (f": {last}" if last else "")
+
+    # -- reading --------------------------------------------------------------------
+
+    def _wait_first_frame(self, timeout: float) -> np.ndarray:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            jpeg = self._newest_jpeg(wait=min(0.5, max(0.0, deadline - time.monotonic())))
+            if jpeg is not None:
+                img = self._decode(jpeg)
+                if img is not None:
+                    return img
+            elif self._eof:
+                raise SourceError(f"pipe: {self._exit_reason()} before sending a picture")
+        hint = ("it wrote no JPEG; is it writing MJPEG to stdout (e.g. ffmpeg ... -f mjpeg -)?"
+                if self._splitter.skipped else "it wrote nothing")
+        raise SourceError(f"pipe: no frame from {self.argv[0]!r} within {timeout:.0f} s: {hint}")
+
+    def _newest_jpeg(self, wait: float) -> bytes | None:
+        """Read what is there (waiting up to `wait` for something); return the newest
+        whole JPEG, counting older ones as dropped so decoding never falls behind."""
+        fd = self.proc.stdout.fileno()
+        ready, _, _ = select.select([fd], [], [], wait)
+        while ready:
+            data = os.read(fd, CHUNK)
+            if not data:
+                self._eof = True
+                break
+            self._pending += self._splitter.feed(data)
+            ready, _, _ = select.select([fd], [], [], 0)
+        if not self._pending:
+            return None
+        self.dropped += len(self._pending) - 1
+        jpeg = self._pending[-1]
+        self._pending = []
+        return jpeg
+
+    def _decode(self, jpeg: bytes) -> np.ndarray | None:
+        img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        if img is None or not img.size:
+            self.decode_failures += 1
+            if self.decode_failures in (1, 10, 100) or self.decode_failures % 1000 == 0:
+                log.warning("pipe %s: %d corrupt JPEG frame(s) skipped", self.argv[0], self.decode_failures)
+            return None
+        return img
