@@ -2,7 +2,10 @@
 
 Timing comes only from `Frame.ts`, never the wall clock, so tests are exact.
 The tracker also owns the pre-roll ring buffer (measured in time) and tells
-sinks which frames belong to an event's clip.
+sinks which frames belong to an event's clip. Ring and clip frames are kept at
+clip size (`events.clip_width`), so the memory the ring holds is
+pre_roll_seconds x fps x clip frame bytes, no more. The ring keeps references
+to the source's frames: a source must hand out a new array per frame.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
+
+import cv2
 
 from motionwatch.config import EventsConfig
 from motionwatch.model import Box, Detection, Event, Frame, iso
@@ -34,6 +39,8 @@ class OpenEvent:
     part: int = 1
     part_start_ts: float = 0.0
     series: list[tuple[float, float]] = field(default_factory=list)
+    clip_fps: float = 0.0          # frame rate the clip is written at (the source's)
+    clip_last_index: int = -1      # index of the last frame handed out for the clip
 
     def record(self) -> Event:
         """The event as it stands, with `end` at the last frame with motion."""
@@ -59,7 +66,8 @@ class EventStarted:
 @dataclass
 class EventFrame:
     event: OpenEvent
-    frame: Frame              # a frame for the clip (active or post-roll)
+    frame: Frame              # a frame for the clip (active or post-roll), at clip size
+    cut: bool = False         # frames before this one were left out (a long quiet stretch)
 
 
 @dataclass
@@ -84,13 +92,15 @@ class EventTracker:
     """Feed it every analysed frame; it returns the signals that frame causes."""
 
     def __init__(self, camera: str, cfg: EventsConfig, trigger_fraction: float,
-                 min_frames: int, fps: float, clip: bool | None = None):
+                 min_frames: int, fps: float, clip: bool | None = None,
+                 clip_fps: float | None = None):
         self.camera = camera
         self.cfg = cfg
         self.trigger = trigger_fraction
         self.min_frames = min_frames
         self.clip = cfg.clip if clip is None else clip
         self.fps = fps if fps and fps > 0 else 10.0
+        self.clip_fps = clip_fps if clip_fps and clip_fps > 0 else self.fps
         self.run: list[tuple[Frame, Detection]] = []   # current streak over the trigger
         self.ring: deque[Frame] = deque()               # pre-roll buffer
         self.open: OpenEvent | None = None
@@ -111,6 +121,17 @@ class EventTracker:
             return []
         return self._start()
 
+    def carry(self, frame: Frame) -> list[Signal]:
+        """A frame that was read but not analysed (detection.fps): it still
+        belongs in the pre-roll and the clip, so clips keep the source's rate."""
+        if not self.clip:
+            return []
+        self._remember(frame)
+        ev = self.open
+        if ev is None or frame.ts - ev.last_motion.ts > self.cfg.post_roll_seconds:
+            return []
+        return self._clip_frames(ev, frame)
+
     def flush(self, reason: str) -> list[Signal]:
         """End any open event now (source ended, camera lost, shutdown)."""
         self.run.clear()
@@ -129,7 +150,9 @@ class EventTracker:
         """Keep `pre_roll_seconds` of frames (clips only) plus the current streak."""
         if not self.clip:
             return
-        self.ring.append(frame)
+        if self.ring and self.ring[-1].index == frame.index:
+            return
+        self.ring.append(self._clip_sized(frame))
         # Pre-roll counts back from the first frame of the current motion streak.
         head = self._run_head()
         horizon = (head.ts if head is not None else frame.ts) - self.cfg.pre_roll_seconds
@@ -138,6 +161,31 @@ class EventTracker:
 
     def _run_head(self) -> Frame | None:
         return self.run[0][0] if self.run else None
+
+    def _clip_sized(self, frame: Frame) -> Frame:
+        """The frame scaled down to `events.clip_width` (a new Frame), or itself."""
+        width = self.cfg.clip_width
+        h, w = frame.image.shape[:2]
+        if not width or width >= w:
+            return frame
+        size = (width - width % 2, max(2, round(h * width / w / 2) * 2))
+        small = cv2.resize(frame.image, size, interpolation=cv2.INTER_AREA)
+        return Frame(small, frame.index, frame.ts, frame.wall)
+
+    def _clip_frames(self, ev: OpenEvent, frame: Frame) -> list[Signal]:
+        """Clip signals up to `frame`: ring frames not yet handed out (a quiet
+        stretch longer than the post-roll that motion ended), then a new part
+        when this one has reached `events.max_seconds`."""
+        out: list[Signal] = []
+        fresh = [f for f in self.ring if f.index > ev.clip_last_index]
+        for f in fresh:
+            if f.ts - ev.part_start_ts >= self.cfg.max_seconds:
+                ev.part += 1
+                ev.part_start_ts = f.ts
+                out.append(ClipPart(ev, ev.part))
+            out.append(EventFrame(ev, f, cut=f.index != ev.clip_last_index + 1))
+            ev.clip_last_index = f.index
+        return out
 
     def _start(self) -> list[Signal]:
         first, first_det = self.run[0]
@@ -149,16 +197,19 @@ class EventTracker:
             best=best, best_boxes=list(best_det.boxes), peak=best_det.fraction,
             frames_with_motion=len(self.run), part_start_ts=first.ts,
             series=[(f.ts - first.ts, d.fraction) for f, d in self.run],
+            clip_fps=self.clip_fps,
         )
         self.open = ev
         preroll = list(self.ring) if self.clip else []
-        self.ring.clear()
+        if preroll:
+            ev.part_start_ts = preroll[0].ts
+            ev.clip_last_index = preroll[-1].index
         self.run.clear()
         return [EventStarted(ev, preroll)]
 
     def _feed_open(self, frame: Frame, det: Detection, moving: bool) -> list[Signal]:
         ev = self.open
-        out: list[Signal] = []
+        self._remember(frame)
         ev.series.append((frame.ts - ev.first.ts, det.fraction))
         if len(ev.series) > 4 * SERIES_POINTS:
             ev.series = _thin(ev.series)
@@ -169,15 +220,10 @@ class EventTracker:
                 ev.peak, ev.best, ev.best_boxes = det.fraction, frame, list(det.boxes)
         quiet = frame.ts - ev.last_motion.ts
         if quiet > max(self.cfg.gap_seconds, self.cfg.post_roll_seconds):
-            self._remember(frame)
             return [self._end("gap")]
         if self.clip and quiet <= self.cfg.post_roll_seconds:
-            if frame.ts - ev.part_start_ts >= self.cfg.max_seconds:
-                ev.part += 1
-                ev.part_start_ts = frame.ts
-                out.append(ClipPart(ev, ev.part))
-            out.append(EventFrame(ev, frame))
-        return out
+            return self._clip_frames(ev, frame)
+        return []
 
     def _end(self, reason: str) -> EventEnded:
         ev = self.open

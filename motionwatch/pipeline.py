@@ -111,7 +111,11 @@ class CameraLoop:
         if size != self._size:
             self._setup(size)
         if self.det_cfg.fps and frame.ts < self._next_detect_ts:
-            return  # analyse at most detection.fps frames a second; still read them all
+            # Analyse at most detection.fps frames a second; the others still go
+            # to the pre-roll and the clip so clips keep the source's frame rate.
+            for signal in self.tracker.carry(frame):
+                self._emit(signal)
+            return
         self._next_detect_ts = frame.ts + 1.0 / self.det_cfg.fps if self.det_cfg.fps else 0.0
         det = self.detector.update(frame.image, frame.gray)
         st.analysed += 1
@@ -137,7 +141,8 @@ class CameraLoop:
         watch = watch_mask(self.cam, size, det_size, base)
         self.detector = MotionDetector(self.det_cfg, size, fps, watch)
         self.tracker = EventTracker(self.cam.name, self.cfg.events, self.det_cfg.trigger_fraction,
-                                    self.det_cfg.min_frames, fps)
+                                    self.det_cfg.min_frames, fps,
+                                    clip_fps=self.source.fps if self.source else None)
 
     def _analysis_fps(self) -> float:
         fps = self.source.fps if self.source and self.source.fps else 10.0
