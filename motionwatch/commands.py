@@ -40,7 +40,9 @@ def add_run(sub) -> None:
 
 
 def build_sinks(cfg: Config, index: EventIndex) -> SinkRunner:
-    return SinkRunner([Recorder(cfg.recordings, cfg.events, index)])
+    from motionwatch.sinks.integrations import integration_sinks
+    # The recorder first: the notifiers then see event.json written (EventEnded.saved).
+    return SinkRunner([Recorder(cfg.recordings, cfg.events, index), *integration_sinks(cfg)])
 
 
 def cmd_run(args) -> int:
@@ -50,13 +52,25 @@ def cmd_run(args) -> int:
     index = EventIndex(Path(cfg.recordings.path))
     stop = threading.Event()
     loops = [CameraLoop(cam, cfg, None, stop) for cam in cfg.cameras]
-    for loop in loops:
-        loop.open()
-        log.info("%s: watching %s (%s fps); recording to %s", loop.cam.name, loop.source.describe(),
-                 f"{loop.source.fps:g}" if loop.source.fps else "?", cfg.recordings.path)
-    sinks = build_sinks(cfg, index)
+    from motionwatch.web import start_for_run
+    web = start_for_run(cfg, loops) if cfg.web.enabled else None  # an unsafe bind stops here (exit 2)
+    late = _open_cameras(loops, cfg)
+    try:
+        sinks = build_sinks(cfg, index)
+    except BaseException:
+        for loop in loops:
+            if loop.source is not None:
+                loop.source.close()
+        raise
+    from motionwatch.sinks.integrations import state_listener
+    on_state = state_listener(sinks.sinks)
     for loop in loops:
         loop.sinks = sinks
+        loop.on_state = on_state
+    for loop in late:
+        if on_state is not None:
+            on_state("camera_lost", loop.status)
+    loops = [loop for loop in loops if loop.source is not None or loop in late]
     _install_signals(stop)
     threads = [threading.Thread(target=_guarded, args=(loop,), name=f"camera-{loop.cam.name}", daemon=True)
                for loop in loops]
@@ -72,16 +86,73 @@ def cmd_run(args) -> int:
     for t in threads:
         t.join(timeout=15)
     sinks.close()
+    if web is not None:
+        web.close()
     total = sum(loop.status.events for loop in loops)
     log.info("stopped: %d event(s) recorded", total)
     return 0
 
 
+def _open_cameras(loops: list[CameraLoop], cfg: Config) -> list[CameraLoop]:
+    """Open every camera; return the live ones to retry in the background.
+
+    With one camera, or when none opens, that is the user's error (exit 1).
+    With several, a camera that cannot open yet (a network camera still
+    booting after a power cut) must not keep the others from recording: it is
+    retried with backoff; a video file that cannot open is left out."""
+    from motionwatch.sources import source_kind
+    failed = []
+    for loop in loops:
+        try:
+            loop.open()
+        except SourceError as e:
+            if len(loops) == 1:
+                raise
+            failed.append((loop, e))
+            continue
+        log.info("%s: watching %s (%s fps); recording to %s", loop.cam.name, loop.source.describe(),
+                 f"{loop.source.fps:g}" if loop.source.fps else "?", cfg.recordings.path)
+    if len(failed) == len(loops):
+        raise SourceError("no camera could be opened: " + "; ".join(f"{lp.cam.name}: {e}" for lp, e in failed))
+    late = []
+    for loop, e in failed:
+        if source_kind(loop.cam.source) == "file":
+            log.error("%s: %s; this camera is left out, the others run", loop.cam.name, e)
+        else:
+            log.error("%s: %s; the others run, this one is retried in the background", loop.cam.name, e)
+            late.append(loop)
+    return late
+
+
+def _open_late(loop: CameraLoop, stop: threading.Event) -> bool:
+    """Keep trying to open a camera that failed at start; True once it is open."""
+    from motionwatch.pipeline import BACKOFF_CAP, BACKOFF_START
+    delay = BACKOFF_START
+    while not stop.wait(delay):
+        try:
+            loop.open()
+        except SourceError as e:
+            log.info("%s: still cannot open (%s); next try in %.0f s", loop.cam.name, e, min(delay * 2, BACKOFF_CAP))
+            delay = min(delay * 2, BACKOFF_CAP)
+            continue
+        log.warning("%s: camera found: watching %s", loop.cam.name, loop.source.describe())
+        if loop.on_state is not None:
+            loop.on_state("camera_found", loop.status)
+        return True
+    return False
+
+
 def _guarded(loop: CameraLoop) -> None:
+    """Run one camera; whatever happens to it, the other cameras go on."""
     try:
+        if loop.source is None and not _open_late(loop, loop.stop):
+            return
         loop.run()
     except Exception:
-        log.exception("%s: capture loop failed", loop.cam.name)
+        log.exception("%s: capture loop failed; the other cameras go on", loop.cam.name)
+        if loop.on_state is not None:
+            loop.status.connected = False
+            loop.on_state("camera_lost", loop.status)
 
 
 def _install_signals(stop: threading.Event) -> None:
@@ -237,4 +308,6 @@ def cmd_check_config(args) -> int:
     return 0
 
 
-REGISTRY = [add_run, add_scan, add_events, add_check_config]
+from motionwatch.web.serve import add_serve  # noqa: E402  (web imports cli; keep it last)
+
+REGISTRY = [add_run, add_scan, add_events, add_check_config, add_serve]

@@ -1,0 +1,174 @@
+"""Webhooks: POST each ended event's JSON to the configured URLs.
+
+Each URL has its own thread and bounded queue, so one slow or dead receiver
+never delays another. A failed delivery (network error, timeout, HTTP 5xx or
+429) is retried with exponential backoff up to `retries` times, keeping the
+order of events; other 4xx answers are the receiver refusing it and are not
+retried. With `snapshot: true` the request is multipart/form-data with the
+parts `event` (application/json) and `snapshot` (image/jpeg).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from pathlib import Path
+
+from motionwatch import __version__
+from motionwatch.config import WebhookConfig
+from motionwatch.errors import ConfigError
+from motionwatch.events import EventEnded
+from motionwatch.sinks.background import event_record
+from motionwatch.sinks.runner import Sink
+from motionwatch.sources import _redact
+
+log = logging.getLogger("motionwatch.webhooks")
+
+QUEUE_SIZE = 100
+BACKOFF_START = 1.0
+BACKOFF_CAP = 60.0
+CLOSE_GRACE = 10.0     # seconds spent at shutdown delivering what is still queued
+
+
+class Webhooks(Sink):
+    name = "webhooks"
+
+    def __init__(self, hooks: tuple[WebhookConfig, ...], root: Path):
+        self.root = Path(root)
+        for i, h in enumerate(hooks):
+            if not h.url.lower().startswith(("http://", "https://")):
+                raise ConfigError(f"webhooks[{i}].url: {h.url!r} is not allowed; "
+                                  "allowed: an http:// or https:// URL")
+        self.endpoints = [Endpoint(h, self.root) for h in hooks]
+
+    def handle(self, signal) -> None:
+        if isinstance(signal, EventEnded):
+            rec = event_record(signal, self.root)
+            for ep in self.endpoints:
+                ep.submit(rec)
+
+    def close(self) -> None:
+        deadline = time.monotonic() + CLOSE_GRACE
+        for ep in self.endpoints:
+            ep.close(deadline)
+
+
+class Endpoint:
+    """One URL: a queue of events, delivered in order by one thread."""
+
+    def __init__(self, cfg: WebhookConfig, root: Path):
+        self.cfg = cfg
+        self.root = root
+        self.shown = _redact(cfg.url)
+        self.sent = self.failed = self.dropped = 0
+        self._q: deque[dict] = deque()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._deadline = float("inf")
+        self._thread = threading.Thread(target=self._work, name=f"webhook-{self.shown}", daemon=True)
+        self._thread.start()
+
+    def submit(self, rec: dict) -> None:
+        with self._cond:
+            if len(self._q) >= QUEUE_SIZE:
+                self.dropped += 1
+                log.warning("webhook %s: %d events waiting; dropped event %s (%d dropped so far)",
+                            self.shown, QUEUE_SIZE, rec.get("id"), self.dropped)
+                return
+            self._q.append(rec)
+            self._cond.notify()
+
+    def close(self, deadline: float) -> None:
+        with self._cond:
+            self._closing, self._deadline = True, deadline
+            self._cond.notify_all()
+        self._thread.join(max(0.0, deadline - time.monotonic()) + 1)
+        with self._cond:
+            left = len(self._q)
+        if left:
+            log.warning("webhook %s: %d event(s) not delivered at shutdown", self.shown, left)
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._q and not self._closing:
+                    self._cond.wait()
+                if not self._q:
+                    return
+                rec = self._q[0]
+            self._deliver(rec)
+            with self._cond:
+                self._q.popleft()
+
+    def _deliver(self, rec: dict) -> None:
+        delay = BACKOFF_START
+        for attempt in range(self.cfg.retries + 1):
+            if attempt and not self._wait(delay):
+                break
+            delay = min(delay * 2, BACKOFF_CAP)
+            problem, retry = self._post(rec)
+            if problem is None:
+                self.sent += 1
+                return
+            if not retry:
+                break
+            log.info("webhook %s: event %s: %s (try %d of %d)", self.shown, rec.get("id"), problem,
+                     attempt + 1, self.cfg.retries + 1)
+        self.failed += 1
+        log.error("webhook %s: event %s not delivered: %s", self.shown, rec.get("id"), problem)
+
+    def _wait(self, delay: float) -> bool:
+        """Sleep before a retry; False when shutdown leaves no time for it."""
+        end = time.monotonic() + delay
+        with self._cond:
+            while (now := time.monotonic()) < end:
+                if self._closing and end > self._deadline:
+                    return False
+                self._cond.wait(end - now)
+        return True
+
+    def _post(self, rec: dict) -> tuple[str | None, bool]:
+        """One request; (None, _) on success, else (what went wrong, worth retrying)."""
+        body, ctype = self._body(rec)
+        req = urllib.request.Request(self.cfg.url, data=body, method="POST", headers={
+            "Content-Type": ctype, "User-Agent": f"motionwatch/{__version__}"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.cfg.timeout_seconds) as resp:
+                resp.read(65536)
+            return None, False
+        except urllib.error.HTTPError as e:
+            return f"HTTP {e.code} {e.reason}", e.code >= 500 or e.code in (408, 429)
+        except urllib.error.URLError as e:
+            return f"{e.reason}", True
+        except (OSError, ValueError) as e:  # timeouts, resets, a malformed answer
+            return f"{e or type(e).__name__}", True
+
+    def _body(self, rec: dict) -> tuple[bytes, str]:
+        data = json.dumps(rec).encode()
+        if not self.cfg.snapshot:
+            return data, "application/json"
+        jpeg = b""
+        if rec.get("snapshot"):
+            try:
+                jpeg = (self.root / rec["snapshot"]).read_bytes()
+            except OSError as e:
+                log.warning("webhook %s: snapshot of event %s unreadable: %s", self.shown, rec.get("id"), e)
+        return multipart(data, jpeg, rec.get("id", "event"))
+
+
+def multipart(event_json: bytes, jpeg: bytes, name: str) -> tuple[bytes, str]:
+    boundary = "motionwatch-" + secrets.token_hex(12)
+    parts = [(b'Content-Disposition: form-data; name="event"\r\n'
+              b"Content-Type: application/json\r\n\r\n", event_json)]
+    if jpeg:
+        parts.append((f'Content-Disposition: form-data; name="snapshot"; filename="{name}.jpg"\r\n'
+                      "Content-Type: image/jpeg\r\n\r\n".encode(), jpeg))
+    b = boundary.encode()
+    body = b"".join(b"--" + b + b"\r\n" + head + payload + b"\r\n" for head, payload in parts)
+    return body + b"--" + b + b"--\r\n", f"multipart/form-data; boundary={boundary}"
