@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from motionwatch.config import CameraConfig, Config
+from motionwatch.decode import LumaFrame
 from motionwatch.detector import MotionDetector
 from motionwatch.errors import SourceError
 from motionwatch.events import EventEnded, EventStarted, EventTracker
@@ -45,6 +46,8 @@ class CameraStatus:
     last_event: str | None = None
     reconnects: int = 0
     in_event: bool = False
+    last_error: str | None = None   # why the camera was last lost
+    stalls: int = 0                 # frames the loop took longer than a frame interval over
 
 
 class CameraLoop:
@@ -70,13 +73,22 @@ class CameraLoop:
         self._size: tuple[int, int] | None = None
         self._next_detect_ts = 0.0
         self._fps_window: list[float] = []
+        self._backoff = BACKOFF_START
+        self._up_since = 0.0   # monotonic time of the last (re)connection
 
     # -- lifecycle ----------------------------------------------------------------
 
     def open(self) -> FrameSource:
-        """Open the source once; errors here are the user's to fix (exit 1)."""
-        self.source = open_source(self.cam.source, scan=self.scan, start_wall=self.start_wall)
-        self._connected()
+        """Open the source once; errors here are the user's to fix (exit 1).
+
+        The camera counts as connected only once a frame arrives, never on open."""
+        self.source = open_source(self.cam.source, scan=self.scan, start_wall=self.start_wall,
+                                  timeout=self.cam.timeout_seconds)
+        if hasattr(self.source, "cancel"):
+            self.source.cancel = self.stop  # a waiting read() returns as soon as we stop
+        if hasattr(self.source, "colour"):
+            # Clips and the live view need every frame in colour; else only saved frames are converted.
+            self.source.colour = bool(self.cfg.events.clip or self.cfg.web.enabled)
         return self.source
 
     def run(self) -> CameraStatus:
@@ -86,6 +98,8 @@ class CameraLoop:
             while not self.stop.is_set():
                 frame = self.source.read(timeout=self.cam.timeout_seconds)
                 if frame is None:
+                    if self.stop.is_set():
+                        break
                     if not self.source.live:
                         self._flush("source ended")
                         break
@@ -93,21 +107,43 @@ class CameraLoop:
                     if not self._reconnect():
                         break
                     continue
+                if not self.status.connected:
+                    self._connected()
+                began = time.perf_counter()
                 self._process(frame)
-            else:
-                self._flush("shutdown")
+                self._count_stall(time.perf_counter() - began)
+            self._flush("shutdown")  # nothing left to flush when the source ended or was lost
         finally:
             self.status.dropped = self.source.dropped if self.source else 0
             if self.source is not None:
                 self.source.close()
         return self.status
 
+    def run_supervised(self) -> CameraStatus:
+        """`run`, restarted with backoff after an unexpected error when the source is live:
+        a camera that is watched for months must not stop over one bad frame or driver hiccup."""
+        delay = BACKOFF_START
+        while True:
+            try:
+                return self.run()
+            except Exception as e:
+                if self.source is not None and not self.source.live:
+                    raise
+                log.exception("%s: capture loop failed; restarting in %.0f s", self.cam.name, delay)
+                self.status.connected, self.status.last_error = False, f"{type(e).__name__}: {e}"
+            if self.stop.wait(delay):
+                return self.status
+            delay = min(delay * 2, BACKOFF_CAP)
+            self.source, self._size, self.detector, self.tracker = None, None, None, None
+
     # -- per frame ----------------------------------------------------------------
 
     def _process(self, frame: Frame) -> None:
         st = self.status
         st.frames += 1
-        size = (frame.image.shape[1], frame.image.shape[0])
+        # A LumaFrame makes its colour picture only when asked: detect on its luma plane.
+        pic = frame.gray if isinstance(frame, LumaFrame) else frame.image
+        size = (pic.shape[1], pic.shape[0])
         if size != self._size:
             self._setup(size)
         if self.det_cfg.fps and frame.ts < self._next_detect_ts:
@@ -117,7 +153,7 @@ class CameraLoop:
                 self._emit(signal)
             return
         self._next_detect_ts = frame.ts + 1.0 / self.det_cfg.fps if self.det_cfg.fps else 0.0
-        det = self.detector.update(frame.image, frame.gray)
+        det = self.detector.update(pic, frame.gray)
         st.analysed += 1
         st.fraction = det.fraction
         self._tick_fps(frame.ts)
@@ -140,9 +176,17 @@ class CameraLoop:
         det_size = detection_size(size[0], size[1], self.det_cfg.width)
         watch = watch_mask(self.cam, size, det_size, base)
         self.detector = MotionDetector(self.det_cfg, size, fps, watch)
+        self.detector.luma_levels = getattr(self.source, "luma_levels", None)
         self.tracker = EventTracker(self.cam.name, self.cfg.events, self.det_cfg.trigger_fraction,
                                     self.det_cfg.min_frames, fps,
                                     clip_fps=self.source.fps if self.source else None)
+
+    def _count_stall(self, seconds: float) -> None:
+        """A frame that kept the loop busy longer than a frame interval (live: the
+        camera's next frame had to wait or was dropped) counts as a stall."""
+        fps = self.source.fps if self.source and self.source.fps else 10.0
+        if seconds > 1.0 / fps and self.status.frames > 1:
+            self.status.stalls += 1
 
     def _analysis_fps(self) -> float:
         fps = self.source.fps if self.source and self.source.fps else 10.0
@@ -181,44 +225,69 @@ class CameraLoop:
     def _connected(self) -> None:
         st = self.status
         st.connected, st.since = True, time.time()
+        self._up_since = time.monotonic()
 
     def _lost(self) -> None:
+        """No frame within the timeout, or the stream ended: end any event, say so, let go."""
         st = self.status
         self._flush("camera lost")
-        st.connected, st.since = False, time.time()
-        err = f" ({self.source.error})" if getattr(self.source, "error", None) else ""
-        log.warning("%s: camera lost: no frame for %.0f s from %s%s", self.cam.name,
-                    self.cam.timeout_seconds, self.source.describe(), err)
+        src = self.source
+        error = getattr(src, "error", None)
+        if getattr(src, "ended", False):
+            why = "the stream ended" + (f": {error}" if error else "")
+        else:
+            why = f"no frame for {self.cam.timeout_seconds:g} s"
+        was_up = st.connected
+        st.connected, st.since, st.last_error = False, time.time(), why
+        log.warning("%s: camera lost: %s (%s)", self.cam.name, why, src.describe())
         if self.on_state is not None:
             self.on_state("camera_lost", st)
-        self.source.close()
+        src.close()
+        # A camera that stayed up a while starts over at 1 s; one that keeps
+        # dropping right after coming back is retried ever more slowly.
+        if was_up and time.monotonic() - self._up_since >= BACKOFF_CAP:
+            self._backoff = BACKOFF_START
+        elif was_up:
+            self._backoff = min(self._backoff * 2, BACKOFF_CAP)
 
     def _reconnect(self) -> bool:
-        """Retry with exponential backoff (capped) until frames return or we stop."""
-        delay = BACKOFF_START
-        while not self.stop.is_set():
-            if self.stop.wait(delay):
-                return False
-            try:
-                self.source.open()
-            except SourceError as e:
-                log.info("%s: still lost (%s); next try in %.0f s", self.cam.name, e,
-                         min(delay * 2, BACKOFF_CAP))
-                delay = min(delay * 2, BACKOFF_CAP)
-                continue
-            frame = self.source.read(timeout=self.cam.timeout_seconds)
-            if frame is None:
-                self.source.close()
-                delay = min(delay * 2, BACKOFF_CAP)
-                continue
-            self.status.reconnects += 1
-            self._connected()
-            log.warning("%s: camera found again after %d tries; re-learning the background",
-                        self.cam.name, self.status.reconnects)
-            if self.on_state is not None:
-                self.on_state("camera_found", self.status)
-            self._size = None  # fresh warm-up so the reconnect itself is not an event
-            self.detector = self.tracker = None
-            self._process(frame)
-            return True
+        """Retry with exponential backoff (capped at 30 s) until frames return or we stop.
+
+        Waiting is sleeping on the stop flag, so a dead camera costs no CPU."""
+        delay = self._backoff
+        tries = 0
+        while not self.stop.wait(delay):
+            tries += 1
+            why = self._try_open()
+            if why is None:
+                self._backoff = delay
+                self.status.reconnects += 1
+                log.warning("%s: camera found again after %d tr%s (lost for %.0f s); re-learning the background",
+                            self.cam.name, tries, "y" if tries == 1 else "ies", time.time() - self.status.since)
+                return True
+            delay = min(delay * 2, BACKOFF_CAP)
+            self.status.last_error = why
+            log.info("%s: still lost (%s); next try in %.0f s", self.cam.name, why, delay)
         return False
+
+    def _try_open(self) -> str | None:
+        """Open the source and wait for a frame; None on success, else why not."""
+        try:
+            self.source.open()
+        except SourceError as e:
+            return str(e)
+        frame = self.source.read(timeout=self.cam.timeout_seconds)
+        if frame is None:
+            self.source.close()
+            if self.stop.is_set():
+                return "stopping"
+            return f"connected but no frame within {self.cam.timeout_seconds:g} s"
+        # Fresh detector and tracker: the background is re-learned (warm-up), so the
+        # jump between the last frame before the loss and this one is not an event.
+        self._size = None
+        self.detector = self.tracker = None
+        self._connected()
+        if self.on_state is not None:
+            self.on_state("camera_found", self.status)
+        self._process(frame)
+        return None

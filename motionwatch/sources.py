@@ -8,6 +8,7 @@ behind the camera, and counts what it had to drop.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -17,12 +18,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from motionwatch.decode import FileReader
 from motionwatch.errors import SourceError
 from motionwatch.model import Frame
 from motionwatch.synth import SceneRenderer, demo_scene
 
+log = logging.getLogger("motionwatch")
+
 URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://", "srt://")
-# Open/read timeouts for network streams, so a dead camera cannot hang the loop.
+# Open/read timeouts for network streams, so a dead camera cannot hang the loop
+# (the camera's timeout_seconds replaces them when given).
 OPEN_TIMEOUT_MS = 10000
 READ_TIMEOUT_MS = 10000
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts",
@@ -70,8 +75,15 @@ class FileSource(FrameSource):
         self.live = False
         self.cap: cv2.VideoCapture | None = None
         self.start_wall = start_wall
-        self.decode_failures = 0
+        self.decode_failures = 0   # damaged frames skipped mid-file
+        self._bad_in_row = 0
         self._t0 = 0.0
+        # Decode every frame to BGR (set before the first read when clips or the
+        # live view need colour); otherwise frames carry the luma plane and make
+        # colour only for the frames that are saved (motionwatch.decode).
+        self.colour = False
+        self.reader: FileReader | None = None
+        self._open = False
 
     def open(self) -> None:
         path = Path(self.spec)
@@ -85,7 +97,8 @@ class FileSource(FrameSource):
         cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
         if not cap.isOpened():
             cap.release()
-            raise SourceError(f"{self.spec}: not a video OpenCV/FFmpeg can decode")
+            raise SourceError(f"{self.spec}: cannot read any video from it (tried OpenCV's FFmpeg backend): "
+                              "not a video, or damaged (an MP4 cut off while recording has no index)")
         self.cap = cap
         self.fps = _sane_fps(cap.get(cv2.CAP_PROP_FPS))
         self.total_frames = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
@@ -96,14 +109,29 @@ class FileSource(FrameSource):
             length = self.total_frames / self.fps if self.total_frames else 0.0
             self.start_wall = path.stat().st_mtime - length
         self._t0 = time.monotonic()
+        cap.release()  # it told us the facts; FileReader decodes on the first read
+        self.cap = None
+        self._open = True
+
+    @property
+    def luma_levels(self) -> tuple[float, float] | None:
+        return self.reader.luma_levels if self.reader is not None else None
 
     def read(self, timeout: float = 10.0) -> Frame | None:
-        if self.cap is None:
-            return None
-        ok, img = self.cap.read()
-        if not ok or img is None:
-            return None
-        i = self.frames_read
+        if self.reader is None:
+            if not self._open:
+                return None
+            self.reader = FileReader(self.spec, threaded=not self.paced, colour=self.colour,
+                                     max_bad=MAX_BAD_IN_ROW)
+            self._t0 = time.monotonic()
+        ok, img = self.reader.read()
+        while not ok or img is None:
+            if not self._past_damage():
+                return None
+            ok, img = self.reader.read()
+        self.decode_failures += self._bad_in_row  # damaged frames we got past
+        self._bad_in_row = 0
+        i = self.frames_read + self.decode_failures  # position in the file, damaged frames included
         self.frames_read += 1
         ts = i / self.fps
         if self.paced:
@@ -113,12 +141,36 @@ class FileSource(FrameSource):
             wall = time.time()
         else:
             wall = self.start_wall + ts
-        return Frame(img, i, ts, wall)
+        return self.reader.frame(img, i, ts, wall)
+
+    def _past_damage(self) -> bool:
+        """A read failed: try the next frame while the file says more follow.
+
+        FFmpeg fails one read per damaged frame and then carries on, so a
+        corrupt patch mid-file costs only its own frames; at the real end (or a
+        truncation) reads keep failing and we stop."""
+        self._bad_in_row += 1
+        if self.total_frames and self.frames_read + self.decode_failures + self._bad_in_row >= self.total_frames:
+            return False
+        return self._bad_in_row < MAX_BAD_IN_ROW
+
+    @property
+    def missing_at_end(self) -> int:
+        """Frames the container promised but that never came (a truncated file).
+
+        Frame counts are estimates in some containers, so a couple are forgiven."""
+        missing = self.total_frames - self.frames_read - self.decode_failures
+        return missing if missing > max(2, self.total_frames // 100) else 0
 
     def close(self) -> None:
-        if self.cap is not None:
-            self.cap.release()
-            self.cap = None
+        self._open = False
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
+
+
+# Consecutive undecodable frames after which a file counts as ended.
+MAX_BAD_IN_ROW = 250
 
 
 def _sane_fps(fps: float) -> float:
@@ -127,8 +179,24 @@ def _sane_fps(fps: float) -> float:
 
 # --- live sources ------------------------------------------------------------
 
+# A reader thread that has not returned this long after close() is left behind
+# (it is a daemon and releases its capture when the driver lets go); at most
+# MAX_STUCK_READERS such threads per source before reconnects wait for them,
+# so a driver that never returns cannot leak threads and sockets without bound.
+CLOSE_WAIT_S = 2.0
+MAX_STUCK_READERS = 3
+
+
 class LiveSource(FrameSource):
-    """A reader thread grabs continuously; `read()` hands out the newest frame."""
+    """A reader thread grabs continuously; `read()` hands out the newest frame.
+
+    Each `open()` starts a new connection with its own reader thread and stop
+    flag. Subclasses implement `_connect()` (may return a handle that the reader
+    owns), `_grab()` or `_grab_from(handle)`, and optionally `_release(handle)`
+    (runs on the reader thread once it has stopped reading, so a capture is
+    never released under a blocked read) and `_disconnect()` (runs on the
+    closing thread to unblock the reader, e.g. kill a child process).
+    """
 
     def __init__(self, spec: str):
         super().__init__(spec)
@@ -139,55 +207,85 @@ class LiveSource(FrameSource):
         self._taken = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stuck: list[threading.Thread] = []
         self._t0: float | None = None
         self.ended = False
         self.error: str | None = None
+        # Set by the owner (the capture loop's stop flag) so a waiting read() returns at once.
+        self.cancel: threading.Event | None = None
 
     def open(self) -> None:
-        self._connect()
-        self._stop.clear()
-        self.ended = False
-        self._thread = threading.Thread(target=self._run, name=f"grab-{self.spec}", daemon=True)
+        self._stuck = [t for t in self._stuck if t.is_alive()]
+        if len(self._stuck) >= MAX_STUCK_READERS:
+            raise SourceError(f"{self.describe()}: {len(self._stuck)} earlier connections are still stuck "
+                              "in the driver; not opening another until they let go")
+        stop = threading.Event()
+        with self._cond:
+            self._stop = stop
+            self._seq = self._taken = 0
+            self._latest = None
+            self.ended = False
+            self.error = None
+        handle = self._connect()
+        self._thread = threading.Thread(target=self._run, args=(stop, handle), name=f"grab-{self.kind}",
+                                        daemon=True)
         self._thread.start()
 
-    def _connect(self) -> None:
+    def _connect(self):
         raise NotImplementedError
 
     def _grab(self) -> np.ndarray | None:
         """Block for the next picture; None means the source has gone."""
         raise NotImplementedError
 
+    def _grab_from(self, handle) -> np.ndarray | None:
+        return self._grab()
+
+    def _release(self, handle) -> None:
+        pass
+
     def _disconnect(self) -> None:
         pass
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _run(self, stop: threading.Event, handle) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    img = self._grab_from(handle)
+                except Exception as e:  # a driver error must end the stream, not the process
+                    with self._cond:
+                        if self._stop is stop:
+                            self.error = str(e) or type(e).__name__
+                    img = None
+                if img is None:
+                    break
+                with self._cond:
+                    if stop.is_set():   # closed while we were blocked: this frame is stale
+                        break
+                    if self._seq > self._taken:
+                        self.dropped += 1
+                    self._latest = img
+                    self._latest_mono = time.monotonic()
+                    self._seq += 1
+                    self._cond.notify_all()
+        finally:
             try:
-                img = self._grab()
-            except Exception as e:  # a driver error must end the stream, not the process
-                self.error = str(e)
-                img = None
-            if img is None:
-                break
+                self._release(handle)
+            except Exception:
+                pass  # releasing a dead device may fail; there is nothing left to do with it
             with self._cond:
-                if self._seq > self._taken:
-                    self.dropped += 1
-                self._latest = img
-                self._latest_mono = time.monotonic()
-                self._seq += 1
-                self._cond.notify_all()
-        with self._cond:
-            self.ended = True
-            self._cond.notify_all()
+                if self._stop is stop:
+                    self.ended = True
+                    self._cond.notify_all()
 
     def read(self, timeout: float = 10.0) -> Frame | None:
         deadline = time.monotonic() + timeout
         with self._cond:
             while self._seq == self._taken and not self.ended:
                 left = deadline - time.monotonic()
-                if left <= 0 or self._stop.is_set():
+                if left <= 0 or self._stop.is_set() or (self.cancel is not None and self.cancel.is_set()):
                     return None
-                self._cond.wait(min(left, 0.5))
+                self._cond.wait(min(left, 0.25))
             if self._seq == self._taken:
                 return None
             img, mono = self._latest, self._latest_mono
@@ -200,19 +298,36 @@ class LiveSource(FrameSource):
         return Frame(img, i, mono - self._t0, now_wall)
 
     def close(self) -> None:
-        self._stop.set()
+        with self._cond:
+            self._stop.set()
+            self._cond.notify_all()
         self._disconnect()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-            self._thread = None
+        thread, self._thread = self._thread, None
+        if thread is None or thread is threading.current_thread():
+            return
+        thread.join(CLOSE_WAIT_S)
+        if thread.is_alive():
+            self._stuck.append(thread)
+            log.warning("%s: the reader is stuck in the driver; leaving it behind (%d stuck)",
+                        self.describe(), len(self._stuck))
+
+    @property
+    def stuck_readers(self) -> int:
+        return sum(t.is_alive() for t in self._stuck)
 
 
 class CaptureSource(LiveSource):
-    """A camera (index or device path) or a network URL, through OpenCV."""
+    """A camera (index or device path) or a network URL, through OpenCV.
 
-    def __init__(self, spec: str):
+    Each connection's VideoCapture belongs to its reader thread, which releases
+    it after its last read; FFmpeg's open/read timeouts are set to the camera's
+    `timeout_seconds`, so even a reader left behind on a stalled stream ends.
+    """
+
+    def __init__(self, spec: str, timeout: float | None = None):
         super().__init__(spec)
         self.cap: cv2.VideoCapture | None = None
+        ms = int(1000 * timeout) if timeout else READ_TIMEOUT_MS
         if spec.isdigit():
             self.kind = "camera"
             self._target, self._api, self._params = int(spec), cv2.CAP_ANY, []
@@ -222,10 +337,9 @@ class CaptureSource(LiveSource):
         else:
             self.kind = "stream"
             self._target, self._api = spec, cv2.CAP_FFMPEG
-            self._params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,
-                            cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]
+            self._params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
 
-    def _connect(self) -> None:
+    def _connect(self) -> cv2.VideoCapture:
         if self.kind == "camera" and isinstance(self._target, str) and not Path(self._target).exists():
             raise SourceError(f"{self.spec}: no such camera device")
         cap = cv2.VideoCapture(self._target, self._api, self._params)
@@ -238,21 +352,15 @@ class CaptureSource(LiveSource):
         self.fps = float(fps) if fps and 0.5 <= fps <= 240 else 0.0
         w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.size = (w, h) if w > 0 and h > 0 else None
+        return cap
 
-    def _grab(self) -> np.ndarray | None:
-        if self.cap is None:
-            return None
-        ok, img = self.cap.read()
+    def _grab_from(self, cap: cv2.VideoCapture) -> np.ndarray | None:
+        ok, img = cap.read()
         return img if ok and img is not None and img.size else None
 
-    def _disconnect(self) -> None:
-        # Releasing from another thread while read() blocks is unsafe in OpenCV;
-        # the reader loop ends on its own within the read timeout.
-        thread = self._thread
-        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
-            thread.join(timeout=READ_TIMEOUT_MS / 1000 + 1)
-        if self.cap is not None and (thread is None or not thread.is_alive()):
-            self.cap.release()
+    def _release(self, cap: cv2.VideoCapture) -> None:
+        cap.release()
+        if self.cap is cap:
             self.cap = None
 
     def describe(self) -> str:
@@ -309,8 +417,12 @@ def source_kind(spec: str) -> str:
     return "file"
 
 
-def open_source(spec: str, *, scan: bool = False, start_wall: float | None = None) -> FrameSource:
-    """Build and open the source a spec names; raises SourceError with what was tried."""
+def open_source(spec: str, *, scan: bool = False, start_wall: float | None = None,
+                timeout: float | None = None) -> FrameSource:
+    """Build and open the source a spec names; raises SourceError with what was tried.
+
+    `timeout` (seconds) bounds how long a network stream may take to open or to
+    deliver the next frame before it counts as lost."""
     kind = source_kind(spec)
     if kind == "demo":
         src: FrameSource = DemoSource(spec, paced=not scan)
@@ -318,7 +430,7 @@ def open_source(spec: str, *, scan: bool = False, start_wall: float | None = Non
         from motionwatch.pipe_source import PipeSource
         src = PipeSource(spec)
     elif kind in ("camera", "stream"):
-        src = CaptureSource(spec)
+        src = CaptureSource(spec, timeout=timeout)
     else:
         src = FileSource(spec, paced=not scan, start_wall=start_wall)
     src.open()

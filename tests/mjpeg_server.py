@@ -1,0 +1,190 @@
+"""A small MJPEG-over-HTTP camera for the reliability tests, run as its own process.
+
+It serves a generated room (motionwatch.synth) as `multipart/x-mixed-replace`
+JPEG frames, like the MJPEG endpoint of a cheap IP camera, and takes commands on
+stdin, one a line, so a test can break it the ways real cameras break:
+
+  motion / still     a person keeps crossing the room / the room is empty
+  stall              keep every socket open but send nothing (a hung camera)
+  serve              send frames again after `stall`
+  refuse             close the listening socket and drop clients (connection refused)
+  size WxH           switch the picture size (a camera reconfigured mid-stream)
+  quit               exit
+
+Killing the process is the "server died" fault; starting it again on the same
+--port brings the camera back. It prints `listening PORT` once ready and
+`ok COMMAND` after each command, so a test can wait for both.
+
+    python tests/mjpeg_server.py --port 0 --fps 10 --size 320x240 [--still]
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import threading
+import time
+
+import cv2
+
+from motionwatch.synth import Scene, SceneRenderer, Walker
+
+BOUNDARY = b"mwframe"
+LOOP_S = 4.0   # one person crossing per LOOP_S seconds while in `motion`
+
+
+class Camera:
+    """Pre-renders a loop of JPEG frames per (size, mode) so serving costs no CPU."""
+
+    def __init__(self, fps: float, size: tuple[int, int], motion: bool):
+        self.fps = fps
+        self.size = size
+        self.motion = motion
+        self.state = "serve"          # serve | stall | refuse
+        self.lock = threading.Condition()
+        self.seq = 0
+        self.jpeg = b""
+        self._cache: dict[tuple, list[bytes]] = {}
+
+    def frames(self) -> list[bytes]:
+        key = (self.size, self.motion)
+        if key not in self._cache:
+            w, h = self.size
+            walkers = (Walker(0.0, LOOP_S * 0.9, height=0.6),) if self.motion else ()
+            scene = Scene(width=w, height=h, fps=self.fps, duration_s=LOOP_S, seed=7, noise=3.0,
+                          walkers=walkers)
+            r = SceneRenderer(scene)
+            self._cache[key] = [cv2.imencode(".jpg", r.render(i), [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
+                                for i in range(scene.frames)]
+        return self._cache[key]
+
+    def tick_forever(self) -> None:
+        """Publish the next frame at the camera's rate (only while serving)."""
+        i = 0
+        next_t = time.monotonic()
+        while True:
+            next_t += 1.0 / self.fps
+            with self.lock:
+                if self.state == "serve":
+                    loop = self.frames()
+                    self.jpeg = loop[i % len(loop)]
+                    self.seq += 1
+                    i += 1
+                    self.lock.notify_all()
+            time.sleep(max(0.0, next_t - time.monotonic()))
+
+
+def serve_client(conn: socket.socket, cam: Camera) -> None:
+    try:
+        conn.settimeout(5.0)
+        req = b""
+        while b"\r\n\r\n" not in req and len(req) < 8192:
+            chunk = conn.recv(1024)
+            if not chunk:
+                return
+            req += chunk
+        conn.sendall(b"HTTP/1.0 200 OK\r\nCache-Control: no-cache\r\nConnection: close\r\n"
+                     b"Content-Type: multipart/x-mixed-replace;boundary=" + BOUNDARY + b"\r\n\r\n")
+        seen = 0
+        while True:
+            with cam.lock:
+                # While stalled the socket stays open and silent, as a hung camera's does.
+                while cam.seq == seen or cam.state != "serve":
+                    if cam.state == "refuse":
+                        return
+                    cam.lock.wait(0.5)
+                seen, jpeg = cam.seq, cam.jpeg
+            conn.settimeout(30.0)
+            conn.sendall(b"--" + BOUNDARY + b"\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                         + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+    except OSError:
+        pass  # the client went away
+    finally:
+        conn.close()
+
+
+class Listener:
+    def __init__(self, port: int, cam: Camera):
+        self.port = port
+        self.cam = cam
+        self.sock: socket.socket | None = None
+
+    def start(self) -> None:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port))
+        s.listen(8)
+        self.port = s.getsockname()[1]
+        self.sock = s
+        threading.Thread(target=self._accept, args=(s,), daemon=True).start()
+
+    def stop(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.sock.close()
+            self.sock = None
+
+    def _accept(self, s: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = s.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve_client, args=(conn, self.cam), daemon=True).start()
+
+
+def command(line: str, cam: Camera, listener: Listener) -> bool:
+    words = line.split()
+    if not words:
+        return True
+    cmd = words[0]
+    with cam.lock:
+        if cmd in ("motion", "still"):
+            cam.motion = cmd == "motion"
+        elif cmd == "size" and len(words) == 2:
+            w, h = (int(v) for v in words[1].lower().split("x"))
+            cam.size = (w, h)
+        elif cmd in ("stall", "serve"):
+            if cam.state == "refuse" and cmd == "serve":
+                listener.start()
+            cam.state = cmd
+        elif cmd == "refuse":
+            cam.state = "refuse"
+            listener.stop()
+        elif cmd == "quit":
+            return False
+        else:
+            print(f"error unknown command {line.strip()!r}", flush=True)
+            return True
+        cam.frames()  # render the new loop now, not on the serving path
+        cam.lock.notify_all()
+    print(f"ok {cmd}", flush=True)
+    return True
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--fps", type=float, default=10.0)
+    ap.add_argument("--size", default="320x240")
+    ap.add_argument("--still", action="store_true", help="start with an empty room")
+    a = ap.parse_args()
+    w, h = (int(v) for v in a.size.split("x"))
+    cam = Camera(a.fps, (w, h), motion=not a.still)
+    cam.frames()
+    listener = Listener(a.port, cam)
+    listener.start()
+    threading.Thread(target=cam.tick_forever, daemon=True).start()
+    print(f"listening {listener.port}", flush=True)
+    for line in sys.stdin:
+        if not command(line, cam, listener):
+            break
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
