@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -28,6 +29,9 @@ from motionwatch.sinks.recorder import Recorder
 from motionwatch.store import EventIndex
 
 log = logging.getLogger("motionwatch")
+
+# After a stop, how long `run` waits for capture loops to hand over their open events.
+SHUTDOWN_JOIN_S = 3.0
 
 
 # --- run -----------------------------------------------------------------------
@@ -83,9 +87,15 @@ def cmd_run(args) -> int:
             break
         stop.wait(0.2 if left is None else min(0.2, left))
     stop.set()
+    # Capture loops notice the stop within a fraction of a second and hand their open
+    # events to the sinks; one stuck opening a dead camera holds no event, so it is not
+    # waited for long (the threads are daemons).
+    join_deadline = time.monotonic() + SHUTDOWN_JOIN_S
     for t in threads:
-        t.join(timeout=15)
+        t.join(timeout=max(0.0, join_deadline - time.monotonic()))
     sinks.close()
+    if sinks.dropped:
+        log.warning("%d clip frame(s) were dropped because saving could not keep up (slow disk?)", sinks.dropped)
     if web is not None:
         web.close()
     total = sum(loop.status.events for loop in loops)
@@ -147,7 +157,7 @@ def _guarded(loop: CameraLoop) -> None:
     try:
         if loop.source is None and not _open_late(loop, loop.stop):
             return
-        loop.run()
+        loop.run_supervised()
     except Exception:
         log.exception("%s: capture loop failed; the other cameras go on", loop.cam.name)
         if loop.on_state is not None:
@@ -159,11 +169,11 @@ def _install_signals(stop: threading.Event) -> None:
     """First SIGINT/SIGTERM: finish open events and exit 0. Second: exit at once."""
     def handler(signum, _frame):
         if stop.is_set():
-            print("motionwatch: second signal, exiting now", file=sys.stderr)
-            sys.stderr.flush()
-            import os
+            # os.write, not print: the handler may interrupt a write to stderr. Finished
+            # files were written under temporary names and renamed, so none is left half-written.
+            os.write(2, b"motionwatch: second signal, exiting now; finished events are intact\n")
             os._exit(1)
-        log.info("%s received: finishing open events", signal.Signals(signum).name)
+        log.info("%s received: finishing open events (send again to exit at once)", signal.Signals(signum).name)
         stop.set()
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
@@ -214,11 +224,28 @@ def cmd_scan(args) -> int:
         loop.sinks.close()
     st = loop.status
     if st.frames == 0:
-        raise SourceError(f"{args.file}: no frame could be decoded")
+        raise SourceError(f"{args.file}: no frame could be decoded (the file is damaged or not a video)")
     secs = time.monotonic() - t0
     print(f"scanned {st.frames} frames of {args.file} in {secs:.1f} s ({st.frames / max(secs, 1e-9):.0f} fps): "
           f"{st.events} event(s) in {cfg.recordings.path}")
+    _report_damage(args.file, src, stop.is_set())
     return 0
+
+
+def _report_damage(name: str, src, interrupted: bool) -> None:
+    """Say how much of a damaged or truncated file could not be decoded."""
+    bad = getattr(src, "decode_failures", 0)
+    missing = 0 if interrupted else getattr(src, "missing_at_end", 0)
+    if not bad and not missing:
+        return
+    total = src.total_frames or (src.frames_read + bad + missing)
+    parts = [f"{bad} damaged frame(s) skipped"] if bad else []
+    if missing:
+        parts.append(f"the last {missing} frame(s) missing (the file looks truncated; "
+                     f"decoding stopped at {(src.frames_read + bad) / src.fps:.1f} s)")
+    print(f"motionwatch: warning: {name}: {bad + missing} of {total} frames "
+          f"({100 * (bad + missing) / max(total, 1):.0f}%) could not be decoded: {'; '.join(parts)}",
+          file=sys.stderr)
 
 
 # --- events --------------------------------------------------------------------
