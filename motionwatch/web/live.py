@@ -1,0 +1,198 @@
+"""Live view: the newest frame of each camera as JPEG, for any number of MJPEG clients.
+
+The capture thread's only cost is `push()`: it appends the fraction to a short
+history and, when the encoder has asked for a picture, copies the newest frame
+and mask (so at most `web.live_fps` copies a second, and none while nobody
+watches). One encoder thread per watched camera turns that copy into JPEG(s)
+once for all clients; each client thread just waits for the next sequence
+number and writes bytes, so a slow browser delays nobody but itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+import cv2
+import numpy as np
+
+from motionwatch.model import Detection, Frame
+
+MAX_WIDTH = 1280          # the live view is for looking, not evidence: cap its size
+IDLE_SECONDS = 5.0        # the encoder stops this long after the last viewer leaves
+HISTORY = 300             # analysed frames of (wall, fraction) kept for the live chart
+JPEG_QUALITY = 75
+
+
+class LiveCamera:
+    def __init__(self, name: str, trigger: float, fps: float):
+        self.name = name
+        self.trigger = trigger
+        self.period = 1.0 / fps
+        self.history: deque[tuple[float, float]] = deque(maxlen=HISTORY)
+        self._cond = threading.Condition()
+        self._want = False
+        self._grab: tuple | None = None
+        self._jpeg: dict[bool, bytes] = {}
+        self._seq = 0
+        self._viewers = 0
+        self._last_seen = 0.0
+        self._overlay_until = 0.0
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.encoded = 0
+
+    # -- capture side (must stay cheap) --------------------------------------------
+
+    def push(self, frame: Frame, det: Detection) -> None:
+        self.history.append((frame.wall, det.fraction))
+        if not self._want:
+            return
+        with self._cond:
+            if not self._want:
+                return
+            # Copies, because sources and the detector may reuse these buffers.
+            mask = det.mask.copy() if det.mask is not None else None
+            self._grab = (frame.image.copy(), mask, list(det.boxes), det.fraction, frame.wall)
+            self._want = False
+            self._cond.notify_all()
+
+    # -- encoder -------------------------------------------------------------------
+
+    def _ensure_encoder(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._encode_loop, name=f"live-{self.name}", daemon=True)
+            self._thread.start()
+
+    def _encode_loop(self) -> None:
+        next_due = time.monotonic()
+        while not self._stop.is_set():
+            with self._cond:
+                if self._viewers == 0 and time.monotonic() - self._last_seen > IDLE_SECONDS:
+                    self._want = False
+                    self._thread = None
+                    return
+                self._want = True
+                if not self._cond.wait_for(lambda: not self._want or self._stop.is_set(), timeout=1.0):
+                    continue  # no frame (camera lost or stalled): keep the last picture
+                grab, self._grab = self._grab, None
+                overlay = time.monotonic() < self._overlay_until
+            if grab is None:
+                continue
+            jpegs = {False: _encode(_fit(grab[0]))}
+            if overlay:
+                jpegs[True] = _encode(_fit(draw_overlay(*grab[:4], self.trigger)))
+            with self._cond:
+                self._jpeg = jpegs
+                self._seq += 1
+                self.encoded += 1
+                self._cond.notify_all()
+            next_due = max(next_due + self.period, time.monotonic())
+            self._stop.wait(next_due - time.monotonic())
+
+    # -- client side ---------------------------------------------------------------
+
+    def _note_viewer(self, overlay: bool) -> None:
+        self._last_seen = time.monotonic()
+        if overlay:
+            self._overlay_until = self._last_seen + IDLE_SECONDS
+
+    def stream(self, overlay: bool, stop: threading.Event, max_wait: float = 10.0):
+        """Yield each new JPEG for one MJPEG client until it leaves or the server stops."""
+        with self._cond:
+            self._viewers += 1
+            self._note_viewer(overlay)
+            self._ensure_encoder()
+        last = -1
+        try:
+            while not stop.is_set() and not self._stop.is_set():
+                with self._cond:
+                    self._note_viewer(overlay)
+                    self._ensure_encoder()
+                    self._cond.wait_for(lambda: self._seq != last or stop.is_set(), timeout=max_wait)
+                    data = self._jpeg.get(overlay) or self._jpeg.get(False)
+                    fresh = self._seq != last
+                    last = self._seq
+                if data and fresh:
+                    yield data
+        finally:
+            with self._cond:
+                self._viewers -= 1
+                self._last_seen = time.monotonic()
+
+    def snapshot(self, overlay: bool, timeout: float = 5.0) -> bytes | None:
+        """One current JPEG (for /live/<camera>.jpg)."""
+        for data in self.stream(overlay, self._stop, max_wait=timeout):
+            return data
+        return None
+
+    def recent(self, seconds: float = 20.0) -> list[list[float]]:
+        now = time.time()
+        return [[round(t - now, 2), round(f, 5)] for t, f in list(self.history) if now - t <= seconds]
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+
+
+def _fit(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    if w <= MAX_WIDTH:
+        return image
+    return cv2.resize(image, (MAX_WIDTH, round(h * MAX_WIDTH / w)), interpolation=cv2.INTER_AREA)
+
+
+def _encode(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    return buf.tobytes() if ok else b""
+
+
+def draw_overlay(image: np.ndarray, mask: np.ndarray | None, boxes, fraction: float,
+                 trigger: float) -> np.ndarray:
+    """The frame with changed pixels tinted red, motion boxes and the fraction drawn on."""
+    out = image  # already a private copy made by push()
+    h, w = out.shape[:2]
+    if mask is not None:
+        m = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+        tinted = cv2.addWeighted(out, 0.5, np.full_like(out, (40, 40, 255)), 0.5, 0)
+        cv2.copyTo(tinted, m, out)
+    scale = max(1, w // 640)
+    for x, y, bw, bh in boxes:
+        cv2.rectangle(out, (int(x), int(y)), (int(x + bw), int(y + bh)), (80, 255, 80), 2 * scale)
+    over = fraction >= trigger
+    text = f"{100 * fraction:.2f}% changed (trigger {100 * trigger:.2f}%)"
+    colour = (80, 80, 255) if over else (255, 255, 255)
+    cv2.putText(out, text, (10, h - 12 * scale), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (0, 0, 0), 4 * scale)
+    cv2.putText(out, text, (10, h - 12 * scale), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, colour, 1 * scale)
+    return out
+
+
+class LiveHub:
+    """The live cameras of one `run`, fed by each CameraLoop's on_frame callback."""
+
+    def __init__(self, live_fps: float):
+        self.live_fps = live_fps
+        self.cameras: dict[str, LiveCamera] = {}
+        self.loops: dict[str, object] = {}
+
+    def attach(self, loop) -> LiveCamera:
+        """Chain onto loop.on_frame (keeping any callback already there, e.g. a progress bar)."""
+        trigger = loop.det_cfg.trigger_fraction
+        cam = LiveCamera(loop.cam.name, trigger, self.live_fps)
+        self.cameras[cam.name] = cam
+        self.loops[cam.name] = loop
+        previous = loop.on_frame
+
+        def on_frame(frame: Frame, det: Detection) -> None:
+            if previous is not None:
+                previous(frame, det)
+            cam.push(frame, det)
+
+        loop.on_frame = on_frame
+        return cam
+
+    def close(self) -> None:
+        for cam in self.cameras.values():
+            cam.close()
