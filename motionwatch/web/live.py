@@ -53,8 +53,10 @@ class LiveCamera:
             if not self._want:
                 return
             # Copies, because sources and the detector may reuse these buffers.
-            mask = det.mask.copy() if det.mask is not None else None
-            self._grab = (frame.image.copy(), mask, list(det.boxes), det.fraction, frame.wall)
+            # During warm-up or a lighting change the mask is not motion: show none.
+            note = "lighting change: ignored" if det.lighting_change else "" if det.ready else "warming up"
+            mask = det.mask.copy() if det.mask is not None and not note else None
+            self._grab = (frame.image.copy(), mask, list(det.boxes), det.fraction, note)
             self._want = False
             self._cond.notify_all()
 
@@ -82,7 +84,7 @@ class LiveCamera:
                 continue
             jpegs = {False: _encode(_fit(grab[0]))}
             if overlay:
-                jpegs[True] = _encode(_fit(draw_overlay(*grab[:4], self.trigger)))
+                jpegs[True] = _encode(_fit(draw_overlay(*grab, self.trigger)))
             with self._cond:
                 self._jpeg = jpegs
                 self._seq += 1
@@ -149,7 +151,7 @@ def _encode(image: np.ndarray) -> bytes:
     return buf.tobytes() if ok else b""
 
 
-def draw_overlay(image: np.ndarray, mask: np.ndarray | None, boxes, fraction: float,
+def draw_overlay(image: np.ndarray, mask: np.ndarray | None, boxes, fraction: float, note: str,
                  trigger: float) -> np.ndarray:
     """The frame with changed pixels tinted red, motion boxes and the fraction drawn on."""
     out = image  # already a private copy made by push()
@@ -162,7 +164,7 @@ def draw_overlay(image: np.ndarray, mask: np.ndarray | None, boxes, fraction: fl
     for x, y, bw, bh in boxes:
         cv2.rectangle(out, (int(x), int(y)), (int(x + bw), int(y + bh)), (80, 255, 80), 2 * scale)
     over = fraction >= trigger
-    text = f"{100 * fraction:.2f}% changed (trigger {100 * trigger:.2f}%)"
+    text = note or f"{100 * fraction:.2f}% changed (trigger {100 * trigger:.2f}%)"
     colour = (80, 80, 255) if over else (255, 255, 255)
     cv2.putText(out, text, (10, h - 12 * scale), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (0, 0, 0), 4 * scale)
     cv2.putText(out, text, (10, h - 12 * scale), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, colour, 1 * scale)
