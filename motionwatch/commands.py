@@ -43,10 +43,13 @@ def add_run(sub) -> None:
     p.set_defaults(func=cmd_run)
 
 
-def build_sinks(cfg: Config, index: EventIndex) -> SinkRunner:
+def build_sinks(cfg: Config, index: EventIndex, scan: bool = False) -> SinkRunner:
     from motionwatch.sinks.integrations import integration_sinks
-    # The recorder first: the notifiers then see event.json written (EventEnded.saved).
-    return SinkRunner([Recorder(cfg.recordings, cfg.events, index), *integration_sinks(cfg)])
+    # The recorder (snapshots, clips, event.json) first: the notifiers then see
+    # event.json written (EventEnded.saved). A scan waits for the clip encoder
+    # instead of dropping frames: nothing is live.
+    return SinkRunner([Recorder(cfg.recordings, cfg.events, index), *integration_sinks(cfg)],
+                      wait_for_room=scan)
 
 
 def cmd_run(args) -> int:
@@ -209,7 +212,7 @@ def cmd_scan(args) -> int:
     stop = threading.Event()
     loop = CameraLoop(cfg.cameras[0], cfg, None, stop, scan=True, start_wall=start_wall)
     src = loop.open()
-    loop.sinks = build_sinks(cfg, index)
+    loop.sinks = build_sinks(cfg, index, scan=True)
     progress = Progress(src.total_frames, enabled=not args.no_progress and sys.stderr.isatty())
     loop.on_frame = lambda f, d: progress.update(f.index + 1)
     t0 = time.monotonic()

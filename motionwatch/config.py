@@ -133,8 +133,11 @@ class EventsConfig:
     max_seconds: float = opt(300.0, "a longer event's clip is split into numbered parts", lo=1.0, hi=86400.0)
     pre_roll_seconds: float = opt(2.0, "clip time kept from before the trigger", lo=0.0, hi=60.0)
     post_roll_seconds: float = opt(2.0, "clip time kept after the last motion", lo=0.0, hi=60.0)
-    clip: bool = opt(False, "record a video clip of each event")
+    clip: bool = opt(True, "record a video clip of each event")
     clip_width: int = opt(0, "clip width in pixels (0 = source resolution)", lo=0, hi=7680)
+    clip_codec: str = opt("auto", "clip format: auto (h264 when ffmpeg is installed, else mp4v), "
+                          "h264 (MP4 through ffmpeg) or mp4v (MP4 through OpenCV)",
+                          choices=("auto", "h264", "mp4v"))
     snapshot: str = opt("best", "which frame to save: best (most change), first or both",
                         choices=("best", "first", "both"))
     annotate: bool = opt(False, "also save a copy of the snapshot with boxes and time drawn on it")

@@ -21,6 +21,9 @@ from motionwatch.model import Box, Detection, Event, Frame, iso
 
 # Most points of the fraction-over-time series kept per event (for charts).
 SERIES_POINTS = 600
+# Slack for float timestamps (66/15 - 2.0 < 36/15), so "2 s of pre-roll at
+# 15 fps" is exactly 30 frames.
+EPS = 1e-6
 
 
 @dataclass
@@ -128,7 +131,7 @@ class EventTracker:
             return []
         self._remember(frame)
         ev = self.open
-        if ev is None or frame.ts - ev.last_motion.ts > self.cfg.post_roll_seconds:
+        if ev is None or frame.ts - ev.last_motion.ts > self.cfg.post_roll_seconds + EPS:
             return []
         return self._clip_frames(ev, frame)
 
@@ -155,7 +158,7 @@ class EventTracker:
         self.ring.append(self._clip_sized(frame))
         # Pre-roll counts back from the first frame of the current motion streak.
         head = self._run_head()
-        horizon = (head.ts if head is not None else frame.ts) - self.cfg.pre_roll_seconds
+        horizon = (head.ts if head is not None else frame.ts) - self.cfg.pre_roll_seconds - EPS
         while self.ring and self.ring[0].ts < horizon:
             self.ring.popleft()
 
@@ -179,7 +182,7 @@ class EventTracker:
         out: list[Signal] = []
         fresh = [f for f in self.ring if f.index > ev.clip_last_index]
         for f in fresh:
-            if f.ts - ev.part_start_ts >= self.cfg.max_seconds:
+            if f.ts - ev.part_start_ts >= self.cfg.max_seconds - EPS:
                 ev.part += 1
                 ev.part_start_ts = f.ts
                 out.append(ClipPart(ev, ev.part))
@@ -221,7 +224,7 @@ class EventTracker:
         quiet = frame.ts - ev.last_motion.ts
         if quiet > max(self.cfg.gap_seconds, self.cfg.post_roll_seconds):
             return [self._end("gap")]
-        if self.clip and quiet <= self.cfg.post_roll_seconds:
+        if self.clip and quiet <= self.cfg.post_roll_seconds + EPS:
             return self._clip_frames(ev, frame)
         return []
 

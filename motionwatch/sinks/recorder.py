@@ -1,25 +1,36 @@
-"""Writes each event's folder: snapshot JPEG(s), thumbnail, event.json, index row.
+"""Writes each event's folder: snapshot JPEG(s), thumbnail, clip parts,
+event.json, index row.
 
 Every file is written under a temporary name and renamed, and event.json is
-written last, so a folder with an event.json always holds a whole event.
-A failed write is logged once per event and never stops detection.
+written last, so a folder with an event.json always holds a whole event and a
+folder without one is never shown as an event. A failed write (disk full,
+read-only or removed folder) is logged once, never stops detection, and what
+could not be written is retried on later signals: when writing works again the
+event is completed (late events are not re-announced to hooks or MQTT).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from motionwatch.config import EventsConfig, RecordingsConfig
-from motionwatch.events import EventEnded, EventStarted
-from motionwatch.model import Frame, iso
+from motionwatch.events import ClipPart, EventEnded, EventFrame, EventStarted, OpenEvent
+from motionwatch.model import iso
+from motionwatch.sinks.clip import EventClip, choose_format
 from motionwatch.sinks.runner import Sink
 from motionwatch.store import EVENT_JSON, EventIndex, event_folder, write_atomic, write_json_atomic
 
 log = logging.getLogger("motionwatch.recorder")
+
+RETRY_EVERY_S = 5.0     # how often unfinished events are retried (wall clock)
+MAX_PENDING = 20        # unfinished events kept in memory for a retry (~1 MB each)
 
 
 def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
@@ -41,6 +52,19 @@ def annotate(image: np.ndarray, boxes, wall: float, camera: str) -> np.ndarray:
     return out
 
 
+@dataclass
+class Finish:
+    """What an ended event still needs on disk; kept until it is all written."""
+
+    event_id: str
+    camera: str
+    folder: Path
+    record: dict
+    jpegs: dict[str, bytes]                       # file name -> encoded bytes
+    clip: EventClip | None = None
+    attempts: int = field(default=0)
+
+
 class Recorder(Sink):
     name = "recorder"
 
@@ -51,15 +75,45 @@ class Recorder(Sink):
         self.ev = ev
         self.index = index
         self.extra = extra or {}   # per-camera facts for event.json (fps, size, source)
+        self.fmt = choose_format(getattr(ev, "clip_codec", "auto")) if ev.clip else None
         self.folders: dict[str, Path] = {}
-        self.failed: set[str] = set()
+        self.clips: dict[str, EventClip] = {}
+        self.pending: list[Finish] = []
+        self.broken: str | None = None    # the error being reported, until writing works again
         self.saved = 0
+        self.failures = 0
+        self._next_retry = 0.0
+
+    # -- signals ------------------------------------------------------------------
 
     def handle(self, signal) -> None:
+        if isinstance(signal, EventFrame):
+            clip = self.clips.get(signal.event.id)
+            if clip is not None:
+                seen = len(clip.errors)
+                clip.add(signal.frame, signal.cut)
+                if len(clip.errors) > seen:
+                    self._fail(signal.event.id, clip.folder, OSError(0, clip.errors[-1]))
+            return
+        if self.pending and time.monotonic() >= self._next_retry:
+            self._retry()
         if isinstance(signal, EventStarted):
             self._started(signal)
+        elif isinstance(signal, ClipPart):
+            clip = self.clips.get(signal.event.id)
+            if clip is not None:
+                clip.split()
         elif isinstance(signal, EventEnded):
             self._ended(signal)
+
+    def close(self) -> None:
+        for clip in self.clips.values():
+            clip.finish()
+        if self.pending:
+            self._retry()
+        for task in self.pending:
+            log.error("event %s could not be saved to %s before exit; its files stay hidden "
+                      "and retention removes them", task.event_id, task.folder)
 
     def _started(self, s: EventStarted) -> None:
         ev = s.event
@@ -68,66 +122,156 @@ class Recorder(Sink):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             if self.ev.snapshot in ("first", "both"):
+                # Written now so a crash mid-event still leaves the moment it began.
                 self._jpeg(folder / "first.jpg", ev.first.image)
+            self._ok()
         except OSError as e:
             self._fail(ev.id, folder, e)
+        if self.fmt is not None:
+            clip = EventClip(folder, self.fmt, ev.clip_fps)
+            for f in s.preroll:
+                clip.add(f)
+            self.clips[ev.id] = clip
 
     def _ended(self, s: EventEnded) -> None:
-        ev, rec = s.event, s.record.to_dict()
+        ev = s.event
         folder = self.folders.pop(ev.id, None) or event_folder(self.root, ev.camera, ev.first.wall, ev.id)
+        clip = self.clips.pop(ev.id, None)
+        if clip is not None:
+            clip.finish()
+        rec = s.record.to_dict()
+        rec.update(self.extra.get(ev.camera, {}))
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            rec.update(self._snapshots(folder, ev))
-            rec.update(self.extra.get(ev.camera, {}))
-            rec.setdefault("clip", None)
-            rec["kept"] = False
-            write_json_atomic(folder / EVENT_JSON, rec)
-        except OSError as e:
+            jpegs = self._snapshots(rec, folder, ev)
+        except OSError as e:   # encoding only: nothing on disk yet
             self._fail(ev.id, folder, e)
             return
-        finally:
-            self.failed.discard(ev.id)
-        s.saved, s.folder = rec, str(folder)
-        if self.index is not None:
-            try:
-                self.index.add(rec, folder)
-            except Exception as e:  # the index is rebuildable from event.json
-                log.error("could not add event %s to %s: %s (run `motionwatch events --reindex`)",
-                          ev.id, self.index.root / "events.db", e)
-        self.saved += 1
-        log.info("%s: event %s ended: %.1f s, peak %.1f%%, %s", ev.camera, ev.id,
-                 rec["end_offset_s"] - rec["start_offset_s"], 100 * rec["peak_fraction"],
-                 folder / Path(rec["snapshot"]).name if rec.get("snapshot") else folder)
+        task = Finish(ev.id, ev.camera, folder, rec, jpegs, clip)
+        if self._complete(task):
+            s.saved, s.folder = task.record, str(folder)
+        else:
+            self._keep(task)
 
-    def _snapshots(self, folder: Path, ev) -> dict:
-        rel = lambda p: str(p.relative_to(self.root))  # noqa: E731
-        out: dict = {}
-        primary: Frame = ev.first if self.ev.snapshot == "first" else ev.best
-        boxes = ev.first_boxes if self.ev.snapshot == "first" else ev.best_boxes
-        snap = folder / ("first.jpg" if self.ev.snapshot == "first" else "snapshot.jpg")
-        if not snap.exists():
-            self._jpeg(snap, primary.image)
-        out["snapshot"] = rel(snap)
-        out["boxes"] = [list(b) for b in boxes]
+    # -- writing ------------------------------------------------------------------
+
+    def _snapshots(self, rec: dict, folder: Path, ev: OpenEvent) -> dict[str, bytes]:
+        """Encode the snapshot JPEGs and fill in their fields; returns name -> bytes."""
+        rel = lambda name: str((folder / name).relative_to(self.root))  # noqa: E731
+        q = self.rec.jpeg_quality
+        first = self.ev.snapshot == "first"
+        primary = ev.first if first else ev.best
+        boxes = ev.first_boxes if first else ev.best_boxes
+        name = "first.jpg" if first else "snapshot.jpg"
+        jpegs: dict[str, bytes] = {}
+        if self.ev.snapshot in ("first", "both") and not (folder / "first.jpg").exists():
+            jpegs["first.jpg"] = encode_jpeg(ev.first.image, q)
+        if not first:
+            jpegs["snapshot.jpg"] = encode_jpeg(ev.best.image, q)
+        rec["snapshot"] = rel(name)
+        rec["boxes"] = [list(b) for b in boxes]
         if self.ev.snapshot == "both":
-            out["snapshot_first"] = rel(folder / "first.jpg")
-            out["boxes_first"] = [list(b) for b in ev.first_boxes]
+            rec["snapshot_first"] = rel("first.jpg")
+            rec["boxes_first"] = [list(b) for b in ev.first_boxes]
         h, w = primary.image.shape[:2]
         tw = min(self.ev.thumbnail_width, w)
         thumb = cv2.resize(primary.image, (tw, max(1, round(h * tw / w))), interpolation=cv2.INTER_AREA)
-        self._jpeg(folder / "thumb.jpg", thumb, quality=80)
-        out["thumbnail"] = rel(folder / "thumb.jpg")
-        out["frame_size"] = [w, h]
+        jpegs["thumb.jpg"] = encode_jpeg(thumb, 80)
+        rec["thumbnail"] = rel("thumb.jpg")
+        rec["frame_size"] = [w, h]
         if self.ev.annotate:
-            self._jpeg(folder / "annotated.jpg", annotate(primary.image, boxes, primary.wall, ev.camera))
-            out["annotated"] = rel(folder / "annotated.jpg")
-        return out
+            jpegs["annotated.jpg"] = encode_jpeg(annotate(primary.image, boxes, primary.wall, ev.camera), q)
+            rec["annotated"] = rel("annotated.jpg")
+        rec["kept"] = False
+        return jpegs
+
+    def _complete(self, task: Finish) -> bool:
+        """Write what the event still lacks, event.json last; False if it must wait."""
+        task.attempts += 1
+        folder, rec = task.folder, task.record
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, data in list(task.jpegs.items()):
+                write_atomic(folder / name, data)
+                del task.jpegs[name]
+            rec.update(self._clip_fields(task))
+            write_json_atomic(folder / EVENT_JSON, rec)
+        except OSError as e:
+            self._fail(task.event_id, folder, e)
+            return False
+        self._ok()
+        if task.clip is not None and task.clip.errors:
+            log.warning("%s: event %s: clip incomplete: %s", task.camera, task.event_id,
+                        "; ".join(dict.fromkeys(task.clip.errors)))
+        self._index(rec, folder)
+        self.saved += 1
+        log.info("%s: event %s saved: %.1f s, peak %.1f%%, %s", task.camera, task.event_id,
+                 rec["end_offset_s"] - rec["start_offset_s"], 100 * rec["peak_fraction"],
+                 self.root / (rec.get("clip") or rec["snapshot"]))
+        return True
+
+    def _clip_fields(self, task: Finish) -> dict:
+        """Rename parts left whole but unrenamed; list the parts that exist."""
+        clip = task.clip
+        if clip is None:
+            return {"clip": None, "clip_parts": []}
+        for tmp, final in list(clip.unrenamed):
+            if tmp.exists():
+                os.replace(tmp, final)   # an OSError here keeps the task pending
+            clip.unrenamed.remove((tmp, final))
+            if final.exists():
+                clip.done.append(final)
+        parts = [str(p.relative_to(self.root)) for p in sorted(clip.done) if p.exists()]
+        fields = {"clip": parts[0] if parts else None, "clip_parts": parts,
+                  "clip_format": clip.fmt, "clip_fps": round(clip.fps, 3),
+                  "clip_seconds": round(clip.frames / clip.fps, 2) if parts else 0.0}
+        if clip.first is not None and parts:
+            fields["clip_start_offset_s"] = round(clip.first.ts, 3)
+        return fields
+
+    def _index(self, rec: dict, folder: Path) -> None:
+        if self.index is None:
+            return
+        try:
+            self.index.add(rec, folder)
+        except Exception as e:  # the index is rebuildable from event.json
+            log.error("could not add event %s to %s: %s (run `motionwatch events --reindex`)",
+                      rec["id"], self.index.root / "events.db", e)
+
+    def _keep(self, task: Finish) -> None:
+        self.pending.append(task)
+        if len(self.pending) > MAX_PENDING:
+            lost = self.pending.pop(0)
+            log.error("%s: event %s dropped: %d events already wait for the recordings folder "
+                      "to be writable", lost.camera, lost.event_id, MAX_PENDING)
+        self._next_retry = time.monotonic() + RETRY_EVERY_S
+
+    def _retry(self) -> None:
+        waiting, self.pending = self.pending, []
+        for i, task in enumerate(waiting):
+            if self._complete(task):
+                log.info("%s: event %s written after all", task.camera, task.event_id)
+            else:
+                self.pending.extend(waiting[i:])   # still failing: keep order, try later
+                break
+        self._next_retry = time.monotonic() + RETRY_EVERY_S
 
     def _jpeg(self, path: Path, image: np.ndarray, quality: int | None = None) -> None:
         write_atomic(path, encode_jpeg(image, quality or self.rec.jpeg_quality))
 
+    # -- health -------------------------------------------------------------------
+
     def _fail(self, event_id: str, folder: Path, err: OSError) -> None:
-        if event_id not in self.failed:
-            self.failed.add(event_id)
-            log.error("cannot write event %s to %s: %s; detection goes on", event_id, folder,
-                      err.strerror or err)
+        """Log the first failure clearly; repeats of it only at debug level."""
+        self.failures += 1
+        reason = err.strerror or str(err)
+        if self.broken is None:
+            self.broken = reason
+            log.error("cannot write event %s to %s: %s; detection goes on and recording resumes "
+                      "when writing works again", event_id, folder, reason)
+        else:
+            log.debug("still cannot write event %s to %s: %s", event_id, folder, reason)
+
+    def _ok(self) -> None:
+        if self.broken is not None:
+            log.warning("writing to %s works again", self.root)
+            self.broken = None

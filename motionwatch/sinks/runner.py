@@ -29,11 +29,20 @@ class Sink:
 
 
 class SinkRunner:
-    def __init__(self, sinks: list[Sink], max_frames: int = 120):
+    """`max_frames` and `max_bytes` bound the clip frames waiting (120 frames is
+    ~5 s at 25 fps, several times an encoder hiccup; 256 MiB caps it at ~90
+    1280x720 or ~40 1920x1080 frames). `wait_for_room` is for `scan`, where
+    nothing is live: the reader waits for the encoder instead of dropping."""
+
+    def __init__(self, sinks: list[Sink], max_frames: int = 120, max_bytes: int = 256 * 2**20,
+                 wait_for_room: bool = False):
         self.sinks = list(sinks)
         self.max_frames = max_frames
+        self.max_bytes = max_bytes
+        self.wait_for_room = wait_for_room
         self._q: deque = deque()
         self._frames = 0
+        self._bytes = 0
         self._cond = threading.Condition()
         self._closing = False
         self.dropped = 0
@@ -45,13 +54,20 @@ class SinkRunner:
         """Queue a signal without ever blocking; False when a frame was dropped."""
         with self._cond:
             if isinstance(signal, EventFrame):
-                if self._frames >= self.max_frames:
+                size = signal.frame.image.nbytes
+                while self.wait_for_room and self._full(size) and self._thread.is_alive():
+                    self._cond.wait(0.5)
+                if self._full(size):
                     self.dropped += 1
                     return False
                 self._frames += 1
+                self._bytes += size
             self._q.append(signal)
             self._cond.notify()
         return True
+
+    def _full(self, size: int) -> bool:
+        return self._frames >= self.max_frames or (self._frames > 0 and self._bytes + size > self.max_bytes)
 
     @property
     def backlog(self) -> int:
@@ -68,6 +84,8 @@ class SinkRunner:
                 signal = self._q.popleft()
                 if isinstance(signal, EventFrame):
                     self._frames -= 1
+                    self._bytes -= signal.frame.image.nbytes
+                    self._cond.notify_all()
             for sink in self.sinks:
                 try:
                     sink.handle(signal)

@@ -1,0 +1,337 @@
+"""Event clips: numbered parts, each written under a temporary name and renamed
+only once it is whole.
+
+Format: H.264 in MP4 (`-movflags +faststart`) through the system's ffmpeg
+when it has libx264, because every browser plays it inline and it is the
+smallest per second of video; otherwise OpenCV's own MPEG-4 Part 2 (`mp4v`)
+MP4, which OpenCV's pip wheels always write, VLC and every desktop player
+open, and browsers offer as a download. VP8 WebM (`webm`) plays in browsers
+without ffmpeg but costs several times the CPU. docs/recording.md has the
+measurements behind this choice.
+
+Frames are placed on the clip's timeline by their source timestamps, so a
+live camera that delivers unevenly (or frames the sink queue had to drop)
+still gives a clip that plays at real speed: a missing frame is filled by
+repeating the one before it, for gaps up to a second.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from motionwatch.errors import MotionwatchError
+from motionwatch.model import Frame
+
+log = logging.getLogger("motionwatch.clip")
+
+FORMATS = ("auto", "h264", "mp4v", "webm")
+SUFFIX = {"h264": ".mp4", "mp4v": ".mp4", "webm": ".webm"}
+CV_FOURCC = {"mp4v": "mp4v", "webm": "VP80"}
+TMP_PREFIX = ".tmp-"
+WRITE_TIMEOUT_S = 20.0   # an encoder that takes no frame for this long has hung
+FINISH_TIMEOUT_S = 120.0
+MAX_FILL_S = 1.0          # longer holes in the timeline are cuts, not dropped frames
+RETRY_S = 10.0            # after a failed part, try a new one this much later (source time)
+H264_ARGS = ("-c:v", "libx264", "-preset", "ultrafast", "-crf", "23", "-pix_fmt", "yuv420p",
+             "-movflags", "+faststart")
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_with_x264() -> str | None:
+    """Path of an ffmpeg that can encode H.264, or None."""
+    exe = shutil.which("ffmpeg")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True,
+                             timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return exe if "libx264" in out else None
+
+
+def choose_format(requested: str) -> str:
+    """The clip format to use for `events.clip_codec`; h264 without ffmpeg is an error."""
+    if requested == "auto":
+        return "h264" if ffmpeg_with_x264() else "mp4v"
+    if requested == "h264" and not ffmpeg_with_x264():
+        raise MotionwatchError("events.clip_codec: h264 needs the ffmpeg program with libx264, "
+                               "which is not on PATH; install ffmpeg or use auto, mp4v or webm")
+    return requested
+
+
+def tmp_name(final: Path) -> Path:
+    """Hidden name a file is written under; the suffix stays so encoders pick the container."""
+    return final.with_name(TMP_PREFIX + final.name)
+
+
+def _even(size: tuple[int, int]) -> tuple[int, int]:
+    return max(2, size[0] - size[0] % 2), max(2, size[1] - size[1] % 2)
+
+
+class PartWriter:
+    """One clip file. `write` and `finish` raise OSError with a readable reason."""
+
+    def __init__(self, final: Path, size: tuple[int, int], fps: float):
+        self.final = final
+        self.tmp = tmp_name(final)
+        self.size = size
+        self.fps = fps
+        self.frames = 0
+
+    def write(self, image: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop encoding and make the temporary file whole (or fail)."""
+        raise NotImplementedError
+
+    def check(self) -> None:
+        """After `close`: raise unless the temporary file is a whole clip."""
+        if self.frames == 0:
+            raise OSError(errno.ENODATA, "no frame was written")
+        if not self.tmp.exists() or self.tmp.stat().st_size == 0:
+            raise OSError(errno.EIO, f"{self.tmp.name} is missing or empty after encoding")
+
+    def abort(self) -> None:
+        """Stop and remove the temporary file (best effort: the folder may be gone)."""
+        try:
+            self.close()
+        except OSError:
+            pass
+        try:
+            self.tmp.unlink()
+        except OSError:
+            pass
+
+    def _fit(self, image: np.ndarray) -> np.ndarray:
+        w, h = self.size
+        if image.shape[1] != w or image.shape[0] != h:
+            if image.shape[1] >= w and image.shape[0] >= h and image.shape[1] - w <= 1 and image.shape[0] - h <= 1:
+                return image[:h, :w]   # odd source size: drop the last row/column
+            return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+        return image
+
+
+class FfmpegPart(PartWriter):
+    """H.264 MP4: raw BGR frames piped to an ffmpeg child process."""
+
+    codec = "h264"
+
+    def __init__(self, final: Path, size: tuple[int, int], fps: float, exe: str):
+        super().__init__(final, _even(size), fps)
+        w, h = self.size
+        self._err = tempfile.TemporaryFile()
+        cmd = [exe, "-hide_banner", "-nostats", "-loglevel", "error", "-f", "rawvideo",
+               "-pix_fmt", "bgr24", "-s", f"{w}x{h}", "-framerate", f"{fps:.6g}", "-i", "pipe:0",
+               "-an", *H264_ARGS, "-f", "mp4", "-y", str(self.tmp)]
+        # Own session: a Ctrl-C meant for motionwatch must not kill the encoder
+        # before the clip is finished. If motionwatch itself is killed, ffmpeg
+        # sees end of input and completes the hidden temporary file only.
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=self._err, start_new_session=True)
+        try:   # encoding is background work: capture and detection come first
+            os.setpriority(os.PRIO_PROCESS, self.proc.pid, 10)
+        except OSError:
+            pass
+        self._fd = self.proc.stdin.fileno()
+        os.set_blocking(self._fd, False)
+
+    def write(self, image: np.ndarray) -> None:
+        data = memoryview(np.ascontiguousarray(self._fit(image))).cast("B")
+        deadline = time.monotonic() + WRITE_TIMEOUT_S
+        while data:
+            try:
+                n = os.write(self._fd, data)
+            except BlockingIOError:
+                n = 0
+            except BrokenPipeError:
+                raise OSError(errno.EPIPE, self._reason("ffmpeg stopped")) from None
+            if n:
+                data = data[n:]
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.proc.kill()
+                raise OSError(errno.ETIMEDOUT, f"ffmpeg took no frame for {WRITE_TIMEOUT_S:.0f} s")
+            select.select([], [self._fd], [], left)
+        self.frames += 1
+
+    def abort(self) -> None:
+        self.proc.kill()     # no point finishing a clip that will be removed
+        super().abort()
+
+    def close(self) -> None:
+        if self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        try:
+            code = self.proc.wait(FINISH_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise OSError(errno.ETIMEDOUT, "ffmpeg did not finish the clip in time") from None
+        if code != 0:
+            raise OSError(errno.EIO, self._reason(f"ffmpeg exited with status {code}"))
+
+    def _reason(self, what: str) -> str:
+        """ffmpeg's own last words (e.g. 'No space left on device'), if any."""
+        try:
+            self._err.seek(0)
+            lines = [ln for ln in self._err.read().decode(errors="replace").splitlines() if ln.strip()]
+        except OSError:
+            lines = []
+        return f"{what}: {lines[-1].strip()}" if lines else what
+
+
+class OpenCvPart(PartWriter):
+    """OpenCV's VideoWriter (FFmpeg backend inside the wheel): mp4v MP4 or VP8 WebM."""
+
+    def __init__(self, final: Path, size: tuple[int, int], fps: float, fmt: str):
+        super().__init__(final, size, fps)
+        self.codec = fmt
+        fourcc = cv2.VideoWriter_fourcc(*CV_FOURCC[fmt])
+        self.vw = cv2.VideoWriter(str(self.tmp), cv2.CAP_FFMPEG, fourcc, fps, self.size)
+        if not self.vw.isOpened():
+            self.vw.release()
+            raise OSError(errno.EIO, f"OpenCV cannot open a {fmt} writer for {self.tmp}")
+
+    def write(self, image: np.ndarray) -> None:
+        ok = self.vw.write(self._fit(image))
+        if ok is False:   # OpenCV < 4.10 returned None: then only the final check tells
+            raise OSError(errno.EIO, f"OpenCV could not write a frame to {self.tmp.name}")
+        self.frames += 1
+
+    def close(self) -> None:
+        self.vw.release()
+
+    def check(self) -> None:
+        super().check()
+        # OpenCV reports few errors (a full disk can go unnoticed): read it back.
+        cap = cv2.VideoCapture(str(self.tmp), cv2.CAP_FFMPEG)
+        ok = cap.isOpened() and cap.read()[0]
+        cap.release()
+        if not ok:
+            raise OSError(errno.EIO, f"{self.tmp.name} cannot be read back after encoding")
+
+
+def open_part(final: Path, size: tuple[int, int], fps: float, fmt: str) -> PartWriter:
+    if fmt == "h264":
+        exe = ffmpeg_with_x264()
+        if exe is None:
+            raise OSError(errno.ENOENT, "ffmpeg with libx264 is gone")
+        return FfmpegPart(final, size, fps, exe)
+    return OpenCvPart(final, size, fps, fmt)
+
+
+class EventClip:
+    """An event's clip as numbered parts `clip-001.mp4`, `clip-002.mp4`, ...
+
+    Frames are placed on each part's timeline by timestamp (see the module
+    docstring). A failed part is abandoned (its temporary file removed when
+    possible) and a new part is tried `RETRY_S` seconds of source time later,
+    so a disk that comes back mid-event still gets the rest of the event.
+    `errors` collects what went wrong for the recorder to log once.
+    """
+
+    def __init__(self, folder: Path, fmt: str, fps: float):
+        self.folder = folder
+        self.fmt = fmt
+        self.fps = fps if fps and fps > 0 else 10.0
+        self.number = 0
+        self.part: PartWriter | None = None
+        self.done: list[Path] = []                 # parts finished and renamed
+        self.unrenamed: list[tuple[Path, Path]] = []  # (tmp, final): whole but not renamed yet
+        self.errors: list[str] = []
+        self.failed_ts: float | None = None
+        self.first: Frame | None = None
+        self.frames = 0
+        self._t0 = 0.0
+        self._slots = 0          # output frames in the current part
+
+    def add(self, frame: Frame, cut: bool = False) -> None:
+        if self.part is None and not self._open(frame):
+            return
+        k = round((frame.ts - self._t0) * self.fps)
+        if cut or k - self._slots > MAX_FILL_S * self.fps:
+            self._t0 = frame.ts - self._slots / self.fps   # continue right after the cut
+            k = self._slots
+        if k < self._slots:
+            return    # faster than the clip's rate: this slot is already filled
+        try:
+            for _ in range(k - self._slots + 1):
+                self.part.write(frame.image)
+                self._slots += 1
+                self.frames += 1
+        except OSError as e:
+            self._failed(frame.ts, e)
+
+    def split(self) -> None:
+        """End the current part; the next frame opens a new one."""
+        self._finish_part()
+
+    def finish(self) -> None:
+        self._finish_part()
+
+    @property
+    def parts(self) -> list[Path]:
+        """Final paths of every part that is (or will be, once renamed) whole, in order."""
+        return sorted(self.done + [final for _, final in self.unrenamed])
+
+    def _open(self, frame: Frame) -> bool:
+        if self.failed_ts is not None and frame.ts - self.failed_ts < RETRY_S:
+            return False
+        self.number += 1
+        h, w = frame.image.shape[:2]
+        final = self.folder / f"clip-{self.number:03d}{SUFFIX[self.fmt]}"
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.part = open_part(final, (w, h), self.fps, self.fmt)
+        except OSError as e:
+            self.part = None
+            self.failed_ts = frame.ts
+            self.errors.append(f"cannot start {final.name}: {e.strerror or e}")
+            return False
+        self.failed_ts = None
+        self._t0, self._slots = frame.ts, 0
+        if self.first is None:
+            self.first = frame
+        return True
+
+    def _failed(self, ts: float, err: OSError) -> None:
+        self.errors.append(f"{self.part.final.name} abandoned: {err.strerror or err}")
+        self.part.abort()
+        self.part = None
+        self.failed_ts = ts
+
+    def _finish_part(self) -> None:
+        part, self.part = self.part, None
+        if part is None:
+            return
+        try:
+            part.close()
+            part.check()
+        except OSError as e:
+            self.errors.append(f"{part.final.name} abandoned: {e.strerror or e}")
+            part.abort()
+            return
+        try:
+            os.replace(part.tmp, part.final)
+            self.done.append(part.final)
+        except OSError as e:   # whole but e.g. the folder went read-only: rename it later
+            self.unrenamed.append((part.tmp, part.final))
+            self.errors.append(f"{part.final.name} not renamed: {e.strerror or e}")
