@@ -109,7 +109,7 @@ class DetectionConfig:
     min_frames: int = opt(3, "consecutive frames over the trigger needed to start an event", lo=1, hi=1000)
     min_blob_area: int = opt(12, "changed regions smaller than this (detection pixels) are ignored",
                              lo=0, hi=100000)
-    warmup_seconds: float = opt(2.0, "no motion is reported for this long after start or reconnect",
+    warmup_seconds: float = opt(1.0, "no motion is reported for this long after start or reconnect",
                                 lo=0.0, hi=600.0)
     lighting_compensation: bool = opt(True, "cancel global brightness changes before differencing")
     fps: float = opt(0.0, "analyse at most this many frames per second (0 = every frame)", lo=0.0, hi=240.0)

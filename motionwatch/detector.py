@@ -22,6 +22,21 @@ MAX_BOXES = 16
 NOISE_K = 4.5
 # How much a global gain estimate may move per frame before we call it a lighting jump.
 GAIN_LIMITS = (0.25, 4.0)
+# Time constant of the short-term background (seconds): a region that differs from the
+# long-term background but not from the last ~0.25 s is a static change, not movement.
+RECENT_TAU_S = 0.25
+# A changed region counts as moving when at least this share of it (and MIN_MOVING
+# pixels) also changed within RECENT_TAU_S. Light that spreads over a wall, the sun
+# coming out or a parked car fail this; a walker's edges always pass it.
+MOVING_SHARE = 0.02
+MIN_MOVING = 4
+# A large changed region whose pixels still follow the background's texture
+# (correlation >= RELIT_R) is light falling differently (sun through clouds, a
+# shadow edge sweeping over the ground), not a new object: a person replaces
+# the texture behind them. Only regions with texture to compare are judged.
+RELIT_MIN_SHARE = 0.01
+RELIT_R = 0.92
+RELIT_MIN_STD = 8.0
 
 
 class MotionDetector:
@@ -36,6 +51,13 @@ class MotionDetector:
         w, h = self.det_size
         if watch is not None and watch.shape != (h, w):
             raise ValueError(f"watch mask is {watch.shape[::-1]}, detection size is {self.det_size}")
+        if watch is not None and cfg.blur > 1:
+            # The blur carries a masked area's changes (a ticking timestamp) a few
+            # pixels out; stop watching that rim (picture edges are not masks).
+            rim = cv2.getStructuringElement(cv2.MORPH_RECT, (cfg.blur, cfg.blur))
+            shrunk = cv2.erode(watch, rim, borderType=cv2.BORDER_CONSTANT, borderValue=255)
+            if cv2.countNonZero(shrunk):
+                watch = shrunk
         self.watch = watch
         self.watch_area = int(cv2.countNonZero(watch)) if watch is not None else w * h
         self._alloc(w, h)
@@ -44,6 +66,7 @@ class MotionDetector:
         self.warmup_frames = max(2, int(round(cfg.warmup_seconds * self.fps)))
         self.static_frames = max(1, int(round(cfg.static_seconds * self.fps)))
         self.rebase_frames = max(2, int(round(1.0 * self.fps)))
+        self.recent_rate = 1.0 - float(np.exp(-1.0 / (RECENT_TAU_S * self.fps)))
         self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (cfg.kernel, cfg.kernel))
         self.reset()
 
@@ -53,8 +76,12 @@ class MotionDetector:
         self.blurred = np.empty((h, w), np.uint8)
         self.bg = np.zeros((h, w), np.float32)
         self.bg_u8 = np.empty((h, w), np.uint8)
+        self.recent_bg = np.zeros((h, w), np.float32)   # short-term background
+        self.recent = np.empty((h, w), np.uint8)
         self.diff = np.empty((h, w), np.uint8)
-        self.mask = np.zeros((h, w), np.uint8)
+        self.mask = np.zeros((h, w), np.uint8)   # every changed region (not learned)
+        self.out_buf = np.zeros((h, w), np.uint8)
+        self.out = self.mask                       # regions that move: what is reported
         self.tmp = np.empty((h, w), np.uint8)
         self.still = np.zeros((h, w), np.uint16)  # frames each pixel has stayed changed
         self.ones = np.ones((h, w), np.uint16)
@@ -69,6 +96,7 @@ class MotionDetector:
         self.frames = 0
         self.rebase_left = 0
         self.noise_sigma: float | None = None
+        self.relit: np.ndarray | None = None
         self.still[:] = 0
 
     # -- public ---------------------------------------------------------------
@@ -79,6 +107,7 @@ class MotionDetector:
         self.frames += 1
         if self.frames == 1:
             self.bg[:] = self.blurred
+            self.recent_bg[:] = self.blurred
             return Detection(0.0, [], None, ready=False)
         gain, offset = self._lighting()
         cv2.convertScaleAbs(self.bg, self.bg_u8, gain, offset)
@@ -94,12 +123,12 @@ class MotionDetector:
         if lighting:
             self._rebaseline()
             return Detection(0.0, [], self.mask, lighting_change=True, ready=False, threshold=threshold)
-        boxes, changed = self._clean(changed)
+        boxes, changed = self._clean(changed, threshold, gain, offset)
         self._learn(gain, offset, warming)
         if warming or self.rebase_left > 0:
             self.rebase_left = max(0, self.rebase_left - 1)
-            return Detection(0.0, [], self.mask, ready=False, threshold=threshold)
-        return Detection(changed / self.watch_area, boxes, self.mask, threshold=threshold)
+            return Detection(0.0, [], self.out, ready=False, threshold=threshold)
+        return Detection(changed / self.watch_area, boxes, self.out, threshold=threshold)
 
     @property
     def background(self) -> np.ndarray:
@@ -107,6 +136,9 @@ class MotionDetector:
         return cv2.convertScaleAbs(self.bg)
 
     # -- steps ----------------------------------------------------------------
+
+    # (scale, offset) from the decoder's luma plane to BGR grey, set by the capture loop.
+    luma_levels: tuple[float, float] | None = None
 
     def _prepare(self, src: np.ndarray) -> None:
         w, h = self.det_size
@@ -116,6 +148,10 @@ class MotionDetector:
             cv2.cvtColor(small3, cv2.COLOR_BGR2GRAY, self.gray)
         else:
             cv2.resize(src, (w, h), self.gray, interpolation=cv2.INTER_LINEAR)
+            if self.luma_levels is not None:
+                # Limited-range luma (Y 16..235) stretched to the grey levels a BGR
+                # frame gives, so thresholds mean the same on both paths.
+                cv2.convertScaleAbs(self.gray, self.gray, *self.luma_levels)
         if self.cfg.blur > 1:
             cv2.GaussianBlur(self.gray, (self.cfg.blur, self.cfg.blur), 0, self.blurred)
         else:
@@ -124,30 +160,30 @@ class MotionDetector:
     def _lighting(self) -> tuple[float, float]:
         """Robust global gain/offset mapping the background onto this frame.
 
-        Matching the 20th/50th/80th percentiles of a pixel subsample cancels a
-        lamp switched on, an exposure jump or flicker, while a person covering
-        a minority of the picture barely moves them, so they still stand out.
+        Median ratio and median residual over a pixel subsample cancel a lamp
+        switched on, an exposure jump or flicker, while a person covering a
+        minority of the picture barely moves them, so they still stand out.
         """
+        # Leave out what changed last frame (and masked areas) so a large
+        # subject does not pass for a lighting change nor for noise.
+        keep = self.mask[self.sub] == 0
+        if self.sub_watch is not None:
+            keep &= self.sub_watch
+        self.quiet_sub = keep
         if not self.cfg.lighting_compensation:
             return 1.0, 0.0
         cur = self.blurred[self.sub]
         ref = self.bg[self.sub]
-        # Leave out what moved last frame (and masked areas) so a large
-        # subject does not pass for a lighting change.
-        keep = self.mask[self.sub] == 0
-        if self.sub_watch is not None:
-            keep &= self.sub_watch
         if np.count_nonzero(keep) >= 300:
             cur, ref = cur[keep], ref[keep]
-        qc = np.percentile(cur, (20, 50, 80))
-        qr = np.percentile(ref, (20, 50, 80))
-        spread_r = qr[2] - qr[0]
-        if spread_r >= 8:
-            gain = float((qc[2] - qc[0]) / spread_r)
-            gain = min(max(gain, 0.2), 5.0)
-        else:  # flat scene: spread says nothing, use the median ratio
-            gain = float((qc[1] + 1.0) / (qr[1] + 1.0))
-        offset = float(qc[1] - gain * qr[1])
+        # Exposure, a lamp or the IR switch scale gamma-encoded pixels by one
+        # factor; the median of per-pixel ratios finds it while anything that
+        # moves covers less than half of the compared pixels (a spread or
+        # percentile match is thrown off by one bright car in a small area).
+        cur = cur.astype(np.float32)
+        ratio = (cur + 4.0) / (ref + 4.0)
+        gain = min(max(float(np.median(ratio)), 0.2), 5.0)
+        offset = float(np.median(cur - gain * ref))
         if abs(gain - 1.0) < 0.01 and abs(offset) < 1.0:
             return 1.0, 0.0
         return gain, offset
@@ -167,9 +203,14 @@ class MotionDetector:
     def _noise(self, warming: bool) -> float:
         """Robust sigma of the difference image, learned while the scene is quiet."""
         d = self.diff[self.sub]
-        if self.sub_watch is not None:
+        quiet = d[self.quiet_sub]
+        if quiet.size >= 50:
+            d = quiet
+        elif self.sub_watch is not None:
             d = d[self.sub_watch]
-        sigma = 1.4826 * float(np.median(d))
+        # The 30th percentile of |N(0, sigma)| is 0.385 sigma; a low percentile
+        # stays put when moving things cover a good part of a small watched area.
+        sigma = float(np.percentile(d, 30)) / 0.385
         if self.noise_sigma is None:
             self.noise_sigma = sigma
         elif warming:
@@ -179,8 +220,15 @@ class MotionDetector:
             self.noise_sigma += 0.01 * (sigma - self.noise_sigma)
         return self.noise_sigma
 
-    def _clean(self, changed: int) -> tuple[list, int]:
+    def _clean(self, changed: int, threshold: float, gain: float, offset: float) -> tuple[list, int]:
+        """Join, filter and measure changed regions; leave `mask` = regions that move.
+
+        `self.mask` keeps every region big enough (so none of them is learned
+        into the background); the returned count and `self.out` hold only
+        regions that moved recently.
+        """
         if changed == 0:
+            self.out = self.mask
             return [], 0
         if self.cfg.dilate:
             cv2.dilate(self.mask, self.kernel, self.mask, iterations=self.cfg.dilate)
@@ -190,15 +238,28 @@ class MotionDetector:
             cv2.bitwise_and(self.mask, self.watch, self.mask)
         n, labels, stats, _ = cv2.connectedComponentsWithStats(self.mask, connectivity=8)
         if n <= 1:
+            self.out = self.mask
             return [], 0
-        areas = stats[1:, cv2.CC_STAT_AREA]
-        small = np.nonzero(areas < max(1, self.cfg.min_blob_area))[0] + 1
-        if len(small):
-            # Zero the small blobs in the mask so the picture matches the count.
-            drop = np.isin(labels, small)
-            self.mask[drop] = 0
-        keep = np.nonzero(areas >= max(1, self.cfg.min_blob_area))[0] + 1
-        total = int(areas[keep - 1].sum()) if len(keep) else 0
+        areas = stats[:, cv2.CC_STAT_AREA]
+        big = areas >= max(1, self.cfg.min_blob_area)
+        big[0] = False
+        moving = big & (self._moving_pixels(labels, n, threshold, gain, offset)
+                        >= np.maximum(MIN_MOVING, MOVING_SHARE * areas))
+        large = np.nonzero(moving & (areas >= RELIT_MIN_SHARE * self.watch_area))[0]
+        if len(large):
+            moving[self._relit(labels, large, n, gain, offset)] = False
+        lut = np.zeros(n, np.uint8)
+        if not big[1:].all():
+            lut[big] = 255   # drop specks from the mask so they are learned
+            np.take(lut, labels, out=self.mask)
+        if moving[1:].all():
+            self.out = self.mask
+        else:
+            lut[:] = 0
+            lut[moving] = 255
+            self.out = np.take(lut, labels, out=self.out_buf)
+        keep = np.nonzero(moving)[0]
+        total = int(areas[keep].sum())
         order = keep[np.argsort(-stats[keep, cv2.CC_STAT_AREA])][:MAX_BOXES]
         sx = self.src_size[0] / self.det_size[0]
         sy = self.src_size[1] / self.det_size[1]
@@ -207,6 +268,33 @@ class MotionDetector:
             x, y, w, h = (int(v) for v in stats[i, :4])
             boxes.append((int(x * sx), int(y * sy), int(round(w * sx)), int(round(h * sy))))
         return boxes, total
+
+    def _moving_pixels(self, labels: np.ndarray, n: int, threshold: float, gain: float,
+                       offset: float) -> np.ndarray:
+        """Per region: pixels that also differ from the short-term background."""
+        cv2.convertScaleAbs(self.recent_bg, self.bg_u8, gain, offset)
+        cv2.absdiff(self.blurred, self.bg_u8, self.tmp)
+        cv2.threshold(self.tmp, threshold, 255, cv2.THRESH_BINARY, self.recent)
+        return np.bincount(labels[self.recent > 0], minlength=n)
+
+    def _relit(self, labels: np.ndarray, cand: np.ndarray, n: int, gain: float, offset: float) -> np.ndarray:
+        """Of the candidate regions, those explained by light (texture kept); marks them for re-learning."""
+        pick = np.zeros(n, bool)
+        pick[cand] = True
+        sel = pick[labels]
+        lab = labels[sel]
+        c = self.blurred[sel].astype(np.float32)
+        b = self.bg[sel] * gain + offset
+        k = np.maximum(np.bincount(lab, minlength=n), 1)
+        mc, mb = np.bincount(lab, c, n) / k, np.bincount(lab, b, n) / k
+        vc = np.bincount(lab, c * c, n) / k - mc * mc
+        vb = np.bincount(lab, b * b, n) / k - mb * mb
+        cov = np.bincount(lab, c * b, n) / k - mc * mb
+        r = cov / np.sqrt(np.maximum(vc * vb, 1e-6))
+        relit = pick & (r >= RELIT_R) & (vb >= RELIT_MIN_STD ** 2)
+        if relit.any():
+            self.relit = relit[labels]
+        return relit
 
     def _learn(self, gain: float, offset: float, warming: bool) -> None:
         """Update the background: fast while warming, never under moving things.
@@ -217,9 +305,16 @@ class MotionDetector:
         """
         if gain != 1.0 or offset != 0.0:
             # Re-express the background in this frame's lighting so it re-baselines at once.
-            self.bg *= gain
-            self.bg += offset
-            np.clip(self.bg, 0.0, 255.0, out=self.bg)
+            for model in (self.bg, self.recent_bg):
+                model *= gain
+                model += offset
+                np.clip(model, 0.0, 255.0, out=model)
+        cv2.accumulateWeighted(self.blurred, self.recent_bg, self.recent_rate)
+        if self.relit is not None:
+            # Light explains these regions: re-learn them now rather than after static_seconds.
+            self.bg[self.relit] = self.blurred[self.relit]
+            self.still[self.relit] = 0
+            self.relit = None
         if warming or self.rebase_left > 0:
             rate = max(self.alpha, 1.0 / min(self.frames, self.warmup_frames)) if warming else 0.5
             cv2.accumulateWeighted(self.blurred, self.bg, rate)
@@ -236,5 +331,6 @@ class MotionDetector:
     def _rebaseline(self) -> None:
         """Nothing in this frame can be trusted: adopt it as the new background."""
         self.bg[:] = self.blurred
+        self.recent_bg[:] = self.blurred
         self.still[:] = 0
         self.rebase_left = self.rebase_frames

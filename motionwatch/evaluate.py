@@ -1,0 +1,224 @@
+"""Score the detector and event tracker against ground truth.
+
+`replay` runs frames through the same detector and tracker the live pipeline
+uses and returns the events; `score` matches them to the true visits and
+counts what a user would notice: events found, false events, missed visits,
+visits split into several events, visits merged into one, and how late each
+event started. `pixel_scores` measures the change mask itself on CDnet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from motionwatch.config import CameraConfig, Config
+from motionwatch.detector import MotionDetector
+from motionwatch.events import EventEnded, EventTracker
+from motionwatch.masks import detection_size, watch_mask
+from motionwatch.model import Detection, Event, Frame
+from motionwatch.scenes import Case, Clip, outside
+from motionwatch.synth import SceneRenderer
+
+# An event may start this much before the truth (pre-motion shadows, a peer's
+# pre-roll) and still count as the same visit.
+EARLY_S = 1.0
+LATE_LIMIT_S = 1.0
+
+
+@dataclass
+class Score:
+    """One scene's result; `ok` when it meets the issue's bar."""
+
+    name: str
+    kind: str
+    expected: int
+    found: int = 0
+    false: int = 0
+    missed: int = 0
+    split: int = 0
+    merged: int = 0
+    latencies: list[float] = field(default_factory=list)
+    end_errors: list[float] = field(default_factory=list)
+    late: int = 0
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not (self.false or self.missed or self.split or self.merged or self.late)
+
+    @property
+    def latency(self) -> float | None:
+        return max(self.latencies) if self.latencies else None
+
+
+def replay(frames: Iterable[np.ndarray], fps: float, cfg: Config, cam: CameraConfig,
+           on_detection: Callable[[Frame, Detection], None] | None = None) -> list[Event]:
+    """Run frames through detector + tracker exactly as the pipeline does; return the events."""
+    det_cfg = cfg.camera_detection(cam)
+    detector = tracker = None
+    frame = None
+    events: list[Event] = []
+    for i, image in enumerate(frames):
+        if detector is None:
+            size = (image.shape[1], image.shape[0])
+            det_size = detection_size(size[0], size[1], det_cfg.width)
+            base = Path(cfg.source_file).parent if cfg.source_file else None
+            detector = MotionDetector(det_cfg, size, fps, watch_mask(cam, size, det_size, base))
+            tracker = EventTracker(cam.name, cfg.events, det_cfg.trigger_fraction, det_cfg.min_frames,
+                                   fps, clip=False)
+        frame = Frame(image, i, i / fps, 1.0e9 + i / fps)
+        det = detector.update(image)
+        if on_detection is not None:
+            on_detection(frame, det)
+        events += [s.record for s in tracker.feed(frame, det) if isinstance(s, EventEnded)]
+    if tracker is not None:
+        events += [s.record for s in tracker.flush("source ended") if isinstance(s, EventEnded)]
+    return events
+
+
+def score(name: str, kind: str, events: list[Event], truth: list[tuple[float, float]],
+          gap_seconds: float, tolerance_s: float = LATE_LIMIT_S, ends: bool = False, note: str = "") -> Score:
+    """Match events to true visits (in seconds). Visits closer than the gap are one visit."""
+    visits: list[list[float]] = []
+    for a, b in sorted(truth):
+        if visits and a - visits[-1][1] <= gap_seconds:
+            visits[-1][1] = max(visits[-1][1], b)
+        else:
+            visits.append([a, b])
+    sc = Score(name, kind, len(visits), found=len(events), note=note)
+    spans = [(e.start_offset_s, e.end_offset_s) for e in events]
+    hits = [[j for j, (s, e) in enumerate(spans) if s <= b + tolerance_s and e >= a - EARLY_S]
+            for a, b in visits]
+    for (a, b), js in zip(visits, hits):
+        if not js:
+            sc.missed += 1
+            continue
+        sc.split += len(js) - 1
+        lat = spans[js[0]][0] - a
+        sc.latencies.append(round(lat, 3))
+        if lat > tolerance_s:
+            sc.late += 1
+        if ends:
+            err = spans[js[-1]][1] - b
+            sc.end_errors.append(round(err, 3))
+            if abs(err) > tolerance_s:
+                sc.late += 1
+    used = [j for js in hits for j in js]
+    sc.false = sum(1 for j in range(len(spans)) if j not in used)
+    sc.merged = sum(1 for j in set(used) if used.count(j) > 1)
+    return sc
+
+
+def _events_cfg(cfg: Config, gap: float | None) -> Config:
+    return cfg if gap is None else replace(cfg, events=replace(cfg.events, gap_seconds=gap))
+
+
+def run_case(case: Case, cfg: Config) -> Score:
+    """Render a generated scene in memory and score it."""
+    cfg = _events_cfg(cfg, case.gap_seconds)
+    r = SceneRenderer(case.scene)
+    frames = (r.render(i) for i in range(case.scene.frames))
+    cam = CameraConfig(name=case.name, source="demo", mask=case.mask)
+    events = replay(frames, case.scene.fps, cfg, cam)
+    return score(case.name, case.kind, events, case.truth(), cfg.events.gap_seconds, note=case.note)
+
+
+def read_video(path: Path) -> tuple[float, Iterator[np.ndarray]]:
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise FileNotFoundError(f"{path}: cannot be opened")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
+
+    def frames() -> Iterator[np.ndarray]:
+        try:
+            while True:
+                ok, img = cap.read()
+                if not ok:
+                    return
+                yield img
+        finally:
+            cap.release()
+    return fps, frames()
+
+
+def clip_mask(clip: Clip, size: tuple[int, int]) -> tuple:
+    polys = tuple(clip.mask)
+    if clip.watch_rect is not None:
+        polys += outside(clip.watch_rect, size)
+    return polys
+
+
+def run_clip(clip: Clip, cfg: Config) -> Score:
+    """Scan a real clip and score its events against the frame-range ground truth."""
+    cfg = _events_cfg(cfg, clip.gap_seconds)
+    if clip.detection:
+        cfg = replace(cfg, detection=replace(cfg.detection, **clip.detection))
+    fps, frames = read_video(clip.path)
+    first = next(frames)
+    size = (first.shape[1], first.shape[0])
+    cam = CameraConfig(name=clip.name, source=str(clip.path), mask=clip_mask(clip, size))
+
+    def all_frames() -> Iterator[np.ndarray]:
+        yield first
+        yield from frames
+    events = replay(all_frames(), fps, cfg, cam)
+    truth = [(a / fps, b / fps) for a, b in clip.truth_frames]
+    return score(clip.name, "motion" if truth else "quiet", events, truth, cfg.events.gap_seconds,
+                 tolerance_s=clip.tolerance_s, ends=bool(truth), note=clip.note)
+
+
+def pixel_scores(root: Path, cfg: Config, step: int = 1) -> tuple[float, float, float, int]:
+    """CDnet precision, recall and F-measure of the change mask over the evaluated frames.
+
+    Ground truth: 255 motion (positive), 0 static and 50 shadow (negative),
+    85 outside the ROI and 170 unknown (not counted), as CDnet scores it.
+    """
+    lo, hi = (int(v) for v in (root / "temporalROI.txt").read_text().split()[:2])
+    paths = sorted((root / "input").glob("in*.jpg"))
+    first = cv2.imread(str(paths[0]))
+    size = (first.shape[1], first.shape[0])
+    det_cfg = cfg.detection
+    det = MotionDetector(det_cfg, size, 25.0, None)
+    tp = fp = fn = 0
+    frames = 0
+    for n, p in enumerate(paths, start=1):
+        d = det.update(cv2.imread(str(p)))
+        if n < lo or n > hi or (n - lo) % step:
+            continue
+        gt = cv2.imread(str(root / "groundtruth" / f"gt{n:06d}.png"), cv2.IMREAD_GRAYSCALE)
+        pred = d.mask if (d.mask is not None and d.ready) else np.zeros(gt.shape, np.uint8)
+        if pred.shape != gt.shape:
+            pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST)
+        pos, neg = gt == 255, (gt == 0) | (gt == 50)
+        on = pred > 0
+        tp += int(np.count_nonzero(on & pos))
+        fp += int(np.count_nonzero(on & neg))
+        fn += int(np.count_nonzero(~on & pos))
+        frames += 1
+    precision = tp / max(tp + fp, 1)
+    recall = tp / max(tp + fn, 1)
+    f = 2 * precision * recall / max(precision + recall, 1e-9)
+    return precision, recall, f, frames
+
+
+def table(scores: list[Score]) -> str:
+    """The per-scene table and a total line (Markdown, so docs can show it as is)."""
+    head = "| scene | kind | expected | found | false | missed | split | merged | start latency s | result |"
+    rows = [head, "|" + "---|" * 10]
+    for s in scores:
+        lat = "-" if s.latency is None else f"{s.latency:+.2f}"
+        if s.end_errors:
+            lat += f" (end {max(s.end_errors, key=abs):+.2f})"
+        rows.append(f"| {s.name} | {s.kind} | {s.expected} | {s.found} | {s.false} | {s.missed} | {s.split} | "
+                    f"{s.merged} | {lat} | {'ok' if s.ok else 'FAIL'} |")
+    lats = [v for s in scores for v in s.latencies]
+    mean = f"mean {np.mean(lats):+.2f}, max {max(lats):+.2f}" if lats else "-"
+    rows.append(f"| **total** ({sum(s.ok for s in scores)}/{len(scores)} ok) | | {sum(s.expected for s in scores)} | "
+                f"{sum(s.found for s in scores)} | {sum(s.false for s in scores)} | {sum(s.missed for s in scores)} | "
+                f"{sum(s.split for s in scores)} | {sum(s.merged for s in scores)} | {mean} | |")
+    return "\n".join(rows)
