@@ -109,9 +109,10 @@ class Endpoint:
     def _deliver(self, rec: dict) -> None:
         delay = BACKOFF_START
         for attempt in range(self.cfg.retries + 1):
-            if attempt and not self._wait(delay):
-                break
-            delay = min(delay * 2, BACKOFF_CAP)
+            if attempt:
+                if not self._wait(delay):
+                    break
+                delay = min(delay * 2, BACKOFF_CAP)
             problem, retry = self._post(rec)
             if problem is None:
                 self.sent += 1
