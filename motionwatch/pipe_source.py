@@ -236,7 +236,9 @@ class PipeSource(LiveSource):
                 if img is not None:
                     return img
             elif self._eof:
-                raise SourceError(f"pipe: {self._exit_reason()} before sending a picture")
+                junk = self._splitter.skipped + len(self._splitter.buf)
+                hint = f" (it wrote {junk} bytes but no JPEG; is it writing MJPEG to stdout?)" if junk else ""
+                raise SourceError(f"pipe: {self._exit_reason()} before sending a picture{hint}")
         hint = ("it wrote no JPEG; is it writing MJPEG to stdout (e.g. ffmpeg ... -f mjpeg -)?"
                 if self._splitter.skipped else "it wrote nothing")
         raise SourceError(f"pipe: no frame from {self.argv[0]!r} within {timeout:.0f} s: {hint}")
