@@ -44,7 +44,7 @@ class Handler(BaseHTTPRequestHandler):
     def _common_headers(self) -> None:
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("X-Frame-Options", "DENY")
-        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Referrer-Policy", "same-origin")  # no-referrer would make form POSTs say Origin: null
         self.send_header("Content-Security-Policy", CSP)
 
     def _send(self, status: int, body: bytes, ctype: str, headers: dict | None = None,

@@ -87,6 +87,7 @@ let keyHandler = null;
 document.addEventListener("keydown", (e) => {
   if (e.target.matches("input, select, textarea") || e.altKey || e.ctrlKey || e.metaKey) return;
   if (keyHandler) keyHandler(e);
+  else if (e.key === "Escape" && location.hash.startsWith("#/event/")) location.hash = "#/"; // page still loading
 });
 
 function route() {

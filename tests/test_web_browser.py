@@ -1,0 +1,255 @@
+"""The web UI in a real headless Chromium (Debian's /usr/bin/chromium, driven by
+Playwright): the gallery of a recordings folder made by a real `scan`, an event
+page with snapshot, boxes, chart and a playing clip, keep/delete, keyboard
+navigation, the login form, and the live MJPEG view while `run` watches the
+demo scene."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from web_support import Proc, add_clip, free_port, scan_into
+
+sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+SHOTS = Path(__file__).resolve().parents[1] / "build" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("chromium is not installed (.ci/run installs it with apt)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 860})
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.errors = errors
+    yield pg
+    ctx.close()
+
+
+def shot(page, name: str) -> None:
+    """Keep a screenshot for a person to look at (build/screenshots/)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory, two_visits_video) -> Path:
+    """Two real scans on two days, with clips: the recorder's own when this build
+    writes them (events.clip: true), else an H.264 file made with ffmpeg."""
+    rec = tmp_path_factory.mktemp("browser") / "recordings"
+    cfg = rec.parent / "clips.yaml"
+    cfg.write_text("events:\n  clip: true\n")
+    for cam, start in (("porch", "2026-11-19T07:45:00"), ("garage", "2026-11-20T18:20:00")):
+        proc = subprocess.run([sys.executable, "-m", "motionwatch", "scan", str(two_visits_video[0]), "--config",
+                               str(cfg), "--recordings", str(rec), "--camera", cam, "--start-time", start,
+                               "--no-progress"], capture_output=True, text=True, timeout=120)
+        if proc.returncode == 2 and "clip" in proc.stderr:   # a build without clips
+            scan_into(two_visits_video[0], rec, cam, start)
+        else:
+            assert proc.returncode == 0, proc.stderr
+    for path in rec.glob("*/*/*/event.json"):
+        if not json.loads(path.read_text()).get("clip"):
+            add_clip(path.parent)
+    subprocess.run([sys.executable, "-m", "motionwatch", "events", "--reindex", "--recordings", str(rec)],
+                   check=True, capture_output=True, timeout=60)
+    return rec
+
+
+@pytest.fixture(scope="module")
+def server(recordings):
+    p = Proc(["serve", "--recordings", str(recordings), "--port", "0"])
+    yield p
+    p.stop()
+
+
+def natural_width(page, selector: str) -> int:
+    return page.eval_on_selector(selector, "img => img.complete ? img.naturalWidth : 0")
+
+
+def test_gallery_shows_every_event_grouped_by_day(page, server, recordings):
+    events = server.get_json("/api/events")["events"]
+    page.goto(server.base + "/")
+    page.wait_for_selector(".card")
+    cards = page.locator(".card")
+    assert cards.count() == len(events) >= 2
+    days = page.locator("section.day").evaluate_all("els => els.map(e => e.dataset.day)")
+    assert days == sorted({e["start"][:10] for e in events}, reverse=True)
+    # Every thumbnail really loaded (lazy images are in view at this size).
+    page.wait_for_function("() => [...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth > 0)")
+    first = cards.nth(0)
+    assert events[0]["camera"] in first.inner_text() and events[0]["start"][11:19] in first.inner_text()
+    shot(page, "gallery")
+    assert not page.errors
+
+
+def test_keyboard_moves_through_the_gallery_and_opens_an_event(page, server):
+    events = server.get_json("/api/events")["events"]
+    page.goto(server.base + "/")
+    page.wait_for_selector(".card")
+    page.keyboard.press("ArrowRight")           # nothing focused yet: the first card
+    assert page.evaluate("document.activeElement.dataset.id") == events[0]["id"]
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("document.activeElement.dataset.id") == events[1]["id"]
+    page.keyboard.press("End")
+    assert page.evaluate("document.activeElement.dataset.id") == events[-1]["id"]
+    page.keyboard.press("Home")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#snapshot")
+    assert page.url.endswith("#/event/" + events[0]["id"])
+    page.keyboard.press("ArrowRight")           # on the event page: the next older event
+    page.wait_for_function(f"() => location.hash === '#/event/{events[1]['id']}' && "
+                           f"document.querySelector('#snapshot').alt.includes('{events[1]['id']}')")
+    page.keyboard.press("Escape")
+    page.wait_for_selector(".card")
+    # Back in the gallery, focus is on the event we came from.
+    page.wait_for_function(f"() => document.activeElement.dataset.id === '{events[1]['id']}'")
+
+
+def test_filters_by_camera_and_day(page, server):
+    events = server.get_json("/api/events")["events"]
+    porch = [e for e in events if e["camera"] == "porch"]
+    page.goto(server.base + "/")
+    page.wait_for_selector(".card")
+    page.select_option("#f-camera", "porch")
+    page.wait_for_function(f"() => document.querySelectorAll('.card').length === {len(porch)}")
+    assert all("porch" in t for t in page.locator(".card .cam").all_inner_texts())
+    page.goto(server.base + "/#/?date=2026-11-20")
+    page.wait_for_function("() => document.querySelector('#f-date') && document.querySelector('#f-date').value === '2026-11-20'")
+    days = set(page.locator("section.day").evaluate_all("els => els.map(e => e.dataset.day)"))
+    assert days == {"2026-11-20"}
+
+
+def test_event_page_snapshot_boxes_chart_and_clip(page, server):
+    ev_id = server.get_json("/api/events")["events"][0]["id"]
+    ev = server.get_json(f"/api/events/{ev_id}")
+    page.goto(f"{server.base}/#/event/{ev_id}")
+    page.wait_for_selector("#snapshot")
+    page.wait_for_function("() => document.querySelector('#snapshot').complete")
+    assert natural_width(page, "#snapshot") == ev["frame_size"][0]
+    # Boxes drawn over the snapshot, and the toggle (button and B key) hides them.
+    assert page.locator("#stage svg.boxes rect").count() == len(ev["boxes"]) >= 1
+    assert page.locator("#stage svg.boxes").is_visible()
+    page.click("#toggle-boxes")
+    assert not page.locator("#stage svg.boxes").is_visible()
+    page.keyboard.press("b")
+    assert page.locator("#stage svg.boxes").is_visible()
+    # The fraction chart has one point per sample.
+    points = page.get_attribute(".chart polyline", "points").split()
+    assert len(points) == len(ev["fractions"]) and page.locator(".chart .trig").count() == 1
+    # The clip loads, plays and seeks (seeking needs Range support).
+    video = page.locator("#clip")
+    assert video.count() == 1
+    page.wait_for_function("() => document.querySelector('#clip').readyState >= 1", timeout=15000)
+    duration = page.evaluate("document.querySelector('#clip').duration")
+    assert duration > 0.5
+    page.evaluate("document.querySelector('#clip').muted = true; document.querySelector('#clip').play()")
+    page.wait_for_function("() => document.querySelector('#clip').currentTime > 0.3", timeout=15000)
+    page.evaluate(f"document.querySelector('#clip').currentTime = {duration * 0.8}")
+    page.wait_for_function(f"() => document.querySelector('#clip').currentTime >= {duration * 0.75}", timeout=15000)
+    assert page.evaluate("document.querySelector('#clip').error") is None
+    page.evaluate("document.querySelector('#clip').pause()")
+    shot(page, "event")
+    assert not page.errors
+
+
+def test_keep_and_delete_from_the_event_page(page, tmp_path, two_visits_video):
+    rec = tmp_path / "rec"
+    scan_into(two_visits_video[0], rec, "shed", "2026-11-22T12:00:00")
+    p = Proc(["serve", "--recordings", str(rec), "--port", "0"])
+    try:
+        ev = p.get_json("/api/events")["events"][0]
+        folder = rec / Path(ev["snapshot_url"][len("/media/"):]).parent
+        assert folder.is_dir()
+        page.goto(f"{p.base}/#/event/{ev['id']}")
+        page.wait_for_selector("#keep")
+        page.click("#keep")
+        page.wait_for_function("() => document.querySelector('#keep').textContent.includes('Kept')")
+        assert p.get_json(f"/api/events/{ev['id']}")["kept"] is True
+        page.keyboard.press("k")
+        page.wait_for_function("() => document.querySelector('#keep').textContent.includes('Keep')")
+        assert p.get_json(f"/api/events/{ev['id']}")["kept"] is False
+        page.once("dialog", lambda d: d.accept())
+        page.click("#delete")
+        page.wait_for_function(f"() => location.hash !== '#/event/{ev['id']}'")
+        assert p.request("GET", f"/api/events/{ev['id']}")[0] == 404
+        assert not folder.exists()
+    finally:
+        p.stop()
+
+
+def test_login_form_on_a_password_protected_server(page, recordings):
+    port = free_port()
+    p = Proc(["serve", "--recordings", str(recordings), "--port", str(port)],
+             env={"MOTIONWATCH_WEB_PASSWORD": "s3cret"}, port=port)
+    try:
+        page.goto(p.base + "/")
+        page.wait_for_selector("input[name=password]")
+        page.fill("input[name=password]", "wrong")
+        page.click("button[type=submit]")
+        page.wait_for_selector("text=Wrong password")
+        page.fill("input[name=password]", "s3cret")
+        page.click("button[type=submit]")
+        page.wait_for_selector(".card")
+        assert not page.locator("#logout").is_hidden()
+        cookies = page.context.cookies()
+        assert any(c["name"] == "mw_session" and c["httpOnly"] and c["sameSite"] == "Strict" for c in cookies)
+        page.click("#logout button")
+        page.wait_for_selector("input[name=password]")
+    finally:
+        p.stop()
+
+
+def test_live_view_changes_while_run_watches_the_demo(page, tmp_path):
+    port = free_port()
+    cfg = tmp_path / "web.yaml"
+    cfg.write_text(f"web:\n  enabled: true\n  port: {port}\n  live_fps: 5\n")
+    p = Proc(["run", "--source", "demo", "--config", str(cfg), "--recordings", str(tmp_path / "rec"),
+              "--duration", "90"], port=port)
+    try:
+        page.goto(p.base + "/#/live")
+        img = page.locator("#live-demo")
+        page.wait_for_function("() => document.querySelector('#live-demo') && document.querySelector('#live-demo').naturalWidth > 0",
+                               timeout=20000)
+        grab = "(() => { const i = document.querySelector('#live-demo'), c = document.createElement('canvas');" \
+               " c.width = i.naturalWidth; c.height = i.naturalHeight; const g = c.getContext('2d');" \
+               " g.drawImage(i, 0, 0); return c.toDataURL('image/png'); })()"
+        pictures = set()
+        deadline = time.monotonic() + 20
+        while len(pictures) < 3 and time.monotonic() < deadline:
+            pictures.add(page.evaluate(grab))
+            page.wait_for_timeout(400)
+        assert len(pictures) >= 3, "the live picture did not change"
+        page.wait_for_function("() => document.querySelector('.cam-tile .stats') && "
+                               "document.querySelector('.cam-tile .stats').textContent.includes('fps')")
+        # The overlay toggle switches to the overlay stream, which also plays.
+        page.click("button[data-overlay=demo]")
+        assert "overlay=1" in img.get_attribute("src")
+        page.wait_for_timeout(1500)
+        assert page.evaluate("document.querySelector('#live-demo').naturalWidth") > 0
+        shot(page, "live")
+        live = p.get_json("/api/live")["cameras"][0]
+        assert live["connected"] and live["fps"] > 0 and live["history"]
+        status = p.get_json("/api/status")
+        assert status["mode"] == "run" and status["cameras"][0]["live"] is True
+        assert not page.errors
+    finally:
+        p.stop()

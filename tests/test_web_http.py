@@ -1,0 +1,304 @@
+"""HTTP-level tests of the web UI against a real `motionwatch serve` on loopback:
+path traversal, auth on a non-loopback bind, CSRF, Range requests, paging over
+10,000 events, status and metrics."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import mw
+from motionwatch.store import EventIndex
+from web_support import Proc, free_port, scan_into
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory, two_visits_video) -> Path:
+    """A recordings folder from a real scan, plus a file outside it that must never leak."""
+    base = tmp_path_factory.mktemp("web")
+    rec = base / "recordings"
+    scan_into(two_visits_video[0], rec, "door", "2026-11-20T09:00:00")
+    (base / "secret.jpg").write_bytes(b"SECRET-OUTSIDE-ROOT")
+    return rec
+
+
+@pytest.fixture(scope="module")
+def server(scanned):
+    p = Proc(["serve", "--recordings", str(scanned), "--port", "0"])
+    yield p
+    p.stop()
+
+
+def first_event(server: Proc) -> dict:
+    events = server.get_json("/api/events")["events"]
+    assert events, "the scan recorded no event"
+    return server.get_json(f"/api/events/{events[0]['id']}")
+
+
+def csrf(server: Proc, headers: dict | None = None) -> str:
+    return server.get_json("/api/session", headers)["csrf"]
+
+
+# --- events API ---------------------------------------------------------------------
+
+def test_events_api_lists_the_scanned_events(server, scanned):
+    data = server.get_json("/api/events")
+    on_disk = json.loads(mw("events", "--json", "--recordings", str(scanned), check=True).stdout)
+    assert [e["id"] for e in data["events"]] == [e["id"] for e in on_disk]
+    assert data["total"] == len(on_disk) and data["cameras"] == ["door"] and data["more"] is False
+    ev = server.get_json(f"/api/events/{on_disk[0]['id']}")
+    for key in ("id", "camera", "start", "end", "peak_fraction", "boxes", "fractions", "snapshot_url", "clip_urls"):
+        assert key in ev
+    status, headers, body = server.request("GET", ev["snapshot_url"])
+    assert status == 200 and headers["content-type"] == "image/jpeg" and body[:2] == b"\xff\xd8"
+
+
+def test_unknown_event_and_bad_parameters_are_clear(server):
+    status, _, body = server.request("GET", "/api/events/nope")
+    assert status == 404 and b"no event" in body
+    status, _, body = server.request("GET", "/api/events?limit=abc")
+    assert status == 400 and b"limit" in body
+    status, _, body = server.request("GET", "/api/events?date=25/11/2026")
+    assert status == 400 and b"YYYY-MM-DD" in body
+
+
+# --- traversal -------------------------------------------------------------------------
+
+def test_no_file_outside_the_recordings_root_or_static_folder(server, scanned):
+    ev = first_event(server)
+    folder = Path(ev["snapshot"]).parent
+    # A symlink inside the root that points outside it.
+    (scanned / folder / "leak.jpg").symlink_to(scanned.parent / "secret.jpg")
+    attempts = [
+        "/media/../secret.jpg", "/media/%2e%2e/secret.jpg", "/media/%2E%2E%2Fsecret.jpg",
+        "/media/door%2f..%2f..%2fsecret.jpg", "/media/..%5csecret.jpg", "/media/./events.db",
+        "/media/events.db", f"/media/{folder}/event.json", f"/media/{folder}/", f"/media/{folder}",
+        f"/media/{folder}/leak.jpg", "/media//etc/passwd", "/media/%00.jpg", "/media/",
+        "/static/../server.py", "/static/%2e%2e/server.py", "/static/", "/static/..%2fhandler.py",
+        "/../../etc/passwd", "/media/" + "%252e%252e/secret.jpg",
+    ]
+    for path in attempts:
+        status, _, body = server.request("GET", path)
+        assert status in (400, 404), (path, status)
+        assert b"SECRET" not in body and b"import" not in body, path
+    # ...while the real files are served.
+    status, _, body = server.request("GET", f"/media/{ev['snapshot']}")
+    assert status == 200 and body[:2] == b"\xff\xd8"
+    assert server.request("GET", "/static/app.js")[0] == 200
+
+
+# --- Range -----------------------------------------------------------------------------
+
+def test_range_requests(server):
+    url = first_event(server)["snapshot_url"]
+    status, headers, whole = server.request("GET", url)
+    size = len(whole)
+    assert status == 200 and headers["accept-ranges"] == "bytes" and int(headers["content-length"]) == size
+    status, headers, body = server.request("GET", url, headers={"Range": "bytes=10-19"})
+    assert status == 206 and body == whole[10:20] and headers["content-range"] == f"bytes 10-19/{size}"
+    status, headers, body = server.request("GET", url, headers={"Range": "bytes=100-"})
+    assert status == 206 and body == whole[100:]
+    status, headers, body = server.request("GET", url, headers={"Range": "bytes=-50"})
+    assert status == 206 and body == whole[-50:] and headers["content-range"] == f"bytes {size - 50}-{size - 1}/{size}"
+    status, headers, body = server.request("GET", url, headers={"Range": f"bytes=0-{size + 1000}"})
+    assert status == 206 and body == whole
+    for bad in (f"bytes={size}-", f"bytes={size + 10}-{size + 20}", "bytes=20-10", "bytes=abc", "items=0-1"):
+        status, headers, body = server.request("GET", url, headers={"Range": bad})
+        assert status == 416 and headers["content-range"] == f"bytes */{size}", bad
+    status, headers, body = server.request("HEAD", url)
+    assert status == 200 and body == b"" and int(headers["content-length"]) == size
+
+
+# --- CSRF and GET-never-changes ------------------------------------------------------------
+
+def test_keep_needs_post_and_csrf_token(server, scanned):
+    ev = first_event(server)
+    path = f"/api/events/{ev['id']}/keep"
+    assert server.request("GET", path)[0] == 404               # GET never changes anything
+    assert server.request("POST", path)[0] == 403              # no token
+    assert server.request("POST", path, headers={"X-CSRF-Token": "wrong"})[0] == 403
+    token = csrf(server)
+    status, _, _ = server.request("POST", path, headers={"X-CSRF-Token": token, "Origin": "http://evil.example"})
+    assert status == 403                                        # cross-site, even with the token
+    assert server.get_json(f"/api/events/{ev['id']}")["kept"] is False
+    status, _, body = server.request("POST", path, headers={"X-CSRF-Token": token,
+                                                            "Origin": f"http://127.0.0.1:{server.port}"})
+    assert status == 200, body
+    assert server.get_json(f"/api/events/{ev['id']}")["kept"] is True
+    assert json.loads((scanned / ev["snapshot"]).parent.joinpath("event.json").read_text())["kept"] is True
+    status, _, _ = server.request("POST", f"/api/events/{ev['id']}/unkeep", body="csrf=" + token,
+                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 200 and server.get_json(f"/api/events/{ev['id']}")["kept"] is False
+
+
+def test_delete_removes_folder_and_row(tmp_path, two_visits_video):
+    rec = tmp_path / "rec"
+    scan_into(two_visits_video[0], rec, "yard", "2026-11-21T10:00:00")
+    p = Proc(["serve", "--recordings", str(rec), "--port", "0"])
+    try:
+        ev = first_event(p)
+        folder = rec / Path(ev["snapshot"]).parent
+        assert folder.is_dir()
+        assert p.request("POST", f"/api/events/{ev['id']}/delete")[0] == 403
+        assert folder.is_dir()
+        status, _, _ = p.request("POST", f"/api/events/{ev['id']}/delete", headers={"X-CSRF-Token": csrf(p)})
+        assert status == 200 and not folder.exists()
+        assert p.request("GET", f"/api/events/{ev['id']}")[0] == 404
+    finally:
+        p.stop()
+
+
+def test_dns_rebinding_host_is_refused_without_password(server):
+    status, _, _ = server.request("GET", "/api/events", headers={"Host": "evil.example:8765"})
+    assert status == 421
+    assert server.request("GET", "/api/events", headers={"Host": f"localhost:{server.port}"})[0] == 200
+
+
+# --- auth ---------------------------------------------------------------------------------
+
+def test_non_loopback_bind_without_password_refuses_to_start(scanned):
+    proc = mw("serve", "--recordings", str(scanned), "--host", "0.0.0.0", "--port", "0",
+              env={"MOTIONWATCH_WEB_PASSWORD": ""}, timeout=30)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "0.0.0.0" in lines[0] and "password" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_non_loopback_bind_requires_auth_even_from_loopback(scanned):
+    port = free_port()
+    p = Proc(["serve", "--recordings", str(scanned), "--host", "0.0.0.0", "--port", str(port)],
+             env={"MOTIONWATCH_WEB_PASSWORD": "correct horse"}, port=port)
+    try:
+        for path in ("/api/events", "/api/status", "/metrics", "/api/session"):
+            status, headers, _ = p.request("GET", path)
+            assert status == 401 and "basic" in headers["www-authenticate"].lower(), path
+        ev_path = p.request("GET", "/api/events", headers=_basic("x", "correct horse"))
+        assert ev_path[0] == 200
+        snapshot = json.loads(ev_path[2])["events"][0]["snapshot_url"]
+        assert p.request("GET", snapshot)[0] == 401
+        assert p.request("GET", "/api/events", headers=_basic("x", "wrong"))[0] == 401
+        status, headers, _ = p.request("GET", "/")
+        assert status == 303 and headers["location"].startswith("/login")
+        assert p.request("GET", "/static/app.css")[0] == 200      # the login page needs it
+        # Login form: wrong password, then right; the cookie is HttpOnly and SameSite=Strict.
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        status, _, body = p.request("POST", "/login", body="password=nope&next=/", headers=form)
+        assert status == 401 and b"Wrong password" in body
+        status, headers, _ = p.request("POST", "/login", body="password=correct+horse&next=//evil.example/",
+                                       headers=form)
+        assert status == 303 and headers["location"] == "/"
+        cookie = headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        session = {"Cookie": cookie.split(";")[0]}
+        assert p.request("GET", snapshot, headers=session)[0] == 200
+        token = csrf(p, session)
+        ev_id = json.loads(ev_path[2])["events"][0]["id"]
+        # The CSRF token belongs to the session: the server-wide token does not work.
+        assert p.request("POST", f"/api/events/{ev_id}/keep", headers=session)[0] == 403
+        assert p.request("POST", f"/api/events/{ev_id}/keep", headers={**session, "X-CSRF-Token": token})[0] == 200
+        p.request("POST", f"/api/events/{ev_id}/unkeep", headers={**session, "X-CSRF-Token": token})
+        # Logging out ends the session.
+        assert p.request("POST", "/logout", body="csrf=" + token, headers={**session, **form})[0] == 303
+        assert p.request("GET", "/api/events", headers=session)[0] == 401
+    finally:
+        p.stop()
+
+
+def test_wrong_passwords_are_throttled(scanned):
+    port = free_port()
+    p = Proc(["serve", "--recordings", str(scanned), "--port", str(port)],
+             env={"MOTIONWATCH_WEB_PASSWORD": "pw"}, port=port)
+    try:
+        codes = [p.request("GET", "/api/events", headers=_basic("u", f"guess{i}"))[0] for i in range(12)]
+        assert codes[0] == 401
+        # Even the right password is refused while the address is throttled.
+        assert p.request("GET", "/api/events", headers=_basic("u", "pw"))[0] == 401
+    finally:
+        p.stop()
+
+
+def _basic(user: str, password: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+# --- paging over 10,000 events -----------------------------------------------------------------
+
+def make_big_index(root: Path, n: int = 10_000) -> None:
+    """An index of n events (rows only, no folders: the API reads the index)."""
+    idx = EventIndex(root)
+    t0 = 1_790_000_000.0
+    base = json.loads(json.dumps({"end_offset_s": 3.0, "start_offset_s": 1.0, "start_frame": 15, "end_frame": 45,
+                                  "peak_fraction": 0.02, "frames_with_motion": 30, "snapshot": None, "clip": None,
+                                  "boxes": []}))
+    from motionwatch.model import iso
+    idx.db.execute("PRAGMA synchronous=OFF")
+    for i in range(n):
+        rec = dict(base, id=f"ev{i:05d}", camera=("front", "back")[i % 2], start=iso(t0 + 60 * i),
+                   end=iso(t0 + 60 * i + 2))
+        idx.add(rec, Path(f"x/{i}"))
+    idx.close()
+
+
+def test_paging_stays_correct_with_10000_events(tmp_path):
+    root = tmp_path / "big"
+    make_big_index(root)
+    p = Proc(["serve", "--recordings", str(root), "--port", "0"])
+    try:
+        first = p.get_json("/api/events?limit=60")
+        assert first["total"] == 10_000 and first["more"] and first["events"][0]["id"] == "ev09999"
+        last = p.get_json("/api/events?limit=60&offset=9960")
+        assert [e["id"] for e in last["events"]] == [f"ev{i:05d}" for i in range(39, -1, -1)]
+        assert last["more"] is False
+        back = p.get_json("/api/events?camera=back&limit=10&offset=100")
+        assert back["total"] == 5000 and all(e["camera"] == "back" for e in back["events"])
+        assert back["events"][0]["id"] == f"ev{9999 - 200:05d}"
+        ev = p.get_json("/api/events/ev05000")
+        assert ev["newer_id"] == "ev05001" and ev["older_id"] == "ev04999"
+        t0 = time.monotonic()
+        for offset in (0, 5000, 9990):
+            p.get_json(f"/api/events?limit=60&offset={offset}")
+        print(f"3 pages of 60 from 10,000 events in {1000 * (time.monotonic() - t0):.0f} ms")
+    finally:
+        p.stop()
+
+
+# --- status and metrics ---------------------------------------------------------------------------
+
+def test_status_and_metrics(server, scanned):
+    st = server.get_json("/api/status")
+    assert st["mode"] == "serve" and st["events"] >= 1
+    door = next(c for c in st["cameras"] if c["name"] == "door")
+    assert door["indexed_events"] == st["events"] and door["last_event_id"]
+    assert st["disk"]["used_bytes"] > 0 and st["disk"]["limits"]["min_free_gb"] == 1.0
+    status, headers, body = server.request("GET", "/metrics")
+    text = body.decode()
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    assert f'motionwatch_indexed_events{{camera="door"}} {st["events"]}' in text
+    assert "# TYPE motionwatch_recordings_bytes gauge" in text
+
+
+def test_security_headers_and_no_listing(server):
+    status, headers, body = server.request("GET", "/")
+    assert status == 200 and b"/static/app.js" in body
+    assert "default-src 'self'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    assert b"http://" not in body and b"https://" not in body          # no CDN, works offline
+    assert b"http" not in (Path(__file__).parents[1] / "motionwatch/web/static/app.js").read_bytes() \
+        .replace(b"http://www.w3.org/2000/svg", b"")
+
+
+def test_serve_without_recordings_and_port_in_use(tmp_path, scanned):
+    proc = mw("serve", "--recordings", str(tmp_path / "none"), "--port", "0", timeout=30)
+    assert proc.returncode == 1 and "no recordings folder" in proc.stderr and "Traceback" not in proc.stderr
+    port = free_port()
+    p = Proc(["serve", "--recordings", str(scanned), "--port", str(port)], port=port)
+    try:
+        proc = mw("serve", "--recordings", str(scanned), "--port", str(port), timeout=30)
+        assert proc.returncode == 1 and "in use" in proc.stderr and "Traceback" not in proc.stderr
+    finally:
+        p.stop()
