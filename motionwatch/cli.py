@@ -85,6 +85,8 @@ def camera_name_for(source: str) -> str:
         stem = "cam" + re.sub(r"\D", "", source) or "camera"
     elif kind == "stream":
         stem = re.sub(r"^[a-z]+://([^@/]*@)?", "", source.lower()).split("/")[0].split(":")[0]
+    elif kind == "picamera2":
+        stem = "-".join(source.split(":")[:2])   # picamera2, picamera2-1
     else:
         stem = "pipe"
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-.") or "camera"

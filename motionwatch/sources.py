@@ -410,6 +410,8 @@ def source_kind(spec: str) -> str:
         return "demo"
     if spec.startswith("pipe:"):
         return "pipe"
+    if spec == "picamera2" or spec.startswith("picamera2:"):
+        return "picamera2"
     if spec.isdigit() or spec.startswith("/dev/"):
         return "camera"
     if spec.lower().startswith(URL_SCHEMES):
@@ -429,6 +431,9 @@ def open_source(spec: str, *, scan: bool = False, start_wall: float | None = Non
     elif kind == "pipe":
         from motionwatch.pipe_source import PipeSource
         src = PipeSource(spec)
+    elif kind == "picamera2":
+        from motionwatch.picamera_source import PicameraSource
+        src = PicameraSource(spec)
     elif kind in ("camera", "stream"):
         src = CaptureSource(spec, timeout=timeout)
     else:
