@@ -56,8 +56,10 @@ def cmd_run(args) -> int:
     cfg = effective_config(args)
     if args.duration is not None and args.duration <= 0:
         raise ConfigError(f"--duration: {args.duration:g} is out of range; allowed: a positive number of seconds")
-    index = EventIndex(Path(cfg.recordings.path))
+    from motionwatch.retention import RetentionThread, prepare_recordings
+    index, retention = prepare_recordings(cfg.recordings)
     stop = threading.Event()
+    RetentionThread(retention, stop).start()
     loops = [CameraLoop(cam, cfg, None, stop) for cam in cfg.cameras]
     from motionwatch.web import start_for_run
     web = start_for_run(cfg, loops) if cfg.web.enabled else None  # an unsafe bind stops here (exit 2)
@@ -208,7 +210,8 @@ def cmd_scan(args) -> int:
     from motionwatch.sources import source_kind
     if source_kind(args.file) != "file":
         raise ConfigError(f"scan: {args.file!r} is not a video file; use `motionwatch run --source` for live sources")
-    index = EventIndex(Path(cfg.recordings.path))
+    from motionwatch.retention import prepare_recordings
+    index, _ = prepare_recordings(cfg.recordings)
     stop = threading.Event()
     loop = CameraLoop(cfg.cameras[0], cfg, None, stop, scan=True, start_wall=start_wall)
     src = loop.open()
@@ -282,23 +285,19 @@ def parse_since(text: str) -> float:
 
 
 def cmd_events(args) -> int:
+    camera, args.camera = args.camera, None   # here a filter, not a choice among configured cameras
     cfg = effective_config(args)
     root = Path(cfg.recordings.path)
     if args.limit is not None and args.limit < 0:
         raise ConfigError(f"--limit: {args.limit} is out of range; allowed: 0 or more")
+    from motionwatch.review_actions import event_action, listing_index
     if args.action != "list":
-        from motionwatch.review_actions import event_action
         return event_action(root, args.action, args.id)
     if not root.is_dir():
         raise MotionwatchError(f"{root}: no recordings folder (nothing recorded yet?)")
-    index = EventIndex(root)
-    if args.reindex:
-        n, problems = index.rebuild()
-        for p in problems:
-            print(f"skipped {p}", file=sys.stderr)
-        print(f"reindexed {n} event(s) into {root / 'events.db'}", file=sys.stderr)
+    index = listing_index(root, reindex=args.reindex)
     since = parse_since(args.since) if args.since else None
-    rows = index.query(camera=args.camera, since=since, limit=args.limit)
+    rows = index.query(camera=camera, since=since, limit=args.limit)
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()

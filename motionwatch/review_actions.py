@@ -1,43 +1,85 @@
-"""`events keep|unkeep|delete ID`: change one event, folder and index together."""
+"""`events keep|unkeep|delete ID` and opening the index for `events`:
+change one event, folder and index together.
+
+The folder's event.json is the truth (the index is rebuildable from it), so
+it is changed first; an event is found by its full id or a unique prefix,
+through the index or, when the index lacks it, on disk.
+"""
 
 from __future__ import annotations
 
-import json
-import shutil
+import sqlite3
+import sys
 from pathlib import Path
 
 from motionwatch.errors import ConfigError, MotionwatchError
-from motionwatch.store import EVENT_JSON, EventIndex, write_json_atomic
+from motionwatch.store import (DB_NAME, EVENT_JSON, EventIndex, inside, iter_event_folders,
+                               open_index, read_event, remove_event_folder, write_json_atomic)
+
+
+def listing_index(root: Path, reindex: bool = False) -> EventIndex:
+    """The index for `events`: rebuilt when asked (or when missing while event
+    folders exist); a damaged one is an error that says how to fix it."""
+    if reindex:
+        try:
+            index, note = open_index(root)   # moves a damaged events.db aside
+        except OSError as e:
+            raise MotionwatchError(f"{root / DB_NAME}: cannot write it: {e.strerror or e}") from None
+        if note:
+            print(note, file=sys.stderr)
+        n, problems = index.rebuild()
+        for p in problems:
+            print(f"skipped {p}", file=sys.stderr)
+        print(f"reindexed {n} event(s) into {root / DB_NAME}", file=sys.stderr)
+        return index
+    try:
+        index = EventIndex(root)
+    except sqlite3.DatabaseError as e:
+        raise MotionwatchError(f"{root / DB_NAME} is damaged ({e}); rebuild it from the event "
+                               "folders with `motionwatch events --reindex`") from None
+    if index.created and any(True for _ in iter_event_folders(root)):
+        n, _ = index.rebuild()
+        print(f"{root / DB_NAME} was missing: rebuilt it from {n} event.json file(s)", file=sys.stderr)
+    return index
 
 
 def find_folder(root: Path, index: EventIndex, event_id: str) -> Path:
-    """The event's folder, checked to lie inside the recordings root."""
+    """The event's folder (by id or unique id prefix), checked to lie inside the root."""
     hit = index.get(event_id)
     if hit is not None:
-        folder = (root / hit[1]).resolve()
+        folder = root / hit[1]
     else:
-        matches = list(root.glob(f"*/*/*-{event_id}/{EVENT_JSON}"))
+        matches = [f for f in iter_event_folders(root)
+                   if f.name.split("-", 1)[1].startswith(event_id) and (f / EVENT_JSON).exists()]
         if not matches:
-            raise MotionwatchError(f"no event with id {event_id!r} in {root}")
-        folder = matches[0].parent.resolve()
-    if root.resolve() not in folder.parents:
+            raise MotionwatchError(f"no event with id {event_id!r} in {root} (see `motionwatch events`)")
+        if len(matches) > 1:
+            ids = ", ".join(f.name.split("-", 1)[1] for f in matches[:5])
+            raise MotionwatchError(f"{event_id!r} matches {len(matches)} events ({ids}); give more of the id")
+        folder = matches[0]
+    if folder.is_symlink() or not inside(root, folder):
         raise MotionwatchError(f"event {event_id!r} points outside {root}; refusing to touch it")
+    if not (folder / EVENT_JSON).exists():
+        raise MotionwatchError(f"event {event_id!r}: {folder} is gone; run `motionwatch events --reindex`")
     return folder
 
 
-def set_kept(root: Path, index: EventIndex, event_id: str, kept: bool) -> None:
+def set_kept(root: Path, index: EventIndex, event_id: str, kept: bool) -> dict:
+    """Mark an event kept (retention never deletes it) or not; returns its record."""
     folder = find_folder(root, index, event_id)
-    path = folder / EVENT_JSON
-    rec = json.loads(path.read_text())
+    rec = read_event(folder / EVENT_JSON)
     rec["kept"] = kept
-    write_json_atomic(path, rec)
+    write_json_atomic(folder / EVENT_JSON, rec)   # the truth first
     index.add(rec, folder, kept=kept)
+    return rec
 
 
 def delete_event(root: Path, index: EventIndex, event_id: str) -> Path:
+    """Remove an event whole: folder (every file in it) and index row."""
     folder = find_folder(root, index, event_id)
-    index.remove(event_id)
-    shutil.rmtree(folder, ignore_errors=False)
+    real_id = folder.name.split("-", 1)[1]
+    remove_event_folder(root, folder)
+    index.remove(real_id)
     return folder
 
 
@@ -46,16 +88,20 @@ def event_action(root: Path, action: str, event_id: str | None) -> int:
         raise ConfigError(f"events {action}: needs an event ID (see `motionwatch events`)")
     if not root.is_dir():
         raise MotionwatchError(f"{root}: no recordings folder")
-    index = EventIndex(root)
+    try:
+        index = EventIndex(root)
+    except sqlite3.DatabaseError as e:
+        raise MotionwatchError(f"{root / DB_NAME} is damaged ({e}); run `motionwatch events --reindex` "
+                               "first") from None
     try:
         if action == "delete":
             folder = delete_event(root, index, event_id)
-            print(f"deleted event {event_id} ({folder})")
+            print(f"deleted event {folder.name.split('-', 1)[1]} ({folder})")
         else:
-            set_kept(root, index, event_id, action == "keep")
-            print(f"event {event_id} is {'kept: retention will not delete it' if action == 'keep' else 'no longer kept'}")
-    except OSError as e:
-        raise MotionwatchError(f"event {event_id}: {e}") from None
+            rec = set_kept(root, index, event_id, action == "keep")
+            print(f"event {rec['id']} is {'kept: retention will not delete it' if action == 'keep' else 'no longer kept'}")
+    except (OSError, ValueError, KeyError) as e:
+        raise MotionwatchError(f"event {event_id}: {getattr(e, 'strerror', None) or e}") from None
     finally:
         index.close()
     return 0

@@ -8,15 +8,26 @@ rebuilt from the `event.json` files (`motionwatch events --reindex`).
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
+import shutil
 import sqlite3
 import tempfile
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
+log = logging.getLogger("motionwatch.store")
+
 DB_NAME = "events.db"
 EVENT_JSON = "event.json"
+TMP_PREFIX = ".tmp-"
+TRASH_PREFIX = ".deleting-"
+# Event folder names: HHMMSS-<id>; date folders: YYYY-MM-DD.
+EVENT_DIR = re.compile(r"(\d{6})-([A-Za-z0-9_-]{1,64})")
+DATE_DIR = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -73,27 +84,36 @@ class EventIndex:
     def __init__(self, root: Path, create: bool = True):
         self.root = Path(root)
         path = self.root / DB_NAME
+        self.created = False   # True when this opened a new, empty events.db
         if not create and not path.exists():
             self.db = sqlite3.connect(":memory:", check_same_thread=False)
         else:
             self.root.mkdir(parents=True, exist_ok=True)
+            self.created = not path.exists()
             self.db = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.DatabaseError:
+                self.db.close()
+                raise
         self.db.executescript(_SCHEMA)
 
     def close(self) -> None:
         self.db.close()
 
     def add(self, record: dict, folder: Path, kept: bool = False) -> None:
-        rel = str(Path(folder).relative_to(self.root)) if Path(folder).is_absolute() else str(folder)
         with self.db:
-            self.db.execute(
-                "INSERT OR REPLACE INTO events (id, camera, start, start_epoch, end_epoch, "
-                "peak_fraction, folder, kept, json) VALUES (?,?,?,?,?,?,?,?,?)",
-                (record["id"], record["camera"], record["start"], _epoch(record["start"]),
-                 _epoch(record["end"]), record["peak_fraction"], rel, int(kept or record.get("kept", False)),
-                 json.dumps(record)))
+            self._insert(record, folder, kept)
+
+    def _insert(self, record: dict, folder: Path, kept: bool) -> None:
+        rel = str(Path(folder).relative_to(self.root)) if Path(folder).is_absolute() else str(folder)
+        self.db.execute(
+            "INSERT OR REPLACE INTO events (id, camera, start, start_epoch, end_epoch, "
+            "peak_fraction, folder, kept, json) VALUES (?,?,?,?,?,?,?,?,?)",
+            (record["id"], record["camera"], record["start"], _epoch(record["start"]),
+             _epoch(record["end"]), record["peak_fraction"], rel, int(kept or record.get("kept", False)),
+             json.dumps(record)))
 
     def remove(self, event_id: str) -> None:
         with self.db:
@@ -149,23 +169,163 @@ class EventIndex:
         return list(self.db.execute(f"SELECT id, folder, start_epoch, kept FROM events ORDER BY start_epoch {order}"))
 
     def rebuild(self) -> tuple[int, list[str]]:
-        """Rebuild from every event.json under the root; returns (count, problems)."""
+        """Rebuild from every event.json under the root in one transaction (a
+        reader sees the old index or the new one, never half); returns
+        (count, problems)."""
         problems: list[str] = []
         records = []
-        for path in sorted(iter_event_files(self.root)):
+        for folder in iter_event_folders(self.root):
+            path = folder / EVENT_JSON
+            if not path.exists():
+                problems.append(f"{folder}: incomplete event folder (no {EVENT_JSON}); "
+                                "retention removes it like an old event")
+                continue
             try:
-                rec = json.loads(path.read_text())
-                _epoch(rec["start"]), _epoch(rec["end"])
-                records.append((rec, path.parent))
+                rec = read_event(path)
+                records.append((rec, folder))
             except (OSError, ValueError, KeyError, TypeError) as e:
                 problems.append(f"{path}: {e}")
         with self.db:
             self.db.execute("DELETE FROM events")
-        for rec, folder in records:
-            self.add(rec, folder, kept=bool(rec.get("kept", False)))
+            for rec, folder in records:
+                self._insert(rec, folder, bool(rec.get("kept", False)))
         return len(records), problems
+
+    def ids(self) -> dict[str, str]:
+        """id -> folder (relative to the root) of every indexed event."""
+        return dict(self.db.execute("SELECT id, folder FROM events"))
 
 
 def iter_event_files(root: Path) -> Iterable[Path]:
     """event.json files at the layout's depth (camera/date/event/)."""
-    return Path(root).glob(f"*/*/*/{EVENT_JSON}")
+    return (f / EVENT_JSON for f in iter_event_folders(root) if (f / EVENT_JSON).exists())
+
+
+def read_event(path: Path) -> dict:
+    """One event.json, checked enough to index it (ValueError/KeyError otherwise)."""
+    rec = json.loads(path.read_text())
+    if not isinstance(rec, dict):
+        raise ValueError("not a JSON object")
+    for key in ("id", "camera", "peak_fraction"):
+        rec[key]
+    _epoch(rec["start"]), _epoch(rec["end"])
+    return rec
+
+
+def _subdirs(folder: Path, pattern: re.Pattern | None = None) -> list[Path]:
+    """Real (not symlinked), non-hidden subfolders, sorted by name.
+
+    Symlinks are skipped on purpose: retention and delete must never reach
+    outside the recordings root, and a link inside it would be counted twice."""
+    try:
+        with os.scandir(folder) as it:
+            out = [Path(e.path) for e in it
+                   if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+                   and (pattern is None or pattern.fullmatch(e.name))]
+    except OSError:
+        return []
+    return sorted(out)
+
+
+def iter_event_folders(root: Path) -> list[Path]:
+    """Every event folder (<camera>/<YYYY-MM-DD>/<HHMMSS>-<id>/) under the root,
+    with or without event.json, oldest first by (date, time)."""
+    out = []
+    for cam in _subdirs(Path(root)):
+        for day in _subdirs(cam, DATE_DIR):
+            out += _subdirs(day, EVENT_DIR)
+    return sorted(out, key=folder_key)
+
+
+def folder_key(folder: Path) -> tuple[str, str, str]:
+    """Sort key: the event's start date and time from its path, then the camera."""
+    return folder.parent.name, folder.name[:6], folder.parent.parent.name
+
+
+def inside(root: Path, path: Path) -> bool:
+    """True if `path` resolves to a place strictly inside the recordings root."""
+    try:
+        real_root, real = Path(root).resolve(), Path(path).resolve()
+    except OSError:
+        return False
+    return real_root in real.parents
+
+
+def remove_event_folder(root: Path, folder: Path) -> None:
+    """Delete an event folder whole, and its emptied date/camera folders.
+
+    The folder is first renamed to a hidden name (one atomic step, so it stops
+    being an event at once even if deleting its files fails half way), then
+    removed. Refuses anything not strictly inside the root or a symlink."""
+    folder = Path(folder)
+    if folder.is_symlink() or not inside(root, folder) or not folder.is_dir():
+        raise OSError(f"{folder}: not an event folder inside {root}; not touched")
+    trash = folder.with_name(f"{TRASH_PREFIX}{folder.name}")
+    os.replace(folder, trash)
+    shutil.rmtree(trash)
+    for parent in (folder.parent, folder.parent.parent):
+        if parent.resolve() == Path(root).resolve():
+            break
+        try:
+            parent.rmdir()   # only succeeds when empty
+        except OSError:
+            break
+
+
+def sweep_leftovers(root: Path, older_than_s: float = 600.0) -> int:
+    """Remove temporary files and half-deleted folders a crash left behind in
+    event folders. Only ones untouched for `older_than_s`, so a writer that is
+    still busy (another motionwatch on the same folder) is left alone."""
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for cam in _subdirs(Path(root)):
+        for day in _subdirs(cam, DATE_DIR):
+            try:
+                entries = list(os.scandir(day))
+            except OSError:
+                continue
+            for e in entries:
+                if e.name.startswith(TRASH_PREFIX) and e.is_dir(follow_symlinks=False):
+                    shutil.rmtree(e.path, ignore_errors=True)
+                    removed += 1
+                elif EVENT_DIR.fullmatch(e.name) and e.is_dir(follow_symlinks=False):
+                    removed += _sweep_folder(Path(e.path), cutoff)
+    return removed
+
+
+def _sweep_folder(folder: Path, cutoff: float) -> int:
+    removed = 0
+    try:
+        with os.scandir(folder) as it:
+            for e in it:
+                if e.name.startswith(TMP_PREFIX) and e.is_file(follow_symlinks=False) \
+                        and e.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(e.path)
+                    log.info("removed %s: left half-written by an earlier run", e.path)
+                    removed += 1
+    except OSError:
+        pass
+    return removed
+
+
+def open_index(root: Path) -> tuple[EventIndex, str | None]:
+    """Open events.db for writing; a damaged one is moved aside and rebuilt
+    from the event.json files, and a missing one is rebuilt when there are
+    events to index. Returns the index and what was done (or None)."""
+    root = Path(root)
+    try:
+        index = EventIndex(root)
+    except sqlite3.DatabaseError as e:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for suffix in ("", "-wal", "-shm"):
+            p = root / (DB_NAME + suffix)
+            if p.exists():
+                os.replace(p, root / f"{DB_NAME}.damaged-{stamp}{suffix}")
+        index = EventIndex(root)
+        n, _ = index.rebuild()
+        return index, (f"{root / DB_NAME} was damaged ({e}); moved it to {DB_NAME}.damaged-{stamp} "
+                       f"and rebuilt the index from {n} event.json file(s)")
+    if index.created and any(True for _ in iter_event_files(root)):
+        n, _ = index.rebuild()
+        return index, f"{root / DB_NAME} was missing; rebuilt it from {n} event.json file(s)"
+    return index, None

@@ -43,7 +43,8 @@ def test_event_files_and_json_contract(two_visits_video, recordings):
         assert snap.shape[:2] == (scene.height, scene.width)   # full source resolution
         x, y, w, h = ev["boxes"][0]
         assert 0 <= x < scene.width and 0 <= y < scene.height and w > 10 and h > 40
-        assert ev["clip"] is None
+        # Clips are on by default (events.clip); tests/test_clips.py checks their contents.
+        assert ev["clip"] == ev["clip_parts"][0] and (recordings / ev["clip"]).is_file()
         assert ev["start"] < ev["end"] and ev["start"][-6] in "+-"   # ISO 8601 with offset
     leftovers = [p for p in recordings.rglob(".tmp-*")]
     assert leftovers == []
