@@ -32,6 +32,7 @@ BOUNDARY = "mwframe"
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 60  # idle or stalled connections give their thread back
     server_version = "motionwatch"
     sys_version = ""
     app = None  # set by WebServer on a subclass

@@ -166,8 +166,11 @@ def draw_overlay(image: np.ndarray, mask: np.ndarray | None, boxes, fraction: fl
     over = fraction >= trigger
     text = note or f"{100 * fraction:.2f}% changed (trigger {100 * trigger:.2f}%)"
     colour = (80, 80, 255) if over else (255, 255, 255)
-    cv2.putText(out, text, (10, h - 12 * scale), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (0, 0, 0), 4 * scale)
-    cv2.putText(out, text, (10, h - 12 * scale), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, colour, 1 * scale)
+    font, size = cv2.FONT_HERSHEY_SIMPLEX, 0.55 * scale
+    (tw, th), base = cv2.getTextSize(text, font, size, scale)
+    x, y = 8 * scale, h - 10 * scale
+    cv2.rectangle(out, (x - 5 * scale, y - th - 6 * scale), (x + tw + 5 * scale, y + base + 2 * scale), (0, 0, 0), -1)
+    cv2.putText(out, text, (x, y), font, size, colour, scale, cv2.LINE_AA)
     return out
 
 
