@@ -25,6 +25,13 @@ from motionwatch.synth import SceneRenderer, demo_scene
 
 log = logging.getLogger("motionwatch")
 
+# A camera retried for days must not fill the log with FFmpeg's and OpenCV's own
+# chatter ("Connection refused", "backend is generally available but..."): our
+# one-line messages say what happened. Set either variable to see theirs again.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # read when FFmpeg is first used
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://", "srt://")
 # Open/read timeouts for network streams, so a dead camera cannot hang the loop
 # (the camera's timeout_seconds replaces them when given).
