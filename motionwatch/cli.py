@@ -28,7 +28,7 @@ def common(p: argparse.ArgumentParser, source: bool = True) -> None:
     p.add_argument("--recordings", metavar="DIR", help="recordings folder (overrides recordings.path)")
     if source:
         p.add_argument("--source", metavar="SRC",
-                       help="camera index, /dev/videoN, URL, video file, pipe:COMMAND or demo "
+                       help="camera index, /dev/videoN, URL, video file, pipe:COMMAND, picamera2 or demo "
                             "(replaces the configured cameras)")
         p.add_argument("--camera", metavar="NAME", help="camera name to record under")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")

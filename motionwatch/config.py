@@ -77,7 +77,7 @@ def _parse_source(v: Any) -> str:
         return str(v)
     if isinstance(v, str) and v.strip():
         return v.strip()
-    raise _Invalid("a camera index (0), a device path, a URL, a video file, pipe:COMMAND or demo")
+    raise _Invalid("a camera index (0), a device path, a URL, a video file, pipe:COMMAND, picamera2[:N] or demo")
 
 
 def _parse_name(v: Any) -> str:
@@ -118,7 +118,7 @@ class DetectionConfig:
 @dataclass(frozen=True)
 class CameraConfig:
     name: str = opt("demo", "camera name used in folders, the index and topics", parse=_parse_name)
-    source: str = opt("demo", "camera index, device path, URL, video file, pipe:COMMAND or demo",
+    source: str = opt("demo", "camera index, device path, URL, video file, pipe:COMMAND, picamera2 or demo",
                       parse=_parse_source)
     mask: tuple = opt((), "polygons (lists of [x, y] source pixels) whose area is ignored",
                       parse=_parse_polygons)
