@@ -210,11 +210,15 @@ def cmd_scan(args) -> int:
     from motionwatch.sources import source_kind
     if source_kind(args.file) != "file":
         raise ConfigError(f"scan: {args.file!r} is not a video file; use `motionwatch run --source` for live sources")
-    from motionwatch.retention import prepare_recordings
-    index, _ = prepare_recordings(cfg.recordings)
     stop = threading.Event()
     loop = CameraLoop(cfg.cameras[0], cfg, None, stop, scan=True, start_wall=start_wall)
     src = loop.open()
+    from motionwatch.retention import prepare_recordings
+    try:   # after the source opened: a bad file never touches the recordings
+        index, _ = prepare_recordings(cfg.recordings)
+    except BaseException:
+        src.close()
+        raise
     loop.sinks = build_sinks(cfg, index, scan=True)
     progress = Progress(src.total_frames, enabled=not args.no_progress and sys.stderr.isatty())
     loop.on_frame = lambda f, d: progress.update(f.index + 1)

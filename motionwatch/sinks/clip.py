@@ -262,6 +262,7 @@ class EventClip:
         self.frames = 0
         self._t0 = 0.0
         self._slots = 0          # output frames in the current part
+        self._last: np.ndarray | None = None
 
     def add(self, frame: Frame, cut: bool = False) -> None:
         if self.part is None and not self._open(frame):
@@ -273,10 +274,14 @@ class EventClip:
         if k < self._slots:
             return    # faster than the clip's rate: this slot is already filled
         try:
-            for _ in range(k - self._slots + 1):
-                self.part.write(frame.image)
+            while self._slots < k:     # frames that never came: hold the last picture
+                self.part.write(self._last)
                 self._slots += 1
                 self.frames += 1
+            self.part.write(frame.image)
+            self._slots += 1
+            self.frames += 1
+            self._last = frame.image
         except OSError as e:
             self._failed(frame.ts, e)
 
