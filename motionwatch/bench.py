@@ -1,0 +1,290 @@
+"""`motionwatch bench [FILE]`: will this machine keep up?
+
+Runs a bare OpenCV decode-only loop and the full scan pipeline (decode,
+detect, track events, write snapshots) on the same file, each in its own
+process, alternating the two for a few rounds, and prints the medians:
+frames/s, CPU milliseconds per frame, their ratio and peak memory. With no
+FILE it first generates a clip of a textured room with sensor noise and
+people walking through (H.264 through ffmpeg when installed, else MPEG-4
+through OpenCV).
+
+CPU time comes from getrusage() of each child process (all its threads),
+so it is the cost of a frame on this machine whatever else is running; the
+wall-clock figures depend on how busy the machine is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from motionwatch.errors import ConfigError, MotionwatchError, SourceError
+
+DEFAULT_SIZE = "1280x720"
+
+
+# --- a generated clip --------------------------------------------------------
+
+def bench_scene(width: int, height: int, seconds: float, fps: float, seed: int = 3):
+    """A room with noise and a person crossing every ~12 s (about half the time has motion)."""
+    from motionwatch.synth import Scene, Walker
+    walkers = tuple(Walker(start_s=t, duration_s=6.0, shade=30 + (k * 37) % 120,
+                           x_from=-0.15 if k % 2 == 0 else 1.15, x_to=1.15 if k % 2 == 0 else -0.15)
+                    for k, t in enumerate(_frange(2.0, seconds - 6.0, 12.0)))
+    return Scene(width=width, height=height, fps=fps, duration_s=seconds, seed=seed, noise=4.0,
+                 walkers=walkers)
+
+
+def _frange(a: float, b: float, step: float) -> list[float]:
+    out = []
+    while a <= b:
+        out.append(a)
+        a += step
+    return out
+
+
+def make_clip(path: str | Path, width: int, height: int, seconds: float, fps: float = 25.0,
+              seed: int = 3) -> Path:
+    """Render the bench scene into a video file (H.264 via ffmpeg, else MPEG-4 via OpenCV)."""
+    from motionwatch.synth import SceneRenderer
+    path = Path(path)
+    scene = bench_scene(width, height, seconds, fps, seed)
+    renderer = SceneRenderer(scene)
+    ffmpeg = shutil.which("ffmpeg")
+    # An IP camera's budget (about 0.1 bit per pixel: 2.3 Mbit/s at 720p25) and a
+    # key frame every 2 s, so decoding costs what it costs on real recordings.
+    bitrate = int(0.1 * width * height * fps)
+    tmp = path.with_name(path.stem + ".part" + path.suffix)
+    if ffmpeg:
+        cmd = [ffmpeg, "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
+               "-s", f"{width}x{height}", "-r", f"{fps:g}", "-i", "-",
+               "-c:v", "libx264", "-preset", "veryfast", "-b:v", str(bitrate), "-maxrate", str(bitrate),
+               "-bufsize", str(2 * bitrate), "-g", str(int(2 * fps)), "-pix_fmt", "yuv420p", str(tmp)]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+        try:
+            for i in range(scene.frames):
+                proc.stdin.write(renderer.render(i).tobytes())
+        finally:
+            proc.stdin.close()
+            rc = proc.wait()
+        if rc != 0:
+            raise MotionwatchError(f"ffmpeg could not write {tmp} (exit {rc})")
+    else:
+        import cv2
+        vw = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+        if not vw.isOpened():
+            raise MotionwatchError(f"cannot write a video to {tmp} (no ffmpeg, and OpenCV's writer failed)")
+        for i in range(scene.frames):
+            vw.write(renderer.render(i))
+        vw.release()
+    os.replace(tmp, path)
+    return path
+
+
+# --- the measured loops (run in a child process each) --------------------------
+
+def _cpu() -> float:
+    """CPU seconds of this process and the children it has waited for (ffmpeg clip encoders)."""
+    import resource
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
+
+
+def decode_only(path: str) -> dict:
+    """The floor: a bare OpenCV loop that decodes every frame to BGR and does nothing else."""
+    import cv2
+    c0, t0 = _cpu(), time.perf_counter()
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    n = 0
+    while True:
+        ok, _ = cap.read()
+        if not ok:
+            break
+        n += 1
+    cap.release()
+    return {"frames": n, "cpu": _cpu() - c0, "wall": time.perf_counter() - t0}
+
+
+def scan_pipeline(path: str, config: str | None) -> dict:
+    """What `motionwatch scan` does: decode, detect, track events, write snapshots."""
+    from dataclasses import replace
+    from motionwatch.commands import build_sinks
+    from motionwatch.config import CameraConfig, load_config
+    from motionwatch.pipeline import CameraLoop
+    from motionwatch.store import EventIndex
+    with tempfile.TemporaryDirectory(prefix="motionwatch-bench-") as rec:
+        cfg = load_config(config)
+        cam = replace(cfg.cameras[0] if cfg.cameras else CameraConfig(), name="bench", source=path)
+        cfg = replace(cfg, cameras=(cam,), recordings=replace(cfg.recordings, path=rec))
+        c0, t0 = _cpu(), time.perf_counter()
+        seen = {}
+        loop = CameraLoop(cam, cfg, None, threading.Event(), scan=True,
+                          on_frame=lambda f, d: seen.setdefault("luma", f.gray is not None))
+        loop.open()
+        loop.sinks = build_sinks(cfg, EventIndex(Path(rec)))
+        try:
+            st = loop.run()
+        finally:
+            loop.sinks.close()
+        return {"frames": st.frames, "cpu": _cpu() - c0, "wall": time.perf_counter() - t0,
+                "events": st.events, "stalls": st.stalls, "luma": seen.get("luma", False)}
+
+
+def child_main(argv: list[str]) -> None:
+    """Entry point of a measuring child: prints one JSON line."""
+    kind, path, config = argv[0], argv[1], (argv[2] or None)
+    result = decode_only(path) if kind == "decode" else scan_pipeline(path, config)
+    result["rss"] = peak_rss()
+    print(json.dumps(result), flush=True)
+
+
+def peak_rss(pid: int | str = "self") -> int:
+    """Peak resident memory in bytes (VmHWM; reset at exec, unlike a child's ru_maxrss,
+    which would include the parent's pages copied at fork)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def measure(kind: str, path: str, config: str | None = None) -> dict:
+    """Run one measuring child and return its figures (frames, cpu, wall, rss...)."""
+    code = "import sys; from motionwatch.bench import child_main; child_main(sys.argv[1:])"
+    proc = subprocess.Popen([sys.executable, "-c", code, kind, path, config or ""],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+        raise MotionwatchError(f"bench: the {kind} run failed: {last[0]}")
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def compare(path: str, rounds: int, config: str | None = None, echo=None) -> dict:
+    """Alternate decode-only and pipeline runs; medians of each figure."""
+    runs: dict[str, list[dict]] = {"decode": [], "scan": []}
+    for r in range(rounds):
+        for kind in ("decode", "scan") if r % 2 == 0 else ("scan", "decode"):
+            res = measure(kind, path, config)
+            runs[kind].append(res)
+            if echo:
+                echo(f"  round {r + 1}/{rounds} {kind:6s}: {res['frames'] / res['wall']:7.1f} fps, "
+                     f"{1000 * res['cpu'] / max(res['frames'], 1):6.2f} CPU ms/frame")
+    return {kind: summarize(rs) for kind, rs in runs.items()}
+
+
+def summarize(rs: list[dict]) -> dict:
+    frames = rs[0]["frames"]
+    out = {"frames": frames,
+           "fps": statistics.median(r["frames"] / r["wall"] for r in rs),
+           "cpu_ms": statistics.median(1000 * r["cpu"] / max(r["frames"], 1) for r in rs),
+           "rss": max(r["rss"] for r in rs)}
+    for k in ("events", "stalls", "luma"):
+        if k in rs[0]:
+            out[k] = rs[0][k]
+    return out
+
+
+# --- the command ---------------------------------------------------------------
+
+def add_bench(sub) -> None:
+    from motionwatch.cli import common
+    p = sub.add_parser("bench", help="measure decode-only vs full pipeline speed on this machine")
+    p.add_argument("file", nargs="?", metavar="FILE", help="video to measure (default: a generated clip)")
+    common(p, source=False)
+    p.add_argument("--size", default=DEFAULT_SIZE, metavar="WxH",
+                   help=f"size of the generated clip (default {DEFAULT_SIZE}; try 1920x1080 or 640x480)")
+    p.add_argument("--seconds", type=float, default=20.0, metavar="S",
+                   help="length of the generated clip in seconds (default 20)")
+    p.add_argument("--rounds", type=int, default=3, metavar="N",
+                   help="alternating rounds of each run; medians are printed (default 3)")
+    p.set_defaults(func=cmd_bench)
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        w = h = 0
+    if not (64 <= w <= 7680 and 64 <= h <= 4320) or w % 2 or h % 2:
+        raise ConfigError(f"--size: {text!r} is not allowed; allowed: WIDTHxHEIGHT, even numbers "
+                          "64..7680 x 64..4320, e.g. 1920x1080")
+    return w, h
+
+
+def cmd_bench(args) -> int:
+    if not 1 <= args.rounds <= 50:
+        raise ConfigError(f"--rounds: {args.rounds} is out of range; allowed: 1..50")
+    if not 1.0 <= args.seconds <= 3600:
+        raise ConfigError(f"--seconds: {args.seconds:g} is out of range; allowed: 1..3600")
+    if args.config:
+        from motionwatch.config import load_config
+        load_config(args.config)  # a bad config is the user's to fix, before anything runs
+    with tempfile.TemporaryDirectory(prefix="motionwatch-bench-") as tmp:
+        if args.file:
+            path = Path(args.file)
+            if not path.is_file():
+                raise SourceError(f"{args.file}: no such file")
+            what = str(path)
+        else:
+            w, h = _parse_size(args.size)
+            path = Path(tmp) / f"bench-{w}x{h}.mp4"
+            print(f"generating a {args.seconds:g} s {w}x{h} clip (textured room, noise, people walking)...",
+                  flush=True)
+            make_clip(path, w, h, args.seconds)
+            what = f"generated {w}x{h} clip"
+        info = _describe(str(path))
+        print(f"measuring {what}: {info}, {args.rounds} alternating round(s)", flush=True)
+        res = compare(str(path), args.rounds, args.config, echo=lambda s: print(s, flush=True))
+    print_report(res, info)
+    return 0
+
+
+def _describe(path: str) -> str:
+    import cv2
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        raise SourceError(f"{path}: not a video OpenCV/FFmpeg can decode")
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    fps, n = cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    return f"{w}x{h}, {fps:g} fps, {n} frames"
+
+
+def print_report(res: dict, info: str) -> None:
+    d, s = res["decode"], res["scan"]
+    if not d["frames"] or not s["frames"]:
+        raise SourceError("bench: no frame could be decoded")
+    print()
+    print(f"{'':24s} {'frames/s':>9s} {'CPU ms/frame':>13s} {'peak RSS':>9s}")
+    print(f"{'decode only (OpenCV)':24s} {d['fps']:9.1f} {d['cpu_ms']:13.2f} {d['rss'] / 2**20:7.0f} MB")
+    print(f"{'motionwatch pipeline':24s} {s['fps']:9.1f} {s['cpu_ms']:13.2f} {s['rss'] / 2**20:7.0f} MB")
+    print(f"{'ratio pipeline/decode':24s} {s['fps'] / d['fps']:8.2f}x {s['cpu_ms'] / d['cpu_ms']:12.2f}x")
+    print()
+    decoder = "decoder's luma plane" if s.get("luma") else "BGR frames"
+    print(f"pipeline: {s.get('events', 0)} event(s), {s.get('stalls', 0)} capture-loop stall(s), "
+          f"detected on the {decoder}")
+    src_fps = _fps_of(info)
+    if src_fps:
+        share = s["cpu_ms"] * src_fps / 1000
+        print(f"live at {src_fps:g} fps this needs {100 * share:.0f}% of one CPU core; "
+              f"scanning runs {s['fps'] / src_fps:.1f}x faster than real time")
+
+
+def _fps_of(info: str) -> float:
+    try:
+        return float(info.split(", ")[1].split()[0])
+    except (IndexError, ValueError):
+        return 0.0

@@ -1,0 +1,297 @@
+"""Fast decoding of video files: the decoder's luma plane, a decode thread, colour on demand.
+
+Converting every decoded frame to BGR costs as much CPU as the whole motion
+detection, yet only the handful of frames that become snapshots need colour.
+So a file is decoded with OpenCV's `CAP_PROP_CONVERT_RGB` off, which on the
+FFmpeg backend hands back the Y (luma) plane of 8-bit YUV video, and a frame's
+BGR picture is made only when something asks for `frame.image`: a second
+decoder seeks to that frame and checks it against the luma it already has.
+
+The raw plane is only trusted after a check at open: the first frame is
+decoded both ways and the plane must have the picture's size and correlate
+with the BGR frame's grey (10-bit or packed formats do not, and then the file
+is decoded to BGR as before). When every frame needs colour (clips, the live
+view) the reader is opened with `colour=True`.
+
+In `scan` a decode thread feeds the detector through a small bounded queue, so
+decoding and detection use both cores, and the queue never holds more than a
+few frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+import cv2
+import numpy as np
+
+from motionwatch.model import Frame
+
+log = logging.getLogger("motionwatch")
+
+# Frames the decode thread may run ahead of the detector: enough to absorb
+# jitter, few enough that memory stays flat (a 1080p luma plane is 2 MB).
+QUEUE_DEPTH = 4
+# The raw plane must match the BGR frame's grey this well to count as luma.
+LUMA_MIN_CORR = 0.98
+# A colour request this far ahead of the colour decoder reads forward instead of seeking.
+FORWARD_LIMIT = 50
+# Frames either side searched when a seek lands on the wrong frame.
+SEARCH = 3
+
+_quieted = False
+
+
+def quiet_opencv() -> None:
+    """OpenCV warns once per frame that it returns the raw plane as 8UC1, which is what we ask for."""
+    global _quieted
+    if not _quieted:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        _quieted = True
+
+
+def open_capture(path: str, luma: bool) -> cv2.VideoCapture:
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    if luma and cap.isOpened():
+        quiet_opencv()
+        cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
+    return cap
+
+
+def probe_luma(path: str) -> tuple[float, float] | None:
+    """(scale, offset) mapping this file's raw decoder plane onto BGR grey, or None
+    when the plane is not a trustworthy 8-bit luma plane (then decode to BGR)."""
+    bgr_cap, raw_cap = open_capture(path, False), open_capture(path, True)
+    try:
+        ok1, bgr = bgr_cap.read()
+        ok2, raw = raw_cap.read()
+    finally:
+        bgr_cap.release()
+        raw_cap.release()
+    if not (ok1 and ok2) or bgr is None or raw is None or bgr.ndim != 3:
+        return None
+    if raw.ndim != 2 or raw.dtype != np.uint8 or raw.shape != bgr.shape[:2]:
+        return None
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)[::4, ::4].ravel().astype(np.float32)
+    y = raw[::4, ::4].ravel().astype(np.float32)
+    if y.std() < 2.0 or grey.std() < 2.0:
+        # A flat first frame proves nothing; trust the plane only if it equals the grey.
+        return (1.0, 0.0) if abs(float(y.mean()) - float(grey.mean())) < 3.0 else None
+    if float(np.corrcoef(y, grey)[0, 1]) < LUMA_MIN_CORR:
+        return None
+    scale, offset = np.polyfit(y, grey, 1)
+    # Limited-range video (Y 16..235) maps to full-range grey at about 1.164x - 18.6.
+    return float(scale), float(offset)
+
+
+class ColourFetcher:
+    """Decodes single frames in colour for the few frames that are saved.
+
+    A second capture seeks to the frame (or reads forward when it is close) and
+    the result is checked against the luma plane the scan already has, so a
+    seek that lands a frame off is caught and corrected.
+    """
+
+    def __init__(self, path: str, levels: tuple[float, float]):
+        self.path = path
+        self.levels = levels
+        self.cap: cv2.VideoCapture | None = None
+        self.pos = 0              # index of the frame the capture returns next
+        self.lock = threading.Lock()
+        self.fetched = 0
+        self.tolerance = 1.5
+        self._warned = False
+
+    def fetch(self, index: int, luma: np.ndarray) -> np.ndarray:
+        with self.lock:
+            if self.cap is None:
+                self.cap = open_capture(self.path, False)
+                self.pos = 0
+            self.fetched += 1
+            bgr = self._read_at(index)
+            if bgr is not None and self._distance(bgr, luma) <= self.tolerance:
+                return bgr
+            bgr = self._search(index, luma)
+            if bgr is not None:
+                return bgr
+            if not self._warned:
+                log.warning("%s: could not decode frame %d in colour again; saving it in grey",
+                            self.path, index)
+                self._warned = True
+            return cv2.cvtColor(luma, cv2.COLOR_GRAY2BGR)
+
+    def _read_at(self, index: int) -> np.ndarray | None:
+        if not 0 <= index - self.pos <= FORWARD_LIMIT:
+            self.cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+            self.pos = index
+        while self.pos < index:
+            if not self.cap.grab():
+                return None
+            self.pos += 1
+        ok, bgr = self.cap.read()
+        self.pos += 1
+        return bgr if ok else None
+
+    def _search(self, index: int, luma: np.ndarray) -> np.ndarray | None:
+        """The best-matching frame within SEARCH frames of `index`."""
+        start = max(0, index - SEARCH)
+        self.cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+        self.pos = start
+        best, best_d = None, float("inf")
+        for _ in range(2 * SEARCH + 1):
+            ok, bgr = self.cap.read()
+            if not ok:
+                break
+            self.pos += 1
+            d = self._distance(bgr, luma)
+            if d < best_d:
+                best, best_d = bgr, d
+        return best if best_d <= 3 * self.tolerance else None
+
+    def _distance(self, bgr: np.ndarray, luma: np.ndarray) -> float:
+        """Mean grey-level difference between a colour frame and a luma plane (subsampled)."""
+        if bgr.shape[:2] != luma.shape:
+            return float("inf")
+        grey = cv2.cvtColor(bgr[::4, ::4], cv2.COLOR_BGR2GRAY).astype(np.float32)
+        y = luma[::4, ::4].astype(np.float32) * self.levels[0] + self.levels[1]
+        return float(np.abs(grey - y).mean())
+
+    def calibrate(self, bgr: np.ndarray, luma: np.ndarray) -> None:
+        """Set the match tolerance from a frame known to be the same in both forms."""
+        self.tolerance = max(1.0, 1.5 * self._distance(bgr, luma))
+
+    def close(self) -> None:
+        with self.lock:
+            if self.cap is not None:
+                self.cap.release()
+                self.cap = None
+
+
+class LumaFrame(Frame):
+    """A frame decoded as its luma plane (`gray`); `image` (BGR) is made on first use.
+
+    Everything that only detects reads `gray`; the snapshot writer, clip writer
+    or live view read `image` as for any Frame and get colour, made once.
+    """
+
+    __slots__ = ("_bgr", "_fetcher")
+
+    def __init__(self, luma: np.ndarray, index: int, ts: float, wall: float, fetcher: ColourFetcher):
+        Frame.__init__(self, None, index, ts, wall, luma)
+        self._fetcher = fetcher
+
+    @property
+    def image(self) -> np.ndarray:
+        if self._bgr is None:
+            self._bgr = self._fetcher.fetch(self.index, self.gray)
+        return self._bgr
+
+    @image.setter
+    def image(self, value) -> None:
+        self._bgr = value
+
+    def __repr__(self) -> str:  # the dataclass repr would decode the colour frame
+        return f"LumaFrame(index={self.index}, ts={self.ts:.3f}, shape={self.gray.shape})"
+
+
+class DecodeThread:
+    """Reads a capture on its own thread into a small bounded queue (file order kept)."""
+
+    _END = object()
+
+    def __init__(self, cap: cv2.VideoCapture, max_bad: int, depth: int = QUEUE_DEPTH):
+        self.cap = cap
+        self.max_bad = max_bad
+        self.q: queue.Queue = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
+        self.done = False
+        self.thread = threading.Thread(target=self._run, name="decode", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        # Failed reads are passed on (the source skips damaged frames); only a
+        # long run of them means the end of the file.
+        bad = 0
+        try:
+            while not self.stop.is_set() and bad < self.max_bad:
+                ok, img = self.cap.read()
+                ok = ok and img is not None
+                bad = 0 if ok else bad + 1
+                if not self._put(img if ok else None):
+                    return
+        finally:
+            self._put(self._END)
+
+    def _put(self, item) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.q.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        if self.done:
+            return False, None
+        item = self.q.get()
+        if item is self._END:
+            self.done = True
+            return False, None
+        return item is not None, item
+
+    def close(self) -> None:
+        self.stop.set()
+        while self.thread.is_alive():
+            try:  # unblock a put() waiting on a full queue
+                self.q.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self.thread.join()
+
+
+class FileReader:
+    """Decodes a video file for FileSource: luma plane when verified, else BGR;
+    on a decode thread when `threaded` (scan), in the caller otherwise (paced run)."""
+
+    def __init__(self, path: str, *, threaded: bool, colour: bool = False, max_bad: int = 250):
+        self.path = path
+        self.levels = None if colour else probe_luma(path)
+        self.luma = self.levels is not None
+        self.cap = open_capture(path, self.luma)
+        self.fetcher = ColourFetcher(path, self.levels) if self.luma else None
+        self.thread = DecodeThread(self.cap, max_bad) if threaded else None
+        self._calibrated = False
+
+    @property
+    def luma_levels(self) -> tuple[float, float] | None:
+        """(scale, offset) turning luma grey levels into BGR-grey levels, when not the identity."""
+        if self.levels is None or (abs(self.levels[0] - 1) < 0.02 and abs(self.levels[1]) < 2):
+            return None
+        return self.levels
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        if self.thread is not None:
+            return self.thread.read()
+        ok, img = self.cap.read()
+        return ok and img is not None, img
+
+    def frame(self, img: np.ndarray, index: int, ts: float, wall: float) -> Frame:
+        if not self.luma:
+            return Frame(img, index, ts, wall)
+        f = LumaFrame(img, index, ts, wall, self.fetcher)
+        if not self._calibrated:
+            # The first frame is decoded once more in colour to learn the match tolerance.
+            self._calibrated = True
+            f.image = self.fetcher.fetch(index, img)
+            self.fetcher.calibrate(f.image, img)
+        return f
+
+    def close(self) -> None:
+        if self.thread is not None:
+            self.thread.close()
+        self.cap.release()
+        if self.fetcher is not None:
+            self.fetcher.close()

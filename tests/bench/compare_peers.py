@@ -1,0 +1,441 @@
+#!/usr/bin/env python3
+"""The performance table: motionwatch against a decode-only loop, DVR-Scan and Motion.
+
+Run by hand (pytest does not collect it; it takes several minutes):
+
+    .venv/bin/python tests/bench/compare_peers.py [--rounds 3] [--quick] [--skip-dvr] [--skip-live]
+
+Everything is measured in this run, on the same inputs, and reported as ratios
+against the decode-only baseline measured alongside, because the machine's
+speed (and whoever else is using it) changes from run to run:
+
+* scan: generated H.264 clips (640x480, 1280x720, 1920x1080; textured room,
+  sensor noise, people walking, encoded at IP-camera bitrates) and
+  ../shared/footage/opencv_vtest/vtest.avi. Each tool runs as its own process;
+  CPU seconds come from wait4() (the process and the children it waited for,
+  e.g. the ffmpeg clip encoder), peak RSS from sampling /proc/PID/status VmHWM.
+  Runs are interleaved round by round and the median is reported.
+* DVR-Scan (`dvr-scan-headless`, installed into its own venv under the work
+  folder) with its defaults, `-b CNT` and `-df 4`; skipped with a message when
+  it cannot be installed.
+* live: `motionwatch run` and the `motion` daemon (/usr/bin/motion, outputs
+  and web ports off) reading the same 640x480 source paced at 30 fps, a file
+  and a loopback MJPEG-over-HTTP camera; CPU from /proc/PID/stat over a
+  steady window after warm-up, per 1000 source frames.
+* frame age at decision, dropped frames and capture-loop stalls from the same
+  capture loop run in-process on each live source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from motionwatch.bench import bench_scene, make_clip  # noqa: E402
+
+FOOTAGE = REPO.parent / "shared" / "footage"
+VTEST = FOOTAGE / "opencv_vtest" / "vtest.avi"
+PY = sys.executable
+MW = [PY, "-m", "motionwatch"]
+TICK = os.sysconf("SC_CLK_TCK")
+
+DECODE_LOOP = """
+import sys, cv2
+cap = cv2.VideoCapture(sys.argv[1], cv2.CAP_FFMPEG)
+n = 0
+while cap.read()[0]:
+    n += 1
+print(n)
+"""
+
+
+# --- measuring a process -------------------------------------------------------
+
+class RssSampler(threading.Thread):
+    """Polls a process's VmHWM (peak RSS) until it exits; the last value is the peak."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.done = pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peak = max(self.peak, int(line.split()[1]) * 1024)
+            except (OSError, ValueError):
+                pass
+            self.done.wait(0.05)
+
+
+def run_measured(cmd: list[str], cwd: str | None = None, env: dict | None = None) -> dict:
+    """Run a command to the end: CPU seconds (with waited-for children), wall, peak RSS, output."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd, env=env)
+    sampler = RssSampler(proc.pid)
+    sampler.start()
+    out = []
+    reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)
+    reader.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    sampler.done.set()
+    reader.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    text = out[0].decode(errors="replace") if out else ""
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])}... exited {proc.returncode}: {text.strip()[-400:]}")
+    return {"cpu": usage.ru_utime + usage.ru_stime, "wall": wall, "rss": sampler.peak, "out": text}
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds of a running process, its threads and its waited-for children."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / TICK
+
+
+# --- inputs ----------------------------------------------------------------------
+
+def clips(work: Path, seconds: float) -> list[tuple[str, Path, list]]:
+    """(label, path, truth intervals) for the scan table; generated once and kept in `work`."""
+    out = []
+    for w, h in ((640, 480), (1280, 720), (1920, 1080)):
+        path = work / f"bench-{w}x{h}-{seconds:g}s.mp4"
+        if not path.exists():
+            print(f"generating {path.name} ...", flush=True)
+            make_clip(path, w, h, seconds, fps=25.0)
+        out.append((f"{w}x{h} H.264", path, bench_scene(w, h, seconds, 25.0).truth()))
+    if VTEST.exists():
+        out.append(("vtest.avi 768x576", VTEST, None))
+    else:
+        print(f"skipping vtest: {VTEST} not found", flush=True)
+    return out
+
+
+def frame_count(path: Path) -> int:
+    r = subprocess.run([PY, "-c", DECODE_LOOP, str(path)], capture_output=True, text=True, check=True)
+    return int(r.stdout.strip().splitlines()[-1])
+
+
+# --- the tools ---------------------------------------------------------------------
+
+def dvr_scan_bin(work: Path) -> Path | None:
+    venv = work / "dvr-venv"
+    exe = venv / "bin" / "dvr-scan"
+    if exe.exists():
+        return exe
+    print("installing dvr-scan-headless into", venv, flush=True)
+    try:
+        subprocess.run([PY, "-m", "venv", str(venv)], check=True, capture_output=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "dvr-scan-headless"], check=True,
+                       capture_output=True, timeout=600)
+    except (subprocess.SubprocessError, OSError) as e:
+        print(f"DVR-Scan skipped: cannot install dvr-scan-headless ({e})", flush=True)
+        return None
+    return exe if exe.exists() else None
+
+
+def tool_commands(dvr: Path | None, noclip_cfg: Path) -> dict:
+    """name -> function(path, outdir) -> argv."""
+    tools = {
+        "decode-only": lambda p, o: [PY, "-c", DECODE_LOOP, str(p)],
+        "motionwatch scan": lambda p, o: MW + ["scan", str(p), "--recordings", str(o), "--no-progress", "-q"],
+        "motionwatch scan, clips off": lambda p, o: MW + ["scan", str(p), "--recordings", str(o),
+                                                          "--no-progress", "-q", "--config", str(noclip_cfg)],
+    }
+    if dvr is not None:
+        tools["dvr-scan (defaults)"] = lambda p, o: [str(dvr), "-i", str(p), "-d", str(o), "-q"]
+        tools["dvr-scan -b CNT"] = lambda p, o: [str(dvr), "-i", str(p), "-d", str(o), "-q", "-b", "CNT"]
+        tools["dvr-scan -df 4"] = lambda p, o: [str(dvr), "-i", str(p), "-d", str(o), "-q", "-df", "4"]
+    return tools
+
+
+def events_of(tool: str, out: str, outdir: Path) -> list[tuple[float, float]] | None:
+    """Event intervals in seconds a tool reported (None when unknown)."""
+    if tool.startswith("motionwatch"):
+        r = subprocess.run(MW + ["events", "--recordings", str(outdir), "--json"], capture_output=True, text=True)
+        try:
+            return sorted((e["start_offset_s"], e["end_offset_s"]) for e in json.loads(r.stdout))
+        except (ValueError, KeyError):
+            return []
+    if tool.startswith("dvr-scan"):
+        # With -q DVR-Scan prints only the events' timecodes: start,end,start,end,...
+        secs = [int(h) * 3600 + int(m) * 60 + float(s)
+                for h, m, s in re.findall(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)", out)]
+        return list(zip(secs[0::2], secs[1::2]))
+    return None
+
+
+def score(events, truth) -> str:
+    if events is None:
+        return ""
+    if truth is None or not events:
+        return f"{len(events)} ev"
+    hit = sum(any(a <= e1 + 1.0 and e0 - 1.0 <= b for e0, e1 in events) for a, b in truth)
+    false = sum(not any(a <= e1 + 1.0 and e0 - 1.0 <= b for a, b in truth) for e0, e1 in events)
+    return f"{len(events)} ev, {hit}/{len(truth)} found, {false} false"
+
+
+# --- the scan table -------------------------------------------------------------------
+
+def scan_table(work: Path, rounds: int, seconds: float, dvr: Path | None) -> list[dict]:
+    noclip = work / "noclip.yaml"
+    noclip.write_text("events:\n  clip: false\n")
+    tools = tool_commands(dvr, noclip)
+    rows = []
+    for label, path, truth in clips(work, seconds):
+        n = frame_count(path)
+        runs: dict[str, list[dict]] = {t: [] for t in tools}
+        evs: dict[str, str] = {}
+        for r in range(rounds):
+            order = list(tools) if r % 2 == 0 else list(reversed(tools))
+            for tool in order:
+                outdir = Path(tempfile.mkdtemp(prefix="mw-out-", dir=work))
+                try:
+                    res = run_measured(tools[tool](path, outdir))
+                except RuntimeError as e:
+                    print(f"  {tool} failed on {label}: {e}", flush=True)
+                    continue
+                runs[tool].append(res)
+                if r == 0:
+                    evs[tool] = score(events_of(tool, res["out"], outdir), truth)
+                shutil.rmtree(outdir, ignore_errors=True)
+                print(f"  {label:20s} round {r + 1}: {tool:28s} {1000 * res['cpu'] / n:7.2f} CPU ms/frame "
+                      f"{n / res['wall']:7.1f} fps {res['rss'] / 2**20:6.0f} MB", flush=True)
+        base = runs["decode-only"]
+        if not base:
+            continue
+        b_cpu = statistics.median(x["cpu"] for x in base) / n
+        b_fps = statistics.median(n / x["wall"] for x in base)
+        for tool, rs in runs.items():
+            if not rs:
+                continue
+            cpu = statistics.median(x["cpu"] for x in rs) / n
+            fps = statistics.median(n / x["wall"] for x in rs)
+            rows.append({"clip": label, "frames": n, "tool": tool, "cpu_ms": 1000 * cpu, "fps": fps,
+                         "cpu_ratio": cpu / b_cpu, "fps_ratio": fps / b_fps,
+                         "rss_mb": max(x["rss"] for x in rs) / 2**20, "events": evs.get(tool, "")})
+    return rows
+
+
+# --- live runs ------------------------------------------------------------------------
+
+MOTION_CONF = """daemon off
+setup_mode off
+log_level 4
+target_dir {out}
+netcam_url {url}
+framerate 30
+width 640
+height 480
+picture_output off
+movie_output off
+webcontrol_port 0
+stream_port 0
+"""
+
+
+def start_mjpeg(work: Path) -> tuple[subprocess.Popen, str]:
+    server = REPO / "tests" / "mjpeg_server.py"
+    proc = subprocess.Popen([PY, str(server), "--port", "0", "--fps", "30", "--size", "640x480", "--mode", "motion"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=str(REPO))
+    line = proc.stdout.readline().split()
+    if len(line) < 2 or line[0] != "listening":
+        proc.kill()
+        raise RuntimeError("mjpeg_server did not start")
+    return proc, f"http://127.0.0.1:{line[1]}/"
+
+
+def live_cpu(cmd: list[str], warmup: float, window: float, cwd: str | None = None) -> float:
+    """CPU seconds per 1000 frames at 30 fps, over `window` seconds after `warmup`."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
+    try:
+        time.sleep(warmup)
+        if proc.poll() is not None:
+            raise RuntimeError(f"{cmd[0]} exited early ({proc.returncode})")
+        c0, t0 = proc_cpu(proc.pid), time.perf_counter()
+        time.sleep(window)
+        c1, t1 = proc_cpu(proc.pid), time.perf_counter()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return (c1 - c0) / ((t1 - t0) * 30.0) * 1000.0
+
+
+def live_table(work: Path, rounds: int, window: float) -> list[dict]:
+    live_clip = work / "live-640x480-30fps.mp4"
+    if not live_clip.exists():
+        print(f"generating {live_clip.name} ...", flush=True)
+        make_clip(live_clip, 640, 480, max(60.0, window + 30.0), fps=30.0)
+    noclip = work / "live.yaml"
+    noclip.write_text("events:\n  clip: false\n")
+    rows = []
+    server, url = start_mjpeg(work)
+    try:
+        sources = {"file 640x480@30": (str(live_clip), f"file://{live_clip}"),
+                   "MJPEG/HTTP 640x480@30": (url, url)}
+        for label, (mw_src, motion_src) in sources.items():
+            out = Path(tempfile.mkdtemp(prefix="mw-live-", dir=work))
+            conf = out / "motion.conf"
+            conf.write_text(MOTION_CONF.format(out=out, url=motion_src))
+            tools = {
+                "motionwatch run": MW + ["run", "--source", mw_src, "--recordings", str(out / "mw"),
+                                         "--config", str(noclip), "-q"],
+                "motion": ["/usr/bin/motion", "-n", "-c", str(conf)],
+            }
+            runs: dict[str, list[float]] = {t: [] for t in tools}
+            for r in range(rounds):
+                for tool in (tools if r % 2 == 0 else reversed(list(tools))):
+                    if tool == "motion" and not Path("/usr/bin/motion").exists():
+                        continue
+                    try:
+                        v = live_cpu(tools[tool], 4.0, window)
+                    except RuntimeError as e:
+                        print(f"  {tool} on {label}: {e}", flush=True)
+                        continue
+                    runs[tool].append(v)
+                    print(f"  {label:22s} round {r + 1}: {tool:16s} {v:5.2f} CPU s / 1000 frames", flush=True)
+            base = statistics.median(runs["motion"]) if runs["motion"] else None
+            probe = in_process_probe(mw_src, min(window, 15.0))
+            for tool, vs in runs.items():
+                if vs:
+                    med = statistics.median(vs)
+                    rows.append({"source": label, "tool": tool, "cpu_per_1000": med,
+                                 "ratio": med / base if base else None,
+                                 **(probe if tool == "motionwatch run" else {})})
+            shutil.rmtree(out, ignore_errors=True)
+    finally:
+        server.stdin.close()
+        server.terminate()
+        server.wait(timeout=10)
+    return rows
+
+
+PROBE = """
+import json, sys, threading, time
+from dataclasses import replace
+from motionwatch.config import load_config, CameraConfig
+from motionwatch.pipeline import CameraLoop
+from motionwatch.sinks import SinkRunner
+cfg = load_config(None)
+cfg = replace(cfg, events=replace(cfg.events, clip=False), recordings=replace(cfg.recordings, path=sys.argv[3]))
+cam = replace(CameraConfig(), name="probe", source=sys.argv[1])
+ages = []
+stop = threading.Event()
+loop = CameraLoop(cam, cfg, SinkRunner([]), stop, on_frame=lambda f, d: ages.append(time.time() - f.wall))
+loop.open()
+threading.Timer(float(sys.argv[2]), stop.set).start()
+st = loop.run()
+ages = sorted(ages[30:]) or [0.0]
+print(json.dumps({"age_ms_median": 1000 * ages[len(ages) // 2], "age_ms_p99": 1000 * ages[int(len(ages) * 0.99)],
+                  "frames": st.frames, "dropped": st.dropped, "stalls": st.stalls}))
+"""
+
+
+def in_process_probe(source: str, seconds: float) -> dict:
+    """Frame age at decision (capture time to detection result), drops and stalls of the capture loop."""
+    with tempfile.TemporaryDirectory() as rec:
+        r = subprocess.run([PY, "-c", PROBE, source, str(seconds), rec], capture_output=True, text=True,
+                           cwd=str(REPO), timeout=seconds + 60)
+    try:
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        print(f"  probe on {source} failed: {r.stderr.strip()[-300:]}", flush=True)
+        return {}
+
+
+# --- report --------------------------------------------------------------------------
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    import cv2
+    return (f"{cpu}, {os.cpu_count()} cores, Python {sys.version.split()[0]}, OpenCV {cv2.__version__}, "
+            f"load average at start {os.getloadavg()[0]:.1f}")
+
+
+def report(scan_rows: list[dict], live_rows: list[dict], header: str) -> str:
+    lines = [header, "", "| clip | tool | CPU ms/frame | × decode CPU | frames/s | × decode fps | peak RSS | events |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+    for r in scan_rows:
+        lines.append(f"| {r['clip']} | {r['tool']} | {r['cpu_ms']:.2f} | {r['cpu_ratio']:.2f} | {r['fps']:.0f} | "
+                     f"{r['fps_ratio']:.2f} | {r['rss_mb']:.0f} MB | {r['events']} |")
+    by = {(r["clip"], r["tool"]): r for r in scan_rows}
+    peers = [("dvr-scan (defaults)", "motionwatch scan"), ("dvr-scan -b CNT", "motionwatch scan"),
+             ("dvr-scan -df 4", "motionwatch scan")]
+    extra = []
+    for clip in dict.fromkeys(r["clip"] for r in scan_rows):
+        for peer, mine in peers:
+            if (clip, peer) in by and (clip, mine) in by:
+                extra.append(f"| {clip} | {peer} | "
+                             f"{by[(clip, peer)]['cpu_ms'] / by[(clip, mine)]['cpu_ms']:.2f}× | "
+                             f"{by[(clip, peer)]['cpu_ms'] / by[(clip, mine + ', clips off')]['cpu_ms']:.2f}× |")
+    if extra:
+        lines += ["", "| clip | peer | peer CPU ÷ motionwatch scan | ÷ motionwatch scan, clips off |",
+                  "|---|---|---:|---:|"]
+        lines += extra
+    if live_rows:
+        lines += ["", "| live source | tool | CPU s / 1000 frames | × motion | frame age median / p99 | dropped | stalls |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        for r in live_rows:
+            ratio = f"{r['ratio']:.2f}" if r.get("ratio") else "-"
+            age = (f"{r['age_ms_median']:.1f} / {r['age_ms_p99']:.1f} ms" if "age_ms_median" in r else "-")
+            lines.append(f"| {r['source']} | {r['tool']} | {r['cpu_per_1000']:.2f} | {ratio} | {age} | "
+                         f"{r.get('dropped', '-')} | {r.get('stalls', '-')} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "motionwatch-peers"),
+                    help="folder for generated clips, DVR-Scan's venv and outputs (kept between runs)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per measurement (median reported)")
+    ap.add_argument("--seconds", type=float, default=60.0, help="length of the generated clips")
+    ap.add_argument("--live-window", type=float, default=20.0, help="seconds of steady live run measured")
+    ap.add_argument("--quick", action="store_true", help="short clips, one round: to try the script")
+    ap.add_argument("--skip-dvr", action="store_true")
+    ap.add_argument("--skip-scan", action="store_true")
+    ap.add_argument("--skip-live", action="store_true")
+    ap.add_argument("--out", help="also write the table (markdown) to this file")
+    a = ap.parse_args()
+    if a.quick:
+        a.rounds, a.seconds, a.live_window = 1, 10.0, 6.0
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    header = f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}; " \
+             f"medians of {a.rounds} interleaved round(s)."
+    print(header, flush=True)
+    dvr = None if a.skip_dvr or a.skip_scan else dvr_scan_bin(work)
+    scan_rows = [] if a.skip_scan else scan_table(work, a.rounds, a.seconds, dvr)
+    live_rows = [] if a.skip_live else live_table(work, a.rounds, a.live_window)
+    text = report(scan_rows, live_rows, header)
+    print()
+    print(text)
+    if a.out:
+        Path(a.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
