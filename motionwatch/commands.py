@@ -343,4 +343,6 @@ def cmd_check_config(args) -> int:
 
 from motionwatch.web.serve import add_serve  # noqa: E402  (web imports cli; keep it last)
 
-REGISTRY = [add_run, add_scan, add_events, add_check_config, add_serve]
+from motionwatch.bench import add_bench  # noqa: E402  (its own module; registered here)
+
+REGISTRY = [add_run, add_scan, add_events, add_check_config, add_serve, add_bench]
