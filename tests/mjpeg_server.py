@@ -5,6 +5,7 @@ JPEG frames, like the MJPEG endpoint of a cheap IP camera, and takes commands on
 stdin, one a line, so a test can break it the ways real cameras break:
 
   motion / still     a person keeps crossing the room / the room is empty
+  standing           a person stands still in the middle of the room
   stall              keep every socket open but send nothing (a hung camera)
   serve              send frames again after `stall`
   refuse             close the listening socket and drop clients (connection refused)
@@ -15,13 +16,18 @@ Killing the process is the "server died" fault; starting it again on the same
 --port brings the camera back. It prints `listening PORT` once ready and
 `ok COMMAND` after each command, so a test can wait for both.
 
-    python tests/mjpeg_server.py --port 0 --fps 10 --size 320x240 [--still]
+    python tests/mjpeg_server.py --port 0 --fps 10 --size 320x240 --mode still
+
+Tests drive it through `ServerProcess` below.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import select
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -31,16 +37,17 @@ import cv2
 from motionwatch.synth import Scene, SceneRenderer, Walker
 
 BOUNDARY = b"mwframe"
+MODES = ("motion", "still", "standing")
 LOOP_S = 4.0   # one person crossing per LOOP_S seconds while in `motion`
 
 
 class Camera:
     """Pre-renders a loop of JPEG frames per (size, mode) so serving costs no CPU."""
 
-    def __init__(self, fps: float, size: tuple[int, int], motion: bool):
+    def __init__(self, fps: float, size: tuple[int, int], mode: str):
         self.fps = fps
         self.size = size
-        self.motion = motion
+        self.mode = mode
         self.state = "serve"          # serve | stall | refuse
         self.lock = threading.Condition()
         self.seq = 0
@@ -48,10 +55,12 @@ class Camera:
         self._cache: dict[tuple, list[bytes]] = {}
 
     def frames(self) -> list[bytes]:
-        key = (self.size, self.motion)
+        key = (self.size, self.mode)
         if key not in self._cache:
             w, h = self.size
-            walkers = (Walker(0.0, LOOP_S * 0.9, height=0.6),) if self.motion else ()
+            walkers = {"motion": (Walker(0.0, LOOP_S * 0.9, height=0.6),),
+                       "standing": (Walker(0.0, LOOP_S * 2, height=0.6, x_from=0.5, stop_at_s=0.0),),
+                       }.get(self.mode, ())
             scene = Scene(width=w, height=h, fps=self.fps, duration_s=LOOP_S, seed=7, noise=3.0,
                           walkers=walkers)
             r = SceneRenderer(scene)
@@ -143,8 +152,8 @@ def command(line: str, cam: Camera, listener: Listener) -> bool:
         return True
     cmd = words[0]
     with cam.lock:
-        if cmd in ("motion", "still"):
-            cam.motion = cmd == "motion"
+        if cmd in MODES:
+            cam.mode = cmd
         elif cmd == "size" and len(words) == 2:
             w, h = (int(v) for v in words[1].lower().split("x"))
             cam.size = (w, h)
@@ -166,15 +175,73 @@ def command(line: str, cam: Camera, listener: Listener) -> bool:
     return True
 
 
+class ServerProcess:
+    """The server as a child process a test can command, kill and start again on the same port."""
+
+    def __init__(self, fps: float = 10.0, size: str = "320x240", mode: str = "still", port: int = 0):
+        self.fps, self.size, self.mode, self.port = fps, size, mode, port
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/video.mjpg"
+
+    def start(self, mode: str | None = None) -> "ServerProcess":
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--port", str(self.port), "--fps", str(self.fps), "--size", self.size,
+             "--mode", mode or self.mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.port = int(self._line("listening").split()[1])
+        return self
+
+    def send(self, cmd: str) -> None:
+        self.proc.stdin.write(cmd + "\n")
+        self.proc.stdin.flush()
+        self._line(f"ok {cmd.split()[0]}")
+
+    def kill(self) -> None:
+        """The camera dies: the process is killed, its sockets reset."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if self.proc is not None:
+            for f in (self.proc.stdin, self.proc.stdout):
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        self.proc = None
+
+    def _line(self, prefix: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        out = self.proc.stdout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([out], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            line = out.readline()
+            if not line:
+                raise RuntimeError(f"mjpeg server exited (code {self.proc.wait()}) before {prefix!r}")
+            if line.startswith(prefix):
+                return line
+        raise TimeoutError(f"mjpeg server did not say {prefix!r} within {timeout:g} s")
+
+    def __enter__(self) -> "ServerProcess":
+        return self if self.proc is not None else self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.kill()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--fps", type=float, default=10.0)
     ap.add_argument("--size", default="320x240")
-    ap.add_argument("--still", action="store_true", help="start with an empty room")
+    ap.add_argument("--mode", choices=MODES, default="motion", help="what the room shows at start")
     a = ap.parse_args()
     w, h = (int(v) for v in a.size.split("x"))
-    cam = Camera(a.fps, (w, h), motion=not a.still)
+    cam = Camera(a.fps, (w, h), a.mode)
     cam.frames()
     listener = Listener(a.port, cam)
     listener.start()
