@@ -251,9 +251,9 @@ class CameraLoop:
         if self.on_state is not None:
             self.on_state("camera_lost", st)
         src.close()
-        # A camera that stayed up a while starts over at 1 s; one that keeps
-        # dropping right after coming back is retried ever more slowly.
-        if was_up and time.monotonic() - self._up_since >= BACKOFF_CAP:
+        # A camera that stayed up for twice its timeout starts over at 1 s; one that
+        # keeps dropping right after coming back is retried ever more slowly.
+        if was_up and time.monotonic() - self._up_since >= 2 * self.cam.timeout_seconds:
             self._backoff = BACKOFF_START
         elif was_up:
             self._backoff = min(self._backoff * 2, BACKOFF_CAP)
@@ -264,6 +264,7 @@ class CameraLoop:
         Waiting is sleeping on the stop flag, so a dead camera costs no CPU."""
         delay = self._backoff
         tries = 0
+        lost_at = self.status.since
         while not self.stop.wait(delay):
             tries += 1
             why = self._try_open()
@@ -271,7 +272,7 @@ class CameraLoop:
                 self._backoff = delay
                 self.status.reconnects += 1
                 log.warning("%s: camera found again after %d tr%s (lost for %.0f s); re-learning the background",
-                            self.cam.name, tries, "y" if tries == 1 else "ies", time.time() - self.status.since)
+                            self.cam.name, tries, "y" if tries == 1 else "ies", time.time() - lost_at)
                 return True
             delay = min(delay * 2, BACKOFF_CAP)
             self.status.last_error = why
