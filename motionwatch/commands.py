@@ -194,6 +194,9 @@ def add_scan(sub) -> None:
     p.add_argument("--start-time", metavar="ISO", help="wall-clock time of the first frame "
                    "(default: the file's modification time minus its length)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--detect-every", type=int, default=1, metavar="N",
+                   help="analyse every Nth frame (all are still read and go into clips); "
+                        "faster, but short motion may be missed (default 1)")
     p.set_defaults(func=cmd_scan)
 
 
@@ -211,7 +214,10 @@ def cmd_scan(args) -> int:
     if source_kind(args.file) != "file":
         raise ConfigError(f"scan: {args.file!r} is not a video file; use `motionwatch run --source` for live sources")
     stop = threading.Event()
+    if not 1 <= args.detect_every <= 1000:
+        raise ConfigError(f"--detect-every: {args.detect_every} is out of range; allowed: 1..1000")
     loop = CameraLoop(cfg.cameras[0], cfg, None, stop, scan=True, start_wall=start_wall)
+    loop.detect_every = args.detect_every
     src = loop.open()
     from motionwatch.retention import prepare_recordings
     try:   # after the source opened: a bad file never touches the recordings

@@ -81,6 +81,7 @@ class CameraLoop:
         self._size: tuple[int, int] | None = None
         self._next_detect_ts = 0.0
         self._fps_window: list[float] = []
+        self.detect_every = 1   # `scan --detect-every N`: analyse every Nth frame, read them all
         self._backoff = BACKOFF_START
         self._up_since = 0.0   # monotonic time of the last (re)connection
 
@@ -154,7 +155,7 @@ class CameraLoop:
         size = (pic.shape[1], pic.shape[0])
         if size != self._size:
             self._setup(size)
-        if self.det_cfg.fps and frame.ts < self._next_detect_ts:
+        if (self.det_cfg.fps and frame.ts < self._next_detect_ts) or frame.index % self.detect_every:
             # Analyse at most detection.fps frames a second; the others still go
             # to the pre-roll and the clip so clips keep the source's frame rate.
             for signal in self.tracker.carry(frame):
@@ -200,7 +201,7 @@ class CameraLoop:
         fps = self.source.fps if self.source and self.source.fps else 10.0
         if self.det_cfg.fps:
             fps = min(fps, self.det_cfg.fps)
-        return fps
+        return fps / self.detect_every
 
     def _tick_fps(self, ts: float) -> None:
         w = self._fps_window
