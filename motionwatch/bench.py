@@ -273,7 +273,8 @@ def print_report(res: dict, info: str) -> None:
     print(f"{'motionwatch pipeline':24s} {s['fps']:9.1f} {s['cpu_ms']:13.2f} {s['rss'] / 2**20:7.0f} MB")
     print(f"{'ratio pipeline/decode':24s} {s['fps'] / d['fps']:8.2f}x {s['cpu_ms'] / d['cpu_ms']:12.2f}x")
     print()
-    decoder = "decoder's luma plane" if s.get("luma") else "BGR frames"
+    decoder = ("decoder's luma plane (colour only for saved frames)" if s.get("luma")
+               else "BGR frames (clips need every frame in colour)")
     print(f"pipeline: {s.get('events', 0)} event(s), {s.get('stalls', 0)} capture-loop stall(s), "
           f"detected on the {decoder}")
     src_fps = _fps_of(info)
