@@ -16,7 +16,7 @@ from pathlib import Path
 
 from motionwatch.config import Config
 from motionwatch.model import iso
-from motionwatch.store import EventIndex
+from motionwatch.review_actions import listing_index
 from motionwatch.web.files import media_url
 
 EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -34,7 +34,8 @@ class Recordings:
 
     def __init__(self, root: Path):
         self.root = Path(root)
-        self.index = EventIndex(self.root)
+        # Rebuilt from event.json when missing; a damaged one is a clear error.
+        self.index = listing_index(self.root)
         self.lock = threading.Lock()
         self._disk: tuple[float, int] = (0.0, 0)
 
