@@ -302,3 +302,13 @@ def test_serve_without_recordings_and_port_in_use(tmp_path, scanned):
         assert proc.returncode == 1 and "in use" in proc.stderr and "Traceback" not in proc.stderr
     finally:
         p.stop()
+
+
+def test_run_with_web_on_an_open_address_refuses_before_watching(tmp_path):
+    cfg = tmp_path / "web.yaml"
+    cfg.write_text("web:\n  enabled: true\n  host: 0.0.0.0\n")
+    proc = mw("run", "--source", "demo", "--config", str(cfg), "--recordings", str(tmp_path / "rec"),
+              "--duration", "5", env={"MOTIONWATCH_WEB_PASSWORD": ""}, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "web.host" in proc.stderr and "password" in proc.stderr and "Traceback" not in proc.stderr
+    assert "watching" not in proc.stderr
