@@ -51,7 +51,7 @@ def test_event_hooks_get_json_on_stdin_and_env_and_no_shell(tmp_path, recordings
     cfg.write_text(json.dumps({"events": {"gap_seconds": 1.0, "post_roll_seconds": 0.5},
                                "hooks": {"on_event_start": cmd, "on_event_end": cmd}}))
     proc = mw("run", "--source", "demo", "--camera", "lobby", "--config", str(cfg),
-              "--recordings", str(recordings), "--duration", "9")
+              "--recordings", str(recordings), "--duration", "7")
     assert proc.returncode == 0, proc.stderr
     events = events_json(recordings)
     assert events

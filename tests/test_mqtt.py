@@ -33,10 +33,12 @@ def free_port() -> int:
 class Broker:
     """A mosquitto process with a generated config; restartable on the same port."""
 
-    def __init__(self, folder: Path, users: dict[str, str] | None = None):
+    def __init__(self, folder: Path, users: dict[str, str] | None = None, tls: dict[str, Path] | None = None):
         self.port = free_port()
         self.conf = folder / "mosquitto.conf"
         lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr"]
+        if tls:
+            lines += [f"cafile {tls['ca']}", f"certfile {tls['cert']}", f"keyfile {tls['key']}"]
         if os.geteuid() == 0:
             lines.append("user root")  # else it drops to user mosquitto, who cannot read pytest's tmp dir
         if users:
@@ -53,6 +55,7 @@ class Broker:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
+        # (a TLS listener also accepts the plain TCP probe below; the handshake just fails)
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
                                      stderr=open(self.log, "ab"))
         deadline = time.monotonic() + 10
@@ -238,3 +241,53 @@ def test_missing_paho_is_one_clear_line(tmp_path, recordings):
     assert proc.returncode == 2
     assert "pip install 'motionwatch[mqtt]'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def make_certs(folder: Path) -> dict[str, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1, made with openssl."""
+    ca_key, ca, key, csr, cert = (folder / n for n in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt"))
+    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)  # noqa: E731
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=motionwatch test CA",
+        "-keyout", str(ca_key), "-out", str(ca))
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(csr))
+    ext = folder / "san.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-days", "2",
+        "-extfile", str(ext), "-out", str(cert))
+    return {"ca": ca, "cert": cert, "key": key}
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+def test_tls_with_a_private_ca(tmp_path, recordings, two_visits_video):
+    certs = make_certs(tmp_path)
+    broker = Broker(tmp_path, tls=certs)
+    broker.start()
+    try:
+        video, _ = two_visits_video
+        listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        got: list[tuple[str, bytes]] = []
+        listener.tls_set(ca_certs=str(certs["ca"]))
+        listener.on_connect = lambda cl, *_: cl.subscribe("motionwatch/#", qos=1)
+        listener.on_message = lambda _c, _u, m: got.append((m.topic, m.payload))
+        listener.connect("127.0.0.1", broker.port)
+        listener.loop_start()
+        cfg = write_config(tmp_path, broker.port, tls=True, ca_file=str(certs["ca"]), discovery=False)
+        mw("scan", str(video), "--config", str(cfg), "--recordings", str(recordings), "--no-progress", check=True)
+        deadline = time.monotonic() + 10
+        while ("motionwatch/status", b"offline") not in got and time.monotonic() < deadline:
+            time.sleep(0.05)
+        listener.disconnect()
+        listener.loop_stop()
+        assert ("motionwatch/status", b"online") in got and ("motionwatch/status", b"offline") in got
+        assert ("motionwatch/two_visits/motion", b"ON") in got
+
+        # Without the private CA the server is not trusted: no messages, a clear log line, still exit 0.
+        plain = write_config(tmp_path, broker.port, tls=True, discovery=False)
+        proc = mw("scan", str(video), "--config", str(plain), "--recordings", str(tmp_path / "r2"), "--no-progress")
+        assert proc.returncode == 0 and "not reachable" in proc.stderr
+        assert "CERTIFICATE_VERIFY_FAILED" in proc.stderr
+        bad = write_config(tmp_path, broker.port, tls=True, ca_file=str(tmp_path / "nope.pem"))
+        proc = mw("scan", str(video), "--config", str(bad), "--recordings", str(tmp_path / "r3"), "--no-progress")
+        assert proc.returncode == 2 and "mqtt.ca_file" in proc.stderr and "Traceback" not in proc.stderr
+    finally:
+        broker.stop()

@@ -117,7 +117,7 @@ def test_killing_one_stream_never_stops_the_other_camera(tmp_path, recordings):
     cfg = write_config(tmp_path, [{"name": "room", "source": "demo"},
                                   {"name": "door", "source": stream.url, "timeout_seconds": 1.5}], hook_log)
     proc = subprocess.Popen([sys.executable, "-m", "motionwatch", "run", "--config", str(cfg),
-                             "--recordings", str(recordings), "--duration", "22"],
+                             "--recordings", str(recordings), "--duration", "17"],
                             stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(1.5)
@@ -163,7 +163,7 @@ def test_a_camera_that_cannot_open_at_start_does_not_stop_the_others(tmp_path, r
     hook_log = tmp_path / "hooks.jsonl"
     cfg = write_config(tmp_path, [{"name": "room", "source": "demo"}, {"name": "gate", "source": dead_url()}],
                        hook_log)
-    proc = mw("run", "--config", str(cfg), "--recordings", str(recordings), "--duration", "8")
+    proc = mw("run", "--config", str(cfg), "--recordings", str(recordings), "--duration", "7")
     assert proc.returncode == 0, proc.stderr
     assert "gate: " in proc.stderr and "retried in the background" in proc.stderr
     assert "Traceback" not in proc.stderr

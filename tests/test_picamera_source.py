@@ -32,7 +32,7 @@ FAKE = textwrap.dedent('''
     from motionwatch.synth import Scene, SceneRenderer, Walker
 
     SCENE = Scene(width=640, height=480, fps=10, duration_s=12, seed=2, noise=3.0,
-                  walkers=(Walker(3.5, 3.0),))
+                  walkers=(Walker(3.0, 2.5),))
 
     class _Request:
         def __init__(self, cam, img):
@@ -127,14 +127,14 @@ def test_run_records_an_event_from_the_pi_camera(tmp_path, recordings, fake_pica
     cfg = tmp_path / "mw.yaml"
     cfg.write_text("events: {gap_seconds: 1.0, post_roll_seconds: 0.5}\n")
     proc = mw("run", "--source", "picamera2", "--config", str(cfg), "--recordings", str(recordings),
-              "--duration", "9", env={"PYTHONPATH": str(fake_picamera2)})
+              "--duration", "7", env={"PYTHONPATH": str(fake_picamera2)})
     assert proc.returncode == 0, proc.stderr
     assert "watching Pi camera 0 (1280x720, detecting on 320x180 luma)" in proc.stderr
     events = events_json(recordings)
     assert len(events) == 1, proc.stderr
     ev = events[0]
     assert ev["camera"] == "picamera2"
-    assert 2.0 <= ev["start_offset_s"] <= 6.5       # the walker enters at 3.5 s (live timing: loose)
+    assert 2.0 <= ev["start_offset_s"] <= 6.0       # the walker enters at 3 s (live timing: loose)
     saved = json.loads((recordings / ev["snapshot"]).parent.joinpath("event.json").read_text())
     assert saved["frame_size"] == [1280, 720]       # snapshots come from the main stream
     img = cv2.imread(str(recordings / ev["snapshot"]))

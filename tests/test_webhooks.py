@@ -83,7 +83,7 @@ def test_run_posts_event_json_and_multipart_snapshot(tmp_path, recordings, recei
     cfg.write_text(json.dumps({
         "events": {"gap_seconds": 1.0, "post_roll_seconds": 0.5},
         "webhooks": [{"url": receiver.url("/json")}, {"url": receiver.url("/multi"), "snapshot": True}]}))
-    proc = mw("run", "--source", "demo", "--config", str(cfg), "--recordings", str(recordings), "--duration", "9")
+    proc = mw("run", "--source", "demo", "--config", str(cfg), "--recordings", str(recordings), "--duration", "7")
     assert proc.returncode == 0, proc.stderr
     events = events_json(recordings)
     assert events

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 import threading
 from pathlib import Path
 
@@ -64,6 +65,7 @@ class MqttSink(Sink):
         self._motion = dict.fromkeys(self.cameras, False)
         self._online = dict.fromkeys(self.cameras, True)
         self._connected = threading.Event()
+        self._last_fail: str | None = None
         self.published = 0
         self.dropped = 0
         self._no_conn = mqtt.MQTT_ERR_NO_CONN
@@ -86,6 +88,7 @@ class MqttSink(Sink):
         c.max_queued_messages_set(MAX_QUEUED)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
+        c.on_connect_fail = self._on_connect_fail
         return c
 
     def topic(self, *parts: str) -> str:
@@ -95,11 +98,14 @@ class MqttSink(Sink):
 
     def _on_connect(self, client, _userdata, _flags, reason_code, _props) -> None:
         if reason_code.is_failure:
-            log.error("MQTT: broker %s:%d refused the connection: %s", self.cfg.host, self.cfg.port,
-                      reason_code)
+            if self._last_fail != str(reason_code):
+                log.error("MQTT: broker %s:%d refused the connection: %s", self.cfg.host, self.cfg.port,
+                          reason_code)
+            self._last_fail = str(reason_code)
             return
         log.info("MQTT: connected to %s:%d", self.cfg.host, self.cfg.port)
         self._connected.set()
+        self._last_fail = None
         if self.cfg.discovery:
             for name in self.cameras:
                 for topic, payload in discovery_messages(self, name):
@@ -110,6 +116,25 @@ class MqttSink(Sink):
             self._publish(self.topic(name, "motion"), "ON" if motion else "OFF", retain=True)
             self._publish(self.topic(name, "connected"), "ON" if online else "OFF", retain=True)
         self._publish(self.topic("status"), "online", retain=True)
+
+    def _on_connect_fail(self, _client, _userdata) -> None:
+        # paho only says that it failed; find out why once, and say it again only when it changes.
+        reason = self._probe()
+        if reason != self._last_fail:
+            self._last_fail = reason
+            log.warning("MQTT: cannot connect to %s:%d: %s; retrying in the background",
+                        self.cfg.host, self.cfg.port, reason)
+
+    def _probe(self) -> str:
+        try:
+            with socket.create_connection((self.cfg.host, self.cfg.port), timeout=3) as sock:
+                if self.cfg.tls:
+                    ctx = ssl.create_default_context(cafile=self.cfg.ca_file)
+                    with ctx.wrap_socket(sock, server_hostname=self.cfg.host):
+                        pass
+        except OSError as e:  # includes ssl errors and DNS failures
+            return str(e) or type(e).__name__
+        return "the connection failed"
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props) -> None:
         was = self._connected.is_set()
@@ -179,8 +204,12 @@ class MqttSink(Sink):
         return info
 
     def close(self) -> None:
-        """Say offline on purpose (a clean disconnect does not fire the last will)."""
-        if not self._connected.wait(CLOSE_WAIT):
+        """Say offline on purpose (a clean disconnect does not fire the last will).
+
+        A short `scan` may end before the background connect is done, so wait a
+        little for it, unless connecting already failed (then waiting cannot help)."""
+        wait = 0.0 if self._last_fail and not self._connected.is_set() else CLOSE_WAIT
+        if not self._connected.wait(wait):
             log.warning("MQTT: broker %s:%d not reachable; messages of this run are lost",
                         self.cfg.host, self.cfg.port)
         else:
