@@ -236,7 +236,8 @@ class _Ctx:
     def fail(self, path: str, problem: str) -> ConfigError:
         line = self.lines.get(path)
         where = f"{self.filename}:{line}" if line else self.filename
-        return ConfigError(f"{where}: {path}: {problem}")
+        shown = path if path.isprintable() else repr(path)  # a key with a newline stays one line
+        return ConfigError(f"{where}: {shown}: {problem}")
 
 
 def _record_lines(node: yaml.Node, path: str, out: dict[str, int]) -> None:
@@ -253,8 +254,10 @@ def _record_lines(node: yaml.Node, path: str, out: dict[str, int]) -> None:
 
 
 def _show(v: Any) -> str:
-    text = repr(v) if isinstance(v, str) else yaml.safe_dump(v, default_flow_style=True).strip()
-    text = text.removesuffix("\n...").strip()
+    if isinstance(v, str):
+        text = repr(v)
+    else:  # odd keys make flow-style YAML wrap; a message stays one line
+        text = " ".join(yaml.safe_dump(v, default_flow_style=True).removesuffix("\n...\n").split())
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -296,6 +299,8 @@ def _scalar(f, hint: Any, value: Any, path: str, ctx: _Ctx) -> Any:
     shown = _show(value)
     if base is float:
         value = float(value)
+        if value != value:  # NaN passes every range comparison; it is never a setting
+            raise ctx.fail(path, f"{shown} is not a number; allowed: {_allowed(f, base)}")
     lo, hi = m.get("lo"), m.get("hi")
     if base in (int, float) and ((lo is not None and value < lo) or (hi is not None and value > hi)):
         raise ctx.fail(path, f"{shown} is out of range; allowed: {_allowed(f, base)}")

@@ -94,7 +94,7 @@ class FileSource(FrameSource):
 
     def open(self) -> None:
         path = Path(self.spec)
-        if not path.exists():
+        if not _exists(self.spec):
             raise SourceError(f"{self.spec}: no such file (tried it as a video file; "
                               "sources are a camera index, /dev/videoN, a URL, a file, pipe:COMMAND or demo)")
         if path.is_dir():
@@ -192,6 +192,19 @@ def _sane_fps(fps: float) -> float:
 # so a driver that never returns cannot leak threads and sockets without bound.
 CLOSE_WAIT_S = 2.0
 MAX_STUCK_READERS = 3
+MAX_CAMERA_INDEX = 9999
+
+
+def _is_index(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts '¹' and '٣', which int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):  # a NUL byte or an over-long name is no file either
+        return False
 
 
 class LiveSource(FrameSource):
@@ -335,7 +348,7 @@ class CaptureSource(LiveSource):
         super().__init__(spec)
         self.cap: cv2.VideoCapture | None = None
         ms = int(1000 * timeout) if timeout else READ_TIMEOUT_MS
-        if spec.isdigit():
+        if _is_index(spec):
             self.kind = "camera"
             self._target, self._api, self._params = int(spec), cv2.CAP_ANY, []
         elif spec.startswith("/dev/"):
@@ -347,9 +360,15 @@ class CaptureSource(LiveSource):
             self._params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
 
     def _connect(self) -> cv2.VideoCapture:
-        if self.kind == "camera" and isinstance(self._target, str) and not Path(self._target).exists():
+        if self.kind == "camera" and isinstance(self._target, str) and not _exists(self._target):
             raise SourceError(f"{self.spec}: no such camera device")
-        cap = cv2.VideoCapture(self._target, self._api, self._params)
+        if isinstance(self._target, int) and self._target > MAX_CAMERA_INDEX:
+            raise SourceError(f"{self.spec}: camera index out of range; allowed: 0..{MAX_CAMERA_INDEX}")
+        try:
+            cap = cv2.VideoCapture(self._target, self._api, self._params)
+        except cv2.error as e:  # OpenCV rejects what it cannot even try (odd characters, sizes)
+            raise SourceError(f"{_redact(self.spec)}: cannot open {self.kind}: "
+                              f"{str(e).strip().splitlines()[-1]}") from None
         if not cap.isOpened():
             cap.release()
             tried = "OpenCV's FFmpeg backend" if self.kind == "stream" else "OpenCV's camera backends"
@@ -381,7 +400,7 @@ class DemoSource(LiveSource):
 
     def __init__(self, spec: str = "demo", fps: float = 15.0, paced: bool = True):
         super().__init__(spec)
-        seed = int(spec.split(":", 1)[1]) if ":" in spec and spec.split(":", 1)[1].isdigit() else 1
+        seed = int(spec.split(":", 1)[1]) if ":" in spec and _is_index(spec.split(":", 1)[1]) else 1
         self.scene = demo_scene(seed=seed, fps=fps)
         self.fps = fps
         self.size = (self.scene.width, self.scene.height)
@@ -419,7 +438,7 @@ def source_kind(spec: str) -> str:
         return "pipe"
     if spec == "picamera2" or spec.startswith("picamera2:"):
         return "picamera2"
-    if spec.isdigit() or spec.startswith("/dev/"):
+    if _is_index(spec) or spec.startswith("/dev/"):
         return "camera"
     if spec.lower().startswith(URL_SCHEMES):
         return "stream"
