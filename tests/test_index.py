@@ -99,10 +99,10 @@ WRITER = textwrap.dedent("""
     root = Path(sys.argv[1])
     template = json.loads(sys.argv[2])
     index = EventIndex(root)
-    for i in range(400):
+    for i in range(200):
         rec = dict(template, id=f"w{i:05d}")
         index.add(rec, root / "hall" / "2026-01-01" / f"000000-w{i:05d}")
-        if i % 100 == 99:
+        if i % 50 == 49:
             index.rebuild()       # one transaction: readers see before or after, never half
             for j in range(i + 1):
                 index.add(dict(template, id=f"w{j:05d}"), root / "hall" / "2026-01-01" / f"000000-w{j:05d}")
@@ -141,4 +141,4 @@ def test_reader_and_writer_processes_at_once(rec):
     assert reader.returncode == 0, r_err
     counts = json.loads(r_out)
     # The two scanned events are on disk, so a rebuild keeps them: never fewer than 2.
-    assert min(counts) >= 2 and len(events_json(rec)) == 402
+    assert min(counts) >= 2 and len(events_json(rec)) == 202

@@ -257,6 +257,7 @@ class EventClip:
         self.done: list[Path] = []                 # parts finished and renamed
         self.unrenamed: list[tuple[Path, Path]] = []  # (tmp, final): whole but not renamed yet
         self.errors: list[str] = []
+        self.reported = 0        # how many of `errors` the recorder has logged
         self.failed_ts: float | None = None
         self.first: Frame | None = None
         self.frames = 0
@@ -337,6 +338,5 @@ class EventClip:
         try:
             os.replace(part.tmp, part.final)
             self.done.append(part.final)
-        except OSError as e:   # whole but e.g. the folder went read-only: rename it later
+        except OSError:   # whole, but e.g. the folder went read-only: the recorder renames it later
             self.unrenamed.append((part.tmp, part.final))
-            self.errors.append(f"{part.final.name} not renamed: {e.strerror or e}")

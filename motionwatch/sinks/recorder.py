@@ -90,9 +90,9 @@ class Recorder(Sink):
         if isinstance(signal, EventFrame):
             clip = self.clips.get(signal.event.id)
             if clip is not None:
-                seen = len(clip.errors)
                 clip.add(signal.frame, signal.cut)
-                if len(clip.errors) > seen:
+                if len(clip.errors) > clip.reported:
+                    clip.reported = len(clip.errors)
                     self._fail(signal.event.id, clip.folder, OSError(0, clip.errors[-1]))
             return
         if self.pending and time.monotonic() >= self._next_retry:
@@ -199,9 +199,11 @@ class Recorder(Sink):
             self._fail(task.event_id, folder, e)
             return False
         self._ok()
-        if task.clip is not None and task.clip.errors:
-            log.warning("%s: event %s: clip incomplete: %s", task.camera, task.event_id,
-                        "; ".join(dict.fromkeys(task.clip.errors)))
+        clip = task.clip
+        if clip is not None and len(clip.errors) > clip.reported:
+            log.error("%s: event %s: clip incomplete (%s); the event is saved with what was written",
+                      task.camera, task.event_id, "; ".join(dict.fromkeys(clip.errors[clip.reported:])))
+            clip.reported = len(clip.errors)
         self._index(rec, folder)
         self.saved += 1
         log.info("%s: event %s saved: %.1f s, peak %.1f%%, %s", task.camera, task.event_id,
@@ -220,6 +222,8 @@ class Recorder(Sink):
             clip.unrenamed.remove((tmp, final))
             if final.exists():
                 clip.done.append(final)
+            else:
+                clip.errors.append(f"{final.name} was lost before it could be renamed")
         parts = [str(p.relative_to(self.root)) for p in sorted(clip.done) if p.exists()]
         fields = {"clip": parts[0] if parts else None, "clip_parts": parts,
                   "clip_format": clip.fmt, "clip_fps": round(clip.fps, 3),
