@@ -109,6 +109,22 @@ class MjpegSplitter:
         return False
 
 
+class _Run:
+    """One run of the command: its process and the reader's parsing state.
+
+    Each `open()` makes a new one that its reader thread owns, so a reader
+    still winding down never touches the next run's pipe."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+        self.splitter = MjpegSplitter()
+        self.pending: list[bytes] = []
+        self.eof = False
+        self.first: np.ndarray | None = None
+        self.stderr_tail: deque[str] = deque(maxlen=8)
+        self.stop = threading.Event()
+
+
 class PipeSource(LiveSource):
     """Runs the command and decodes the newest JPEG it wrote."""
 
@@ -123,35 +139,38 @@ class PipeSource(LiveSource):
             raise SourceError(f"{spec}: cannot split the command: {e}") from None
         if not self.argv:
             raise SourceError("pipe: needs a command, e.g. pipe:rpicam-vid -t 0 --codec mjpeg -o -")
-        self.proc: subprocess.Popen | None = None
-        self.stderr_tail: deque[str] = deque(maxlen=8)
+        self.run: _Run | None = None
         self.decode_failures = 0
-        self._splitter = MjpegSplitter()
-        self._pending: list[bytes] = []
-        self._first: np.ndarray | None = None
-        self._eof = False
+
+    @property
+    def proc(self) -> subprocess.Popen | None:
+        return self.run.proc if self.run else None
 
     # -- LiveSource hooks -----------------------------------------------------------
 
-    def _connect(self) -> None:
-        self._start_process()
+    def _connect(self) -> _Run:
+        run = self._start_process()
+        run.stop = self._stop       # this connection's stop flag (LiveSource.open set it before us)
         try:
-            self._first = self._wait_first_frame(OPEN_TIMEOUT_MS / 1000)
+            run.first = self._wait_first_frame(run, OPEN_TIMEOUT_MS / 1000)
         except SourceError:
-            self._kill()
+            _kill(run.proc)
+            _close_pipe(run)
             raise
-        h, w = self._first.shape[:2]
+        h, w = run.first.shape[:2]
         self.size = (w, h)
+        self.run = run
+        return run
 
-    def _grab(self) -> np.ndarray | None:
-        if self._first is not None:
-            img, self._first = self._first, None
+    def _grab_from(self, run: _Run) -> np.ndarray | None:
+        if run.first is not None:
+            img, run.first = run.first, None
             return img
-        while not self._stop.is_set():
-            jpeg = self._newest_jpeg(wait=0.5)
+        while not run.stop.is_set():
+            jpeg = self._newest_jpeg(run, wait=0.5)
             if jpeg is None:
-                if self._eof:
-                    self.error = self._exit_reason()
+                if run.eof:
+                    self.error = _exit_reason(self.argv[0], run)
                     return None
                 continue
             img = self._decode(jpeg)
@@ -159,28 +178,25 @@ class PipeSource(LiveSource):
                 return img
         return None
 
+    def _release(self, run: _Run) -> None:
+        _kill(run.proc)     # the pipe ended on its own: make sure nothing is left behind
+        _close_pipe(run)
+
     def _disconnect(self) -> None:
-        self._kill()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5.0)
-        if self.proc is not None and self.proc.stdout is not None and (thread is None or not thread.is_alive()):
-            self.proc.stdout.close()
+        # Runs on the closing thread: ending the process ends the reader's read with EOF.
+        if self.run is not None:
+            _kill(self.run.proc)
 
     def describe(self) -> str:
         return f"pipe {self.command}"
 
     # -- process --------------------------------------------------------------------
 
-    def _start_process(self) -> None:
-        self._splitter = MjpegSplitter()
-        self._pending = []
-        self._eof = False
-        self.stderr_tail.clear()
+    def _start_process(self) -> _Run:
         try:
             # Own session = own process group, so close() can end the whole tree.
-            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, start_new_session=True, bufsize=0)
+            proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, start_new_session=True, bufsize=0)
         except FileNotFoundError:
             raise SourceError(f"pipe: command not found: {self.argv[0]!r} "
                               "(give the full path or install it; no shell is used)") from None
@@ -188,78 +204,47 @@ class PipeSource(LiveSource):
             raise SourceError(f"pipe: permission denied running {self.argv[0]!r}") from None
         except OSError as e:
             raise SourceError(f"pipe: cannot run {self.argv[0]!r}: {e.strerror or e}") from None
+        run = _Run(proc)
         # Drain stderr so a chatty tool (ffmpeg) never blocks on a full pipe; keep the tail for errors.
-        threading.Thread(target=self._drain_stderr, args=(self.proc,), name=f"stderr-{self.argv[0]}",
+        threading.Thread(target=_drain_stderr, args=(self.argv[0], run), name=f"stderr-{self.argv[0]}",
                          daemon=True).start()
-
-    def _drain_stderr(self, proc: subprocess.Popen) -> None:
-        for raw in iter(proc.stderr.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip()
-            if line:
-                self.stderr_tail.append(line)
-                log.debug("%s: %s", self.argv[0], line)
-        proc.stderr.close()
-
-    def _kill(self) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                proc.wait(timeout=wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
-    def _exit_reason(self) -> str:
-        try:
-            code = self.proc.wait(timeout=2.0) if self.proc is not None else None
-        except subprocess.TimeoutExpired:
-            code = None
-        time.sleep(0.05)  # let the stderr thread catch the last words
-        last = self.stderr_tail[-1] if self.stderr_tail else ""
-        what = f"exited with code {code}" if code is not None else "closed its output"
-        return f"{self.argv[0]} {what}" + (f": {last}" if last else "")
+        return run
 
     # -- reading --------------------------------------------------------------------
 
-    def _wait_first_frame(self, timeout: float) -> np.ndarray:
+    def _wait_first_frame(self, run: _Run, timeout: float) -> np.ndarray:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            jpeg = self._newest_jpeg(wait=min(0.5, max(0.0, deadline - time.monotonic())))
+            jpeg = self._newest_jpeg(run, wait=min(0.5, max(0.0, deadline - time.monotonic())))
             if jpeg is not None:
                 img = self._decode(jpeg)
                 if img is not None:
                     return img
-            elif self._eof:
-                junk = self._splitter.skipped + len(self._splitter.buf)
+            elif run.eof:
+                junk = run.splitter.skipped + len(run.splitter.buf)
                 hint = f" (it wrote {junk} bytes but no JPEG; is it writing MJPEG to stdout?)" if junk else ""
-                raise SourceError(f"pipe: {self._exit_reason()} before sending a picture{hint}")
+                raise SourceError(f"pipe: {_exit_reason(self.argv[0], run)} before sending a picture{hint}")
         hint = ("it wrote no JPEG; is it writing MJPEG to stdout (e.g. ffmpeg ... -f mjpeg -)?"
-                if self._splitter.skipped else "it wrote nothing")
+                if run.splitter.skipped else "it wrote nothing")
         raise SourceError(f"pipe: no frame from {self.argv[0]!r} within {timeout:.0f} s: {hint}")
 
-    def _newest_jpeg(self, wait: float) -> bytes | None:
+    def _newest_jpeg(self, run: _Run, wait: float) -> bytes | None:
         """Read what is there (waiting up to `wait` for something); return the newest
         whole JPEG, counting older ones as dropped so decoding never falls behind."""
-        fd = self.proc.stdout.fileno()
+        fd = run.proc.stdout.fileno()
         ready, _, _ = select.select([fd], [], [], wait)
         while ready:
             data = os.read(fd, CHUNK)
             if not data:
-                self._eof = True
+                run.eof = True
                 break
-            self._pending += self._splitter.feed(data)
+            run.pending += run.splitter.feed(data)
             ready, _, _ = select.select([fd], [], [], 0)
-        if not self._pending:
+        if not run.pending:
             return None
-        self.dropped += len(self._pending) - 1
-        jpeg = self._pending[-1]
-        self._pending = []
+        self.dropped += len(run.pending) - 1
+        jpeg = run.pending[-1]
+        run.pending = []
         return jpeg
 
     def _decode(self, jpeg: bytes) -> np.ndarray | None:
@@ -270,3 +255,46 @@ class PipeSource(LiveSource):
                 log.warning("pipe %s: %d corrupt JPEG frame(s) skipped", self.argv[0], self.decode_failures)
             return None
         return img
+
+
+def _drain_stderr(name: str, run: _Run) -> None:
+    for raw in iter(run.proc.stderr.readline, b""):
+        line = raw.decode("utf-8", "replace").rstrip()
+        if line:
+            run.stderr_tail.append(line)
+            log.debug("%s: %s", name, line)
+    run.proc.stderr.close()
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group, SIGKILL what is left after 2 s."""
+    if proc.poll() is not None:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=2.0)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _close_pipe(run: _Run) -> None:
+    try:
+        run.proc.stdout.close()
+    except OSError:
+        pass
+
+
+def _exit_reason(name: str, run: _Run) -> str:
+    try:
+        code = run.proc.wait(timeout=2.0)
+    except subprocess.TimeoutExpired:
+        code = None
+    time.sleep(0.05)  # let the stderr thread catch the last words
+    last = run.stderr_tail[-1] if run.stderr_tail else ""
+    what = f"exited with code {code}" if code is not None else "closed its output"
+    return f"{name} {what}" + (f": {last}" if last else "")
