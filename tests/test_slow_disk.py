@@ -1,0 +1,87 @@
+"""Saving cannot keep up (a slow or hung disk): clip frames are dropped and
+counted, capture never waits, the queue stays bounded, and once the disk
+answers again the event is still written whole.
+
+The "disk" is a sink that blocks until the test releases it, placed before the
+real recorder: no real disk can be made to hang on demand here. Everything
+else is real: the demo camera's reader thread, the capture loop, detector,
+tracker, sink runner, recorder and clip writer."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import replace
+
+from motionwatch.config import Config
+from motionwatch.events import EventFrame
+from motionwatch.pipeline import CameraLoop
+from motionwatch.sinks import SinkRunner
+from motionwatch.sinks.recorder import Recorder
+from motionwatch.sinks.runner import Sink
+from motionwatch.store import EventIndex
+
+
+class HungDisk(Sink):
+    name = "hung disk"
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.blocked = threading.Event()
+
+    def handle(self, signal) -> None:
+        self.blocked.set()
+        self.release.wait(60)
+
+
+def wait_until(cond, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.05)
+
+
+def test_hung_disk_drops_clip_frames_never_capture(tmp_path):
+    base = Config()
+    cfg = replace(base, recordings=replace(base.recordings, path=str(tmp_path / "rec"), min_free_gb=0.0),
+                  events=replace(base.events, clip=True, gap_seconds=30.0),
+                  detection=replace(base.detection, warmup_seconds=0.5, width=160))
+    cam = replace(cfg.cameras[0], name="demo", source="demo:3")
+    disk = HungDisk()
+    runner = SinkRunner([disk, Recorder(cfg.recordings, cfg.events, EventIndex(tmp_path / "rec"))], max_frames=40)
+    stop = threading.Event()
+    # A paced demo camera (15 fps, people walking through from 4 s): a live source.
+    loop = CameraLoop(cam, cfg, runner, stop)
+    loop.open()
+    peak = [0]
+    frames = {"n": 0}
+
+    def watch(frame, det):
+        frames["n"] += 1
+        with runner._cond:
+            peak[0] = max(peak[0], runner._frames)
+    loop.on_frame = watch
+    t = threading.Thread(target=loop.run, daemon=True)
+    t.start()
+    try:
+        wait_until(lambda: loop.status.in_event)    # the event started, so did the hang
+        assert disk.blocked.wait(30)
+        n0 = frames["n"]
+        wait_until(lambda: runner.dropped >= 20)    # the queue filled and frames are dropped...
+        assert frames["n"] - n0 >= 20               # ...while capture and detection went on
+        assert loop.status.connected and t.is_alive()
+        assert peak[0] <= runner.max_frames         # bounded: never more waiting than allowed
+    finally:
+        disk.release.set()                          # the disk answers again
+        stop.set()
+        t.join(30)
+    assert runner.close(60)
+    assert not t.is_alive()
+    assert runner.dropped >= 20
+    events = list((tmp_path / "rec").rglob("event.json"))
+    assert len(events) == 1
+    ev = json.loads(events[0].read_text())
+    assert ev["end"] > ev["start"] and (tmp_path / "rec" / ev["snapshot"]).is_file()
+    assert ev["clip"] and (tmp_path / "rec" / ev["clip"]).is_file()   # a clip with what could be kept
+    assert not any(isinstance(s, EventFrame) for s in runner._q)
