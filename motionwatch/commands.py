@@ -151,6 +151,7 @@ def _open_late(loop: CameraLoop, stop: threading.Event) -> bool:
             delay = min(delay * 2, BACKOFF_CAP)
             continue
         log.warning("%s: camera found: watching %s", loop.cam.name, loop.source.describe())
+        loop._connected()   # so camera_found listeners see it connected
         if loop.on_state is not None:
             loop.on_state("camera_found", loop.status)
         return True
