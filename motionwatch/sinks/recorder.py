@@ -206,7 +206,7 @@ class Recorder(Sink):
             clip.reported = len(clip.errors)
         self._index(rec, folder)
         self.saved += 1
-        log.info("%s: event %s saved: %.1f s, peak %.1f%%, %s", task.camera, task.event_id,
+        log.info("%s: event %s ended: %.1f s, peak %.1f%%, %s", task.camera, task.event_id,
                  rec["end_offset_s"] - rec["start_offset_s"], 100 * rec["peak_fraction"],
                  self.root / (rec.get("clip") or rec["snapshot"]))
         return True
