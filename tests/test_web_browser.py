@@ -57,7 +57,7 @@ def recordings(tmp_path_factory, two_visits_video) -> Path:
     writes them (events.clip: true), else an H.264 file made with ffmpeg."""
     rec = tmp_path_factory.mktemp("browser") / "recordings"
     cfg = rec.parent / "clips.yaml"
-    cfg.write_text("events:\n  clip: true\n")
+    cfg.write_text("events:\n  clip: true\n  max_seconds: 3\n")   # short parts: the part buttons show
     for cam, start in (("porch", "2026-11-19T07:45:00"), ("garage", "2026-11-20T18:20:00")):
         proc = subprocess.run([sys.executable, "-m", "motionwatch", "scan", str(two_visits_video[0]), "--config",
                                str(cfg), "--recordings", str(rec), "--camera", cam, "--start-time", start,
@@ -167,6 +167,12 @@ def test_event_page_snapshot_boxes_chart_and_clip(page, server):
     page.wait_for_function(f"() => document.querySelector('#clip').currentTime >= {duration * 0.75}", timeout=15000)
     assert page.evaluate("document.querySelector('#clip').error") is None
     page.evaluate("document.querySelector('#clip').pause()")
+    if len(ev["clip_urls"]) > 1:   # a split clip: one button a part, each part plays
+        assert page.locator("button[data-part]").count() == len(ev["clip_urls"])
+        page.click("button[data-part='2']")
+        page.wait_for_function(f"() => document.querySelector('#clip').currentSrc.endsWith('{ev['clip_urls'][1]}')")
+        page.wait_for_function("() => document.querySelector('#clip').readyState >= 1", timeout=15000)
+        page.evaluate("document.querySelector('#clip').pause()")
     shot(page, "event")
     assert not page.errors
 

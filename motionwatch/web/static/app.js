@@ -86,6 +86,7 @@ function setHashParams(p) {
 let keyHandler = null;
 document.addEventListener("keydown", (e) => {
   if (e.target.matches("input, select, textarea") || e.altKey || e.ctrlKey || e.metaKey) return;
+  if ((e.key === " " || e.key === "Enter") && e.target.matches("button, a, video")) return; // their own action
   if (keyHandler) keyHandler(e);
   else if (e.key === "Escape" && location.hash.startsWith("#/event/")) location.hash = "#/"; // page still loading
 });
@@ -257,16 +258,28 @@ async function showEvent(id) {
   // The clip (or its numbered parts) in a seekable player.
   let clipPanel = null;
   if (ev.clip_urls.length) {
-    const video = h("video", { id: "clip", controls: true, preload: "metadata", playsinline: true, src: ev.clip_urls[0] });
+    const video = h("video", { id: "clip", controls: true, preload: "metadata", playsinline: true,
+      poster: ev.snapshot_url, src: ev.clip_urls[0] });
+    const download = h("a", { href: ev.clip_urls[0], download: "" }, h("button", { tabindex: -1 }, "Download"));
+    const note = h("p", { class: "dim", id: "clip-note", hidden: true });
+    let part = 0;
+    const playPart = (k, autoplay) => {
+      part = k; video.src = ev.clip_urls[k]; download.href = ev.clip_urls[k]; note.hidden = true;
+      if (autoplay) video.play().catch(() => {});
+      parts.forEach((b, j) => b.classList.toggle("on", j === k));
+    };
     const parts = ev.clip_urls.length > 1 ? ev.clip_urls.map((u, k) => h("button", {
-      class: k === 0 ? "on" : "", onclick: (e) => {
-        video.src = u; video.play().catch(() => {});
-        e.target.parentNode.querySelectorAll("button").forEach((b) => b.classList.toggle("on", b === e.target));
-      } }, `Part ${k + 1}`)) : [];
+      class: k === 0 ? "on" : "", "data-part": k + 1, onclick: () => playPart(k, true) }, `Part ${k + 1}`)) : [];
+    // A long event's parts play one after another.
+    video.addEventListener("ended", () => { if (part + 1 < ev.clip_urls.length) playPart(part + 1, true); });
+    // Some formats (MPEG-4 Part 2 "mp4v", AVI) play in desktop players but not in browsers.
+    video.addEventListener("error", () => {
+      note.textContent = `This browser cannot play this clip${ev.clip_format ? " (" + ev.clip_format + ")" : ""}; use Download to open it in a video player.`;
+      note.hidden = false;
+    });
     clipPanel = h("div", { class: "panel" },
-      h("div", { class: "tabs" }, h("h3", { style: "margin:0" }, "Clip"), parts,
-        h("span", { class: "right" }, h("a", { href: ev.clip_urls[0], download: "" }, h("button", { tabindex: -1 }, "Download")))),
-      h("div", { class: "stage" }, video));
+      h("div", { class: "tabs" }, h("h3", { style: "margin:0" }, "Clip"), parts, h("span", { class: "right" }, download)),
+      h("div", { class: "stage" }, video), note);
   }
 
   const keepBtn = h("button", { id: "keep", class: ev.kept ? "on" : "", title: "K",
