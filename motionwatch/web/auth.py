@@ -106,8 +106,11 @@ class Auth:
             return len(recent) >= MAX_FAILS
 
     def failed(self, client: str) -> None:
+        now = time.monotonic()
         with self._lock:
-            self._fails.setdefault(client, []).append(time.monotonic())
+            if len(self._fails) > 10_000:  # many addresses guessing: forget the quiet ones
+                self._fails = {c: ts for c, ts in self._fails.items() if ts and now - ts[-1] < FAIL_WINDOW}
+            self._fails.setdefault(client, []).append(now)
 
     # -- sessions --------------------------------------------------------------
 
