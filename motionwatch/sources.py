@@ -348,6 +348,7 @@ class CaptureSource(LiveSource):
         super().__init__(spec)
         self.cap: cv2.VideoCapture | None = None
         ms = int(1000 * timeout) if timeout else READ_TIMEOUT_MS
+        self._timeout_s = ms / 1000
         if _is_index(spec):
             self.kind = "camera"
             self._target, self._api, self._params = int(spec), cv2.CAP_ANY, []
@@ -364,6 +365,7 @@ class CaptureSource(LiveSource):
             raise SourceError(f"{self.spec}: no such camera device")
         if isinstance(self._target, int) and self._target > MAX_CAMERA_INDEX:
             raise SourceError(f"{self.spec}: camera index out of range; allowed: 0..{MAX_CAMERA_INDEX}")
+        t0 = time.monotonic()
         try:
             cap = cv2.VideoCapture(self._target, self._api, self._params)
         except cv2.error as e:  # OpenCV rejects what it cannot even try (odd characters, sizes)
@@ -372,7 +374,9 @@ class CaptureSource(LiveSource):
         if not cap.isOpened():
             cap.release()
             tried = "OpenCV's FFmpeg backend" if self.kind == "stream" else "OpenCV's camera backends"
-            raise SourceError(f"{_redact(self.spec)}: cannot open {self.kind} (tried {tried})")
+            silent = self.kind == "stream" and time.monotonic() - t0 >= 0.9 * self._timeout_s
+            why = f": no answer within {self._timeout_s:g} s" if silent else ""
+            raise SourceError(f"{_redact(self.spec)}: cannot open {self.kind}{why} (tried {tried})")
         self.cap = cap
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 0.5 <= fps <= 240 else 0.0
