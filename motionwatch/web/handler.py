@@ -11,7 +11,6 @@ import html
 import json
 import logging
 import re
-from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit

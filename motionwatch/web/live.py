@@ -100,8 +100,10 @@ class LiveCamera:
         if overlay:
             self._overlay_until = self._last_seen + IDLE_SECONDS
 
-    def stream(self, overlay: bool, stop: threading.Event, max_wait: float = 10.0):
-        """Yield each new JPEG for one MJPEG client until it leaves or the server stops."""
+    def stream(self, overlay: bool, stop: threading.Event, max_wait: float = 10.0,
+               give_up: float | None = None):
+        """Yield each new JPEG for one MJPEG client until it leaves or the server stops
+        (or, with `give_up`, when no picture came by that monotonic time)."""
         with self._cond:
             self._viewers += 1
             self._note_viewer(overlay)
@@ -113,11 +115,14 @@ class LiveCamera:
                     self._note_viewer(overlay)
                     self._ensure_encoder()
                     self._cond.wait_for(lambda: self._seq != last or stop.is_set(), timeout=max_wait)
-                    data = self._jpeg.get(overlay) or self._jpeg.get(False)
+                    # An overlay viewer skips pictures encoded before it asked for the overlay.
+                    data = self._jpeg.get(overlay)
                     fresh = self._seq != last
                     last = self._seq
                 if data and fresh:
                     yield data
+                elif give_up is not None and time.monotonic() > give_up:
+                    return
         finally:
             with self._cond:
                 self._viewers -= 1
@@ -125,9 +130,11 @@ class LiveCamera:
 
     def snapshot(self, overlay: bool, timeout: float = 5.0) -> bytes | None:
         """One current JPEG (for /live/<camera>.jpg)."""
-        for data in self.stream(overlay, self._stop, max_wait=timeout):
-            return data
-        return None
+        frames = self.stream(overlay, self._stop, max_wait=min(timeout, 1.0), give_up=time.monotonic() + timeout)
+        try:
+            return next(frames, None)
+        finally:
+            frames.close()
 
     def recent(self, seconds: float = 20.0) -> list[list[float]]:
         now = time.time()
