@@ -312,3 +312,42 @@ def test_run_with_web_on_an_open_address_refuses_before_watching(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "web.host" in proc.stderr and "password" in proc.stderr and "Traceback" not in proc.stderr
     assert "watching" not in proc.stderr
+
+
+def test_status_follows_a_camera_that_is_lost_and_comes_back(tmp_path):
+    """A real MJPEG-over-HTTP camera (tests/mjpeg_server.py) killed and restarted
+    while `run` serves the web UI: /api/status and /metrics say lost, then connected."""
+    from mjpeg_server import ServerProcess
+    cam = ServerProcess(mode="still").start()
+    port = free_port()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"cameras:\n  - name: door\n    source: {cam.url}\n    timeout_seconds: 1.0\n"
+                   f"web:\n  enabled: true\n  port: {port}\n")
+    run = Proc(["run", "--config", str(cfg), "--recordings", str(tmp_path / "rec")], port=port)
+
+    def door() -> dict:
+        return next(c for c in run.get_json("/api/status")["cameras"] if c["name"] == "door")
+
+    def wait_for(connected: bool, timeout: float = 30.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = door()
+            if st["connected"] is connected:
+                return st
+            time.sleep(0.3)
+        raise AssertionError(f"status never said connected={connected}: {st}")
+
+    try:
+        up = wait_for(True)
+        assert up["live"] and up["frames"] >= 0
+        cam.kill()
+        lost = wait_for(False)
+        assert lost["since"] >= up["since"]
+        assert 'motionwatch_camera_connected{camera="door"} 0' in run.request("GET", "/metrics")[2].decode()
+        cam.start()
+        back = wait_for(True, timeout=60)
+        assert back["reconnects"] >= 1
+        assert 'motionwatch_camera_connected{camera="door"} 1' in run.request("GET", "/metrics")[2].decode()
+    finally:
+        run.stop()
+        cam.kill()
