@@ -34,6 +34,19 @@ MIN_MOVING = 4
 # (correlation >= RELIT_R) is light falling differently (sun through clouds, a
 # shadow edge sweeping over the ground), not a new object: a person replaces
 # the texture behind them. Only regions with texture to compare are judged.
+# Demand more change on the background's strong edges: a leaf edge against the
+# sky, a building edge in a shaking camera or compression ringing moves by a
+# pixel and differs by about the local gradient; a subject differs by far more.
+EDGE_K = 0.3            # x the 3x3 morphological gradient of the background
+EDGE_EVERY_S = 0.5      # how often the edge map follows the background
+# Background levels this close to white were probably clipped (noise keeps the
+# average a little under 255): their true brightness is unknown.
+CLIPPED = 230.0
+# A frame whose global gain moves this much is a light jump (switch, exposure
+# step). One gain cannot map everything (colour channels clip, tone curves
+# bend), so for JUMP_S afterwards changed regions that do not move are re-learned.
+JUMP_GAIN = 0.08
+JUMP_S = 0.6
 RELIT_MIN_SHARE = 0.01
 RELIT_R = 0.92
 RELIT_MIN_STD = 8.0
@@ -66,6 +79,8 @@ class MotionDetector:
         self.warmup_frames = max(2, int(round(cfg.warmup_seconds * self.fps)))
         self.static_frames = max(1, int(round(cfg.static_seconds * self.fps)))
         self.rebase_frames = max(2, int(round(1.0 * self.fps)))
+        self.jump_frames = max(2, int(round(JUMP_S * self.fps)))
+        self.edge_every = max(1, int(round(EDGE_EVERY_S * self.fps)))
         self.recent_rate = 1.0 - float(np.exp(-1.0 / (RECENT_TAU_S * self.fps)))
         self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (cfg.kernel, cfg.kernel))
         self.reset()
@@ -76,7 +91,10 @@ class MotionDetector:
         self.blurred = np.empty((h, w), np.uint8)
         self.bg = np.zeros((h, w), np.float32)
         self.bg_u8 = np.empty((h, w), np.uint8)
+        self.recent_u8 = np.empty((h, w), np.uint8)
         self.recent_bg = np.zeros((h, w), np.float32)   # short-term background
+        self.edge = np.zeros((h, w), np.uint8)          # extra threshold on background edges
+        self.kernel3 = np.ones((3, 3), np.uint8)
         self.recent = np.empty((h, w), np.uint8)
         self.diff = np.empty((h, w), np.uint8)
         self.mask = np.zeros((h, w), np.uint8)   # every changed region (not learned)
@@ -97,6 +115,9 @@ class MotionDetector:
         self.rebase_left = 0
         self.noise_sigma: float | None = None
         self.relit: np.ndarray | None = None
+        self.gain, self.offset = 1.0, 0.0
+        self.jump_left = 0
+        self.edge_due = 0
         self.still[:] = 0
 
     # -- public ---------------------------------------------------------------
@@ -110,10 +131,18 @@ class MotionDetector:
             self.recent_bg[:] = self.blurred
             return Detection(0.0, [], None, ready=False)
         gain, offset = self._lighting()
-        cv2.convertScaleAbs(self.bg, self.bg_u8, gain, offset)
+        self.gain, self.offset = gain, offset
+        if abs(gain - 1.0) >= JUMP_GAIN:
+            # A light jump: judge movement against this frame from now on, and let
+            # what merely changed with the light be re-learned (see _clean).
+            self.jump_left = self.jump_frames
+        self._express(self.bg, self.bg_u8)
         cv2.absdiff(self.blurred, self.bg_u8, self.diff)
         warming = self.frames <= self.warmup_frames
         threshold = self._threshold(warming)
+        if EDGE_K:
+            self._edges()
+            cv2.subtract(self.diff, self.edge, self.diff)
         cv2.threshold(self.diff, threshold, 255, cv2.THRESH_BINARY, self.mask)
         if self.watch is not None:
             cv2.bitwise_and(self.mask, self.watch, self.mask)
@@ -156,6 +185,21 @@ class MotionDetector:
             cv2.GaussianBlur(self.gray, (self.cfg.blur, self.cfg.blur), 0, self.blurred)
         else:
             self.blurred[:] = self.gray
+
+    def _express(self, model: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """A background model as 8-bit in this frame's lighting."""
+        return cv2.convertScaleAbs(model, dst, self.gain, self.offset)
+
+    def _relearn(self, where: np.ndarray) -> None:
+        self.relit = where if self.relit is None else (self.relit | where)
+
+    def _edges(self) -> None:
+        """Refresh the edge allowance from the background now and then (it changes slowly)."""
+        if self.frames < self.edge_due:
+            return
+        self.edge_due = self.frames + self.edge_every
+        cv2.morphologyEx(self.bg_u8, cv2.MORPH_GRADIENT, self.kernel3, dst=self.edge)
+        cv2.convertScaleAbs(self.edge, self.edge, EDGE_K)
 
     def _lighting(self) -> tuple[float, float]:
         """Robust global gain/offset mapping the background onto this frame.
@@ -248,6 +292,10 @@ class MotionDetector:
         large = np.nonzero(moving & (areas >= RELIT_MIN_SHARE * self.watch_area))[0]
         if len(large):
             moving[self._relit(labels, large, n, gain, offset)] = False
+        if self.jump_left and self.jump_left < self.jump_frames:
+            still = big & ~moving
+            if still.any():
+                self._relearn(still[labels])
         lut = np.zeros(n, np.uint8)
         if not big[1:].all():
             lut[big] = 255   # drop specks from the mask so they are learned
@@ -272,8 +320,8 @@ class MotionDetector:
     def _moving_pixels(self, labels: np.ndarray, n: int, threshold: float, gain: float,
                        offset: float) -> np.ndarray:
         """Per region: pixels that also differ from the short-term background."""
-        cv2.convertScaleAbs(self.recent_bg, self.bg_u8, gain, offset)
-        cv2.absdiff(self.blurred, self.bg_u8, self.tmp)
+        self._express(self.recent_bg, self.recent_u8)
+        cv2.absdiff(self.blurred, self.recent_u8, self.tmp)
         cv2.threshold(self.tmp, threshold, 255, cv2.THRESH_BINARY, self.recent)
         return np.bincount(labels[self.recent > 0], minlength=n)
 
@@ -284,7 +332,7 @@ class MotionDetector:
         sel = pick[labels]
         lab = labels[sel]
         c = self.blurred[sel].astype(np.float32)
-        b = self.bg[sel] * gain + offset
+        b = self.bg_u8[sel].astype(np.float32)
         k = np.maximum(np.bincount(lab, minlength=n), 1)
         mc, mb = np.bincount(lab, c, n) / k, np.bincount(lab, b, n) / k
         vc = np.bincount(lab, c * c, n) / k - mc * mc
@@ -293,7 +341,7 @@ class MotionDetector:
         r = cov / np.sqrt(np.maximum(vc * vb, 1e-6))
         relit = pick & (r >= RELIT_R) & (vb >= RELIT_MIN_STD ** 2)
         if relit.any():
-            self.relit = relit[labels]
+            self._relearn(relit[labels])
         return relit
 
     def _learn(self, gain: float, offset: float, warming: bool) -> None:
@@ -309,7 +357,11 @@ class MotionDetector:
                 model *= gain
                 model += offset
                 np.clip(model, 0.0, 255.0, out=model)
-        cv2.accumulateWeighted(self.blurred, self.recent_bg, self.recent_rate)
+        if self.jump_left == self.jump_frames:
+            self.recent_bg[:] = self.blurred
+        else:
+            cv2.accumulateWeighted(self.blurred, self.recent_bg, self.recent_rate)
+        self.jump_left = max(0, self.jump_left - 1)
         if self.relit is not None:
             # Light explains these regions: re-learn them now rather than after static_seconds.
             self.bg[self.relit] = self.blurred[self.relit]
@@ -332,5 +384,6 @@ class MotionDetector:
         """Nothing in this frame can be trusted: adopt it as the new background."""
         self.bg[:] = self.blurred
         self.recent_bg[:] = self.blurred
+        self.edge_due = 0
         self.still[:] = 0
         self.rebase_left = self.rebase_frames
