@@ -171,6 +171,20 @@ async function showGallery() {
   const back = state.lastEvent && cards.find((c) => c.dataset.id === state.lastEvent);
   if (back) back.focus({ preventScroll: false });
   keyHandler = (e) => galleryKeys(e, cards, page, data.more, go);
+
+  // New events while the first page is open: offer them instead of moving the page under the reader.
+  if (page === 1) {
+    const newest = data.events.length ? data.events[0].id : null;
+    const fresh = h("button", { class: "primary", id: "new-events", hidden: true, onclick: () => route() }, "New events: show");
+    toolbar.insertBefore(fresh, toolbar.querySelector(".count"));
+    every(15000, async () => {
+      const q1 = new URLSearchParams(q); q1.set("limit", 1); q1.set("offset", 0);
+      try {
+        const top = await api("/api/events?" + q1);
+        fresh.hidden = !top.events.length || top.events[0].id === newest;
+      } catch (e) { /* offline for a moment: try again next time */ }
+    });
+  }
 }
 
 function card(ev) {
