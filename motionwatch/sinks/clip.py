@@ -185,15 +185,17 @@ class FfmpegPart(PartWriter):
             self.proc.kill()
             self.proc.wait()
             raise OSError(errno.ETIMEDOUT, "ffmpeg did not finish the clip in time") from None
+        reason = self._reason(f"ffmpeg exited with status {code}") if code != 0 else ""
+        self._err.close()
         if code != 0:
-            raise OSError(errno.EIO, self._reason(f"ffmpeg exited with status {code}"))
+            raise OSError(errno.EIO, reason)
 
     def _reason(self, what: str) -> str:
         """ffmpeg's own last words (e.g. 'No space left on device'), if any."""
         try:
             self._err.seek(0)
             lines = [ln for ln in self._err.read().decode(errors="replace").splitlines() if ln.strip()]
-        except OSError:
+        except (OSError, ValueError):   # ValueError: already closed
             lines = []
         return f"{what}: {lines[-1].strip()}" if lines else what
 
