@@ -89,6 +89,7 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("POST")
 
     def _dispatch(self, method: str) -> None:
+        self._body_read = False
         try:
             url = urlsplit(self.path)
             self.route, self.params = url.path, dict(parse_qsl(url.query))
@@ -113,6 +114,10 @@ class Handler(BaseHTTPRequestHandler):
                 self._error(500, "internal error (see the server log)")
             except OSError:
                 pass
+        finally:
+            # A body nobody read would be taken for the next request on this connection.
+            if self.headers.get("Content-Length") not in (None, "0") and not self._body_read:
+                self.close_connection = True
 
     # -- auth ------------------------------------------------------------------------
 
@@ -319,6 +324,7 @@ class Handler(BaseHTTPRequestHandler):
         if n < 0 or n > MAX_BODY:
             raise api.BadRequest("request body too large")
         body = self.rfile.read(n) if n else b""
+        self._body_read = True
         ctype = self.headers.get("Content-Type", "")
         if "application/json" in ctype:
             try:
