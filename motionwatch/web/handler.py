@@ -300,6 +300,8 @@ class Handler(BaseHTTPRequestHandler):
             if not data:
                 return self._error(503, f"camera {name!r} has no picture yet")
             return self._send(200, data, "image/jpeg")
+        if cam.full:
+            return self._error(503, f"too many live viewers of {name!r}; close a tab and retry")
         self.close_connection = True
         self.send_response(200)
         self._common_headers()

@@ -20,6 +20,7 @@ import numpy as np
 from motionwatch.model import Detection, Frame
 
 MAX_WIDTH = 1280          # the live view is for looking, not evidence: cap its size
+MAX_VIEWERS = 32          # streams per camera; each holds a thread and a socket
 IDLE_SECONDS = 5.0        # the encoder stops this long after the last viewer leaves
 HISTORY = 300             # analysed frames of (wall, fraction) kept for the live chart
 JPEG_QUALITY = 75
@@ -94,6 +95,10 @@ class LiveCamera:
             self._stop.wait(next_due - time.monotonic())
 
     # -- client side ---------------------------------------------------------------
+
+    @property
+    def full(self) -> bool:
+        return self._viewers >= MAX_VIEWERS
 
     def _note_viewer(self, overlay: bool) -> None:
         self._last_seen = time.monotonic()
