@@ -47,9 +47,9 @@ def build_sinks(cfg: Config, index: EventIndex, scan: bool = False) -> SinkRunne
     from motionwatch.sinks.integrations import integration_sinks
     # The recorder (snapshots, clips, event.json) first: the notifiers then see
     # event.json written (EventEnded.saved). A scan waits for the clip encoder
-    # instead of dropping frames: nothing is live.
+    # instead of dropping frames: nothing is live, and a short queue is enough.
     return SinkRunner([Recorder(cfg.recordings, cfg.events, index), *integration_sinks(cfg)],
-                      wait_for_room=scan)
+                      max_frames=30 if scan else 120, wait_for_room=scan)
 
 
 def cmd_run(args) -> int:
