@@ -174,7 +174,14 @@ class MqttSink(Sink):
         self._set_motion(name, False)
 
     def camera_state(self, kind: str, status) -> None:
-        """`CameraLoop.on_state` callback (capture thread): publishing only queues."""
+        """`CameraLoop.on_state` callback (capture thread): publishing only queues.
+
+        Motion ON goes out from here, as soon as the tracker decides, instead of
+        after the recorder has written the event's first files (which, with a clip's
+        pre-roll to encode, takes most of a second). OFF waits for the saved event."""
+        if kind == "event_start":
+            self._set_motion(status.name, True)
+            return
         if kind not in ("camera_lost", "camera_found"):
             return
         online = kind == "camera_found"
@@ -183,7 +190,10 @@ class MqttSink(Sink):
         self._publish(self.topic(status.name, "connected"), "ON" if online else "OFF", retain=True)
 
     def _set_motion(self, name: str, on: bool) -> None:
+        """Publish a change of state once, whichever thread learns of it first."""
         with self._lock:
+            if self._motion[name] == on:
+                return
             self._motion[name] = on
         self._publish(self.topic(name, "motion"), "ON" if on else "OFF", retain=True)
 
@@ -230,7 +240,8 @@ def discovery_messages(sink: MqttSink, name: str) -> list[tuple[str, dict]]:
     device = {"identifiers": [uid], "name": f"motionwatch {name}", "manufacturer": "motionwatch",
               "model": f"{source_kind(sink.cameras[name])} camera", "sw_version": __version__}
     avail = {"availability_topic": sink.topic("status"), "payload_available": "online",
-             "payload_not_available": "offline", "device": device}
+             "payload_not_available": "offline", "device": device,
+             "origin": {"name": "motionwatch", "sw_version": __version__}}
     return [
         (f"{base}/binary_sensor/{uid}/motion/config", {
             "name": "Motion", "unique_id": f"{uid}_motion", "device_class": "motion",
