@@ -335,6 +335,8 @@ def add_check_config(sub) -> None:
     p = sub.add_parser("check-config", help="validate a config and print the effective settings")
     p.add_argument("path", nargs="?", metavar="PATH", help="config file (default: --config or built-ins)")
     common(p)
+    p.add_argument("--preview", nargs=2, metavar=("FRAME_OR_SOURCE", "OUT_PNG"),
+                   help="draw the camera's mask over an image or a source's first frame into OUT_PNG")
     p.set_defaults(func=cmd_check_config)
 
 
@@ -344,6 +346,12 @@ def cmd_check_config(args) -> int:
     cfg = effective_config(args)
     where = cfg.source_file or "built-in defaults"
     print(f"# {where}: OK")
+    if args.preview:
+        from motionwatch.masks import write_preview
+        cam = cfg.cameras[0]
+        base = Path(cfg.source_file).parent if cfg.source_file else None
+        print(write_preview(cam, cfg.camera_detection(cam).width, *args.preview, base_dir=base))
+        return 0
     print(yaml.safe_dump(to_plain(cfg), sort_keys=False, default_flow_style=None).rstrip())
     return 0
 

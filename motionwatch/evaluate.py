@@ -82,8 +82,14 @@ def replay(frames: Iterable[np.ndarray], fps: float, cfg: Config, cam: CameraCon
 
 
 def score(name: str, kind: str, events: list[Event], truth: list[tuple[float, float]],
-          gap_seconds: float, tolerance_s: float = LATE_LIMIT_S, ends: bool = False, note: str = "") -> Score:
-    """Match events to true visits (in seconds). Visits closer than the gap are one visit."""
+          gap_seconds: float, tolerance_s: float = LATE_LIMIT_S, end_pad: float | None = None,
+          note: str = "") -> Score:
+    """Match events to true visits (in seconds). Visits closer than the gap are one visit.
+
+    With `end_pad` the event ends are scored too, against `end + end_pad`: a
+    peer tool's event end includes its post-event time, as our clip's end
+    includes `events.post_roll_seconds`.
+    """
     visits: list[list[float]] = []
     for a, b in sorted(truth):
         if visits and a - visits[-1][1] <= gap_seconds:
@@ -103,8 +109,8 @@ def score(name: str, kind: str, events: list[Event], truth: list[tuple[float, fl
         sc.latencies.append(round(lat, 3))
         if lat > tolerance_s:
             sc.late += 1
-        if ends:
-            err = spans[js[-1]][1] - b
+        if end_pad is not None:
+            err = spans[js[-1]][1] + end_pad - b
             sc.end_errors.append(round(err, 3))
             if abs(err) > tolerance_s:
                 sc.late += 1
@@ -169,7 +175,8 @@ def run_clip(clip: Clip, cfg: Config) -> Score:
     events = replay(all_frames(), fps, cfg, cam)
     truth = [(a / fps, b / fps) for a, b in clip.truth_frames]
     return score(clip.name, "motion" if truth else "quiet", events, truth, cfg.events.gap_seconds,
-                 tolerance_s=clip.tolerance_s, ends=bool(truth), note=clip.note)
+                 tolerance_s=clip.tolerance_s, end_pad=cfg.events.post_roll_seconds if truth else None,
+                 note=clip.note)
 
 
 def pixel_scores(root: Path, cfg: Config, step: int = 1) -> tuple[float, float, float, int]:
