@@ -291,3 +291,37 @@ def test_tls_with_a_private_ca(tmp_path, recordings, two_visits_video):
         assert proc.returncode == 2 and "mqtt.ca_file" in proc.stderr and "Traceback" not in proc.stderr
     finally:
         broker.stop()
+
+
+def test_motion_on_is_published_once_whichever_thread_is_first(tmp_path, broker):
+    """In `run`, ON comes from the capture loop's on_state and again from the sink worker's
+    EventStarted; the broker must see exactly one ON and one OFF per event, in either order."""
+    import numpy as np
+    from motionwatch.config import CameraConfig, Config, MqttConfig, RecordingsConfig
+    from motionwatch.events import EventEnded, EventStarted, OpenEvent
+    from motionwatch.model import Frame
+    from motionwatch.pipeline import CameraStatus
+    from motionwatch.sinks.mqtt import MqttSink
+
+    listener = Listener(broker.port)
+    cfg = Config(cameras=(CameraConfig(name="cam"),), recordings=RecordingsConfig(path=str(tmp_path)),
+                 mqtt=MqttConfig(enabled=True, host="127.0.0.1", port=broker.port, discovery=False))
+    sink = MqttSink(cfg)
+    listener.wait_for("motionwatch/status", b"online")   # (while offline, queued and republished states may repeat)
+    status = CameraStatus("cam", "demo")
+    frame = Frame(np.zeros((48, 64, 3), np.uint8), 0, 0.0, time.time())
+    for n, capture_first in enumerate((True, False)):
+        ev = OpenEvent(f"ev{n}", "cam", frame, [], frame, frame, [], 0.1, 3)
+        if capture_first:
+            sink.camera_state("event_start", status)
+            sink.handle(EventStarted(ev, []))
+        else:
+            sink.handle(EventStarted(ev, []))
+            sink.camera_state("event_start", status)
+        sink.camera_state("event_end", status)          # ignored: OFF waits for the saved event
+        sink.handle(EventEnded(ev, ev.record(), "gap"))
+    sink.close()
+    listener.wait_for("motionwatch/status", b"offline")
+    listener.close()
+    assert listener.payloads("motionwatch/cam/motion") == [b"OFF", b"ON", b"OFF", b"ON", b"OFF"]
+    assert [json.loads(p)["id"] for p in listener.payloads("motionwatch/cam/event")] == ["ev0", "ev0", "ev1", "ev1"]
