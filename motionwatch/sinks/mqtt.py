@@ -192,7 +192,7 @@ class MqttSink(Sink):
     def _set_motion(self, name: str, on: bool) -> None:
         """Publish a change of state once, whichever thread learns of it first."""
         with self._lock:
-            if self._motion[name] == on:
+            if self._motion.get(name) == on:
                 return
             self._motion[name] = on
         self._publish(self.topic(name, "motion"), "ON" if on else "OFF", retain=True)
