@@ -95,16 +95,16 @@ class FileSource(FrameSource):
     def open(self) -> None:
         path = Path(self.spec)
         if not _exists(self.spec):
-            raise SourceError(f"{self.spec}: no such file (tried it as a video file; "
+            raise SourceError(f"{_redact(self.spec)}: no such file (tried it as a video file; "
                               "sources are a camera index, /dev/videoN, a URL, a file, pipe:COMMAND or demo)")
         if path.is_dir():
-            raise SourceError(f"{self.spec}: is a folder, not a video file")
+            raise SourceError(f"{_redact(self.spec)}: is a folder, not a video file")
         if not os.access(path, os.R_OK):
-            raise SourceError(f"{self.spec}: permission denied")
+            raise SourceError(f"{_redact(self.spec)}: permission denied")
         cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
         if not cap.isOpened():
             cap.release()
-            raise SourceError(f"{self.spec}: cannot read any video from it (tried OpenCV's FFmpeg backend): "
+            raise SourceError(f"{_redact(self.spec)}: cannot read any video from it (tried OpenCV's FFmpeg backend): "
                               "not a video, or damaged (an MP4 cut off while recording has no index)")
         self.cap = cap
         self.fps = _sane_fps(cap.get(cv2.CAP_PROP_FPS))
@@ -362,9 +362,9 @@ class CaptureSource(LiveSource):
 
     def _connect(self) -> cv2.VideoCapture:
         if self.kind == "camera" and isinstance(self._target, str) and not _exists(self._target):
-            raise SourceError(f"{self.spec}: no such camera device")
+            raise SourceError(f"{_redact(self.spec)}: no such camera device")
         if isinstance(self._target, int) and self._target > MAX_CAMERA_INDEX:
-            raise SourceError(f"{self.spec}: camera index out of range; allowed: 0..{MAX_CAMERA_INDEX}")
+            raise SourceError(f"{_redact(self.spec)}: camera index out of range; allowed: 0..{MAX_CAMERA_INDEX}")
         t0 = time.monotonic()
         try:
             cap = cv2.VideoCapture(self._target, self._api, self._params)
@@ -430,8 +430,10 @@ class DemoSource(LiveSource):
 
 
 def _redact(spec: str) -> str:
-    """Hide a password in rtsp://user:pass@host URLs before it reaches a log."""
-    return re.sub(r"(://[^:/@]+:)[^@/]+@", r"\1***@", spec)
+    """The spec as messages show it: a password in rtsp://user:pass@host hidden, and
+    quoted when it holds line breaks or other unprintables, so a message stays one line."""
+    shown = re.sub(r"(://[^:/@]+:)[^@/]+@", r"\1***@", spec)
+    return shown if shown.isprintable() else repr(shown)
 
 
 def source_kind(spec: str) -> str:

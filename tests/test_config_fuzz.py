@@ -129,7 +129,7 @@ def test_any_source_string_in_a_config_is_valid_or_a_config_error(spec):
     loads_or_config_error(yaml.safe_dump({"cameras": [{"name": "cam", "source": spec}]}))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(safe_sources)
 def test_opening_any_source_string_is_a_source_or_a_source_error(spec):
     try:
