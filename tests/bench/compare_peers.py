@@ -65,11 +65,12 @@ print(n)
 # --- measuring a process -------------------------------------------------------
 
 class RssSampler(threading.Thread):
-    """Polls a process's VmHWM (peak RSS) until it exits; the last value is the peak."""
+    """Polls a process's VmHWM (peak RSS) and VmRSS until it exits."""
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
         self.pid, self.peak, self.done = pid, 0, threading.Event()
+        self.samples: list[int] = []
 
     def run(self) -> None:
         while not self.done.is_set():
@@ -77,9 +78,19 @@ class RssSampler(threading.Thread):
                 for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
                     if line.startswith("VmHWM:"):
                         self.peak = max(self.peak, int(line.split()[1]) * 1024)
+                    elif line.startswith("VmRSS:"):
+                        self.samples.append(int(line.split()[1]) * 1024)
             except (OSError, ValueError):
                 pass
             self.done.wait(0.05)
+
+    def growth(self) -> int:
+        """Highest RSS in the last third of the run minus the highest in the middle third
+        (start-up excluded): about 0 when memory stays flat over a long scan."""
+        n = len(self.samples)
+        if n < 9:
+            return 0
+        return max(self.samples[2 * n // 3:]) - max(self.samples[n // 3: 2 * n // 3])
 
 
 def run_measured(cmd: list[str], cwd: str | None = None, env: dict | None = None) -> dict:
@@ -99,7 +110,8 @@ def run_measured(cmd: list[str], cwd: str | None = None, env: dict | None = None
     text = out[0].decode(errors="replace") if out else ""
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])}... exited {proc.returncode}: {text.strip()[-400:]}")
-    return {"cpu": usage.ru_utime + usage.ru_stime, "wall": wall, "rss": sampler.peak, "out": text}
+    return {"cpu": usage.ru_utime + usage.ru_stime, "wall": wall, "rss": sampler.peak, "out": text,
+            "growth": sampler.growth()}
 
 
 def proc_cpu(pid: int) -> float:
@@ -228,7 +240,8 @@ def scan_table(work: Path, rounds: int, seconds: float, dvr: Path | None) -> lis
             fps = statistics.median(n / x["wall"] for x in rs)
             rows.append({"clip": label, "frames": n, "tool": tool, "cpu_ms": 1000 * cpu, "fps": fps,
                          "cpu_ratio": cpu / b_cpu, "fps_ratio": fps / b_fps,
-                         "rss_mb": max(x["rss"] for x in rs) / 2**20, "events": evs.get(tool, "")})
+                         "rss_mb": max(x["rss"] for x in rs) / 2**20, "events": evs.get(tool, ""),
+                         "growth_mb": max(x["growth"] for x in rs) / 2**20})
     return rows
 
 
@@ -376,11 +389,11 @@ def machine() -> str:
 
 
 def report(scan_rows: list[dict], live_rows: list[dict], header: str) -> str:
-    lines = [header, "", "| clip | tool | CPU ms/frame | × decode CPU | frames/s | × decode fps | peak RSS | events |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+    lines = [header, "", "| clip | tool | CPU ms/frame | × decode CPU | frames/s | × decode fps | peak RSS "
+             "| RSS growth | events |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in scan_rows:
         lines.append(f"| {r['clip']} | {r['tool']} | {r['cpu_ms']:.2f} | {r['cpu_ratio']:.2f} | {r['fps']:.0f} | "
-                     f"{r['fps_ratio']:.2f} | {r['rss_mb']:.0f} MB | {r['events']} |")
+                     f"{r['fps_ratio']:.2f} | {r['rss_mb']:.0f} MB | {r['growth_mb']:+.0f} MB | {r['events']} |")
     by = {(r["clip"], r["tool"]): r for r in scan_rows}
     peers = [("dvr-scan (defaults)", "motionwatch scan"), ("dvr-scan -b CNT", "motionwatch scan"),
              ("dvr-scan -df 4", "motionwatch scan")]
