@@ -230,15 +230,18 @@ def cmd_scan(args) -> int:
     progress = Progress(src.total_frames, enabled=not args.no_progress and sys.stderr.isatty())
     loop.on_frame = lambda f, d: progress.update(f.index + 1)
     t0 = time.monotonic()
+    # Ctrl-C / SIGTERM stop the loop between frames, so the open event is finished whole.
+    _install_signals(stop)
     try:
         loop.run()
     except KeyboardInterrupt:
         stop.set()
         loop._flush("shutdown")
-        print("\nmotionwatch: interrupted; events found so far are saved", file=sys.stderr)
     finally:
         progress.close()
         loop.sinks.close()
+    if stop.is_set():
+        print("\nmotionwatch: interrupted; events found so far are saved", file=sys.stderr)
     st = loop.status
     if st.frames == 0:
         raise SourceError(f"{args.file}: no frame could be decoded (the file is damaged or not a video)")
@@ -360,4 +363,6 @@ from motionwatch.web.serve import add_serve  # noqa: E402  (web imports cli; kee
 
 from motionwatch.bench import add_bench  # noqa: E402  (its own module; registered here)
 
-REGISTRY = [add_run, add_scan, add_events, add_check_config, add_serve, add_bench]
+from motionwatch.tune import add_tune  # noqa: E402  (its own module; registered here)
+
+REGISTRY = [add_run, add_scan, add_events, add_check_config, add_serve, add_bench, add_tune]

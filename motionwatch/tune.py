@@ -1,0 +1,277 @@
+"""`motionwatch tune SOURCE`: see what the detector sees, then pick settings.
+
+Replays a file (or records N seconds of a live source) through the real
+detector and event tracker, writes a PNG plot of the changed fraction over
+time with the trigger line and the events that would be recorded, and prints
+suggested `pixel_threshold` / `trigger_fraction` values measured from the
+quiet stretches (the noise floor). Drawn with OpenCV only.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from motionwatch.cli import common
+from motionwatch.config import Config, load_config
+from motionwatch.detector import MotionDetector
+from motionwatch.errors import ConfigError, MotionwatchError, SourceError
+from motionwatch.events import EventEnded, EventTracker
+from motionwatch.masks import detection_size, watch_mask
+from motionwatch.model import Event
+from motionwatch.sources import open_source, source_kind
+
+LIVE_SECONDS = 30.0
+# Suggested trigger = this x the quiet noise floor (99.5th percentile of quiet frames).
+TRIGGER_MARGIN = 3.0
+
+
+@dataclass
+class Trace:
+    """What the detector said about every analysed frame of a source."""
+
+    fps: float
+    ts: list[float] = field(default_factory=list)
+    fraction: list[float] = field(default_factory=list)
+    ready: list[bool] = field(default_factory=list)
+    lighting: list[bool] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    noise_sigma: float | None = None
+    threshold: float = 0.0
+
+
+@dataclass
+class Advice:
+    pixel_threshold: int
+    trigger_fraction: float
+    quiet_frames: int
+    quiet_floor: float
+    event_peaks: list[float]
+    notes: list[str]
+
+
+def add_tune(sub) -> None:
+    p = sub.add_parser("tune", help="plot a source's changed fraction over time and suggest thresholds")
+    p.add_argument("source_arg", metavar="SOURCE", help="video file, camera index, /dev/videoN, URL, pipe:COMMAND or demo")
+    common(p, source=False)
+    p.add_argument("--camera", metavar="NAME", help="use this configured camera's mask and detection overrides")
+    p.add_argument("--seconds", type=float, metavar="N",
+                   help=f"stop after N seconds of source time (live sources default to {LIVE_SECONDS:g})")
+    p.add_argument("-o", "--out", metavar="PNG", help="plot file (default: tune-<camera>.png)")
+    p.set_defaults(func=cmd_tune)
+
+
+def cmd_tune(args) -> int:
+    if args.seconds is not None and args.seconds <= 0:
+        raise ConfigError(f"--seconds: {args.seconds:g} is out of range; allowed: a positive number of seconds")
+    cfg = _config(args)
+    cam = cfg.cameras[0]
+    out = args.out or f"tune-{cam.name}.png"
+    if Path(out).suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise ConfigError(f"--out: {out!r} is not allowed; allowed: a .png or .jpg file name")
+    live = source_kind(args.source_arg) != "file"
+    seconds = args.seconds if args.seconds is not None else (LIVE_SECONDS if live else None)
+    trace = replay_source(cfg, args.source_arg, seconds)
+    if not trace.ts:
+        raise SourceError(f"{args.source_arg}: no frame could be read")
+    advice = advise(trace, cfg)
+    img = plot(trace, cfg, advice, title=f"{cam.name}: {args.source_arg}")
+    if not cv2.imwrite(out, img):
+        raise MotionwatchError(f"{out}: cannot write the plot (check the folder exists and is writable)")
+    print(report(trace, cfg, advice, out))
+    return 0
+
+
+def _config(args) -> Config:
+    """The configured camera (by --camera, else the first) watching SOURCE."""
+    from dataclasses import replace
+    cfg = load_config(args.config)
+    cams = [c for c in cfg.cameras if not args.camera or c.name == args.camera]
+    if not cams:
+        names = ", ".join(c.name for c in cfg.cameras)
+        raise ConfigError(f"--camera: no camera named {args.camera!r}; configured: {names}")
+    return replace(cfg, cameras=(replace(cams[0], source=args.source_arg),))
+
+
+def replay_source(cfg: Config, spec: str, seconds: float | None) -> Trace:
+    """Run the source through detector + tracker (no recording); stop after `seconds` of source time."""
+    cam = cfg.cameras[0]
+    det_cfg = cfg.camera_detection(cam)
+    src = open_source(spec, scan=True)
+    trace = Trace(fps=src.fps or 10.0)
+    detector = tracker = None
+    base = Path(cfg.source_file).parent if cfg.source_file else None
+    start = time.monotonic()
+    try:
+        while True:
+            frame = src.read(timeout=cam.timeout_seconds)
+            if frame is None or (seconds is not None and frame.ts > seconds):
+                break
+            if src.live and seconds is not None and time.monotonic() - start > seconds + cam.timeout_seconds:
+                break
+            if detector is None:
+                size = (frame.image.shape[1], frame.image.shape[0])
+                watch = watch_mask(cam, size, detection_size(*size, det_cfg.width), base)
+                detector = MotionDetector(det_cfg, size, trace.fps, watch)
+                tracker = EventTracker(cam.name, cfg.events, det_cfg.trigger_fraction, det_cfg.min_frames,
+                                       trace.fps, clip=False)
+            det = detector.update(frame.image, frame.gray)
+            trace.ts.append(frame.ts)
+            trace.fraction.append(det.fraction)
+            trace.ready.append(det.ready)
+            trace.lighting.append(det.lighting_change)
+            trace.threshold = det.threshold or trace.threshold
+            trace.events += [s.record for s in tracker.feed(frame, det) if isinstance(s, EventEnded)]
+    except KeyboardInterrupt:
+        print("motionwatch: interrupted; plotting what was read", file=sys.stderr)
+    finally:
+        src.close()
+    if tracker is not None:
+        trace.events += [s.record for s in tracker.flush("source ended") if isinstance(s, EventEnded)]
+        trace.noise_sigma = detector.noise_sigma
+    return trace
+
+
+def advise(trace: Trace, cfg: Config) -> Advice:
+    """Suggested thresholds from the quiet frames (ready, no lighting jump, outside events)."""
+    det_cfg = cfg.camera_detection(cfg.cameras[0])
+    ts = np.array(trace.ts)
+    frac = np.array(trace.fraction)
+    quiet = np.array(trace.ready) & ~np.array(trace.lighting)
+    pad = max(cfg.events.gap_seconds, 1.0)
+    for e in trace.events:
+        quiet &= ~((ts >= e.start_offset_s - pad) & (ts <= e.end_offset_s + pad))
+    notes = []
+    q = frac[quiet]
+    floor = float(np.percentile(q, 99.5)) if q.size else 0.0
+    peaks = [e.peak_fraction for e in trace.events]
+    trigger = max(TRIGGER_MARGIN * floor, 0.001)
+    if q.size < 5 * trace.fps:
+        notes.append("fewer than 5 s of quiet frames: the noise floor is a rough guess; "
+                     "tune on a recording that includes a quiet stretch")
+    if peaks and trigger > 0.5 * min(peaks):
+        notes.append(f"the quietest event peaks at {100 * min(peaks):.2f}%, close to the noise floor: "
+                     "mask what moves but does not matter (trees, a timestamp) rather than raising the trigger")
+    sigma = trace.noise_sigma
+    if isinstance(det_cfg.pixel_threshold, int):
+        pix = det_cfg.pixel_threshold
+    elif sigma is not None:
+        from motionwatch.detector import NOISE_K
+        pix = int(math.ceil(max(det_cfg.min_pixel_threshold, NOISE_K * sigma)))
+    else:
+        pix = int(math.ceil(trace.threshold or det_cfg.min_pixel_threshold))
+    return Advice(pix, round(trigger, 4), int(q.size), floor, peaks, notes)
+
+
+def report(trace: Trace, cfg: Config, advice: Advice, out: str) -> str:
+    det_cfg = cfg.camera_detection(cfg.cameras[0])
+    lines = [f"{out}: {len(trace.ts)} frames, {trace.ts[-1]:.1f} s at {trace.fps:g} fps; "
+             f"{len(trace.events)} event(s) with trigger_fraction {det_cfg.trigger_fraction:g}"]
+    for e in trace.events:
+        lines.append(f"  event {e.start_offset_s:7.2f} s - {e.end_offset_s:7.2f} s  "
+                     f"(frames {e.start_frame}-{e.end_frame}), peak {100 * e.peak_fraction:.2f}%")
+    sigma = "?" if trace.noise_sigma is None else (
+        f"{trace.noise_sigma:.1f}" if trace.noise_sigma >= 0.5 else "under 0.5")
+    lines.append(f"noise: sigma {sigma} grey levels; quiet frames stay below {100 * advice.quiet_floor:.3f}% "
+                 f"changed (99.5th percentile of {advice.quiet_frames} quiet frames)")
+    lines.append(f"suggested: detection.pixel_threshold: {advice.pixel_threshold}   "
+                 f"(auto settles there; 'auto' keeps following the noise)")
+    lines.append(f"suggested: detection.trigger_fraction: {advice.trigger_fraction:g}   "
+                 f"({TRIGGER_MARGIN:g} x the quiet noise floor, at least 0.001)")
+    lines += [f"note: {n}" for n in advice.notes]
+    return "\n".join(lines)
+
+
+# --- drawing -------------------------------------------------------------------
+
+W, H = 1400, 560
+LEFT, RIGHT, TOP, BOTTOM = 80, 30, 70, 60
+BLUE, RED, GREY, DARK = (200, 90, 20), (40, 40, 220), (190, 190, 190), (40, 40, 40)
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def plot(trace: Trace, cfg: Config, advice: Advice, title: str) -> np.ndarray:
+    """Changed fraction over time, trigger line, recorded events, warm-up and lighting jumps."""
+    det_cfg = cfg.camera_detection(cfg.cameras[0])
+    img = np.full((H, W, 3), 255, np.uint8)
+    ts = np.array(trace.ts)
+    frac = np.array(trace.fraction)
+    t_end = max(float(ts[-1]), 1e-3)
+    trig = det_cfg.trigger_fraction
+    y_max = _nice(max(2.5 * trig, advice.trigger_fraction * 1.2, float(frac.max()) if frac.size else 0.0))
+    pw, ph = W - LEFT - RIGHT, H - TOP - BOTTOM
+
+    def px(t: float) -> int:
+        return LEFT + int(round(pw * t / t_end))
+
+    def py(f: float) -> int:
+        # Square-root scale: the trigger and the noise floor stay readable next to big peaks.
+        return TOP + ph - int(round(ph * math.sqrt(min(max(f, 0.0), y_max) / y_max)))
+
+    for e in trace.events:  # recorded events: shaded spans
+        x0, x1 = px(e.start_offset_s), max(px(e.end_offset_s), px(e.start_offset_s) + 2)
+        cv2.rectangle(img, (x0, TOP), (x1, TOP + ph), (210, 235, 210), -1)
+    ready = np.array(trace.ready)
+    if (~ready).any():
+        for t in ts[~ready & ~np.array(trace.lighting)]:
+            cv2.line(img, (px(t), TOP + ph - 6), (px(t), TOP + ph), GREY, 1)
+    for t in ts[np.array(trace.lighting)]:
+        cv2.line(img, (px(t), TOP), (px(t), TOP + 12), (0, 170, 230), 2)
+    _axes(img, t_end, y_max, px, py)
+    pts = np.stack([LEFT + pw * ts / t_end, [py(f) for f in frac]], axis=1).round().astype(np.int32)
+    cv2.polylines(img, [pts], False, BLUE, 1, cv2.LINE_AA)
+    _dashed(img, py(trig), RED)
+    cv2.putText(img, f"trigger {100 * trig:.2f}%", (W - RIGHT - 170, py(trig) - 6), FONT, 0.5, RED, 1, cv2.LINE_AA)
+    if abs(advice.trigger_fraction - trig) > 1e-6:
+        _dashed(img, py(advice.trigger_fraction), (0, 140, 0))
+        below = advice.trigger_fraction < trig
+        cv2.putText(img, f"suggested {100 * advice.trigger_fraction:.2f}%",
+                    (LEFT + 8, py(advice.trigger_fraction) + (16 if below else -6)), FONT, 0.5, (0, 140, 0), 1,
+                    cv2.LINE_AA)
+    cv2.putText(img, title[:110], (LEFT, 28), FONT, 0.65, DARK, 2, cv2.LINE_AA)
+    legend = (f"blue: changed share of the watched picture   green bands: {len(trace.events)} event(s) it would record   "
+              f"orange ticks: lighting jumps   grey ticks: warm-up")
+    cv2.putText(img, legend, (LEFT, 52), FONT, 0.45, DARK, 1, cv2.LINE_AA)
+    return img
+
+
+def _axes(img: np.ndarray, t_end: float, y_max: float, px, py) -> None:
+    pw_top, bottom = TOP, H - BOTTOM
+    cv2.rectangle(img, (LEFT, pw_top), (W - RIGHT, bottom), DARK, 1)
+    step = _nice(t_end / 10)
+    t = 0.0
+    while t <= t_end + 1e-9:
+        x = px(t)
+        cv2.line(img, (x, bottom), (x, bottom + 5), DARK, 1)
+        cv2.putText(img, f"{t:g}", (x - 12, bottom + 22), FONT, 0.45, DARK, 1, cv2.LINE_AA)
+        t += step
+    cv2.putText(img, "seconds", (W // 2 - 30, H - 12), FONT, 0.5, DARK, 1, cv2.LINE_AA)
+    for k in range(6):
+        f = y_max * (k / 5) ** 2
+        y = py(f)
+        cv2.line(img, (LEFT - 5, y), (LEFT, y), DARK, 1)
+        if k:
+            cv2.line(img, (LEFT + 1, y), (W - RIGHT - 1, y), (235, 235, 235), 1)
+        cv2.putText(img, f"{100 * f:.3g}%", (8, y + 5), FONT, 0.45, DARK, 1, cv2.LINE_AA)
+
+
+def _dashed(img: np.ndarray, y: int, color) -> None:
+    for x in range(LEFT, W - RIGHT, 14):
+        cv2.line(img, (x, y), (min(x + 8, W - RIGHT), y), color, 2)
+
+
+def _nice(v: float) -> float:
+    """The next 1/2/5 x 10^k at or above v (axis limits and tick steps)."""
+    if v <= 0:
+        return 1.0
+    e = 10 ** math.floor(math.log10(v))
+    for m in (1, 2, 5, 10):
+        if m * e >= v - 1e-12:
+            return m * e
+    return 10 * e
