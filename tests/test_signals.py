@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 
 import cv2
@@ -15,6 +17,7 @@ import pytest
 from live_run import RunProcess, events, write_config
 from mjpeg_server import ServerProcess
 from motionwatch.model import EVENT_FIELDS
+from motionwatch.synth import Scene, Walker, write_video
 
 STARTED = r"motion: event \w+ started"
 SAVED = r"event \w+ (?:ended|saved)"
@@ -101,3 +104,31 @@ def test_second_signal_exits_at_once_and_finished_events_stay_whole(tmp_path):
     first = [e for e in evs if (rec / e["snapshot"]).parent in {p.parent for p in finished}]
     assert len(first) == 1
     assert_whole_event(rec, first[0])
+
+
+def test_sigterm_during_scan_saves_the_open_event(tmp_path):
+    """A batch job stopped mid-scan keeps what it found, the open event included."""
+    scene = Scene(width=320, height=240, fps=15, duration_s=60, seed=2, noise=3.0,
+                  walkers=(Walker(2.0, 57.0, height=0.6, x_from=-0.1, x_to=1.1),))
+    video = write_video(scene, str(tmp_path / "long.mp4"))
+    rec = tmp_path / "rec"
+    log = open(tmp_path / "scan.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "motionwatch", "scan", video, "--recordings", str(rec),
+                             "--no-progress"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while "started" not in (tmp_path / "scan.log").read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "scan.log").read_text()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    out = (tmp_path / "scan.log").read_text()
+    assert code == 0, out
+    assert "interrupted; events found so far are saved" in out and "Traceback" not in out
+    evs = events(rec)
+    assert len(evs) == 1 and evs[0]["end_offset_s"] < 58.0   # ended by the signal, not the file
+    assert (rec / evs[0]["snapshot"]).is_file()
