@@ -105,6 +105,7 @@ class ColourFetcher:
         self.lock = threading.Lock()
         self.fetched = 0
         self.tolerance = 1.5
+        self.seekable = True      # False once a seek has missed: then read forward only
         self._warned = False
 
     def fetch(self, index: int, luma: np.ndarray) -> np.ndarray:
@@ -116,9 +117,16 @@ class ColourFetcher:
             bgr = self._read_at(index)
             if bgr is not None and self._distance(bgr, luma) <= self.tolerance:
                 return bgr
-            bgr = self._search(index, luma)
-            if bgr is not None:
-                return bgr
+            if self.seekable:
+                bgr = self._search(index, luma)
+                if bgr is not None:
+                    return bgr
+                # Seeking does not work in this file (a raw stream without an index):
+                # from now on reach frames by reading forward, which is exact.
+                self.seekable = False
+                bgr = self._read_at(index)
+                if bgr is not None and self._distance(bgr, luma) <= self.tolerance:
+                    return bgr
             if not self._warned:
                 log.warning("%s: could not decode frame %d in colour again; saving it in grey",
                             self.path, index)
@@ -126,9 +134,14 @@ class ColourFetcher:
             return cv2.cvtColor(luma, cv2.COLOR_GRAY2BGR)
 
     def _read_at(self, index: int) -> np.ndarray | None:
-        if not 0 <= index - self.pos <= FORWARD_LIMIT:
+        if self.seekable and not 0 <= index - self.pos <= FORWARD_LIMIT:
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, index)
             self.pos = index
+        elif index < self.pos:
+            # Behind us in a file that cannot seek: start again from the beginning.
+            self.cap.release()
+            self.cap = open_capture(self.path, False)
+            self.pos = 0
         while self.pos < index:
             if not self.cap.grab():
                 return None
