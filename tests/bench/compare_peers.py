@@ -168,6 +168,9 @@ def tool_commands(dvr: Path | None, noclip_cfg: Path) -> dict:
         "motionwatch scan": lambda p, o: MW + ["scan", str(p), "--recordings", str(o), "--no-progress", "-q"],
         "motionwatch scan, clips off": lambda p, o: MW + ["scan", str(p), "--recordings", str(o),
                                                           "--no-progress", "-q", "--config", str(noclip_cfg)],
+        "motionwatch scan, clips off, --detect-every 3": lambda p, o: MW + [
+            "scan", str(p), "--recordings", str(o), "--no-progress", "-q", "--config", str(noclip_cfg),
+            "--detect-every", "3"],
     }
     if dvr is not None:
         tools["dvr-scan (defaults)"] = lambda p, o: [str(dvr), "-i", str(p), "-d", str(o), "-q"]
