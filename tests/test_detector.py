@@ -1,0 +1,151 @@
+"""MotionDetector on rendered frames: what it must see and what it must ignore."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from motionwatch.config import DetectionConfig
+from motionwatch.detector import MotionDetector
+from motionwatch.synth import Light, Scene, SceneRenderer, Walker
+
+FPS = 15.0
+
+
+def run(scene: Scene, cfg: DetectionConfig = DetectionConfig(), watch=None):
+    r = SceneRenderer(scene)
+    det = MotionDetector(cfg, (scene.width, scene.height), scene.fps, watch)
+    return det, [det.update(r.render(i)) for i in range(scene.frames)]
+
+
+def frames_over(dets, trigger=DetectionConfig().trigger_fraction):
+    return [i for i, d in enumerate(dets) if d.ready and d.fraction >= trigger]
+
+
+def longest_run(dets, trigger=DetectionConfig().trigger_fraction):
+    """Most consecutive frames over the trigger: an event needs detection.min_frames of them."""
+    best = cur = 0
+    for d in dets:
+        cur = cur + 1 if d.ready and d.fraction >= trigger else 0
+        best = max(best, cur)
+    return best
+
+
+def test_warm_up_reports_nothing_then_becomes_ready():
+    scene = Scene(fps=FPS, duration_s=3, seed=2)
+    _, dets = run(scene)
+    warm = int(DetectionConfig().warmup_seconds * FPS)
+    assert not any(d.ready for d in dets[:warm])
+    assert all(d.ready for d in dets[warm + 1:])
+    assert all(d.fraction == 0 for d in dets)
+
+
+def test_walker_is_seen_with_boxes_in_source_pixels():
+    scene = Scene(fps=FPS, duration_s=8, seed=3, walkers=(Walker(2.0, 5.0, height=0.5),))
+    _, dets = run(scene)
+    hits = frames_over(dets)
+    assert hits and hits[0] / FPS < 2.8
+    mid = dets[int(4.5 * FPS)]
+    assert mid.boxes, "a walker mid-picture has a box"
+    x, y, w, h = mid.boxes[0]
+    assert 0 <= x < 640 and 0 <= y < 480 and 20 < h <= 480
+    assert mid.mask.shape == (240, 320)
+
+
+@pytest.mark.parametrize("lights", [
+    (Light(3.0, 0.4),),                      # lamp off
+    (Light(3.0, 1.5),),                      # exposure jump / IR switch
+    (Light(6.0, 1.8, ramp_s=4.0),),          # sunrise-like ramp
+])
+def test_lighting_changes_are_not_motion(lights):
+    scene = Scene(fps=FPS, duration_s=9, seed=4, noise=4.0, lights=lights)
+    _, dets = run(scene)
+    # The switch frame itself may flash (clipped highlights cannot follow one
+    # gain); it is re-learned at once, so it never lasts for min_frames.
+    assert longest_run(dets) < DetectionConfig().min_frames
+
+
+def test_person_walking_in_while_the_light_switches_is_still_seen():
+    scene = Scene(fps=FPS, duration_s=8, seed=5, walkers=(Walker(2.0, 4.0, height=0.5),),
+                  lights=(Light(2.6, 1.45),))
+    _, dets = run(scene)
+    after = [i for i in frames_over(dets) if i / FPS > 2.7]
+    assert len(after) > 2 * FPS, "the walker stays detected after the light changed"
+
+
+def test_background_re_baselines_within_a_second_after_a_jump():
+    scene = Scene(fps=FPS, duration_s=6, seed=6, lights=(Light(2.0, 0.45),))
+    _, dets = run(scene)
+    late = dets[int(3.2 * FPS):]
+    assert all(d.fraction < 0.001 for d in late)
+
+
+def test_heavy_noise_raises_the_auto_threshold_and_stays_quiet():
+    quiet = Scene(fps=FPS, duration_s=5, seed=7, noise=1.5)
+    noisy = replace(quiet, noise=40.0)
+    det_q, dq = run(quiet)
+    det_n, dn = run(noisy)
+    assert longest_run(dq) == 0 and longest_run(dn) == 0
+    assert dn[-1].threshold > dq[-1].threshold
+
+
+def test_fixed_and_otsu_thresholds():
+    scene = Scene(fps=FPS, duration_s=6, seed=8, walkers=(Walker(1.5, 4.0, height=0.5),))
+    for setting in (25, "otsu"):
+        _, dets = run(scene, DetectionConfig(pixel_threshold=setting))
+        assert frames_over(dets), setting
+        if setting == 25:
+            assert dets[-1].threshold == 25
+        else:
+            assert dets[-1].threshold >= DetectionConfig().min_pixel_threshold
+
+
+def test_masked_area_is_ignored_and_fraction_uses_the_watched_area():
+    scene = Scene(fps=FPS, duration_s=6, seed=9, walkers=(Walker(1.5, 4.0, height=0.5, x_from=0.0, x_to=0.4),))
+    watch = np.full((240, 320), 255, np.uint8)
+    watch[:, :170] = 0                         # the walker stays in the left 40 %
+    _, masked = run(scene, watch=watch)
+    assert not frames_over(masked)
+    watch2 = np.zeros((240, 320), np.uint8)
+    watch2[:, :160] = 255                      # watch only the left half: a bigger share
+    _, half = run(scene, watch=watch2)
+    _, full = run(scene)
+    i = int(3.0 * FPS)
+    assert half[i].fraction > 1.5 * full[i].fraction
+
+
+def test_something_that_arrives_and_stays_is_absorbed_after_static_seconds():
+    cfg = DetectionConfig(static_seconds=3.0)
+    scene = Scene(fps=FPS, duration_s=12, seed=10,
+                  walkers=(Walker(1.5, 10.5, height=0.5, x_from=-0.15, x_to=1.15, stop_at_s=3.0),))
+    _, dets = run(scene, cfg)
+    hits = frames_over(dets)
+    assert hits and hits[0] / FPS < 2.5
+    assert all(d.fraction < cfg.trigger_fraction for d in dets[int(8 * FPS):])
+
+
+def test_reset_starts_a_fresh_warm_up():
+    scene = Scene(fps=FPS, duration_s=3, seed=11)
+    r = SceneRenderer(scene)
+    det = MotionDetector(DetectionConfig(), (640, 480), FPS)
+    for i in range(scene.frames):
+        d = det.update(r.render(i))
+    assert d.ready
+    det.reset()
+    assert not det.update(r.render(0)).ready
+
+
+def test_gray_input_matches_bgr_input():
+    scene = Scene(fps=FPS, duration_s=4, seed=12, walkers=(Walker(1.0, 3.0, height=0.5),))
+    r = SceneRenderer(scene)
+    import cv2
+    a = MotionDetector(DetectionConfig(), (640, 480), FPS)
+    b = MotionDetector(DetectionConfig(), (640, 480), FPS)
+    fa, fb = [], []
+    for i in range(scene.frames):
+        img = r.render(i)
+        fa.append(a.update(img).fraction)
+        fb.append(b.update(img, cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)).fraction)
+    assert np.allclose(fa, fb, atol=0.01)
