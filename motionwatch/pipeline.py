@@ -84,6 +84,7 @@ class CameraLoop:
         self.detect_every = 1   # `scan --detect-every N`: analyse every Nth frame, read them all
         self._backoff = BACKOFF_START
         self._up_since = 0.0   # monotonic time of the last (re)connection
+        self._was_lost = False  # so the next frame announces "camera_found"
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -139,7 +140,14 @@ class CameraLoop:
                 if self.source is not None and not self.source.live:
                     raise
                 log.exception("%s: capture loop failed; restarting in %.0f s", self.cam.name, delay)
+                try:
+                    self._flush("capture error")  # an open event is still saved
+                except Exception:
+                    log.exception("%s: could not finish the open event", self.cam.name)
                 self.status.connected, self.status.last_error = False, f"{type(e).__name__}: {e}"
+                self._was_lost = True
+                if self.on_state is not None:
+                    self.on_state("camera_lost", self.status)
             if self.stop.wait(delay):
                 return self.status
             delay = min(delay * 2, BACKOFF_CAP)
@@ -232,9 +240,14 @@ class CameraLoop:
     # -- connection ---------------------------------------------------------------
 
     def _connected(self) -> None:
+        """A frame arrived: only now is the camera connected (and, after a loss, found)."""
         st = self.status
         st.connected, st.since = True, time.time()
         self._up_since = time.monotonic()
+        if self._was_lost:
+            self._was_lost = False
+            if self.on_state is not None:
+                self.on_state("camera_found", st)
 
     def _lost(self) -> None:
         """No frame within the timeout, or the stream ended: end any event, say so, let go."""
@@ -248,6 +261,7 @@ class CameraLoop:
             why = f"no frame for {self.cam.timeout_seconds:g} s"
         was_up = st.connected
         st.connected, st.since, st.last_error = False, time.time(), why
+        self._was_lost = True
         log.warning("%s: camera lost: %s (%s)", self.cam.name, why, src.describe())
         if self.on_state is not None:
             self.on_state("camera_lost", st)
@@ -297,7 +311,5 @@ class CameraLoop:
         self._size = None
         self.detector = self.tracker = None
         self._connected()
-        if self.on_state is not None:
-            self.on_state("camera_found", self.status)
         self._process(frame)
         return None

@@ -138,3 +138,50 @@ def test_picture_size_change_mid_stream(tmp_path, size):
         finally:
             run.close()
     assert "camera lost" not in run.log and "Traceback" not in run.log
+
+
+def test_status_and_callbacks_follow_the_camera(tmp_path):
+    """In-process view of the same path: what the status page and hooks see."""
+    import threading
+    from dataclasses import replace
+
+    from motionwatch.config import Config
+    from motionwatch.pipeline import CameraLoop
+    from motionwatch.sinks import SinkRunner
+
+    def wait_until(cond, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        while not cond():
+            assert time.monotonic() < deadline, "condition not reached"
+            time.sleep(0.05)
+
+    with ServerProcess(mode="still") as cam:
+        base = Config()
+        cfg = replace(base, recordings=replace(base.recordings, path=str(tmp_path / "rec")))
+        camera = replace(cfg.cameras[0], name="door", source=cam.url, timeout_seconds=1.0)
+        states: list[tuple[str, bool]] = []
+        stop = threading.Event()
+        runner = SinkRunner([])
+        loop = CameraLoop(camera, cfg, runner, stop, on_state=lambda kind, st: states.append((kind, st.connected)))
+        loop.open()
+        assert not loop.status.connected, "open is not connected: only a frame is"
+        t = threading.Thread(target=loop.run_supervised, daemon=True)
+        t.start()
+        try:
+            wait_until(lambda: loop.status.connected)
+            cam.send("stall")
+            wait_until(lambda: states)
+            # The server still accepts connections but sends nothing: never "connected".
+            for _ in range(30):
+                assert not loop.status.connected
+                time.sleep(0.1)
+            assert "no frame" in loop.status.last_error or "no answer" in loop.status.last_error
+            cam.send("serve")
+            wait_until(lambda: loop.status.connected)
+            assert states == [("camera_lost", False), ("camera_found", True)]
+            assert loop.status.reconnects == 1
+        finally:
+            stop.set()
+            t.join(15)
+            runner.close()
+        assert not t.is_alive()
