@@ -46,8 +46,8 @@ def test_camera_killed_stalled_refused_comes_back_each_time(tmp_path):
         run.wait_for(LOST)
         run.wait_for(r"door: still lost")
         cpu0 = run.cpu_seconds()
-        time.sleep(3.0)
-        assert run.cpu_seconds() - cpu0 < 0.5, "waiting for a dead camera must not spin the CPU"
+        time.sleep(2.0)
+        assert run.cpu_seconds() - cpu0 < 0.4, "waiting for a dead camera must not spin the CPU"
         assert not re.search(FOUND, run.since_mark())
         # It comes back with someone standing in the room who was not there before
         # the loss: a fresh warm-up learns them as background, so no event.
@@ -172,7 +172,7 @@ def test_status_and_callbacks_follow_the_camera(tmp_path):
             cam.send("stall")
             wait_until(lambda: states)
             # The server still accepts connections but sends nothing: never "connected".
-            for _ in range(30):
+            for _ in range(20):
                 assert not loop.status.connected
                 time.sleep(0.1)
             assert "no frame" in loop.status.last_error or "no answer" in loop.status.last_error

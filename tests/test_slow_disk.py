@@ -20,7 +20,9 @@ from motionwatch.pipeline import CameraLoop
 from motionwatch.sinks import SinkRunner
 from motionwatch.sinks.recorder import Recorder
 from motionwatch.sinks.runner import Sink
+from motionwatch.sources import DemoSource
 from motionwatch.store import EventIndex
+from motionwatch.synth import demo_scene
 
 
 class HungDisk(Sink):
@@ -46,14 +48,19 @@ def test_hung_disk_drops_clip_frames_never_capture(tmp_path):
     base = Config()
     cfg = replace(base, recordings=replace(base.recordings, path=str(tmp_path / "rec"), min_free_gb=0.0),
                   events=replace(base.events, clip=True, gap_seconds=30.0),
-                  detection=replace(base.detection, warmup_seconds=0.5, width=160))
+                  detection=replace(base.detection, warmup_seconds=0.3, width=160))
     cam = replace(cfg.cameras[0], name="demo", source="demo:3")
+    # The demo room at 60 frames a second of a 15 fps scene: people arrive within a second.
+    src = DemoSource("demo:3", fps=60.0, paced=True)
+    src.scene = demo_scene(seed=3, fps=15.0, width=320, height=240)
+    src.size = (320, 240)
     disk = HungDisk()
     runner = SinkRunner([disk, Recorder(cfg.recordings, cfg.events, EventIndex(tmp_path / "rec"))], max_frames=40)
     stop = threading.Event()
-    # A paced demo camera (15 fps, people walking through from 4 s): a live source.
     loop = CameraLoop(cam, cfg, runner, stop)
-    loop.open()
+    src.cancel = stop
+    src.open()
+    loop.source = src
     peak = [0]
     frames = {"n": 0}
 
