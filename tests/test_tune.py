@@ -1,0 +1,57 @@
+"""`motionwatch tune`: the plot is written, the would-be events and suggestions are printed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+
+from conftest import mw
+
+
+def test_tune_plots_a_file_and_lists_its_events(tmp_path: Path, two_visits_video):
+    video, scene = two_visits_video
+    out = tmp_path / "plot.png"
+    proc = mw("tune", str(video), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    img = cv2.imread(str(out))
+    assert img is not None and img.shape[1] >= 1000
+    starts = [float(m) for m in re.findall(r"event\s+([\d.]+) s", proc.stdout)]
+    truth = scene.visible_truth()
+    assert len(starts) == len(truth)
+    for s, (a, _) in zip(starts, truth):
+        assert abs(s - a) < 1.0
+    assert re.search(r"pixel_threshold: \d+", proc.stdout)
+    m = re.search(r"suggested: detection.trigger_fraction: ([\d.]+)", proc.stdout)
+    assert m and 0.001 <= float(m.group(1)) < 0.05
+    # The plot marks the two events with green bands.
+    from motionwatch.tune import TOP
+    row = img[TOP + 3].astype(int)          # just inside the plot's top edge
+    cols = (abs(row[:, 1] - 235) < 3) & (abs(row[:, 0] - 210) < 3)
+    bands = sum(1 for x in range(1, len(cols)) if cols[x] and not cols[x - 1])
+    assert bands == 2
+
+
+def test_tune_static_scene_suggests_from_the_noise_floor(tmp_path: Path, static_noisy_video):
+    out = tmp_path / "quiet.png"
+    proc = mw("tune", str(static_noisy_video), "--seconds", "8", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "0 event(s)" in proc.stdout
+    assert out.exists()
+
+
+def test_tune_live_demo_for_a_few_seconds(tmp_path: Path):
+    out = tmp_path / "demo.png"
+    proc = mw("tune", "demo", "--seconds", "2", "-o", str(out), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert out.exists()
+
+
+def test_tune_bad_arguments_are_one_clear_line(tmp_path: Path):
+    proc = mw("tune", str(tmp_path / "nothing.mp4"), "-o", str(tmp_path / "x.png"))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    proc = mw("tune", "demo", "--seconds", "-3")
+    assert proc.returncode == 2 and "--seconds" in proc.stderr
+    proc = mw("tune", "demo", "-o", str(tmp_path / "plot.txt"))
+    assert proc.returncode == 2 and "--out" in proc.stderr
