@@ -355,7 +355,11 @@ def cmd_check_config(args) -> int:
         base = Path(cfg.source_file).parent if cfg.source_file else None
         print(write_preview(cam, cfg.camera_detection(cam).width, *args.preview, base_dir=base))
         return 0
-    print(yaml.safe_dump(to_plain(cfg), sort_keys=False, default_flow_style=None).rstrip())
+    plain = to_plain(cfg)
+    for section in ("web", "mqtt"):  # settings are shown, secrets are not
+        if plain[section].get("password"):
+            plain[section]["password"] = "***"
+    print(yaml.safe_dump(plain, sort_keys=False, default_flow_style=None).rstrip())
     return 0
 
 

@@ -83,3 +83,11 @@ def test_bad_argument_is_exit_2_one_line():
 def test_unknown_override_key_in_camera_detection():
     with pytest.raises(ConfigError, match=r"cameras\[0\]\.detection\.treshold"):
         parse_config("cameras:\n  - name: x\n    detection: {treshold: 3}\n")
+
+
+def test_check_config_hides_passwords(tmp_path):
+    good = tmp_path / "secret.yaml"
+    good.write_text("web: {password: hunter2}\nmqtt: {password: s3cret}\n")
+    proc = mw("check-config", str(good), check=True)
+    assert "hunter2" not in proc.stdout and "s3cret" not in proc.stdout
+    assert "password: '***'" in proc.stdout
