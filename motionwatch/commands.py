@@ -77,6 +77,7 @@ def cmd_run(args) -> int:
         loop.sinks = sinks
         loop.on_state = on_state
     for loop in late:
+        loop._was_lost = True   # its first frame will announce camera_found
         if on_state is not None:
             on_state("camera_lost", loop.status)
     loops = [loop for loop in loops if loop.source is not None or loop in late]
@@ -150,10 +151,8 @@ def _open_late(loop: CameraLoop, stop: threading.Event) -> bool:
             log.info("%s: still cannot open (%s); next try in %.0f s", loop.cam.name, e, min(delay * 2, BACKOFF_CAP))
             delay = min(delay * 2, BACKOFF_CAP)
             continue
-        log.warning("%s: camera found: watching %s", loop.cam.name, loop.source.describe())
-        loop._connected()   # so camera_found listeners see it connected
-        if loop.on_state is not None:
-            loop.on_state("camera_found", loop.status)
+        # camera_found is announced by the loop with the first frame (it counts as lost).
+        log.warning("%s: camera opened: watching %s", loop.cam.name, loop.source.describe())
         return True
     return False
 
