@@ -102,14 +102,14 @@ class DetectionConfig:
     background_alpha: float = opt(0.05, "background learning rate per frame at 10 fps", lo=0.0001, hi=1.0)
     static_seconds: float = opt(30.0, "something that stops and stays this long joins the background",
                                 lo=1.0, hi=3600.0)
-    trigger_fraction: float = opt(0.004, "changed share of the unmasked picture that counts as motion",
+    trigger_fraction: float = opt(0.002, "changed share of the unmasked picture that counts as motion",
                                   lo=0.0001, hi=1.0)
     max_fraction: float = opt(0.6, "above this changed share a frame is a lighting change, not motion",
                               lo=0.01, hi=1.0)
     min_frames: int = opt(3, "consecutive frames over the trigger needed to start an event", lo=1, hi=1000)
     min_blob_area: int = opt(12, "changed regions smaller than this (detection pixels) are ignored",
                              lo=0, hi=100000)
-    warmup_seconds: float = opt(1.0, "no motion is reported for this long after start or reconnect",
+    warmup_seconds: float = opt(0.5, "no motion is reported for this long after start or reconnect",
                                 lo=0.0, hi=600.0)
     lighting_compensation: bool = opt(True, "cancel global brightness changes before differencing")
     fps: float = opt(0.0, "analyse at most this many frames per second (0 = every frame)", lo=0.0, hi=240.0)

@@ -83,12 +83,12 @@ def replay(frames: Iterable[np.ndarray], fps: float, cfg: Config, cam: CameraCon
 
 def score(name: str, kind: str, events: list[Event], truth: list[tuple[float, float]],
           gap_seconds: float, tolerance_s: float = LATE_LIMIT_S, end_pad: float | None = None,
-          note: str = "") -> Score:
+          note: str = "", source_end: float = float("inf")) -> Score:
     """Match events to true visits (in seconds). Visits closer than the gap are one visit.
 
     With `end_pad` the event ends are scored too, against `end + end_pad`: a
     peer tool's event end includes its post-event time, as our clip's end
-    includes `events.post_roll_seconds`.
+    includes `events.post_roll_seconds`; neither runs past `source_end`.
     """
     visits: list[list[float]] = []
     for a, b in sorted(truth):
@@ -110,7 +110,7 @@ def score(name: str, kind: str, events: list[Event], truth: list[tuple[float, fl
         if lat > tolerance_s:
             sc.late += 1
         if end_pad is not None:
-            err = spans[js[-1]][1] + end_pad - b
+            err = min(spans[js[-1]][1] + end_pad, source_end) - b
             sc.end_errors.append(round(err, 3))
             if abs(err) > tolerance_s:
                 sc.late += 1
@@ -172,20 +172,28 @@ def run_clip(clip: Clip, cfg: Config) -> Score:
     def all_frames() -> Iterator[np.ndarray]:
         yield first
         yield from frames
-    events = replay(all_frames(), fps, cfg, cam)
+    count = [0]
+
+    def counted() -> Iterator[np.ndarray]:
+        for img in all_frames():
+            count[0] += 1
+            yield img
+    events = replay(counted(), fps, cfg, cam)
     truth = [(a / fps, b / fps) for a, b in clip.truth_frames]
     return score(clip.name, "motion" if truth else "quiet", events, truth, cfg.events.gap_seconds,
                  tolerance_s=clip.tolerance_s, end_pad=cfg.events.post_roll_seconds if truth else None,
-                 note=clip.note)
+                 note=clip.note, source_end=(count[0] - 1) / fps)
 
 
-def pixel_scores(root: Path, cfg: Config, step: int = 1) -> tuple[float, float, float, int]:
+def pixel_scores(root: Path, cfg: Config, step: int = 1, last: int | None = None) -> tuple[float, float, float, int]:
     """CDnet precision, recall and F-measure of the change mask over the evaluated frames.
 
     Ground truth: 255 motion (positive), 0 static and 50 shadow (negative),
     85 outside the ROI and 170 unknown (not counted), as CDnet scores it.
     """
     lo, hi = (int(v) for v in (root / "temporalROI.txt").read_text().split()[:2])
+    if last is not None:
+        hi = min(hi, last)
     paths = sorted((root / "input").glob("in*.jpg"))
     first = cv2.imread(str(paths[0]))
     size = (first.shape[1], first.shape[0])
@@ -193,7 +201,7 @@ def pixel_scores(root: Path, cfg: Config, step: int = 1) -> tuple[float, float, 
     det = MotionDetector(det_cfg, size, 25.0, None)
     tp = fp = fn = 0
     frames = 0
-    for n, p in enumerate(paths, start=1):
+    for n, p in enumerate(paths[:hi], start=1):
         d = det.update(cv2.imread(str(p)))
         if n < lo or n > hi or (n - lo) % step:
             continue

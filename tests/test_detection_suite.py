@@ -1,0 +1,69 @@
+"""The detection scene suite (fast subset) and the real clips, with the default config.
+
+Each generated scene is drawn from a seed other than the one the defaults were
+developed on, so this is a held-out check of every kind of scene: zero events
+where nothing moves, exactly one event per visit starting within 1 s.
+The full suite and table: tests/bench/eval_detection.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import footage
+from motionwatch.config import Config
+from motionwatch.evaluate import Score, pixel_scores, run_case, run_clip, score, table
+from motionwatch.model import Event
+from motionwatch.scenes import FAST, real_clips, suite
+
+SEED = 11
+CASES = {c.name: c for c in suite(SEED)}
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_scene(name):
+    sc = run_case(CASES[name], Config())
+    assert sc.ok, table([sc])
+    if sc.kind == "motion":
+        assert sc.found == sc.expected
+        assert all(-1.0 <= lat <= 1.0 for lat in sc.latencies)
+    else:
+        assert sc.found == 0
+
+
+@pytest.mark.parametrize("name", ["traffic_camera", "brightness_change"])
+def test_real_clip(name):
+    rel = {"traffic_camera": "dvrscan_traffic_camera/traffic_camera.mp4",
+           "brightness_change": "dvrscan_brightness_change/issue53_brightness_change.avi"}[name]
+    root = footage(rel).parents[1]
+    clip = next(c for c in real_clips(root) if c.name == name)
+    sc = run_clip(clip, Config())
+    assert sc.ok, table([sc])
+
+
+def test_cdnet_mask_quality_on_a_sample():
+    root = footage("cdnet_highway/temporalROI.txt").parent
+    p, r, f, n = pixel_scores(root, Config(), step=10, last=900)
+    assert n > 30
+    assert f > 0.75 and r > 0.9
+
+
+def _ev(a: float, b: float) -> Event:
+    return Event(id="x", camera="c", start="", end="", start_offset_s=a, end_offset_s=b, start_frame=0,
+                 end_frame=0, peak_fraction=0.1, frames_with_motion=1, snapshot=None, clip=None, boxes=[])
+
+
+def test_scoring_counts_false_missed_split_merged_and_latency():
+    truth = [(2.0, 5.0), (12.0, 15.0), (30.0, 32.0)]
+    events = [_ev(2.4, 3.0), _ev(3.5, 5.0),      # first visit split in two
+              _ev(12.5, 32.0),                    # second and third merged into one
+              _ev(50.0, 51.0)]                    # nothing there: false
+    sc = score("s", "motion", events, truth, gap_seconds=4.0)
+    assert (sc.expected, sc.found, sc.false, sc.missed, sc.split, sc.merged) == (3, 4, 1, 0, 1, 1)
+    assert sc.latencies[0] == pytest.approx(0.4) and not sc.ok
+    late = score("s", "motion", [_ev(3.5, 5.0)], [(2.0, 5.0)], gap_seconds=4.0)
+    assert late.late == 1 and not late.ok
+    missed = score("s", "motion", [], [(2.0, 5.0)], gap_seconds=4.0)
+    assert missed.missed == 1 and isinstance(missed, Score)
+    close = score("s", "motion", [_ev(2.1, 9.0)], [(2.0, 4.0), (6.0, 9.0)], gap_seconds=4.0)
+    assert close.ok and close.expected == 1, "visits closer than the gap are one visit"
