@@ -63,17 +63,22 @@ def open_capture(path: str, luma: bool, threads: int = 0) -> cv2.VideoCapture:
     return cap
 
 
-def probe_luma(path: str) -> tuple[float, float] | None:
-    """(scale, offset) mapping this file's raw decoder plane onto BGR grey, or None
-    when the plane is not a trustworthy 8-bit luma plane (then decode to BGR)."""
-    bgr_cap, raw_cap = open_capture(path, False), open_capture(path, True)
-    try:
-        ok1, bgr = bgr_cap.read()
-        ok2, raw = raw_cap.read()
-    finally:
-        bgr_cap.release()
-        raw_cap.release()
-    if not (ok1 and ok2) or bgr is None or raw is None or bgr.ndim != 3:
+def probe_luma(path: str, threads: int = 0):
+    """Decode the first frame both as BGR and as the raw plane.
+
+    Returns (levels, raw_cap, raw0, bgr_cap, bgr0): `levels` is the (scale,
+    offset) mapping the raw plane onto BGR grey, or None when the plane is not a
+    trustworthy 8-bit luma plane (then decode to BGR). Both captures are left
+    open one frame in, so neither first frame is decoded twice."""
+    bgr_cap, raw_cap = open_capture(path, False), open_capture(path, True, threads)
+    ok1, bgr = bgr_cap.read()
+    ok2, raw = raw_cap.read()
+    levels = _levels(bgr, raw) if ok1 and ok2 else None
+    return levels, raw_cap, raw, bgr_cap, bgr
+
+
+def _levels(bgr: np.ndarray | None, raw: np.ndarray | None) -> tuple[float, float] | None:
+    if bgr is None or raw is None or bgr.ndim != 3:
         return None
     if raw.ndim != 2 or raw.dtype != np.uint8 or raw.shape != bgr.shape[:2]:
         return None
@@ -97,11 +102,12 @@ class ColourFetcher:
     seek that lands a frame off is caught and corrected.
     """
 
-    def __init__(self, path: str, levels: tuple[float, float]):
+    def __init__(self, path: str, levels: tuple[float, float], cap: cv2.VideoCapture | None = None,
+                 pos: int = 0):
         self.path = path
         self.levels = levels
-        self.cap: cv2.VideoCapture | None = None
-        self.pos = 0              # index of the frame the capture returns next
+        self.cap = cap
+        self.pos = pos            # index of the frame the capture returns next
         self.lock = threading.Lock()
         self.fetched = 0
         self.tolerance = 1.5
@@ -274,14 +280,28 @@ class FileReader:
 
     def __init__(self, path: str, *, threaded: bool, colour: bool = False, max_bad: int = 250):
         self.path = path
-        self.levels = None if colour else probe_luma(path)
-        self.luma = self.levels is not None
         # Paced (live) decoding has a frame interval to spare: one decoder thread
         # costs 10-20% less CPU than FFmpeg's frame threads waking for each frame.
-        self.cap = open_capture(path, self.luma, threads=0 if threaded else PACED_DECODER_THREADS)
-        self.fetcher = ColourFetcher(path, self.levels) if self.luma else None
+        threads = 0 if threaded else PACED_DECODER_THREADS
+        self.levels = None
+        self.fetcher: ColourFetcher | None = None
+        self._first: tuple[np.ndarray, np.ndarray] | None = None
+        if not colour:
+            self.levels, raw_cap, raw0, bgr_cap, bgr0 = probe_luma(path, threads)
+            if self.levels is None:
+                raw_cap.release()
+                bgr_cap.release()
+            else:
+                # The probe's captures go on: the raw one feeds the scan, the BGR one
+                # re-decodes saved frames; frame 0 was decoded both ways already.
+                self.cap = raw_cap
+                self.fetcher = ColourFetcher(path, self.levels, cap=bgr_cap, pos=1)
+                self.fetcher.calibrate(bgr0, raw0)
+                self._first = (raw0, bgr0)
+        self.luma = self.levels is not None
+        if not self.luma:
+            self.cap = open_capture(path, False, threads)
         self.thread = DecodeThread(self.cap, max_bad) if threaded else None
-        self._calibrated = False
 
     @property
     def luma_levels(self) -> tuple[float, float] | None:
@@ -291,6 +311,10 @@ class FileReader:
         return self.levels
 
     def read(self) -> tuple[bool, np.ndarray | None]:
+        if self._first is not None and self._first[0] is not None:
+            raw0 = self._first[0]
+            self._first = (None, self._first[1])
+            return True, raw0
         if self.thread is not None:
             return self.thread.read()
         ok, img = self.cap.read()
@@ -300,11 +324,9 @@ class FileReader:
         if not self.luma:
             return Frame(img, index, ts, wall)
         f = LumaFrame(img, index, ts, wall, self.fetcher)
-        if not self._calibrated:
-            # The first frame is decoded once more in colour to learn the match tolerance.
-            self._calibrated = True
-            f.image = self.fetcher.fetch(index, img)
-            self.fetcher.calibrate(f.image, img)
+        if self._first is not None:
+            f.image = self._first[1]   # the probe's colour decode of this same frame
+            self._first = None
         return f
 
     def close(self) -> None:
