@@ -99,6 +99,7 @@ class MotionDetector:
         self.diff = np.empty((h, w), np.uint8)
         self.mask = np.zeros((h, w), np.uint8)   # every changed region (not learned)
         self.out_buf = np.zeros((h, w), np.uint8)
+        self.prev_out = np.zeros((h, w), np.uint8)   # last frame's moving regions
         self.out = self.mask                       # regions that move: what is reported
         self.tmp = np.empty((h, w), np.uint8)
         self.still = np.zeros((h, w), np.uint16)  # frames each pixel has stayed changed
@@ -154,6 +155,7 @@ class MotionDetector:
             self._rebaseline()
             return Detection(0.0, [], self.mask, lighting_change=True, ready=False, threshold=threshold)
         boxes, changed = self._clean(changed, threshold, gain, offset)
+        np.copyto(self.prev_out, self.out)
         self._learn(gain, offset, warming)
         if warming or self.rebase_left > 0:
             self.rebase_left = max(0, self.rebase_left - 1)
@@ -293,7 +295,11 @@ class MotionDetector:
         large = np.nonzero(moving & (areas >= RELIT_MIN_SHARE * self.watch_area))[0]
         if len(large):
             moving[self._relit(labels, large, n, gain, offset)] = False
-        if self.jump_left and self.jump_left < self.jump_frames:
+        if self.jump_left == self.jump_frames:
+            # The jump frame itself: what one gain cannot map flashes up everywhere;
+            # only regions that were already moving last frame count.
+            moving &= np.bincount(labels[self.prev_out > 0], minlength=n) > 0
+        elif self.jump_left:
             still = big & ~moving
             if still.any():
                 self._relearn(still[labels])
