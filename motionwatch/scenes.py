@@ -120,7 +120,7 @@ def suite(seed: int = 1, gap_seconds: float = 4.0) -> list[Case]:
     sx, sy = int(d.u(40, 400)), int(d.u(40, 200))
     sway = (sx, sy, int(d.u(120, 200)), int(d.u(120, 200)))
     add("tree_masked", "quiet", "swaying bush, masked", sway=sway,
-        mask=(_rect_poly(sway[0] - 25, sway[1] - 20, sway[2] + 50, sway[3] + 40),))
+        mask=(_rect_poly(*sway),))
     add("compression", "quiet", "heavy JPEG artefacts (quality ~20) over noise",
         jpeg_quality=int(d.u(12, 30)), noise=d.u(3.0, 6.0))
 
@@ -160,7 +160,7 @@ def suite(seed: int = 1, gap_seconds: float = 4.0) -> list[Case]:
         noise=d.u(10.0, 14.0), walkers=(d.walker(d.u(4, 8), d.u(4.0, 6.0), d.u(0.3, 0.5)),))
     sway = (int(d.u(40, 300)), int(d.u(30, 120)), int(d.u(120, 180)), int(d.u(100, 150)))
     add("walk_tree_masked", "motion", "person below a masked swaying bush", sway=sway,
-        mask=(_rect_poly(sway[0] - 25, sway[1] - 20, sway[2] + 50, sway[3] + 40),),
+        mask=(_rect_poly(*sway),),
         walkers=(d.walker(d.u(4, 8), d.u(4.0, 6.0), d.u(0.3, 0.4), y=0.97),))
     return cases
 

@@ -214,12 +214,15 @@ class SceneRenderer:
     def _sway(self, img: np.ndarray, t: float) -> None:
         x, y, w, h = self.scene.sway
         rng = np.random.default_rng(7)
+        # Leaves stay inside the rectangle however they sway, so masking
+        # exactly (x, y, w, h) hides the whole bush.
         for k in range(40):
-            px = x + rng.uniform(0, w)
-            py = y + rng.uniform(0, h)
+            r = int(min(rng.uniform(4, 12), max(1, (w - 14) // 2), max(1, h // 2)))
+            px = x + r + 6 + rng.uniform(0, max(0.0, w - 2 * r - 12))
+            py = y + r + rng.uniform(0, max(0.0, h - 2 * r))
             dx = 6 * math.sin(2 * math.pi * 0.7 * t + k)
             color = (30, 90 + 60 * rng.uniform(), 40)
-            cv2.circle(img, (int(px + dx), int(py)), int(rng.uniform(4, 12)), color, -1)
+            cv2.circle(img, (int(px + dx), int(py)), r, color, -1)
 
 
 def write_video(scene: Scene, path: str, fourcc: str = "mp4v") -> str:
