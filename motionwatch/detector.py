@@ -1,10 +1,13 @@
 """Per-frame motion detection: frame in, `Detection` out. No I/O, no clock.
 
 Pipeline per frame, all on a small image (detection width, default 320 px):
-resize → gray → blur → global lighting compensation → absdiff against a
-running-average background → threshold (fixed, auto noise floor, or Otsu) →
-dilate/erode → drop small blobs → fraction of the watched area → boxes.
-Buffers are allocated once per input size and reused.
+resize → gray → blur → global lighting compensation (median ratio) → absdiff
+against a running-average background, less an allowance on its strong edges →
+threshold (fixed, auto noise floor, or Otsu) → dilate/erode → drop small blobs
+→ keep regions that also differ from the last ~0.25 s (moving) and that light
+alone does not explain (texture kept) → fraction of the watched area → boxes.
+Buffers are allocated once per input size and reused; connected components
+run only when something changed. docs/detection.md explains each step.
 """
 
 from __future__ import annotations
@@ -121,6 +124,9 @@ class MotionDetector:
         self.jump_left = 0
         self.edge_due = 0
         self.still[:] = 0
+        self.mask[:] = 0
+        self.prev_out[:] = 0
+        self.out = self.mask
 
     # -- public ---------------------------------------------------------------
 
