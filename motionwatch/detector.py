@@ -110,7 +110,7 @@ class MotionDetector:
         self.still_next = np.zeros((h, w), np.uint16)
         self.not_mask = np.empty((h, w), np.uint8)
         # Subsample grid for the cheap robust statistics (gain, noise).
-        step = max(1, int(np.sqrt(w * h / 5000)))
+        step = max(1, int(np.sqrt(w * h / 2500)))
         self.sub = (slice(step // 2, None, step), slice(step // 2, None, step))
         self.sub_watch = (self.watch[self.sub] > 0) if self.watch is not None else None
 
