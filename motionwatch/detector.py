@@ -109,6 +109,9 @@ class MotionDetector:
         self.ones = np.ones((h, w), np.uint16)
         self.still_next = np.zeros((h, w), np.uint16)
         self.not_mask = np.empty((h, w), np.uint8)
+        # 16-bit labels when they cannot overflow (8-connected regions are at most one
+        # pixel in each 2x2 block): the labelling writes half the bytes, ~3x faster.
+        self.label_type = cv2.CV_16U if ((w + 1) // 2) * ((h + 1) // 2) < 65535 else cv2.CV_32S
         # Subsample grid for the cheap robust statistics (gain, noise).
         step = max(1, int(np.sqrt(w * h / 2500)))
         self.sub = (slice(step // 2, None, step), slice(step // 2, None, step))
@@ -235,8 +238,8 @@ class MotionDetector:
         # percentile match is thrown off by one bright car in a small area).
         cur = cur.astype(np.float32)
         ratio = (cur + 4.0) / (ref + 4.0)
-        gain = min(max(float(np.median(ratio)), 0.2), 5.0)
-        offset = float(np.median(cur - gain * ref))
+        gain = min(max(_median(ratio), 0.2), 5.0)
+        offset = _median(cur - gain * ref)
         if abs(gain - 1.0) < 0.01 and abs(offset) < 1.0:
             return 1.0, 0.0
         return gain, offset
@@ -261,9 +264,11 @@ class MotionDetector:
             d = quiet
         elif self.sub_watch is not None:
             d = d[self.sub_watch]
+        else:
+            d = d.copy()   # a view of self.diff: _percentile reorders what it gets
         # The 30th percentile of |N(0, sigma)| is 0.385 sigma; a low percentile
         # stays put when moving things cover a good part of a small watched area.
-        sigma = float(np.percentile(d, 30)) / 0.385
+        sigma = _percentile(d, 30) / 0.385
         if self.noise_sigma is None:
             self.noise_sigma = sigma
         elif warming:
@@ -289,7 +294,8 @@ class MotionDetector:
             cv2.erode(self.mask, self.kernel, self.mask, iterations=self.cfg.erode)
         if self.watch is not None:
             cv2.bitwise_and(self.mask, self.watch, self.mask)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(self.mask, connectivity=8)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(self.mask, connectivity=8,
+                                                               ltype=self.label_type)
         if n <= 1:
             self.out = self.mask
             return [], 0
@@ -404,3 +410,36 @@ class MotionDetector:
         self.edge_due = 0
         self.still[:] = 0
         self.rebase_left = self.rebase_frames
+
+
+# np.median / np.percentile give these exact values but spend ~4x the time on
+# checks and bookkeeping around the one partition that does the work.
+
+def _median(a: np.ndarray) -> float:
+    """np.median of a float array we own (reordered in place), as a float."""
+    a = a.ravel()
+    n = a.size
+    if n < 2:
+        return float(np.median(a))
+    k = n // 2
+    if n % 2:
+        a.partition(k)
+        return float(a[k])
+    a.partition((k - 1, k))
+    return float((a[k - 1] + a[k]) / 2)
+
+
+def _percentile(a: np.ndarray, q: float) -> float:
+    """np.percentile(a, q) (linear method) of an integer array we own (reordered)."""
+    a = a.ravel()
+    n = a.size
+    if n < 2:
+        return float(np.percentile(a, q))
+    at = (n - 1) * (q / 100)
+    lo = int(np.floor(at))
+    a.partition((lo, lo + 1))
+    lo_v, hi_v = float(a[lo]), float(a[lo + 1])
+    t = at - lo
+    step = hi_v - lo_v
+    # numpy's lerp, which interpolates from the nearer end
+    return hi_v - step * (1 - t) if t >= 0.5 else lo_v + step * t
