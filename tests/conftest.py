@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,20 @@ def mw(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | No
     if check and proc.returncode != 0:
         raise AssertionError(f"motionwatch {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
     return proc
+
+
+def wait_until(pred, timeout: float = 20.0, what: str | None = None):
+    """Poll `pred` until it gives something truthy and return that; on timeout
+    return False, or fail the test naming `what` when it is given."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(0.05)
+    if what is not None:
+        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+    return False
 
 
 def events_json(recordings: Path) -> list[dict]:

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import events_json, mw
+from conftest import events_json, mw, wait_until
 from motionwatch.config import HooksConfig
 from motionwatch.pipeline import CameraStatus
 from motionwatch.sinks import hooks as hooks_mod
@@ -29,15 +29,6 @@ with open(out, "a") as f:
 
 def calls(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def wait_until(pred, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_event_hooks_get_json_on_stdin_and_env_and_no_shell(tmp_path, recordings):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import cv2
 
-from conftest import events_json, mw
+from conftest import events_json, mw, wait_until
 from motionwatch.synth import Scene, SceneRenderer, Walker
 
 # A person crosses at 6 s and at 12 s of the stream's own time.
@@ -98,16 +98,6 @@ def write_config(tmp_path: Path, cameras: list[dict], hook_log: Path | None = No
 
 def hook_calls(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def wait_until(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_killing_one_stream_never_stops_the_other_camera(tmp_path, recordings):

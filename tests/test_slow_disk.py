@@ -24,6 +24,8 @@ from motionwatch.sources import DemoSource
 from motionwatch.store import EventIndex
 from motionwatch.synth import demo_scene
 
+from conftest import wait_until
+
 
 class HungDisk(Sink):
     name = "hung disk"
@@ -35,13 +37,6 @@ class HungDisk(Sink):
     def handle(self, signal) -> None:
         self.blocked.set()
         self.release.wait(60)
-
-
-def wait_until(cond, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.05)
 
 
 def test_hung_disk_drops_clip_frames_never_capture(tmp_path):
@@ -72,10 +67,10 @@ def test_hung_disk_drops_clip_frames_never_capture(tmp_path):
     t = threading.Thread(target=loop.run, daemon=True)
     t.start()
     try:
-        wait_until(lambda: loop.status.in_event)    # the event started, so did the hang
+        wait_until(lambda: loop.status.in_event, 60, "the event to start")    # the event started, so did the hang
         assert disk.blocked.wait(30)
         n0 = frames["n"]
-        wait_until(lambda: runner.dropped >= 20)    # the queue filled and frames are dropped...
+        wait_until(lambda: runner.dropped >= 20, 60, "clip frames to be dropped")    # the queue filled and frames are dropped...
         assert frames["n"] - n0 >= 20               # ...while capture and detection went on
         assert loop.status.connected and t.is_alive()
         assert peak[0] <= runner.max_frames         # bounded: never more waiting than allowed

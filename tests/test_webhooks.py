@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import events_json, mw
+from conftest import events_json, mw, wait_until
 from motionwatch.config import WebhookConfig
 from motionwatch.events import EventEnded
 from motionwatch.sinks.webhooks import Webhooks
@@ -118,15 +118,6 @@ def ended(tmp_path: Path, event_id: str = "abc123") -> EventEnded:
              "clip": None, "boxes": []}
     ev = SimpleNamespace(id=event_id, camera="cam", first=SimpleNamespace(wall=time.time()))
     return EventEnded(ev, None, "gap", saved=saved, folder=str(folder))
-
-
-def wait_until(pred, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_5xx_is_retried_with_backoff_until_delivered(tmp_path, receiver, caplog):
