@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import cv2
 
 from motionwatch.config import EventsConfig
+from motionwatch.decode import LumaFrame
 from motionwatch.model import Box, Detection, Event, Frame, iso
 
 # Most points of the fraction-over-time series kept per event (for charts).
@@ -168,8 +169,12 @@ class EventTracker:
     def _clip_sized(self, frame: Frame) -> Frame:
         """The frame scaled down to `events.clip_width` (a new Frame), or itself."""
         width = self.cfg.clip_width
-        h, w = frame.image.shape[:2]
-        if not width or width >= w:
+        if not width:
+            return frame
+        # A LumaFrame's size is its luma plane's: reading `image` would decode its
+        # colour now, for every frame, though most ring frames are never saved.
+        h, w = (frame.gray if isinstance(frame, LumaFrame) else frame.image).shape[:2]
+        if width >= w:
             return frame
         size = (width - width % 2, max(2, round(h * width / w / 2) * 2))
         small = cv2.resize(frame.image, size, interpolation=cv2.INTER_AREA)
