@@ -163,9 +163,10 @@ class MotionDetector:
         if lighting:
             self._rebaseline()
             return Detection(0.0, [], self.mask, lighting_change=True, ready=False, threshold=threshold)
+        quiet = changed == 0   # nothing over the threshold: the mask stays empty
         boxes, changed = self._clean(changed, threshold)
         np.copyto(self.prev_out, self.out)
-        self._learn(gain, offset, warming)
+        self._learn(gain, offset, warming, quiet)
         if warming or self.rebase_left > 0:
             self.rebase_left = max(0, self.rebase_left - 1)
             return Detection(0.0, [], self.out, ready=False, threshold=threshold)
@@ -385,7 +386,7 @@ class MotionDetector:
             self._relearn(self._full(relit[labels], roi))
         return relit
 
-    def _learn(self, gain: float, offset: float, warming: bool) -> None:
+    def _learn(self, gain: float, offset: float, warming: bool, quiet: bool = False) -> None:
         """Update the background: fast while warming, never under moving things.
 
         Pixels under the change mask keep their background, so a slow walker is
@@ -411,6 +412,12 @@ class MotionDetector:
         if warming or self.rebase_left > 0:
             rate = max(self.alpha, 1.0 / min(self.frames, self.warmup_frames)) if warming else 0.5
             cv2.accumulateWeighted(self.blurred, self.bg, rate)
+            return
+        if quiet:
+            # Nothing changed (the usual frame): all of the background learns and
+            # no pixel stays changed; the same result without the masks.
+            cv2.accumulateWeighted(self.blurred, self.bg, self.alpha)
+            self.still.fill(0)
             return
         cv2.bitwise_not(self.mask, self.not_mask)
         cv2.accumulateWeighted(self.blurred, self.bg, self.alpha, self.not_mask)
