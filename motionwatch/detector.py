@@ -289,10 +289,18 @@ class MotionDetector:
         if changed == 0:
             self.out = self.mask
             return [], 0
-        if self.cfg.dilate:
-            cv2.dilate(self.mask, self.kernel, self.mask, iterations=self.cfg.dilate)
-        if self.cfg.erode:
-            cv2.erode(self.mask, self.kernel, self.mask, iterations=self.cfg.erode)
+        if self.cfg.dilate or self.cfg.erode:
+            # Only around what changed: grown by how far dilation can spread it plus
+            # how far erosion looks, so every pixel that may be set sees the same
+            # neighbours as over the whole mask (outside, both see zeros or the edge).
+            x, y, w, h = cv2.boundingRect(self.mask)
+            pad = (self.cfg.kernel // 2) * (self.cfg.dilate + self.cfg.erode) + 1
+            rows, cols = self.mask.shape
+            area = self.mask[max(0, y - pad):min(rows, y + h + pad), max(0, x - pad):min(cols, x + w + pad)]
+            if self.cfg.dilate:
+                cv2.dilate(area, self.kernel, area, iterations=self.cfg.dilate)
+            if self.cfg.erode:
+                cv2.erode(area, self.kernel, area, iterations=self.cfg.erode)
         if self.watch is not None:
             cv2.bitwise_and(self.mask, self.watch, self.mask)
         # Label only the rectangle around what changed (usually a small part of the
