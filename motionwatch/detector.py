@@ -338,14 +338,14 @@ class MotionDetector:
         lut = np.zeros(n, np.uint8)
         if not big[1:].all():
             lut[big] = 255   # drop specks from the mask so they are learned
-            self.mask[roi] = lut[labels]
+            self.mask[roi] = lut.take(labels)   # take: half the time of lut[labels]
         if moving[1:].all():
             self.out = self.mask
         else:
             lut[:] = 0
             lut[moving] = 255
             self.out_buf.fill(0)
-            self.out_buf[roi] = lut[labels]
+            self.out_buf[roi] = lut.take(labels)
             self.out = self.out_buf
         keep = np.nonzero(moving)[0]
         total = int(areas[keep].sum())
