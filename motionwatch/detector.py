@@ -7,7 +7,7 @@ threshold (fixed, auto noise floor, or Otsu) → dilate/erode → drop small blo
 → keep regions that also differ from the last ~0.25 s (moving) and that light
 alone does not explain (texture kept) → fraction of the watched area → boxes.
 Buffers are allocated once per input size and reused; connected components
-run only when something changed. docs/detection.md explains each step.
+run only when something changed. The README section *Motion detection* explains each step.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ when it has libx264, because every browser plays it inline and it is the
 smallest per second of video; otherwise OpenCV's own MPEG-4 Part 2 (`mp4v`)
 MP4, which OpenCV's pip wheels always write, VLC and every desktop player
 open, and browsers offer as a download. VP8 WebM (`webm`) plays in browsers
-without ffmpeg but costs several times the CPU. docs/recording.md has the
+without ffmpeg but costs several times the CPU. The README section *Recording* has the
 measurements behind this choice.
 
 Frames are placed on the clip's timeline by their source timestamps, so a
