@@ -42,9 +42,6 @@ MIN_MOVING = 4
 # pixel and differs by about the local gradient; a subject differs by far more.
 EDGE_K = 0.3            # x the 3x3 morphological gradient of the background
 EDGE_EVERY_S = 0.5      # how often the edge map follows the background
-# Background levels this close to white were probably clipped (noise keeps the
-# average a little under 255): their true brightness is unknown.
-CLIPPED = 230.0
 # A frame whose global gain moves this much is a light jump (switch, exposure
 # step). One gain cannot map everything (colour channels clip, tone curves
 # bend), so for JUMP_S afterwards changed regions that do not move are re-learned.
@@ -89,7 +86,6 @@ class MotionDetector:
         self.reset()
 
     def _alloc(self, w: int, h: int) -> None:
-        self.small = np.empty((h, w), np.uint8)
         self.gray = np.empty((h, w), np.uint8)
         self.blurred = np.empty((h, w), np.uint8)
         self.bg = np.zeros((h, w), np.float32)
@@ -166,7 +162,7 @@ class MotionDetector:
         quiet = changed == 0   # nothing over the threshold: the mask stays empty
         boxes, changed = self._clean(changed, threshold)
         np.copyto(self.prev_out, self.out)
-        self._learn(gain, offset, warming, quiet)
+        self._learn(warming, quiet)
         if warming or self.rebase_left > 0:
             self.rebase_left = max(0, self.rebase_left - 1)
             return Detection(0.0, [], self.out, ready=False, threshold=threshold)
@@ -394,18 +390,18 @@ class MotionDetector:
             self._relearn(self._full(relit[labels], roi))
         return relit
 
-    def _learn(self, gain: float, offset: float, warming: bool, quiet: bool = False) -> None:
+    def _learn(self, warming: bool, quiet: bool = False) -> None:
         """Update the background: fast while warming, never under moving things.
 
         Pixels under the change mask keep their background, so a slow walker is
         not absorbed; a pixel that stays changed for `static_seconds` (a parked
         car) is copied in so it cannot hold an event open forever.
         """
-        if gain != 1.0 or offset != 0.0:
+        if self.gain != 1.0 or self.offset != 0.0:
             # Re-express the background in this frame's lighting so it re-baselines at once.
             for model in (self.bg, self.recent_bg):
-                model *= gain
-                model += offset
+                model *= self.gain
+                model += self.offset
                 np.clip(model, 0.0, 255.0, out=model)
         if self.jump_left == self.jump_frames:
             self.recent_bg[:] = self.blurred
