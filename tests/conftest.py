@@ -63,6 +63,27 @@ def recordings(tmp_path: Path) -> Path:
     return tmp_path / "recordings"
 
 
+@pytest.fixture
+def tmpfs(tmp_path: Path):
+    """`tmpfs(size_mb)` mounts a real filesystem of that size under tmp_path (free
+    space is exact and it can be filled to the last byte); skips without root.
+    Everything it mounted is unmounted at teardown."""
+    mounted: list[Path] = []
+
+    def mount(size_mb: int) -> Path:
+        mnt = tmp_path / ("disk" if not mounted else f"disk{len(mounted)}")
+        mnt.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(mnt)],
+                          capture_output=True).returncode != 0:
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        mounted.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in mounted:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
 # Two people crossing a noisy room 12 s apart, and a light switched on in between.
 TWO_VISITS = Scene(width=640, height=480, fps=15, duration_s=30, seed=3, noise=5.0,
                    walkers=(Walker(4.0, 5.0), Walker(17.0, 5.0, height=0.45, shade=70,

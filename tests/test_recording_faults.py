@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from motionwatch.config import EventsConfig, RecordingsConfig
@@ -26,6 +25,8 @@ from motionwatch.sinks.clip import ffmpeg_with_x264
 from motionwatch.sinks.recorder import Recorder
 from motionwatch.store import EventIndex
 from motionwatch.synth import Scene, SceneRenderer, Walker, write_video
+
+from conftest import wait_until
 
 needs_ffmpeg = pytest.mark.skipif(ffmpeg_with_x264() is None, reason="needs ffmpeg with libx264")
 
@@ -58,26 +59,11 @@ def events_in(root: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(root.rglob("event.json"))]
 
 
-def wait_for(pred, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def event_folders(root: Path) -> list[Path]:
     return sorted(p for p in root.glob("*/*/*") if p.is_dir() and not p.name.startswith("."))
 
 
 # --- a live run (paced file) in a real subprocess ------------------------------------
-
-@pytest.fixture
-def shared_dir(tmp_path):
-    return tmp_path
-
 
 def start_run(video: Path, root: Path, cfg: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "motionwatch", "run", "--source", str(video),
@@ -105,18 +91,18 @@ def make_writable(folder: Path) -> None:
 
 
 @needs_ffmpeg
-def test_event_folder_made_read_only_mid_event(shared_dir):
-    video = Path(write_video(TWO, str(shared_dir / "two.mp4")))
-    cfg = shared_dir / "fast.yaml"
+def test_event_folder_made_read_only_mid_event(tmp_path):
+    video = Path(write_video(TWO, str(tmp_path / "two.mp4")))
+    cfg = tmp_path / "fast.yaml"
     cfg.write_text(FAST)
-    root = shared_dir / "recordings"
+    root = tmp_path / "recordings"
     proc = start_run(video, root, cfg)
     first = None
     try:
-        first = wait_for(lambda: next(iter(event_folders(root)), None), what="the first event")
-        wait_for(lambda: list(first.glob(".tmp-clip-*")), what="its clip")
+        first = wait_until(lambda: next(iter(event_folders(root)), None), timeout=30, what="the first event")
+        wait_until(lambda: list(first.glob(".tmp-clip-*")), timeout=30, what="its clip")
         reason = make_read_only(first)                         # mid-event
-        wait_for(lambda: len(event_folders(root)) >= 2, what="the second event")
+        wait_until(lambda: len(event_folders(root)) >= 2, timeout=30, what="the second event")
         make_writable(first)                                   # writable again
         first = None
         out, err = proc.communicate(timeout=60)
@@ -138,20 +124,20 @@ def test_event_folder_made_read_only_mid_event(shared_dir):
 
 
 @needs_ffmpeg
-def test_sigkill_mid_event_leaves_nothing_that_looks_whole(shared_dir):
-    video = Path(write_video(TWO, str(shared_dir / "two.mp4")))
-    cfg = shared_dir / "fast.yaml"
+def test_sigkill_mid_event_leaves_nothing_that_looks_whole(tmp_path):
+    video = Path(write_video(TWO, str(tmp_path / "two.mp4")))
+    cfg = tmp_path / "fast.yaml"
     cfg.write_text(FAST + "  snapshot: both\n")
-    root = shared_dir / "recordings"
+    root = tmp_path / "recordings"
     proc = start_run(video, root, cfg)
-    first = wait_for(lambda: next(iter(event_folders(root)), None), what="the first event")
-    wait_for(lambda: list(first.glob(".tmp-clip-*")), what="its clip")
+    first = wait_until(lambda: next(iter(event_folders(root)), None), timeout=30, what="the first event")
+    wait_until(lambda: list(first.glob(".tmp-clip-*")), timeout=30, what="its clip")
     time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     # The encoder sees its input end and exits; it must not linger.
-    wait_for(lambda: not any(str(first) in _cmdline(p) for p in Path("/proc").glob("[0-9]*")),
-             timeout=20, what="ffmpeg to exit")
+    wait_until(lambda: not any(str(first) in _cmdline(p) for p in Path("/proc").glob("[0-9]*")),
+               timeout=20, what="ffmpeg to exit")
     assert not (first / "event.json").exists()           # not presented as an event
     visible = sorted(p.name for p in first.iterdir() if not p.name.startswith("."))
     assert visible == ["first.jpg"]                      # the moment it began, whole
@@ -203,15 +189,9 @@ class Drive:
 
 
 @pytest.fixture
-def small_disk(tmp_path):
+def small_disk(tmpfs):
     """A real 12 MB filesystem (tmpfs) that can be filled; needs root."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(mnt)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    return tmpfs(12)
 
 
 @needs_ffmpeg

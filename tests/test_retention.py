@@ -22,7 +22,7 @@ from motionwatch.retention import Retention, RetentionThread
 from motionwatch.store import EventIndex
 from motionwatch.synth import Scene, write_video
 
-from conftest import events_json, mw
+from conftest import events_json, mw, wait_until
 
 MB = 1_000_000
 
@@ -123,15 +123,9 @@ def test_index_follows_the_folders(quiet_video, recordings, tmp_path):
 
 
 @pytest.fixture
-def small_disk(tmp_path):
+def small_disk(tmpfs):
     """A real 24 MB filesystem (tmpfs), so free space is exact; needs root."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    return tmpfs(24)
 
 
 @pytest.mark.parametrize("limit", [{"min_free_gb": 0.010}, {"min_free_gb": 0, "min_free_percent": 45}])
@@ -160,9 +154,7 @@ def test_background_thread_enforces_while_running(recordings):
     try:
         late = fill(recordings, [5])[0]               # appears while running
         index.add(json.loads((late / "event.json").read_text()), late)
-        deadline = time.monotonic() + 20
-        while (late.exists() or len(index.query()) > 1) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: not late.exists() and len(index.query()) <= 1, timeout=20)
         assert not late.exists()
         assert len(index.query()) == 1     # removed from the index by the thread, not just the disk
     finally:
