@@ -18,9 +18,9 @@ import numpy as np
 
 from motionwatch.config import CameraConfig, Config
 from motionwatch.detector import MotionDetector
-from motionwatch.events import EventEnded, EventTracker
-from motionwatch.masks import detection_size, watch_mask
+from motionwatch.events import EventEnded
 from motionwatch.model import Detection, Event, Frame
+from motionwatch.pipeline import camera_stages
 from motionwatch.scenes import Case, Clip, outside
 from motionwatch.synth import SceneRenderer
 
@@ -59,18 +59,12 @@ class Score:
 def replay(frames: Iterable[np.ndarray], fps: float, cfg: Config, cam: CameraConfig,
            on_detection: Callable[[Frame, Detection], None] | None = None) -> list[Event]:
     """Run frames through detector + tracker exactly as the pipeline does; return the events."""
-    det_cfg = cfg.camera_detection(cam)
     detector = tracker = None
     frame = None
     events: list[Event] = []
     for i, image in enumerate(frames):
         if detector is None:
-            size = (image.shape[1], image.shape[0])
-            det_size = detection_size(size[0], size[1], det_cfg.width)
-            base = Path(cfg.source_file).parent if cfg.source_file else None
-            detector = MotionDetector(det_cfg, size, fps, watch_mask(cam, size, det_size, base))
-            tracker = EventTracker(cam.name, cfg.events, det_cfg.trigger_fraction, det_cfg.min_frames,
-                                   fps, clip=False)
+            detector, tracker = camera_stages(cfg, cam, (image.shape[1], image.shape[0]), fps, clip=False)
         frame = Frame(image, i, i / fps, 1.0e9 + i / fps)
         det = detector.update(image)
         if on_detection is not None:

@@ -21,7 +21,7 @@ from motionwatch.decode import LumaFrame
 from motionwatch.detector import MotionDetector
 from motionwatch.errors import SourceError
 from motionwatch.events import EventEnded, EventStarted, EventTracker
-from motionwatch.masks import watch_mask
+from motionwatch.masks import detection_size, watch_mask
 from motionwatch.model import Detection, Frame, iso
 from motionwatch.sources import FrameSource, open_source
 
@@ -35,6 +35,20 @@ OPENCV_THREADS = 1
 BACKOFF_START = 1.0
 BACKOFF_CAP = 30.0
 
+
+
+def camera_stages(cfg: Config, cam: CameraConfig, size: tuple[int, int], fps: float,
+                  clip: bool | None = None, clip_fps: float | None = None
+                  ) -> tuple[MotionDetector, EventTracker]:
+    """The detector (with the camera's mask) and the event tracker for one camera
+    at one picture size: the capture loop, `tune` and the evaluation all use these."""
+    det_cfg = cfg.camera_detection(cam)
+    base = Path(cfg.source_file).parent if cfg.source_file else None
+    watch = watch_mask(cam, size, detection_size(size[0], size[1], det_cfg.width), base)
+    detector = MotionDetector(det_cfg, size, fps, watch)
+    tracker = EventTracker(cam.name, cfg.events, det_cfg.trigger_fraction, det_cfg.min_frames,
+                           fps, clip=clip, clip_fps=clip_fps)
+    return detector, tracker
 
 @dataclass
 class CameraStatus:
@@ -187,16 +201,10 @@ class CameraLoop:
                         self.cam.name, *self._size, *size)
             self._flush("size changed")
         self._size = size
-        fps = self._analysis_fps()
-        base = Path(self.cfg.source_file).parent if self.cfg.source_file else None
-        from motionwatch.masks import detection_size
-        det_size = detection_size(size[0], size[1], self.det_cfg.width)
-        watch = watch_mask(self.cam, size, det_size, base)
-        self.detector = MotionDetector(self.det_cfg, size, fps, watch)
+        self.detector, self.tracker = camera_stages(
+            self.cfg, self.cam, size, self._analysis_fps(),
+            clip_fps=self.source.fps if self.source else None)
         self.detector.luma_levels = getattr(self.source, "luma_levels", None)
-        self.tracker = EventTracker(self.cam.name, self.cfg.events, self.det_cfg.trigger_fraction,
-                                    self.det_cfg.min_frames, fps,
-                                    clip_fps=self.source.fps if self.source else None)
 
     def _count_stall(self, seconds: float) -> None:
         """A frame that kept the loop busy longer than a frame interval (live: the

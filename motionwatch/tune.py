@@ -20,11 +20,10 @@ import numpy as np
 
 from motionwatch.cli import common
 from motionwatch.config import Config, load_config
-from motionwatch.detector import MotionDetector
 from motionwatch.errors import ConfigError, MotionwatchError, SourceError
-from motionwatch.events import EventEnded, EventTracker
-from motionwatch.masks import detection_size, watch_mask
+from motionwatch.events import EventEnded
 from motionwatch.model import Event
+from motionwatch.pipeline import camera_stages
 from motionwatch.sources import open_source, source_kind
 
 LIVE_SECONDS = 30.0
@@ -102,11 +101,9 @@ def _config(args) -> Config:
 def replay_source(cfg: Config, spec: str, seconds: float | None) -> Trace:
     """Run the source through detector + tracker (no recording); stop after `seconds` of source time."""
     cam = cfg.cameras[0]
-    det_cfg = cfg.camera_detection(cam)
     src = open_source(spec, scan=True)
     trace = Trace(fps=src.fps or 10.0)
     detector = tracker = None
-    base = Path(cfg.source_file).parent if cfg.source_file else None
     start = time.monotonic()
     try:
         while True:
@@ -117,10 +114,7 @@ def replay_source(cfg: Config, spec: str, seconds: float | None) -> Trace:
                 break
             if detector is None:
                 size = (frame.image.shape[1], frame.image.shape[0])
-                watch = watch_mask(cam, size, detection_size(*size, det_cfg.width), base)
-                detector = MotionDetector(det_cfg, size, trace.fps, watch)
-                tracker = EventTracker(cam.name, cfg.events, det_cfg.trigger_fraction, det_cfg.min_frames,
-                                       trace.fps, clip=False)
+                detector, tracker = camera_stages(cfg, cam, size, trace.fps, clip=False)
             det = detector.update(frame.image, frame.gray)
             trace.ts.append(frame.ts)
             trace.fraction.append(det.fraction)
