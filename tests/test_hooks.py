@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 
 from conftest import events_json, mw, wait_until

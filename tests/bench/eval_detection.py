@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from motionwatch.config import load_config
 from motionwatch.evaluate import pixel_scores, run_case, run_clip, table
