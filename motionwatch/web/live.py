@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from motionwatch.model import Detection, Frame
+from motionwatch.sinks.recorder import encode_jpeg
 
 MAX_WIDTH = 1280          # the live view is for looking, not evidence: cap its size
 MAX_VIEWERS = 32          # streams per camera; each holds a thread and a socket
@@ -159,8 +160,11 @@ def _fit(image: np.ndarray) -> np.ndarray:
 
 
 def _encode(image: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    return buf.tobytes() if ok else b""
+    """The live JPEG; b"" when encoding fails (viewers keep waiting for the next one)."""
+    try:
+        return encode_jpeg(image, JPEG_QUALITY)
+    except OSError:
+        return b""
 
 
 def draw_overlay(image: np.ndarray, mask: np.ndarray | None, boxes, fraction: float, note: str,
