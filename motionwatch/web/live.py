@@ -196,14 +196,12 @@ class LiveHub:
     def __init__(self, live_fps: float):
         self.live_fps = live_fps
         self.cameras: dict[str, LiveCamera] = {}
-        self.loops: dict[str, object] = {}
 
     def attach(self, loop) -> LiveCamera:
         """Chain onto loop.on_frame (keeping any callback already there, e.g. a progress bar)."""
         trigger = loop.det_cfg.trigger_fraction
         cam = LiveCamera(loop.cam.name, trigger, self.live_fps)
         self.cameras[cam.name] = cam
-        self.loops[cam.name] = loop
         previous = loop.on_frame
 
         def on_frame(frame: Frame, det: Detection) -> None:
