@@ -93,7 +93,6 @@ class Handler(BaseHTTPRequestHandler):
         try:
             url = urlsplit(self.path)
             self.route, self.params = url.path, dict(parse_qsl(url.query))
-            self.raw_path = url.path
             if not self._host_ok():
                 return self._error(421, "unknown Host header; use the address the server was started with")
             if self.route.startswith("/static/") or self.route in ("/login", "/favicon.ico"):
@@ -245,7 +244,7 @@ class Handler(BaseHTTPRequestHandler):
         if r == "/metrics":
             return self._send(200, api.metrics(app.status()).encode(), "text/plain; version=0.0.4; charset=utf-8")
         if r.startswith("/media/"):
-            return self._media(self.raw_path[len("/media/"):])
+            return self._media(r[len("/media/"):])
         m = re.fullmatch(r"/live/([A-Za-z0-9_.-]+)\.(mjpg|jpg)", r)
         if m:
             return self._live(m.group(1), m.group(2))
