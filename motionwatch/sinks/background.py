@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -58,12 +59,13 @@ class Worker:
             self.done += 1
 
     def close(self, timeout: float) -> bool:
-        """Finish the queued jobs (within `timeout`); True when all were done."""
+        """Finish the queued jobs (within `timeout` in all); True when all were done."""
+        end = time.monotonic() + timeout
         try:
             self._q.put(_STOP, timeout=timeout)
         except queue.Full:
             return False
-        self._thread.join(timeout)
+        self._thread.join(max(0.0, end - time.monotonic()))
         return not self._thread.is_alive()
 
 
