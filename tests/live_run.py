@@ -3,7 +3,6 @@ wait for what it logs, look at its CPU time, open files and threads, signal it."
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -93,9 +92,3 @@ class RunProcess:
             self.proc.wait(10)
         self._log.close()
 
-
-def events(recordings: Path) -> list[dict]:
-    proc = subprocess.run([sys.executable, "-m", "motionwatch", "events", "--json", "--recordings", str(recordings)],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)

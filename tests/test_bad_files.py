@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import mw
+from conftest import events_json as events, mw
 from motionwatch.synth import Scene, Walker, write_video
 
 # Two visits: 1.5-3.5 s and 8-9.8 s of a 10 s clip, more than the 4 s event gap apart.
@@ -53,7 +53,6 @@ def scan(path: Path, rec: Path) -> subprocess.CompletedProcess:
 
 
 def starts(rec: Path) -> list[float]:
-    from live_run import events
     return sorted(e["start_offset_s"] for e in events(rec))
 
 
@@ -82,7 +81,6 @@ def test_damage_in_the_middle_costs_only_the_damaged_frames(clips, tmp_path):
     # Frames after the patch that decode with smeared artefacts may look like motion
     # (the damaged frames stand for time that passed), but the visit after the damage
     # must be seen: events reach into 8-9.8 s.
-    from live_run import events
     evs = events(tmp_path / "rec")
     assert evs and max(e["end_offset_s"] for e in evs) >= 8.5
     assert max(e["end_frame"] for e in evs) >= int(8.5 * SCENE.fps)   # positions count skipped frames

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from live_run import RunProcess, events, write_config
+from conftest import events_json, wait_until
+from live_run import RunProcess, write_config
 from mjpeg_server import ServerProcess
 
 STARTED = r"motion: event \w+ started"
@@ -91,7 +92,7 @@ def test_camera_killed_stalled_refused_comes_back_each_time(tmp_path):
     log = run.log
     assert len(re.findall(LOST, log)) == 3 and len(re.findall(FOUND, log)) == 3
     assert "Traceback" not in log
-    evs = events(rec)
+    evs = events_json(rec)
     assert len(evs) == len(re.findall(STARTED, log)) == 4
     assert all(e["snapshot"] and (rec / e["snapshot"]).is_file() for e in evs)
 
@@ -107,7 +108,7 @@ def test_camera_down_at_start_is_an_error_naming_the_source(tmp_path):
     finally:
         run.close()
     assert code == 1
-    assert f"cannot open stream" in run.log and url in run.log
+    assert "cannot open stream" in run.log and url in run.log
     assert "Traceback" not in run.log
 
 
@@ -149,12 +150,6 @@ def test_status_and_callbacks_follow_the_camera(tmp_path):
     from motionwatch.pipeline import CameraLoop
     from motionwatch.sinks import SinkRunner
 
-    def wait_until(cond, timeout=60.0):
-        deadline = time.monotonic() + timeout
-        while not cond():
-            assert time.monotonic() < deadline, "condition not reached"
-            time.sleep(0.05)
-
     with ServerProcess(mode="still") as cam:
         base = Config()
         cfg = replace(base, recordings=replace(base.recordings, path=str(tmp_path / "rec")))
@@ -168,16 +163,16 @@ def test_status_and_callbacks_follow_the_camera(tmp_path):
         t = threading.Thread(target=loop.run_supervised, daemon=True)
         t.start()
         try:
-            wait_until(lambda: loop.status.connected)
+            wait_until(lambda: loop.status.connected, 60, "the first frame")
             cam.send("stall")
-            wait_until(lambda: states)
+            wait_until(lambda: states, 60, "camera_lost")
             # The server still accepts connections but sends nothing: never "connected".
             for _ in range(20):
                 assert not loop.status.connected
                 time.sleep(0.1)
             assert "no frame" in loop.status.last_error or "no answer" in loop.status.last_error
             cam.send("serve")
-            wait_until(lambda: loop.status.connected)
+            wait_until(lambda: loop.status.connected, 60, "the camera found again")
             assert states == [("camera_lost", False), ("camera_found", True)]
             assert loop.status.reconnects == 1
         finally:

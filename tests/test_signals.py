@@ -14,7 +14,8 @@ import time
 import cv2
 import pytest
 
-from live_run import RunProcess, events, write_config
+from conftest import events_json
+from live_run import RunProcess, write_config
 from mjpeg_server import ServerProcess
 from motionwatch.model import EVENT_FIELDS
 from motionwatch.synth import Scene, Walker, write_video
@@ -68,7 +69,7 @@ def test_signal_mid_event_finishes_the_event_and_exits_0(tmp_path, sig):
     print(f"{signal.Signals(sig).name} to exit: {took:.2f} s")
     assert code == 0, run.log
     assert "Traceback" not in run.log
-    evs = events(tmp_path / "rec")
+    evs = events_json(tmp_path / "rec")
     assert len(evs) == 1
     assert_whole_event(tmp_path / "rec", evs[0])
 
@@ -100,7 +101,7 @@ def test_second_signal_exits_at_once_and_finished_events_stay_whole(tmp_path):
     assert "second signal, exiting now" in run.log
     for path, data in finished.items():
         assert path.read_bytes() == data, f"{path} changed after the second signal"
-    evs = events(rec)
+    evs = events_json(rec)
     first = [e for e in evs if (rec / e["snapshot"]).parent in {p.parent for p in finished}]
     assert len(first) == 1
     assert_whole_event(rec, first[0])
@@ -129,6 +130,6 @@ def test_sigterm_during_scan_saves_the_open_event(tmp_path):
     out = (tmp_path / "scan.log").read_text()
     assert code == 0, out
     assert "interrupted; events found so far are saved" in out and "Traceback" not in out
-    evs = events(rec)
+    evs = events_json(rec)
     assert len(evs) == 1 and evs[0]["end_offset_s"] < 58.0   # ended by the signal, not the file
     assert (rec / evs[0]["snapshot"]).is_file()
