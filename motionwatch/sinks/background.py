@@ -30,6 +30,7 @@ class Worker:
         self.name = name
         self.handler = handler
         self.dropped = 0
+        self.accepted = 0
         self.done = 0
         self._q: queue.Queue = queue.Queue(maxsize)
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
@@ -39,6 +40,7 @@ class Worker:
         """Queue a job without ever blocking; False (and counted) when the queue is full."""
         try:
             self._q.put_nowait(job)
+            self.accepted += 1
             return True
         except queue.Full:
             self.dropped += 1
@@ -57,6 +59,11 @@ class Worker:
             except Exception:  # a bad job must not kill the worker
                 log.exception("%s failed", self.name)
             self.done += 1
+
+    @property
+    def pending(self) -> int:
+        """Jobs accepted and not finished yet (queued or running)."""
+        return self.accepted - self.done
 
     def close(self, timeout: float) -> bool:
         """Finish the queued jobs (within `timeout` in all); True when all were done."""

@@ -1,10 +1,10 @@
 """Webhooks: POST each ended event's JSON to the configured URLs.
 
-Each URL has its own thread and bounded queue, so one slow or dead receiver
-never delays another. A failed delivery (network error, timeout, HTTP 5xx or
-429) is retried with exponential backoff up to `retries` times, keeping the
-order of events; other 4xx answers are the receiver refusing it and are not
-retried. With `snapshot: true` the request is multipart/form-data with the
+Each URL has its own background worker (thread and bounded queue), so one
+slow or dead receiver never delays another. A failed delivery (network error,
+timeout, HTTP 5xx or 429) is retried with exponential backoff up to `retries`
+times, keeping the order of events; other 4xx answers are the receiver
+refusing it and are not retried. With `snapshot: true` the request is multipart/form-data with the
 parts `event` (application/json) and `snapshot` (image/jpeg).
 """
 
@@ -17,14 +17,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections import deque
 from pathlib import Path
 
 from motionwatch import __version__
 from motionwatch.config import WebhookConfig
 from motionwatch.errors import ConfigError
 from motionwatch.events import EventEnded
-from motionwatch.sinks.background import event_record
+from motionwatch.sinks.background import Worker, event_record
 from motionwatch.sinks.runner import Sink
 from motionwatch.sources import _redact
 
@@ -60,51 +59,29 @@ class Webhooks(Sink):
 
 
 class Endpoint:
-    """One URL: a queue of events, delivered in order by one thread."""
+    """One URL: its events delivered in order by its own background worker."""
 
     def __init__(self, cfg: WebhookConfig, root: Path):
         self.cfg = cfg
         self.root = root
         self.shown = _redact(cfg.url)
-        self.sent = self.failed = self.dropped = 0
-        self._q: deque[dict] = deque()
-        self._cond = threading.Condition()
-        self._closing = False
+        self.sent = self.failed = 0
+        self._closing = threading.Event()
         self._deadline = float("inf")
-        self._thread = threading.Thread(target=self._work, name=f"webhook-{self.shown}", daemon=True)
-        self._thread.start()
+        self.worker = Worker(f"webhook {self.shown}", self._deliver, maxsize=QUEUE_SIZE)
+
+    @property
+    def dropped(self) -> int:
+        return self.worker.dropped
 
     def submit(self, rec: dict) -> None:
-        with self._cond:
-            if len(self._q) >= QUEUE_SIZE:
-                self.dropped += 1
-                log.warning("webhook %s: %d events waiting; dropped event %s (%d dropped so far)",
-                            self.shown, QUEUE_SIZE, rec.get("id"), self.dropped)
-                return
-            self._q.append(rec)
-            self._cond.notify()
+        self.worker.submit(rec)
 
     def close(self, deadline: float) -> None:
-        with self._cond:
-            self._closing, self._deadline = True, deadline
-            self._cond.notify_all()
-        self._thread.join(max(0.0, deadline - time.monotonic()) + 1)
-        with self._cond:
-            left = len(self._q)
-        if left:
-            log.warning("webhook %s: %d event(s) not delivered at shutdown", self.shown, left)
-
-    def _work(self) -> None:
-        while True:
-            with self._cond:
-                while not self._q and not self._closing:
-                    self._cond.wait()
-                if not self._q:
-                    return
-                rec = self._q[0]
-            self._deliver(rec)
-            with self._cond:
-                self._q.popleft()
+        self._deadline = deadline
+        self._closing.set()
+        if not self.worker.close(max(0.0, deadline - time.monotonic()) + 1):
+            log.warning("webhook %s: %d event(s) not delivered at shutdown", self.shown, self.worker.pending)
 
     def _deliver(self, rec: dict) -> None:
         delay = BACKOFF_START
@@ -127,11 +104,10 @@ class Endpoint:
     def _wait(self, delay: float) -> bool:
         """Sleep before a retry; False when shutdown leaves no time for it."""
         end = time.monotonic() + delay
-        with self._cond:
-            while (now := time.monotonic()) < end:
-                if self._closing and end > self._deadline:
-                    return False
-                self._cond.wait(end - now)
+        if self._closing.wait(delay):   # shutdown began: retry only if it fits before the deadline
+            if end > self._deadline:
+                return False
+            time.sleep(max(0.0, end - time.monotonic()))
         return True
 
     def _post(self, rec: dict) -> tuple[str | None, bool]:
