@@ -65,10 +65,13 @@ class MjpegStream:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def kill(self) -> None:
-        """The camera dies: listening socket closed, open streams cut."""
+        """The camera dies: listening socket closed, open streams cut (no-op when not serving)."""
+        if self.server is None:
+            return
         self._alive.clear()
         self.server.shutdown()
         self.server.server_close()
+        self.server = None
 
     @property
     def url(self) -> str:
@@ -96,8 +99,23 @@ def write_config(tmp_path: Path, cameras: list[dict], hook_log: Path | None = No
     return path
 
 
-def hook_calls(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+def hook_calls(path: Path, hook: str | None = None) -> list[dict]:
+    """The hook runs logged so far, only those of `hook` when given."""
+    calls = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [c for c in calls if hook is None or c["hook"] == hook]
+
+
+def start_run(cfg: Path, recordings: Path, seconds: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "motionwatch", "run", "--config", str(cfg),
+                             "--recordings", str(recordings), "--duration", str(seconds)],
+                            stderr=subprocess.PIPE, text=True)
+
+
+def stop_all(proc: subprocess.Popen, stream: MjpegStream) -> None:
+    """Whatever happened in the test: no motionwatch and no stream left running."""
+    if proc.poll() is None:
+        proc.kill()
+    stream.kill()
 
 
 def test_killing_one_stream_never_stops_the_other_camera(tmp_path, recordings):
@@ -106,25 +124,19 @@ def test_killing_one_stream_never_stops_the_other_camera(tmp_path, recordings):
     hook_log = tmp_path / "hooks.jsonl"
     cfg = write_config(tmp_path, [{"name": "room", "source": "demo"},
                                   {"name": "door", "source": stream.url, "timeout_seconds": 1.5}], hook_log)
-    proc = subprocess.Popen([sys.executable, "-m", "motionwatch", "run", "--config", str(cfg),
-                             "--recordings", str(recordings), "--duration", "17"],
-                            stderr=subprocess.PIPE, text=True)
+    proc = start_run(cfg, recordings, 17)
     try:
         time.sleep(1.5)
         killed_at = time.time()
         stream.kill()                   # before the demo's first visitor (at 4 s)
-        lost = wait_until(lambda: [c for c in hook_calls(hook_log) if c["hook"] == "camera_lost"], 15,
-                          "the camera_lost hook")
+        lost = wait_until(lambda: hook_calls(hook_log, "camera_lost"), 15, "the camera_lost hook")
         # While the stream is dead the demo camera records its first visitor (folder made at the start).
         wait_until(lambda: list(recordings.glob("room/*/*")), 20, "a demo event during the outage")
         stream.start()                  # the camera comes back on the same port
-        found = wait_until(lambda: [c for c in hook_calls(hook_log) if c["hook"] == "camera_found"], 15,
-                           "the camera_found hook")
+        found = wait_until(lambda: hook_calls(hook_log, "camera_found"), 15, "the camera_found hook")
         _, err = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        stream.kill()
+        stop_all(proc, stream)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert lost[0]["camera"] == "door" and lost[0]["stdin"]["connected"] is False
@@ -153,20 +165,15 @@ def test_a_camera_that_cannot_open_at_start_does_not_stop_the_others(tmp_path, r
     hook_log = tmp_path / "hooks.jsonl"
     url = dead_url()
     cfg = write_config(tmp_path, [{"name": "room", "source": "demo"}, {"name": "gate", "source": url}], hook_log)
-    proc = subprocess.Popen([sys.executable, "-m", "motionwatch", "run", "--config", str(cfg),
-                             "--recordings", str(recordings), "--duration", "7"], stderr=subprocess.PIPE, text=True)
+    proc = start_run(cfg, recordings, 7)
     stream = MjpegStream(int(url.split(":")[2].split("/")[0]))
     try:
         wait_until(lambda: hook_calls(hook_log), 10, "the camera_lost hook for the camera that did not open")
         stream.start()                  # the camera comes up later: it is picked up in the background
-        found = wait_until(lambda: [c for c in hook_calls(hook_log) if c["hook"] == "camera_found"], 10,
-                           "the camera_found hook")
+        found = wait_until(lambda: hook_calls(hook_log, "camera_found"), 10, "the camera_found hook")
         _, err = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        if stream.server is not None:
-            stream.kill()
+        stop_all(proc, stream)
     assert proc.returncode == 0, err
     assert "gate: " in err and "retried in the background" in err
     assert "Traceback" not in err
