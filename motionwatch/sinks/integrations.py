@@ -6,10 +6,13 @@ see an EventEnded its event.json is written and `signal.saved` is set.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from motionwatch.config import Config
 from motionwatch.sinks.runner import Sink
+
+log = logging.getLogger("motionwatch")
 
 
 def integration_sinks(cfg: Config) -> list[Sink]:
@@ -43,6 +46,5 @@ def state_listener(sinks: list[Sink]):
             try:
                 listen(kind, status)
             except Exception:  # a notifier's bug must not stop a capture loop
-                import logging
-                logging.getLogger("motionwatch").exception("camera state %s: notifying failed", kind)
+                log.exception("camera state %s: notifying failed", kind)
     return on_state
