@@ -19,8 +19,10 @@ from pathlib import Path
 
 from motionwatch.config import HooksConfig
 from motionwatch.events import EventEnded, EventStarted
+from motionwatch.model import iso
 from motionwatch.sinks.background import Worker, event_record
 from motionwatch.sinks.runner import Sink
+from motionwatch.sources import _redact
 
 log = logging.getLogger("motionwatch.hooks")
 
@@ -95,8 +97,6 @@ class Hooks(Sink):
 
 def camera_record(kind: str, status) -> dict:
     """What a camera_lost/camera_found hook receives on stdin."""
-    from motionwatch.model import iso
-    from motionwatch.sources import _redact
     return {"state": kind, "camera": status.name, "source": _redact(status.source),
             "connected": status.connected, "since": iso(status.since), "reconnects": status.reconnects,
             "frames": status.frames, "events": status.events}
