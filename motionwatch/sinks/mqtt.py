@@ -34,6 +34,7 @@ from motionwatch.events import EventEnded, EventStarted
 from motionwatch.sinks.background import event_record
 from motionwatch.sinks.recorder import encode_jpeg
 from motionwatch.sinks.runner import Sink
+from motionwatch.sources import source_kind
 
 log = logging.getLogger("motionwatch.mqtt")
 
@@ -235,8 +236,7 @@ class MqttSink(Sink):
 def discovery_messages(sink: MqttSink, name: str) -> list[tuple[str, dict]]:
     """Home Assistant MQTT discovery configs for one camera."""
     uid = "motionwatch_" + name.replace(".", "_").replace("-", "_")
-    base = f"{sink.cfg.discovery_prefix.strip('/')}"
-    from motionwatch.sources import source_kind
+    base = sink.cfg.discovery_prefix.strip("/")
     device = {"identifiers": [uid], "name": f"motionwatch {name}", "manufacturer": "motionwatch",
               "model": f"{source_kind(sink.cameras[name])} camera", "sw_version": __version__}
     avail = {"availability_topic": sink.topic("status"), "payload_available": "online",
