@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -62,7 +62,6 @@ class Finish:
     record: dict
     jpegs: dict[str, bytes]                       # file name -> encoded bytes
     clip: EventClip | None = None
-    attempts: int = field(default=0)
 
 
 class Recorder(Sink):
@@ -75,13 +74,11 @@ class Recorder(Sink):
         self.ev = ev
         self.index = index
         self.extra = extra or {}   # per-camera facts for event.json (fps, size, source)
-        self.fmt = choose_format(getattr(ev, "clip_codec", "auto")) if ev.clip else None
+        self.fmt = choose_format(ev.clip_codec) if ev.clip else None
         self.folders: dict[str, Path] = {}
         self.clips: dict[str, EventClip] = {}
         self.pending: list[Finish] = []
         self.broken: str | None = None    # the error being reported, until writing works again
-        self.saved = 0
-        self.failures = 0
         self._next_retry = 0.0
 
     # -- signals ------------------------------------------------------------------
@@ -123,7 +120,7 @@ class Recorder(Sink):
             folder.mkdir(parents=True, exist_ok=True)
             if self.ev.snapshot in ("first", "both"):
                 # Written now so a crash mid-event still leaves the moment it began.
-                self._jpeg(folder / "first.jpg", ev.first.image)
+                write_atomic(folder / "first.jpg", encode_jpeg(ev.first.image, self.rec.jpeg_quality))
             self._ok()
         except OSError as e:
             self._fail(ev.id, folder, e)
@@ -186,7 +183,6 @@ class Recorder(Sink):
 
     def _complete(self, task: Finish) -> bool:
         """Write what the event still lacks, event.json last; False if it must wait."""
-        task.attempts += 1
         folder, rec = task.folder, task.record
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -205,7 +201,6 @@ class Recorder(Sink):
                       task.camera, task.event_id, "; ".join(dict.fromkeys(clip.errors[clip.reported:])))
             clip.reported = len(clip.errors)
         self._index(rec, folder)
-        self.saved += 1
         log.info("%s: event %s ended: %.1f s, peak %.1f%%, %s", task.camera, task.event_id,
                  rec["end_offset_s"] - rec["start_offset_s"], 100 * rec["peak_fraction"],
                  self.root / (rec.get("clip") or rec["snapshot"]))
@@ -259,14 +254,10 @@ class Recorder(Sink):
                 break
         self._next_retry = time.monotonic() + RETRY_EVERY_S
 
-    def _jpeg(self, path: Path, image: np.ndarray, quality: int | None = None) -> None:
-        write_atomic(path, encode_jpeg(image, quality or self.rec.jpeg_quality))
-
     # -- health -------------------------------------------------------------------
 
     def _fail(self, event_id: str, folder: Path, err: OSError) -> None:
         """Log the first failure clearly; repeats of it only at debug level."""
-        self.failures += 1
         reason = err.strerror or str(err)
         if self.broken is None:
             self.broken = reason
