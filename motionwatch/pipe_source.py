@@ -115,14 +115,14 @@ class _Run:
     Each `open()` makes a new one that its reader thread owns, so a reader
     still winding down never touches the next run's pipe."""
 
-    def __init__(self, proc: subprocess.Popen):
+    def __init__(self, proc: subprocess.Popen, stop: threading.Event):
         self.proc = proc
+        self.stop = stop          # this connection's stop flag (LiveSource.open made it)
         self.splitter = MjpegSplitter()
         self.pending: list[bytes] = []
         self.eof = False
         self.first: np.ndarray | None = None
         self.stderr_tail: deque[str] = deque(maxlen=8)
-        self.stop = threading.Event()
 
 
 class PipeSource(LiveSource):
@@ -150,7 +150,6 @@ class PipeSource(LiveSource):
 
     def _connect(self) -> _Run:
         run = self._start_process()
-        run.stop = self._stop       # this connection's stop flag (LiveSource.open set it before us)
         try:
             run.first = self._wait_first_frame(run, OPEN_TIMEOUT_MS / 1000)
         except SourceError:
@@ -204,7 +203,7 @@ class PipeSource(LiveSource):
             raise SourceError(f"pipe: permission denied running {self.argv[0]!r}") from None
         except OSError as e:
             raise SourceError(f"pipe: cannot run {self.argv[0]!r}: {e.strerror or e}") from None
-        run = _Run(proc)
+        run = _Run(proc, self._stop)
         # Drain stderr so a chatty tool (ffmpeg) never blocks on a full pipe; keep the tail for errors.
         threading.Thread(target=_drain_stderr, args=(self.argv[0], run), name=f"stderr-{self.argv[0]}",
                          daemon=True).start()
