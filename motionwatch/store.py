@@ -54,7 +54,7 @@ def event_folder(root: Path, camera: str, wall: float, event_id: str) -> Path:
 def write_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary name in the same folder, fsync, then rename into place,
     so a crash never leaves a half-written file under the real name."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=path.suffix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

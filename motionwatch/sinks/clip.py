@@ -33,13 +33,13 @@ import numpy as np
 
 from motionwatch.errors import MotionwatchError
 from motionwatch.model import Frame
+from motionwatch.store import TMP_PREFIX
 
 log = logging.getLogger("motionwatch.clip")
 
 FORMATS = ("auto", "h264", "mp4v", "webm")
 SUFFIX = {"h264": ".mp4", "mp4v": ".mp4", "webm": ".webm"}
 CV_FOURCC = {"mp4v": "mp4v", "webm": "VP80"}
-TMP_PREFIX = ".tmp-"
 WRITE_TIMEOUT_S = 20.0   # an encoder that takes no frame for this long has hung
 FINISH_TIMEOUT_S = 120.0
 MAX_FILL_S = 1.0          # longer holes in the timeline are cuts, not dropped frames
