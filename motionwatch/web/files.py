@@ -11,7 +11,7 @@ from __future__ import annotations
 import mimetypes
 import re
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -70,7 +70,6 @@ def media_url(rel: str | None) -> str | None:
     """URL of a recordings-relative path from event.json (None stays None)."""
     if not isinstance(rel, str) or not rel:
         return None
-    from urllib.parse import quote
     return "/media/" + quote(rel.replace("\\", "/"))
 
 

@@ -13,7 +13,7 @@ import logging
 import re
 from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from motionwatch.errors import MotionwatchError
 from motionwatch.web import api
@@ -161,7 +161,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(401, b'{"error": "login required"}', "application/json",
                        {"WWW-Authenticate": 'Basic realm="motionwatch", charset="UTF-8"'})
         else:
-            self._redirect("/login?next=" + _quote_next(self.path))
+            self._redirect("/login?next=" + quote(self.path, safe=""))
 
     def _csrf_expected(self) -> str:
         s = self.session
@@ -365,8 +365,3 @@ def _safe_next(nxt: str) -> str:
     if not nxt.startswith("/") or nxt.startswith("//") or "\\" in nxt or nxt.startswith("/login"):
         return "/"
     return nxt
-
-
-def _quote_next(path: str) -> str:
-    from urllib.parse import quote
-    return quote(path, safe="")
