@@ -108,7 +108,6 @@ class EventTracker:
         self.run: list[tuple[Frame, Detection]] = []   # current streak over the trigger
         self.ring: deque[Frame] = deque()               # pre-roll buffer
         self.open: OpenEvent | None = None
-        self.ended = 0
 
     # -- public ---------------------------------------------------------------
 
@@ -236,7 +235,6 @@ class EventTracker:
     def _end(self, reason: str) -> EventEnded:
         ev = self.open
         self.open = None
-        self.ended += 1
         return EventEnded(ev, ev.record(), reason)
 
 

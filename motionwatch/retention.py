@@ -47,10 +47,6 @@ class Pass:
     deleted: list[tuple[str, int, str]] = field(default_factory=list)   # (folder, bytes, reason)
     short: str | None = None   # a limit that could not be met
 
-    @property
-    def freed(self) -> int:
-        return sum(b for _, b, _ in self.deleted)
-
 
 def folder_size(folder: Path) -> int:
     """Bytes the folder's files take on disk (allocated blocks, like `du`)."""
@@ -225,7 +221,6 @@ class RetentionThread:
     def __init__(self, retention: Retention, stop: threading.Event):
         self.retention = retention
         self.stop = stop
-        self.passes = 0
         self.thread = threading.Thread(target=self._run, name="retention", daemon=True)
 
     def start(self) -> RetentionThread:
@@ -240,7 +235,6 @@ class RetentionThread:
                     if index is None:
                         index = EventIndex(self.retention.root)   # its own connection: own thread
                     self.retention.enforce(index)
-                    self.passes += 1
                 except Exception:
                     log.exception("retention pass failed; trying again in %.0f s",
                                   self.retention.cfg.retention_interval_seconds)

@@ -163,11 +163,6 @@ class EventIndex:
     def cameras(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT camera FROM events ORDER BY camera")]
 
-    def folders(self, oldest_first: bool = True) -> list[tuple[str, str, float, bool]]:
-        """(id, folder, start_epoch, kept) for retention."""
-        order = "ASC" if oldest_first else "DESC"
-        return list(self.db.execute(f"SELECT id, folder, start_epoch, kept FROM events ORDER BY start_epoch {order}"))
-
     def rebuild(self) -> tuple[int, list[str]]:
         """Rebuild from every event.json under the root in one transaction (a
         reader sees the old index or the new one, never half); returns

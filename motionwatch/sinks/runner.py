@@ -46,7 +46,6 @@ class SinkRunner:
         self._cond = threading.Condition()
         self._closing = False
         self.dropped = 0
-        self.handled = 0
         self._thread = threading.Thread(target=self._work, name="sinks", daemon=True)
         self._thread.start()
 
@@ -69,11 +68,6 @@ class SinkRunner:
     def _full(self, size: int) -> bool:
         return self._frames >= self.max_frames or (self._frames > 0 and self._bytes + size > self.max_bytes)
 
-    @property
-    def backlog(self) -> int:
-        with self._cond:
-            return len(self._q)
-
     def _work(self) -> None:
         while True:
             with self._cond:
@@ -91,7 +85,6 @@ class SinkRunner:
                     sink.handle(signal)
                 except Exception:  # one broken sink must not stop the others or capture
                     log.exception("%s failed on %s", sink.name, type(signal).__name__)
-            self.handled += 1
 
     def close(self, timeout: float = 30.0) -> bool:
         """Finish what is queued, then close the sinks; True if all was written."""
