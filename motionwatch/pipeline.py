@@ -94,6 +94,9 @@ class CameraLoop:
         self.tracker: EventTracker | None = None
         self._size: tuple[int, int] | None = None
         self._next_detect_ts = 0.0
+        # detection.fps as seconds between analysed frames (0: analyse every frame).
+        self._detect_interval = 1.0 / self.det_cfg.fps if self.det_cfg.fps else 0.0
+        self._stall_s = 0.1     # a frame interval of the current source, set per source in _setup
         self._fps_window: list[float] = []
         self.detect_every = 1   # `scan --detect-every N`: analyse every Nth frame, read them all
         self._backoff = BACKOFF_START
@@ -177,13 +180,14 @@ class CameraLoop:
         size = (pic.shape[1], pic.shape[0])
         if size != self._size:
             self._setup(size)
-        if (self.det_cfg.fps and frame.ts < self._next_detect_ts) or frame.index % self.detect_every:
+        if frame.ts < self._next_detect_ts or frame.index % self.detect_every:
             # Analyse at most detection.fps frames a second; the others still go
             # to the pre-roll and the clip so clips keep the source's frame rate.
             for signal in self.tracker.carry(frame):
                 self._emit(signal)
             return
-        self._next_detect_ts = frame.ts + 1.0 / self.det_cfg.fps if self.det_cfg.fps else 0.0
+        if self._detect_interval:
+            self._next_detect_ts = frame.ts + self._detect_interval
         det = self.detector.update(pic, frame.gray)
         st.analysed += 1
         st.fraction = det.fraction
@@ -201,6 +205,7 @@ class CameraLoop:
                         self.cam.name, *self._size, *size)
             self._flush("size changed")
         self._size = size
+        self._stall_s = 1.0 / self._source_fps()
         self.detector, self.tracker = camera_stages(
             self.cfg, self.cam, size, self._analysis_fps(),
             clip_fps=self.source.fps if self.source else None)
@@ -209,12 +214,15 @@ class CameraLoop:
     def _count_stall(self, seconds: float) -> None:
         """A frame that kept the loop busy longer than a frame interval (live: the
         camera's next frame had to wait or was dropped) counts as a stall."""
-        fps = self.source.fps if self.source and self.source.fps else 10.0
-        if seconds > 1.0 / fps and self.status.frames > 1:
+        if seconds > self._stall_s and self.status.frames > 1:
             self.status.stalls += 1
 
+    def _source_fps(self) -> float:
+        """The source's frame rate, or 10 when it does not say (pipes, some cameras)."""
+        return self.source.fps if self.source and self.source.fps else 10.0
+
     def _analysis_fps(self) -> float:
-        fps = self.source.fps if self.source and self.source.fps else 10.0
+        fps = self._source_fps()
         if self.det_cfg.fps:
             fps = min(fps, self.det_cfg.fps)
         return fps / self.detect_every
@@ -229,16 +237,19 @@ class CameraLoop:
 
     def _emit(self, signal) -> None:
         st = self.status
+        state = None   # what on_state hears about this signal; frames and clip parts are not news
         if isinstance(signal, EventStarted):
             ev = signal.event
             log.info("%s: motion: event %s started at %s (frame %d, %.1f%% changed)", ev.camera, ev.id,
                      iso(ev.first.wall)[11:19], ev.first.index, 100 * ev.peak)
+            state = "event_start"
         elif isinstance(signal, EventEnded):
             st.events += 1
             st.last_event = signal.record.end
+            state = "event_end"
         self.sinks.put(signal)
-        if self.on_state is not None and isinstance(signal, (EventStarted, EventEnded)):
-            self.on_state("event_start" if isinstance(signal, EventStarted) else "event_end", st)
+        if state is not None and self.on_state is not None:
+            self.on_state(state, st)
 
     def _flush(self, reason: str) -> None:
         if self.tracker is not None:
