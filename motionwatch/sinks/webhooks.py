@@ -84,13 +84,14 @@ class Endpoint:
             log.warning("webhook %s: %d event(s) not delivered at shutdown", self.shown, self.worker.pending)
 
     def _deliver(self, rec: dict) -> None:
+        body, ctype = self._body(rec)   # once: a retry sends the same bytes
         delay = BACKOFF_START
         for attempt in range(self.cfg.retries + 1):
             if attempt:
                 if not self._wait(delay):
                     break
                 delay = min(delay * 2, BACKOFF_CAP)
-            problem, retry = self._post(rec)
+            problem, retry = self._post(body, ctype)
             if problem is None:
                 self.sent += 1
                 return
@@ -110,9 +111,8 @@ class Endpoint:
             time.sleep(max(0.0, end - time.monotonic()))
         return True
 
-    def _post(self, rec: dict) -> tuple[str | None, bool]:
+    def _post(self, body: bytes, ctype: str) -> tuple[str | None, bool]:
         """One request; (None, _) on success, else (what went wrong, worth retrying)."""
-        body, ctype = self._body(rec)
         req = urllib.request.Request(self.cfg.url, data=body, method="POST", headers={
             "Content-Type": ctype, "User-Agent": f"motionwatch/{__version__}"})
         try:
