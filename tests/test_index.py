@@ -5,6 +5,7 @@ and index together."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -28,7 +29,6 @@ def scanned(two_visits_video, tmp_path_factory) -> Path:
 
 @pytest.fixture
 def rec(scanned, tmp_path) -> Path:
-    import shutil
     dst = tmp_path / "recordings"
     shutil.copytree(scanned, dst)
     return dst

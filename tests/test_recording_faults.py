@@ -26,7 +26,7 @@ from motionwatch.sinks.recorder import Recorder
 from motionwatch.store import EventIndex
 from motionwatch.synth import Scene, SceneRenderer, Walker, write_video
 
-from conftest import wait_until
+from conftest import events_json, wait_until
 
 needs_ffmpeg = pytest.mark.skipif(ffmpeg_with_x264() is None, reason="needs ffmpeg with libx264")
 
@@ -142,9 +142,7 @@ def test_sigkill_mid_event_leaves_nothing_that_looks_whole(tmp_path):
     visible = sorted(p.name for p in first.iterdir() if not p.name.startswith("."))
     assert visible == ["first.jpg"]                      # the moment it began, whole
     assert_nothing_half_written(root)
-    listed = subprocess.run([sys.executable, "-m", "motionwatch", "events", "--json", "--recordings",
-                             str(root)], capture_output=True, text=True, check=True)
-    assert json.loads(listed.stdout) == []
+    assert events_json(root) == []
 
 
 def _cmdline(p: Path) -> str:
