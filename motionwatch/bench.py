@@ -54,10 +54,9 @@ def _frange(a: float, b: float, step: float) -> list[float]:
 def make_clip(path: str | Path, width: int, height: int, seconds: float, fps: float = 25.0,
               seed: int = 3) -> Path:
     """Render the bench scene into a video file (H.264 via ffmpeg, else MPEG-4 via OpenCV)."""
-    from motionwatch.synth import SceneRenderer
+    from motionwatch.synth import SceneRenderer, write_video
     path = Path(path)
     scene = bench_scene(width, height, seconds, fps, seed)
-    renderer = SceneRenderer(scene)
     ffmpeg = shutil.which("ffmpeg")
     # An IP camera's budget (about 0.1 bit per pixel: 2.3 Mbit/s at 720p25) and a
     # key frame every 2 s, so decoding costs what it costs on real recordings.
@@ -69,6 +68,7 @@ def make_clip(path: str | Path, width: int, height: int, seconds: float, fps: fl
                "-c:v", "libx264", "-preset", "veryfast", "-b:v", str(bitrate), "-maxrate", str(bitrate),
                "-bufsize", str(2 * bitrate), "-g", str(int(2 * fps)), "-pix_fmt", "yuv420p", str(tmp)]
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+        renderer = SceneRenderer(scene)
         try:
             for i in range(scene.frames):
                 proc.stdin.write(renderer.render(i).tobytes())
@@ -78,13 +78,10 @@ def make_clip(path: str | Path, width: int, height: int, seconds: float, fps: fl
         if rc != 0:
             raise MotionwatchError(f"ffmpeg could not write {tmp} (exit {rc})")
     else:
-        import cv2
-        vw = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-        if not vw.isOpened():
-            raise MotionwatchError(f"cannot write a video to {tmp} (no ffmpeg, and OpenCV's writer failed)")
-        for i in range(scene.frames):
-            vw.write(renderer.render(i))
-        vw.release()
+        try:
+            write_video(scene, str(tmp))
+        except RuntimeError:
+            raise MotionwatchError(f"cannot write a video to {tmp} (no ffmpeg, and OpenCV's writer failed)") from None
     os.replace(tmp, path)
     return path
 
