@@ -105,6 +105,9 @@ class Retention:
         now = time.time() if now is None else now
         folders = iter_event_folders(self.root)
         sizes = {f: self._size(f) for f in folders}
+        # Forget folders gone since the last pass (deleted here, by `events delete`,
+        # the web UI or by hand), so the cache does not grow for months.
+        self._sizes = {f: self._sizes[f] for f in folders if f in self._sizes}
         result.events = len(folders)
         result.bytes = sum(sizes.values()) + self._db_bytes()
         usage = self.disk_usage(str(self.root))
@@ -137,7 +140,6 @@ class Retention:
                 log.error("retention: cannot delete %s: %s", folder, e.strerror or e)
                 continue
             size = sizes.get(folder, 0)
-            self._sizes.pop(folder, None)
             over -= size
             short_free -= size
             result.bytes -= size
