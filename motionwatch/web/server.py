@@ -49,7 +49,6 @@ class WebServer:
         self.hub = LiveHub(cfg.web.live_fps) if loops else None
         for loop in loops or []:
             self.hub.attach(loop)
-        self._change_lock = threading.Lock()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -68,7 +67,7 @@ class WebServer:
 
     def change(self, event_id: str, action: str) -> None:
         """keep / unkeep / delete through the same code as `motionwatch events`."""
-        with self._change_lock, self.rec.lock:
+        with self.rec.lock:   # the handler threads share one SQLite connection
             if action == "delete":
                 delete_event(self.rec.root, self.rec.index, event_id)
             else:
