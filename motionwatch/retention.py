@@ -28,8 +28,8 @@ from typing import Callable
 
 from motionwatch.config import RecordingsConfig
 from motionwatch.errors import MotionwatchError
-from motionwatch.store import (DB_NAME, EVENT_JSON, EventIndex, iter_event_folders, open_index,
-                               read_event, remove_event_folder, sweep_leftovers)
+from motionwatch.store import (DB_NAME, EVENT_JSON, EventIndex, folder_event_id, iter_event_folders,
+                               open_index, read_event, remove_event_folder, sweep_leftovers)
 
 log = logging.getLogger("motionwatch.retention")
 
@@ -191,7 +191,7 @@ class Retention:
     # -- index ----------------------------------------------------------------------
 
     def _unindex(self, index: EventIndex, folder: Path) -> None:
-        event_id = folder.name.split("-", 1)[1]
+        event_id = folder_event_id(folder)
         try:
             index.remove(event_id)
         except Exception as e:   # rebuildable; the folder is what matters
@@ -201,7 +201,7 @@ class Retention:
         """Drop rows whose folder is gone; add events whose row is missing."""
         try:
             rows = index.ids()
-            on_disk = {f.name.split("-", 1)[1]: f for f in folders if (f / EVENT_JSON).exists()}
+            on_disk = {folder_event_id(f): f for f in folders if (f / EVENT_JSON).exists()}
             for event_id, rel in rows.items():
                 if event_id not in on_disk and not (self.root / rel / EVENT_JSON).exists():
                     index.remove(event_id)

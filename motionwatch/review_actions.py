@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 from motionwatch.errors import ConfigError, MotionwatchError
-from motionwatch.store import (DB_NAME, EVENT_JSON, EventIndex, inside, iter_event_folders,
-                               open_index, read_event, remove_event_folder, write_json_atomic)
+from motionwatch.store import (DB_NAME, EVENT_JSON, EventIndex, folder_event_id, inside,
+                               iter_event_folders, open_index, read_event, remove_event_folder,
+                               write_json_atomic)
 
 
 def listing_index(root: Path, reindex: bool = False) -> EventIndex:
@@ -50,11 +51,11 @@ def find_folder(root: Path, index: EventIndex, event_id: str) -> Path:
         folder = root / hit[1]
     else:
         matches = [f for f in iter_event_folders(root)
-                   if f.name.split("-", 1)[1].startswith(event_id) and (f / EVENT_JSON).exists()]
+                   if folder_event_id(f).startswith(event_id) and (f / EVENT_JSON).exists()]
         if not matches:
             raise MotionwatchError(f"no event with id {event_id!r} in {root} (see `motionwatch events`)")
         if len(matches) > 1:
-            ids = ", ".join(f.name.split("-", 1)[1] for f in matches[:5])
+            ids = ", ".join(folder_event_id(f) for f in matches[:5])
             raise MotionwatchError(f"{event_id!r} matches {len(matches)} events ({ids}); give more of the id")
         folder = matches[0]
     if folder.is_symlink() or not inside(root, folder):
@@ -77,7 +78,7 @@ def set_kept(root: Path, index: EventIndex, event_id: str, kept: bool) -> dict:
 def delete_event(root: Path, index: EventIndex, event_id: str) -> Path:
     """Remove an event whole: folder (every file in it) and index row."""
     folder = find_folder(root, index, event_id)
-    real_id = folder.name.split("-", 1)[1]
+    real_id = folder_event_id(folder)
     remove_event_folder(root, folder)
     index.remove(real_id)
     return folder
@@ -96,7 +97,7 @@ def event_action(root: Path, action: str, event_id: str | None) -> int:
     try:
         if action == "delete":
             folder = delete_event(root, index, event_id)
-            print(f"deleted event {folder.name.split('-', 1)[1]} ({folder})")
+            print(f"deleted event {folder_event_id(folder)} ({folder})")
         else:
             rec = set_kept(root, index, event_id, action == "keep")
             print(f"event {rec['id']} is {'kept: retention will not delete it' if action == 'keep' else 'no longer kept'}")

@@ -51,6 +51,11 @@ def event_folder(root: Path, camera: str, wall: float, event_id: str) -> Path:
     return root / camera / t.strftime("%Y-%m-%d") / f"{t.strftime('%H%M%S')}-{event_id}"
 
 
+def folder_event_id(folder: Path) -> str:
+    """The event id in an event folder's name (`<HHMMSS>-<id>`, as event_folder makes it)."""
+    return folder.name.split("-", 1)[1]
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary name in the same folder, fsync, then rename into place,
     so a crash never leaves a half-written file under the real name."""
