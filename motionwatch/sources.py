@@ -80,11 +80,10 @@ class FileSource(FrameSource):
         super().__init__(spec)
         self.paced = paced
         self.live = False
-        self.cap: cv2.VideoCapture | None = None
         self.start_wall = start_wall
         self.decode_failures = 0   # damaged frames skipped mid-file
         self._bad_in_row = 0
-        self._t0 = 0.0
+        self._t0 = 0.0   # monotonic time of the first read (paced playback)
         # Decode every frame to BGR (set before the first read when clips or the
         # live view need colour); otherwise frames carry the luma plane and make
         # colour only for the frames that are saved (motionwatch.decode).
@@ -106,7 +105,6 @@ class FileSource(FrameSource):
             cap.release()
             raise SourceError(f"{_redact(self.spec)}: cannot read any video from it (tried OpenCV's FFmpeg backend): "
                               "not a video, or damaged (an MP4 cut off while recording has no index)")
-        self.cap = cap
         self.fps = _sane_fps(cap.get(cv2.CAP_PROP_FPS))
         self.total_frames = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
         w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -115,9 +113,7 @@ class FileSource(FrameSource):
             # Best guess at when the recording began: its mtime minus its length.
             length = self.total_frames / self.fps if self.total_frames else 0.0
             self.start_wall = path.stat().st_mtime - length
-        self._t0 = time.monotonic()
         cap.release()  # it told us the facts; FileReader decodes on the first read
-        self.cap = None
         self._open = True
 
     @property
@@ -180,8 +176,9 @@ class FileSource(FrameSource):
 MAX_BAD_IN_ROW = 250
 
 
-def _sane_fps(fps: float) -> float:
-    return float(fps) if fps and 0.5 <= fps <= 240 else 25.0
+def _sane_fps(fps: float, unknown: float = 25.0) -> float:
+    """The rate a container or driver reports, or `unknown` when it is missing or absurd."""
+    return float(fps) if fps and 0.5 <= fps <= 240 else unknown
 
 
 # --- live sources ------------------------------------------------------------
@@ -378,8 +375,7 @@ class CaptureSource(LiveSource):
             why = f": no answer within {self._timeout_s:g} s" if silent else ""
             raise SourceError(f"{_redact(self.spec)}: cannot open {self.kind}{why} (tried {tried})")
         self.cap = cap
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if fps and 0.5 <= fps <= 240 else 0.0
+        self.fps = _sane_fps(cap.get(cv2.CAP_PROP_FPS), unknown=0.0)  # 0: unknown
         w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.size = (w, h) if w > 0 and h > 0 else None
         return cap
