@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import mw
+from conftest import mw, wait_until
 from motionwatch.store import EventIndex
 from web_support import Proc, free_port, scan_into
 
@@ -329,13 +329,8 @@ def test_status_follows_a_camera_that_is_lost_and_comes_back(tmp_path):
         return next(c for c in run.get_json("/api/status")["cameras"] if c["name"] == "door")
 
     def wait_for(connected: bool, timeout: float = 30.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            st = door()
-            if st["connected"] is connected:
-                return st
-            time.sleep(0.3)
-        raise AssertionError(f"status never said connected={connected}: {st}")
+        return wait_until(lambda: (st := door())["connected"] is connected and st, timeout,
+                          what=f"/api/status to say connected={connected}")
 
     try:
         up = wait_for(True)
