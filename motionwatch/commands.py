@@ -21,11 +21,11 @@ import yaml
 from motionwatch.cli import common, effective_config
 from motionwatch.config import Config, to_plain
 from motionwatch.errors import ConfigError, MotionwatchError, SourceError
-from motionwatch.model import EVENT_FIELDS
-from motionwatch.pipeline import CameraLoop
+from motionwatch.pipeline import BACKOFF_CAP, BACKOFF_START, CameraLoop
 from motionwatch.progress import Progress
 from motionwatch.sinks import SinkRunner
 from motionwatch.sinks.recorder import Recorder
+from motionwatch.sources import source_kind
 from motionwatch.store import EventIndex
 
 log = logging.getLogger("motionwatch")
@@ -116,7 +116,6 @@ def _open_cameras(loops: list[CameraLoop], cfg: Config) -> list[CameraLoop]:
     With several, a camera that cannot open yet (a network camera still
     booting after a power cut) must not keep the others from recording: it is
     retried with backoff; a video file that cannot open is left out."""
-    from motionwatch.sources import source_kind
     failed = []
     for loop in loops:
         try:
@@ -142,14 +141,13 @@ def _open_cameras(loops: list[CameraLoop], cfg: Config) -> list[CameraLoop]:
 
 def _open_late(loop: CameraLoop, stop: threading.Event) -> bool:
     """Keep trying to open a camera that failed at start; True once it is open."""
-    from motionwatch.pipeline import BACKOFF_CAP, BACKOFF_START
     delay = BACKOFF_START
     while not stop.wait(delay):
         try:
             loop.open()
         except SourceError as e:
-            log.info("%s: still cannot open (%s); next try in %.0f s", loop.cam.name, e, min(delay * 2, BACKOFF_CAP))
             delay = min(delay * 2, BACKOFF_CAP)
+            log.info("%s: still cannot open (%s); next try in %.0f s", loop.cam.name, e, delay)
             continue
         # camera_found is announced by the loop with the first frame (it counts as lost).
         log.warning("%s: camera opened: watching %s", loop.cam.name, loop.source.describe())
@@ -210,7 +208,6 @@ def cmd_scan(args) -> int:
         except ValueError:
             raise ConfigError(f"--start-time: {args.start_time!r} is not allowed; "
                               "allowed: an ISO 8601 time such as 2026-11-25T08:30:00") from None
-    from motionwatch.sources import source_kind
     if source_kind(args.file) != "file":
         raise ConfigError(f"scan: {args.file!r} is not a video file; use `motionwatch run --source` for live sources")
     stop = threading.Event()
