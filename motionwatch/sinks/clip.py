@@ -82,13 +82,12 @@ def _even(size: tuple[int, int]) -> tuple[int, int]:
 
 
 class PartWriter:
-    """One clip file. `write` and `finish` raise OSError with a readable reason."""
+    """One clip file. `write` and `close` raise OSError with a readable reason."""
 
-    def __init__(self, final: Path, size: tuple[int, int], fps: float):
+    def __init__(self, final: Path, size: tuple[int, int]):
         self.final = final
         self.tmp = tmp_name(final)
         self.size = size
-        self.fps = fps
         self.frames = 0
 
     def write(self, image: np.ndarray) -> None:
@@ -128,10 +127,8 @@ class PartWriter:
 class FfmpegPart(PartWriter):
     """H.264 MP4: raw BGR frames piped to an ffmpeg child process."""
 
-    codec = "h264"
-
     def __init__(self, final: Path, size: tuple[int, int], fps: float, exe: str):
-        super().__init__(final, _even(size), fps)
+        super().__init__(final, _even(size))
         w, h = self.size
         self._err = tempfile.TemporaryFile()
         cmd = [exe, "-hide_banner", "-nostats", "-loglevel", "error", "-f", "rawvideo",
@@ -204,8 +201,7 @@ class OpenCvPart(PartWriter):
     """OpenCV's VideoWriter (FFmpeg backend inside the wheel): mp4v MP4 or VP8 WebM."""
 
     def __init__(self, final: Path, size: tuple[int, int], fps: float, fmt: str):
-        super().__init__(final, size, fps)
-        self.codec = fmt
+        super().__init__(final, size)
         fourcc = cv2.VideoWriter_fourcc(*CV_FOURCC[fmt])
         self.vw = cv2.VideoWriter(str(self.tmp), cv2.CAP_FFMPEG, fourcc, fps, self.size)
         if not self.vw.isOpened():
