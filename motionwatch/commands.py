@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -86,12 +87,12 @@ def cmd_run(args) -> int:
                for loop in loops]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + args.duration if args.duration else None
+    deadline = time.monotonic() + (args.duration or math.inf)
     while any(t.is_alive() for t in threads) and not stop.is_set():
-        left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and left <= 0:
+        left = deadline - time.monotonic()
+        if left <= 0:
             break
-        stop.wait(0.2 if left is None else min(0.2, left))
+        stop.wait(min(0.2, left))
     stop.set()
     # Capture loops notice the stop within a fraction of a second and hand their open
     # events to the sinks; one stuck opening a dead camera holds no event, so it is not
@@ -226,13 +227,11 @@ def cmd_scan(args) -> int:
     progress = Progress(src.total_frames, enabled=not args.no_progress and sys.stderr.isatty())
     loop.on_frame = lambda f, d: progress.update(f.index + 1)
     t0 = time.monotonic()
-    # Ctrl-C / SIGTERM stop the loop between frames, so the open event is finished whole.
+    # Ctrl-C / SIGTERM stop the loop between frames, so the open event is finished whole
+    # (the handler replaces KeyboardInterrupt).
     _install_signals(stop)
     try:
         loop.run()
-    except KeyboardInterrupt:
-        stop.set()
-        loop._flush("shutdown")
     finally:
         progress.close()
         loop.sinks.close()
