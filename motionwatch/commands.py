@@ -26,7 +26,7 @@ from motionwatch.pipeline import BACKOFF_CAP, BACKOFF_START, CameraLoop
 from motionwatch.progress import Progress
 from motionwatch.sinks import SinkRunner
 from motionwatch.sinks.recorder import Recorder
-from motionwatch.sources import source_kind
+from motionwatch.sources import _redact, source_kind
 from motionwatch.store import EventIndex
 
 log = logging.getLogger("motionwatch")
@@ -354,6 +354,8 @@ def cmd_check_config(args) -> int:
     for section in ("web", "mqtt"):  # settings are shown, secrets are not
         if plain[section].get("password"):
             plain[section]["password"] = "***"
+    for cam in plain["cameras"]:
+        cam["source"] = _redact(cam["source"])
     print(yaml.safe_dump(plain, sort_keys=False, default_flow_style=None).rstrip())
     return 0
 

@@ -87,7 +87,9 @@ def test_unknown_override_key_in_camera_detection():
 
 def test_check_config_hides_passwords(tmp_path):
     good = tmp_path / "secret.yaml"
-    good.write_text("web: {password: hunter2}\nmqtt: {password: s3cret}\n")
+    good.write_text("web: {password: hunter2}\nmqtt: {password: s3cret}\n"
+                    "cameras:\n  - name: door\n    source: rtsp://admin:opensesame@cam.local/s1\n")
     proc = mw("check-config", str(good), check=True)
     assert "hunter2" not in proc.stdout and "s3cret" not in proc.stdout
+    assert "opensesame" not in proc.stdout and "rtsp://admin:***@cam.local/s1" in proc.stdout
     assert "password: '***'" in proc.stdout
