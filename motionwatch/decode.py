@@ -21,6 +21,7 @@ few frames.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 
@@ -49,7 +50,8 @@ _quieted = False
 def quiet_opencv() -> None:
     """OpenCV warns once per frame that it returns the raw plane as 8UC1, which is what we ask for."""
     global _quieted
-    if not _quieted:
+    # A user who set OPENCV_LOG_LEVEL asked to see OpenCV's messages (README: reliability).
+    if not _quieted and "OPENCV_LOG_LEVEL" not in os.environ:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         _quieted = True
 
