@@ -135,9 +135,11 @@ class EventsConfig:
     post_roll_seconds: float = opt(2.0, "clip time kept after the last motion", lo=0.0, hi=60.0)
     clip: bool = opt(True, "record a video clip of each event")
     clip_width: int = opt(0, "clip width in pixels (0 = source resolution)", lo=0, hi=7680)
-    clip_codec: str = opt("auto", "clip format: auto (h264 when ffmpeg is installed, else mp4v), "
-                          "h264 (MP4 through ffmpeg) or mp4v (MP4 through OpenCV)",
-                          choices=("auto", "h264", "mp4v"))
+    clip_codec: str = opt("auto", "clip format: auto (an H.264 video file's clips cut from it without "
+                          "re-encoding, else h264 when ffmpeg is installed, else mp4v), copy (cut from the "
+                          "file, also HEVC; other sources encode as auto), h264 (MP4 through ffmpeg) "
+                          "or mp4v (MP4 through OpenCV)",
+                          choices=("auto", "copy", "h264", "mp4v"))
     snapshot: str = opt("best", "which frame to save: best (most change), first or both",
                         choices=("best", "first", "both"))
     annotate: bool = opt(False, "also save a copy of the snapshot with boxes and time drawn on it")

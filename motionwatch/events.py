@@ -45,6 +45,9 @@ class OpenEvent:
     series: list[tuple[float, float]] = field(default_factory=list)
     clip_fps: float = 0.0          # frame rate the clip is written at (the source's)
     clip_last_index: int = -1      # index of the last frame handed out for the clip
+    # The source file the clip is cut from (sinks.clip_copy.CopySource) instead of
+    # being encoded from frames; then no frame is handed out for the clip.
+    cut_from: object = None
 
     def record(self) -> Event:
         """The event as it stands, with `end` at the last frame with motion."""
@@ -97,12 +100,14 @@ class EventTracker:
 
     def __init__(self, camera: str, cfg: EventsConfig, trigger_fraction: float,
                  min_frames: int, fps: float, clip: bool | None = None,
-                 clip_fps: float | None = None):
+                 clip_fps: float | None = None, cut_from: object = None):
         self.camera = camera
         self.cfg = cfg
         self.trigger = trigger_fraction
         self.min_frames = min_frames
-        self.clip = cfg.clip if clip is None else clip
+        # A clip cut from the source file needs no frames: no pre-roll ring, no EventFrames.
+        self.cut_from = cut_from
+        self.clip = False if cut_from is not None else (cfg.clip if clip is None else clip)
         self.fps = fps if fps and fps > 0 else 10.0
         self.clip_fps = clip_fps if clip_fps and clip_fps > 0 else self.fps
         self.run: list[tuple[Frame, Detection]] = []   # current streak over the trigger
@@ -204,7 +209,7 @@ class EventTracker:
             best=best, best_boxes=list(best_det.boxes), peak=best_det.fraction,
             frames_with_motion=len(self.run), part_start_ts=first.ts,
             series=[(f.ts - first.ts, d.fraction) for f, d in self.run],
-            clip_fps=self.clip_fps,
+            clip_fps=self.clip_fps, cut_from=self.cut_from,
         )
         self.open = ev
         preroll = list(self.ring) if self.clip else []

@@ -37,7 +37,7 @@ from motionwatch.store import TMP_PREFIX
 
 log = logging.getLogger("motionwatch.clip")
 
-FORMATS = ("auto", "h264", "mp4v", "webm")
+FORMATS = ("auto", "copy", "h264", "mp4v", "webm")
 SUFFIX = {"h264": ".mp4", "mp4v": ".mp4", "webm": ".webm"}
 CV_FOURCC = {"mp4v": "mp4v", "webm": "VP80"}
 WRITE_TIMEOUT_S = 20.0   # an encoder that takes no frame for this long has hung
@@ -63,8 +63,11 @@ def ffmpeg_with_x264() -> str | None:
 
 
 def choose_format(requested: str) -> str:
-    """The clip format to use for `events.clip_codec`; h264 without ffmpeg is an error."""
-    if requested == "auto":
+    """The format clips are encoded in for `events.clip_codec`; h264 without ffmpeg is an error.
+
+    `copy` (and `auto`) cut a video file's clips from the file (sinks.clip_copy);
+    for every other source they encode as `auto` does."""
+    if requested in ("auto", "copy"):
         return "h264" if ffmpeg_with_x264() else "mp4v"
     if requested == "h264" and not ffmpeg_with_x264():
         raise MotionwatchError("events.clip_codec: h264 needs the ffmpeg program with libx264, "
@@ -303,6 +306,14 @@ class EventClip:
     def parts(self) -> list[Path]:
         """Final paths of every part that is (or will be, once renamed) whole, in order."""
         return sorted(self.done + [final for _, final in self.unrenamed])
+
+    def summary(self, parts: list[Path]) -> dict:
+        """event.json's clip_* fields, given the parts that exist."""
+        fields = {"clip_format": self.fmt, "clip_fps": round(self.fps, 3),
+                  "clip_seconds": round(self.frames / self.fps, 2) if parts else 0.0}
+        if self.first is not None and parts:
+            fields["clip_start_offset_s"] = round(self.first.ts, 3)
+        return fields
 
     def _open(self, frame: Frame) -> bool:
         if self.failed_ts is not None and frame.ts - self.failed_ts < RETRY_S:

@@ -24,6 +24,7 @@ from motionwatch.config import EventsConfig, RecordingsConfig
 from motionwatch.events import ClipPart, EventEnded, EventFrame, EventStarted, OpenEvent
 from motionwatch.model import iso
 from motionwatch.sinks.clip import EventClip, choose_format
+from motionwatch.sinks.clip_copy import CutClip
 from motionwatch.sinks.runner import Sink
 from motionwatch.store import EVENT_JSON, EventIndex, event_folder, write_atomic, write_json_atomic
 
@@ -61,7 +62,7 @@ class Finish:
     folder: Path
     record: dict
     jpegs: dict[str, bytes]                       # file name -> encoded bytes
-    clip: EventClip | None = None
+    clip: EventClip | CutClip | None = None
 
 
 class Recorder(Sink):
@@ -76,7 +77,7 @@ class Recorder(Sink):
         self.extra = extra or {}   # per-camera facts for event.json (fps, size, source)
         self.fmt = choose_format(ev.clip_codec) if ev.clip else None
         self.folders: dict[str, Path] = {}
-        self.clips: dict[str, EventClip] = {}
+        self.clips: dict[str, EventClip | CutClip] = {}
         self.pending: list[Finish] = []
         self.broken: str | None = None    # the error being reported, until writing works again
         self._next_retry = 0.0
@@ -124,7 +125,10 @@ class Recorder(Sink):
             self._ok()
         except OSError as e:
             self._fail(ev.id, folder, e)
-        if self.fmt is not None:
+        if self.fmt is not None and ev.cut_from is not None:
+            # Cut from the source file when the event ends: no frames to collect.
+            self.clips[ev.id] = CutClip(folder, ev, ev.cut_from, self.ev)
+        elif self.fmt is not None:
             clip = EventClip(folder, self.fmt, ev.clip_fps)
             for f in s.preroll:
                 clip.add(f)
@@ -219,13 +223,9 @@ class Recorder(Sink):
                 clip.done.append(final)
             else:
                 clip.errors.append(f"{final.name} was lost before it could be renamed")
-        parts = [str(p.relative_to(self.root)) for p in sorted(clip.done) if p.exists()]
-        fields = {"clip": parts[0] if parts else None, "clip_parts": parts,
-                  "clip_format": clip.fmt, "clip_fps": round(clip.fps, 3),
-                  "clip_seconds": round(clip.frames / clip.fps, 2) if parts else 0.0}
-        if clip.first is not None and parts:
-            fields["clip_start_offset_s"] = round(clip.first.ts, 3)
-        return fields
+        existing = [p for p in sorted(clip.done) if p.exists()]
+        parts = [str(p.relative_to(self.root)) for p in existing]
+        return {"clip": parts[0] if parts else None, "clip_parts": parts, **clip.summary(existing)}
 
     def _index(self, rec: dict, folder: Path) -> None:
         if self.index is None:
