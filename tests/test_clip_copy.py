@@ -1,0 +1,222 @@
+"""Clips cut from an H.264 source file by stream copy (events.clip_codec auto/copy).
+
+The clips are checked packet by packet against the source: the MD5 of every
+packet's data (ffprobe -show_data_hash) must be a contiguous run of the
+source's packets that starts on a keyframe at `clip_start_offset_s`, so the
+clip is the source, bit for bit, and event.json says exactly where it sits.
+Sources that cannot be copied (AVI, MPEG-4 Part 2, msmpeg4v3) still get an
+encoded clip.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from motionwatch.config import EventsConfig, RecordingsConfig
+from motionwatch.events import EventEnded, EventTracker
+from motionwatch.model import Detection, Frame
+from motionwatch.sinks.clip import ffmpeg_with_x264
+from motionwatch.sinks.clip_copy import CopySource, plan_copy
+from motionwatch.sinks.recorder import Recorder
+from motionwatch.sources import open_source
+from motionwatch.synth import Scene, SceneRenderer, Walker
+
+from conftest import events_json, footage, mw
+
+pytestmark = pytest.mark.skipif(ffmpeg_with_x264() is None or shutil.which("ffprobe") is None,
+                                reason="needs ffmpeg with libx264 and ffprobe")
+
+FPS = 25
+GOP = 25          # a keyframe every second; x264's B-frames on (reordering is what makes cutting hard)
+VISIT = Scene(width=320, height=240, fps=FPS, duration_s=14, seed=21, noise=4.0,
+              walkers=(Walker(5.0, 3.5, height=0.6),))
+
+
+def write_h264(scene: Scene, path: Path, bitrate: str = "400k") -> Path:
+    """The scene as H.264 MP4 with a silent audio track (which clips must leave out)."""
+    cmd = ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
+           "-s", f"{scene.width}x{scene.height}", "-r", str(scene.fps), "-i", "-",
+           "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-shortest",
+           "-c:v", "libx264", "-preset", "veryfast", "-b:v", bitrate, "-g", str(GOP),
+           "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+    r = SceneRenderer(scene)
+    for i in range(scene.frames):
+        proc.stdin.write(r.render(i).tobytes())
+    proc.stdin.close()
+    assert proc.wait() == 0
+    return path
+
+
+def packets(path: Path) -> tuple[list[dict], Fraction]:
+    """Video packets in file order with their data hash, and the stream's time base."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_data_hash", "MD5",
+                          "-show_entries", "packet=pts,flags,data_hash:stream=time_base,codec_name",
+                          "-of", "json", str(path)], capture_output=True, text=True, check=True, timeout=60)
+    data = json.loads(out.stdout)
+    return data["packets"], Fraction(data["streams"][0]["time_base"])
+
+
+def streams(path: Path) -> list[str]:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,codec_name",
+                          "-of", "csv=p=0", str(path)], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def place(clip: Path, source: list[dict], tb: Fraction) -> tuple[float, int]:
+    """(source seconds of the clip's first packet, its index in the source) after checking
+    that the clip's packets are exactly a run of the source's, starting on a keyframe."""
+    got, _ = packets(clip)
+    hashes = [p["data_hash"] for p in source]
+    run = [p["data_hash"] for p in got]
+    start = hashes.index(run[0])
+    assert hashes[start:start + len(run)] == run, f"{clip.name} is not a copy of the source's packets"
+    assert source[start]["flags"].startswith("K") and got[0]["flags"].startswith("K")
+    return float(int(source[start]["pts"]) * tb), start
+
+
+def shown_seconds(clip: Path) -> float:
+    pk, tb = packets(clip)
+    pts = sorted(int(p["pts"]) for p in pk)
+    assert pts == list(range(pts[0], pts[0] + len(pts) * (pts[1] - pts[0]), pts[1] - pts[0])), "holes in the clip"
+    return len(pts) / FPS
+
+
+def config(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "mw.yaml"
+    p.write_text("cameras:\n  - name: porch\n" + text)
+    return p
+
+
+@pytest.fixture(scope="module")
+def visit(tmp_path_factory) -> Path:
+    return write_h264(VISIT, tmp_path_factory.mktemp("copy") / "visit.mp4")
+
+
+def test_scan_cuts_the_clip_from_the_source_without_reencoding(visit, recordings, tmp_path):
+    proc = mw("scan", str(visit), "--recordings", str(recordings), "--config", str(config(tmp_path, "")),
+              check=True)
+    (ev,) = events_json(recordings)
+    clip = recordings / ev["clip"]
+    assert ev["clip_parts"] == [ev["clip"]] and clip.name == "clip-001.mp4"
+    assert ev["clip_format"] == "h264" and ev["clip_copied"] is True and ev["clip_fps"] == FPS
+    assert streams(clip) == ["h264,video"]                 # -map 0:v:0: the audio track stays out
+    source, tb = packets(visit)
+    start_s, _ = place(clip, source, tb)
+    # event.json tells where the clip's first frame sits in the source, and it is
+    # the keyframe at or before (first motion - 2 s pre-roll).
+    assert ev["clip_start_offset_s"] == pytest.approx(start_s, abs=1e-3)
+    assert ev["start_offset_s"] - 2.0 - GOP / FPS < start_s <= ev["start_offset_s"] - 2.0 + 1e-6
+    seconds = shown_seconds(clip)
+    assert ev["clip_seconds"] == pytest.approx(seconds, abs=0.02)
+    assert start_s + seconds >= ev["end_offset_s"] + 2.0      # the post-roll is all there
+    assert start_s + seconds <= ev["end_offset_s"] + 2.0 + 1.0
+    with open(clip, "rb") as f:   # faststart: the index first, so browsers play at once
+        head = f.read(4096)
+    assert head.find(b"moov") != -1 and (head.find(b"mdat") == -1 or head.find(b"moov") < head.find(b"mdat"))
+    assert (clip.parent / "snapshot.jpg").is_file() and not list(recordings.rglob(".tmp-*"))
+    assert "copy" not in proc.stderr and "WARNING" not in proc.stderr
+
+
+def test_long_event_is_cut_in_parts_that_join_exactly(visit, recordings, tmp_path):
+    cfg = config(tmp_path, "events:\n  max_seconds: 2.0\n  clip_codec: copy\n")
+    mw("scan", str(visit), "--recordings", str(recordings), "--config", str(cfg), check=True)
+    (ev,) = events_json(recordings)
+    parts = [recordings / p for p in ev["clip_parts"]]
+    assert [p.name for p in parts] == [f"clip-{i:03d}.mp4" for i in range(1, len(parts) + 1)]
+    assert len(parts) >= 4
+    source, tb = packets(visit)
+    starts, total = [], 0.0
+    for p in parts:
+        start_s, index = place(p, source, tb)
+        seconds = shown_seconds(p)
+        assert seconds <= 2.0 + 1e-6
+        if starts:   # each part begins with the packet right after the previous part's last
+            assert index == starts[-1][1] + starts[-1][2]
+        starts.append((start_s, index, len(packets(p)[0])))
+        total += seconds
+    assert ev["clip_start_offset_s"] == pytest.approx(starts[0][0], abs=1e-3)
+    assert ev["clip_seconds"] == pytest.approx(total, abs=0.05)
+
+
+def test_vtest_avi_is_encoded_and_explicit_copy_says_why(recordings, tmp_path):
+    """msmpeg4v3 in AVI cannot go into an MP4 clip: auto quietly encodes H.264,
+    `copy` logs one line naming the reason and encodes too."""
+    vtest = footage("opencv_vtest/vtest.avi")
+    cfg = config(tmp_path, "events:\n  clip_codec: copy\n  max_seconds: 3.0\n")
+    proc = mw("scan", str(vtest), "--recordings", str(recordings), "--config", str(cfg), check=True)
+    lines = [ln for ln in proc.stderr.splitlines() if "clip_codec copy" in ln]
+    assert len(lines) == 1 and "msmpeg4v3" in lines[0] and "encoding them instead" in lines[0]
+    evs = events_json(recordings)
+    assert evs and all(e["clip"] and e["clip_format"] == "h264" and "clip_copied" not in e for e in evs)
+    assert streams(recordings / evs[0]["clip"]) == ["h264,video"]
+
+
+def test_auto_encodes_what_it_cannot_copy(tmp_path, caplog):
+    """MPEG-4 Part 2 in MP4 (what OpenCV writes) and vtest's msmpeg4v3 AVI: auto
+    plans no copy and says nothing; h264 never copies."""
+    from motionwatch.synth import write_video
+    mp4v = write_video(Scene(width=160, height=120, fps=10, duration_s=1), str(tmp_path / "mp4v.mp4"))
+    for path in (mp4v, str(footage("opencv_vtest/vtest.avi"))):
+        src = open_source(path, scan=True)
+        try:
+            with caplog.at_level(logging.INFO):
+                assert plan_copy("auto", src, "cam") is None
+            assert plan_copy("h264", src, "cam") is None
+        finally:
+            src.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO]
+
+
+def test_cut_that_fails_still_saves_the_event(visit, tmp_path, monkeypatch, caplog):
+    """ffmpeg gone between start-up and the event (uninstalled under a running
+    `run`): the event is saved with its snapshot and no clip, and one line says why."""
+    src = open_source(str(visit), scan=True)
+    plan = plan_copy("auto", src, "cam")
+    src.close()
+    assert isinstance(plan, CopySource)
+    root = tmp_path / "rec"
+    rec = Recorder(RecordingsConfig(path=str(root)), EventsConfig())
+    tracker = EventTracker("cam", EventsConfig(gap_seconds=1.0), 0.01, 1, FPS, cut_from=plan)
+    img = np.full((VISIT.height, VISIT.width, 3), 90, np.uint8)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    signals = []
+    for i in range(10 * FPS):
+        moving = 5 * FPS <= i < 6 * FPS
+        signals += tracker.feed(Frame(img, i, i / FPS, 1e9 + i / FPS), Detection(0.05 if moving else 0.0, [], None))
+    with caplog.at_level(logging.ERROR):
+        for s in signals:
+            rec.handle(s)
+        rec.close()
+    (ended,) = [s for s in signals if isinstance(s, EventEnded)]
+    saved = json.loads((Path(ended.folder) / "event.json").read_text())
+    assert saved["clip"] is None and saved["clip_parts"] == [] and (root / saved["snapshot"]).is_file()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "clip incomplete" in errors[0] and "not installed" in errors[0]
+    assert not list(root.rglob(".tmp-*"))
+
+
+def test_full_disk_during_the_cut_keeps_the_event(tmpfs, tmp_path):
+    """A real 1 MB filesystem cannot hold the ~2 MB clip: the event is saved
+    with its snapshot, the half-cut file is gone, one error line."""
+    big = write_h264(Scene(width=320, height=240, fps=FPS, duration_s=10, seed=4, noise=20.0,
+                           walkers=(Walker(3.0, 3.0, height=0.6),)), tmp_path / "big.mp4", bitrate="3M")
+    disk = tmpfs(1)
+    root = disk / "rec"
+    proc = mw("scan", str(big), "--recordings", str(root), "--config", str(config(tmp_path, "")))
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if "ERROR" in ln]
+    assert len(lines) == 1 and "clip" in lines[0] and "No space left" in lines[0], proc.stderr
+    (ej,) = list(root.rglob("event.json"))
+    ev = json.loads(ej.read_text())
+    assert ev["clip"] is None and (root / ev["snapshot"]).is_file()
+    assert not list(root.rglob(".tmp-*")) and not list(root.rglob("*.mp4"))
