@@ -23,6 +23,7 @@ from motionwatch.errors import SourceError
 from motionwatch.events import EventEnded, EventStarted, EventTracker
 from motionwatch.masks import detection_size, watch_mask
 from motionwatch.model import Detection, Frame, iso
+from motionwatch.sinks.clip_copy import plan_copy
 from motionwatch.sources import FrameSource, open_source
 
 log = logging.getLogger("motionwatch")
@@ -38,7 +39,7 @@ BACKOFF_CAP = 30.0
 
 
 def camera_stages(cfg: Config, cam: CameraConfig, size: tuple[int, int], fps: float,
-                  clip: bool | None = None, clip_fps: float | None = None
+                  clip: bool | None = None, clip_fps: float | None = None, cut_from=None
                   ) -> tuple[MotionDetector, EventTracker]:
     """The detector (with the camera's mask) and the event tracker for one camera
     at one picture size: the capture loop, `tune` and the evaluation all use these."""
@@ -47,7 +48,7 @@ def camera_stages(cfg: Config, cam: CameraConfig, size: tuple[int, int], fps: fl
     watch = watch_mask(cam, size, detection_size(size[0], size[1], det_cfg.width), base)
     detector = MotionDetector(det_cfg, size, fps, watch)
     tracker = EventTracker(cam.name, cfg.events, det_cfg.trigger_fraction, det_cfg.min_frames,
-                           fps, clip=clip, clip_fps=clip_fps)
+                           fps, clip=clip, clip_fps=clip_fps, cut_from=cut_from)
     return detector, tracker
 
 @dataclass
@@ -93,6 +94,7 @@ class CameraLoop:
         self.detector: MotionDetector | None = None
         self.tracker: EventTracker | None = None
         self._size: tuple[int, int] | None = None
+        self.cut_from = None    # CopySource when clips are cut from the source file
         self._next_detect_ts = 0.0
         # detection.fps as seconds between analysed frames (0: analyse every frame).
         self._detect_interval = 1.0 / self.det_cfg.fps if self.det_cfg.fps else 0.0
@@ -113,9 +115,12 @@ class CameraLoop:
                                   timeout=self.cam.timeout_seconds)
         if hasattr(self.source, "cancel"):
             self.source.cancel = self.stop  # a waiting read() returns as soon as we stop
+        # A video file's clips are cut from the file itself when its codec allows (no frames needed).
+        self.cut_from = plan_copy(self.cfg.events.clip_codec, self.source, self.cam.name) \
+            if self.cfg.events.clip else None
         if hasattr(self.source, "colour"):
-            # Clips and the live view need every frame in colour; else only saved frames are converted.
-            self.source.colour = bool(self.cfg.events.clip or self.cfg.web.enabled)
+            # Encoded clips and the live view need every frame in colour; else only saved frames are converted.
+            self.source.colour = bool((self.cfg.events.clip and self.cut_from is None) or self.cfg.web.enabled)
         return self.source
 
     def run(self) -> CameraStatus:
@@ -208,7 +213,7 @@ class CameraLoop:
         self._stall_s = 1.0 / self._source_fps()
         self.detector, self.tracker = camera_stages(
             self.cfg, self.cam, size, self._analysis_fps(),
-            clip_fps=self.source.fps if self.source else None)
+            clip_fps=self.source.fps if self.source else None, cut_from=self.cut_from)
         self.detector.luma_levels = getattr(self.source, "luma_levels", None)
 
     def _count_stall(self, seconds: float) -> None:
