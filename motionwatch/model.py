@@ -26,6 +26,14 @@ class Frame:
     wall: float
     gray: np.ndarray | None = None
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the picture in source pixels, what boxes and masks refer to.
+
+        A frame that decodes `image` on demand overrides this to answer without decoding."""
+        h, w = self.image.shape[:2]
+        return w, h
+
 
 Box = tuple[int, int, int, int]
 

@@ -115,6 +115,8 @@ class CameraLoop:
                                   timeout=self.cam.timeout_seconds)
         if hasattr(self.source, "cancel"):
             self.source.cancel = self.stop  # a waiting read() returns as soon as we stop
+        if hasattr(self.source, "detect_width"):
+            self.source.detect_width = self.det_cfg.width  # an MJPEG camera decodes its grey this small
         # A video file's clips are cut from the file itself when its codec allows (no frames needed).
         self.cut_from = plan_copy(self.cfg.events.clip_codec, self.source, self.cam.name) \
             if self.cfg.events.clip else None
@@ -180,9 +182,15 @@ class CameraLoop:
     def _process(self, frame: Frame) -> None:
         st = self.status
         st.frames += 1
-        # A LumaFrame makes its colour picture only when asked: detect on its luma plane.
-        pic = frame.gray if isinstance(frame, LumaFrame) else frame.image
-        size = (pic.shape[1], pic.shape[0])
+        # A LumaFrame makes its colour picture only when asked: detect on its luma plane,
+        # which has the picture's size. Other frames say their size in source pixels
+        # (a JpegFrame's grey is reduced) and are detected on `gray` when they carry one.
+        if isinstance(frame, LumaFrame):
+            pic = frame.gray
+            size = (pic.shape[1], pic.shape[0])
+        else:
+            pic = frame.image if frame.gray is None else frame.gray
+            size = frame.size
         if size != self._size:
             self._setup(size)
         if frame.ts < self._next_detect_ts or frame.index % self.detect_every:

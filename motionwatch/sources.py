@@ -312,7 +312,12 @@ class LiveSource(FrameSource):
             self._t0 = mono
         i = self.frames_read
         self.frames_read += 1
-        return Frame(img, i, mono - self._t0, now_wall)
+        return self._frame(img, i, mono - self._t0, now_wall)
+
+    def _frame(self, item, index: int, ts: float, wall: float) -> Frame:
+        """The Frame for what the reader grabbed; runs on the caller's thread, so a
+        subclass can leave decoding until here and never pay for dropped frames."""
+        return Frame(item, index, ts, wall)
 
     def close(self) -> None:
         with self._cond:
@@ -463,7 +468,13 @@ def open_source(spec: str, *, scan: bool = False, start_wall: float | None = Non
         from motionwatch.picamera_source import PicameraSource
         src = PicameraSource(spec)
     elif kind in ("camera", "stream"):
-        src = CaptureSource(spec, timeout=timeout)
+        src = None
+        if spec.lower().startswith(("http://", "https://")):
+            # An MJPEG camera is read without FFmpeg (see mjpeg_source); anything
+            # else over HTTP (a video file, HLS, Digest auth) goes to FFmpeg as before.
+            from motionwatch.mjpeg_source import probe
+            src = probe(spec, timeout)
+        src = src or CaptureSource(spec, timeout=timeout)
     else:
         src = FileSource(spec, paced=not scan, start_wall=start_wall)
     src.open()

@@ -18,12 +18,16 @@ Killing the process is the "server died" fault; starting it again on the same
 
     python tests/mjpeg_server.py --port 0 --fps 10 --size 320x240 --mode still
 
+With `--auth USER:PASS` it asks for HTTP Basic auth, as most cameras do, and
+answers a missing or wrong login with 401.
+
 Tests drive it through `ServerProcess` below.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import select
 import socket
@@ -44,8 +48,9 @@ LOOP_S = 4.0   # one person crossing per LOOP_S seconds while in `motion`
 class Camera:
     """Pre-renders a loop of JPEG frames per (size, mode) so serving costs no CPU."""
 
-    def __init__(self, fps: float, size: tuple[int, int], mode: str):
+    def __init__(self, fps: float, size: tuple[int, int], mode: str, auth: str | None = None):
         self.fps = fps
+        self.auth = auth
         self.size = size
         self.mode = mode
         self.state = "serve"          # serve | stall | refuse
@@ -93,6 +98,10 @@ def serve_client(conn: socket.socket, cam: Camera) -> None:
             if not chunk:
                 return
             req += chunk
+        if cam.auth is not None and not _authorized(req, cam.auth):
+            conn.sendall(b"HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"camera\"\r\n"
+                         b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+            return
         conn.sendall(b"HTTP/1.0 200 OK\r\nCache-Control: no-cache\r\nConnection: close\r\n"
                      b"Content-Type: multipart/x-mixed-replace;boundary=" + BOUNDARY + b"\r\n\r\n")
         seen = 0
@@ -111,6 +120,12 @@ def serve_client(conn: socket.socket, cam: Camera) -> None:
         pass  # the client went away
     finally:
         conn.close()
+
+
+def _authorized(request: bytes, auth: str) -> bool:
+    want = b"basic " + base64.b64encode(auth.encode())
+    return any(line.lower().startswith(b"authorization:") and line.split(b":", 1)[1].strip().lower() == want.lower()
+               for line in request.split(b"\r\n"))
 
 
 class Listener:
@@ -178,8 +193,9 @@ def command(line: str, cam: Camera, listener: Listener) -> bool:
 class ServerProcess:
     """The server as a child process a test can command, kill and start again on the same port."""
 
-    def __init__(self, fps: float = 10.0, size: str = "320x240", mode: str = "still", port: int = 0):
-        self.fps, self.size, self.mode, self.port = fps, size, mode, port
+    def __init__(self, fps: float = 10.0, size: str = "320x240", mode: str = "still", port: int = 0,
+                 auth: str | None = None):
+        self.fps, self.size, self.mode, self.port, self.auth = fps, size, mode, port, auth
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -190,7 +206,7 @@ class ServerProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--port", str(self.port), "--fps", str(self.fps), "--size", self.size,
-             "--mode", mode or self.mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+             "--mode", mode or self.mode] + (["--auth", self.auth] if self.auth else []), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.port = int(self._line("listening").split()[1])
         return self
 
@@ -239,9 +255,10 @@ def main() -> int:
     ap.add_argument("--fps", type=float, default=10.0)
     ap.add_argument("--size", default="320x240")
     ap.add_argument("--mode", choices=MODES, default="motion", help="what the room shows at start")
+    ap.add_argument("--auth", metavar="USER:PASS", help="ask for HTTP Basic auth with this login")
     a = ap.parse_args()
     w, h = (int(v) for v in a.size.split("x"))
-    cam = Camera(a.fps, (w, h), a.mode)
+    cam = Camera(a.fps, (w, h), a.mode, a.auth)
     cam.frames()
     listener = Listener(a.port, cam)
     listener.start()

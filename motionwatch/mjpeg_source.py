@@ -1,0 +1,436 @@
+"""MJPEG over HTTP (`multipart/x-mixed-replace`), read with the standard library.
+
+Most IP cameras and ESP32-CAMs serve their live picture this way: one HTTP
+response whose body is a run of JPEG images separated by a boundary. Through
+OpenCV's FFmpeg backend every one of them is decoded to full-size BGR on the
+reader thread, including the frames the detector then drops, although the
+detector only looks at a 320-px grey picture and only saved frames need colour.
+
+Here the reader thread only splits the stream into JPEG byte strings (no
+decode, so a dropped frame costs nothing). `read()` decodes the newest one
+straight to reduced grey with libjpeg's DCT scaling
+(`IMREAD_REDUCED_GRAYSCALE_2/4/8`: the largest reduction still at least the
+detection width), and the frame keeps the JPEG bytes: its full-size colour
+picture is decoded only if a snapshot, clip or the live view asks for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import logging
+import socket
+import ssl
+import struct
+import time
+from urllib.parse import unquote, urljoin, urlsplit
+
+import cv2
+import numpy as np
+
+from motionwatch.errors import SourceError
+from motionwatch.model import Frame
+from motionwatch.sources import READ_TIMEOUT_MS, LiveSource, _redact, _sane_fps
+
+log = logging.getLogger("motionwatch")
+
+# Detection width the pipeline uses unless it says otherwise (detection.width's default).
+DEFAULT_DETECT_WIDTH = 320
+REDUCED = ((8, cv2.IMREAD_REDUCED_GRAYSCALE_8), (4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
+           (2, cv2.IMREAD_REDUCED_GRAYSCALE_2), (1, cv2.IMREAD_GRAYSCALE))
+# A part longer than this is no camera frame (a broken stream): give up on the connection.
+MAX_PART = 32 * 2**20
+MAX_LINE = 65536
+MAX_PART_HEADERS = 32
+MAX_REDIRECTS = 3
+# At connect, frames read to learn the camera's rate (MJPEG over HTTP does not say it),
+# for at most this long; the clip writer and the event timing use that rate.
+RATE_FRAMES = 8
+RATE_WINDOW_S = 1.0
+# JPEG start-of-frame markers (baseline, extended, progressive, lossless; not DHT/JPG/DAC).
+SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+class HttpStream:
+    """One open HTTP response: its status, headers and the socket under it."""
+
+    def __init__(self, conn: http.client.HTTPConnection, sock: socket.socket, resp: http.client.HTTPResponse):
+        self.conn, self.sock, self.resp = conn, sock, resp
+
+    @property
+    def content_type(self) -> str:
+        return self.resp.getheader("Content-Type", "") or ""
+
+    def is_mjpeg(self) -> bool:
+        return self.content_type.split(";")[0].strip().lower() == "multipart/x-mixed-replace"
+
+    def boundary(self) -> bytes:
+        """The boundary parameter, without quotes or the leading dashes some cameras include."""
+        for param in self.content_type.split(";")[1:]:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "boundary":
+                return value.strip().strip('"').lstrip("-").encode("latin-1")
+        return b""
+
+    def shutdown(self) -> None:
+        """Unblock a reader waiting in recv (called from another thread)."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.resp.close()
+        self.conn.close()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def open_http(spec: str, timeout: float) -> HttpStream:
+    """GET the URL (Basic auth from user:pass@, redirects followed); SourceError on failure.
+
+    A 401 asking for Digest auth is returned, not raised, so the caller can hand the
+    URL to FFmpeg, which speaks Digest."""
+    url = spec
+    for _ in range(MAX_REDIRECTS + 1):
+        stream = _get(spec, url, timeout)
+        status = stream.resp.status
+        location = stream.resp.getheader("Location")
+        if status in (301, 302, 303, 307, 308) and location:
+            stream.close()
+            url = _follow(url, location)
+            continue
+        if status == 200 or (status == 401 and _wants_digest(stream)):
+            return stream
+        stream.close()
+        raise SourceError(f"{_redact(spec)}: cannot open stream: HTTP {status} {stream.resp.reason}"
+                          + _hint(spec, status))
+    raise SourceError(f"{_redact(spec)}: cannot open stream: more than {MAX_REDIRECTS} redirects")
+
+
+def _get(spec: str, url: str, timeout: float) -> HttpStream:
+    u = urlsplit(url)
+    try:
+        port = u.port
+    except ValueError:
+        raise SourceError(f"{_redact(spec)}: cannot open stream: bad port in the URL") from None
+    if not u.hostname:
+        raise SourceError(f"{_redact(spec)}: cannot open stream: no host in the URL")
+    if u.scheme == "https":
+        # Cameras ship self-signed certificates; FFmpeg, which read these URLs
+        # before, does not verify them either.
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        conn = http.client.HTTPSConnection(u.hostname, port, timeout=timeout, context=ctx)
+    else:
+        conn = http.client.HTTPConnection(u.hostname, port, timeout=timeout)
+    headers = {"User-Agent": "motionwatch", "Accept": "*/*"}
+    if u.username is not None:
+        cred = f"{unquote(u.username)}:{unquote(u.password or '')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(cred).decode("ascii")
+    path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+    try:
+        conn.request("GET", path, headers=headers)
+        sock = conn.sock   # getresponse() lets go of it when the server will close
+        resp = conn.getresponse()
+    except (socket.timeout, TimeoutError):
+        conn.close()
+        raise SourceError(f"{_redact(spec)}: cannot open stream: no answer within {timeout:g} s") from None
+    except (OSError, http.client.HTTPException) as e:
+        conn.close()
+        raise SourceError(f"{_redact(spec)}: cannot open stream: {_why(e)}") from None
+    return HttpStream(conn, sock, resp)
+
+
+def _why(e: Exception) -> str:
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(e, socket.gaierror):
+        return "unknown host"
+    if isinstance(e, ssl.SSLError):
+        return f"TLS failed ({e.reason or e})"
+    if isinstance(e, http.client.HTTPException):
+        return f"not an HTTP answer ({type(e).__name__})"
+    return (e.strerror or str(e) or type(e).__name__).lower()
+
+
+def _hint(spec: str, status: int) -> str:
+    if status in (401, 403):
+        has_user = urlsplit(spec).username is not None
+        return " (wrong user or password?)" if has_user else " (the camera wants a login: http://user:password@host/...)"
+    return ""
+
+
+def _wants_digest(stream: HttpStream) -> bool:
+    return any(v.strip().lower().startswith("digest") for v in stream.resp.headers.get_all("WWW-Authenticate") or [])
+
+
+def _follow(url: str, location: str) -> str:
+    """The redirect target, keeping user:pass@ when it stays on the same host."""
+    new = urljoin(url, location)
+    old, to = urlsplit(url), urlsplit(new)
+    if old.username is not None and to.username is None and to.hostname == old.hostname:
+        netloc = old.netloc.rsplit("@", 1)[0] + "@" + to.netloc
+        new = to._replace(netloc=netloc).geturl()
+    return new
+
+
+class PartReader:
+    """Splits a multipart body into the bytes of each part (a JPEG)."""
+
+    def __init__(self, stream: HttpStream, timeout: float):
+        self.stream = stream
+        self.fp = stream.resp
+        self.mark = stream.boundary() or b"--"
+        self.timeout = timeout
+        self._in_headers = False   # True when the boundary line has already been read
+
+    def next(self) -> bytes | None:
+        """The next part's body; None at the end of the stream."""
+        try:
+            if not self._in_headers and not self._skip_to_boundary():
+                return None
+            self._in_headers = False
+            length = self._headers()
+            if length is None:
+                return None
+            if length > 0:
+                data = self.fp.read(length)
+                return data if len(data) == length else None
+            return self._until_boundary()
+        except (socket.timeout, TimeoutError):
+            raise OSError(f"no data for {self.timeout:g} s") from None
+
+    def _line(self) -> bytes:
+        return self.fp.readline(MAX_LINE)
+
+    def _is_boundary(self, line: bytes) -> bool:
+        return line.startswith(b"--") and self.mark in line[:len(self.mark) + 8]
+
+    def _skip_to_boundary(self) -> bool:
+        for _ in range(64):   # a few blank lines or a preamble, never a whole stream
+            line = self._line()
+            if not line:
+                return False
+            if self._is_boundary(line):
+                return True
+        raise OSError("no multipart boundary in the stream")
+
+    def _headers(self) -> int | None:
+        """Read a part's headers; its Content-Length, 0 when it has none, None at the end."""
+        length = 0
+        for _ in range(MAX_PART_HEADERS):
+            line = self._line()
+            if not line:
+                return None
+            if not line.strip():
+                return length
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                try:
+                    length = int(value.strip())
+                except ValueError:
+                    length = 0
+                if length > MAX_PART:
+                    raise OSError(f"a part of {length} bytes is no camera frame")
+        raise OSError("a part's headers never end")
+
+    def _until_boundary(self) -> bytes | None:
+        """A part without Content-Length: everything up to the next boundary line,
+        trimmed to the JPEG's end-of-image marker."""
+        chunks, size = [], 0
+        while True:
+            line = self._line()
+            if not line:
+                return None
+            if self._is_boundary(line):
+                self._in_headers = True
+                break
+            chunks.append(line)
+            size += len(line)
+            if size > MAX_PART:
+                raise OSError(f"a part over {MAX_PART} bytes is no camera frame")
+        data = b"".join(chunks)
+        end = data.rfind(b"\xff\xd9")
+        return data[:end + 2] if end >= 0 else data.rstrip(b"\r\n")
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's start-of-frame header, without decoding; None if absent."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    i, n = 2, len(data)
+    while i + 9 < n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:   # fill byte
+            i += 1
+            continue
+        if marker in SOF_MARKERS:
+            h, w = struct.unpack_from(">HH", data, i + 5)
+            return (w, h) if w and h else None
+        if marker == 0xD8 or 0xD0 <= marker <= 0xD7:   # markers without a length
+            i += 2
+            continue
+        i += 2 + struct.unpack_from(">H", data, i + 2)[0]
+    return None
+
+
+def reduction(width: int, detect_width: int) -> tuple[int, int]:
+    """(factor, imdecode flag): the largest DCT reduction that leaves at least `detect_width` px."""
+    for factor, flag in REDUCED:
+        if -(-width // factor) >= detect_width:
+            return factor, flag
+    return REDUCED[-1]
+
+
+class JpegFrame(Frame):
+    """A frame that keeps its JPEG: `gray` is the reduced luma the detector uses,
+    `image` the full-size BGR picture, decoded on first use (a saved frame) only.
+
+    Two threads asking at once (the clip writer and the live view) may both
+    decode; the result is the same picture, so no lock is taken per frame."""
+
+    __slots__ = ("jpeg", "_bgr", "_size")
+
+    def __init__(self, jpeg: bytes, gray: np.ndarray, size: tuple[int, int], index: int, ts: float, wall: float):
+        Frame.__init__(self, None, index, ts, wall, gray)
+        self.jpeg = jpeg
+        self._size = size
+
+    @property
+    def image(self) -> np.ndarray:
+        if self._bgr is None:
+            bgr = cv2.imdecode(np.frombuffer(self.jpeg, np.uint8), cv2.IMREAD_COLOR)
+            if bgr is None or bgr.shape[1::-1] != self._size:   # cannot happen after the grey decode worked
+                bgr = cv2.cvtColor(cv2.resize(self.gray, self._size), cv2.COLOR_GRAY2BGR)
+            self._bgr = bgr
+        return self._bgr
+
+    @image.setter
+    def image(self, value) -> None:
+        self._bgr = value
+
+    @property
+    def decoded(self) -> bool:
+        """Whether the colour picture has been made (tests and benchmarks check this)."""
+        return self._bgr is not None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._size
+
+    def __repr__(self) -> str:  # the dataclass repr would decode the colour picture
+        return f"JpegFrame(index={self.index}, ts={self.ts:.3f}, size={self._size}, {len(self.jpeg)} bytes)"
+
+
+class MjpegSource(LiveSource):
+    """An MJPEG-over-HTTP camera: the reader thread splits the stream, `read()` decodes.
+
+    `first` is the response `probe()` already opened, used by the first `open()`
+    so a camera that serves one client at a time (ESP32-CAM) is not asked twice."""
+
+    kind = "stream"
+
+    def __init__(self, spec: str, timeout: float | None = None, first: HttpStream | None = None):
+        super().__init__(spec)
+        self._timeout_s = timeout or READ_TIMEOUT_MS / 1000
+        self._first = first
+        self._stream: HttpStream | None = None
+        self._pending: bytes | None = None   # the newest frame read while learning the rate
+        # The pipeline sets this to detection.width before the first read.
+        self.detect_width = DEFAULT_DETECT_WIDTH
+        self.bad_frames = 0
+
+    def _connect(self) -> PartReader:
+        stream, self._first = self._first, None
+        if stream is None:
+            stream = open_http(self.spec, self._timeout_s)
+        if stream.resp.status != 200 or not stream.is_mjpeg():
+            what = f"HTTP {stream.resp.status}" if stream.resp.status != 200 else \
+                f"Content-Type {stream.content_type or 'none'}"
+            stream.close()
+            raise SourceError(f"{_redact(self.spec)}: cannot open stream: no longer MJPEG ({what})")
+        self._stream = stream
+        parts = PartReader(stream, self._timeout_s)
+        self._learn_rate(parts)
+        return parts
+
+    def _learn_rate(self, parts: PartReader) -> None:
+        """Time the first few frames: MJPEG over HTTP does not say its frame rate."""
+        arrivals = []
+        t0 = time.monotonic()
+        self._pending = None
+        try:
+            while len(arrivals) < RATE_FRAMES and time.monotonic() - t0 < RATE_WINDOW_S:
+                data = parts.next()
+                if data is None:
+                    break
+                arrivals.append(time.monotonic())
+                self._pending = data
+        except OSError:
+            pass   # the reader will meet the same trouble and report it
+        # The first frame may have waited in a buffer: time the ones after it.
+        if len(arrivals) >= 3 and arrivals[-1] > arrivals[1]:
+            self.fps = _sane_fps((len(arrivals) - 2) / (arrivals[-1] - arrivals[1]), unknown=0.0)
+
+    def _grab_from(self, parts: PartReader) -> bytes | None:
+        if self._pending is not None:
+            data, self._pending = self._pending, None
+            return data
+        return parts.next()
+
+    def _release(self, parts: PartReader) -> None:
+        parts.stream.close()
+
+    def _disconnect(self) -> None:
+        if self._stream is not None:
+            self._stream.shutdown()
+
+    def close(self) -> None:
+        super().close()
+        if self._first is not None:   # probed but never opened
+            self._first.close()
+            self._first = None
+
+    def read(self, timeout: float = 10.0) -> Frame | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = super().read(max(0.0, deadline - time.monotonic()))
+            if frame is None or frame.gray is not None:
+                return frame
+            self.bad_frames += 1   # a damaged JPEG: skip it, the next one is a frame interval away
+            if self.bad_frames == 1:
+                log.warning("%s: skipping a JPEG that does not decode (more are counted, not logged)",
+                            self.describe())
+
+    def _frame(self, jpeg: bytes, index: int, ts: float, wall: float) -> Frame:
+        size = jpeg_size(jpeg)
+        gray = None
+        if size is not None:
+            factor, flag = reduction(size[0], self.detect_width)
+            gray = cv2.imdecode(np.frombuffer(jpeg, np.uint8), flag)
+            if gray is not None and gray.shape[1] != -(-size[0] // factor):
+                gray = None   # the header lied about the size
+            elif gray is not None and self.size != size:
+                self.size = size
+        return JpegFrame(jpeg, gray, size or (0, 0), index, ts, wall)
+
+    def describe(self) -> str:
+        return f"{self.kind} {_redact(self.spec)}"
+
+
+def probe(spec: str, timeout: float | None) -> MjpegSource | None:
+    """An MjpegSource (not yet opened) on the connection this GET opened when the URL
+    serves multipart/x-mixed-replace; None for anything else (a video file or HLS over
+    HTTP, a single JPEG, Digest auth), which FFmpeg reads as before."""
+    t = timeout or READ_TIMEOUT_MS / 1000
+    stream = open_http(spec, t)
+    if stream.resp.status == 200 and stream.is_mjpeg():
+        return MjpegSource(spec, timeout=t, first=stream)
+    stream.close()
+    return None

@@ -1,0 +1,218 @@
+"""MJPEG-over-HTTP cameras read by MjpegSource, against real servers on loopback:
+tests/mjpeg_server.py (a separate process that can be killed, restarted and asked
+for a login), a small in-test server that sends parts without Content-Length, and
+Python's http.server serving an MP4 that must still go through FFmpeg."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import socket
+import threading
+import time
+
+import cv2
+import pytest
+
+from conftest import events_json, mw, wait_until
+from live_run import RunProcess, write_config
+from mjpeg_server import ServerProcess
+from motionwatch.config import load_config
+from motionwatch.mjpeg_source import JpegFrame, MjpegSource, jpeg_size, reduction
+from motionwatch.pipeline import CameraLoop
+from motionwatch.sinks.runner import SinkRunner
+from motionwatch.sources import CaptureSource, open_source
+from motionwatch.synth import Scene, SceneRenderer, write_video
+
+STARTED = r"motion: event \w+ started"
+
+
+def test_reduction_is_the_largest_that_keeps_the_detection_width():
+    assert reduction(640, 320)[0] == 2
+    assert reduction(1280, 320)[0] == 4
+    assert reduction(1920, 320)[0] == 4      # /8 would leave 240 px
+    assert reduction(2560, 320)[0] == 8
+    assert reduction(320, 320)[0] == 1
+    assert reduction(640, 640)[0] == 1
+    jpeg = cv2.imencode(".jpg", SceneRenderer(Scene(width=1280, height=720, duration_s=1)).render(0))[1].tobytes()
+    assert jpeg_size(jpeg) == (1280, 720)
+    assert jpeg_size(b"not a jpeg") is None
+
+
+def test_frames_are_decoded_small_and_in_colour_only_when_asked(tmp_path):
+    with ServerProcess(fps=15, size="640x480", mode="still") as cam:
+        src = open_source(cam.url, timeout=5)
+        try:
+            assert isinstance(src, MjpegSource)
+            assert 10 <= src.fps <= 20, "the rate is learned from the first frames"
+            src.detect_width = 160
+            frame = src.read(5)
+            assert isinstance(frame, JpegFrame)
+            assert frame.gray.shape == (120, 160), "640 px wide decoded at 1/4 for a 160 px detector"
+            assert frame.size == (640, 480) and src.size == (640, 480)
+            assert not frame.decoded
+            assert frame.image.shape == (480, 640, 3) and frame.decoded
+            assert frame.image is frame.image, "decoded once"
+            # the colour picture and the reduced grey are the same picture
+            grey = cv2.resize(cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY), (160, 120), interpolation=cv2.INTER_AREA)
+            assert float(cv2.absdiff(grey, frame.gray).mean()) < 3.0
+        finally:
+            src.close()
+
+
+def test_preroll_holds_jpeg_bytes_and_nothing_is_decoded_in_colour_without_an_event(tmp_path):
+    """Clips on (the default): the pre-roll ring fills with frames that are never decoded in colour."""
+    with ServerProcess(fps=15, size="640x480", mode="still") as cam:
+        cfg = load_config(write_config(tmp_path / "c.yaml", tmp_path / "rec",
+                                       [{"name": "door", "source": cam.url, "timeout_seconds": 5.0}],
+                                       events={"pre_roll_seconds": 1.0}))
+        assert cfg.events.clip
+        stop = threading.Event()
+        sinks = SinkRunner([])
+        loop = CameraLoop(cfg.cameras[0], cfg, sinks, stop)
+        seen: list[list] = []
+
+        def on_frame(frame, det):
+            if loop.status.frames >= 25 and not seen:
+                seen.append(list(loop.tracker.ring))   # on the capture thread: the ring holds still
+        loop.on_frame = on_frame
+        t = threading.Thread(target=loop.run_supervised, daemon=True)
+        t.start()
+        try:
+            wait_until(lambda: seen, 30, "25 frames")
+        finally:
+            stop.set()
+            t.join(10)
+            sinks.close()
+        ring = seen[0]
+        assert len(ring) >= 10
+        assert all(isinstance(f, JpegFrame) and f.jpeg[:2] == b"\xff\xd8" for f in ring)
+        assert not any(f.decoded for f in ring), "no frame was decoded in colour"
+        assert loop.status.events == 0
+
+
+def test_events_on_a_moving_camera_none_on_a_static_noisy_one_boxes_in_source_pixels(tmp_path):
+    """Two cameras in one run: someone keeps crossing one (its left half masked off),
+    the other shows an empty, noisy room. Detection runs at 160 px, decoded at 1/4."""
+    with ServerProcess(fps=15, size="640x480", mode="motion") as walk, \
+            ServerProcess(fps=15, size="640x480", mode="still") as empty:
+        rec = tmp_path / "rec"
+        cfg = write_config(tmp_path / "c.yaml", rec, [
+            {"name": "walk", "source": walk.url, "mask": [[[0, 0], [320, 0], [320, 480], [0, 480]]]},
+            {"name": "empty", "source": empty.url}], detection={"width": 160})
+        proc = mw("run", "--config", str(cfg), "--duration", "10", timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        evs = events_json(rec)
+        assert evs and all(e["camera"] == "walk" for e in evs), [e["camera"] for e in evs]
+        boxes = [b for e in evs for b in e["boxes"]]
+        assert boxes
+        for x, y, w, h in boxes:
+            assert x >= 300 and x + w <= 640 and y + h <= 480, (x, y, w, h)   # the masked left half stays out
+        assert max(y + h for x, y, w, h in boxes) > 200, "boxes are in 640x480 source pixels, not 160x120"
+        for e in evs:
+            event = json.loads((rec / e["snapshot"]).parent.joinpath("event.json").read_text())
+            assert event["boxes"] == e["boxes"]
+            snap = cv2.imread(str(rec / e["snapshot"]))
+            assert snap.shape == (480, 640, 3), "snapshots are full size and in colour"
+
+
+def test_basic_auth_right_login_reads_wrong_login_is_one_line_exit_1(tmp_path):
+    with ServerProcess(fps=10, size="320x240", mode="still", auth="cam:s3cret") as cam:
+        url = cam.url.replace("http://", "http://cam:s3cret@")
+        src = open_source(url, timeout=5)
+        try:
+            assert isinstance(src, MjpegSource) and src.read(5) is not None
+        finally:
+            src.close()
+        for login, hint in (("cam:wrongpass@", "wrong user or password"), ("", "wants a login")):
+            proc = mw("run", "--source", cam.url.replace("http://", "http://" + login), "--duration", "5",
+                      "--recordings", str(tmp_path / "rec"), timeout=60)
+            out = proc.stdout + proc.stderr
+            assert proc.returncode == 1, out
+            assert "cannot open stream" in out and "HTTP 401" in out and hint in out
+            assert "wrongpass" not in out, "the password is never shown"
+            assert "Traceback" not in out
+            assert len([line for line in proc.stderr.splitlines() if "HTTP 401" in line]) == 1
+
+
+def test_server_killed_then_restarted_is_lost_then_found(tmp_path):
+    cam = ServerProcess(fps=10, mode="still").start()
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "rec",
+                       [{"name": "door", "source": cam.url, "timeout_seconds": 1.0}])
+    run = RunProcess(tmp_path, "--config", str(cfg))
+    try:
+        run.wait_for(r"door: watching stream")
+        run.set_mark()
+        cam.kill()
+        run.wait_for(r"door: camera lost")
+        run.wait_for(r"door: still lost \(.*connection refused")
+        cam.start()
+        run.wait_for(r"door: camera found again")
+        assert run.stop() == 0
+    finally:
+        if run.proc.poll() is None:
+            run.proc.kill()
+        cam.kill()
+    assert "Traceback" not in run.log
+
+
+def _serve_parts(boundary: str, jpegs: list[bytes], fps: float) -> tuple[socket.socket, int]:
+    """One-client server: a quoted boundary with leading dashes, parts without Content-Length."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def run():
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(f'HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary="{boundary}"\r\n\r\n'
+                         .encode())
+            for jpeg in jpegs:
+                conn.sendall(b"--" + boundary.encode() + b"\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n")
+                time.sleep(1 / fps)
+    threading.Thread(target=run, daemon=True).start()
+    return srv, srv.getsockname()[1]
+
+
+def test_parts_without_content_length_are_split_at_the_boundary():
+    r = SceneRenderer(Scene(width=320, height=240, duration_s=2, fps=10))
+    jpegs = [cv2.imencode(".jpg", r.render(i))[1].tobytes() for i in range(20)]
+    srv, port = _serve_parts("--myboundary", jpegs, 10)
+    src = open_source(f"http://127.0.0.1:{port}/", timeout=3)
+    try:
+        assert isinstance(src, MjpegSource)
+        frames = []
+        while (f := src.read(3)) is not None:
+            frames.append(f)
+        assert len(frames) >= 5
+        assert all(f.size == (320, 240) and f.gray.shape == (240, 320) for f in frames)
+        assert all(f.jpeg in jpegs for f in frames), "each part is exactly one JPEG"
+        assert src.ended and src.bad_frames == 0
+    finally:
+        src.close()
+        srv.close()
+
+
+def test_a_video_file_over_http_still_goes_through_ffmpeg(tmp_path):
+    # Motion-JPEG in an AVI: JPEG frames too, but a file, not multipart (an MP4 would need
+    # Range requests, which http.server does not answer).
+    write_video(Scene(width=320, height=240, duration_s=3, fps=10), str(tmp_path / "clip.avi"), "MJPG")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        src = open_source(f"http://127.0.0.1:{server.server_address[1]}/clip.avi", timeout=5)
+        try:
+            assert isinstance(src, CaptureSource) and not isinstance(src, MjpegSource)
+            frame = src.read(5)
+            assert frame is not None and frame.image.shape == (240, 320, 3)
+        finally:
+            src.close()
+        with pytest.raises(Exception, match=r"cannot open stream: HTTP 404 "):
+            open_source(f"http://127.0.0.1:{server.server_address[1]}/missing.mjpg", timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
