@@ -126,6 +126,9 @@ class MotionDetector:
         self.mask[:] = 0
         self.prev_out[:] = 0
         self.out = self.mask
+        # Which buffers are known to be all zero: most frames change nothing, and
+        # then clearing or copying a zero picture again is wasted work.
+        self.mask_clear = self.prev_clear = self.still_clear = True
 
     # -- public ---------------------------------------------------------------
 
@@ -157,11 +160,13 @@ class MotionDetector:
         lighting = changed > self.cfg.max_fraction * self.watch_area or not (
             GAIN_LIMITS[0] < gain < GAIN_LIMITS[1])
         if lighting:
+            self.mask_clear = False
             self._rebaseline()
             return Detection(0.0, [], self.mask, lighting_change=True, ready=False, threshold=threshold)
         quiet = changed == 0   # nothing over the threshold: the mask stays empty
         boxes, changed = self._clean(changed, threshold)
-        np.copyto(self.prev_out, self.out)
+        self._keep_prev_out(quiet)
+        self.mask_clear = quiet
         self._learn(warming, quiet)
         if warming or self.rebase_left > 0:
             self.rebase_left = max(0, self.rebase_left - 1)
@@ -195,6 +200,14 @@ class MotionDetector:
         else:
             self.blurred[:] = self.gray
 
+    def _keep_prev_out(self, quiet: bool) -> None:
+        """prev_out = this frame's moving regions (all zero when nothing changed)."""
+        if not quiet:
+            np.copyto(self.prev_out, self.out)
+        elif not self.prev_clear:
+            self.prev_out.fill(0)
+        self.prev_clear = quiet
+
     def _express(self, model: np.ndarray, dst: np.ndarray) -> np.ndarray:
         """A background model as 8-bit in this frame's lighting."""
         return cv2.convertScaleAbs(model, dst, self.gain, self.offset)
@@ -219,15 +232,18 @@ class MotionDetector:
         """
         # Leave out what changed last frame (and masked areas) so a large
         # subject does not pass for a lighting change nor for noise.
-        keep = self.mask[self.sub] == 0
-        if self.sub_watch is not None:
-            keep &= self.sub_watch
+        if self.mask_clear and self.sub_watch is None:
+            keep = None   # nothing to leave out: every sampled pixel counts
+        else:
+            keep = self.mask[self.sub] == 0
+            if self.sub_watch is not None:
+                keep &= self.sub_watch
         self.quiet_sub = keep
         if not self.cfg.lighting_compensation:
             return 1.0, 0.0
         cur = self.blurred[self.sub]
         ref = self.bg[self.sub]
-        if np.count_nonzero(keep) >= 300:
+        if keep is not None and np.count_nonzero(keep) >= 300:
             cur, ref = cur[keep], ref[keep]
         # Exposure, a lamp or the IR switch scale gamma-encoded pixels by one
         # factor; the median of per-pixel ratios finds it while anything that
@@ -256,7 +272,8 @@ class MotionDetector:
     def _noise(self, warming: bool) -> float:
         """Robust sigma of the difference image, learned while the scene is quiet."""
         d = self.diff[self.sub]
-        quiet = d[self.quiet_sub]
+        # quiet_sub None: every sampled pixel is quiet (a copy: _percentile reorders it)
+        quiet = d.copy() if self.quiet_sub is None else d[self.quiet_sub]
         if quiet.size >= 50:
             d = quiet
         elif self.sub_watch is not None:
@@ -421,13 +438,16 @@ class MotionDetector:
             # Nothing changed (the usual frame): all of the background learns and
             # no pixel stays changed; the same result without the masks.
             cv2.accumulateWeighted(self.blurred, self.bg, self.alpha)
-            self.still.fill(0)
+            if not self.still_clear:
+                self.still.fill(0)
+                self.still_clear = True
             return
         cv2.bitwise_not(self.mask, self.not_mask)
         cv2.accumulateWeighted(self.blurred, self.bg, self.alpha, self.not_mask)
         # Count frames each pixel has stayed changed; unchanged pixels restart at 0.
         self.still_next[:] = 0
         cv2.add(self.still, self.ones, self.still_next, mask=self.mask)
+        self.still_clear = False
         self.still, self.still_next = self.still_next, self.still
         stuck = self.still >= self.static_frames
         if stuck.any():
