@@ -9,7 +9,8 @@ Everything is measured in this run, on the same inputs, and reported as ratios
 against the decode-only baseline measured alongside, because the machine's
 speed (and whoever else is using it) changes from run to run:
 
-* scan: generated H.264 clips (640x480, 1280x720, 1920x1080; textured room,
+* The package is byte-compiled first, as pip does for a normal install.
+* scan (defaults, clips re-encoded with `clip_codec: h264`, clips off): generated H.264 clips (640x480, 1280x720, 1920x1080; textured room,
   sensor noise, people walking, encoded at IP-camera bitrates) and
   ../shared/footage/opencv_vtest/vtest.avi. Each tool runs as its own process;
   CPU seconds come from wait4() (the process and the children it waited for,
@@ -18,8 +19,8 @@ speed (and whoever else is using it) changes from run to run:
 * DVR-Scan (`dvr-scan-headless`, installed into its own venv under the work
   folder) with its defaults, `-b CNT` and `-df 4`; skipped with a message when
   it cannot be installed.
-* live: `motionwatch run` and the `motion` daemon (/usr/bin/motion, outputs
-  and web ports off) reading the same 640x480 source paced at 30 fps, a file
+* live: `motionwatch run` (defaults, and with clips off) and the `motion`
+  daemon (/usr/bin/motion, outputs and web ports off) reading the same 640x480 source paced at 30 fps, a file
   and a loopback MJPEG-over-HTTP camera; CPU from /proc/PID/stat over a
   steady window after warm-up, per 1000 source frames.
 * frame age at decision, dropped frames and capture-loop stalls from the same
@@ -161,11 +162,13 @@ def dvr_scan_bin(work: Path) -> Path | None:
     return exe if exe.exists() else None
 
 
-def tool_commands(dvr: Path | None, noclip_cfg: Path) -> dict:
+def tool_commands(dvr: Path | None, noclip_cfg: Path, encode_cfg: Path) -> dict:
     """name -> function(path, outdir) -> argv."""
     tools = {
         "decode-only": lambda p, o: [PY, "-c", DECODE_LOOP, str(p)],
         "motionwatch scan": lambda p, o: MW + ["scan", str(p), "--recordings", str(o), "--no-progress", "-q"],
+        "motionwatch scan, clips re-encoded": lambda p, o: MW + [
+            "scan", str(p), "--recordings", str(o), "--no-progress", "-q", "--config", str(encode_cfg)],
         "motionwatch scan, clips off": lambda p, o: MW + ["scan", str(p), "--recordings", str(o),
                                                           "--no-progress", "-q", "--config", str(noclip_cfg)],
         "motionwatch scan, clips off, --detect-every 3": lambda p, o: MW + [
@@ -210,7 +213,9 @@ def score(events, truth) -> str:
 def scan_table(work: Path, rounds: int, seconds: float, dvr: Path | None) -> list[dict]:
     noclip = work / "noclip.yaml"
     noclip.write_text("events:\n  clip: false\n")
-    tools = tool_commands(dvr, noclip)
+    encode = work / "encode.yaml"
+    encode.write_text("events:\n  clip_codec: h264\n")
+    tools = tool_commands(dvr, noclip, encode)
     rows = []
     for label, path, truth in clips(work, seconds):
         n = frame_count(path)
@@ -313,8 +318,9 @@ def live_table(work: Path, rounds: int, window: float) -> list[dict]:
             conf = out / "motion.conf"
             conf.write_text(MOTION_CONF.format(out=out, url=motion_src))
             tools = {
-                "motionwatch run": MW + ["run", "--source", mw_src, "--recordings", str(out / "mw"),
-                                         "--config", str(noclip), "-q"],
+                "motionwatch run (defaults)": MW + ["run", "--source", mw_src, "--recordings", str(out / "mwd"), "-q"],
+                "motionwatch run, clips off": MW + ["run", "--source", mw_src, "--recordings", str(out / "mw"),
+                                                    "--config", str(noclip), "-q"],
                 "motion": ["/usr/bin/motion", "-n", "-c", str(conf)],
             }
             runs: dict[str, list[float]] = {t: [] for t in tools}
@@ -336,7 +342,7 @@ def live_table(work: Path, rounds: int, window: float) -> list[dict]:
                     med = statistics.median(vs)
                     rows.append({"source": label, "tool": tool, "cpu_per_1000": med,
                                  "ratio": med / base if base else None,
-                                 **(probe if tool == "motionwatch run" else {})})
+                                 **(probe if tool == "motionwatch run, clips off" else {})})
             shutil.rmtree(out, ignore_errors=True)
     finally:
         server.stdin.close()
@@ -439,6 +445,9 @@ def main() -> int:
         a.rounds, a.seconds, a.live_window = 1, 10.0, 6.0
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
+    # As pip does for a normal install: an editable checkout run with
+    # PYTHONDONTWRITEBYTECODE set would otherwise recompile the package per process.
+    subprocess.run([PY, "-m", "compileall", "-q", str(REPO / "motionwatch")], check=True)
     header = f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine()}; " \
              f"medians of {a.rounds} interleaved round(s)."
     print(header, flush=True)
