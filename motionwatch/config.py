@@ -136,9 +136,9 @@ class EventsConfig:
     clip: bool = opt(True, "record a video clip of each event")
     clip_width: int = opt(0, "clip width in pixels (0 = source resolution)", lo=0, hi=7680)
     clip_codec: str = opt("auto", "clip format: auto (an H.264 video file's clips cut from it without "
-                          "re-encoding, else h264 when ffmpeg is installed, else mp4v), copy (cut from the "
-                          "file, also HEVC; other sources encode as auto), h264 (MP4 through ffmpeg) "
-                          "or mp4v (MP4 through OpenCV)",
+                          "re-encoding unless clip_width asks for smaller ones, else h264 when ffmpeg "
+                          "is installed, else mp4v), copy (cut from the file, also HEVC; other sources "
+                          "encode as auto), h264 (MP4 through ffmpeg) or mp4v (MP4 through OpenCV)",
                           choices=("auto", "copy", "h264", "mp4v"))
     snapshot: str = opt("best", "which frame to save: best (most change), first or both",
                         choices=("best", "first", "both"))
