@@ -118,8 +118,7 @@ class CameraLoop:
         if hasattr(self.source, "detect_width"):
             self.source.detect_width = self.det_cfg.width  # an MJPEG camera decodes its grey this small
         # A video file's clips are cut from the file itself when its codec allows (no frames needed).
-        self.cut_from = plan_copy(self.cfg.events.clip_codec, self.source, self.cam.name) \
-            if self.cfg.events.clip else None
+        self.cut_from = plan_copy(self.cfg.events, self.source, self.cam.name)
         if hasattr(self.source, "colour"):
             # Encoded clips and the live view need every frame in colour; else only saved frames are converted.
             self.source.colour = bool((self.cfg.events.clip and self.cut_from is None) or self.cfg.web.enabled)

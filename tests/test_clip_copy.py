@@ -169,8 +169,8 @@ def test_auto_encodes_what_it_cannot_copy(tmp_path, caplog):
         src = open_source(path, scan=True)
         try:
             with caplog.at_level(logging.INFO):
-                assert plan_copy("auto", src, "cam") is None
-            assert plan_copy("h264", src, "cam") is None
+                assert plan_copy(EventsConfig(clip_codec="auto"), src, "cam") is None
+            assert plan_copy(EventsConfig(clip_codec="h264"), src, "cam") is None
         finally:
             src.close()
     assert not [r for r in caplog.records if r.levelno >= logging.INFO]
@@ -180,7 +180,7 @@ def test_cut_that_fails_still_saves_the_event(visit, tmp_path, monkeypatch, capl
     """ffmpeg gone between start-up and the event (uninstalled under a running
     `run`): the event is saved with its snapshot and no clip, and one line says why."""
     src = open_source(str(visit), scan=True)
-    plan = plan_copy("auto", src, "cam")
+    plan = plan_copy(EventsConfig(clip_codec="auto"), src, "cam")
     src.close()
     assert isinstance(plan, CopySource)
     root = tmp_path / "rec"
@@ -220,3 +220,16 @@ def test_full_disk_during_the_cut_keeps_the_event(tmpfs, tmp_path):
     ev = json.loads(ej.read_text())
     assert ev["clip"] is None and (root / ev["snapshot"]).is_file()
     assert not list(root.rglob(".tmp-*")) and not list(root.rglob("*.mp4"))
+
+
+def test_auto_respects_a_smaller_clip_width(visit):
+    """events.clip_width asks for smaller clips than the source: auto encodes them;
+    an explicit copy still cuts (at the source's size)."""
+    src = open_source(str(visit), scan=True)
+    try:
+        assert plan_copy(EventsConfig(clip_width=160), src, "cam") is None
+        assert isinstance(plan_copy(EventsConfig(clip_width=VISIT.width), src, "cam"), CopySource)
+        assert isinstance(plan_copy(EventsConfig(clip_codec="copy", clip_width=160), src, "cam"), CopySource)
+        assert plan_copy(EventsConfig(clip=False), src, "cam") is None
+    finally:
+        src.close()

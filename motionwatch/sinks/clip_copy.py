@@ -34,9 +34,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+
+import cv2
 
 from motionwatch.config import EventsConfig
 
@@ -52,11 +54,12 @@ CONTAINERS = {"mov", "mp4", "matroska", "webm"}
 PROBE_TIMEOUT_S = 60.0
 CUT_TIMEOUT_S = 300.0
 TAIL_S = 3.0            # packets listed past the clip's end, to find where display order closes
+AHEAD_S = 300.0         # one packet listing covers this much of the file (for the events after)
 MARGINS_S = (0.0, 2.0, 10.0, 60.0, math.inf)   # how far before the start to look for a keyframe
 EPS = 1e-4
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class CopySource:
     """What cutting from one source file needs; probed once per source."""
 
@@ -67,6 +70,10 @@ class CopySource:
     format_start_us: int        # ffmpeg's -ss counts from the file's start time (µs)
     duration: float             # seconds of video (0: unknown)
     fps: float
+    packets: "PacketList" = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.packets = PacketList(self)
 
     def describe(self) -> str:
         return f"{self.codec} from {Path(self.path).name}"
@@ -77,12 +84,19 @@ def tools() -> tuple[str, str] | None:
     return (ffmpeg, ffprobe) if ffmpeg and ffprobe else None
 
 
-def plan_copy(requested: str, source, camera: str) -> CopySource | None:
+def plan_copy(events: EventsConfig, source, camera: str) -> CopySource | None:
     """The source to cut this camera's clips from, or None to encode them.
 
     `auto` copies silently when it can; an explicit `copy` that cannot says why
     in one line and falls back to encoding, so no event loses its clip."""
-    if requested not in ("auto", "copy"):
+    requested = events.clip_codec
+    if not events.clip or requested not in ("auto", "copy"):
+        return None
+    width = source.size[0] if getattr(source, "size", None) else 0
+    if requested == "auto" and events.clip_width and events.clip_width < width:
+        # The user asked for smaller clips; a copy would be the source's size.
+        log.debug("%s: clips are encoded at events.clip_width %d, not cut from the source",
+                  camera, events.clip_width)
         return None
     plan, why = _probe_plan(source, explicit=requested == "copy")
     if plan is None:
@@ -103,12 +117,16 @@ def _probe_plan(source, explicit: bool) -> tuple[CopySource | None, str]:
     if tools() is None:
         return None, "the ffmpeg and ffprobe programs are not on PATH"
     try:
-        info = _ffprobe_json(["-select_streams", "v:0", "-show_entries",
+        # The first AHEAD_S of packets come with the facts: one ffprobe run serves
+        # both the decision and (in a scan) the first events' cuts.
+        info = _compact(_run([shutil.which("ffprobe") or "ffprobe", "-v", "error", "-select_streams", "v:0",
+                              "-read_intervals", f"%+{AHEAD_S:g}", "-show_entries",
                               "stream=codec_name,pix_fmt,time_base,start_time,avg_frame_rate,r_frame_rate,duration"
-                              ":format=format_name,start_time,duration", source.spec])
+                              ":format=format_name,start_time,duration:packet=pts,duration,flags",
+                              "-of", "compact", source.spec], PROBE_TIMEOUT_S))
     except OSError as e:
         return None, f"ffprobe could not read it: {e.strerror or e}"
-    streams, fmt = info.get("streams") or [], info.get("format") or {}
+    streams, fmt = info.get("stream") or [], (info.get("format") or [{}])[0]
     if not streams:
         return None, "ffprobe finds no video stream in it"
     st = streams[0]
@@ -131,7 +149,29 @@ def _probe_plan(source, explicit: bool) -> tuple[CopySource | None, str]:
         return None, "its video stream has no start time"
     fps = _rate(st.get("avg_frame_rate")) or _rate(st.get("r_frame_rate")) or float(source.fps or 0)
     duration = _float(st.get("duration")) or _float(fmt.get("duration"))
-    return CopySource(source.spec, codec, tb, start, format_start_us, duration, fps), ""
+    plan = CopySource(source.spec, codec, tb, start, format_start_us, duration, fps)
+    plan.packets.seed(_packets(info.get("packet") or []), float(start) + AHEAD_S)
+    return plan, ""
+
+
+def _compact(out: str) -> dict[str, list[dict]]:
+    """ffprobe's `-of compact` output as {section: [{key: value}, ...]}."""
+    sections: dict[str, list[dict]] = {}
+    for line in out.splitlines():
+        name, _, rest = line.strip().partition("|")
+        if rest:
+            sections.setdefault(name, []).append(dict(kv.split("=", 1) for kv in rest.split("|") if "=" in kv))
+    return sections
+
+
+def _packets(rows: list[dict]) -> list["Packet"]:
+    """Packets with a timestamp (others cannot be cut on)."""
+    out = []
+    for r in rows:
+        pts, dur = r.get("pts", "N/A"), r.get("duration", "N/A")
+        if pts.lstrip("-").isdigit():
+            out.append(Packet(int(pts), int(dur) if dur.isdigit() else 0, r.get("flags", "").startswith("K")))
+    return out
 
 
 def _rate(text) -> float:
@@ -181,31 +221,76 @@ def _ffprobe_json(args: list[str]) -> dict:
 @dataclass(frozen=True)
 class Packet:
     pts: int
+    dur: int      # 0 when the container does not say
     key: bool
 
 
 @dataclass(frozen=True)
 class Cut:
-    """One part: `count` packets in file (decode) order from the keyframe at `pts`."""
+    """One part: `count` packets in file (decode) order from the keyframe at `pts`,
+    shown until `end` (all in the source's time base)."""
 
     pts: int
     count: int
+    end: int
+
+
+class PacketList:
+    """The source's video packets (decode order), listed by ffprobe a window at a time.
+
+    Each ffprobe run costs ~60 ms of CPU however little it reads (starting the
+    program), while demuxing is cheap, so one listing covers AHEAD_S of the file
+    and the events of a scan that fall inside it need no further run."""
+
+    def __init__(self, src: CopySource):
+        self.src = src
+        self.items: list[Packet] = []
+        self.end = -math.inf      # listed up to here (absolute seconds)
+        self.eof = False
+
+    def around(self, t0: float, t1: float) -> list[Packet]:
+        """Packets from a keyframe at or before t0 to at least TAIL_S past t1 (or the end)."""
+        if not (self._key_before(t0) is not None and (self.eof or self.end >= t1 + TAIL_S)):
+            self._list(t0, max(t1 + TAIL_S, t0 + AHEAD_S))
+        return self.items
+
+    def _key_before(self, t: float) -> int | None:
+        limit = Fraction(t) + Fraction(EPS)
+        found = None
+        for i, p in enumerate(self.items):
+            if p.pts * self.src.time_base > limit:
+                if p.key:
+                    break
+                continue
+            if p.key:
+                found = i
+        return found
+
+    def _list(self, t0: float, end: float) -> None:
+        start = float(self.src.start)
+        for margin in MARGINS_S:
+            items = list_packets(self.src, t0 - margin, end)
+            self.seed(items, end)
+            if self._key_before(t0) is not None or t0 - margin <= start:
+                break
+
+    def seed(self, items: list[Packet], end: float) -> None:
+        """Take a listing that was asked to run up to `end` (absolute seconds)."""
+        self.items = items
+        last = max((p.pts for p in items), default=None)
+        # ffprobe stops at the first packet past `end`; stopping well short of it means the file ended.
+        self.eof = last is None or float(last * self.src.time_base) < end - 1.0
+        self.end = end
 
 
 def list_packets(src: CopySource, start: float, end: float) -> list[Packet]:
-    """Video packets (decode order) from the keyframe ffprobe seeks to for `start` up to past `end`
-    (seconds, absolute stream time); packets without a timestamp are left out."""
+    """Video packets (decode order) from the keyframe ffprobe seeks to for `start` up to
+    `end` (absolute stream seconds); packets without a timestamp are left out."""
     interval = f"{start:.6f}%{end:.6f}" if start > float(src.start) else f"%{end:.6f}"
     exe = shutil.which("ffprobe") or "ffprobe"
     out = _run([exe, "-v", "error", "-select_streams", "v:0", "-read_intervals", interval,
-                "-show_entries", "packet=pts,flags", "-of", "compact=p=0", src.path], PROBE_TIMEOUT_S)
-    packets = []
-    for line in out.splitlines():
-        fields = dict(kv.split("=", 1) for kv in line.strip().split("|") if "=" in kv)
-        pts = fields.get("pts", "N/A")
-        if pts.lstrip("-").isdigit():
-            packets.append(Packet(int(pts), fields.get("flags", "").startswith("K")))
-    return packets
+                "-show_entries", "packet=pts,duration,flags", "-of", "compact", src.path], PROBE_TIMEOUT_S)
+    return _packets(_compact(out).get("packet") or [])
 
 
 def plan_cuts(src: CopySource, first_s: float, last_s: float, max_seconds: float) -> list[Cut]:
@@ -215,23 +300,18 @@ def plan_cuts(src: CopySource, first_s: float, last_s: float, max_seconds: float
     tb = src.time_base
     t0 = float(src.start) + first_s
     t1 = float(src.start) + last_s
-    to_pts = lambda s: s / tb   # noqa: E731 (Fraction: exact for comparisons)
-    for margin in MARGINS_S:
-        packets = list_packets(src, t0 - margin, t1 + TAIL_S)
-        keys = [i for i, p in enumerate(packets) if p.key and p.pts * tb <= Fraction(t0) + Fraction(EPS)]
-        if keys or t0 - margin <= float(src.start):
-            break
-    if not packets:
-        raise OSError(errno.ENODATA, "the source has no video packets in the event's time range")
-    head = keys[-1] if keys else next((i for i, p in enumerate(packets) if p.key), None)
+    index = src.packets
+    packets = index.around(t0, t1)
+    head = index._key_before(t0)
+    if head is None:   # nothing at or before t0 (a file starting mid-GOP): the first keyframe
+        head = next((i for i, p in enumerate(packets) if p.key), None)
     if head is None:
-        raise OSError(errno.ENODATA, "no keyframe to start the clip on")
+        raise OSError(errno.ENODATA, "no keyframe in the event's time range to start the clip on")
     packets = packets[head:]
-    end = _closing_end(packets, to_pts(Fraction(t1) - Fraction(EPS)),
-                       at_eof=src.duration > 0 and t1 + TAIL_S >= float(src.start) + src.duration)
+    end = _closing_end(packets, (Fraction(t1) - Fraction(EPS)) / tb, index.eof)
     # A part holds frames shown before its start + max_seconds, like an encoded part;
     # it can only end where a keyframe starts the next one.
-    step = to_pts(Fraction(max_seconds))
+    step = Fraction(max_seconds) / tb
     cuts, s = [], 0
     while s < end:
         limit = packets[s].pts + step
@@ -241,7 +321,9 @@ def plan_cuts(src: CopySource, first_s: float, last_s: float, max_seconds: float
         else:
             within = [i for i in keys_after if packets[i].pts <= limit]
             nxt = within[-1] if within else keys_after[0]
-        cuts.append(Cut(packets[s].pts, nxt - s))
+        last = max(packets[s:nxt], key=lambda p: p.pts)
+        frame = last.dur or (round(1 / (src.fps * tb)) if src.fps else 0)
+        cuts.append(Cut(packets[s].pts, nxt - s, last.pts + frame))
         s = nxt
     return cuts
 
@@ -274,7 +356,7 @@ class Written:
 
 
 def cut_part(src: CopySource, cut: Cut, out: Path) -> Written:
-    """Copy one part into `out` (an .mp4 path) and probe what was written."""
+    """Copy one part into `out` (an .mp4 path); what it holds, checked."""
     key_us = math.ceil(cut.pts * src.time_base * 10**6)      # at or just past the keyframe: seek lands on it
     ss_us = key_us - src.format_start_us
     cmd = [shutil.which("ffmpeg") or "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
@@ -283,7 +365,23 @@ def cut_part(src: CopySource, cut: Cut, out: Path) -> Written:
     if src.codec == "hevc":
         cmd += ["-tag:v", "hvc1"]   # the tag Apple's players want
     _run([*cmd, "-f", "mp4", "-y", str(out)], CUT_TIMEOUT_S)
-    return _probe_written(out, Fraction(key_us, 10**6) - src.start)
+    zero_at = Fraction(key_us, 10**6) - src.start
+    if _holds(out, cut.count):
+        tb = src.time_base
+        return Written(float(cut.pts * tb - src.start), float((cut.end - cut.pts) * tb), cut.count)
+    # Not what was asked for (a container that seeks inexactly): report what it is.
+    log.debug("%s: not the %d packets planned; reading its own timestamps", out.name, cut.count)
+    return _probe_written(out, zero_at)
+
+
+def _holds(path: Path, count: int) -> bool:
+    """The clip has exactly `count` frames and its first one decodes (in process: starting
+    ffprobe for this would cost as much CPU as the cut itself)."""
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        return cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == count and cap.read()[0]
+    finally:
+        cap.release()
 
 
 def _probe_written(path: Path, zero_at: Fraction) -> Written:

@@ -75,7 +75,10 @@ class Recorder(Sink):
         self.ev = ev
         self.index = index
         self.extra = extra or {}   # per-camera facts for event.json (fps, size, source)
-        self.fmt = choose_format(ev.clip_codec) if ev.clip else None
+        # An explicit h264 without ffmpeg is a start-up error; auto and copy never fail, and
+        # are worked out at the first encoded clip (asking ffmpeg costs ~60 ms of CPU,
+        # wasted when every clip is cut from the source file).
+        self._fmt = choose_format(ev.clip_codec) if ev.clip and ev.clip_codec not in ("auto", "copy") else None
         self.folders: dict[str, Path] = {}
         self.clips: dict[str, EventClip | CutClip] = {}
         self.pending: list[Finish] = []
@@ -125,14 +128,19 @@ class Recorder(Sink):
             self._ok()
         except OSError as e:
             self._fail(ev.id, folder, e)
-        if self.fmt is not None and ev.cut_from is not None:
+        if self.ev.clip and ev.cut_from is not None:
             # Cut from the source file when the event ends: no frames to collect.
             self.clips[ev.id] = CutClip(folder, ev, ev.cut_from, self.ev)
-        elif self.fmt is not None:
-            clip = EventClip(folder, self.fmt, ev.clip_fps)
+        elif self.ev.clip:
+            clip = EventClip(folder, self._encode_format(), ev.clip_fps)
             for f in s.preroll:
                 clip.add(f)
             self.clips[ev.id] = clip
+
+    def _encode_format(self) -> str:
+        if self._fmt is None:
+            self._fmt = choose_format(self.ev.clip_codec)
+        return self._fmt
 
     def _ended(self, s: EventEnded) -> None:
         ev = s.event
