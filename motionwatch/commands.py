@@ -17,8 +17,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import yaml
-
 from motionwatch.cli import common, effective_config
 from motionwatch.config import Config, to_plain
 from motionwatch.errors import ConfigError, MotionwatchError, SourceError
@@ -356,6 +354,7 @@ def cmd_check_config(args) -> int:
             plain[section]["password"] = "***"
     for cam in plain["cameras"]:
         cam["source"] = _redact(cam["source"])
+    import yaml
     print(yaml.safe_dump(plain, sort_keys=False, default_flow_style=None).rstrip())
     return 0
 

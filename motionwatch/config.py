@@ -13,8 +13,6 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from motionwatch.errors import ConfigError
 
 
@@ -243,6 +241,7 @@ class _Ctx:
 
 
 def _record_lines(node: yaml.Node, path: str, out: dict[str, int]) -> None:
+    import yaml
     out.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
@@ -259,6 +258,7 @@ def _show(v: Any) -> str:
     if isinstance(v, str):
         text = repr(v)
     else:  # odd keys make flow-style YAML wrap; a message stays one line
+        import yaml
         text = " ".join(yaml.safe_dump(v, default_flow_style=True).removesuffix("\n...\n").split())
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -371,6 +371,9 @@ def _check_cameras(cfg: Config, ctx: _Ctx) -> None:
 
 def parse_config(text: str, filename: str = "<config>") -> Config:
     """Validate YAML text into a Config; raise ConfigError for anything wrong."""
+    # Imported here: a run without a config file (most scans) never needs the
+    # YAML parser, and every command's start-up pays for what it imports.
+    import yaml
     try:
         loader = yaml.SafeLoader(text)
         try:

@@ -10,7 +10,7 @@ to the source's frames: a source must hand out a new array per frame.
 
 from __future__ import annotations
 
-import secrets
+import os
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -204,7 +204,7 @@ class EventTracker:
         best, best_det = max(self.run, key=lambda fd: fd[1].fraction)
         last = self.run[-1][0]
         ev = OpenEvent(
-            id=secrets.token_hex(5), camera=self.camera,
+            id=os.urandom(5).hex(), camera=self.camera,
             first=first, first_boxes=list(first_det.boxes), last_motion=last,
             best=best, best_boxes=list(best_det.boxes), peak=best_det.fraction,
             frames_with_motion=len(self.run), part_start_ts=first.ts,
