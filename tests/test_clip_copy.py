@@ -56,13 +56,15 @@ def write_h264(scene: Scene, path: Path, bitrate: str = "400k") -> Path:
     return path
 
 
-def packets(path: Path) -> tuple[list[dict], Fraction]:
-    """Video packets in file order with their data hash, and the stream's time base."""
+def packets(path: Path) -> tuple[list[dict], Fraction, Fraction]:
+    """Video packets in file order with their data hash, the stream's time base and
+    its first timestamp (seconds)."""
     out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_data_hash", "MD5",
-                          "-show_entries", "packet=pts,flags,data_hash:stream=time_base,codec_name",
+                          "-show_entries", "packet=pts,flags,data_hash:stream=time_base,start_time",
                           "-of", "json", str(path)], capture_output=True, text=True, check=True, timeout=60)
     data = json.loads(out.stdout)
-    return data["packets"], Fraction(data["streams"][0]["time_base"])
+    st = data["streams"][0]
+    return data["packets"], Fraction(st["time_base"]), Fraction(st["start_time"])
 
 
 def streams(path: Path) -> list[str]:
@@ -71,20 +73,21 @@ def streams(path: Path) -> list[str]:
     return out.stdout.split()
 
 
-def place(clip: Path, source: list[dict], tb: Fraction) -> tuple[float, int]:
-    """(source seconds of the clip's first packet, its index in the source) after checking
-    that the clip's packets are exactly a run of the source's, starting on a keyframe."""
-    got, _ = packets(clip)
+def place(clip: Path, source: list[dict], tb: Fraction, t0: Fraction) -> tuple[float, int]:
+    """(seconds from the source's first frame to the clip's first packet, its index in the
+    source) after checking that the clip's packets are exactly a run of the source's,
+    starting on a keyframe."""
+    got, _, _ = packets(clip)
     hashes = [p["data_hash"] for p in source]
     run = [p["data_hash"] for p in got]
     start = hashes.index(run[0])
     assert hashes[start:start + len(run)] == run, f"{clip.name} is not a copy of the source's packets"
     assert source[start]["flags"].startswith("K") and got[0]["flags"].startswith("K")
-    return float(int(source[start]["pts"]) * tb), start
+    return float(int(source[start]["pts"]) * tb - t0), start
 
 
 def shown_seconds(clip: Path) -> float:
-    pk, tb = packets(clip)
+    pk, _, _ = packets(clip)
     pts = sorted(int(p["pts"]) for p in pk)
     assert pts == list(range(pts[0], pts[0] + len(pts) * (pts[1] - pts[0]), pts[1] - pts[0])), "holes in the clip"
     return len(pts) / FPS
@@ -109,8 +112,8 @@ def test_scan_cuts_the_clip_from_the_source_without_reencoding(visit, recordings
     assert ev["clip_parts"] == [ev["clip"]] and clip.name == "clip-001.mp4"
     assert ev["clip_format"] == "h264" and ev["clip_copied"] is True and ev["clip_fps"] == FPS
     assert streams(clip) == ["h264,video"]                 # -map 0:v:0: the audio track stays out
-    source, tb = packets(visit)
-    start_s, _ = place(clip, source, tb)
+    source, tb, t0 = packets(visit)
+    start_s, _ = place(clip, source, tb, t0)
     # event.json tells where the clip's first frame sits in the source, and it is
     # the keyframe at or before (first motion - 2 s pre-roll).
     assert ev["clip_start_offset_s"] == pytest.approx(start_s, abs=1e-3)
@@ -133,10 +136,10 @@ def test_long_event_is_cut_in_parts_that_join_exactly(visit, recordings, tmp_pat
     parts = [recordings / p for p in ev["clip_parts"]]
     assert [p.name for p in parts] == [f"clip-{i:03d}.mp4" for i in range(1, len(parts) + 1)]
     assert len(parts) >= 4
-    source, tb = packets(visit)
+    source, tb, t0 = packets(visit)
     starts, total = [], 0.0
     for p in parts:
-        start_s, index = place(p, source, tb)
+        start_s, index = place(p, source, tb, t0)
         seconds = shown_seconds(p)
         assert seconds <= 2.0 + 1e-6
         if starts:   # each part begins with the packet right after the previous part's last
@@ -233,3 +236,18 @@ def test_auto_respects_a_smaller_clip_width(visit):
         assert plan_copy(EventsConfig(clip=False), src, "cam") is None
     finally:
         src.close()
+
+
+def test_matroska_source_is_cut_exactly(visit, recordings, tmp_path):
+    """MKV's index may list only some keyframes, so ffmpeg's seek can land a GOP
+    early; the clip must still start on the planned keyframe with nothing hidden."""
+    mkv = tmp_path / "visit.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(visit), "-c", "copy", str(mkv)], check=True)
+    mw("scan", str(mkv), "--recordings", str(recordings), "--config", str(config(tmp_path, "")), check=True)
+    (ev,) = events_json(recordings)
+    clip = recordings / ev["clip"]
+    source, tb, t0 = packets(mkv)
+    start_s, _ = place(clip, source, tb, t0)
+    assert ev["clip_copied"] is True and ev["clip_start_offset_s"] == pytest.approx(start_s, abs=1e-3)
+    assert ev["clip_seconds"] == pytest.approx(shown_seconds(clip), abs=0.02)
+    assert start_s <= ev["start_offset_s"] - 2.0 + 1e-6

@@ -10,8 +10,9 @@ frame to BGR and encoding it again, and the clip is the source, bit for bit.
 Why the range is worked out here and not left to ffmpeg: with `-ss T` before
 `-i` and `-c copy`, ffmpeg 5.1 starts at the keyframe before T and writes an
 MP4 edit list that hides the frames between that keyframe and T (players that
-ignore edit lists show them, browsers differ), and `-t` ends on a decode-order
-boundary, so with B-frames the last frames can have holes. So the packets
+ignore edit lists show them, browsers differ; Matroska sources can even start a
+GOP earlier, as their index may list only some keyframes), and `-t` ends on a
+decode-order boundary, so with B-frames the last frames can have holes. So the packets
 around the event are listed once with ffprobe (demuxing only), the clip starts
 exactly on a keyframe (S = that keyframe's time: nothing hidden) and ends after
 the shortest run of packets that is whole in display order. Parts
@@ -361,7 +362,9 @@ def cut_part(src: CopySource, cut: Cut, out: Path) -> Written:
     ss_us = key_us - src.format_start_us
     cmd = [shutil.which("ffmpeg") or "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
            "-ss", f"{ss_us / 1e6:.6f}", "-i", src.path, "-map", "0:v:0", "-c", "copy", "-an", "-sn", "-dn",
-           "-frames:v", str(cut.count), "-movflags", "+faststart"]
+           # Matroska's index may list only some keyframes, so the seek can land on an
+           # earlier one: drop what precedes ours rather than let an edit list hide it.
+           "-copypriorss", "0", "-frames:v", str(cut.count), "-movflags", "+faststart"]
     if src.codec == "hevc":
         cmd += ["-tag:v", "hvc1"]   # the tag Apple's players want
     _run([*cmd, "-f", "mp4", "-y", str(out)], CUT_TIMEOUT_S)
