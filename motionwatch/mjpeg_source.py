@@ -12,6 +12,8 @@ straight to reduced grey with libjpeg's DCT scaling
 (`IMREAD_REDUCED_GRAYSCALE_2/4/8`: the largest reduction still at least the
 detection width), and the frame keeps the JPEG bytes: its full-size colour
 picture is decoded only if a snapshot, clip or the live view asks for it.
+While frames are being asked for in colour (an event's clip), each is decoded
+once in colour and its grey made from that, rather than decoded twice.
 """
 
 from __future__ import annotations
@@ -295,15 +297,17 @@ class JpegFrame(Frame):
     Two threads asking at once (the clip writer and the live view) may both
     decode; the result is the same picture, so no lock is taken per frame."""
 
-    __slots__ = ("jpeg", "_bgr", "_size")
+    __slots__ = ("jpeg", "_bgr", "_size", "wanted")
 
     def __init__(self, jpeg: bytes, gray: np.ndarray, size: tuple[int, int], index: int, ts: float, wall: float):
         Frame.__init__(self, None, index, ts, wall, gray)
         self.jpeg = jpeg
         self._size = size
+        self.wanted = False   # something asked for the colour picture
 
     @property
     def image(self) -> np.ndarray:
+        self.wanted = True
         if self._bgr is None:
             bgr = cv2.imdecode(np.frombuffer(self.jpeg, np.uint8), cv2.IMREAD_COLOR)
             if bgr is None or bgr.shape[1::-1] != self._size:   # cannot happen after the grey decode worked
@@ -345,6 +349,7 @@ class MjpegSource(LiveSource):
         # The pipeline sets this to detection.width before the first read.
         self.detect_width = DEFAULT_DETECT_WIDTH
         self.bad_frames = 0
+        self._prev: JpegFrame | None = None   # the last good frame handed out
 
     def _connect(self) -> PartReader:
         stream, self._first = self._first, None
@@ -410,15 +415,29 @@ class MjpegSource(LiveSource):
 
     def _frame(self, jpeg: bytes, index: int, ts: float, wall: float) -> Frame:
         size = jpeg_size(jpeg)
-        gray = None
+        gray = bgr = None
         if size is not None:
             factor, flag = reduction(size[0], self.detect_width)
-            gray = cv2.imdecode(np.frombuffer(jpeg, np.uint8), flag)
-            if gray is not None and gray.shape[1] != -(-size[0] // factor):
+            small = (-(-size[0] // factor), -(-size[1] // factor))   # what libjpeg's scaling gives
+            buf = np.frombuffer(jpeg, np.uint8)
+            if self._prev is not None and self._prev.wanted:
+                # The last frame was wanted in colour (an event's clip, the live view):
+                # this one will be too, so decode it once in colour and shrink that,
+                # instead of a second, grey decode.
+                bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+                if bgr is not None and bgr.shape[1::-1] == size:
+                    gray = cv2.cvtColor(cv2.resize(bgr, small, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+            else:
+                gray = cv2.imdecode(buf, flag)
+            if gray is not None and gray.shape[1::-1] != small:
                 gray = None   # the header lied about the size
             elif gray is not None and self.size != size:
                 self.size = size
-        return JpegFrame(jpeg, gray, size or (0, 0), index, ts, wall)
+        frame = JpegFrame(jpeg, gray, size or (0, 0), index, ts, wall)
+        if gray is not None:
+            frame.image = bgr
+            self._prev = frame
+        return frame
 
     def describe(self) -> str:
         return f"{self.kind} {_redact(self.spec)}"

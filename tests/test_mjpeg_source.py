@@ -57,6 +57,14 @@ def test_frames_are_decoded_small_and_in_colour_only_when_asked(tmp_path):
             # the colour picture and the reduced grey are the same picture
             grey = cv2.resize(cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY), (160, 120), interpolation=cv2.INTER_AREA)
             assert float(cv2.absdiff(grey, frame.gray).mean()) < 3.0
+            # The last frame was wanted in colour: the next is decoded once, in colour, and
+            # its grey made from that; one nobody asks for in colour ends that.
+            follow = src.read(5)
+            assert follow.decoded and not follow.wanted and follow.gray.shape == (120, 160)
+            grey = cv2.resize(cv2.cvtColor(follow.image, cv2.COLOR_BGR2GRAY), (160, 120), interpolation=cv2.INTER_AREA)
+            assert float(cv2.absdiff(grey, follow.gray).mean()) < 1.0
+            assert src.read(5).decoded
+            assert not src.read(5).decoded
         finally:
             src.close()
 
