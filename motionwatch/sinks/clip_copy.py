@@ -256,14 +256,13 @@ class PacketList:
         return self.items
 
     def _key_before(self, t: float) -> int | None:
-        limit = Fraction(t) + Fraction(EPS)
+        """Index of the last keyframe shown at or before `t` (absolute seconds)."""
+        limit = math.floor((Fraction(t) + Fraction(EPS)) / self.src.time_base)
         found = None
         for i, p in enumerate(self.items):
-            if p.pts * self.src.time_base > limit:
-                if p.key:
-                    break
-                continue
             if p.key:
+                if p.pts > limit:
+                    break      # keyframes come in display order: the rest are later still
                 found = i
         return found
 
@@ -309,10 +308,10 @@ def plan_cuts(src: CopySource, first_s: float, last_s: float, max_seconds: float
     if head is None:
         raise OSError(errno.ENODATA, "no keyframe in the event's time range to start the clip on")
     packets = packets[head:]
-    end = _closing_end(packets, (Fraction(t1) - Fraction(EPS)) / tb, index.eof)
+    end = _closing_end(packets, math.ceil((Fraction(t1) - Fraction(EPS)) / tb), index.eof)
     # A part holds frames shown before its start + max_seconds, like an encoded part;
     # it can only end where a keyframe starts the next one.
-    step = Fraction(max_seconds) / tb
+    step = math.floor((Fraction(max_seconds) + Fraction(EPS)) / tb)
     cuts, s = [], 0
     while s < end:
         limit = packets[s].pts + step
@@ -329,7 +328,7 @@ def plan_cuts(src: CopySource, first_s: float, last_s: float, max_seconds: float
     return cuts
 
 
-def _closing_end(packets: list[Packet], last_pts: Fraction, at_eof: bool) -> int:
+def _closing_end(packets: list[Packet], last_pts: int, at_eof: bool) -> int:
     """Number of leading packets to copy: the fewest that reach `last_pts` and whose display
     times form one run with nothing later in the file shown before them (B-frames)."""
     n = len(packets)
