@@ -24,7 +24,7 @@ from motionwatch.config import EventsConfig, RecordingsConfig
 from motionwatch.events import EventEnded, EventTracker
 from motionwatch.model import Detection, Frame
 from motionwatch.sinks.clip import ffmpeg_with_x264
-from motionwatch.sinks.clip_copy import CopySource, plan_copy
+from motionwatch.sinks.clip_copy import CopySource, _probe_written, plan_copy
 from motionwatch.sinks.recorder import Recorder
 from motionwatch.sources import open_source
 from motionwatch.synth import Scene, SceneRenderer, Walker
@@ -120,6 +120,10 @@ def test_scan_cuts_the_clip_from_the_source_without_reencoding(visit, recordings
     assert ev["start_offset_s"] - 2.0 - GOP / FPS < start_s <= ev["start_offset_s"] - 2.0 + 1e-6
     seconds = shown_seconds(clip)
     assert ev["clip_seconds"] == pytest.approx(seconds, abs=0.02)
+    # The slow path (reading the clip's own timestamps) agrees with the fast one.
+    written = _probe_written(clip, Fraction(0))
+    assert written.start == 0.0 and written.seconds == pytest.approx(seconds, abs=0.02)
+    assert written.frames == len(packets(clip)[0])
     assert start_s + seconds >= ev["end_offset_s"] + 2.0      # the post-roll is all there
     assert start_s + seconds <= ev["end_offset_s"] + 2.0 + 1.0
     with open(clip, "rb") as f:   # faststart: the index first, so browsers play at once
