@@ -332,6 +332,31 @@ class JpegFrame(Frame):
         return f"JpegFrame(index={self.index}, ts={self.ts:.3f}, size={self._size}, {len(self.jpeg)} bytes)"
 
 
+def jpeg_frame(jpeg: bytes, index: int, ts: float, wall: float, detect_width: int,
+               colour: bool = False) -> JpegFrame:
+    """A JpegFrame whose grey is decoded at the largest reduction that keeps
+    `detect_width`; with `colour` the full BGR picture is decoded now and the
+    grey shrunk from it. `gray` is None when the JPEG does not decode."""
+    size = jpeg_size(jpeg)
+    gray = bgr = None
+    if size is not None:
+        factor, flag = reduction(size[0], detect_width)
+        small = (-(-size[0] // factor), -(-size[1] // factor))   # what libjpeg's scaling gives
+        buf = np.frombuffer(jpeg, np.uint8)
+        if colour:
+            bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+            if bgr is not None and bgr.shape[1::-1] == size:
+                gray = cv2.cvtColor(cv2.resize(bgr, small, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+        else:
+            gray = cv2.imdecode(buf, flag)
+        if gray is not None and gray.shape[1::-1] != small:
+            gray = None   # the header lied about the size
+    frame = JpegFrame(jpeg, gray, size or (0, 0), index, ts, wall)
+    if gray is not None:
+        frame.image = bgr
+    return frame
+
+
 class MjpegSource(LiveSource):
     """An MJPEG-over-HTTP camera: the reader thread splits the stream, `read()` decodes.
 
@@ -414,29 +439,14 @@ class MjpegSource(LiveSource):
                             self.describe())
 
     def _frame(self, jpeg: bytes, index: int, ts: float, wall: float) -> Frame:
-        size = jpeg_size(jpeg)
-        gray = bgr = None
-        if size is not None:
-            factor, flag = reduction(size[0], self.detect_width)
-            small = (-(-size[0] // factor), -(-size[1] // factor))   # what libjpeg's scaling gives
-            buf = np.frombuffer(jpeg, np.uint8)
-            if self._prev is not None and self._prev.wanted:
-                # The last frame was wanted in colour (an event's clip, the live view):
-                # this one will be too, so decode it once in colour and shrink that,
-                # instead of a second, grey decode.
-                bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-                if bgr is not None and bgr.shape[1::-1] == size:
-                    gray = cv2.cvtColor(cv2.resize(bgr, small, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
-            else:
-                gray = cv2.imdecode(buf, flag)
-            if gray is not None and gray.shape[1::-1] != small:
-                gray = None   # the header lied about the size
-            elif gray is not None and self.size != size:
-                self.size = size
-        frame = JpegFrame(jpeg, gray, size or (0, 0), index, ts, wall)
-        if gray is not None:
-            frame.image = bgr
+        # The last frame was wanted in colour (an event's clip, the live view): this
+        # one will be too, so it is decoded once in colour rather than grey and colour.
+        colour = self._prev is not None and self._prev.wanted
+        frame = jpeg_frame(jpeg, index, ts, wall, self.detect_width, colour)
+        if frame.gray is not None:
             self._prev = frame
+            if self.size != frame.size:
+                self.size = frame.size
         return frame
 
     def describe(self) -> str:
