@@ -255,3 +255,18 @@ def test_matroska_source_is_cut_exactly(visit, recordings, tmp_path):
     assert ev["clip_copied"] is True and ev["clip_start_offset_s"] == pytest.approx(start_s, abs=1e-3)
     assert ev["clip_seconds"] == pytest.approx(shown_seconds(clip), abs=0.02)
     assert start_s <= ev["start_offset_s"] - 2.0 + 1e-6
+
+
+def test_run_on_a_file_cuts_its_clips_too(recordings, tmp_path):
+    """`run --source FILE` plays the file at its own rate like a camera; its clips
+    are cut from the file just the same."""
+    short = write_h264(Scene(width=320, height=240, fps=FPS, duration_s=8, seed=7, noise=4.0,
+                             walkers=(Walker(2.5, 2.5, height=0.6),)), tmp_path / "short.mp4")
+    mw("run", "--source", str(short), "--recordings", str(recordings), "--config", str(config(tmp_path, "")),
+       check=True, timeout=120)
+    (ev,) = events_json(recordings)
+    clip = recordings / ev["clip"]
+    source, tb, t0 = packets(short)
+    start_s, _ = place(clip, source, tb, t0)
+    assert ev["clip_copied"] is True and ev["clip_start_offset_s"] == pytest.approx(start_s, abs=1e-3)
+    assert ev["clip_seconds"] == pytest.approx(shown_seconds(clip), abs=0.02)
