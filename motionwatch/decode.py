@@ -222,6 +222,12 @@ class LumaFrame(Frame):
     def image(self, value) -> None:
         self._bgr = value
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """The luma plane is full size: no need to decode colour to know it."""
+        h, w = self.gray.shape[:2]
+        return w, h
+
     def __repr__(self) -> str:  # the dataclass repr would decode the colour frame
         return f"LumaFrame(index={self.index}, ts={self.ts:.3f}, shape={self.gray.shape})"
 

@@ -34,6 +34,13 @@ class Frame:
         h, w = self.image.shape[:2]
         return w, h
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the BGR picture, decoded or not yet: what the sink queue budgets,
+        asked on the capture thread, where a lazy frame must not be decoded."""
+        w, h = self.size
+        return w * h * 3
+
 
 Box = tuple[int, int, int, int]
 

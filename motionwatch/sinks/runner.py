@@ -53,7 +53,7 @@ class SinkRunner:
         """Queue a signal without ever blocking; False when a frame was dropped."""
         with self._cond:
             if isinstance(signal, EventFrame):
-                size = signal.frame.image.nbytes
+                size = signal.frame.nbytes
                 while self.wait_for_room and self._full(size) and self._thread.is_alive():
                     self._cond.wait(0.5)
                 if self._full(size):
@@ -78,7 +78,7 @@ class SinkRunner:
                 signal = self._q.popleft()
                 if isinstance(signal, EventFrame):
                     self._frames -= 1
-                    self._bytes -= signal.frame.image.nbytes
+                    self._bytes -= signal.frame.nbytes
                     self._cond.notify_all()
             for sink in self.sinks:
                 try:
