@@ -271,7 +271,7 @@ def print_report(res: dict, info: str) -> None:
     print(f"{'ratio pipeline/decode':24s} {s['fps'] / d['fps']:8.2f}x {s['cpu_ms'] / d['cpu_ms']:12.2f}x")
     print()
     decoder = ("decoder's luma plane (colour only for saved frames)" if s.get("luma")
-               else "BGR frames (clips need every frame in colour)")
+               else "BGR frames (re-encoded clips or the live view need every frame in colour)")
     print(f"pipeline: {s.get('events', 0)} event(s), {s.get('stalls', 0)} capture-loop stall(s), "
           f"detected on the {decoder}")
     src_fps = _fps_of(info)
