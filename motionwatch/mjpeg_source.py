@@ -357,7 +357,40 @@ def jpeg_frame(jpeg: bytes, index: int, ts: float, wall: float, detect_width: in
     return frame
 
 
-class MjpegSource(LiveSource):
+class JpegFrames:
+    """For a LiveSource whose reader thread hands over JPEG bytes (an MJPEG camera,
+    a `pipe:` command writing MJPEG): each frame is decoded in `read()` (dropped
+    frames cost nothing), grey at the detection size, colour only on demand;
+    a JPEG that does not decode is skipped and counted."""
+
+    detect_width = DEFAULT_DETECT_WIDTH   # the pipeline sets detection.width before the first read
+    bad_frames = 0
+    _prev: JpegFrame | None = None        # the last good frame handed out
+
+    def read(self, timeout: float = 10.0) -> Frame | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = super().read(max(0.0, deadline - time.monotonic()))
+            if frame is None or frame.gray is not None:
+                return frame
+            self.bad_frames += 1   # a damaged JPEG: skip it, the next one is a frame interval away
+            if self.bad_frames == 1:
+                log.warning("%s: skipping a JPEG that does not decode (more are counted, not logged)",
+                            self.describe())
+
+    def _frame(self, jpeg: bytes, index: int, ts: float, wall: float) -> Frame:
+        # The last frame was wanted in colour (an event's clip, the live view): this
+        # one will be too, so it is decoded once in colour rather than grey and colour.
+        colour = self._prev is not None and self._prev.wanted
+        frame = jpeg_frame(jpeg, index, ts, wall, self.detect_width, colour)
+        if frame.gray is not None:
+            self._prev = frame
+            if self.size != frame.size:
+                self.size = frame.size
+        return frame
+
+
+class MjpegSource(JpegFrames, LiveSource):
     """An MJPEG-over-HTTP camera: the reader thread splits the stream, `read()` decodes.
 
     `first` is the response `probe()` already opened, used by the first `open()`
@@ -371,10 +404,6 @@ class MjpegSource(LiveSource):
         self._first = first
         self._stream: HttpStream | None = None
         self._pending: bytes | None = None   # the newest frame read while learning the rate
-        # The pipeline sets this to detection.width before the first read.
-        self.detect_width = DEFAULT_DETECT_WIDTH
-        self.bad_frames = 0
-        self._prev: JpegFrame | None = None   # the last good frame handed out
 
     def _connect(self) -> PartReader:
         stream, self._first = self._first, None
@@ -426,28 +455,6 @@ class MjpegSource(LiveSource):
         if self._first is not None:   # probed but never opened
             self._first.close()
             self._first = None
-
-    def read(self, timeout: float = 10.0) -> Frame | None:
-        deadline = time.monotonic() + timeout
-        while True:
-            frame = super().read(max(0.0, deadline - time.monotonic()))
-            if frame is None or frame.gray is not None:
-                return frame
-            self.bad_frames += 1   # a damaged JPEG: skip it, the next one is a frame interval away
-            if self.bad_frames == 1:
-                log.warning("%s: skipping a JPEG that does not decode (more are counted, not logged)",
-                            self.describe())
-
-    def _frame(self, jpeg: bytes, index: int, ts: float, wall: float) -> Frame:
-        # The last frame was wanted in colour (an event's clip, the live view): this
-        # one will be too, so it is decoded once in colour rather than grey and colour.
-        colour = self._prev is not None and self._prev.wanted
-        frame = jpeg_frame(jpeg, index, ts, wall, self.detect_width, colour)
-        if frame.gray is not None:
-            self._prev = frame
-            if self.size != frame.size:
-                self.size = frame.size
-        return frame
 
     def describe(self) -> str:
         return f"{self.kind} {_redact(self.spec)}"

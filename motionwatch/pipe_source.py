@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from motionwatch.errors import SourceError
+from motionwatch.mjpeg_source import JpegFrames
 from motionwatch.sources import OPEN_TIMEOUT_MS, LiveSource
 
 log = logging.getLogger("motionwatch.pipe")
@@ -121,12 +122,14 @@ class _Run:
         self.splitter = MjpegSplitter()
         self.pending: list[bytes] = []
         self.eof = False
-        self.first: np.ndarray | None = None
+        self.first: bytes | None = None   # the JPEG that proved the command works
         self.stderr_tail: deque[str] = deque(maxlen=8)
 
 
-class PipeSource(LiveSource):
-    """Runs the command and decodes the newest JPEG it wrote."""
+class PipeSource(JpegFrames, LiveSource):
+    """Runs the command; the reader keeps the newest JPEG it wrote, undecoded, and
+    `read()` decodes it as far as detection needs (grey at the detection size;
+    colour only for frames that are saved, as for an MJPEG camera)."""
 
     kind = "pipe"
 
@@ -140,7 +143,6 @@ class PipeSource(LiveSource):
         if not self.argv:
             raise SourceError("pipe: needs a command, e.g. pipe:rpicam-vid -t 0 --codec mjpeg -o -")
         self.run: _Run | None = None
-        self.decode_failures = 0
 
     @property
     def proc(self) -> subprocess.Popen | None:
@@ -151,20 +153,20 @@ class PipeSource(LiveSource):
     def _connect(self) -> _Run:
         run = self._start_process()
         try:
-            run.first = self._wait_first_frame(run, OPEN_TIMEOUT_MS / 1000)
+            run.first, img = self._wait_first_frame(run, OPEN_TIMEOUT_MS / 1000)
         except SourceError:
             _kill(run.proc)
             _close_pipe(run)
             raise
-        h, w = run.first.shape[:2]
+        h, w = img.shape[:2]
         self.size = (w, h)
         self.run = run
         return run
 
-    def _grab_from(self, run: _Run) -> np.ndarray | None:
+    def _grab_from(self, run: _Run) -> bytes | None:
         if run.first is not None:
-            img, run.first = run.first, None
-            return img
+            jpeg, run.first = run.first, None
+            return jpeg
         while not run.stop.is_set():
             jpeg = self._newest_jpeg(run, wait=0.5)
             if jpeg is None:
@@ -172,9 +174,7 @@ class PipeSource(LiveSource):
                     self.error = _exit_reason(self.argv[0], run)
                     return None
                 continue
-            img = self._decode(jpeg)
-            if img is not None:
-                return img
+            return jpeg     # decoded by read(), which skips and counts a damaged one
         return None
 
     def _release(self, run: _Run) -> None:
@@ -211,14 +211,16 @@ class PipeSource(LiveSource):
 
     # -- reading --------------------------------------------------------------------
 
-    def _wait_first_frame(self, run: _Run, timeout: float) -> np.ndarray:
+    def _wait_first_frame(self, run: _Run, timeout: float) -> tuple[bytes, np.ndarray]:
+        """The first JPEG that decodes, and its picture: proof that the command writes MJPEG."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             jpeg = self._newest_jpeg(run, wait=min(0.5, max(0.0, deadline - time.monotonic())))
             if jpeg is not None:
-                img = self._decode(jpeg)
-                if img is not None:
-                    return img
+                img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+                if img is not None and img.size:
+                    return jpeg, img
+                self.bad_frames += 1
             elif run.eof:
                 junk = run.splitter.skipped + len(run.splitter.buf)
                 hint = f" (it wrote {junk} bytes but no JPEG; is it writing MJPEG to stdout?)" if junk else ""
@@ -246,14 +248,6 @@ class PipeSource(LiveSource):
         run.pending = []
         return jpeg
 
-    def _decode(self, jpeg: bytes) -> np.ndarray | None:
-        img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-        if img is None or not img.size:
-            self.decode_failures += 1
-            if self.decode_failures in (1, 10, 100) or self.decode_failures % 1000 == 0:
-                log.warning("pipe %s: %d corrupt JPEG frame(s) skipped", self.argv[0], self.decode_failures)
-            return None
-        return img
 
 
 def _drain_stderr(name: str, run: _Run) -> None:

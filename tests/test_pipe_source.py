@@ -126,3 +126,18 @@ def test_missing_command_in_run_is_exit_1_one_line(recordings):
         "no shell is used)")
     assert "Traceback" not in proc.stderr
     assert time.monotonic() - t0 < 30
+
+
+def test_pipe_frames_are_decoded_as_far_as_detection_needs():
+    """A 1280x720 MJPEG pipe: detection gets grey at 1/4 size straight from the JPEG,
+    the full-size colour picture is decoded only when asked for (snapshots, clips)."""
+    src = open_source(FFMPEG_TESTSRC.replace("320x240", "1280x720"))
+    try:
+        src.detect_width = 320
+        frame = src.read(timeout=5)
+        assert frame is not None and frame.size == (1280, 720)
+        assert frame.gray.shape == (180, 320)
+        assert not frame.decoded
+        assert frame.image.shape == (720, 1280, 3) and frame.decoded
+    finally:
+        src.close()
