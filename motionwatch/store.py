@@ -56,6 +56,15 @@ def folder_event_id(folder: Path) -> str:
     return folder.name.split("-", 1)[1]
 
 
+def fsync_file(path: Path) -> None:
+    """Flush a file written by another process (an ffmpeg clip) to disk before it is renamed."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary name in the same folder, fsync, then rename into place,
     so a crash never leaves a half-written file under the real name."""

@@ -33,7 +33,7 @@ import numpy as np
 
 from motionwatch.errors import MotionwatchError
 from motionwatch.model import Frame
-from motionwatch.store import TMP_PREFIX
+from motionwatch.store import TMP_PREFIX, fsync_file
 
 log = logging.getLogger("motionwatch.clip")
 
@@ -230,14 +230,6 @@ class OpenCvPart(PartWriter):
             raise OSError(errno.EIO, f"{self.tmp.name} cannot be read back after encoding")
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def open_part(final: Path, size: tuple[int, int], fps: float, fmt: str) -> PartWriter:
     if fmt == "h264":
         exe = ffmpeg_with_x264()
@@ -353,7 +345,7 @@ class EventClip:
             part.abort()
             return
         try:
-            _fsync(part.tmp)   # on disk before it gets its real name: power cuts happen
+            fsync_file(part.tmp)   # on disk before it gets its real name: power cuts happen
             os.replace(part.tmp, part.final)
             self.done.append(part.final)
         except OSError:   # whole, but e.g. the folder went read-only: the recorder renames it later

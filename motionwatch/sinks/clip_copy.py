@@ -41,6 +41,8 @@ from fractions import Fraction
 from pathlib import Path
 
 from motionwatch.config import EventsConfig
+from motionwatch.sinks.clip import tmp_name
+from motionwatch.store import fsync_file
 
 log = logging.getLogger("motionwatch.clip")
 
@@ -432,14 +434,6 @@ def _probe_written(path: Path, zero_at: Fraction) -> Written:
     return Written(float(zero_at + first * tb), float((int(last["pts"]) + dur - first) * tb), len(shown))
 
 
-def fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class CutClip:
     """An event's clip cut from the source file once the event has ended.
 
@@ -484,12 +478,11 @@ class CutClip:
             self._write(self.folder / f"clip-{number:03d}.mp4", cut)
 
     def _write(self, final: Path, cut: Cut) -> None:
-        from motionwatch.sinks.clip import tmp_name
         tmp = tmp_name(final)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             written = cut_part(self.src, cut, tmp)
-            fsync(tmp)   # on disk before it gets its real name: power cuts happen
+            fsync_file(tmp)   # on disk before it gets its real name: power cuts happen
         except OSError as e:
             self.errors.append(f"{final.name} not cut: {e.strerror or e}")
             try:
