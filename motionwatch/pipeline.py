@@ -17,7 +17,6 @@ from typing import Callable
 import cv2
 
 from motionwatch.config import CameraConfig, Config
-from motionwatch.decode import LumaFrame
 from motionwatch.detector import MotionDetector
 from motionwatch.errors import SourceError
 from motionwatch.events import EventEnded, EventStarted, EventTracker
@@ -181,15 +180,11 @@ class CameraLoop:
     def _process(self, frame: Frame) -> None:
         st = self.status
         st.frames += 1
-        # A LumaFrame makes its colour picture only when asked: detect on its luma plane,
-        # which has the picture's size. Other frames say their size in source pixels
-        # (a JpegFrame's grey is reduced) and are detected on `gray` when they carry one.
-        if isinstance(frame, LumaFrame):
-            pic = frame.gray
-            size = (pic.shape[1], pic.shape[0])
-        else:
-            pic = frame.image if frame.gray is None else frame.gray
-            size = frame.size
+        # Detect on `gray` when the frame carries one (a LumaFrame's luma plane, a
+        # JpegFrame's reduced grey: neither decodes colour for it); the detector is
+        # built for the frame's size in source pixels, what boxes and masks refer to.
+        pic = frame.image if frame.gray is None else frame.gray
+        size = frame.size
         if size != self._size:
             self._setup(size)
         if frame.ts < self._next_detect_ts or frame.index % self.detect_every:
