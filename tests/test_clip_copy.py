@@ -93,6 +93,17 @@ def shown_seconds(clip: Path) -> float:
     return len(pts) / FPS
 
 
+def checked_cut(ev: dict, recordings: Path, source_file: Path) -> float:
+    """The event's single clip was cut from `source_file`, and event.json says where
+    it starts and how long it is; returns the clip's start in the source (seconds)."""
+    clip = recordings / ev["clip"]
+    source, tb, t0 = packets(source_file)
+    start_s, _ = place(clip, source, tb, t0)
+    assert ev["clip_copied"] is True and ev["clip_start_offset_s"] == pytest.approx(start_s, abs=1e-3)
+    assert ev["clip_seconds"] == pytest.approx(shown_seconds(clip), abs=0.02)
+    return start_s
+
+
 def config(tmp_path: Path, text: str) -> Path:
     p = tmp_path / "mw.yaml"
     p.write_text("cameras:\n  - name: porch\n" + text)
@@ -249,11 +260,7 @@ def test_matroska_source_is_cut_exactly(visit, recordings, tmp_path):
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(visit), "-c", "copy", str(mkv)], check=True)
     mw("scan", str(mkv), "--recordings", str(recordings), "--config", str(config(tmp_path, "")), check=True)
     (ev,) = events_json(recordings)
-    clip = recordings / ev["clip"]
-    source, tb, t0 = packets(mkv)
-    start_s, _ = place(clip, source, tb, t0)
-    assert ev["clip_copied"] is True and ev["clip_start_offset_s"] == pytest.approx(start_s, abs=1e-3)
-    assert ev["clip_seconds"] == pytest.approx(shown_seconds(clip), abs=0.02)
+    start_s = checked_cut(ev, recordings, mkv)
     assert start_s <= ev["start_offset_s"] - 2.0 + 1e-6
 
 
@@ -265,8 +272,4 @@ def test_run_on_a_file_cuts_its_clips_too(recordings, tmp_path):
     mw("run", "--source", str(short), "--recordings", str(recordings), "--config", str(config(tmp_path, "")),
        check=True, timeout=120)
     (ev,) = events_json(recordings)
-    clip = recordings / ev["clip"]
-    source, tb, t0 = packets(short)
-    start_s, _ = place(clip, source, tb, t0)
-    assert ev["clip_copied"] is True and ev["clip_start_offset_s"] == pytest.approx(start_s, abs=1e-3)
-    assert ev["clip_seconds"] == pytest.approx(shown_seconds(clip), abs=0.02)
+    checked_cut(ev, recordings, short)
