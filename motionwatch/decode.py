@@ -21,6 +21,7 @@ few frames.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import threading
@@ -95,9 +96,13 @@ def _levels(bgr: np.ndarray | None, raw: np.ndarray | None) -> tuple[float, floa
     if y.std() < 2.0 or grey.std() < 2.0:
         # A flat first frame proves nothing; trust the plane only if it equals the grey.
         return (1.0, 0.0) if abs(float(y.mean()) - float(grey.mean())) < 3.0 else None
-    if float(np.corrcoef(y, grey)[0, 1]) < LUMA_MIN_CORR:
+    # Correlation and least-squares line from centred sums: no BLAS call (see __init__).
+    dy, dg = y - y.mean(), grey - grey.mean()
+    syy, sgg, syg = (float(np.sum(a * b, dtype=np.float64)) for a, b in ((dy, dy), (dg, dg), (dy, dg)))
+    if syg / math.sqrt(syy * sgg) < LUMA_MIN_CORR:
         return None
-    scale, offset = np.polyfit(y, grey, 1)
+    scale = syg / syy
+    offset = float(grey.mean()) - scale * float(y.mean())
     # Limited-range video (Y 16..235) maps to full-range grey at about 1.164x - 18.6.
     return float(scale), float(offset)
 
