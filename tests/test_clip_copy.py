@@ -196,8 +196,12 @@ def test_auto_encodes_what_it_cannot_copy(tmp_path, caplog):
 
 def test_cut_that_fails_still_saves_the_event(visit, tmp_path, monkeypatch, caplog):
     """ffmpeg gone between start-up and the event (uninstalled under a running
-    `run`): the event is saved with its snapshot and no clip, and one line says why."""
-    src = open_source(str(visit), scan=True)
+    `run`): the event is saved with its snapshot and no clip, and one line says why.
+    An MKV source, as MP4s are cut in process without ffmpeg (test_mp4_cut has
+    the in-process cut's failure)."""
+    mkv = tmp_path / "visit.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(visit), "-c", "copy", str(mkv)], check=True)
+    src = open_source(str(mkv), scan=True)
     plan = plan_copy(EventsConfig(clip_codec="auto"), src, "cam")
     src.close()
     assert isinstance(plan, CopySource)
