@@ -101,7 +101,9 @@ def plan_for(path: Path, explicit: bool = True) -> clip_copy.CopySource:
 def via_ffmpeg(plan: clip_copy.CopySource) -> clip_copy.CopySource:
     """The same plan without the index: cuts run ffmpeg as before."""
     old = dataclasses.replace(plan, mp4=None)
-    old.packets.seed(plan.packets.items, float("inf"))
+    track = plan.mp4
+    old.packets.seed([clip_copy.Packet(*row) for row in zip(track.pts.tolist(), track.durations.tolist(),
+                                                             track.keys.tolist())], float("inf"))
     return old
 
 

@@ -193,8 +193,6 @@ def _index_plan(source, explicit: bool) -> tuple[CopySource | None, str] | None:
     fps = _rate(Fraction(len(track.durations) * track.timescale, int(track.durations.sum()))) or float(source.fps or 0)
     plan = CopySource(source.spec, track.codec, track.time_base, start, round(start * 10**6), track.duration,
                       fps, mp4=track)
-    plan.packets.seed([Packet(p, d, k) for p, d, k in zip(track.pts.tolist(), track.durations.tolist(),
-                                                          track.keys.tolist())], math.inf)
     return plan, ""
 
 
@@ -295,10 +293,27 @@ class PacketList:
     def around(self, t0: float, t1: float) -> list[Packet]:
         """Packets from a keyframe at or before t0 to at least TAIL_S past t1 (or the end)."""
         if self.src.mp4 is not None:
-            return self.items        # the whole file's, from its index
+            self._window(t0, t1)
+            return self.items
         if not (self._key_before(t0) is not None and (self.eof or self.end >= t1 + TAIL_S)):
             self._list(t0, max(t1 + TAIL_S, t0 + AHEAD_S))
         return self.items
+
+    def _window(self, t0: float, t1: float) -> None:
+        """The MP4 index's packets around [t0, t1], as the ffprobe listing would give them:
+        only these few become Packet objects, however long the file."""
+        track, tb = self.src.mp4, self.src.time_base
+        limit = math.floor((Fraction(t0) + Fraction(EPS)) / tb)
+        keys = np.flatnonzero(track.keys & (track.pts <= limit))
+        first = int(keys[-1]) if len(keys) else 0
+        # Decode times trail presentation times by the reordering delay, which TAIL_S covers.
+        shift = int(track.pts[0] - track.dts[0])
+        stop = int(np.searchsorted(track.dts, math.ceil((t1 + TAIL_S) / tb) - shift, side="right"))
+        self.items = [Packet(p, d, k) for p, d, k in zip(track.pts[first:stop].tolist(),
+                                                         track.durations[first:stop].tolist(),
+                                                         track.keys[first:stop].tolist())]
+        self.eof = stop >= len(track.pts)
+        self.end = t1 + TAIL_S
 
     def _key_before(self, t: float) -> int | None:
         """Index of the last keyframe shown at or before `t` (absolute seconds)."""
