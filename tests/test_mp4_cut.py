@@ -50,6 +50,7 @@ LAYOUTS = {   # name: ffmpeg arguments after the input(s)
     "faststart.mp4": [*X264, "-movflags", "+faststart"],
     "audio.mp4": ["-f", "lavfi", "-i", "sine=d=6", *X264, "-c:a", "aac", "-shortest"],
     "no-editlist.mp4": [*X264, "-use_editlist", "0"],
+    "negative-cts.mp4": [*X264, "-movflags", "+negative_cts_offsets"],   # ctts version 1
 }
 
 
@@ -125,12 +126,19 @@ def test_index_lists_the_packets_ffprobe_lists(files, name):
 
 
 def test_pixel_format_comes_from_the_sps(tmp_path):
-    """High 4:4:4 cannot play in a browser: auto does not copy it, whoever decides;
-    High 4:2:0 can."""
-    hi444 = tmp_path / "hi444.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", *SRC, "-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv444p",
-                    str(hi444)], check=True)
-    assert read_track(str(hi444)).yuv420_8bit is False
+    """The reader says 8-bit 4:2:0 exactly when ffprobe says yuv420p/yuvj420p (what auto
+    copies); High 4:4:4 then is not copied by auto, whoever decides, but is by `copy`."""
+    for pix, profile in (("yuv420p", "baseline"), ("yuv420p", "high"), ("yuvj420p", "high"),
+                         ("yuv420p10le", "high10"), ("yuv422p", "high422"), ("yuv444p", "high444"),
+                         ("gray", "high")):
+        path = tmp_path / f"{pix}-{profile}.mp4"
+        subprocess.run(["ffmpeg", "-v", "error", "-y", *SRC, "-t", "0.2", "-c:v", "libx264", "-pix_fmt", pix,
+                        "-profile:v", profile, str(path)], check=True)
+        shown_as = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                                   "stream=pix_fmt", "-of", "csv=p=0", str(path)],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+        assert read_track(str(path)).yuv420_8bit is (shown_as in clip_copy.BROWSER_PIX_FMTS), (pix, profile)
+    hi444 = tmp_path / "yuv444p-high444.mp4"
     src = open_source(str(hi444), scan=True)
     try:
         assert clip_copy.plan_copy(EventsConfig(clip_codec="auto"), src, "cam") is None
@@ -160,7 +168,7 @@ RANGES = [(0.0, 1.0, 60.0), (1.3, 3.2, 60.0), (2.5, 5.0, 1.5), (4.2, 6.0, 60.0)]
 
 
 @pytest.mark.parametrize("name", ["bframes.mp4", "no-bframes.mp4", "camera.mov", "audio.mp4",
-                                  "no-editlist.mp4", "delayed.mp4", "hevc.mp4"])
+                                  "no-editlist.mp4", "negative-cts.mp4", "delayed.mp4", "hevc.mp4"])
 def test_cut_holds_the_packets_ffmpeg_would_copy(files, tmp_path, name):
     if name not in files:
         pytest.skip("ffmpeg has no libx265")

@@ -40,7 +40,9 @@ def _sps_yuv420_8bit(nal: bytes) -> bool | None:
         chroma = bits.ue()
         if chroma == 3:
             bits.take(1)                  # separate_colour_plane_flag
-        return chroma == 1 and bits.ue() == 0 and bits.ue() == 0
+        # 4:0:0 counts as 4:2:0: ffmpeg's decoder (so ffprobe and the browsers' ffmpeg) gives it
+        # as yuv420p with grey chroma.
+        return chroma in (0, 1) and bits.ue() == 0 and bits.ue() == 0
     except IndexError:
         return None
 
