@@ -116,9 +116,24 @@ def run_measured(cmd: list[str], cwd: str | None = None, env: dict | None = None
 
 
 def proc_cpu(pid: int) -> float:
-    """CPU seconds of a running process, its threads and its waited-for children."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(v) for v in fields[11:15]) / TICK
+    """CPU seconds of a running process and all its descendants, finished or still
+    running: a clip encoder busy at either end of a window must count in full."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0     # exited between listing and reading: its time is in the parent's cutime
+    own = sum(int(v) for v in fields[11:15]) / TICK
+    return own + sum(proc_cpu(child) for child in _children(pid))
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return kids
 
 
 # --- inputs ----------------------------------------------------------------------
