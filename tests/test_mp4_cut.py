@@ -315,3 +315,36 @@ def test_scan_of_an_mp4_starts_no_ffmpeg(tmp_path):
         assert ev["clip_start_offset_s"] == pytest.approx(float(int(src_pk[at]["pts"]) * Fraction(st["time_base"]) - Fraction(st["start_time"])), abs=1e-3)
         shown = sum(len(probe(rec / part)[1]) for part in ev["clip_parts"]) / FPS
         assert ev["clip_seconds"] == pytest.approx(shown, abs=0.02)
+
+
+def test_cut_needs_no_ffmpeg_installed(files, tmp_path, monkeypatch):
+    """With neither program on PATH, auto still plans and cuts an MP4's clips."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert clip_copy.tools() is None
+    plan = plan_for(files["bframes.mp4"], explicit=False)
+    (cut,) = clip_copy.plan_cuts(plan, 2.0, 3.0, 60.0)
+    written = clip_copy.cut_part(plan, cut, tmp_path / "part.mp4")
+    assert written.frames == cut.count and written.start == 2.0
+    monkeypatch.undo()
+    assert len(probe(tmp_path / "part.mp4")[1]) == cut.count
+
+
+def test_damaged_index_is_refused_not_crashed_on(files, tmp_path):
+    """Bytes of the moov box overwritten (a damaged card): the reader either reads it or says
+    Unsupported (never another exception), so a damaged file at worst goes the ffmpeg way."""
+    good = files["bframes.mp4"].read_bytes()
+    moov = good.rindex(b"moov") - 4
+    rng = np.random.default_rng(7)
+    path = tmp_path / "damaged.mp4"
+    outcomes = set()
+    for _ in range(150):
+        data = bytearray(good)
+        for at in rng.integers(moov, len(good), size=int(rng.integers(1, 4))):
+            data[at] = int(rng.integers(0, 256))
+        path.write_bytes(data)
+        try:
+            read_track(str(path))
+            outcomes.add("read")
+        except Unsupported:
+            outcomes.add("refused")
+    assert outcomes == {"read", "refused"}

@@ -29,6 +29,7 @@ from motionwatch.sinks import h264_sps
 CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts"}
 TOP_LEVEL = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid", b"meta", b"pdin"}
 MAX_MOOV = 256 << 20      # an index bigger than this is not a camera file; let ffprobe deal with it
+MAX_SAMPLES = 50_000_000  # 23 days at 25 fps
 CODECS = {b"avc1": "h264", b"avc3": "h264", b"hvc1": "hevc", b"hev1": "hevc"}
 
 
@@ -78,7 +79,7 @@ def read_track(path: str) -> Mp4Track:
         moov = _find_moov(f, size)
     try:
         return _video_track(moov, size)
-    except (struct.error, IndexError, ValueError) as e:
+    except (struct.error, IndexError, ValueError, OverflowError, MemoryError) as e:
         raise Unsupported(f"its MP4 index is damaged ({e})") from None
 
 
@@ -196,16 +197,21 @@ def _track(buf: bytes, boxes: dict, movie_scale: int, file_size: int) -> Mp4Trac
     matrix = bytes(buf[m_at:m_at + 36])
     width, height = struct.unpack_from(">II", buf, m_at + 36)
 
-    stts = _table(buf, boxes[b"stts"], 0, ">u4", 2)
-    durations = np.repeat(stts[:, 1], stts[:, 0])
-    n = len(durations)
     v, at = _full(buf, boxes[b"stsz"])
     fixed, count = struct.unpack_from(">II", buf, at)
+    stts = _table(buf, boxes[b"stts"], 0, ">u4", 2)
+    # Counts are checked before the tables are expanded: a damaged count must not allocate gigabytes.
+    if count > MAX_SAMPLES or int(stts[:, 0].sum()) != count:
+        raise Unsupported("its sample tables disagree about the number of frames")
+    durations = np.repeat(stts[:, 1], stts[:, 0])
+    n = len(durations)
     sizes = (np.full(count, fixed, np.int64) if fixed else
              np.frombuffer(buf, ">u4", count, at + 8).astype(np.int64))
     ctts = None
     if b"ctts" in boxes:
         t = _table(buf, boxes[b"ctts"], 0, ">i4", 2)   # ffmpeg reads offsets as signed in either version
+        if (t[:, 0] < 0).any() or int(t[:, 0].sum()) != n:
+            raise Unsupported("its sample tables disagree about the number of frames")
         ctts = np.repeat(t[:, 1], t[:, 0])
     keys = np.ones(n, bool)
     if b"stss" in boxes:

@@ -22,6 +22,7 @@ import numpy as np
 from motionwatch.sinks.mp4_index import Mp4Track
 
 U32 = 0xFFFFFFFF
+KERNEL_COPY = getattr(os, "copy_file_range", None)   # Linux; elsewhere (None) plain reads and writes
 UNITY = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
 
 
@@ -69,9 +70,10 @@ def _copy(src: int, dst: int, at: int, n: int) -> None:
     """n bytes from offset `at` of src to dst's current position, in the kernel when it can."""
     while n > 0:
         try:
-            done = os.copy_file_range(src, dst, n, at)
-        except OSError as e:   # e.g. across filesystems on older kernels: plain reads and writes
-            if e.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF):
+            done = KERNEL_COPY(src, dst, n, at)
+        except (OSError, TypeError) as e:   # across filesystems on older kernels, or not Linux
+            if isinstance(e, OSError) and e.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS,
+                                                          errno.EOPNOTSUPP, errno.EBADF):
                 raise
             done = _write_all(dst, os.pread(src, min(n, 1 << 22), at))
         if done <= 0:
