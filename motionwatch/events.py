@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 import cv2
 
 from motionwatch.config import EventsConfig
-from motionwatch.decode import LumaFrame
 from motionwatch.model import Box, Detection, Event, Frame, iso
 
 # Most points of the fraction-over-time series kept per event (for charts).
@@ -175,12 +174,14 @@ class EventTracker:
         width = self.cfg.clip_width
         if not width:
             return frame
-        # A LumaFrame's size is its luma plane's: reading `image` would decode its
+        # `size`, not `image`: a lazy frame (LumaFrame, JpegFrame) would decode its
         # colour now, for every frame, though most ring frames are never saved.
-        h, w = (frame.gray if isinstance(frame, LumaFrame) else frame.image).shape[:2]
+        w, h = frame.size
         if width >= w:
             return frame
         size = (width - width % 2, max(2, round(h * width / w / 2) * 2))
+        if hasattr(frame, "scaled"):   # a camera's JPEG: the clip encoder scales it, undecoded
+            return frame.scaled(size)
         small = cv2.resize(frame.image, size, interpolation=cv2.INTER_AREA)
         return Frame(small, frame.index, frame.ts, frame.wall)
 

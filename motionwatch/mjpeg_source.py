@@ -11,9 +11,10 @@ decode, so a dropped frame costs nothing). `read()` decodes the newest one
 straight to reduced grey with libjpeg's DCT scaling
 (`IMREAD_REDUCED_GRAYSCALE_2/4/8`: the largest reduction still at least the
 detection width), and the frame keeps the JPEG bytes: its full-size colour
-picture is decoded only if a snapshot, clip or the live view asks for it.
-While frames are being asked for in colour (an event's clip), each is decoded
-once in colour and its grey made from that, rather than decoded twice.
+picture is decoded only if a snapshot, the live view or an OpenCV-written clip
+(mp4v, webm) asks for it; H.264 clips are encoded by ffmpeg from the JPEG bytes.
+While frames are being asked for in colour, each is decoded once in colour and
+its grey made from that, rather than decoded twice.
 """
 
 from __future__ import annotations
@@ -293,16 +294,19 @@ def reduction(width: int, detect_width: int) -> tuple[int, int]:
 class JpegFrame(Frame):
     """A frame that keeps its JPEG: `gray` is the reduced luma the detector uses,
     `image` the full-size BGR picture, decoded on first use (a saved frame) only.
+    An H.264 clip is encoded from `jpeg` itself (sinks.clip.JpegPart), so its
+    frames are never decoded here at all.
 
     Two threads asking at once (the clip writer and the live view) may both
     decode; the result is the same picture, so no lock is taken per frame."""
 
-    __slots__ = ("jpeg", "_bgr", "_size", "wanted")
+    __slots__ = ("jpeg", "_bgr", "_size", "wanted", "coded_size")
 
     def __init__(self, jpeg: bytes, gray: np.ndarray, size: tuple[int, int], index: int, ts: float, wall: float):
         Frame.__init__(self, None, index, ts, wall, gray)
         self.jpeg = jpeg
         self._size = size
+        self.coded_size = size   # the JPEG's own picture size; `size` is smaller on a `scaled` copy
         self.wanted = False   # something asked for the colour picture
 
     @property
@@ -310,8 +314,10 @@ class JpegFrame(Frame):
         self.wanted = True
         if self._bgr is None:
             bgr = cv2.imdecode(np.frombuffer(self.jpeg, np.uint8), cv2.IMREAD_COLOR)
-            if bgr is None or bgr.shape[1::-1] != self._size:   # cannot happen after the grey decode worked
+            if bgr is None or bgr.shape[1::-1] != self.coded_size:   # cannot happen after the grey decode worked
                 bgr = cv2.cvtColor(cv2.resize(self.gray, self._size), cv2.COLOR_GRAY2BGR)
+            elif self.coded_size != self._size:
+                bgr = cv2.resize(bgr, self._size, interpolation=cv2.INTER_AREA)
             self._bgr = bgr
         return self._bgr
 
@@ -327,6 +333,14 @@ class JpegFrame(Frame):
     @property
     def size(self) -> tuple[int, int]:
         return self._size
+
+    def scaled(self, size: tuple[int, int]) -> JpegFrame:
+        """This frame shown at `size` (a clip narrower than the camera, events.clip_width),
+        still undecoded: the clip encoder scales the JPEG, and colour is decoded (then
+        shrunk) only if something asks for `image`."""
+        frame = JpegFrame(self.jpeg, self.gray, size, self.index, self.ts, self.wall)
+        frame.coded_size = self.coded_size
+        return frame
 
     def __repr__(self) -> str:  # the dataclass repr would decode the colour picture
         return f"JpegFrame(index={self.index}, ts={self.ts:.3f}, size={self._size}, {len(self.jpeg)} bytes)"
