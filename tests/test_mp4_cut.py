@@ -109,7 +109,7 @@ def via_ffmpeg(plan: clip_copy.CopySource) -> clip_copy.CopySource:
 
 
 @pytest.mark.parametrize("name", [*LAYOUTS, "delayed.mp4", "hevc.mp4"])
-def test_index_lists_the_packets_ffprobe_lists(files, name):
+def test_index_lists_the_packets_ffprobe_lists(files, name, monkeypatch):
     if name not in files:
         pytest.skip("ffmpeg has no libx265")
     track = read_track(str(files[name]))
@@ -122,6 +122,11 @@ def test_index_lists_the_packets_ffprobe_lists(files, name):
     plan = plan_for(files[name])
     assert plan.mp4 is not None
     assert plan.start == Fraction(st["start_time"]) and plan.time_base == Fraction(st["time_base"])
+    monkeypatch.setattr(clip_copy, "_index_plan", lambda source, explicit: None)
+    probed = plan_for(files[name])          # what the ffprobe way plans: the same facts
+    assert probed.mp4 is None
+    facts = lambda p: (p.codec, p.time_base, p.start, round(p.duration, 6), round(p.fps, 9))   # noqa: E731
+    assert facts(plan) == facts(probed)
     assert (track.offsets + track.sizes).max() <= files[name].stat().st_size
 
 
