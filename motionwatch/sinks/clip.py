@@ -54,14 +54,19 @@ X264_ARGS = ("-c:v", "libx264", "-preset", "ultrafast", "-crf", "23")
 # ffmpeg's BGR conversion gives and what JPEG's YCbCr is once its range is narrowed.
 BT601_TV = ("-colorspace", "bt470bg", "-color_range", "tv")
 MP4_ARGS = ("-movflags", "+faststart", "-f", "mp4")
-H264_ARGS = (*X264_ARGS, "-pix_fmt", "yuv420p", *BT601_TV, *MP4_ARGS)
+# x264's threads cost ~0.25 ms a 640x480 frame in hand-offs; one thread encodes
+# 720p at ultrafast faster than a camera sends it even on a Raspberry Pi 4.
+ONE_THREAD_PIXELS = 1280 * 720
+# Frames go to ffmpeg in bursts: an encoder woken per frame costs ~0.3 ms more a
+# 640x480 frame (cold caches, thread wake-ups) than one fed half a second at once.
+BURST_S = 0.5
+BURST_BYTES = 8 * 2**20
 # JPEG's full-range YCbCr narrowed to video range with a lookup table (0.2 ms a
 # 640x480 frame, where swscale's range conversion costs 0.4 ms); the picture is
 # then encoded as the yuvj420p it still claims to be, and the stream's VUI flag is
 # set to limited range: an ordinary yuv420p clip, like the ones made from BGR.
 TV_RANGE_LUT = ("lutyuv=y=16.5+val*219/255:u=128.5+(val-128)*224/255:v=128.5+(val-128)*224/255")
-JPEG_H264_ARGS = (*X264_ARGS, "-pix_fmt", "yuvj420p", *BT601_TV,
-                  "-bsf:v", "h264_metadata=video_full_range_flag=0", *MP4_ARGS)
+JPEG_OUT_ARGS = ("-pix_fmt", "yuvj420p", "-bsf:v", "h264_metadata=video_full_range_flag=0")
 FALLBACK_JPEG_QUALITY = 95   # a frame that is not a camera JPEG, encoded as one (see JpegPart)
 
 
@@ -151,12 +156,16 @@ class PartWriter:
 class FfmpegPipe(PartWriter):
     """H.264 MP4 written by an ffmpeg child process that reads the frames on its stdin."""
 
-    def __init__(self, final: Path, size: tuple[int, int], exe: str, input_args: list[str],
+    def __init__(self, final: Path, size: tuple[int, int], fps: float, exe: str, input_args: list[str],
                  output_args: list[str]):
         super().__init__(final, size)
         self._err = tempfile.TemporaryFile()
-        cmd = [exe, "-hide_banner", "-nostats", "-loglevel", "error", *input_args, "-i", "pipe:0",
-               "-an", *output_args, "-y", str(self.tmp)]
+        self._burst = max(1, round(fps * BURST_S))
+        self._pending: list = []     # frames not yet handed to ffmpeg
+        self._pending_bytes = 0
+        threads = ["-threads", "1"] if size[0] * size[1] <= ONE_THREAD_PIXELS else []
+        cmd = [exe, "-hide_banner", "-nostats", "-loglevel", "error", *input_args, "-framerate", f"{fps:.6g}",
+               "-i", "pipe:0", "-an", *output_args, *X264_ARGS, *threads, *BT601_TV, *MP4_ARGS, "-y", str(self.tmp)]
         # Own session: a Ctrl-C meant for motionwatch must not kill the encoder
         # before the clip is finished. If motionwatch itself is killed, ffmpeg
         # sees end of input and completes the hidden temporary file only.
@@ -170,8 +179,21 @@ class FfmpegPipe(PartWriter):
         os.set_blocking(self._fd, False)
 
     def write_bytes(self, data) -> None:
-        """One frame's bytes to ffmpeg; OSError when it stopped or takes nothing for WRITE_TIMEOUT_S."""
+        """One frame's bytes for ffmpeg, handed over with the next burst; OSError when
+        ffmpeg stopped or takes nothing for WRITE_TIMEOUT_S."""
         data = memoryview(data).cast("B")
+        self._pending.append(data)
+        self._pending_bytes += data.nbytes
+        self.frames += 1
+        if len(self._pending) >= self._burst or self._pending_bytes >= BURST_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
+        for data in pending:
+            self._send(data)
+
+    def _send(self, data: memoryview) -> None:
         deadline = time.monotonic() + WRITE_TIMEOUT_S
         while data:
             try:
@@ -188,13 +210,15 @@ class FfmpegPipe(PartWriter):
                 self.proc.kill()
                 raise OSError(errno.ETIMEDOUT, f"ffmpeg took no frame for {WRITE_TIMEOUT_S:.0f} s")
             select.select([], [self._fd], [], left)
-        self.frames += 1
 
     def abort(self) -> None:
         self.proc.kill()     # no point finishing a clip that will be removed
+        self._pending = []
         super().abort()
 
     def close(self) -> None:
+        if self._pending:
+            self._flush()   # an OSError leaves the part to `abort`, which kills ffmpeg
         if self.proc.stdin and not self.proc.stdin.closed:
             try:
                 self.proc.stdin.close()
@@ -226,8 +250,8 @@ class FfmpegPart(FfmpegPipe):
 
     def __init__(self, final: Path, size: tuple[int, int], fps: float, exe: str):
         w, h = _even(size)
-        super().__init__(final, (w, h), exe, ["-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}",
-                                              "-framerate", f"{fps:.6g}"], list(H264_ARGS))
+        super().__init__(final, (w, h), fps, exe, ["-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}"],
+                         ["-pix_fmt", "yuv420p"])
 
     def write(self, image: np.ndarray) -> None:
         self.write_bytes(np.ascontiguousarray(self._fit(image)))
@@ -247,8 +271,8 @@ class JpegPart(FfmpegPipe):
             fit = [f"crop={w}:{h}:0:0"]   # odd camera size: drop the last row/column, as _fit does
         else:
             fit = [f"scale={w}:{h}:flags=area"]   # events.clip_width
-        super().__init__(final, (w, h), exe, ["-f", "mjpeg", "-framerate", f"{fps:.6g}"],
-                         ["-vf", ",".join([*fit, TV_RANGE_LUT]), *JPEG_H264_ARGS])
+        super().__init__(final, (w, h), fps, exe, ["-f", "mjpeg"],
+                         ["-vf", ",".join([*fit, TV_RANGE_LUT]), *JPEG_OUT_ARGS])
 
     def picture(self, frame: Frame) -> bytes:
         if isinstance(frame, JpegFrame) and frame.coded_size == self.coded:
