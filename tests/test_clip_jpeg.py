@@ -126,6 +126,23 @@ def test_a_frame_that_is_no_camera_jpeg_mid_part_is_encoded_as_one(tmp_path):
     assert_same_picture(got[3], pictures[3])
 
 
+def test_a_camera_sending_422_jpegs_gets_ordinary_420_clips(tmp_path):
+    """Many IP cameras send 4:2:2 JPEGs; the clip is yuv420p all the same."""
+    pictures = stamped_pictures(4)
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422]
+    jpegs = [cv2.imencode(".jpg", p, params)[1].tobytes() for p in pictures]
+    clip = EventClip(tmp_path, "h264", FPS)
+    for i, j in enumerate(jpegs):
+        clip.add(jpeg_frame(j, i, i / FPS, i / FPS, 160))
+    clip.finish()
+    assert clip.errors == [] and len(clip.done) == 1
+    info = probe(clip.done[0])
+    assert (info["pix_fmt"], info["color_range"], info["nb_read_frames"]) == ("yuv420p", "tv", "4")
+    got = clip_frames(clip.done[0])
+    assert [read_stamp(g) for g in got] == list(range(4))
+    assert_same_picture(got[1], pictures[1])
+
+
 @pytest.mark.parametrize("coded, shown", [((321, 241), (320, 240)),    # odd camera size: cropped
                                           ((320, 240), (160, 120))])   # events.clip_width: scaled
 def test_ffmpeg_fits_the_jpegs_to_the_clip_size(tmp_path, coded, shown):
