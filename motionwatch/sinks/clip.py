@@ -54,8 +54,9 @@ X264_ARGS = ("-c:v", "libx264", "-preset", "ultrafast", "-crf", "23")
 # ffmpeg's BGR conversion gives and what JPEG's YCbCr is once its range is narrowed.
 BT601_TV = ("-colorspace", "bt470bg", "-color_range", "tv")
 MP4_ARGS = ("-movflags", "+faststart", "-f", "mp4")
-# x264's threads cost ~0.25 ms a 640x480 frame in hand-offs; one thread encodes
-# 720p at ultrafast faster than a camera sends it even on a Raspberry Pi 4.
+# x264's threads cost ~0.25 ms a 640x480 frame in hand-offs. One thread encodes
+# 640x480 at ultrafast in ~0.55 ms here, 720p in three times that: a Raspberry Pi 4,
+# several times slower, should still keep up with 30 fps (estimated, not measured on one).
 ONE_THREAD_PIXELS = 1280 * 720
 # Frames go to ffmpeg in bursts: an encoder woken per frame costs ~0.3 ms more a
 # 640x480 frame (cold caches, thread wake-ups) than one fed half a second at once.
