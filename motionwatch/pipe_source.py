@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from motionwatch.errors import SourceError
-from motionwatch.mjpeg_source import JpegFrames
+from motionwatch.jpeg_frame import JpegFrames
 from motionwatch.sources import OPEN_TIMEOUT_MS, LiveSource
 
 log = logging.getLogger("motionwatch.pipe")

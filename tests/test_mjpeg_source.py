@@ -19,7 +19,8 @@ from conftest import events_json, mw, wait_until
 from live_run import RunProcess, write_config
 from mjpeg_server import ServerProcess
 from motionwatch.config import load_config
-from motionwatch.mjpeg_source import JpegFrame, MjpegSource, jpeg_size, reduction
+from motionwatch.jpeg_frame import JpegFrame, jpeg_size, reduction
+from motionwatch.mjpeg_source import MjpegSource
 from motionwatch.pipeline import CameraLoop
 from motionwatch.sinks.runner import SinkRunner
 from motionwatch.sources import CaptureSource, open_source

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from motionwatch.errors import MotionwatchError
-from motionwatch.mjpeg_source import JpegFrame
+from motionwatch.jpeg_frame import JpegFrame
 from motionwatch.model import Frame
 from motionwatch.store import TMP_PREFIX, fsync_file
 
