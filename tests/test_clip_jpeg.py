@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import cv2
@@ -23,9 +24,10 @@ from conftest import events_json, mw
 from mjpeg_server import ServerProcess
 from motionwatch.config import EventsConfig
 from motionwatch.events import EventFrame, EventStarted, EventTracker
-from motionwatch.mjpeg_source import JpegFrame, jpeg_frame
+from motionwatch.jpeg_frame import JpegFrame, jpeg_frame
 from motionwatch.model import Detection, Frame
 from motionwatch.sinks.clip import EventClip, FfmpegPart, JpegPart, ffmpeg_with_x264
+from motionwatch.sinks.runner import Sink, SinkRunner
 from motionwatch.synth import Scene, SceneRenderer, Walker
 from test_clips import read_stamp, stamp
 
@@ -184,6 +186,35 @@ def test_the_tracker_keeps_camera_jpegs_undecoded_at_clip_width():
     assert not any(f.decoded or f.wanted for f in frames + clip_frames_seen)
     # Asked for colour anyway (an OpenCV-written mp4v clip), a scaled frame is shrunk once decoded.
     assert clip_frames_seen[0].image.shape == (120, 160, 3)
+
+
+def test_a_1080p_cameras_pre_roll_fits_the_sink_queue_as_jpegs():
+    """Two seconds of pre-roll at 30 fps from a 1920x1080 MJPEG camera reach the sink
+    queue at once when an event starts. Budgeted as BGR (6 MB a frame) 60 frames
+    overran the 256 MiB budget and lost clip frames; as what they hold (JPEG and
+    grey) they all fit, and the budget returns to zero even when the live view
+    decoded some of them while they waited."""
+    rng = np.random.default_rng(3)
+    picture = cv2.resize(rng.integers(0, 255, (135, 240, 3), np.uint8), (1920, 1080))
+    jpeg = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
+    frames = [jpeg_frame(jpeg, i, i / 30, 1e9 + i / 30, 320) for i in range(60)]
+    assert all(f.gray is not None and not f.decoded for f in frames)
+    release = threading.Event()
+
+    class Slow(Sink):
+        def handle(self, signal):
+            release.wait(10)
+
+    runner = SinkRunner([Slow()])
+    try:
+        event = object()
+        accepted = [runner.put(EventFrame(event, f)) for f in frames]
+        frames[10].image, frames[50].image   # the live view decodes two while they wait
+    finally:
+        release.set()
+        assert runner.close(10)
+    assert all(accepted) and runner.dropped == 0
+    assert runner._bytes == 0 and runner._frames == 0
 
 
 def check_recorded_clip(recordings: Path, size: tuple[int, int]) -> None:

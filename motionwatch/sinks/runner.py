@@ -61,7 +61,11 @@ class SinkRunner:
                     return False
                 self._frames += 1
                 self._bytes += size
-            self._q.append(signal)
+            else:
+                size = 0
+            # The size is kept with the signal: a lazy frame decoded meanwhile (the
+            # live view asked for its colour) must be taken off the budget as counted.
+            self._q.append((signal, size))
             self._cond.notify()
         return True
 
@@ -75,10 +79,10 @@ class SinkRunner:
                     self._cond.wait()
                 if not self._q and self._closing:
                     return
-                signal = self._q.popleft()
+                signal, size = self._q.popleft()
                 if isinstance(signal, EventFrame):
                     self._frames -= 1
-                    self._bytes -= signal.frame.nbytes
+                    self._bytes -= size
                     self._cond.notify_all()
             for sink in self.sinks:
                 try:
