@@ -14,8 +14,6 @@ import os
 from collections import deque
 from dataclasses import dataclass, field
 
-import cv2
-
 from motionwatch.config import EventsConfig
 from motionwatch.model import Box, Detection, Event, Frame, iso
 
@@ -180,10 +178,7 @@ class EventTracker:
         if width >= w:
             return frame
         size = (width - width % 2, max(2, round(h * width / w / 2) * 2))
-        if hasattr(frame, "scaled"):   # a camera's JPEG: the clip encoder scales it, undecoded
-            return frame.scaled(size)
-        small = cv2.resize(frame.image, size, interpolation=cv2.INTER_AREA)
-        return Frame(small, frame.index, frame.ts, frame.wall)
+        return frame.scaled(size)   # a camera's JPEG stays undecoded: the clip encoder scales it
 
     def _clip_frames(self, ev: OpenEvent, frame: Frame) -> list[Signal]:
         """Clip signals up to `frame`: ring frames not yet handed out (a quiet

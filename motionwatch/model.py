@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+import cv2
 import numpy as np
 
 
@@ -40,6 +41,12 @@ class Frame:
         asked on the capture thread, where a lazy frame must not be decoded."""
         w, h = self.size
         return w * h * 3
+
+    def scaled(self, size: tuple[int, int]) -> Frame:
+        """This frame shrunk to `size` (a clip narrower than the source, events.clip_width).
+        A frame that can hand its picture over undecoded overrides this."""
+        small = cv2.resize(self.image, size, interpolation=cv2.INTER_AREA)
+        return Frame(small, self.index, self.ts, self.wall)
 
 
 Box = tuple[int, int, int, int]

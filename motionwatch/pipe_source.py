@@ -249,7 +249,6 @@ class PipeSource(JpegFrames, LiveSource):
         return jpeg
 
 
-
 def _drain_stderr(name: str, run: _Run) -> None:
     for raw in iter(run.proc.stderr.readline, b""):
         line = raw.decode("utf-8", "replace").rstrip()
