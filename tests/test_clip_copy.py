@@ -206,13 +206,23 @@ def test_cut_that_fails_still_saves_the_event(visit, tmp_path, monkeypatch, capl
     src.close()
     assert isinstance(plan, CopySource)
     root = tmp_path / "rec"
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    saved, errors = record_cut_event(plan, root, (VISIT.width, VISIT.height), 5, caplog)
+    assert saved["clip"] is None and saved["clip_parts"] == [] and (root / saved["snapshot"]).is_file()
+    assert len(errors) == 1 and "clip incomplete" in errors[0] and "not installed" in errors[0]
+    assert not list(root.rglob(".tmp-*"))
+
+
+def record_cut_event(plan, root: Path, size: tuple[int, int], moving_from_s: int, caplog) -> tuple[dict, list[str]]:
+    """Ten seconds of a still picture with one second of motion from `moving_from_s`,
+    tracked with clips cut from `plan` and saved by a Recorder under `root`:
+    the event's event.json and the error lines logged while saving it."""
     rec = Recorder(RecordingsConfig(path=str(root)), EventsConfig())
     tracker = EventTracker("cam", EventsConfig(gap_seconds=1.0), 0.01, 1, FPS, cut_from=plan)
-    img = np.full((VISIT.height, VISIT.width, 3), 90, np.uint8)
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    img = np.full((size[1], size[0], 3), 90, np.uint8)
     signals = []
     for i in range(10 * FPS):
-        moving = 5 * FPS <= i < 6 * FPS
+        moving = moving_from_s * FPS <= i < (moving_from_s + 1) * FPS
         signals += tracker.feed(Frame(img, i, i / FPS, 1e9 + i / FPS), Detection(0.05 if moving else 0.0, [], None))
     with caplog.at_level(logging.ERROR):
         for s in signals:
@@ -220,10 +230,7 @@ def test_cut_that_fails_still_saves_the_event(visit, tmp_path, monkeypatch, capl
         rec.close()
     (ended,) = [s for s in signals if isinstance(s, EventEnded)]
     saved = json.loads((Path(ended.folder) / "event.json").read_text())
-    assert saved["clip"] is None and saved["clip_parts"] == [] and (root / saved["snapshot"]).is_file()
-    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1 and "clip incomplete" in errors[0] and "not installed" in errors[0]
-    assert not list(root.rglob(".tmp-*"))
+    return saved, [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_full_disk_during_the_cut_keeps_the_event(tmpfs, tmp_path):

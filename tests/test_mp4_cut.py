@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 import shutil
 import stat
@@ -25,17 +24,15 @@ import cv2
 import numpy as np
 import pytest
 
-from motionwatch.config import EventsConfig, RecordingsConfig
-from motionwatch.events import EventEnded, EventTracker
-from motionwatch.model import Detection, Frame
+from motionwatch.config import EventsConfig
 from motionwatch.sinks import clip_copy
 from motionwatch.sinks.clip import ffmpeg_with_x264
 from motionwatch.sinks.mp4_index import Unsupported, read_track
-from motionwatch.sinks.recorder import Recorder
 from motionwatch.sources import open_source
 from motionwatch.synth import Scene, SceneRenderer, Walker
 
 from conftest import events_json, mw
+from test_clip_copy import record_cut_event
 
 pytestmark = pytest.mark.skipif(ffmpeg_with_x264() is None or shutil.which("ffprobe") is None,
                                 reason="needs ffmpeg with libx264 and ffprobe")
@@ -250,21 +247,9 @@ def test_source_truncated_after_planning_loses_only_the_clip(files, tmp_path, ca
     with open(source, "r+b") as f:
         f.truncate(source.stat().st_size // 3)
     root = tmp_path / "rec"
-    rec = Recorder(RecordingsConfig(path=str(root)), EventsConfig())
-    tracker = EventTracker("cam", EventsConfig(gap_seconds=1.0), 0.01, 1, FPS, cut_from=plan)
-    img = np.full((240, 320, 3), 90, np.uint8)
-    signals = []
-    for i in range(10 * FPS):    # the event ends (gap, post-roll) after the file has: the cut stops at its end
-        moving = 3 * FPS <= i < 4 * FPS
-        signals += tracker.feed(Frame(img, i, i / FPS, 1e9 + i / FPS), Detection(0.05 if moving else 0.0, [], None))
-    with caplog.at_level(logging.ERROR):
-        for s in signals:
-            rec.handle(s)
-        rec.close()
-    (ended,) = [s for s in signals if isinstance(s, EventEnded)]
-    saved = json.loads((Path(ended.folder) / "event.json").read_text())
+    # The event ends (gap, post-roll) after the file has: the cut stops at its end.
+    saved, errors = record_cut_event(plan, root, (320, 240), 3, caplog)
     assert saved["clip"] is None and (root / saved["snapshot"]).is_file()
-    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "ended early" in errors[0], errors
     assert not list(root.rglob(".tmp-*")) and not list(root.rglob("*.mp4"))
 
