@@ -41,7 +41,6 @@ import logging
 import math
 import os
 import shutil
-import struct
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -52,7 +51,7 @@ import numpy as np
 
 from motionwatch.config import EventsConfig
 from motionwatch.sinks.clip import tmp_name
-from motionwatch.sinks.mp4_index import Mp4Track, Unsupported, read_track
+from motionwatch.sinks.mp4_index import Mp4Track, Unsupported, read_track, sample_count
 from motionwatch.sinks.mp4_write import write_part
 from motionwatch.store import fsync_file
 
@@ -71,7 +70,6 @@ TAIL_S = 3.0            # packets listed past the clip's end, to find where disp
 AHEAD_S = 300.0         # one packet listing covers this much of the file (for the events after)
 MARGINS_S = (0.0, 2.0, 10.0, 60.0, math.inf)   # how far before the start to look for a keyframe
 EPS = 1e-4
-MP4_PARENTS = {b"moov", b"trak", b"mdia", b"minf", b"stbl"}   # boxes on the way to stsz
 
 
 @dataclass(eq=False)
@@ -453,39 +451,7 @@ def _holds(path: Path, count: int) -> bool:
     """The clip's index lists exactly `count` frames. Read from the MP4 boxes in
     process: starting ffprobe would cost as much CPU as the cut itself, and
     opening the clip with OpenCV 30 ms at 720p."""
-    try:
-        with open(path, "rb") as f:
-            return _sample_count(f, 0, os.fstat(f.fileno()).st_size) == count
-    except OSError:
-        return False
-
-
-def _sample_count(f, start: int, end: int) -> int | None:
-    """The first track's sample count (`stsz`), found by walking the boxes in [start, end)."""
-    pos = start
-    while pos + 8 <= end:
-        f.seek(pos)
-        head = f.read(16)
-        if len(head) < 8:
-            return None
-        size, kind = struct.unpack(">I4s", head[:8])
-        header = 8
-        if size == 1 and len(head) == 16:
-            size, header = struct.unpack(">Q", head[8:])[0], 16
-        elif size == 0:
-            size = end - pos
-        if size < header:
-            return None
-        if kind == b"stsz":
-            f.seek(pos + header + 8)      # past version/flags and the fixed sample size
-            raw = f.read(4)
-            return struct.unpack(">I", raw)[0] if len(raw) == 4 else None
-        if kind in MP4_PARENTS:
-            found = _sample_count(f, pos + header, pos + size)
-            if found is not None:
-                return found
-        pos += size
-    return None
+    return sample_count(str(path)) == count
 
 
 def _probe_written(path: Path, zero_at: Fraction) -> Written:

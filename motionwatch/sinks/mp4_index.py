@@ -83,6 +83,21 @@ def read_track(path: str) -> Mp4Track:
         raise Unsupported(f"its MP4 index is damaged ({e})") from None
 
 
+def sample_count(path: str) -> int | None:
+    """How many samples the first track's `stsz` lists (None when unreadable): the
+    check that an MP4 ffmpeg wrote holds the frames asked for."""
+    try:
+        with open(path, "rb") as f:
+            moov = _find_moov(f, os.fstat(f.fileno()).st_size)
+        for kind, start, end in _children(moov):
+            if kind == b"trak":
+                stsz = _tree(moov, start, end).get(b"stsz")
+                return struct.unpack_from(">I", moov, stsz[0] + 8)[0] if stsz else None
+    except (OSError, Unsupported, struct.error, ValueError):
+        pass
+    return None
+
+
 def _find_moov(f, file_size: int) -> bytes:
     """The `moov` box's body, found by reading only top-level box headers."""
     pos, moov = 0, None
