@@ -29,6 +29,7 @@ import threading
 import cv2
 import numpy as np
 
+from motionwatch.gop_fetch import GopIndex
 from motionwatch.model import Frame
 
 log = logging.getLogger("motionwatch")
@@ -126,6 +127,10 @@ class ColourFetcher:
         self.tolerance = 1.5
         self.seekable = True      # False once a seek has missed: then read forward only
         self._warned = False
+        # An MP4's keyframe index, loaded at the first seek (False: none to use): a frame
+        # just after a keyframe is decoded from that keyframe, not from the GOP before.
+        self.gops: GopIndex | None | bool = None
+        self._via_gop = False
 
     def fetch(self, index: int, luma: np.ndarray) -> np.ndarray:
         with self.lock:
@@ -136,6 +141,8 @@ class ColourFetcher:
             bgr = self._read_at(index)
             if bgr is not None and self._distance(bgr, luma) <= self.tolerance:
                 return bgr
+            if self._via_gop:
+                self.gops = False   # the index numbers frames differently from the decoder
             if self.seekable:
                 bgr = self._search(index, luma)
                 if bgr is not None:
@@ -153,7 +160,14 @@ class ColourFetcher:
             return cv2.cvtColor(luma, cv2.COLOR_GRAY2BGR)
 
     def _read_at(self, index: int) -> np.ndarray | None:
+        self._via_gop = False
         if self.seekable and not 0 <= index - self.pos <= FORWARD_LIMIT:
+            gops = self._gop_index()
+            if gops is not None and gops.saves(index):
+                bgr = gops.decode(index)
+                if bgr is not None:
+                    self._via_gop = True
+                    return bgr
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, index)
             self.pos = index
         elif index < self.pos:
@@ -168,6 +182,11 @@ class ColourFetcher:
         ok, bgr = self.cap.read()
         self.pos += 1
         return bgr if ok else None
+
+    def _gop_index(self) -> GopIndex | None:
+        if self.gops is None:
+            self.gops = GopIndex.of(self.path) or False
+        return self.gops or None
 
     def _search(self, index: int, luma: np.ndarray) -> np.ndarray | None:
         """The best-matching frame within SEARCH frames of `index`."""
