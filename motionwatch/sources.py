@@ -123,8 +123,9 @@ class FileSource(FrameSource):
         if self.reader is None:
             if not self._open:
                 return None
+            pixels = self.size[0] * self.size[1] if self.size else 0
             self.reader = FileReader(self.spec, threaded=not self.paced, colour=self.colour,
-                                     max_bad=MAX_BAD_IN_ROW)
+                                     max_bad=MAX_BAD_IN_ROW, pixels=pixels)
             self._t0 = time.monotonic()
         ok, img = self.reader.read()
         while not ok or img is None:
