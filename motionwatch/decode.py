@@ -144,9 +144,6 @@ class ColourFetcher:
 
     def fetch(self, index: int, luma: np.ndarray) -> np.ndarray:
         with self.lock:
-            if self.cap is None:
-                self.cap = open_capture(self.path, False, 1)
-                self.pos = 0
             self.fetched += 1
             bgr = self._read_at(index)
             if bgr is not None and self._distance(bgr, luma) <= self.tolerance:
@@ -173,25 +170,34 @@ class ColourFetcher:
         self._via_gop = False
         if self.seekable and not 0 <= index - self.pos <= FORWARD_LIMIT:
             gops = self._gop_index()
-            if gops is not None and gops.saves(index):
+            if gops is not None and gops.saves(index) and gops.plan(index) is not None:
+                # One decoder at a time: the seek capture's frames would stay allocated
+                # beside the GOP decoder's (40 MB at 1080p); it is reopened when needed.
+                self._release_cap()
                 bgr = gops.decode(index)
                 if bgr is not None:
                     self._via_gop = True
                     return bgr
-            self.cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+            self._capture().set(cv2.CAP_PROP_POS_FRAMES, index)
             self.pos = index
         elif index < self.pos:
             # Behind us in a file that cannot seek: start again from the beginning.
-            self.cap.release()
-            self.cap = open_capture(self.path, False, 1)
-            self.pos = 0
+            self._release_cap()
+        cap = self._capture()
         while self.pos < index:
-            if not self.cap.grab():
+            if not cap.grab():
                 return None
             self.pos += 1
-        ok, bgr = self.cap.read()
+        ok, bgr = cap.read()
         self.pos += 1
         return bgr if ok else None
+
+    def _capture(self) -> cv2.VideoCapture:
+        """The seeking decoder, opened on first use (and after a GOP decode released it)."""
+        if self.cap is None:
+            self.cap = open_capture(self.path, False, 1)
+            self.pos = 0
+        return self.cap
 
     def _gop_index(self) -> GopIndex | None:
         if self.gops is None:
@@ -201,11 +207,12 @@ class ColourFetcher:
     def _search(self, index: int, luma: np.ndarray) -> np.ndarray | None:
         """The best-matching frame within SEARCH frames of `index`."""
         start = max(0, index - SEARCH)
-        self.cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+        cap = self._capture()
+        cap.set(cv2.CAP_PROP_POS_FRAMES, start)
         self.pos = start
         best, best_d = None, float("inf")
         for _ in range(2 * SEARCH + 1):
-            ok, bgr = self.cap.read()
+            ok, bgr = cap.read()
             if not ok:
                 break
             self.pos += 1
@@ -226,11 +233,15 @@ class ColourFetcher:
         """Set the match tolerance from a frame known to be the same in both forms."""
         self.tolerance = max(1.0, 1.5 * self._distance(bgr, luma))
 
+    def _release_cap(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None
+        self.pos = 0   # a new capture starts at the first frame
+
     def close(self) -> None:
         with self.lock:
-            if self.cap is not None:
-                self.cap.release()
-                self.cap = None
+            self._release_cap()
 
 
 class LumaFrame(Frame):
@@ -292,6 +303,9 @@ class DecodeThread:
                 if not self._put(img if ok else None):
                     return
         finally:
+            # The file is done: free the decoder's frames now, not at close, so the
+            # last event's snapshot decode does not stack its own on top of them.
+            self.cap.release()
             self._put(self._END)
 
     def _put(self, item) -> bool:

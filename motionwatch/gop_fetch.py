@@ -72,8 +72,9 @@ class GopIndex:
         at = int(np.searchsorted(self.key_frames, index, side="right")) - 1
         return int(self.key_frames[at]) if at >= 0 else None
 
-    def decode(self, index: int) -> np.ndarray | None:
-        """Frame `index` in BGR, decoded from the keyframe before it; None if that fails."""
+    def plan(self, index: int) -> tuple[int, int, int] | None:
+        """(first sample, sample count, frames shown before it) to decode `index` from
+        its own keyframe; None when the count of frames shown first would be a guess."""
         tr = self.track
         target = int(self.order[index])
         at = int(np.searchsorted(self.key_samples, target, side="right")) - 1
@@ -81,18 +82,27 @@ class GopIndex:
             return None
         first = int(self.key_samples[at])
         shown = tr.pts[target]
-        if tr.pts[first] > shown:
-            return None      # an open GOP's leading picture: needs the GOP before
         # Every sample up to the last one (decode order) shown by the target's time:
         # the frames before it and the references its B-frames need.
         window = tr.pts[first:min(len(tr.pts), target + MAX_REORDER + 1)]
         count = int(np.nonzero(window <= shown)[0].max()) + 1
-        rank = int(np.count_nonzero(window[:count] < shown))   # frames shown before the target
+        if (window[:count] < tr.pts[first]).any():
+            # Leading pictures of an open GOP (HEVC's CRA): whether the decoder shows
+            # them when it starts here depends on their kind.
+            return None
+        return first, count, int(np.count_nonzero(window[:count] < shown))
+
+    def decode(self, index: int) -> np.ndarray | None:
+        """Frame `index` in BGR, decoded from the keyframe before it; None if that fails."""
+        plan = self.plan(index)
+        if plan is None:
+            return None
+        first, count, rank = plan
         try:
             fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=self.tmp_dir)
             os.close(fd)
             try:
-                write_part(tr, self.path, first, count, tmp)
+                write_part(self.track, self.path, first, count, tmp)
                 cap = cv2.VideoCapture(tmp, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
             finally:
                 os.unlink(tmp)   # FFmpeg holds the file open; nothing is left behind

@@ -99,3 +99,44 @@ def test_only_unfragmented_mp4_files_have_an_index(clip, tmp_path):
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), "-c", "copy", str(mkv)], check=True)
     assert GopIndex.of(str(mkv)) is None
     assert GopIndex.of(str(tmp_path / "missing.mp4")) is None
+
+
+def _x265(src, out, params):
+    p = subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-c:v", "libx265", "-x265-params",
+                        f"log-level=error:keyint=50:{params}", "-tag:v", "hvc1", str(out)], capture_output=True)
+    if p.returncode != 0:
+        pytest.skip("this ffmpeg has no libx265")
+    return out
+
+
+@pytest.mark.parametrize("params, from_index", [("open-gop=0", True), ("open-gop=1", False)])
+def test_hevc_closed_gops_are_decoded_from_their_keyframe_open_ones_left_to_the_seek(clip, tmp_path, params,
+                                                                                    from_index):
+    """x265 writes open GOPs by default: the pictures shown before a CRA keyframe but
+    stored after it may or may not be output when decoding starts there, so those
+    GOPs go to OpenCV's seek; either way the snapshot is the exact frame."""
+    hevc = _x265(clip, tmp_path / "hevc.mp4", params)
+    cap = cv2.VideoCapture(str(hevc), cv2.CAP_FFMPEG)
+    plain = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        plain.append(img)
+    gops = GopIndex.of(str(hevc))
+    assert gops is not None
+    near = [i for i in range(len(plain)) if gops.saves(i)]
+    assert near
+    assert all((gops.plan(i) is not None) == from_index for i in near)
+    reader = FileReader(str(hevc), threaded=False)
+    try:
+        frames = []
+        while True:
+            ok, y = reader.read()
+            if not ok:
+                break
+            frames.append(reader.frame(y, len(frames), len(frames) / 25.0, 0.0))
+        for i in (near[-1], near[len(near) // 2], 30):
+            assert np.array_equal(frames[i].image, plain[i]), i
+    finally:
+        reader.close()
