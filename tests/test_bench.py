@@ -13,7 +13,7 @@ import pytest
 
 from motionwatch.bench import make_clip
 from motionwatch.decode import FileReader, LumaFrame
-from tests.conftest import mw
+from tests.conftest import decode_plain, mw, read_frames
 
 
 @pytest.fixture(scope="module")
@@ -67,22 +67,11 @@ def test_luma_frames_give_the_exact_colour_frame_on_demand(tiny_clip, tmp_path, 
     if container == "h264":
         clip = tmp_path / "tiny.h264"
         subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(tiny_clip), "-c", "copy", str(clip)], check=True)
-    cap = cv2.VideoCapture(str(clip), cv2.CAP_FFMPEG)
-    plain = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        plain.append(img)
+    plain = decode_plain(clip)
     reader = FileReader(str(clip), threaded=True)
     try:
         assert reader.luma, "this OpenCV build should hand out the Y plane of H.264"
-        frames = []
-        while True:
-            ok, y = reader.read()
-            if not ok:
-                break
-            frames.append(reader.frame(y, len(frames), len(frames) / 25.0, 0.0))
+        frames = read_frames(reader)
         assert len(frames) == len(plain) == 250
         assert all(isinstance(f, LumaFrame) for f in frames)
         grey = cv2.cvtColor(plain[77], cv2.COLOR_BGR2GRAY).astype(np.float32)

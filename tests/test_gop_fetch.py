@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import subprocess
 
-import cv2
 import numpy as np
 import pytest
 
 from motionwatch.bench import make_clip
 from motionwatch.decode import FileReader
 from motionwatch.gop_fetch import GopIndex
+from tests.conftest import decode_plain, read_frames
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +25,7 @@ def clip(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def plain(clip):
-    cap = cv2.VideoCapture(str(clip), cv2.CAP_FFMPEG)
-    frames = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        frames.append(img)
-    cap.release()
-    return frames
+    return decode_plain(clip)
 
 
 def test_the_clip_has_b_frames_and_two_second_gops(clip):
@@ -59,12 +51,7 @@ def test_snapshots_of_a_luma_scan_use_it_and_are_exact(clip, plain):
     reader = FileReader(str(clip), threaded=True)
     try:
         assert reader.luma
-        frames = []
-        while True:
-            ok, y = reader.read()
-            if not ok:
-                break
-            frames.append(reader.frame(y, len(frames), len(frames) / 25.0, 0.0))
+        frames = read_frames(reader)
         for i in (152, 52, 201, 20):   # out of order, as events' snapshots are asked for
             assert np.array_equal(frames[i].image, plain[i]), i
         assert isinstance(reader.fetcher.gops, GopIndex)
@@ -78,12 +65,7 @@ def test_an_index_that_numbers_frames_differently_is_dropped_and_the_frame_is_st
     OpenCV's seek gives the right frame."""
     reader = FileReader(str(clip), threaded=False)
     try:
-        frames = []
-        while True:
-            ok, y = reader.read()
-            if not ok:
-                break
-            frames.append(reader.frame(y, len(frames), len(frames) / 25.0, 0.0))
+        frames = read_frames(reader)
         gops = GopIndex.of(str(clip))
         gops.order = np.roll(gops.order, 5)   # every frame number off by five
         reader.fetcher.gops = gops
@@ -116,13 +98,7 @@ def test_hevc_closed_gops_are_decoded_from_their_keyframe_open_ones_left_to_the_
     stored after it may or may not be output when decoding starts there, so those
     GOPs go to OpenCV's seek; either way the snapshot is the exact frame."""
     hevc = _x265(clip, tmp_path / "hevc.mp4", params)
-    cap = cv2.VideoCapture(str(hevc), cv2.CAP_FFMPEG)
-    plain = []
-    while True:
-        ok, img = cap.read()
-        if not ok:
-            break
-        plain.append(img)
+    plain = decode_plain(hevc)
     gops = GopIndex.of(str(hevc))
     assert gops is not None
     near = [i for i in range(len(plain)) if gops.saves(i)]
@@ -130,12 +106,7 @@ def test_hevc_closed_gops_are_decoded_from_their_keyframe_open_ones_left_to_the_
     assert all((gops.plan(i) is not None) == from_index for i in near)
     reader = FileReader(str(hevc), threaded=False)
     try:
-        frames = []
-        while True:
-            ok, y = reader.read()
-            if not ok:
-                break
-            frames.append(reader.frame(y, len(frames), len(frames) / 25.0, 0.0))
+        frames = read_frames(reader)
         for i in (near[-1], near[len(near) // 2], 30):
             assert np.array_equal(frames[i].image, plain[i]), i
     finally:
