@@ -127,7 +127,7 @@ class ColourFetcher:
     """
 
     def __init__(self, path: str, levels: tuple[float, float], cap: cv2.VideoCapture | None = None,
-                 pos: int = 0):
+                 pos: int = 0, mp4_track=None):
         self.path = path
         self.levels = levels
         self.cap = cap
@@ -140,16 +140,20 @@ class ColourFetcher:
         # An MP4's keyframe index, loaded at the first seek (False: none to use): a frame
         # just after a keyframe is decoded from that keyframe, not from the GOP before.
         self.gops: GopIndex | None | bool = None
-        self._via_gop = False
+        self.mp4_track = mp4_track   # the file's MP4 index when the clip planner read it already
 
     def fetch(self, index: int, luma: np.ndarray) -> np.ndarray:
         with self.lock:
             self.fetched += 1
-            bgr = self._read_at(index)
-            if bgr is not None and self._distance(bgr, luma) <= self.tolerance:
-                return bgr
-            if self._via_gop:
+            bgr = self._from_gop(index)
+            if bgr is not None:
+                if self._distance(bgr, luma) <= self.tolerance:
+                    return bgr
                 self.gops = False   # the index numbers frames differently from the decoder
+            else:
+                bgr = self._read_at(index)
+                if bgr is not None and self._distance(bgr, luma) <= self.tolerance:
+                    return bgr
             if self.seekable:
                 bgr = self._search(index, luma)
                 if bgr is not None:
@@ -166,18 +170,21 @@ class ColourFetcher:
                 self._warned = True
             return cv2.cvtColor(luma, cv2.COLOR_GRAY2BGR)
 
+    def _from_gop(self, index: int) -> np.ndarray | None:
+        """Frame `index` decoded from its own keyframe, when that beats seeking to it."""
+        if not self.seekable or 0 <= index - self.pos <= FORWARD_LIMIT:
+            return None   # reading forward is cheaper still
+        gops = self._gop_index()
+        plan = gops.plan(index) if gops is not None and gops.saves(index) else None
+        if plan is None:
+            return None
+        # One decoder at a time: the seek capture's frames would stay allocated
+        # beside the GOP decoder's (40 MB at 1080p); it is reopened when needed.
+        self._release_cap()
+        return gops.decode(index, plan)
+
     def _read_at(self, index: int) -> np.ndarray | None:
-        self._via_gop = False
         if self.seekable and not 0 <= index - self.pos <= FORWARD_LIMIT:
-            gops = self._gop_index()
-            if gops is not None and gops.saves(index) and gops.plan(index) is not None:
-                # One decoder at a time: the seek capture's frames would stay allocated
-                # beside the GOP decoder's (40 MB at 1080p); it is reopened when needed.
-                self._release_cap()
-                bgr = gops.decode(index)
-                if bgr is not None:
-                    self._via_gop = True
-                    return bgr
             self._capture().set(cv2.CAP_PROP_POS_FRAMES, index)
             self.pos = index
         elif index < self.pos:
@@ -201,7 +208,8 @@ class ColourFetcher:
 
     def _gop_index(self) -> GopIndex | None:
         if self.gops is None:
-            self.gops = GopIndex.of(self.path) or False
+            self.gops = GopIndex.of(self.path, self.mp4_track) or False
+            self.mp4_track = None
         return self.gops or None
 
     def _search(self, index: int, luma: np.ndarray) -> np.ndarray | None:
@@ -341,7 +349,7 @@ class FileReader:
     on a decode thread when `threaded` (scan), in the caller otherwise (paced run)."""
 
     def __init__(self, path: str, *, threaded: bool, colour: bool = False, max_bad: int = 250,
-                 pixels: int = 0):
+                 pixels: int = 0, mp4_track=None):
         self.path = path
         # Paced (live) decoding has a frame interval to spare: one decoder thread
         # costs 10-20% less CPU than FFmpeg's frame threads waking for each frame.
@@ -358,7 +366,7 @@ class FileReader:
                 # The probe's captures go on: the raw one feeds the scan, the BGR one
                 # re-decodes saved frames; frame 0 was decoded both ways already.
                 self.cap = raw_cap
-                self.fetcher = ColourFetcher(path, self.levels, cap=bgr_cap, pos=1)
+                self.fetcher = ColourFetcher(path, self.levels, cap=bgr_cap, pos=1, mp4_track=mp4_track)
                 self.fetcher.calibrate(bgr0, raw0)
                 self._first = (raw0, bgr0)
         self.luma = self.levels is not None

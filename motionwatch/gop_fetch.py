@@ -50,10 +50,11 @@ class GopIndex:
         self.tmp_dir = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 
     @classmethod
-    def of(cls, path: str) -> GopIndex | None:
-        """The index of an unfragmented H.264/HEVC MP4/MOV; None for anything else."""
+    def of(cls, path: str, track=None) -> GopIndex | None:
+        """The index of an unfragmented H.264/HEVC MP4/MOV (from `track` when the file's
+        index was read already, for cutting clips); None for anything else."""
         try:
-            track = read_track(path)
+            track = track or read_track(path)
         except (OSError, Unsupported):
             return None
         if not track.keys.any() or len(track.pts) > MAX_FRAMES:
@@ -92,9 +93,10 @@ class GopIndex:
             return None
         return first, count, int(np.count_nonzero(window[:count] < shown))
 
-    def decode(self, index: int) -> np.ndarray | None:
-        """Frame `index` in BGR, decoded from the keyframe before it; None if that fails."""
-        plan = self.plan(index)
+    def decode(self, index: int, plan: tuple[int, int, int] | None = None) -> np.ndarray | None:
+        """Frame `index` in BGR, decoded from the keyframe before it (by `plan` when the
+        caller has it already); None if that fails."""
+        plan = plan or self.plan(index)
         if plan is None:
             return None
         first, count, rank = plan

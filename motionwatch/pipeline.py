@@ -121,6 +121,7 @@ class CameraLoop:
         if hasattr(self.source, "colour"):
             # Encoded clips and the live view need every frame in colour; else only saved frames are converted.
             self.source.colour = bool((self.cfg.events.clip and self.cut_from is None) or self.cfg.web.enabled)
+            self.source.mp4_track = getattr(self.cut_from, "mp4", None)
         return self.source
 
     def run(self) -> CameraStatus:

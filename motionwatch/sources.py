@@ -87,6 +87,9 @@ class FileSource(FrameSource):
         # live view need colour); otherwise frames carry the luma plane and make
         # colour only for the frames that are saved (motionwatch.decode).
         self.colour = False
+        # The file's MP4 index (sinks.mp4_index.Mp4Track) when the clip planner has read
+        # it: snapshots are re-decoded from its keyframes without reading it again.
+        self.mp4_track = None
         self.reader: FileReader | None = None
         self._open = False
 
@@ -125,7 +128,7 @@ class FileSource(FrameSource):
                 return None
             pixels = self.size[0] * self.size[1] if self.size else 0
             self.reader = FileReader(self.spec, threaded=not self.paced, colour=self.colour,
-                                     max_bad=MAX_BAD_IN_ROW, pixels=pixels)
+                                     max_bad=MAX_BAD_IN_ROW, pixels=pixels, mp4_track=self.mp4_track)
             self._t0 = time.monotonic()
         ok, img = self.reader.read()
         while not ok or img is None:
