@@ -54,7 +54,7 @@ def _frange(a: float, b: float, step: float) -> list[float]:
 def make_clip(path: str | Path, width: int, height: int, seconds: float, fps: float = 25.0,
               seed: int = 3) -> Path:
     """Render the bench scene into a video file (H.264 via ffmpeg, else MPEG-4 via OpenCV)."""
-    from motionwatch.synth import SceneRenderer, write_video
+    from motionwatch.synth import encode_with_ffmpeg, write_video
     path = Path(path)
     scene = bench_scene(width, height, seconds, fps, seed)
     ffmpeg = shutil.which("ffmpeg")
@@ -63,18 +63,9 @@ def make_clip(path: str | Path, width: int, height: int, seconds: float, fps: fl
     bitrate = int(0.1 * width * height * fps)
     tmp = path.with_name(path.stem + ".part" + path.suffix)
     if ffmpeg:
-        cmd = [ffmpeg, "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
-               "-s", f"{width}x{height}", "-r", f"{fps:g}", "-i", "-",
-               "-c:v", "libx264", "-preset", "veryfast", "-b:v", str(bitrate), "-maxrate", str(bitrate),
-               "-bufsize", str(2 * bitrate), "-g", str(int(2 * fps)), "-pix_fmt", "yuv420p", str(tmp)]
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
-        renderer = SceneRenderer(scene)
-        try:
-            for i in range(scene.frames):
-                proc.stdin.write(renderer.render(i).tobytes())
-        finally:
-            proc.stdin.close()
-            rc = proc.wait()
+        rc = encode_with_ffmpeg(scene, tmp, [
+            "-c:v", "libx264", "-preset", "veryfast", "-b:v", str(bitrate), "-maxrate", str(bitrate),
+            "-bufsize", str(2 * bitrate), "-g", str(int(2 * fps)), "-pix_fmt", "yuv420p"], exe=ffmpeg)
         if rc != 0:
             raise MotionwatchError(f"ffmpeg could not write {tmp} (exit {rc})")
     else:

@@ -8,6 +8,7 @@ Everything is deterministic for a given seed so ground truth is exact.
 from __future__ import annotations
 
 import math
+import subprocess
 from dataclasses import dataclass, field
 
 import cv2
@@ -235,6 +236,23 @@ def write_video(scene: Scene, path: str, fourcc: str = "mp4v") -> str:
         vw.write(r.render(i))
     vw.release()
     return path
+
+
+def encode_with_ffmpeg(scene: Scene, path, output_args: list[str], exe: str = "ffmpeg") -> int:
+    """Render a scene into ffmpeg as raw BGR; `output_args` come after that input (codec
+    options, further inputs) and before `path`. Returns ffmpeg's exit code."""
+    cmd = [exe, "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
+           "-s", f"{scene.width}x{scene.height}", "-r", f"{scene.fps:g}", "-i", "-", *output_args, str(path)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+    renderer = SceneRenderer(scene)
+    try:
+        for i in range(scene.frames):
+            proc.stdin.write(renderer.render(i).tobytes())
+    except BrokenPipeError:
+        pass   # ffmpeg stopped early: its exit code says so
+    finally:
+        proc.stdin.close()
+    return proc.wait()
 
 
 def demo_scene(seed: int = 1, fps: float = 15.0, width: int = 640, height: int = 480,

@@ -27,7 +27,7 @@ from motionwatch.sinks.clip import ffmpeg_with_x264
 from motionwatch.sinks.clip_copy import CopySource, _probe_written, plan_copy
 from motionwatch.sinks.recorder import Recorder
 from motionwatch.sources import open_source
-from motionwatch.synth import Scene, SceneRenderer, Walker
+from motionwatch.synth import Scene, Walker, encode_with_ffmpeg
 
 from conftest import events_json, footage, mw
 
@@ -42,17 +42,10 @@ VISIT = Scene(width=320, height=240, fps=FPS, duration_s=14, seed=21, noise=4.0,
 
 def write_h264(scene: Scene, path: Path, bitrate: str = "400k") -> Path:
     """The scene as H.264 MP4 with a silent audio track (which clips must leave out)."""
-    cmd = ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
-           "-s", f"{scene.width}x{scene.height}", "-r", str(scene.fps), "-i", "-",
-           "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-shortest",
-           "-c:v", "libx264", "-preset", "veryfast", "-b:v", bitrate, "-g", str(GOP),
-           "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
-    r = SceneRenderer(scene)
-    for i in range(scene.frames):
-        proc.stdin.write(r.render(i).tobytes())
-    proc.stdin.close()
-    assert proc.wait() == 0
+    assert encode_with_ffmpeg(scene, path, [
+        "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-shortest",
+        "-c:v", "libx264", "-preset", "veryfast", "-b:v", bitrate, "-g", str(GOP),
+        "-pix_fmt", "yuv420p", "-c:a", "aac"]) == 0
     return path
 
 

@@ -29,7 +29,7 @@ from motionwatch.sinks import clip_copy
 from motionwatch.sinks.clip import ffmpeg_with_x264
 from motionwatch.sinks.mp4_index import Unsupported, read_track
 from motionwatch.sources import open_source
-from motionwatch.synth import Scene, SceneRenderer, Walker
+from motionwatch.synth import Scene, Walker, encode_with_ffmpeg
 
 from conftest import events_json, mw
 from test_clip_copy import record_cut_event
@@ -269,14 +269,7 @@ def write_scene(path: Path, extra: list[str]) -> Path:
     """Someone walks through from 2.5 s to 5 s of an 8 s scene, as H.264 (B-frames on)."""
     scene = Scene(width=320, height=240, fps=FPS, duration_s=8, seed=5, noise=4.0,
                   walkers=(Walker(2.5, 2.5, height=0.6),))
-    proc = subprocess.Popen(["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
-                             "-s", "320x240", "-r", str(FPS), "-i", "-", *X264, *extra, str(path)],
-                            stdin=subprocess.PIPE)
-    r = SceneRenderer(scene)
-    for i in range(scene.frames):
-        proc.stdin.write(r.render(i).tobytes())
-    proc.stdin.close()
-    assert proc.wait() == 0
+    assert encode_with_ffmpeg(scene, path, [*X264, *extra]) == 0
     return path
 
 
