@@ -28,8 +28,9 @@ from typing import Callable
 
 from motionwatch.config import RecordingsConfig
 from motionwatch.errors import MotionwatchError
-from motionwatch.store import (DB_NAME, EVENT_JSON, EventIndex, folder_event_id, iter_event_folders,
-                               open_index, read_event, remove_event_folder, sweep_leftovers)
+from motionwatch.store import (DB_NAME, EVENT_JSON, EventIndex, folder_event_id, indexed_folder,
+                               iter_event_folders, open_index, read_event, remove_event_folder,
+                               sweep_leftovers)
 
 log = logging.getLogger("motionwatch.retention")
 
@@ -203,7 +204,7 @@ class Retention:
             rows = index.ids()
             on_disk = {folder_event_id(f): f for f in folders if (f / EVENT_JSON).exists()}
             for event_id, rel in rows.items():
-                if event_id not in on_disk and not (self.root / rel / EVENT_JSON).exists():
+                if event_id not in on_disk and not (indexed_folder(self.root, rel) / EVENT_JSON).exists():
                     index.remove(event_id)
                     log.info("index: dropped event %s, its folder %s is gone", event_id, rel)
             for event_id, folder in on_disk.items():

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from motionwatch.errors import ConfigError, MotionwatchError
-from motionwatch.store import (DB_NAME, EVENT_JSON, EventIndex, folder_event_id, inside,
+from motionwatch.store import (DB_NAME, EVENT_JSON, EventIndex, folder_event_id, indexed_folder, inside,
                                iter_event_folders, open_index, read_event, remove_event_folder,
                                write_json_atomic)
 
@@ -48,7 +48,7 @@ def find_folder(root: Path, index: EventIndex, event_id: str) -> Path:
     """The event's folder (by id or unique id prefix), checked to lie inside the root."""
     hit = index.get(event_id)
     if hit is not None:
-        folder = root / hit[1]
+        folder = indexed_folder(root, hit[1])
     else:
         matches = [f for f in iter_event_folders(root)
                    if folder_event_id(f).startswith(event_id) and (f / EVENT_JSON).exists()]

@@ -121,7 +121,7 @@ class EventIndex:
             self._insert(record, folder, kept)
 
     def _insert(self, record: dict, folder: Path, kept: bool) -> None:
-        rel = str(Path(folder).relative_to(self.root)) if Path(folder).is_absolute() else str(folder)
+        rel = relative_folder(self.root, folder)
         self.db.execute(
             "INSERT OR REPLACE INTO events (id, camera, start, start_epoch, end_epoch, "
             "peak_fraction, folder, kept, json) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -203,6 +203,26 @@ class EventIndex:
     def ids(self) -> dict[str, str]:
         """id -> folder (relative to the root) of every indexed event."""
         return dict(self.db.execute("SELECT id, folder FROM events"))
+
+
+def relative_folder(root: Path, folder: Path) -> str:
+    """An event folder's path relative to the recordings root, whatever the current
+    directory: what the index stores, so a relative root (the default `recordings`)
+    and an absolute one name the same rows."""
+    try:
+        return Path(os.path.abspath(folder)).relative_to(os.path.abspath(root)).as_posix()
+    except ValueError:   # not under the root as written (a symlinked root): the layout's depth
+        return Path(*Path(folder).parts[-3:]).as_posix()
+
+
+def indexed_folder(root: Path, rel: str) -> Path:
+    """The folder an index row names. Rows written before paths were stored relative
+    to the root carried the root's own relative path in front
+    (`recordings/cam/day/event`); the layout's last three parts still find them."""
+    folder = Path(root) / rel
+    if not folder.exists() and len(Path(rel).parts) > 3:
+        folder = Path(root).joinpath(*Path(rel).parts[-3:])
+    return folder
 
 
 def iter_event_files(root: Path) -> Iterable[Path]:
