@@ -217,7 +217,7 @@ def cmd_scan(args) -> int:
     src = loop.open()
     from motionwatch.retention import prepare_recordings
     try:   # after the source opened: a bad file never touches the recordings
-        index, _ = prepare_recordings(cfg.recordings)
+        index, _ = prepare_recordings(cfg.recordings, live=False)
     except BaseException:
         src.close()
         raise
