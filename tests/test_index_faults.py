@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import events_json, mw
+from conftest import events_json, fill_to_the_last_byte, mw
 from test_retention import make_event
 from web_support import Proc
 
@@ -158,18 +158,6 @@ def test_run_repairs_page_level_damage_at_start(rec):
 
 # --- a full disk at start ---------------------------------------------------------
 
-def fill_disk(mnt: Path) -> Path:
-    filler = mnt / "filler"
-    with open(filler, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
-    return filler
-
-
 @pytest.fixture
 def full_disk(tmpfs) -> tuple[Path, Path]:
     """A real 8 MB filesystem (tmpfs) holding 4 events and a healthy, closed
@@ -180,7 +168,7 @@ def full_disk(tmpfs) -> tuple[Path, Path]:
         make_event(root, datetime(2026, 11, 20, 8, n), size=500_000, camera="yard")
     mw("events", "--reindex", "--recordings", str(root), check=True)
     assert not (root / "events.db-shm").exists()   # SQLite must create it: that needs space
-    return root, fill_disk(mnt)
+    return root, fill_to_the_last_byte(mnt)
 
 
 def test_full_disk_at_start_never_renames_the_index(full_disk, tmp_path):
