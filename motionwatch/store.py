@@ -419,10 +419,10 @@ def remove_event_folder(root: Path, folder: Path) -> None:
 
 def sweep_leftovers(root: Path, older_than_s: float = 600.0) -> int:
     """Remove temporary files and half-deleted folders a crash left behind in
-    event folders. Only ones untouched for `older_than_s`, so a writer that is
+    event folders, and an index rebuild's fresh file at the root. Only ones untouched for `older_than_s`, so a writer that is
     still busy (another motionwatch on the same folder) is left alone."""
     cutoff = time.time() - older_than_s
-    removed = 0
+    removed = _sweep_folder(Path(root), cutoff, REBUILD_PREFIX)   # a rebuild cut short
     for cam in _subdirs(Path(root)):
         for day in _subdirs(cam, DATE_DIR):
             try:
@@ -438,12 +438,12 @@ def sweep_leftovers(root: Path, older_than_s: float = 600.0) -> int:
     return removed
 
 
-def _sweep_folder(folder: Path, cutoff: float) -> int:
+def _sweep_folder(folder: Path, cutoff: float, prefix: str = TMP_PREFIX) -> int:
     removed = 0
     try:
         with os.scandir(folder) as it:
             for e in it:
-                if e.name.startswith(TMP_PREFIX) and e.is_file(follow_symlinks=False) \
+                if e.name.startswith(prefix) and e.is_file(follow_symlinks=False) \
                         and e.stat(follow_symlinks=False).st_mtime < cutoff:
                     os.unlink(e.path)
                     log.info("removed %s: left half-written by an earlier run", e.path)

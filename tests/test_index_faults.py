@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import events_json, fill_to_the_last_byte, mw
-from test_retention import make_event
+from test_retention import make_event, quiet_video  # noqa: F401  (a pytest fixture)
 from web_support import Proc
 
 BAD_EVENTS = {   # id -> how its event.json is broken
@@ -146,6 +146,17 @@ def test_reindex_repairs_page_level_damage_under_a_running_writer(rec):
     assert "late1" in {e["id"] for e in events_json(rec)}
     with sqlite3.connect(rec / "events.db") as con:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_rebuild_cut_short_leaves_nothing_behind_for_long(rec, quiet_video):
+    """A crash mid-rebuild leaves its fresh file at the root; the next start removes
+    it once it is old enough that no rebuild can still be writing it."""
+    stale, busy = rec / "events.db.rebuild-k2j3h4", rec / "events.db.rebuild-a8b7c6"
+    stale.write_bytes(b"half a database")
+    busy.write_bytes(b"being written")
+    os.utime(stale, (1_700_000_000, 1_700_000_000))
+    mw("scan", str(quiet_video), "--recordings", str(rec), check=True)
+    assert not stale.exists() and busy.exists()
 
 
 def test_run_repairs_page_level_damage_at_start(rec):
