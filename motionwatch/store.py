@@ -214,6 +214,9 @@ class EventIndex:
                     raise
                 fresh.close()
                 self._swap_in(tmp, e)
+            # The copy went through the WAL: fold it into the file and give the space
+            # back now, not when the last connection closes (a `run` may hold one for months).
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         finally:
             fresh.close()
             if tmp is not None and os.path.exists(tmp):
