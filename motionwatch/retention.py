@@ -221,6 +221,9 @@ class Retention:
         except Exception as e:   # rebuildable; the folder is what matters
             log.error("retention: could not remove event %s from the index: %s", event_id, e)
 
+    def reconcile(self, index: EventIndex) -> None:
+        self._reconcile(index, iter_event_folders(self.root), Pass())
+
     def _reconcile(self, index: EventIndex, folders: list[Path], result: Pass) -> None:
         """Drop rows whose folder is gone; add events whose row is missing."""
         try:
@@ -291,7 +294,7 @@ def prepare_recordings(cfg: RecordingsConfig, live: bool = True) -> tuple[EventI
     if index is not None:
         for rel, _, _ in done.deleted:
             retention._unindex(index, root / rel)
-        retention.enforce(index)   # adds events missing from the index, drops rows of vanished ones
+        retention.reconcile(index)   # adds events the index lacks, drops rows of vanished folders
     log.info("recordings: %d event(s), %.2f GB in %s; %.1f GB free%s", done.events - len(done.deleted),
              done.bytes / GB, root, done.free / GB,
              f"; retention deleted {len(done.deleted)} event(s)" if done.deleted else "")
