@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import events_json, fill_to_the_last_byte, mw
+from test_index import rec, scanned  # noqa: F401  (pytest fixtures: a scanned recordings folder, copied)
 from test_retention import make_event, quiet_video  # noqa: F401  (a pytest fixture)
 from web_support import Proc
 
@@ -26,23 +27,6 @@ BAD_EVENTS = {   # id -> how its event.json is broken
     "nooffset": lambda r: r.pop("start_offset_s"),
     "stroffset": lambda r: r.update(end_offset_s="12.5"),
 }
-
-
-@pytest.fixture(scope="module")
-def scanned(two_visits_video, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("scanned") / "recordings"
-    cfg = root.parent / "noclip.yaml"
-    cfg.write_text("events:\n  clip: false\n")
-    mw("scan", str(two_visits_video[0]), "--config", str(cfg), "--recordings", str(root), "--camera", "hall",
-       check=True)
-    return root
-
-
-@pytest.fixture
-def rec(scanned, tmp_path) -> Path:
-    dst = tmp_path / "recordings"
-    shutil.copytree(scanned, dst)
-    return dst
 
 
 def add_bad_events(rec: Path) -> list[Path]:
