@@ -44,10 +44,10 @@ def is_damage(e: sqlite3.Error) -> bool:
     return "malformed" in text or "not a database" in text
 
 
-def index_problem(e: sqlite3.Error, path: Path) -> str:
+def index_problem(e: sqlite3.Error | OSError, path: Path) -> str:
     """What went wrong opening or writing the index, when it is not damage."""
     code = getattr(e, "sqlite_errorcode", 0) or 0
-    if code & 0xFF == _FULL or disk_full(path):
+    if code & 0xFF == _FULL or getattr(e, "errno", None) == errno.ENOSPC or disk_full(path):
         return f"{path}: disk full ({e}); the index is intact and is used again once there is space"
     return f"{path}: {e}; the index was left as it is"
 

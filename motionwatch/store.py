@@ -234,7 +234,7 @@ class EventIndex:
                     "in its place", self.path, err, aside)
 
     def healthy(self) -> bool:
-        """SQLite's quick check of every page (milliseconds for an index of events)."""
+        """SQLite's quick check of every page: cheap enough for every start (docs/performance.md)."""
         try:
             return self.db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
         except sqlite3.DatabaseError as e:
@@ -290,6 +290,7 @@ def load_events(root: Path) -> tuple[list[tuple[dict, Path]], list[str]]:
         if not os.path.lexists(path):
             problems.append(f"{folder}: incomplete event folder (no {EVENT_JSON}); "
                             "retention removes it like an old event")
+            log.info("skipped %s", problems[-1])   # a crash mid-event, or an event being written
             continue
         try:
             records.append((read_event(path), folder))
@@ -483,5 +484,9 @@ def open_index(root: Path) -> tuple[EventIndex, str | None]:
         return index, None
     except sqlite3.DatabaseError as e:
         if is_damage(e):
+            raise
+        raise StorageError(index_problem(e, root / DB_NAME)) from None
+    except OSError as e:   # the rebuild's fresh file
+        if e.errno != errno.ENOSPC:
             raise
         raise StorageError(index_problem(e, root / DB_NAME)) from None
