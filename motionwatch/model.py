@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import re
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
@@ -136,11 +137,11 @@ EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Each check returns None when the value is allowed, else what is allowed. Written by
 # hand rather than with pydantic: that is not a core dependency, and these are a few lines.
 def _number(v: Any, lo: float = -math.inf, hi: float = math.inf) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi
 
 
 def _count(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0
 
 
 def _iso_time(v: Any) -> bool:
