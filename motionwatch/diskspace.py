@@ -56,6 +56,11 @@ def write_problem(e: OSError, path: Path) -> str:
     """An OSError from writing recordings, saying 'disk full' when that is the cause
     even if the error does not (ffmpeg says 'Error initializing output stream')."""
     reason = e.strerror or str(e)
-    if getattr(e, "errno", None) == errno.ENOSPC or disk_full(path):
+    code = getattr(e, "errno", None)
+    if code == errno.ENOSPC or (code not in _NOT_SPACE and disk_full(path)):
         return reason if reason.startswith("disk full") else f"disk full ({reason})"
     return reason
+
+
+# Errors that say plainly what else is wrong, even on a disk that is also full.
+_NOT_SPACE = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT)
