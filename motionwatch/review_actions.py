@@ -38,6 +38,9 @@ def listing_index(root: Path, reindex: bool = False) -> EventIndex:
     if index.created and any(True for _ in iter_event_folders(root)):
         n, _ = _rebuild(index)
         print(f"{root / DB_NAME} was missing: rebuilt it from {n} event.json file(s)", file=sys.stderr)
+    elif not _healthy(index):   # damaged pages: every listing would fail on them
+        n, _ = _rebuild(index)
+        print(f"{root / DB_NAME} was damaged: rebuilt it from {n} event.json file(s)", file=sys.stderr)
     return index
 
 
@@ -50,6 +53,13 @@ def open_existing(root: Path) -> EventIndex:
             raise StorageError(index_problem(e, root / DB_NAME)) from None
         raise MotionwatchError(f"{root / DB_NAME} is damaged ({e}); rebuild it from the event "
                                "folders with `motionwatch events --reindex`") from None
+
+
+def _healthy(index: EventIndex) -> bool:
+    try:
+        return index.healthy()
+    except sqlite3.DatabaseError as e:
+        raise StorageError(index_problem(e, index.root / DB_NAME)) from None
 
 
 def _rebuild(index: EventIndex) -> tuple[int, list[str]]:

@@ -114,11 +114,11 @@ def test_reindex_repairs_page_level_damage_under_a_running_writer(rec):
     before = events_json(rec)
     mw("events", "keep", before[0]["id"], "--recordings", str(rec), check=True)
     damage_pages(rec / "events.db")
-    proc = mw("events", "--recordings", str(rec))
-    assert proc.returncode != 0 or len(proc.stdout.splitlines()) != 3   # broken, one way or another
     # A process that has the index open (a running `run`) through the repair.
     from motionwatch.store import EventIndex
     writer = EventIndex(rec)
+    with pytest.raises(sqlite3.DatabaseError, match="malformed"):
+        writer.query()
     proc = mw("events", "--reindex", "--json", "--recordings", str(rec))
     assert proc.returncode == 0, proc.stderr
     after = json.loads(proc.stdout)
@@ -141,6 +141,21 @@ def test_a_rebuild_cut_short_leaves_nothing_behind_for_long(rec, quiet_video):
     os.utime(stale, (1_700_000_000, 1_700_000_000))
     mw("scan", str(quiet_video), "--recordings", str(rec), check=True)
     assert not stale.exists() and busy.exists()
+
+
+def test_listing_repairs_page_level_damage(rec):
+    """`events` and `serve` would otherwise fail on every listing ("database disk
+    image is malformed"); they rebuild the index from the folders first."""
+    damage_pages(rec / "events.db")
+    proc = mw("events", "--recordings", str(rec))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "was damaged: rebuilt it from 2 event.json" in proc.stderr and proc.stdout.count("\n") == 3
+    damage_pages(rec / "events.db")
+    p = Proc(["serve", "--recordings", str(rec), "--port", "0"])
+    try:
+        assert len(p.get_json("/api/events")["events"]) == 2
+    finally:
+        p.stop()
 
 
 def test_run_repairs_page_level_damage_at_start(rec):
