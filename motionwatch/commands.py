@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -299,18 +300,21 @@ def cmd_events(args) -> int:
     root = Path(cfg.recordings.path)
     if args.limit is not None and not 0 <= args.limit <= MAX_LIMIT:
         raise ConfigError(f"--limit: {args.limit} is out of range; allowed: 0..{MAX_LIMIT}")
-    from motionwatch.review_actions import event_action, listing_index
+    from motionwatch.review_actions import event_action, index_failure, listing_index
     if args.action != "list":
         return event_action(root, args.action, args.id)
     if not root.is_dir():
         raise MotionwatchError(f"{root}: no recordings folder (nothing recorded yet?)")
     index = listing_index(root, reindex=args.reindex)
     since = parse_since(args.since) if args.since else None
-    known = index.cameras()
+    try:
+        known = index.cameras()
+        rows = index.query(camera=camera, since=since, limit=args.limit)
+    except sqlite3.Error as e:
+        raise index_failure(e, root) from None
     if camera and camera not in known and camera not in (c.name for c in cfg.cameras):
         raise ConfigError(f"--camera: no camera named {camera!r} in {root} or the config; "
                           f"cameras with events: {', '.join(known) or 'none yet'}")
-    rows = index.query(camera=camera, since=since, limit=args.limit)
     if args.json:
         print(events_json_text(rows))
         return 0

@@ -49,10 +49,15 @@ def open_existing(root: Path) -> EventIndex:
     try:
         return EventIndex(root)
     except sqlite3.DatabaseError as e:
-        if not is_damage(e):
-            raise StorageError(index_problem(e, root / DB_NAME)) from None
-        raise MotionwatchError(f"{root / DB_NAME} is damaged ({e}); rebuild it from the event "
-                               "folders with `motionwatch events --reindex`") from None
+        raise index_failure(e, root) from None
+
+
+def index_failure(e: sqlite3.Error, root: Path) -> MotionwatchError:
+    """The one-line error for an index that failed: damaged (with the fix), or a full disk."""
+    if not is_damage(e):
+        return StorageError(index_problem(e, root / DB_NAME))
+    return MotionwatchError(f"{root / DB_NAME} is damaged ({e}); rebuild it from the event "
+                            "folders with `motionwatch events --reindex`")
 
 
 def _healthy(index: EventIndex) -> bool:
