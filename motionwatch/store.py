@@ -423,8 +423,9 @@ def remove_event_folder(root: Path, folder: Path) -> None:
 
 def sweep_leftovers(root: Path, older_than_s: float = 600.0) -> int:
     """Remove temporary files and half-deleted folders a crash left behind in
-    event folders, and an index rebuild's fresh file at the root. Only ones untouched for `older_than_s`, so a writer that is
-    still busy (another motionwatch on the same folder) is left alone."""
+    event folders, and an index rebuild's fresh file at the root. Only ones
+    untouched for `older_than_s`, so a writer that is still busy (another
+    motionwatch on the same folder) is left alone."""
     cutoff = time.time() - older_than_s
     removed = _sweep_folder(Path(root), cutoff, REBUILD_PREFIX)   # a rebuild cut short
     for cam in _subdirs(Path(root)):
