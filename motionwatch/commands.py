@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -217,7 +218,7 @@ def cmd_scan(args) -> int:
     src = loop.open()
     from motionwatch.retention import prepare_recordings
     try:   # after the source opened: a bad file never touches the recordings
-        index, _ = prepare_recordings(cfg.recordings)
+        index, _ = prepare_recordings(cfg.recordings, live=False)
     except BaseException:
         src.close()
         raise
@@ -263,6 +264,8 @@ def _report_damage(name: str, src, interrupted: bool) -> None:
 
 # --- events --------------------------------------------------------------------
 
+MAX_LIMIT = 10**9   # SQLite takes at most a 64-bit integer; no index holds more events than this
+
 def add_events(sub) -> None:
     p = sub.add_parser("events", help="list recorded events")
     p.add_argument("action", nargs="?", choices=("list", "keep", "unkeep", "delete"), default="list",
@@ -295,33 +298,50 @@ def cmd_events(args) -> int:
     camera, args.camera = args.camera, None   # here a filter, not a choice among configured cameras
     cfg = effective_config(args)
     root = Path(cfg.recordings.path)
-    if args.limit is not None and args.limit < 0:
-        raise ConfigError(f"--limit: {args.limit} is out of range; allowed: 0 or more")
-    from motionwatch.review_actions import event_action, listing_index
+    if args.limit is not None and not 0 <= args.limit <= MAX_LIMIT:
+        raise ConfigError(f"--limit: {args.limit} is out of range; allowed: 0..{MAX_LIMIT}")
+    from motionwatch.review_actions import event_action, index_failure, listing_index
     if args.action != "list":
         return event_action(root, args.action, args.id)
     if not root.is_dir():
         raise MotionwatchError(f"{root}: no recordings folder (nothing recorded yet?)")
     index = listing_index(root, reindex=args.reindex)
     since = parse_since(args.since) if args.since else None
-    rows = index.query(camera=camera, since=since, limit=args.limit)
+    try:
+        known = index.cameras()
+        rows = index.query(camera=camera, since=since, limit=args.limit)
+    except sqlite3.Error as e:
+        raise index_failure(e, root) from None
+    if camera and camera not in known and camera not in (c.name for c in cfg.cameras):
+        raise ConfigError(f"--camera: no camera named {camera!r} in {root} or the config; "
+                          f"cameras with events: {', '.join(known) or 'none yet'}")
     if args.json:
-        json.dump(rows, sys.stdout, indent=2)
-        print()
+        print(events_json_text(rows))
         return 0
     print_table(rows)
     return 0
+
+
+def events_json_text(rows: list[dict]) -> str:
+    """A JSON array with one event per line: short enough to read, and each event's
+    series (fractions) stays on its line instead of one number per line."""
+    if not rows:
+        return "[]"
+    return "[\n" + ",\n".join(json.dumps(r) for r in rows) + "\n]"
 
 
 def print_table(rows: list[dict]) -> None:
     if not rows:
         print("no events")
         return
-    print(f"{'id':<12} {'camera':<12} {'start':<19} {'secs':>6} {'peak%':>6}  snapshot")
+    # Whole camera names, never cut: they are what --camera takes.
+    cam = max(len("camera"), *(len(r["camera"]) for r in rows))
+    ident = max(len("id"), *(len(r["id"]) for r in rows))
+    print(f"{'id':<{ident}} {'camera':<{cam}} {'start':<19} {'secs':>6} {'peak%':>6}  snapshot")
     for r in rows:
         dur = r["end_offset_s"] - r["start_offset_s"]
         keep = " (kept)" if r.get("kept") else ""
-        print(f"{r['id']:<12} {r['camera'][:12]:<12} {r['start'][:19].replace('T', ' '):<19} "
+        print(f"{r['id']:<{ident}} {r['camera']:<{cam}} {r['start'][:19].replace('T', ' '):<19} "
               f"{dur:6.1f} {100 * r['peak_fraction']:6.1f}  {r.get('snapshot') or '-'}{keep}")
 
 

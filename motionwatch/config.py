@@ -151,7 +151,8 @@ class RecordingsConfig:
     max_size_gb: float = opt(0.0, "delete oldest events when recordings exceed this (0 = no limit)",
                              lo=0.0, hi=1e6)
     max_age_days: float = opt(0.0, "delete events older than this (0 = keep forever)", lo=0.0, hi=36500.0)
-    min_free_gb: float = opt(1.0, "delete oldest events to keep this much disk free (0 = off)",
+    min_free_gb: float = opt(1.0, "delete oldest events to keep this much disk free, at most a tenth "
+                             "of the disk (0 = off)",
                              lo=0.0, hi=1e6)
     min_free_percent: float = opt(0.0, "delete oldest events to keep this share of disk free (0 = off)",
                                   lo=0.0, hi=99.0)

@@ -19,3 +19,7 @@ class SourceError(MotionwatchError):
 
 class SinkError(MotionwatchError):
     """Recording output that cannot be written (exit 1)."""
+
+
+class StorageError(MotionwatchError):
+    """The recordings disk is full or failing (exit 1); nothing recorded is touched."""

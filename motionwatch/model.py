@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+import numbers
+import re
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -107,14 +110,77 @@ class Event:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Event:
+    def from_dict(cls, d: Any) -> Event:
+        """An event from event.json (or an index row), every contract field checked:
+        ValueError naming the first field that is missing or not what the contract
+        allows, so one damaged file is skipped with a clear word instead of breaking
+        whoever reads it."""
+        if not isinstance(d, dict):
+            raise ValueError(f"not a JSON object but {type(d).__name__}")
         names = {f.name for f in fields(cls)} - {"extra"}
         missing = [n for n in names if n not in d]
         if missing:
-            raise ValueError(f"event record lacks {', '.join(sorted(missing))}")
+            raise ValueError(f"lacks {', '.join(sorted(missing))}")
+        for name in EVENT_FIELDS:
+            allowed = _CHECKS[name](d[name])
+            if allowed:
+                raise ValueError(f"{name}: {_short(d[name])} is not allowed; allowed: {allowed}")
         known = {k: d[k] for k in names}
         extra = {k: v for k, v in d.items() if k not in names}
         return cls(**known, extra=extra)
+
+
+# Event ids as the tracker makes them and as folder names and URLs carry them.
+EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+# Each check returns None when the value is allowed, else what is allowed. Written by
+# hand rather than with pydantic: that is not a core dependency, and these are a few lines.
+def _number(v: Any, lo: float = -math.inf, hi: float = math.inf) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0
+
+
+def _iso_time(v: Any) -> bool:
+    try:
+        datetime.fromisoformat(v)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _path_or_null(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and 0 < len(v) < 4096)
+
+
+def _boxes(v: Any) -> bool:
+    return isinstance(v, list) and all(
+        isinstance(b, list) and len(b) == 4 and all(_number(x) for x in b) for b in v)
+
+
+_CHECKS = {
+    "id": lambda v: None if isinstance(v, str) and EVENT_ID.fullmatch(v) else "1-64 letters, digits, _ or -",
+    "camera": lambda v: None if isinstance(v, str) and v.strip() else "a camera name (a non-empty string)",
+    "start": lambda v: None if _iso_time(v) else "an ISO 8601 time",
+    "end": lambda v: None if _iso_time(v) else "an ISO 8601 time",
+    "start_offset_s": lambda v: None if _number(v) else "a finite number of seconds",
+    "end_offset_s": lambda v: None if _number(v) else "a finite number of seconds",
+    "start_frame": lambda v: None if _count(v) else "a frame index (an integer, 0 or more)",
+    "end_frame": lambda v: None if _count(v) else "a frame index (an integer, 0 or more)",
+    "peak_fraction": lambda v: None if _number(v, 0.0, 1.0) else "a number 0..1",
+    "frames_with_motion": lambda v: None if _count(v) else "an integer, 0 or more",
+    "snapshot": lambda v: None if _path_or_null(v) else "a path relative to the recordings root, or null",
+    "clip": lambda v: None if _path_or_null(v) else "a path relative to the recordings root, or null",
+    "boxes": lambda v: None if _boxes(v) else "a list of [x, y, w, h] boxes",
+}
+
+
+def _short(v: Any) -> str:
+    text = json.dumps(v, default=repr) if not isinstance(v, float) else repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def iso(epoch: float) -> str:

@@ -14,7 +14,6 @@ written to it for a while; index rows whose folder is gone are dropped.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -27,14 +26,18 @@ from pathlib import Path
 from typing import Callable
 
 from motionwatch.config import RecordingsConfig
-from motionwatch.errors import MotionwatchError
-from motionwatch.store import (DB_NAME, EVENT_JSON, EventIndex, folder_event_id, iter_event_folders,
-                               open_index, read_event, remove_event_folder, sweep_leftovers)
+from motionwatch.diskspace import index_problem
+from motionwatch.errors import MotionwatchError, StorageError
+from motionwatch.store import (DB_NAME, EVENT_JSON, EventIndex, folder_event_id, indexed_folder,
+                               iter_event_folders, open_index, read_event, read_event_json,
+                               remove_event_folder, sweep_leftovers, warn_skipped)
 
 log = logging.getLogger("motionwatch.retention")
 
 GB = 1e9
 BUSY_S = 600.0   # a folder without event.json written to this recently is an event in progress
+MIN_FREE_GB_SHARE = 0.10   # min_free_gb asks for at most this share of the disk
+TIGHT_SHARE = 0.25         # warn when limits leave recordings less than this share of their space
 
 
 @dataclass
@@ -83,6 +86,27 @@ def last_write(folder: Path) -> float:
         return 0.0
 
 
+def free_target(cfg: RecordingsConfig, disk_total: int) -> float:
+    """Bytes to keep free: min_free_gb, but never more than MIN_FREE_GB_SHARE of the
+    disk (the default 1 GB would empty a small card of every event), or
+    min_free_percent of the disk when that is more."""
+    return max(min(cfg.min_free_gb * GB, MIN_FREE_GB_SHARE * disk_total),
+               cfg.min_free_percent / 100.0 * disk_total)
+
+
+def room_warning(cfg: RecordingsConfig, recorded: int, usage) -> str | None:
+    """A warning when the free-space limits leave recordings almost no room: less than
+    TIGHT_SHARE of what free space and the recordings together hold."""
+    available = usage.free + recorded
+    room = available - free_target(cfg, usage.total)
+    if room >= TIGHT_SHARE * available:
+        return None
+    return (f"the free-space limits leave recordings only {max(room, 0) / GB:.2f} GB of the "
+            f"{available / GB:.2f} GB they could use ({usage.free / GB:.2f} GB free on the disk, "
+            f"{free_target(cfg, usage.total) / GB:.2f} GB kept free): retention will delete nearly every "
+            "event; lower recordings.min_free_gb / min_free_percent or record to a bigger disk")
+
+
 class Retention:
     def __init__(self, root: Path, cfg: RecordingsConfig,
                  disk_usage: Callable[[str], tuple] = shutil.disk_usage):
@@ -123,7 +147,7 @@ class Retention:
     def _delete(self, folders, sizes, usage, result: Pass, index, now: float) -> None:
         c = self.cfg
         over = result.bytes - c.max_size_gb * GB if c.max_size_gb else 0.0
-        want_free = max(c.min_free_gb * GB, c.min_free_percent / 100.0 * usage.total)
+        want_free = free_target(c, usage.total)
         short_free = want_free - usage.free if want_free else 0.0
         cutoff = now - c.max_age_days * 86400 if c.max_age_days else None
         for folder in folders:
@@ -167,7 +191,7 @@ class Retention:
 
     def _kept(self, folder: Path) -> bool:
         try:
-            return bool(json.loads((folder / EVENT_JSON).read_text()).get("kept"))
+            return bool(read_event_json(folder / EVENT_JSON).get("kept"))
         except (OSError, ValueError, AttributeError):
             return False   # no or broken event.json: an incomplete folder, not protected
 
@@ -197,20 +221,24 @@ class Retention:
         except Exception as e:   # rebuildable; the folder is what matters
             log.error("retention: could not remove event %s from the index: %s", event_id, e)
 
+    def reconcile(self, index: EventIndex) -> None:
+        self._reconcile(index, iter_event_folders(self.root), Pass())
+
     def _reconcile(self, index: EventIndex, folders: list[Path], result: Pass) -> None:
         """Drop rows whose folder is gone; add events whose row is missing."""
         try:
             rows = index.ids()
             on_disk = {folder_event_id(f): f for f in folders if (f / EVENT_JSON).exists()}
             for event_id, rel in rows.items():
-                if event_id not in on_disk and not (self.root / rel / EVENT_JSON).exists():
+                if event_id not in on_disk and not (indexed_folder(self.root, rel) / EVENT_JSON).exists():
                     index.remove(event_id)
                     log.info("index: dropped event %s, its folder %s is gone", event_id, rel)
             for event_id, folder in on_disk.items():
                 if event_id not in rows:
                     try:
                         index.add(read_event(folder / EVENT_JSON), folder)
-                    except (OSError, ValueError, KeyError, TypeError):
+                    except (OSError, ValueError) as e:
+                        warn_skipped(folder, e)
                         continue
                     log.info("index: added event %s found on disk", event_id)
         except Exception as e:
@@ -237,6 +265,9 @@ class RetentionThread:
                     if index is None:
                         index = EventIndex(self.retention.root)   # its own connection: own thread
                     self.retention.enforce(index)
+                except sqlite3.Error as e:   # a full disk: say so, the folders are still kept in limits
+                    log.error("retention: %s", index_problem(e, self.retention.root / DB_NAME))
+                    self.retention.enforce(None)
                 except Exception:
                     log.exception("retention pass failed; trying again in %.0f s",
                                   self.retention.cfg.retention_interval_seconds)
@@ -245,22 +276,45 @@ class RetentionThread:
                 index.close()
 
 
-def prepare_recordings(cfg: RecordingsConfig) -> tuple[EventIndex, Retention]:
-    """Before recording: open (or repair) the index, clear what an earlier
-    crash left half-written, and enforce the limits once."""
+def prepare_recordings(cfg: RecordingsConfig, live: bool = True) -> tuple[EventIndex | None, Retention]:
+    """Before recording: clear what an earlier crash left half-written, enforce
+    the limits (first: that frees space before the index needs any), then open
+    (or repair) the index. A disk too full to open the index stops a `scan`
+    (StorageError, exit 1); `run` goes on detecting without it, and the
+    retention thread indexes what was recorded once there is space."""
     root = Path(cfg.path)
     try:
         root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MotionwatchError(f"recordings.path {root}: cannot use it: {e.strerror or e}") from None
+    sweep_leftovers(root)
+    retention = Retention(root, cfg)
+    done = retention.enforce(None)
+    index = _open_for_recording(root, live)
+    if index is not None:
+        for rel, _, _ in done.deleted:
+            retention._unindex(index, root / rel)
+        retention.reconcile(index)   # adds events the index lacks, drops rows of vanished folders
+    log.info("recordings: %d event(s), %.2f GB in %s; %.1f GB free%s", done.events - len(done.deleted),
+             done.bytes / GB, root, done.free / GB,
+             f"; retention deleted {len(done.deleted)} event(s)" if done.deleted else "")
+    tight = room_warning(cfg, done.bytes, retention.disk_usage(str(root)))
+    if tight:
+        log.warning("recordings: %s", tight)
+    return index, retention
+
+
+def _open_for_recording(root: Path, live: bool) -> EventIndex | None:
+    try:
         index, note = open_index(root)
+    except StorageError as e:
+        if not live:
+            raise
+        log.error("%s; detection goes on and events are recorded when there is space", e)
+        return None
     except (OSError, sqlite3.Error) as e:
         raise MotionwatchError(f"recordings.path {root}: cannot use it: {getattr(e, 'strerror', None) or e}") \
             from None
     if note:
         log.warning("%s", note)
-    sweep_leftovers(root)
-    retention = Retention(root, cfg)
-    done = retention.enforce(index)
-    log.info("recordings: %d event(s), %.2f GB in %s; %.1f GB free%s", done.events - len(done.deleted),
-             done.bytes / GB, root, done.free / GB,
-             f"; retention deleted {len(done.deleted)} event(s)" if done.deleted else "")
-    return index, retention
+    return index

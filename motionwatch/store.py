@@ -7,17 +7,23 @@ rebuilt from the `event.json` files (`motionwatch events --reindex`).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import re
 import shutil
 import sqlite3
+import stat
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
+
+from motionwatch.diskspace import index_problem, is_damage
+from motionwatch.errors import StorageError
+from motionwatch.model import EVENT_ID, Event
 
 log = logging.getLogger("motionwatch.store")
 
@@ -25,8 +31,10 @@ DB_NAME = "events.db"
 EVENT_JSON = "event.json"
 TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".deleting-"
+REBUILD_PREFIX = DB_NAME + ".rebuild-"   # the fresh file a rebuild writes before copying it in
+MAX_EVENT_JSON = 64 << 20   # the per-sample series of a long event stays far below this
 # Event folder names: HHMMSS-<id>; date folders: YYYY-MM-DD.
-EVENT_DIR = re.compile(r"(\d{6})-([A-Za-z0-9_-]{1,64})")
+EVENT_DIR = re.compile(r"(\d{6})-(" + EVENT_ID.pattern + ")")
 DATE_DIR = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 _SCHEMA = """
@@ -97,32 +105,38 @@ class EventIndex:
 
     def __init__(self, root: Path, create: bool = True):
         self.root = Path(root)
-        path = self.root / DB_NAME
+        self.path: Path | None = self.root / DB_NAME   # None: an empty index in memory
         self.created = False   # True when this opened a new, empty events.db
-        if not create and not path.exists():
+        if not create and not self.path.exists():
+            self.path = None
             self.db = sqlite3.connect(":memory:", check_same_thread=False)
         else:
             self.root.mkdir(parents=True, exist_ok=True)
-            self.created = not path.exists()
-            self.db = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False)
-            try:
-                self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute("PRAGMA synchronous=NORMAL")
-            except sqlite3.DatabaseError:
-                self.db.close()
-                raise
+            self.created = not self.path.exists()
+            self.db = self._connect()
         self.db.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.path), timeout=10.0, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         self.db.close()
 
     def add(self, record: dict, folder: Path, kept: bool = False) -> None:
         with self.db:
-            self._insert(record, folder, kept)
+            self._insert(self.db, record, folder, kept)
 
-    def _insert(self, record: dict, folder: Path, kept: bool) -> None:
-        rel = str(Path(folder).relative_to(self.root)) if Path(folder).is_absolute() else str(folder)
-        self.db.execute(
+    def _insert(self, db: sqlite3.Connection, record: dict, folder: Path, kept: bool) -> None:
+        Event.from_dict(record)   # a row that breaks every reader never gets in
+        rel = relative_folder(self.root, folder)
+        db.execute(
             "INSERT OR REPLACE INTO events (id, camera, start, start_epoch, end_epoch, "
             "peak_fraction, folder, kept, json) VALUES (?,?,?,?,?,?,?,?,?)",
             (record["id"], record["camera"], record["start"], _epoch(record["start"]),
@@ -140,10 +154,9 @@ class EventIndex:
 
     def get(self, event_id: str) -> tuple[dict, str, bool] | None:
         row = self.db.execute("SELECT json, folder, kept FROM events WHERE id = ?", (event_id,)).fetchone()
-        if row is None:
+        rec = None if row is None else _row(row[0], row[2])
+        if rec is None:
             return None
-        rec = json.loads(row[0])
-        rec["kept"] = bool(row[2])
         return rec, row[1], bool(row[2])
 
     def query(self, camera: str | None = None, since: float | None = None,
@@ -162,12 +175,8 @@ class EventIndex:
         sql += " ORDER BY start_epoch " + ("ASC" if oldest_first else "DESC")
         sql += " LIMIT ? OFFSET ?"
         args += [limit if limit is not None else -1, offset]
-        out = []
-        for js, kept in self.db.execute(sql, args):
-            rec = json.loads(js)
-            rec["kept"] = bool(kept)
-            out.append(rec)
-        return out
+        rows = (_row(js, kept) for js, kept in self.db.execute(sql, args))
+        return [rec for rec in rows if rec is not None]
 
     def count(self, camera: str | None = None) -> int:
         if camera:
@@ -178,31 +187,146 @@ class EventIndex:
         return [r[0] for r in self.db.execute("SELECT DISTINCT camera FROM events ORDER BY camera")]
 
     def rebuild(self) -> tuple[int, list[str]]:
-        """Rebuild from every event.json under the root in one transaction (a
-        reader sees the old index or the new one, never half); returns
-        (count, problems)."""
-        problems: list[str] = []
-        records = []
-        for folder in iter_event_folders(self.root):
-            path = folder / EVENT_JSON
-            if not path.exists():
-                problems.append(f"{folder}: incomplete event folder (no {EVENT_JSON}); "
-                                "retention removes it like an old event")
-                continue
+        """Rebuild from every event.json under the root; one that is missing or
+        fails the checks is skipped with a warning naming its folder. Returns
+        (count, problems). `kept` comes from event.json, where `events keep` writes it first.
+
+        The rows go into a fresh file first, so the old index's pages are never
+        read and page-level damage cannot stop a rebuild; SQLite's backup then
+        copies that file over the index in one step. Every open connection, here
+        or in another process (a running `run`), sees the old index or the new
+        one, never half. The file itself is swapped only when it is too damaged to
+        be written over: a swap under other processes' connections would lose
+        their later writes (SQLite removes the WAL by name when the last
+        connection to the old file closes)."""
+        records, problems = load_events(self.root)
+        tmp = None if self.path is None else _fresh_name(self.root)
+        fresh = sqlite3.connect(tmp or ":memory:")
+        try:
+            fresh.executescript(_SCHEMA)
+            with fresh:
+                for rec, folder in records:
+                    self._insert(fresh, rec, folder, bool(rec.get("kept", False)))
             try:
-                rec = read_event(path)
-                records.append((rec, folder))
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                problems.append(f"{path}: {e}")
-        with self.db:
-            self.db.execute("DELETE FROM events")
-            for rec, folder in records:
-                self._insert(rec, folder, bool(rec.get("kept", False)))
+                fresh.backup(self.db)
+            except sqlite3.DatabaseError as e:
+                if tmp is None or not is_damage(e):
+                    raise
+                fresh.close()
+                self._swap_in(tmp, e)
+            # The copy went through the WAL: fold it into the file and give the space
+            # back now, not when the last connection closes (a `run` may hold one for months).
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            fresh.close()
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
         return len(records), problems
+
+    def _swap_in(self, fresh: str, err: sqlite3.Error) -> None:
+        """Put a freshly built file in place of an index too damaged to be written
+        over; the damaged one is kept beside it."""
+        self.db.close()
+        aside = move_aside(self.root)
+        os.replace(fresh, self.path)
+        self.db = self._connect()
+        log.warning("%s was too damaged to rebuild in place (%s); moved it to %s and put a new one "
+                    "in its place", self.path, err, aside)
+
+    def healthy(self) -> bool:
+        """SQLite's quick check of every page: cheap enough for every start (docs/performance.md)."""
+        try:
+            return self.db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        except sqlite3.DatabaseError as e:
+            if is_damage(e):
+                return False
+            raise
 
     def ids(self) -> dict[str, str]:
         """id -> folder (relative to the root) of every indexed event."""
         return dict(self.db.execute("SELECT id, folder FROM events"))
+
+
+def relative_folder(root: Path, folder: Path) -> str:
+    """An event folder's path relative to the recordings root, whatever the current
+    directory: what the index stores, so a relative root (the default `recordings`)
+    and an absolute one name the same rows."""
+    try:
+        return Path(os.path.abspath(folder)).relative_to(os.path.abspath(root)).as_posix()
+    except ValueError:   # not under the root as written (a symlinked root): the layout's depth
+        return Path(*Path(folder).parts[-3:]).as_posix()
+
+
+def indexed_folder(root: Path, rel: str) -> Path:
+    """The folder an index row names. Rows written before paths were stored relative
+    to the root carried the root's own relative path in front
+    (`recordings/cam/day/event`); the layout's last three parts still find them."""
+    folder = Path(root) / rel
+    if not folder.exists() and len(Path(rel).parts) > 3:
+        folder = Path(root).joinpath(*Path(rel).parts[-3:])
+    return folder
+
+
+def _row(js: str, kept: int) -> dict | None:
+    """An index row's record, or None (logged) when it fails the event checks: rows
+    written by versions that did not check them must not break a listing."""
+    try:
+        rec = json.loads(js)
+        Event.from_dict(rec)
+    except ValueError as e:
+        log.warning("index: skipped a row that is not a valid event (%s); "
+                    "`motionwatch events --reindex` drops it", e)
+        return None
+    rec["kept"] = bool(kept)
+    return rec
+
+
+def load_events(root: Path) -> tuple[list[tuple[dict, Path]], list[str]]:
+    """(record, folder) of every event folder whose event.json passes the checks,
+    and one problem line for each that does not (logged as a warning)."""
+    records, problems = [], []
+    for folder in iter_event_folders(root):
+        path = folder / EVENT_JSON
+        if not os.path.lexists(path):
+            problems.append(f"{folder}: incomplete event folder (no {EVENT_JSON}); "
+                            "retention removes it like an old event")
+            log.info("skipped %s", problems[-1])   # a crash mid-event, or an event being written
+            continue
+        try:
+            records.append((read_event(path), folder))
+        except (OSError, ValueError) as e:
+            problems.append(warn_skipped(folder, e))
+    return records, problems
+
+
+_warned: set[str] = set()   # bad event folders already warned about by this process
+
+
+def warn_skipped(folder: Path, err: Exception) -> str:
+    """Warn that an event folder is skipped, once per folder and reason however often
+    it is met (a rebuild, then every retention pass); returns the problem line."""
+    problem = f"{folder}: {getattr(err, 'strerror', None) or err}"
+    if problem not in _warned:
+        _warned.add(problem)
+        log.warning("skipped event folder %s", problem)
+    return problem
+
+
+def _fresh_name(root: Path) -> str:
+    fd, tmp = tempfile.mkstemp(prefix=REBUILD_PREFIX, dir=root)
+    os.close(fd)
+    return tmp
+
+
+def move_aside(root: Path) -> str:
+    """Rename a damaged events.db (and its WAL files) to events.db.damaged-<time>,
+    kept for a person to look at; returns the new name."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for suffix in ("", "-wal", "-shm"):
+        p = Path(root) / (DB_NAME + suffix)
+        if p.exists():
+            os.replace(p, Path(root) / f"{DB_NAME}.damaged-{stamp}{suffix}")
+    return f"{DB_NAME}.damaged-{stamp}"
 
 
 def iter_event_files(root: Path) -> Iterable[Path]:
@@ -210,14 +334,30 @@ def iter_event_files(root: Path) -> Iterable[Path]:
     return (f / EVENT_JSON for f in iter_event_folders(root) if (f / EVENT_JSON).exists())
 
 
+def read_event_json(path: Path) -> Any:
+    """The parsed content of an event.json, read only when it is a regular file of
+    sane size reached without a symlink (one pointing at /dev/zero or outside the
+    root would hang or leak). OSError or ValueError otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ValueError(f"{EVENT_JSON} is a symlink; not followed") from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
+        if st.st_size > MAX_EVENT_JSON:
+            raise ValueError(f"{st.st_size} bytes, more than an event.json can be ({MAX_EVENT_JSON})")
+        data = f.read(MAX_EVENT_JSON + 1)
+    return json.loads(data)
+
+
 def read_event(path: Path) -> dict:
-    """One event.json, checked enough to index it (ValueError/KeyError otherwise)."""
-    rec = json.loads(path.read_text())
-    if not isinstance(rec, dict):
-        raise ValueError("not a JSON object")
-    for key in ("id", "camera", "peak_fraction"):
-        rec[key]
-    _epoch(rec["start"]), _epoch(rec["end"])
+    """One event.json, every contract field checked (ValueError or OSError otherwise)."""
+    rec = read_event_json(path)
+    Event.from_dict(rec)
     return rec
 
 
@@ -283,10 +423,11 @@ def remove_event_folder(root: Path, folder: Path) -> None:
 
 def sweep_leftovers(root: Path, older_than_s: float = 600.0) -> int:
     """Remove temporary files and half-deleted folders a crash left behind in
-    event folders. Only ones untouched for `older_than_s`, so a writer that is
-    still busy (another motionwatch on the same folder) is left alone."""
+    event folders, and an index rebuild's fresh file at the root. Only ones
+    untouched for `older_than_s`, so a writer that is still busy (another
+    motionwatch on the same folder) is left alone."""
     cutoff = time.time() - older_than_s
-    removed = 0
+    removed = _sweep_folder(Path(root), cutoff, REBUILD_PREFIX)   # a rebuild cut short
     for cam in _subdirs(Path(root)):
         for day in _subdirs(cam, DATE_DIR):
             try:
@@ -302,12 +443,12 @@ def sweep_leftovers(root: Path, older_than_s: float = 600.0) -> int:
     return removed
 
 
-def _sweep_folder(folder: Path, cutoff: float) -> int:
+def _sweep_folder(folder: Path, cutoff: float, prefix: str = TMP_PREFIX) -> int:
     removed = 0
     try:
         with os.scandir(folder) as it:
             for e in it:
-                if e.name.startswith(TMP_PREFIX) and e.is_file(follow_symlinks=False) \
+                if e.name.startswith(prefix) and e.is_file(follow_symlinks=False) \
                         and e.stat(follow_symlinks=False).st_mtime < cutoff:
                     os.unlink(e.path)
                     log.info("removed %s: left half-written by an earlier run", e.path)
@@ -318,23 +459,35 @@ def _sweep_folder(folder: Path, cutoff: float) -> int:
 
 
 def open_index(root: Path) -> tuple[EventIndex, str | None]:
-    """Open events.db for writing; a damaged one is moved aside and rebuilt
-    from the event.json files, and a missing one is rebuilt when there are
-    events to index. Returns the index and what was done (or None)."""
+    """Open events.db for writing; a damaged one is rebuilt from the event.json
+    files (moved aside first when it cannot even be opened), and a missing one is
+    rebuilt when there are events to index. Returns the index and what was done
+    (or None). A full disk or an I/O error is a StorageError, never damage: the
+    index is left exactly as it is."""
     root = Path(root)
     try:
-        index = EventIndex(root)
+        try:
+            index = EventIndex(root)
+        except sqlite3.DatabaseError as e:
+            if not is_damage(e):
+                raise
+            aside = move_aside(root)
+            index = EventIndex(root)
+            n, _ = index.rebuild()
+            return index, (f"{root / DB_NAME} was damaged ({e}); moved it to {aside} "
+                           f"and rebuilt the index from {n} event.json file(s)")
+        if not index.healthy():
+            n, _ = index.rebuild()
+            return index, f"{root / DB_NAME} was damaged; rebuilt it from {n} event.json file(s)"
+        if index.created and any(True for _ in iter_event_files(root)):
+            n, _ = index.rebuild()
+            return index, f"{root / DB_NAME} was missing; rebuilt it from {n} event.json file(s)"
+        return index, None
     except sqlite3.DatabaseError as e:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        for suffix in ("", "-wal", "-shm"):
-            p = root / (DB_NAME + suffix)
-            if p.exists():
-                os.replace(p, root / f"{DB_NAME}.damaged-{stamp}{suffix}")
-        index = EventIndex(root)
-        n, _ = index.rebuild()
-        return index, (f"{root / DB_NAME} was damaged ({e}); moved it to {DB_NAME}.damaged-{stamp} "
-                       f"and rebuilt the index from {n} event.json file(s)")
-    if index.created and any(True for _ in iter_event_files(root)):
-        n, _ = index.rebuild()
-        return index, f"{root / DB_NAME} was missing; rebuilt it from {n} event.json file(s)"
-    return index, None
+        if is_damage(e):
+            raise
+        raise StorageError(index_problem(e, root / DB_NAME)) from None
+    except OSError as e:   # the rebuild's fresh file
+        if e.errno != errno.ENOSPC:
+            raise
+        raise StorageError(index_problem(e, root / DB_NAME)) from None

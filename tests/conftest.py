@@ -109,6 +109,24 @@ def tmpfs(tmp_path: Path):
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+def fill_to_the_last_byte(disk: Path) -> Path:
+    """Fill a (small, real) filesystem completely with one file; returns it, to unlink
+    when the test gives the space back."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+        except OSError:
+            pass
+        try:   # the last blocks, smaller than a whole write
+            while f.write(b"\0" * 512):
+                pass
+        except OSError:
+            pass
+    return filler
+
+
 # Two people crossing a noisy room 12 s apart, and a light switched on in between.
 TWO_VISITS = Scene(width=640, height=480, fps=15, duration_s=30, seed=3, noise=5.0,
                    walkers=(Walker(4.0, 5.0), Walker(17.0, 5.0, height=0.45, shade=70,

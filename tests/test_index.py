@@ -9,11 +9,13 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from conftest import events_json, mw
+from test_retention import make_event
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +90,37 @@ def test_keep_unkeep_delete_change_folder_and_index(rec):
 def test_camera_filter(rec):
     proc = mw("events", "--json", "--camera", "hall", "--recordings", str(rec), check=True)
     assert len(json.loads(proc.stdout)) == 2
-    proc = mw("events", "--json", "--camera", "porch", "--recordings", str(rec), check=True)
-    assert json.loads(proc.stdout) == []
+    proc = mw("events", "--json", "--camera", "demo", "--recordings", str(rec), check=True)
+    assert json.loads(proc.stdout) == []        # a configured camera without events yet
+    proc = mw("events", "--camera", "porch", "--recordings", str(rec))
+    assert proc.returncode == 2 and "'porch'" in proc.stderr and "cameras with events: hall" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_long_camera_names_are_listed_whole_and_paste_into_camera(rec):
+    name = "back-garden-by-the-greenhouse-north"
+    make_event(rec, datetime(2026, 11, 20, 9, 30), size=1000, camera=name)
+    mw("events", "--reindex", "--recordings", str(rec), check=True)
+    table = mw("events", "--recordings", str(rec), check=True).stdout
+    pasted = table.splitlines()[-1].split()[1]     # the oldest event's camera column
+    assert pasted == name
+    proc = mw("events", "--json", "--camera", pasted, "--recordings", str(rec), check=True)
+    assert [e["camera"] for e in json.loads(proc.stdout)] == [name]
+
+
+def test_json_is_one_event_a_line(rec):
+    proc = mw("events", "--json", "--recordings", str(rec), check=True)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "[" and lines[-1] == "]" and len(lines) == 2 + 2
+    rows = [json.loads(ln.rstrip(",")) for ln in lines[1:-1]]
+    assert all(len(r["fractions"]) > 10 for r in rows)   # the series stays on its event's line
+    assert json.loads(proc.stdout) == rows
+
+
+def test_absurd_limit_is_one_line_and_exit_2(rec):
+    proc = mw("events", "--limit", "99999999999999999999", "--recordings", str(rec))
+    assert proc.returncode == 2 and "--limit" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 WRITER = textwrap.dedent("""

@@ -26,7 +26,7 @@ from motionwatch.sinks.recorder import Recorder
 from motionwatch.store import EventIndex
 from motionwatch.synth import Scene, SceneRenderer, Walker, write_video
 
-from conftest import events_json, wait_until
+from conftest import events_json, fill_to_the_last_byte, wait_until
 
 needs_ffmpeg = pytest.mark.skipif(ffmpeg_with_x264() is None, reason="needs ffmpeg with libx264")
 
@@ -199,14 +199,7 @@ def test_disk_full_mid_event_then_space_again(small_disk, caplog):
     caplog.set_level(logging.INFO)
     d.frames(20, False)
     d.frames(20, True)                        # event 1 running, clip part 1 being written
-    filler = small_disk / "filler"
-    with open(filler, "wb") as f:             # fill the disk to the last byte
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+    filler = fill_to_the_last_byte(small_disk)
     fed = 0
     while not any(r.levelno >= logging.ERROR for r in caplog.records):   # the encoder hits the wall
         assert fed < 100, "the full disk was never noticed"
@@ -252,4 +245,29 @@ def test_event_folder_removed_mid_event(tmp_path, caplog):
     assert one["clip"] is None and one["clip_parts"] == []            # lost with the folder
     assert (root / one["snapshot"]).is_file()                         # rewritten from memory
     assert two["clip"] is not None
+    assert_nothing_half_written(root)
+
+
+@needs_ffmpeg
+def test_disk_full_for_several_events_is_called_disk_full_and_never_works_again_early(small_disk, caplog):
+    """Three events while the disk stays full: every error says the disk is full
+    (ffmpeg's own words do not), and "works again" is said only once space is back."""
+    root = small_disk / "recordings"
+    d = Drive(root)
+    caplog.set_level(logging.INFO)
+    d.frames(20, False)
+    filler = fill_to_the_last_byte(small_disk)
+    for _ in range(3):
+        d.frames(20, True)
+        d.frames(30, False)
+    while_full = list(caplog.records)
+    errors = [r.getMessage() for r in while_full if r.levelno >= logging.ERROR]
+    assert errors and all("disk full" in m for m in errors), errors
+    works_again = lambda records: [r for r in records if r.getMessage().startswith("writing to")]  # noqa: E731
+    assert not works_again(while_full)
+    filler.unlink()
+    d.frames(20, True)
+    d.frames(30, False)
+    d.close()
+    assert len(works_again(caplog.records)) == 1
     assert_nothing_half_written(root)

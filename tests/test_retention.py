@@ -128,19 +128,39 @@ def small_disk(tmpfs):
     return tmpfs(24)
 
 
-@pytest.mark.parametrize("limit", [{"min_free_gb": 0.010}, {"min_free_gb": 0, "min_free_percent": 45}])
-def test_min_free_space_on_a_small_disk(quiet_video, small_disk, tmp_path, limit):
+def test_min_free_space_on_a_small_disk(quiet_video, small_disk, tmp_path):
     root = small_disk / "recordings"
     folders = fill(root, [10, 9, 8, 7, 6, 5, 4, 3, 2, 1], size=2 * MB)   # ~20 of 24 MB
-    proc = enforce(quiet_video, root, tmp_path, **limit)
+    proc = enforce(quiet_video, root, tmp_path, min_free_gb=0, min_free_percent=45)
     free = shutil.disk_usage(root).free
-    want = 10e6 if "min_free_percent" not in limit else 0.45 * shutil.disk_usage(root).total
+    want = 0.45 * shutil.disk_usage(root).total
     assert free >= want
     kept = [f.exists() for f in folders]
     n = kept.count(False)
     assert kept == [False] * n + [True] * (10 - n) and 2 <= n <= 6     # oldest first, no more than needed
     assert free - 2.2 * MB < want                                       # one fewer would not have done
     assert proc.stderr.count("disk free space under min_free") == n
+
+
+def test_default_min_free_gb_on_a_small_disk_keeps_a_tenth_free(quiet_video, small_disk):
+    """The default min_free_gb (1 GB) on a disk far smaller than that: retention keeps
+    a tenth of the disk free and deletes only what that needs, not every event."""
+    root = small_disk / "recordings"
+    folders = fill(root, list(range(12, 0, -1)), size=2 * MB)   # 24 of 25 MB (24 MiB): under a tenth free
+    proc = mw("scan", str(quiet_video), "--recordings", str(root), check=True)
+    total = shutil.disk_usage(root).total
+    assert shutil.disk_usage(root).free >= 0.10 * total
+    assert [f.exists() for f in folders] == [False] + [True] * 11
+    assert proc.stderr.count("disk free space under min_free") == 1
+    assert "leave recordings only" not in proc.stderr
+
+
+def test_limits_that_leave_no_room_are_warned_about_at_start(quiet_video, small_disk, tmp_path):
+    root = small_disk / "recordings"
+    fill(root, [2, 1], size=2 * MB)
+    proc = enforce(quiet_video, root, tmp_path, min_free_percent=95)
+    warnings = [ln for ln in proc.stderr.splitlines() if "WARNING" in ln and "leave recordings only" in ln]
+    assert len(warnings) == 1 and "min_free_percent" in warnings[0], proc.stderr
 
 
 def test_background_thread_enforces_while_running(recordings):

@@ -4,9 +4,11 @@ event.json, index row.
 Every file is written under a temporary name and renamed, and event.json is
 written last, so a folder with an event.json always holds a whole event and a
 folder without one is never shown as an event. A failed write (disk full,
-read-only or removed folder) is logged once, never stops detection, and what
-could not be written is retried on later signals: when writing works again the
-event is completed (late events are not re-announced to hooks or MQTT).
+read-only or removed folder) is logged once, saying "disk full" when that is the
+cause, never stops detection, and what could not be written is retried on later
+signals: when writing works again the event is completed (late events are not
+re-announced to hooks or MQTT). "Works again" is said only once a whole event,
+clip included, was written and the disk is not full.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import cv2
 import numpy as np
 
 from motionwatch.config import EventsConfig, RecordingsConfig
+from motionwatch.diskspace import disk_full, write_problem
 from motionwatch.events import ClipPart, EventEnded, EventFrame, EventStarted, OpenEvent
 from motionwatch.model import iso
 from motionwatch.sinks.clip import EventClip, choose_format
@@ -125,7 +128,6 @@ class Recorder(Sink):
             if self.ev.snapshot in ("first", "both"):
                 # Written now so a crash mid-event still leaves the moment it began.
                 write_atomic(folder / "first.jpg", encode_jpeg(ev.first.image, self.rec.jpeg_quality))
-            self._ok()
         except OSError as e:
             self._fail(ev.id, folder, e)
         if self.ev.clip and ev.cut_from is not None:
@@ -206,12 +208,14 @@ class Recorder(Sink):
         except OSError as e:
             self._fail(task.event_id, folder, e)
             return False
-        self._ok()
         clip = task.clip
         if clip is not None and len(clip.errors) > clip.reported:
+            what = write_problem(OSError(0, "; ".join(dict.fromkeys(clip.errors[clip.reported:]))), self.root)
             log.error("%s: event %s: clip incomplete (%s); the event is saved with what was written",
-                      task.camera, task.event_id, "; ".join(dict.fromkeys(clip.errors[clip.reported:])))
+                      task.camera, task.event_id, what)
             clip.reported = len(clip.errors)
+        if (clip is None or not clip.errors) and not disk_full(self.root):
+            self._ok()   # a whole event with its whole clip: only that shows writing works again
         self._index(rec, folder)
         log.info("%s: event %s ended: %.1f s, peak %.1f%%, %s", task.camera, task.event_id,
                  rec["end_offset_s"] - rec["start_offset_s"], 100 * rec["peak_fraction"],
@@ -266,7 +270,7 @@ class Recorder(Sink):
 
     def _fail(self, event_id: str, folder: Path, err: OSError) -> None:
         """Log the first failure clearly; repeats of it only at debug level."""
-        reason = err.strerror or str(err)
+        reason = write_problem(err, self.root)
         if self.broken is None:
             self.broken = reason
             log.error("cannot write event %s to %s: %s; detection goes on and recording resumes "
