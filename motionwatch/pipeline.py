@@ -18,7 +18,7 @@ import cv2
 
 from motionwatch.config import CameraConfig, Config
 from motionwatch.detector import MotionDetector
-from motionwatch.errors import SourceError
+from motionwatch.errors import ConfigError, SourceError
 from motionwatch.events import EventEnded, EventStarted, EventTracker
 from motionwatch.masks import detection_size, watch_mask
 from motionwatch.model import Detection, Frame, iso
@@ -103,6 +103,7 @@ class CameraLoop:
         self._backoff = BACKOFF_START
         self._up_since = 0.0   # monotonic time of the last (re)connection
         self._was_lost = False  # so the next frame announces "camera_found"
+        self.failure: ConfigError | None = None   # why `run` stopped this camera for good
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -159,6 +160,9 @@ class CameraLoop:
         while True:
             try:
                 return self.run()
+            except ConfigError:
+                # The config, not the camera: every restart would fail the same way.
+                raise
             except Exception as e:
                 if self.source is not None and not self.source.live:
                     raise
