@@ -242,7 +242,8 @@ def cmd_scan(args) -> int:
     # (the handler replaces KeyboardInterrupt).
     _install_signals(stop)
     try:
-        loop.run()
+        with progress.logging():
+            loop.run()
     finally:
         progress.close()
         loop.sinks.close()
