@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import stat
 from pathlib import Path
 
-from motionwatch.config import Config, MqttConfig
+from motionwatch.config import Config, HooksConfig, MqttConfig
 from motionwatch.errors import ConfigError, SourceError
 
 
@@ -37,6 +38,7 @@ def _check_all(cfg: Config, web: bool, source_flag: bool) -> None:
     for i, cam in enumerate(cfg.cameras):
         check_source(cam.source, "--source" if source_flag else f"cameras[{i}].source")
     check_masks(cfg)
+    check_hooks(cfg.hooks)
     if web and cfg.web.enabled:
         from motionwatch.web.auth import check_bind
         check_bind(cfg.web, cfg.web.host)
@@ -112,6 +114,16 @@ def check_regular_file(path: str, label: str) -> None:
         kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) \
             else "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
         raise ConfigError(f"{label}: {path!r} is {kind}; allowed: a regular video file")
+
+
+def check_hooks(hooks: HooksConfig) -> None:
+    """Each hook's program can be run: a hook that can never start would only be
+    logged as failed at every event, long after the user set it up."""
+    for name in ("on_event_start", "on_event_end", "on_camera_lost", "on_camera_found"):
+        argv = getattr(hooks, name)
+        if argv and shutil.which(argv[0]) is None:
+            raise ConfigError(f"hooks.{name}: {argv[0]!r} is not a program that can be run (not found, "
+                              "or not executable); allowed: a program on PATH or its full path (no shell is used)")
 
 
 def check_mqtt(cfg: MqttConfig) -> None:
