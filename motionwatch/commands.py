@@ -376,6 +376,8 @@ def cmd_check_config(args) -> int:
     where = cfg.source_file or "built-in defaults"
     print(f"# {where}: OK")
     if args.preview:
+        if source_kind(args.preview[0]) == "file":
+            check_regular_file(args.preview[0], "--preview")
         from motionwatch.masks import write_preview
         cam = cfg.cameras[0]
         base = Path(cfg.source_file).parent if cfg.source_file else None

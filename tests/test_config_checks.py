@@ -163,6 +163,7 @@ def test_odd_config_files_are_one_line_without_hanging(tmp_path: Path, make, com
     (["scan", "FIFO.mp4"], "scan: 'FIFO.mp4' is a FIFO"),
     (["tune", "FIFO.mp4"], "tune: 'FIFO.mp4' is a FIFO"),
     (["run", "--source", "FIFO.mp4", "--duration", "5"], "--source: 'FIFO.mp4' is a FIFO"),
+    (["check-config", "--preview", "FIFO.mp4", "out.png"], "--preview: 'FIFO.mp4' is a FIFO"),
     (["check-config", "--recordings", "rec\x01x"], "--recordings: 'rec\\x01x' is not allowed"),
     (["run", "--source", "demo", "--camera", "events.db", "--duration", "5"], "--camera: 'events.db' is not allowed"),
 ])
