@@ -5,6 +5,7 @@ hang or print a traceback."""
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -198,3 +199,19 @@ def test_shared_options_work_before_the_command(tmp_path: Path, two_visits_video
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "ConfigError" in proc.stderr
     proc = mw("-q", "events", cwd=tmp_path)
     assert proc.returncode == 0 and "two_visits" in proc.stdout
+
+
+def test_a_read_only_recordings_disk_is_refused_by_both(tmp_path: Path, tmpfs):
+    """What a service sandbox (ProtectSystem=strict) or a USB disk mounted
+    read-only does to a recordings path: found at start by both commands."""
+    disk = tmpfs(4)
+    if subprocess.run(["mount", "-o", "remount,ro", str(disk)], capture_output=True).returncode != 0:
+        pytest.skip("cannot remount the tmpfs read-only here")
+    (tmp_path / "motionwatch.yaml").write_text(f"recordings: {{path: {disk}/recordings}}\n")
+    checked = mw("check-config", "--config", "motionwatch.yaml", cwd=tmp_path, timeout=30)
+    ran = mw("run", "--config", "motionwatch.yaml", "--duration", "20", cwd=tmp_path, timeout=60)
+    for proc in (checked, ran):
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert checked.stderr == ran.stderr
+    assert f"recordings.path: '{disk}/recordings': permission denied (in {disk}, where it would be made)" \
+        in ran.stderr
