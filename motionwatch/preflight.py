@@ -39,6 +39,8 @@ def _check_all(cfg: Config, web: bool, source_flag: bool) -> None:
         check_source(cam.source, "--source" if source_flag else f"cameras[{i}].source")
     check_masks(cfg)
     check_hooks(cfg.hooks)
+    if cfg.events.clip and cfg.events.clip_codec == "h264":
+        check_h264_encoder()
     if web and cfg.web.enabled:
         from motionwatch.web.auth import check_bind
         check_bind(cfg.web, cfg.web.host)
@@ -122,6 +124,16 @@ def check_hooks(hooks: HooksConfig) -> None:
         if argv and shutil.which(argv[0]) is None:
             raise ConfigError(f"hooks.{name}: {argv[0]!r} is not a program that can be run (not found, "
                               "or not executable); allowed: a program on PATH or its full path (no shell is used)")
+
+
+def check_h264_encoder() -> None:
+    """`events.clip_codec: h264` needs ffmpeg with libx264 (the recorder's own check and message)."""
+    from motionwatch.errors import MotionwatchError
+    from motionwatch.sinks.clip import choose_format
+    try:
+        choose_format("h264")
+    except MotionwatchError as e:
+        raise ConfigError(str(e)) from None
 
 
 def check_mqtt(cfg: MqttConfig) -> None:
