@@ -268,7 +268,7 @@ MAX_CONFIG_BYTES = 1 << 20
 MAX_KEY_PATHS = 100_000
 
 
-def _record_lines(root: yaml.Node) -> dict[str, int]:
+def _record_lines(root: yaml.Node, filename: str) -> dict[str, int]:
     """The line of every key path. An alias is the same node object as its anchor,
     so a node met again is not walked again: nested aliases ("billion laughs")
     would otherwise multiply the paths beyond any memory."""
@@ -283,7 +283,8 @@ def _record_lines(root: yaml.Node) -> dict[str, int]:
             continue
         seen.add(id(node))
         if len(out) > MAX_KEY_PATHS:
-            raise ConfigError(f"more than {MAX_KEY_PATHS} keys and list items; allowed: a config of a few hundred")
+            raise ConfigError(f"{filename}: more than {MAX_KEY_PATHS} keys and list items; "
+                              "allowed: a config of a few hundred")
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
                 sub = f"{path}.{k.value}" if path else str(k.value)
@@ -411,7 +412,7 @@ def _check_cameras(cfg: Config, ctx: _Ctx) -> None:
 
 def _check_webhooks(cfg: Config, ctx: _Ctx) -> None:
     for i, hook in enumerate(cfg.webhooks):
-        if not hook.url:  # a field that has no default a webhook could use
+        if not hook.url:  # the only field without a usable default
             raise ctx.fail(f"webhooks[{i}]", "has no url; allowed: an http:// or https:// URL")
 
 
@@ -434,10 +435,7 @@ def parse_config(text: str, filename: str = "<config>") -> Config:
         raise ConfigError(f"{where}: not valid YAML: {problem}") from None
     except (ValueError, TypeError, RecursionError) as e:  # e.g. absurd timestamps, deep nesting
         raise ConfigError(f"{filename}: not a usable YAML document: {e}") from None
-    try:
-        lines = _record_lines(node) if node is not None else {}
-    except ConfigError as e:
-        raise ConfigError(f"{filename}: {e}") from None
+    lines = _record_lines(node, filename) if node is not None else {}
     ctx = _Ctx(filename, lines)
     cfg = _build(Config, data, "", ctx)
     cfg = replace(cfg, source_file=filename)
