@@ -147,6 +147,8 @@ def _laughs(levels: int = 9) -> str:
     (lambda d: str(d / _fifo(d, "config.yaml")), "check-config", ["config.yaml", "not a regular file"]),
     (lambda d: (d / "big.yaml").write_text("#" * (2 << 20)) and str(d / "big.yaml"), "check-config",
      ["big.yaml", "larger than 1 MiB"]),
+    (lambda d: (d / "long.yaml").write_text("cameras: [{name: x, mask: [" + "[1, 2], " * 110_000 + "]}]\n")
+     and str(d / "long.yaml"), "check-config", ["long.yaml", "more than 100000 keys and list items"]),
     (lambda d: (d / "laughs.yaml").write_text(_laughs()) and str(d / "laughs.yaml"), "check-config",
      ["laughs.yaml", "cameras[0].mask"]),
     (lambda d: (d / "laughs.yaml").write_text(_laughs()) and str(d / "laughs.yaml"), "run",
