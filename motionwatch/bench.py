@@ -266,6 +266,9 @@ def print_report(res: dict, info: str) -> None:
     print(f"pipeline: {s.get('events', 0)} event(s), {s.get('stalls', 0)} capture-loop stall(s), "
           f"detected on the {decoder}")
     src_fps = _fps_of(info)
+    interval = f"1/{src_fps:g} s" if src_fps else "one frame interval"
+    print(f"  a capture-loop stall is a frame that kept the loop busy longer than the source's frame "
+          f"interval ({interval}): watched live, the camera's next frame would have waited or been dropped")
     if src_fps:
         share = s["cpu_ms"] * src_fps / 1000
         print(f"live at {src_fps:g} fps this needs {100 * share:.0f}% of one CPU core; "

@@ -24,22 +24,35 @@ class _Parser(argparse.ArgumentParser):
 
 
 def common(p: argparse.ArgumentParser, source: bool = True) -> None:
-    p.add_argument("--config", metavar="PATH", help="YAML config file (default: built-in defaults)")
-    p.add_argument("--recordings", metavar="DIR", help="recordings folder (overrides recordings.path)")
+    _shared(p, top_level=False)
     if source:
         p.add_argument("--source", metavar="SRC",
                        help="camera index, /dev/videoN, URL, video file, pipe:COMMAND, picamera2 or demo "
                             "(replaces the configured cameras)")
         p.add_argument("--camera", metavar="NAME", help="camera name to record under")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
-    p.add_argument("-q", "--quiet", action="count", default=0, help="less log output")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _shared(p: argparse.ArgumentParser, top_level: bool) -> None:
+    """The options every command takes, accepted before the command name too.
+
+    The top-level parser holds the real defaults; a subcommand's copies default
+    to SUPPRESS, so `motionwatch --debug events` is not undone by the subcommand."""
+    def given(value):
+        return value if top_level else argparse.SUPPRESS
+    p.add_argument("--config", metavar="PATH", default=given(None),
+                   help="YAML config file (default: built-in defaults)")
+    p.add_argument("--recordings", metavar="DIR", default=given(None),
+                   help="recordings folder (overrides recordings.path)")
+    p.add_argument("-v", "--verbose", action="count", default=given(0), help="more log output")
+    p.add_argument("-q", "--quiet", action="count", default=given(0), help="less log output")
+    p.add_argument("--debug", action="store_true", default=given(False), help="show tracebacks")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from motionwatch import commands
     parser = _Parser(prog="motionwatch", description="Live motion detector for cameras and video files.")
     parser.add_argument("--version", action="version", version=f"motionwatch {__version__}")
+    _shared(parser, top_level=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for register in commands.REGISTRY:
@@ -51,6 +64,11 @@ def effective_config(args: argparse.Namespace, default_name: str | None = None) 
     """Load --config and apply --recordings / --source / --camera on top."""
     cfg = load_config(getattr(args, "config", None))
     if getattr(args, "recordings", None):
+        from motionwatch.config import _Invalid, _parse_folder
+        try:
+            _parse_folder(args.recordings)
+        except _Invalid as e:
+            raise ConfigError(f"--recordings: {args.recordings!r} is not allowed; allowed: {e}") from None
         cfg = replace(cfg, recordings=replace(cfg.recordings, path=args.recordings))
     src = getattr(args, "source", None)
     if src is not None:

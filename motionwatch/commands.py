@@ -22,6 +22,7 @@ from motionwatch.cli import common, effective_config
 from motionwatch.config import Config, to_plain
 from motionwatch.errors import ConfigError, MotionwatchError, SourceError
 from motionwatch.pipeline import BACKOFF_CAP, BACKOFF_START, CameraLoop
+from motionwatch.preflight import check_config, check_regular_file, check_seconds
 from motionwatch.progress import Progress
 from motionwatch.sinks import SinkRunner
 from motionwatch.sinks.recorder import Recorder
@@ -54,8 +55,8 @@ def build_sinks(cfg: Config, index: EventIndex, scan: bool = False) -> SinkRunne
 
 def cmd_run(args) -> int:
     cfg = effective_config(args)
-    if args.duration is not None and args.duration <= 0:
-        raise ConfigError(f"--duration: {args.duration:g} is out of range; allowed: a positive number of seconds")
+    check_seconds(args.duration, "--duration")
+    check_config(cfg, source_flag=args.source is not None)
     from motionwatch.retention import RetentionThread, prepare_recordings
     index, retention = prepare_recordings(cfg.recordings)
     stop = threading.Event()
@@ -87,7 +88,9 @@ def cmd_run(args) -> int:
     for t in threads:
         t.start()
     deadline = time.monotonic() + (args.duration or math.inf)
+    reported: set[CameraLoop] = set()
     while any(t.is_alive() for t in threads) and not stop.is_set():
+        _report_failures(loops, reported)
         left = deadline - time.monotonic()
         if left <= 0:
             break
@@ -106,7 +109,19 @@ def cmd_run(args) -> int:
         web.close()
     total = sum(loop.status.events for loop in loops)
     log.info("stopped: %d event(s) recorded", total)
+    failed = [loop.failure for loop in loops if loop.failure is not None]
+    if failed and len(failed) == len(loops):
+        raise failed[0]   # no camera could run with this config: exit 2, as at start
+    _report_failures(loops, reported)
     return 0
+
+
+def _report_failures(loops: list[CameraLoop], reported: set) -> None:
+    """Say once that a camera stopped over its config while others went on."""
+    for loop in loops:
+        if loop.failure is not None and loop not in reported:
+            reported.add(loop)
+            log.error("%s: stopped: %s; the other cameras go on", loop.cam.name, loop.failure)
 
 
 def _open_cameras(loops: list[CameraLoop], cfg: Config) -> list[CameraLoop]:
@@ -161,6 +176,8 @@ def _guarded(loop: CameraLoop) -> None:
         if loop.source is None and not _open_late(loop, loop.stop):
             return
         loop.run_supervised()
+    except ConfigError as e:   # cmd_run reports it; a restart would fail the same way
+        loop.failure = e
     except Exception:
         log.exception("%s: capture loop failed; the other cameras go on", loop.cam.name)
         if loop.on_state is not None:
@@ -199,17 +216,13 @@ def add_scan(sub) -> None:
 
 
 def cmd_scan(args) -> int:
-    args.source = args.file
-    cfg = effective_config(args)
-    start_wall = None
-    if args.start_time:
-        try:
-            start_wall = datetime.fromisoformat(args.start_time).timestamp()
-        except ValueError:
-            raise ConfigError(f"--start-time: {args.start_time!r} is not allowed; "
-                              "allowed: an ISO 8601 time such as 2026-11-25T08:30:00") from None
     if source_kind(args.file) != "file":
         raise ConfigError(f"scan: {args.file!r} is not a video file; use `motionwatch run --source` for live sources")
+    check_regular_file(args.file, "scan")
+    args.source = args.file
+    cfg = effective_config(args)
+    start_wall = parse_start_time(args.start_time) if args.start_time else None
+    check_config(cfg, web=False, source_flag=True)
     stop = threading.Event()
     if not 1 <= args.detect_every <= 1000:
         raise ConfigError(f"--detect-every: {args.detect_every} is out of range; allowed: 1..1000")
@@ -230,7 +243,8 @@ def cmd_scan(args) -> int:
     # (the handler replaces KeyboardInterrupt).
     _install_signals(stop)
     try:
-        loop.run()
+        with progress.logging():
+            loop.run()
     finally:
         progress.close()
         loop.sinks.close()
@@ -244,6 +258,24 @@ def cmd_scan(args) -> int:
           f"{st.events} event(s) in {cfg.recordings.path}")
     _report_damage(args.file, src, stop.is_set())
     return 0
+
+
+# Event times are shown and stored as dates; a start this late still leaves a
+# year of video before the calendar runs out (year 9999).
+START_TIME_RANGE = (datetime(1970, 1, 2), datetime(9999, 1, 1))
+
+
+def parse_start_time(text: str) -> float:
+    """`scan --start-time`: an ISO 8601 time, as seconds since the epoch."""
+    allowed = ("allowed: an ISO 8601 time from 1970-01-02 to 9998-12-31, "
+               "such as 2026-11-25T08:30:00")
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--start-time: {text!r} is not allowed; {allowed}") from None
+    if not START_TIME_RANGE[0] <= when.replace(tzinfo=None) < START_TIME_RANGE[1]:
+        raise ConfigError(f"--start-time: {text!r} is out of range; {allowed}")
+    return when.timestamp()
 
 
 def _report_damage(name: str, src, interrupted: bool) -> None:
@@ -360,9 +392,12 @@ def cmd_check_config(args) -> int:
     if args.path:
         args.config = args.path
     cfg = effective_config(args)
+    check_config(cfg, source_flag=args.source is not None)   # exactly what `run` checks
     where = cfg.source_file or "built-in defaults"
     print(f"# {where}: OK")
     if args.preview:
+        if source_kind(args.preview[0]) == "file":
+            check_regular_file(args.preview[0], "--preview")
         from motionwatch.masks import write_preview
         cam = cfg.cameras[0]
         base = Path(cfg.source_file).parent if cfg.source_file else None

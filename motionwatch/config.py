@@ -8,7 +8,9 @@ line, the key path, the bad value and what is allowed (with a did-you-mean).
 from __future__ import annotations
 
 import difflib
+import os
 import re
+import stat
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -78,10 +80,30 @@ def _parse_source(v: Any) -> str:
     raise _Invalid("a camera index (0), a device path, a URL, a video file, pipe:COMMAND, picamera2[:N] or demo")
 
 
+# The recordings root holds one folder per camera beside the index and its side
+# files (events.db-wal, events.db.damaged-*); a camera folder of such a name
+# would be the index itself. Compared without case: a USB disk may be FAT/exFAT.
+RESERVED_NAME_PREFIX = "events.db"
+
+
 def _parse_name(v: Any) -> str:
     if isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", v):
+        if not v.lower().startswith(RESERVED_NAME_PREFIX):
+            return v
+    raise _Invalid("1-64 characters of letters, digits, '_', '-' or '.', starting with a letter or digit, "
+                   f"and not starting with {RESERVED_NAME_PREFIX!r} (the index's name in the recordings folder)")
+
+
+def _parse_folder(v: Any) -> str:
+    if isinstance(v, str) and v.strip() and v.isprintable():
         return v
-    raise _Invalid("1-64 characters of letters, digits, '_', '-' or '.', starting with a letter or digit")
+    raise _Invalid("a folder path: not empty, no NUL bytes, line breaks or other control characters")
+
+
+def _parse_webhook_url(v: Any) -> str:
+    if isinstance(v, str) and v.isprintable() and v.lower().startswith(("http://", "https://")):
+        return v
+    raise _Invalid("an http:// or https:// URL")
 
 
 # --- the settings ------------------------------------------------------------
@@ -146,7 +168,7 @@ class EventsConfig:
 
 @dataclass(frozen=True)
 class RecordingsConfig:
-    path: str = opt("recordings", "folder that holds event folders and events.db")
+    path: str = opt("recordings", "folder that holds event folders and events.db", parse=_parse_folder)
     jpeg_quality: int = opt(90, "JPEG quality of snapshots", lo=1, hi=100)
     max_size_gb: float = opt(0.0, "delete oldest events when recordings exceed this (0 = no limit)",
                              lo=0.0, hi=1e6)
@@ -183,7 +205,7 @@ class HooksConfig:
 
 @dataclass(frozen=True)
 class WebhookConfig:
-    url: str = opt("", "http(s) URL that receives each ended event as a JSON POST")
+    url: str = opt("", "http(s) URL that receives each ended event as a JSON POST", parse=_parse_webhook_url)
     snapshot: bool = opt(False, "send the snapshot too, as multipart/form-data")
     timeout_seconds: float = opt(10.0, "per-request timeout", lo=0.1, hi=300.0)
     retries: int = opt(3, "attempts after the first before the event is dropped", lo=0, hi=100)
@@ -241,18 +263,37 @@ class _Ctx:
         return ConfigError(f"{where}: {shown}: {problem}")
 
 
-def _record_lines(node: yaml.Node, path: str, out: dict[str, int]) -> None:
+# A config is a page of YAML. Refusing more keeps a wrong file (a video, a log,
+# /dev/zero) from being read into memory, and aliases from multiplying the work.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_KEY_PATHS = 100_000
+
+
+def _record_lines(root: yaml.Node, filename: str) -> dict[str, int]:
+    """The line of every key path. An alias is the same node object as its anchor,
+    so a node met again is not walked again: nested aliases ("billion laughs")
+    would otherwise multiply the paths beyond any memory."""
     import yaml
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            key = str(k.value)
-            sub = f"{path}.{key}" if path else key
-            out[sub] = k.start_mark.line + 1
-            _record_lines(v, sub, out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            _record_lines(v, f"{path}[{i}]", out)
+    out: dict[str, int] = {}
+    seen: set[int] = set()
+    stack = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        out.setdefault(path, node.start_mark.line + 1)
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if len(out) > MAX_KEY_PATHS:
+            raise ConfigError(f"{filename}: more than {MAX_KEY_PATHS} keys and list items; "
+                              "allowed: a config of a few hundred")
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                sub = f"{path}.{k.value}" if path else str(k.value)
+                out[sub] = k.start_mark.line + 1
+                stack.append((v, sub))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(node.value))
+    return out
 
 
 def _show(v: Any) -> str:
@@ -370,6 +411,12 @@ def _check_cameras(cfg: Config, ctx: _Ctx) -> None:
         seen.add(cam.name)
 
 
+def _check_webhooks(cfg: Config, ctx: _Ctx) -> None:
+    for i, hook in enumerate(cfg.webhooks):
+        if not hook.url:  # the only field without a usable default
+            raise ctx.fail(f"webhooks[{i}]", "has no url; allowed: an http:// or https:// URL")
+
+
 def parse_config(text: str, filename: str = "<config>") -> Config:
     """Validate YAML text into a Config; raise ConfigError for anything wrong."""
     # Imported here: a run without a config file (most scans) never needs the
@@ -389,13 +436,12 @@ def parse_config(text: str, filename: str = "<config>") -> Config:
         raise ConfigError(f"{where}: not valid YAML: {problem}") from None
     except (ValueError, TypeError, RecursionError) as e:  # e.g. absurd timestamps, deep nesting
         raise ConfigError(f"{filename}: not a usable YAML document: {e}") from None
-    lines: dict[str, int] = {}
-    if node is not None:
-        _record_lines(node, "", lines)
+    lines = _record_lines(node, filename) if node is not None else {}
     ctx = _Ctx(filename, lines)
     cfg = _build(Config, data, "", ctx)
     cfg = replace(cfg, source_file=filename)
     _check_cameras(cfg, ctx)
+    _check_webhooks(cfg, ctx)
     return cfg
 
 
@@ -405,12 +451,27 @@ def load_config(path: str | Path | None) -> Config:
         return Config()
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        # Opened without blocking and checked before reading: a FIFO or a device
+        # (/dev/zero) named as the config would otherwise hang or fill memory.
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ConfigError(f"{_shown_path(p)}: not a regular file; allowed: a YAML config file")
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{_shown_path(p)}: larger than {MAX_CONFIG_BYTES >> 20} MiB; allowed: a YAML config file")
+        text = data.decode("utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{p}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{p}: cannot read config file: {e}") from None
-    return parse_config(text, str(p))
+        raise ConfigError(f"{_shown_path(p)}: config file not found") from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name, or not UTF-8
+        raise ConfigError(f"{_shown_path(p)}: cannot read config file: {e}") from None
+    return parse_config(text, _shown_path(p))
+
+
+def _shown_path(p: Path) -> str:
+    """A path as messages show it: one line, whatever characters it holds."""
+    text = str(p)
+    return text if text.isprintable() else repr(text)
 
 
 def to_plain(obj: Any) -> Any:

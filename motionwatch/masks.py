@@ -52,17 +52,47 @@ def source_mask(cam: CameraConfig, src_size: tuple[int, int], base_dir: Path | N
 
 
 def _read_mask_image(cam: CameraConfig, src_size: tuple[int, int], base_dir: Path | None) -> np.ndarray:
-    path = Path(cam.mask_image)
-    if not path.is_absolute() and base_dir is not None and not path.exists():
-        path = base_dir / path
-    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if img is None:
-        raise ConfigError(f"cameras[{cam.name}].mask_image: {cam.mask_image!r} cannot be read; "
-                          "allowed: a PNG/JPEG/BMP image, black = ignore, white = watch")
+    img = load_mask_image(cam, base_dir)
     if img.shape[1] != src_size[0] or img.shape[0] != src_size[1]:
         img = cv2.resize(img, src_size, interpolation=cv2.INTER_NEAREST)
     _, img = cv2.threshold(img, 127, 255, cv2.THRESH_BINARY)
     return img
+
+
+def load_mask_image(cam: CameraConfig, base_dir: Path | None) -> np.ndarray:
+    """The camera's mask image in grey: a path relative to the working folder, else
+    to the config file's folder. ConfigError naming what is wrong otherwise."""
+    what = f"cameras[{cam.name}].mask_image: {cam.mask_image!r}"
+    allowed = "allowed: a PNG/JPEG/BMP image, black = ignore, white = watch"
+    path = Path(cam.mask_image)
+    if not path.is_absolute() and base_dir is not None and not _is_file(path):
+        path = base_dir / path
+    if not _is_file(path):
+        folders = dict.fromkeys(str(d.absolute()) for d in (Path.cwd(), base_dir) if d is not None)
+        looked = "" if Path(cam.mask_image).is_absolute() else f" (looked in {' and '.join(folders)})"
+        raise ConfigError(f"{what} is not a file{looked}; {allowed}")
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise ConfigError(f"{what} cannot be read as an image; {allowed}")
+    return img
+
+
+def check_mask_image(cam: CameraConfig, base_dir: Path | None) -> None:
+    """What can be known of a mask image before the picture size is: that it is
+    there, is an image, and leaves something to watch."""
+    if not cam.mask_image:
+        return
+    img = load_mask_image(cam, base_dir)
+    if cv2.countNonZero(cv2.threshold(img, 127, 255, cv2.THRESH_BINARY)[1]) == 0:
+        raise ConfigError(f"cameras[{cam.name}].mask_image: {cam.mask_image!r} is all black and would "
+                          "ignore the whole picture; allowed: white where motion counts, black where it is ignored")
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):   # a NUL byte or an over-long name
+        return False
 
 
 # --- preview -------------------------------------------------------------------

@@ -18,8 +18,9 @@ import cv2
 
 from motionwatch.config import CameraConfig, Config
 from motionwatch.detector import MotionDetector
-from motionwatch.errors import SourceError
+from motionwatch.errors import ConfigError, SourceError
 from motionwatch.events import EventEnded, EventStarted, EventTracker
+from motionwatch.lighting_log import LightingLog
 from motionwatch.masks import detection_size, watch_mask
 from motionwatch.model import Detection, Frame, iso
 from motionwatch.sinks.clip_copy import plan_copy
@@ -103,6 +104,8 @@ class CameraLoop:
         self._backoff = BACKOFF_START
         self._up_since = 0.0   # monotonic time of the last (re)connection
         self._was_lost = False  # so the next frame announces "camera_found"
+        self.failure: ConfigError | None = None   # why `run` stopped this camera for good
+        self.lighting_log = LightingLog()
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -159,6 +162,9 @@ class CameraLoop:
         while True:
             try:
                 return self.run()
+            except ConfigError:
+                # The config, not the camera: every restart would fail the same way.
+                raise
             except Exception as e:
                 if self.source is not None and not self.source.live:
                     raise
@@ -200,8 +206,11 @@ class CameraLoop:
         st.analysed += 1
         st.fraction = det.fraction
         self._tick_fps(frame.ts)
+        started = False
         for signal in self.tracker.feed(frame, det):
+            started |= isinstance(signal, EventStarted)
             self._emit(signal)
+        self._say_lighting(self.lighting_log.feed(frame.ts, self.detector.gain, det.lighting_change, started))
         st.in_event = self.tracker.active
         if self.on_frame is not None:
             self.on_frame(frame, det)
@@ -259,7 +268,13 @@ class CameraLoop:
         if state is not None and self.on_state is not None:
             self.on_state(state, st)
 
+    def _say_lighting(self, message: str | None) -> None:
+        """A lighting change the detector compensated: worth a line, so a user sees it was ignored."""
+        if message:
+            log.info("%s: %s", self.cam.name, message)
+
     def _flush(self, reason: str) -> None:
+        self._say_lighting(self.lighting_log.finish())
         if self.tracker is not None:
             for signal in self.tracker.flush(reason):
                 self._emit(signal)

@@ -24,6 +24,7 @@ from motionwatch.errors import ConfigError, MotionwatchError, SourceError
 from motionwatch.events import EventEnded
 from motionwatch.model import Event
 from motionwatch.pipeline import camera_stages
+from motionwatch.preflight import check_masks, check_regular_file, check_seconds
 from motionwatch.sources import open_source, source_kind
 
 LIVE_SECONDS = 30.0
@@ -67,9 +68,11 @@ def add_tune(sub) -> None:
 
 
 def cmd_tune(args) -> int:
-    if args.seconds is not None and args.seconds <= 0:
-        raise ConfigError(f"--seconds: {args.seconds:g} is out of range; allowed: a positive number of seconds")
+    check_seconds(args.seconds, "--seconds")
+    if source_kind(args.source_arg) == "file":
+        check_regular_file(args.source_arg, "tune")
     cfg = _config(args)
+    check_masks(cfg)
     cam = cfg.cameras[0]
     out = args.out or f"tune-{cam.name}.png"
     if Path(out).suffix.lower() not in (".png", ".jpg", ".jpeg"):
@@ -99,9 +102,13 @@ def _config(args) -> Config:
 
 
 def replay_source(cfg: Config, spec: str, seconds: float | None) -> Trace:
-    """Run the source through detector + tracker (no recording); stop after `seconds` of source time."""
+    """Run the source through detector + tracker (no recording); stop after `seconds` of source time.
+
+    A file is read as a file (every frame, as fast as it decodes); a live-only
+    source (demo, camera, stream, pipe) is watched live for `seconds` of wall-clock
+    time, as `run` would see it: its timestamps are wall-clock time."""
     cam = cfg.cameras[0]
-    src = open_source(spec, scan=True)
+    src = open_source(spec, scan=source_kind(spec) == "file", timeout=cam.timeout_seconds)
     trace = Trace(fps=src.fps or 10.0)
     detector = tracker = None
     start = time.monotonic()

@@ -35,6 +35,8 @@ def test_bench_on_a_file_prints_speed_cpu_ratio_and_memory(tiny_clip):
         assert fps > 0 and cpu_ms > 0 and 10 < rss < 4000
     assert re.search(r"pipeline: \d+ event\(s\), \d+ capture-loop stall\(s\), detected on the (decoder's luma plane|BGR frames)",
                      out), out
+    assert "a capture-loop stall is a frame that kept the loop busy longer than the source's frame interval (1/25 s)" \
+        in out, out
 
 
 def test_bench_without_a_file_generates_one(tmp_path):

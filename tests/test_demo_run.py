@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from conftest import events_json, mw
 
 
@@ -17,3 +19,5 @@ def test_demo_run_records_events_with_snapshots(recordings):
     assert ev["camera"] == "demo"
     assert 3.5 <= ev["start_offset_s"] <= 5.5
     assert (recordings / ev["snapshot"]).stat().st_size > 10000
+    # The light dims to 70% at 12 s: the log shows it was seen, and ignored.
+    assert re.search(r"INFO +demo: lighting change ignored \(-(2[5-9]|3[0-4])% brightness\)", proc.stderr), proc.stderr

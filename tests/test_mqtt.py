@@ -234,11 +234,11 @@ def test_missing_paho_is_one_clear_line(tmp_path, recordings):
     blocker = tmp_path / "block"
     (blocker / "paho").mkdir(parents=True)
     (blocker / "paho" / "__init__.py").write_text("raise ImportError('hidden for the test')\n")
-    env = {"PYTHONPATH": str(blocker)}
+    env = {"PYTHONPATH": os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])}
     proc = mw("run", "--source", "demo", "--config", str(cfg), "--recordings", str(recordings),
               "--duration", "1", env=env)
     assert proc.returncode == 2
-    assert "pip install 'motionwatch[mqtt]'" in proc.stderr
+    assert "pip install '.[mqtt]' in the motionwatch checkout" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import cv2
@@ -41,11 +42,25 @@ def test_tune_static_scene_suggests_from_the_noise_floor(tmp_path: Path, static_
     assert out.exists()
 
 
-def test_tune_live_demo_for_a_few_seconds(tmp_path: Path):
+def test_tune_demo_watches_the_live_demo_for_n_seconds(tmp_path: Path):
+    """The demo is live-only: N seconds of it are N seconds of wall-clock time at
+    its 15 fps, with its first visitor crossing 4-10 s in (not thousands of frames
+    rendered flat out under wall-clock timestamps, which smeared every crossing
+    into one event)."""
     out = tmp_path / "demo.png"
-    proc = mw("tune", "demo", "--seconds", "2", "-o", str(out), timeout=60)
+    t0 = time.monotonic()
+    proc = mw("tune", "demo", "--seconds", "12", "-o", str(out), timeout=120)
+    took = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr
     assert out.exists()
+    m = re.search(r"(\d+) frames, ([\d.]+) s at 15 fps; (\d+) event\(s\)", proc.stdout)
+    assert m, proc.stdout
+    frames, secs, events = int(m.group(1)), float(m.group(2)), int(m.group(3))
+    assert 11.0 <= secs <= 12.0 and took >= 11.0
+    assert 100 <= frames <= 12 * 15 + 1     # live: frames the detector missed are dropped, never invented
+    assert events == 1, proc.stdout
+    start, end = (float(v) for v in re.search(r"event\s+([\d.]+) s -\s+([\d.]+) s", proc.stdout).groups())
+    assert 3.5 <= start <= 6.0 and 7.0 <= end <= 11.0
 
 
 def test_tune_bad_arguments_are_one_clear_line(tmp_path: Path):

@@ -47,8 +47,9 @@ def _paho():
     try:
         import paho.mqtt.client as mqtt
     except ImportError:
-        raise ConfigError("mqtt.enabled is true but paho-mqtt is not installed; "
-                          "install it with: pip install 'motionwatch[mqtt]'") from None
+        # motionwatch is not on the package index: the extra installs from the checkout.
+        raise ConfigError("mqtt.enabled is true but paho-mqtt is not installed; install it with: "
+                          "pip install '.[mqtt]' in the motionwatch checkout (or: pip install paho-mqtt)") from None
     return mqtt
 
 
