@@ -23,6 +23,7 @@ EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 PAGE_DEFAULT = 60
 PAGE_MAX = 500
 DISK_CACHE_SECONDS = 30.0
+MAX_EPOCH = 253402214400.0  # 9999-12-31T00:00:00Z: later times do not fit an ISO year
 
 
 class BadRequest(Exception):
@@ -30,7 +31,7 @@ class BadRequest(Exception):
 
 
 class Recordings:
-    """The index behind a lock (one SQLite connection shared by the handler threads)."""
+    """The index behind a lock (one SQLite connection shared by the thread pool)."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -107,14 +108,17 @@ def _time(params: dict, name: str) -> float | None:
     raw = params.get(name)
     if raw in (None, ""):
         return None
+    allowed = "ISO 8601 time or epoch seconds between 1970 and 9999"
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(raw).timestamp()
-    except ValueError:
-        raise BadRequest(f"{name}: {raw!r} is not allowed; allowed: ISO 8601 time or epoch seconds") from None
+        try:
+            value = datetime.fromisoformat(raw).timestamp()
+        except (ValueError, OverflowError, OSError):
+            raise BadRequest(f"{name}: {raw!r} is not allowed; allowed: {allowed}") from None
+    if not 0 <= value < MAX_EPOCH:  # also NaN and infinities
+        raise BadRequest(f"{name}: {raw!r} is out of range; allowed: {allowed}")
+    return value
 
 
 def _day(params: dict) -> tuple[float, float] | None:
@@ -125,8 +129,14 @@ def _day(params: dict) -> tuple[float, float] | None:
         d = datetime.strptime(raw, "%Y-%m-%d")
     except ValueError:
         raise BadRequest(f"date: {raw!r} is not allowed; allowed: a day as YYYY-MM-DD") from None
-    # Days are local days, as in the folder layout.
-    return d.timestamp(), (d + timedelta(days=1)).timestamp()
+    # Days are local days, as in the folder layout. The first and last days of the
+    # calendar have no local midnight on every machine: outside 1970..9998, say so.
+    try:
+        if d.year < 1970 or d.year > 9998:
+            raise OverflowError
+        return d.timestamp(), (d + timedelta(days=1)).timestamp()
+    except (OverflowError, OSError, ValueError):
+        raise BadRequest(f"date: {raw!r} is out of range; allowed: a day from 1970-01-01 to 9998-12-31") from None
 
 
 def summary(rec: dict) -> dict:
