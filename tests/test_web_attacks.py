@@ -1,0 +1,197 @@
+"""The red-team cases against the web UI, as regression tests on a real
+`motionwatch serve` on loopback: CRLF in the login `next`, chunked bodies
+(request smuggling), 2,000 idle connections against the cap, a slow-header
+client, out-of-range dates, and symlinks to the index or out of the root.
+(Host rebinding, Range and the login throttle are in test_web_http.py.)"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from web_support import Proc, scan_into
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory, two_visits_video) -> Path:
+    rec = tmp_path_factory.mktemp("attacks") / "recordings"
+    scan_into(two_visits_video[0], rec, "gate", "2026-11-23T08:00:00")
+    (rec.parent / "outside.jpg").write_bytes(b"\xff\xd8OUTSIDE-THE-ROOT")
+    return rec
+
+
+@pytest.fixture(scope="module")
+def server(scanned):
+    p = Proc(["serve", "--recordings", str(scanned), "--port", "0"])
+    yield p
+    p.stop()
+
+
+def raw(port: int, data: bytes, read_for: float = 3.0) -> bytes:
+    """Send bytes as they are and collect everything the server answers until it
+    closes or is quiet for `read_for` seconds."""
+    with socket.create_connection(("127.0.0.1", port), timeout=read_for) as s:
+        s.sendall(data)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except (socket.timeout, ConnectionResetError):
+            pass
+        return out
+
+
+def threads_of(pid: int) -> int:
+    return int(next(line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if line.startswith("Threads:")))
+
+
+def test_crlf_in_login_next_sets_no_header(scanned):
+    from web_support import free_port
+    port = free_port()
+    p = Proc(["serve", "--recordings", str(scanned), "--port", str(port)],
+             env={"MOTIONWATCH_WEB_PASSWORD": "pw"}, port=port)
+    try:
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        for nxt in ("/%0d%0aSet-Cookie:%20evil=1", "/%0aLocation:%20http://evil.example", "/x%0d%0a%0d%0a<b>",
+                    "/%09//evil.example", "/%7f"):
+            status, headers, body = p.request("POST", "/login", body=f"password=pw&next={nxt}", headers=form)
+            assert status == 303 and headers["location"] == "/", nxt
+            assert "evil" not in json.dumps(headers), nxt
+        # The login page puts a hostile `next` in its form as "/".
+        status, _, body = p.request("GET", "/login?next=/%0d%0aSet-Cookie:x=1")
+        assert status == 200 and b'value="/"' in body and b"Set-Cookie" not in body
+    finally:
+        p.stop()
+
+
+def test_chunked_body_is_one_request_not_two(server):
+    """A chunked POST whose body looks like a second request is read as a body:
+    one answer, and the 'inner' request is never served."""
+    ev = server.get_json("/api/events")["events"][0]
+    inner = b"GET /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    body = b"csrf=wrong&x=" + inner
+    chunked = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    head = (f"POST /api/events/{ev['id']}/keep HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n"
+            "Connection: close\r\n\r\n").encode()
+    answer = raw(server.port, head + chunked)
+    assert answer.count(b"HTTP/1.1 ") == 1 and answer.startswith(b"HTTP/1.1 403"), answer[:200]
+    assert b'"csrf"' not in answer
+    # The same, with the right token in the chunked body, keeps the event.
+    token = server.get_json("/api/session")["csrf"]
+    body = f"csrf={token}".encode()
+    chunked = b"".join(f"{len(c):x}\r\n".encode() + c + b"\r\n" for c in (body[:5], body[5:])) + b"0\r\n\r\n"
+    answer = raw(server.port, head + chunked)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert server.get_json(f"/api/events/{ev['id']}")["kept"] is True
+    server.request("POST", f"/api/events/{ev['id']}/unkeep", headers={"X-CSRF-Token": token})
+    # A body over the limit is refused, chunked or not.
+    big = b"x" * (70 * 1024)
+    answer = raw(server.port, head + f"{len(big):x}\r\n".encode() + big + b"\r\n0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:100]
+
+
+def test_two_thousand_idle_connections_cost_no_threads_and_are_let_go(server):
+    """2,000 idle connections (loopback, bounded loop): no thread each, most closed at
+    once by the cap, the rest closed by the request-head deadline; then the server
+    answers as before."""
+    before = threads_of(server.p.pid)
+    socks = []
+    try:
+        for _ in range(2000):
+            s = socket.socket()
+            s.settimeout(5)
+            try:
+                s.connect(("127.0.0.1", server.port))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+        assert threads_of(server.p.pid) <= before + 4
+        # Every idle connection is closed by the server (cap at once, the others at the deadline).
+        deadline = time.monotonic() + 60
+        open_ = list(socks)
+        while open_ and time.monotonic() < deadline:
+            still = []
+            for s in open_:
+                s.setblocking(False)
+                try:
+                    if s.recv(1) == b"":
+                        continue
+                except BlockingIOError:
+                    still.append(s)
+                    continue
+                except OSError:
+                    continue  # reset: closed by the cap
+            open_ = still
+            time.sleep(0.5)
+        assert not open_, f"{len(open_)} idle connections still open after 60 s"
+    finally:
+        for s in socks:
+            s.close()
+    assert server.request("GET", "/api/events")[0] == 200
+    assert threads_of(server.p.pid) <= before + 4
+
+
+def test_slow_header_client_is_cut_off_at_the_head_deadline(server):
+    """One header line every 2 s would take 60 s; the head deadline ends it long
+    before, without an answer."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        sent = 0
+        closed = False
+        for i in range(30):
+            time.sleep(2)
+            try:
+                s.sendall(f"X-Slow-{i}: {'a' * 10}\r\n".encode())
+                sent += 1
+                s.setblocking(False)
+                try:
+                    closed = s.recv(1) == b""
+                except BlockingIOError:
+                    pass
+                s.setblocking(True)
+            except OSError:
+                closed = True
+            if closed:
+                break
+        assert closed and sent < 30, "the server waited for the whole slow request head"
+
+
+@pytest.mark.parametrize("query", ["date=9999-12-31", "date=0001-01-01", "date=2026-02-30", "since=1e400",
+                                   "until=nan", "since=9999-12-31T23:59:59", "since=0001-01-01T00:00:00",
+                                   "limit=" + "9" * 5000, "offset=-1", "camera=%00"])
+def test_out_of_range_query_values_are_4xx_with_a_reason(server, query):
+    status, headers, body = server.request("GET", "/api/events?" + query)
+    if query == "camera=%00":
+        assert status == 200 and json.loads(body)["events"] == []
+        return
+    assert status == 400, (query, status, body[:200])
+    assert "allowed" in json.loads(body)["error"]
+
+
+def test_symlinks_to_the_index_or_out_of_the_root_are_not_served(server, scanned):
+    ev = server.get_json("/api/events")["events"][0]
+    folder = scanned / Path(ev["snapshot_url"][len("/media/"):]).parent
+    links = {"db.jpg": scanned / "events.db", "wal.jpg": scanned / "events.db-wal",
+             "json.jpg": folder / "event.json", "out.jpg": scanned.parent / "outside.jpg"}
+    for name, target in links.items():
+        (folder / name).symlink_to(target)
+    (scanned / "gate" / "elsewhere").symlink_to(scanned.parent, target_is_directory=True)
+    rel = folder.relative_to(scanned)
+    try:
+        for name in links:
+            status, _, body = server.request("GET", f"/media/{rel}/{name}")
+            assert status == 404 and b"SQLite" not in body and b"OUTSIDE" not in body, name
+        status, _, body = server.request("GET", "/media/gate/elsewhere/outside.jpg")
+        assert status == 404 and b"OUTSIDE" not in body
+        assert server.request("GET", ev["snapshot_url"])[0] == 200   # the real snapshot still is
+    finally:
+        for name in links:
+            (folder / name).unlink()
+        (scanned / "gate" / "elsewhere").unlink()
