@@ -379,3 +379,21 @@ def test_status_follows_a_camera_that_is_lost_and_comes_back(tmp_path):
     finally:
         run.stop()
         cam.kill()
+
+
+def test_a_failed_change_names_the_event_once(tmp_path, two_visits_video):
+    """Keep on an event whose folder vanished is a 409 whose message says the id once
+    (it used to read "event X: event 'X': ...")."""
+    import shutil
+    rec = tmp_path / "rec"
+    scan_into(two_visits_video[0], rec, "yard", "2026-11-21T10:00:00")
+    p = Proc(["serve", "--recordings", str(rec), "--port", "0"])
+    try:
+        ev = first_event(p)
+        shutil.rmtree(rec / Path(ev["snapshot"]).parent)
+        status, _, body = p.request("POST", f"/api/events/{ev['id']}/keep", headers={"X-CSRF-Token": csrf(p)})
+        message = json.loads(body)["error"]
+        said = message.count(f"event '{ev['id']}'") + message.count(f"event {ev['id']}")
+        assert status == 409 and said == 1 and "is gone" in message, message
+    finally:
+        p.stop()
