@@ -397,3 +397,42 @@ def test_a_failed_change_names_the_event_once(tmp_path, two_visits_video):
         assert status == 409 and said == 1 and "is gone" in message, message
     finally:
         p.stop()
+
+
+def test_tls_serves_https_with_secure_cookies(tmp_path, scanned):
+    """web.tls_cert / web.tls_key: HTTPS without a proxy (a self-signed certificate made with openssl)."""
+    import http.client
+    import ssl
+    import subprocess
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    cfg = tmp_path / "tls.yaml"
+    cfg.write_text(f"web:\n  tls_cert: {cert}\n  tls_key: {key}\n")
+    port = free_port()
+    p = Proc(["serve", "--config", str(cfg), "--recordings", str(scanned), "--port", str(port)],
+             env={"MOTIONWATCH_WEB_PASSWORD": "pw"}, port=port)
+    try:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=15)
+        c.request("POST", "/login", body="password=pw&next=/",
+                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+        r = c.getresponse()
+        r.read()
+        assert r.status == 303 and "secure" in r.getheader("set-cookie").lower()
+        c.close()
+        # Plain HTTP on the TLS port gets no page.
+        status = None
+        try:
+            status = p.request("GET", "/api/events")[0]
+        except (OSError, http.client.HTTPException):
+            pass
+        assert status in (None, 400)
+    finally:
+        p.stop()
+    # A key that is not there: one line naming the setting, exit 2.
+    cfg.write_text(f"web:\n  tls_cert: {cert}\n  tls_key: {tmp_path / 'nokey.pem'}\n")
+    proc = mw("serve", "--config", str(cfg), "--recordings", str(scanned), "--port", "0", timeout=30)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "web.tls_cert" in lines[0], proc.stderr
