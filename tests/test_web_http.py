@@ -436,3 +436,22 @@ def test_tls_serves_https_with_secure_cookies(tmp_path, scanned):
     proc = mw("serve", "--config", str(cfg), "--recordings", str(scanned), "--port", "0", timeout=30)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and "web.tls_cert" in lines[0], proc.stderr
+
+
+def test_allowed_hosts_adds_names_and_keeps_the_rule(tmp_path, scanned):
+    """web.allowed_hosts: a configured name (and a wildcard) is answered, others still are not;
+    a bad entry is one line and exit 2."""
+    cfg = tmp_path / "hosts.yaml"
+    cfg.write_text('web:\n  allowed_hosts: [pi.local, "*.home.example"]\n')
+    port = free_port()
+    p = Proc(["serve", "--config", str(cfg), "--recordings", str(scanned), "--port", str(port)], port=port)
+    try:
+        for host, want in ((f"pi.local:{port}", 200), ("cam.home.example", 200), (f"127.0.0.1:{port}", 200),
+                           ("pi.local.evil.example", 400), ("home.example.evil", 400), ("evil.example", 400)):
+            assert p.request("GET", "/api/session", headers={"Host": host})[0] == want, host
+    finally:
+        p.stop()
+    cfg.write_text('web:\n  allowed_hosts: ["http://pi.local:8765"]\n')
+    proc = mw("serve", "--config", str(cfg), "--recordings", str(scanned), "--port", "0", timeout=30)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "web.allowed_hosts" in lines[0], proc.stderr
