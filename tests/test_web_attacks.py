@@ -13,22 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from web_support import Proc, scan_into
-
-
-@pytest.fixture(scope="module")
-def scanned(tmp_path_factory, two_visits_video) -> Path:
-    rec = tmp_path_factory.mktemp("attacks") / "recordings"
-    scan_into(two_visits_video[0], rec, "gate", "2026-11-23T08:00:00")
-    (rec.parent / "outside.jpg").write_bytes(b"\xff\xd8OUTSIDE-THE-ROOT")
-    return rec
-
-
-@pytest.fixture(scope="module")
-def server(scanned):
-    p = Proc(["serve", "--recordings", str(scanned), "--port", "0"])
-    yield p
-    p.stop()
+from test_web_http import scanned, server  # noqa: F401  (the same fixtures: a scanned folder, a serve)
+from web_support import Proc
 
 
 def raw(port: int, data: bytes, read_for: float = 3.0) -> bytes:
@@ -179,19 +165,19 @@ def test_symlinks_to_the_index_or_out_of_the_root_are_not_served(server, scanned
     ev = server.get_json("/api/events")["events"][0]
     folder = scanned / Path(ev["snapshot_url"][len("/media/"):]).parent
     links = {"db.jpg": scanned / "events.db", "wal.jpg": scanned / "events.db-wal",
-             "json.jpg": folder / "event.json", "out.jpg": scanned.parent / "outside.jpg"}
+             "json.jpg": folder / "event.json", "out.jpg": scanned.parent / "secret.jpg"}
     for name, target in links.items():
         (folder / name).symlink_to(target)
-    (scanned / "gate" / "elsewhere").symlink_to(scanned.parent, target_is_directory=True)
+    (scanned / "door" / "elsewhere").symlink_to(scanned.parent, target_is_directory=True)
     rel = folder.relative_to(scanned)
     try:
         for name in links:
             status, _, body = server.request("GET", f"/media/{rel}/{name}")
-            assert status == 404 and b"SQLite" not in body and b"OUTSIDE" not in body, name
-        status, _, body = server.request("GET", "/media/gate/elsewhere/outside.jpg")
-        assert status == 404 and b"OUTSIDE" not in body
+            assert status == 404 and b"SQLite" not in body and b"SECRET" not in body, name
+        status, _, body = server.request("GET", "/media/door/elsewhere/secret.jpg")
+        assert status == 404 and b"SECRET" not in body
         assert server.request("GET", ev["snapshot_url"])[0] == 200   # the real snapshot still is
     finally:
         for name in links:
             (folder / name).unlink()
-        (scanned / "gate" / "elsewhere").unlink()
+        (scanned / "door" / "elsewhere").unlink()
