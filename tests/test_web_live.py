@@ -86,6 +86,14 @@ def test_twenty_viewers_and_ten_stalled_do_not_slow_the_camera(tmp_path):
         assert len(got) == VIEWERS and min(got) >= 3, got
         assert loaded >= min(0.8, baseline - 0.15), (baseline, loaded)
         assert p.get_json("/api/status")["cameras"][0]["connected"]
+        # Viewers that leave give their slot back: more than the 32-viewer cap, one after another.
+        for s in sleepers:
+            s.close()
+        for i in range(40):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(f"GET /live/demo.mjpg HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+                head = s.recv(4096)
+            assert head.startswith(b"HTTP/1.1 200"), (i, head[:80])
     finally:
         stop.set()
         for s in sleepers:
