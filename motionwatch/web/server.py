@@ -81,7 +81,8 @@ class WebServer:
         config = uvicorn.Config(
             build_app(self, allowed_hosts(web, self.host, self.auth.required)),
             http=GuardedH11Protocol, loop="asyncio", lifespan="off", log_config=None, access_log=False,
-            server_header=False, limit_concurrency=MAX_CONNECTIONS, timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            # uvicorn's 503 rule counts connections too: above our cap it only limits requests in flight.
+            server_header=False, limit_concurrency=MAX_CONNECTIONS + 1, timeout_keep_alive=KEEP_ALIVE_SECONDS,
             timeout_graceful_shutdown=SHUTDOWN_SECONDS,
             ssl_certfile=web.tls_cert, ssl_keyfile=web.tls_key or None)
         config.load()  # here, not on the server thread: a TLS error is the caller's to report
