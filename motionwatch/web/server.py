@@ -80,7 +80,7 @@ class WebServer:
         web = self.cfg.web
         config = uvicorn.Config(
             build_app(self, allowed_hosts(web, self.host, self.auth.required)),
-            http=GuardedH11Protocol, loop="asyncio", lifespan="off", log_config=None, access_log=False,
+            http=GuardedH11Protocol, ws="none", loop="asyncio", lifespan="off", log_config=None, access_log=False,
             # uvicorn's 503 rule counts connections too: above our cap it only limits requests in flight.
             server_header=False, limit_concurrency=MAX_CONNECTIONS + 1, timeout_keep_alive=KEEP_ALIVE_SECONDS,
             timeout_graceful_shutdown=SHUTDOWN_SECONDS,
