@@ -31,9 +31,10 @@ def raw(port: int, data: bytes, read_for: float = 3.0) -> bytes:
         return out
 
 
-def threads_of(pid: int) -> int:
+def proc_status(pid: int, key: str) -> int:
+    """A number from /proc/PID/status: "Threads", "VmRSS" (kB)."""
     return int(next(line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                    if line.startswith("Threads:")))
+                    if line.startswith(key + ":")))
 
 
 def test_crlf_in_login_next_sets_no_header(scanned):
@@ -86,7 +87,7 @@ def test_two_thousand_idle_connections_cost_no_threads_and_are_let_go(server):
     """2,000 idle connections (loopback, bounded loop): no thread each; at the cap the
     oldest idle one makes room, so a real request is answered during the flood; the
     rest are closed by the request deadline."""
-    before = threads_of(server.p.pid)
+    before, rss_before = proc_status(server.p.pid, "Threads"), proc_status(server.p.pid, "VmRSS")
     socks = []
     try:
         for _ in range(2000):
@@ -98,7 +99,10 @@ def test_two_thousand_idle_connections_cost_no_threads_and_are_let_go(server):
                 s.close()
                 continue
             socks.append(s)
-        assert threads_of(server.p.pid) <= before + 4
+        assert proc_status(server.p.pid, "Threads") <= before + 4
+        grew_mb = (proc_status(server.p.pid, "VmRSS") - rss_before) / 1024
+        print(f"2,000 idle connections: server RSS +{grew_mb:.1f} MB")
+        assert grew_mb < 20      # the thread-per-connection server grew 49 MB
         assert server.request("GET", "/api/events")[0] == 200    # while the 2,000 are still open
         # Every idle connection is closed by the server (cap at once, the others at the deadline).
         deadline = time.monotonic() + 60
@@ -122,7 +126,7 @@ def test_two_thousand_idle_connections_cost_no_threads_and_are_let_go(server):
         for s in socks:
             s.close()
     assert server.request("GET", "/api/events")[0] == 200
-    assert threads_of(server.p.pid) <= before + 4
+    assert proc_status(server.p.pid, "Threads") <= before + 4
 
 
 def test_slow_header_client_is_cut_off_at_the_head_deadline(server):
