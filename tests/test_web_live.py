@@ -101,6 +101,35 @@ def test_twenty_viewers_and_ten_stalled_do_not_slow_the_camera(tmp_path):
         p.stop()
 
 
+def test_a_stalled_viewer_is_dropped_after_the_stall_deadline(tmp_path):
+    """A viewer that never reads is cut off once its send buffer has been full for
+    30 s (STALL_SECONDS), so it cannot hold a viewer slot for ever."""
+    from motionwatch.web.protocol import STALL_SECONDS
+    port = free_port()
+    p = Proc(["run", "--source", "demo", "--recordings", str(tmp_path / "rec"), "--web", f"127.0.0.1:{port}",
+              "--duration", "180"], port=port)
+    try:
+        s = stalled(port)
+        time.sleep(STALL_SECONDS + 15)   # the buffers fill within seconds at 5 fps, then the deadline runs
+        s.settimeout(5)
+        ended = False
+        deadline = time.monotonic() + 20   # draining what was buffered takes a moment; a live stream never ends
+        try:
+            while time.monotonic() < deadline:
+                if not s.recv(1 << 20):
+                    ended = True      # the server closed it
+                    break
+        except ConnectionResetError:
+            ended = True              # ...or reset it
+        except socket.timeout:
+            pass                      # nothing at all: not closed either
+        s.close()
+        assert ended, "a stalled viewer was never dropped"
+        assert p.request("GET", "/live/demo.jpg")[0] == 200
+    finally:
+        p.stop()
+
+
 @pytest.mark.parametrize("value", ["http://x:80", "99999", "host:", "a b:80", ":80"])
 def test_run_web_with_a_bad_address_is_one_line_and_exit_2(tmp_path, value):
     proc = mw("run", "--source", "demo", "--recordings", str(tmp_path / "rec"), "--web", value,
