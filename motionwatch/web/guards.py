@@ -70,7 +70,7 @@ def session_token(scope: Scope) -> str | None:
 
 
 async def check_password(auth: Auth, client: str, given: str) -> str:
-    """"ok", "wrong" or "busy" (this address has too many attempts waiting)."""
+    """The verdict: "ok", "wrong", or "busy" (this address has too many attempts waiting)."""
     if auth.throttle.known_wrong(given):
         return "wrong"
     wait = auth.throttle.wait_for_turn(client)
