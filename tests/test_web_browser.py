@@ -327,18 +327,17 @@ def test_live_badge_says_event_open_while_an_event_waits_out_its_gap(browser, tm
         p.stop()
 
 
-def test_a_rebound_dns_name_gets_nothing_in_chromium(server):
+def test_a_rebound_dns_name_gets_nothing_in_chromium(browser, server):
     """DNS rebinding as the red team did it: Chromium resolves 127.evil.example to
     127.0.0.1 (a host-resolver rule stands in for the attacker's DNS); pages and the
     CSRF token under that name are refused, under 127.0.0.1 they load."""
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM),
-                              args=ARGS + ["--host-resolver-rules=MAP *.evil.example 127.0.0.1"])
-        try:
-            page = b.new_page()
-            for path in ("/", "/api/session", "/api/events"):
-                response = page.goto(f"http://127.evil.example:{server.port}{path}")
-                assert response.status == 400 and "csrf" not in page.content(), path
-            assert page.goto(f"{server.base}/api/session").status == 200
-        finally:
-            b.close()
+    rebound = browser.browser_type.launch(executable_path=str(CHROMIUM),
+                                          args=ARGS + ["--host-resolver-rules=MAP *.evil.example 127.0.0.1"])
+    try:
+        page = rebound.new_page()
+        for path in ("/", "/api/session", "/api/events"):
+            response = page.goto(f"http://127.evil.example:{server.port}{path}")
+            assert response.status == 400 and "csrf" not in page.content(), path
+        assert page.goto(f"{server.base}/api/session").status == 200
+    finally:
+        rebound.close()
