@@ -210,3 +210,34 @@ def test_symlinks_to_the_index_or_out_of_the_root_are_not_served(server, scanned
         for name in links:
             (folder / name).unlink()
         (scanned / "door" / "elsewhere").unlink()
+
+
+def test_damaged_records_in_the_index_cost_one_event_not_the_page(tmp_path):
+    """Rows whose event.json had NaN, a string offset or a missing field (indexed by an
+    older build): the gallery shows the sound events and leaves those out; their own
+    pages are a 409 that says to reindex, never a 500."""
+    from motionwatch.model import iso
+    from motionwatch.store import EventIndex
+    root = tmp_path / "rec"
+    idx = EventIndex(root)
+    base = {"camera": "door", "start_offset_s": 1.0, "end_offset_s": 3.0, "start_frame": 15, "end_frame": 45,
+            "peak_fraction": 0.02, "frames_with_motion": 30, "snapshot": None, "clip": None, "boxes": []}
+    bad = {"nan01": {"peak_fraction": float("nan")}, "str01": {"end_offset_s": "3 s"},
+           "inf01": {"start_offset_s": float("inf")}, "big01": {"fractions": [[0.0, float("nan")]]}}
+    for i, event_id in enumerate(["good1", *bad]):
+        rec = dict(base, id=event_id, start=iso(1_790_000_000 + 60 * i), end=iso(1_790_000_002 + 60 * i))
+        idx.add(rec, root / event_id)
+        rec.update(bad.get(event_id, {}))   # in the stored record only (SQLite's columns refuse NaN)
+        with idx.db:
+            idx.db.execute("UPDATE events SET json = ? WHERE id = ?", (json.dumps(rec), event_id))
+    idx.close()
+    p = Proc(["serve", "--recordings", str(root), "--port", "0"])
+    try:
+        ids = [e["id"] for e in p.get_json("/api/events")["events"]]
+        assert "good1" in ids and not {"nan01", "str01", "inf01"} & set(ids), ids
+        assert p.request("GET", "/api/events/good1")[0] == 200
+        for event_id in bad:
+            status, _, body = p.request("GET", f"/api/events/{event_id}")
+            assert status == 409 and "--reindex" in json.loads(body)["error"], (event_id, status, body[:200])
+    finally:
+        p.stop()

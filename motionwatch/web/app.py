@@ -121,7 +121,12 @@ def events(request: Request) -> Response:
 def event(request: Request) -> Response:
     event_id = request.path_params["event_id"]
     ev = api.event_detail(web(request).rec, event_id, web(request).trigger)
-    return json(ev) if ev else fail(request, 404, f"no event {event_id!r}")
+    if not ev:
+        return fail(request, 404, f"no event {event_id!r}")
+    try:
+        return json(ev)
+    except ValueError as e:  # NaN or infinity somewhere in event.json: not JSON
+        raise api.DamagedEvent(api.damaged(event_id, e)) from None
 
 
 def status(request: Request) -> Response:
@@ -207,6 +212,10 @@ async def bad_request(request: Request, exc: api.BadRequest) -> Response:
     return fail(request, 400, str(exc))
 
 
+async def damaged_event(request: Request, exc: api.DamagedEvent) -> Response:
+    return fail(request, 409, str(exc))
+
+
 ROUTES = [
     Route("/", index), Route("/index.html", index),
     Route("/static/{name}", static), Route("/favicon.ico", static),
@@ -227,7 +236,8 @@ def build_app(server, allowed_hosts: list[str]) -> Starlette:
         Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts, www_redirect=False),
         Middleware(AuthGate, auth=server.auth),
         Middleware(PostGuard, auth=server.auth),
-    ], exception_handlers={HTTPException: http_error, api.BadRequest: bad_request})
+    ], exception_handlers={HTTPException: http_error, api.BadRequest: bad_request,
+                        api.DamagedEvent: damaged_event})
     app.state.web = server
     return app
 
