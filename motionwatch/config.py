@@ -86,6 +86,16 @@ def _parse_source(v: Any) -> str:
 RESERVED_NAME_PREFIX = "events.db"
 
 
+def _parse_hosts(v: Any) -> tuple[str, ...]:
+    if v is None:
+        return ()
+    ok = r"(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})|\[?[0-9A-Fa-f:.]+\]?"
+    if isinstance(v, list) and all(isinstance(h, str) and re.fullmatch(ok, h) for h in v):
+        return tuple(h.strip("[]").lower() for h in v)
+    raise _Invalid('a list of host names or addresses the browser uses for this server, without port, '
+                   'e.g. ["pi.local", "192.168.1.20", "*.home.example"]')
+
+
 def _parse_name(v: Any) -> str:
     if isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", v):
         if not v.lower().startswith(RESERVED_NAME_PREFIX):
@@ -190,6 +200,10 @@ class WebConfig:
     password: str | None = opt(None, "password for the web UI (required off loopback)")
     password_env: str | None = opt("MOTIONWATCH_WEB_PASSWORD", "environment variable that may hold the password")
     live_fps: float = opt(5.0, "frame rate of the live MJPEG view", lo=0.2, hi=30.0)
+    allowed_hosts: tuple = opt((), "extra names the browser may use for this server (Host header)",
+                               parse=_parse_hosts)
+    tls_cert: str | None = opt(None, "PEM certificate (chain) file: serve HTTPS instead of HTTP")
+    tls_key: str | None = opt(None, "PEM private key file of tls_cert (null when the cert file holds it)")
 
 
 @dataclass(frozen=True)
