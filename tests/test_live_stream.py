@@ -16,7 +16,6 @@ import http.server
 import shutil
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import av
@@ -24,6 +23,7 @@ import pytest
 
 from conftest import events_json, mw
 from live_run import RunProcess, write_config
+from ts_server import TsServer
 from motionwatch.synth import Scene, Walker, write_h264
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg to serve the stream")
@@ -31,43 +31,6 @@ pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ff
 FPS = 25
 VISIT = Scene(width=320, height=240, fps=FPS, duration_s=9, seed=21, noise=4.0,
               walkers=(Walker(3.5, 2.5, height=0.6),))
-
-
-class TsServer:
-    """Serves one MPEG-TS file as a live stream: every client gets it from the start,
-    paced so it lasts its own `seconds`, then the connection closes (the camera ended)."""
-
-    def __init__(self, ts: Path, seconds: float):
-        data = ts.read_bytes()
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "video/mp2t")
-                self.end_headers()
-                chunk = 188 * 40
-                pace = seconds / max(1, len(data) / chunk)
-                t0 = time.monotonic()
-                try:
-                    for k, i in enumerate(range(0, len(data), chunk)):
-                        delay = t0 + k * pace - time.monotonic()
-                        if delay > 0:
-                            time.sleep(delay)
-                        self.wfile.write(data[i:i + chunk])
-                except OSError:
-                    pass   # the client went away
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/cam.ts"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def to_ts(mp4: Path) -> Path:

@@ -38,6 +38,7 @@ class PacketRing:
         self.time_base = time_base
         self.keep = int(keep_s / time_base)
         self._items: deque[Packet] = deque()
+        self._keys: deque[Packet] = deque()    # the keyframes among them, oldest first
         self._lock = threading.Lock()
         self._seq = 0
         self._newest = None     # highest pts seen
@@ -50,21 +51,20 @@ class PacketRing:
         with self._lock:
             self._seq += 1
             self._items.append(item)
+            if item.key:
+                self._keys.append(item)
             if self._newest is None or item.pts > self._newest:
                 self._newest = item.pts
             self._trim()
 
     def _trim(self) -> None:
         horizon = self._newest - self.keep
-        items = self._items
-        # Drop a whole GOP only when the next keyframe is itself before the horizon.
-        while True:
-            nxt = next((i for i, p in enumerate(items) if i and p.key), None)
-            if nxt is None or items[nxt].pts > horizon:
-                return
-            if self._pin is not None and items[nxt].seq > self._pin:
-                return
-            for _ in range(nxt):
+        items, keys = self._items, self._keys
+        # Drop what precedes the second keyframe only when that keyframe is itself
+        # before the horizon: the ring always starts on a keyframe at or before it.
+        while len(keys) >= 2 and keys[1].pts <= horizon and (self._pin is None or keys[1].seq <= self._pin):
+            keys.popleft()
+            while items[0].seq < keys[0].seq:
                 items.popleft()
 
     def since(self, pts: int) -> list[Packet]:
