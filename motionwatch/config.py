@@ -111,7 +111,7 @@ class DetectionConfig:
                                 lo=0.0, hi=600.0)
     lighting_compensation: bool = opt(True, "cancel global brightness changes before differencing")
     fps: float = opt(0.0, "analyse at most this many frames per second (0 = every frame)", lo=0.0, hi=240.0)
-    fast_decode: bool = opt(False, "decode video files for detection without the deblocking "
+    fast_decode: bool = opt(True, "decode video files for detection without the deblocking "
                             "filter (less CPU); saved snapshots are decoded again in full")
 
 

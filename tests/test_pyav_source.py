@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from motionwatch.bench import make_clip
+from motionwatch.errors import SourceError
 from motionwatch.sources import open_source
 from motionwatch.sources.pyav import AvFileSource
 
@@ -108,12 +109,12 @@ def test_fast_decode_snapshots_are_the_full_decode(odd_clip):
 def test_damaged_and_non_video_files_say_what_is_wrong(tmp_path):
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(os.urandom(4096))
-    with pytest.raises(Exception) as e:
+    with pytest.raises(SourceError) as e:
         open_source(str(junk), scan=True)
     assert "cannot read any video from it" in str(e.value)
     fifo = tmp_path / "pipe.mp4"
     os.mkfifo(fifo)
-    with pytest.raises(Exception) as e:
+    with pytest.raises(SourceError) as e:
         open_source(str(fifo), scan=True)
     assert "not a regular file" in str(e.value)
 

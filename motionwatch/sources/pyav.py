@@ -9,9 +9,9 @@ that demuxes, before they are decoded.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +34,8 @@ MAX_BAD_IN_ROW = 250
 # frame threads decode the next frames while Python detects on this one.
 PACED_DECODER_THREADS = 1
 SCAN_DECODER_THREADS = min(2, os.cpu_count() or 1)
+# Codecs whose decode detection.fast_decode makes cheaper (skip_loop_filter).
+FAST_DECODE_CODECS = frozenset({"h264", "hevc"})
 # The ring keeps this much more than the pre-roll: the motion streak before the
 # trigger (min_frames) and the frames decoded but not yet analysed.
 RING_SLACK_S = 2.0
@@ -90,6 +92,9 @@ class AvFileSource(FrameSource):
         self._frames = None
         self._t0 = 0.0
         self._again = None    # a second decoder for full-quality saved frames (fast_decode)
+        self._again_lock = threading.Lock()   # saved frames are converted on the sink thread
+        self._fast = False
+        self._closed = False
 
     def open(self) -> None:
         path = Path(self.spec)
@@ -116,8 +121,8 @@ class AvFileSource(FrameSource):
             # Best guess at when the recording began: its mtime minus its length.
             length = self.total_frames / self.fps if self.total_frames else 0.0
             self.start_wall = path.stat().st_mtime - length
-        decoder(self.stream, PACED_DECODER_THREADS if self.paced else SCAN_DECODER_THREADS,
-                self.options.fast_decode)
+        self._fast = self.options.fast_decode and f.codec in FAST_DECODE_CODECS
+        decoder(self.stream, PACED_DECODER_THREADS if self.paced else SCAN_DECODER_THREADS, self._fast)
         self.luma_levels = None if f.full_range else TV_TO_FULL
         self.codec = f.codec
         if copies(f, self.options):
@@ -163,22 +168,28 @@ class AvFileSource(FrameSource):
             wall = time.time()
         else:
             wall = self.start_wall + ts
-        return AvFrame(av_frame, i, ts, wall, self._redecode if self.options.fast_decode else None)
+        return AvFrame(av_frame, i, ts, wall, self._redecode if self._fast else None)
 
     def _redecode(self, pts: int) -> av.VideoFrame | None:
-        """Frame `pts` decoded again at full quality (from its keyframe, by a second decoder)."""
-        try:
-            if self._again is None:
-                self._again = av.open(self.spec)
-            stream = self._again.streams.video[0]
-            self._again.seek(pts, stream=stream, backward=True)
-            for f in self._again.decode(stream):
-                if f.pts is not None and f.pts >= pts:
-                    return f if f.pts == pts else None
-        except av.FFmpegError as e:
-            log.warning("%s: could not decode frame at pts %d again (%s); saving the analysis decode",
-                        self.spec, pts, e)
-        return None
+        """Frame `pts` decoded again at full quality (from its keyframe, by a second decoder).
+
+        Runs on the sink thread, possibly after the scan has closed the source:
+        then on a decoder of its own that it closes again."""
+        with self._again_lock:
+            container = self._again
+            try:
+                if container is None:
+                    container = av.open(self.spec)
+                    if not self._closed:
+                        self._again = container
+                return _decode_at(container, pts)
+            except av.FFmpegError as e:
+                log.warning("%s: could not decode frame at pts %d again (%s); saving the analysis decode",
+                            self.spec, pts, e)
+                return None
+            finally:
+                if container is not None and container is not self._again:
+                    container.close()
 
     @property
     def missing_at_end(self) -> int:
@@ -194,13 +205,25 @@ class AvFileSource(FrameSource):
 
     def close(self) -> None:
         self._frames = None
-        for c in (self.container, self._again):
-            if c is not None:
-                try:
-                    c.close()
-                except av.FFmpegError:
-                    pass
-        self.container = self._again = None
+        with self._again_lock:
+            self._closed = True
+            for c in (self.container, self._again):
+                if c is not None:
+                    try:
+                        c.close()
+                    except av.FFmpegError:
+                        pass
+            self.container = self._again = None
+
+
+def _decode_at(container, pts: int) -> av.VideoFrame | None:
+    """The frame shown at `pts`, decoded from the keyframe before it (None if the seek missed it)."""
+    stream = container.streams.video[0]
+    container.seek(pts, stream=stream, backward=True)
+    for f in container.decode(stream):
+        if f.pts is not None and f.pts >= pts:
+            return f if f.pts == pts else None
+    return None
 
 
 class AvLiveSource(LiveSource):

@@ -13,7 +13,7 @@ speed (and whoever else is using it) changes from run to run:
 * decode-only: a PyAV loop that decodes every frame with the scan's decoder
   settings and reads its Y plane (motionwatch.bench.decode_only).
 * scan (defaults, clips re-encoded with `clip_codec: h264`, clips off,
-  detection.fast_decode, detection.fps 10 and 5): generated H.264 clips
+  fast_decode off, detection.fps 10 and 5): generated H.264 clips
   (640x480, 1280x720, 1920x1080; textured room, sensor noise, people walking,
   encoded at IP-camera bitrates and tagged BT.709 limited range like camera
   files), the real camera file ../shared/footage/dvrscan_traffic_camera/
@@ -243,7 +243,7 @@ def scan_table(work: Path, rounds: int, seconds: float, dvr: Path | None) -> lis
     encode = work / "encode.yaml"
     encode.write_text("events:\n  clip_codec: h264\n")
     extra = {}
-    for name, text in (("fast_decode", "detection:\n  fast_decode: true\n"),
+    for name, text in (("fast_decode off", "detection:\n  fast_decode: false\n"),
                        ("detection.fps 10", "detection:\n  fps: 10\n"),
                        ("detection.fps 5", "detection:\n  fps: 5\n")):
         extra[name] = work / f"{name.replace(' ', '-')}.yaml"
