@@ -141,3 +141,38 @@ def test_a_url_that_answers_a_web_page_says_what_came_back(tmp_path):
     assert p.returncode == 1 and "Traceback" not in p.stderr
     line = p.stderr.strip().splitlines()[-1]
     assert "HTTP 200" in line and "text/html" in line and "no video stream" in line, p.stderr
+
+
+def test_hls_stream_is_watched_and_its_clip_copied(tmp_path):
+    """An HLS playlist of H.264 segments over HTTP (how many NVRs and restreamers publish)."""
+    source = tmp_path / "visit.mp4"
+    write_h264(VISIT, source, 400_000, FPS)
+    hls = tmp_path / "hls"
+    hls.mkdir()
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(source), "-c", "copy", "-f", "hls", "-hls_time", "1",
+                    "-hls_playlist_type", "vod", str(hls / "index.m3u8")], check=True)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, directory=str(hls), **kw)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    rec = tmp_path / "rec"
+    url = f"http://127.0.0.1:{server.server_address[1]}/index.m3u8"
+    cfg = write_config(tmp_path / "c.yaml", rec, [{"name": "gate", "source": url, "timeout_seconds": 5.0}])
+    run = RunProcess(tmp_path, "--config", str(cfg))
+    try:
+        run.wait_for(r"gate: event \w+ ended", timeout=60)
+    finally:
+        code = run.stop()
+        server.shutdown()
+    assert code == 0 and "Traceback" not in run.log, run.log
+    (ev,) = events_json(rec)
+    assert ev["clip_copied"] is True
+    got, src = frame_hashes(rec / ev["clip"]), frame_hashes(source)
+    start = src.index(got[0])
+    assert src[start:start + len(got)] == got

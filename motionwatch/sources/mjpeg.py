@@ -324,7 +324,8 @@ class MjpegSource(JpegFrames, LiveSource):
 
 
 # Answers that are certainly no video stream: said at once, not after FFmpeg has tried.
-NOT_VIDEO = ("text/", "application/json", "application/xml", "application/xhtml", "image/")
+# (text/plain is left to FFmpeg: some servers send HLS playlists as text.)
+NOT_VIDEO = ("text/html", "application/json", "application/xhtml", "image/")
 
 
 def probe(spec: str, timeout: float | None, options: SourceOptions | None = None
