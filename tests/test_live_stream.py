@@ -40,6 +40,24 @@ def to_ts(mp4: Path) -> Path:
     return ts
 
 
+def run_until_an_event_ends(tmp_path: Path, url: str, close, first: str | None = None, **events) -> Path:
+    """A real `run` on one camera at `url` until an event has ended (after `first`
+    appeared in the log, when given); `close` stops the server. Returns the recordings."""
+    rec = tmp_path / "rec"
+    cfg = write_config(tmp_path / "c.yaml", rec, [{"name": "gate", "source": url, "timeout_seconds": 5.0}],
+                       events=events)
+    run = RunProcess(tmp_path, "--config", str(cfg))
+    try:
+        if first is not None:
+            run.wait_for(first, timeout=60)
+        run.wait_for(r"gate: event \w+ ended", timeout=60)
+    finally:
+        code = run.stop()
+        close()
+    assert code == 0 and "Traceback" not in run.log, run.log
+    return rec
+
+
 def frame_hashes(path: Path) -> list[str]:
     """MD5 of every decoded picture (all planes), in display order."""
     out = []
@@ -60,18 +78,8 @@ def test_live_h264_clip_is_the_streams_own_frames(tmp_path, tags):
     source = tmp_path / "visit.mp4"
     write_h264(VISIT, source, 400_000, FPS, camera_tags=tags)
     server = TsServer(to_ts(source), VISIT.duration_s)
-    url = server.url
-    rec = tmp_path / "rec"
-    cfg = write_config(tmp_path / "c.yaml", rec, [{"name": "gate", "source": url, "timeout_seconds": 5.0}],
-                       events={"pre_roll_seconds": 1.0, "post_roll_seconds": 1.0, "gap_seconds": 1.0})
-    run = RunProcess(tmp_path, "--config", str(cfg))
-    try:
-        run.wait_for(r"gate: event \w+ ended", timeout=60)
-    finally:
-        code = run.stop()
-        server.close()
-    assert code == 0, run.log
-    assert "Traceback" not in run.log
+    rec = run_until_an_event_ends(tmp_path, server.url, server.close, pre_roll_seconds=1.0,
+                                  post_roll_seconds=1.0, gap_seconds=1.0)
     (ev,) = events_json(rec)
     assert ev["clip_copied"] is True and ev["clip_format"] == "h264"
     clip = rec / ev["clip"]
@@ -99,17 +107,8 @@ def test_camera_that_changes_resolution_mid_stream(tmp_path):
     both = tmp_path / "both.ts"
     both.write_bytes(b"".join(parts))
     server = TsServer(both, 12.0)
-    url = server.url
-    rec = tmp_path / "rec"
-    cfg = write_config(tmp_path / "c.yaml", rec, [{"name": "gate", "source": url, "timeout_seconds": 5.0}])
-    run = RunProcess(tmp_path, "--config", str(cfg))
-    try:
-        run.wait_for(r"picture size changed from 320x240 to 480x360", timeout=60)
-        run.wait_for(r"gate: event \w+ ended", timeout=60)
-    finally:
-        code = run.stop()
-        server.close()
-    assert code == 0 and "Traceback" not in run.log, run.log
+    rec = run_until_an_event_ends(tmp_path, server.url, server.close,
+                                  first=r"picture size changed from 320x240 to 480x360")
     evs = events_json(rec)
     assert len(evs) == 1 and evs[0]["frame_size"] == [480, 360]
     with av.open(str(rec / evs[0]["clip"])) as c:
@@ -161,16 +160,8 @@ def test_hls_stream_is_watched_and_its_clip_copied(tmp_path):
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    rec = tmp_path / "rec"
     url = f"http://127.0.0.1:{server.server_address[1]}/index.m3u8"
-    cfg = write_config(tmp_path / "c.yaml", rec, [{"name": "gate", "source": url, "timeout_seconds": 5.0}])
-    run = RunProcess(tmp_path, "--config", str(cfg))
-    try:
-        run.wait_for(r"gate: event \w+ ended", timeout=60)
-    finally:
-        code = run.stop()
-        server.shutdown()
-    assert code == 0 and "Traceback" not in run.log, run.log
+    rec = run_until_an_event_ends(tmp_path, url, server.shutdown)
     (ev,) = events_json(rec)
     assert ev["clip_copied"] is True
     got, src = frame_hashes(rec / ev["clip"]), frame_hashes(source)

@@ -118,6 +118,17 @@ class PartWriter:
             pass
 
 
+def publish(tmp: Path, final: Path, done: list[Path], unrenamed: list[tuple[Path, Path]]) -> None:
+    """Give a whole part its real name (into `done`), or leave it for the recorder to
+    rename later (into `unrenamed`) when e.g. the folder went read-only."""
+    try:
+        fsync_file(tmp)   # on disk before it gets its real name: power cuts happen
+        os.replace(tmp, final)
+        done.append(final)
+    except OSError:
+        unrenamed.append((tmp, final))
+
+
 def open_part(final: Path, frame: Frame, fps: float, fmt: str) -> PartWriter:
     """The writer for a part whose first frame is `frame` (its size is the part's)."""
     return PartWriter(final, frame.size, fps, fmt)
@@ -228,9 +239,4 @@ class EventClip:
             self.errors.append(f"{part.final.name} abandoned: {e.strerror or e}")
             part.abort()
             return
-        try:
-            fsync_file(part.tmp)   # on disk before it gets its real name: power cuts happen
-            os.replace(part.tmp, part.final)
-            self.done.append(part.final)
-        except OSError:   # whole, but e.g. the folder went read-only: the recorder renames it later
-            self.unrenamed.append((part.tmp, part.final))
+        publish(part.tmp, part.final, self.done, self.unrenamed)

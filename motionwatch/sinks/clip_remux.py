@@ -13,15 +13,13 @@ overlap.
 
 from __future__ import annotations
 
-import os
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
 from motionwatch.media.remux import Mp4Remux, closing_end
-from motionwatch.sinks.clip import _oserror, tmp_name
-from motionwatch.store import fsync_file
+from motionwatch.sinks.clip import _oserror, publish, tmp_name
 
 
 class PacketClip:
@@ -122,7 +120,6 @@ class PacketClip:
             return
         try:
             part.close()
-            fsync_file(part.path)   # on disk before it gets its real name: power cuts happen
         except (OSError, av.FFmpegError) as e:
             self.part = part
             self._fail(e)
@@ -130,11 +127,7 @@ class PacketClip:
         if self.first_pts is None:
             self.first_pts = part.first_pts
         self.seconds += part.seconds
-        try:
-            os.replace(part.path, part.final)
-            self.done.append(part.final)
-        except OSError:   # whole, but e.g. the folder went read-only: the recorder renames it later
-            self.unrenamed.append((part.path, part.final))
+        publish(part.path, part.final, self.done, self.unrenamed)
 
     @property
     def parts(self) -> list[Path]:
