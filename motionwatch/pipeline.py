@@ -280,29 +280,31 @@ class CameraLoop:
 
     def _hand_packets(self, ev, end: str | None = None) -> None:
         """Give the open event's stream-copy clip the ring's new packets: at the start
-        from the keyframe before the pre-roll, at the end up to past the post-roll."""
+        from the keyframe before the pre-roll, at the end (`end`: why it ended) up to
+        past the post-roll. Packets are few and small, so the sink queue never drops them."""
         ring = self.source.packets if self.source is not None else None
-        first = getattr(ev.first, "pts", None)
-        if ring is None or first is None or ev.last_motion.pts is None:
-            return
-        tb = ring.time_base
-        if self._copy_seq < 0:
-            packets = ring.since(first - int(self.cfg.events.pre_roll_seconds / tb))
-            if not packets:
+        first, last = getattr(ev.first, "pts", None), getattr(ev.last_motion, "pts", None)
+        try:
+            if ring is None or first is None or last is None:
                 return
-            ring.pin(packets[0].seq)
-        else:
-            packets = ring.after(self._copy_seq)
-        if packets:
-            self._copy_seq = packets[-1].seq
-        end_pts = None
-        if end is not None:
-            end_pts = ev.last_motion.pts + int(self.cfg.events.post_roll_seconds / tb)
-        self.sinks.put(ClipPackets(ev, packets, self.source.template, tb, ev.last_motion.pts, end_pts,
-                                   at_eof=end == "source ended"))
-        if end is not None:
-            ring.pin(None)
-            self._copy_seq = -1
+            tb = ring.time_base
+            if self._copy_seq < 0:
+                packets = ring.since(first - int(self.cfg.events.pre_roll_seconds / tb))
+                if not packets:
+                    return
+                ring.pin(packets[0].seq)
+            else:
+                packets = ring.after(self._copy_seq)
+            if packets:
+                self._copy_seq = packets[-1].seq
+            end_pts = None if end is None else last + int(self.cfg.events.post_roll_seconds / tb)
+            self.sinks.put(ClipPackets(ev, packets, self.source.template, tb, last, end_pts,
+                                       at_eof=end == "source ended"))
+        finally:
+            if end is not None:   # the next event starts a new clip, from a trimmed ring
+                if ring is not None:
+                    ring.pin(None)
+                self._copy_seq = -1
 
     def _flush(self, reason: str) -> None:
         if self.tracker is not None:

@@ -47,7 +47,7 @@ def tmp_name(final: Path) -> Path:
     return final.with_name(TMP_PREFIX + final.name)
 
 
-def _oserror(e: Exception) -> OSError:
+def oserror_of(e: Exception) -> OSError:
     """FFmpeg's error as the OSError the clip's bookkeeping expects (errno kept: ENOSPC says disk full)."""
     if isinstance(e, OSError):
         return e
@@ -66,7 +66,7 @@ class PartWriter:
         try:
             self.enc = Mp4Encoder(self.tmp, size, fps, fmt)
         except av.FFmpegError as e:
-            raise _oserror(e) from None
+            raise oserror_of(e) from None
 
     def picture(self, frame: Frame):
         """What `write` takes for this frame (EventClip keeps the last one to fill holes):
@@ -84,7 +84,7 @@ class PartWriter:
                 picture = self._decode_jpeg(picture)
             self.enc.add(picture)
         except av.FFmpegError as e:
-            raise _oserror(e) from None
+            raise oserror_of(e) from None
         self.frames += 1
 
     def _decode_jpeg(self, jpeg: bytes) -> av.VideoFrame | np.ndarray:
@@ -100,7 +100,7 @@ class PartWriter:
         try:
             self.enc.close()
         except av.FFmpegError as e:
-            raise _oserror(e) from None
+            raise oserror_of(e) from None
 
     def check(self) -> None:
         """After `close`: raise unless the temporary file is a whole clip."""

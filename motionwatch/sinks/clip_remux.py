@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 
 from motionwatch.media.remux import Mp4Remux, closing_end
-from motionwatch.sinks.clip import _oserror, publish, tmp_name
+from motionwatch.sinks.clip import oserror_of, publish, tmp_name
 
 
 class PacketClip:
@@ -99,7 +99,7 @@ class PacketClip:
         self.part.final = final
 
     def _fail(self, e: Exception) -> None:
-        err = _oserror(e)
+        err = oserror_of(e)
         part, self.part = self.part, None
         name = part.final.name if part is not None else f"clip-{self.number:03d}.mp4"
         self.errors.append(f"{name} abandoned: {err.strerror or err}")
