@@ -8,7 +8,6 @@ detector never falls behind the camera, and counts what it had to drop.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -19,10 +18,10 @@ import numpy as np
 from motionwatch.errors import SourceError
 from motionwatch.media.probe import sane_fps as _sane_fps  # noqa: F401  (backends import it from here)
 from motionwatch.model import Frame
+from motionwatch.source_spec import URL_SCHEMES, _is_index, redact as _redact, source_kind  # noqa: F401
 
 log = logging.getLogger("motionwatch")
 
-URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://", "srt://")
 # Open/read timeouts for network streams, so a dead camera cannot hang the loop
 # (the camera's timeout_seconds replaces them when given).
 OPEN_TIMEOUT_MS = 10000
@@ -108,11 +107,6 @@ class FrameSource:
 CLOSE_WAIT_S = 2.0
 MAX_STUCK_READERS = 3
 MAX_CAMERA_INDEX = 9999
-
-
-def _is_index(text: str) -> bool:
-    """ASCII digits only: str.isdigit() also accepts '¹' and '٣', which int() refuses."""
-    return text.isascii() and text.isdigit()
 
 
 def _exists(path: str) -> bool:
@@ -255,25 +249,3 @@ class LiveSource(FrameSource):
     @property
     def stuck_readers(self) -> int:
         return sum(t.is_alive() for t in self._stuck)
-
-
-def _redact(spec: str) -> str:
-    """The spec as messages show it: a password in rtsp://user:pass@host hidden, and
-    quoted when it holds line breaks or other unprintables, so a message stays one line."""
-    shown = re.sub(r"(://[^:/@]+:)[^@/]+@", r"\1***@", spec)
-    return shown if shown.isprintable() else repr(shown)
-
-
-def source_kind(spec: str) -> str:
-    """Which kind of source a spec names, for messages and the camera's default name."""
-    if spec == "demo" or spec.startswith("demo:"):
-        return "demo"
-    if spec.startswith("pipe:"):
-        return "pipe"
-    if spec == "picamera2" or spec.startswith("picamera2:"):
-        return "picamera2"
-    if _is_index(spec) or spec.startswith("/dev/"):
-        return "camera"
-    if spec.lower().startswith(URL_SCHEMES):
-        return "stream"
-    return "file"
