@@ -20,7 +20,6 @@ import subprocess
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from motionwatch.config import CameraConfig, Config, EventsConfig
