@@ -143,6 +143,8 @@ class DetectionConfig:
                                 lo=0.0, hi=600.0)
     lighting_compensation: bool = opt(True, "cancel global brightness changes before differencing")
     fps: float = opt(0.0, "analyse at most this many frames per second (0 = every frame)", lo=0.0, hi=240.0)
+    fast_decode: bool = opt(True, "decode video files for detection without the deblocking "
+                            "filter (less CPU); saved snapshots are decoded again in full")
 
 
 @dataclass(frozen=True)
@@ -165,10 +167,9 @@ class EventsConfig:
     post_roll_seconds: float = opt(2.0, "clip time kept after the last motion", lo=0.0, hi=60.0)
     clip: bool = opt(True, "record a video clip of each event")
     clip_width: int = opt(0, "clip width in pixels (0 = source resolution)", lo=0, hi=7680)
-    clip_codec: str = opt("auto", "clip format: auto (an H.264 video file's clips cut from it without "
-                          "re-encoding unless clip_width asks for smaller ones, else h264 when ffmpeg "
-                          "is installed, else mp4v), copy (cut from the file, also HEVC; other sources "
-                          "encode as auto), h264 (MP4 through ffmpeg) or mp4v (MP4 through OpenCV)",
+    clip_codec: str = opt("auto", "clip format: auto (an H.264 source's clips are its own packets copied "
+                          "into MP4, other sources encoded to H.264), copy (also HEVC), h264 (always "
+                          "encode H.264) or mp4v (encode MPEG-4 Part 2)",
                           choices=("auto", "copy", "h264", "mp4v"))
     snapshot: str = opt("best", "which frame to save: best (most change), first or both",
                         choices=("best", "first", "both"))
