@@ -17,11 +17,11 @@ import cv2
 import numpy as np
 
 from motionwatch.config import CameraConfig, Config
-from motionwatch.detector import MotionDetector
+from motionwatch.detect import MotionDetector
 from motionwatch.events import EventEnded
 from motionwatch.model import Detection, Event, Frame
 from motionwatch.pipeline import camera_stages
-from motionwatch.scenes import Case, Clip, outside
+from motionwatch.scenes import Case, Clip, MaskSequence, mask_sequences, outside
 from motionwatch.synth import SceneRenderer
 
 # An event may start this much before the truth (pre-motion shadows, a peer's
@@ -179,27 +179,37 @@ def run_clip(clip: Clip, cfg: Config) -> Score:
                  note=clip.note, source_end=(count[0] - 1) / fps)
 
 
-def pixel_scores(root: Path, cfg: Config, step: int = 1, last: int | None = None) -> tuple[float, float, float, int]:
-    """CDnet precision, recall and F-measure of the change mask over the evaluated frames.
+def sequence_frames(seq: MaskSequence, last: int) -> Iterator[np.ndarray]:
+    """Frames 0..last of a mask sequence (a video or a folder of in*.jpg)."""
+    if seq.frames.is_dir():
+        for p in sorted(seq.frames.glob("in*.jpg"))[:last + 1]:
+            yield cv2.imread(str(p))
+        return
+    _, frames = read_video(seq.frames)
+    for i, img in enumerate(frames):
+        if i > last:
+            return
+        yield img
 
+
+def mask_scores(seq: MaskSequence, make: Callable[[tuple[int, int], float], object]
+                ) -> tuple[float, float, float, int]:
+    """CDnet precision, recall and F-measure of a detector's change mask on `seq`.
+
+    `make(size, fps)` builds the detector (ours or a `SubtractorDetector`).
     Ground truth: 255 motion (positive), 0 static and 50 shadow (negative),
-    85 outside the ROI and 170 unknown (not counted), as CDnet scores it.
+    85 outside the ROI and 170 unknown (not counted), as CDnet scores it. A
+    frame still warming up counts as an empty mask.
     """
-    lo, hi = (int(v) for v in (root / "temporalROI.txt").read_text().split()[:2])
-    if last is not None:
-        hi = min(hi, last)
-    paths = sorted((root / "input").glob("in*.jpg"))
-    first = cv2.imread(str(paths[0]))
-    size = (first.shape[1], first.shape[0])
-    det_cfg = cfg.detection
-    det = MotionDetector(det_cfg, size, 25.0, None)
-    tp = fp = fn = 0
-    frames = 0
-    for n, p in enumerate(paths[:hi], start=1):
-        d = det.update(cv2.imread(str(p)))
-        if n < lo or n > hi or (n - lo) % step:
+    tp = fp = fn = frames = 0
+    det = None
+    for n, img in enumerate(sequence_frames(seq, max(seq.gt))):
+        if det is None:
+            det = make((img.shape[1], img.shape[0]), seq.fps)
+        d = det.update(img)
+        if n not in seq.gt:
             continue
-        gt = cv2.imread(str(root / "groundtruth" / f"gt{n:06d}.png"), cv2.IMREAD_GRAYSCALE)
+        gt = cv2.imread(str(seq.gt[n]), cv2.IMREAD_GRAYSCALE)
         pred = d.mask if (d.mask is not None and d.ready) else np.zeros(gt.shape, np.uint8)
         if pred.shape != gt.shape:
             pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST)
@@ -213,6 +223,12 @@ def pixel_scores(root: Path, cfg: Config, step: int = 1, last: int | None = None
     recall = tp / max(tp + fn, 1)
     f = 2 * precision * recall / max(precision + recall, 1e-9)
     return precision, recall, f, frames
+
+
+def pixel_scores(root: Path, cfg: Config, step: int = 1, last: int | None = None) -> tuple[float, float, float, int]:
+    """Our detector's CDnet precision, recall and F-measure on CDnet highway under `root`'s parent."""
+    seq = next(s for s in mask_sequences(root.parent, step, last) if s.name == "cdnet_highway")
+    return mask_scores(seq, lambda size, fps: MotionDetector(cfg.detection, size, fps, None))
 
 
 def table(scores: list[Score]) -> str:

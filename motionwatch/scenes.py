@@ -50,6 +50,23 @@ class Clip:
     detection: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class MaskSequence:
+    """Real frames with hand-made per-pixel ground truth for some of them.
+
+    `gt` maps a 0-based frame index to a mask image: 255 changed, 0 and 50
+    unchanged, 85 and 170 not scored (CDnet's rules; the I2R masks are 0/255).
+    `frames` is a video file or a folder of in*.jpg frames.
+    """
+
+    name: str
+    frames: Path
+    gt: dict
+    fps: float
+    dynamic: bool = False          # a dynamic-background sequence (the issue's mean-F target)
+    note: str = ""
+
+
 def outside(rect: tuple[int, int, int, int], size: tuple[int, int]) -> tuple:
     """Mask polygons covering everything outside `rect` (x, y, w, h) of a `size` picture."""
     x, y, w, h = rect
@@ -162,7 +179,38 @@ def suite(seed: int = 1, gap_seconds: float = 4.0) -> list[Case]:
     add("walk_tree_masked", "motion", "person below a masked swaying bush", sway=sway,
         mask=(_rect_poly(*sway),),
         walkers=(d.walker(d.u(4, 8), d.u(4.0, 6.0), d.u(0.3, 0.4), y=0.97),))
+    outdoor_scenes(d, add)
     return cases
+
+
+def outdoor_scenes(d: _Draw, add) -> None:
+    """Issue 16: moving backgrounds and weather, each quiet and with a walker
+    passing in front of the moving background."""
+    def trees() -> tuple:
+        n = int(d.rng.integers(1, 3))
+        return tuple((int(d.u(20, 640 - 260)), int(d.u(60, 160)), int(d.u(160, 240)), int(d.u(200, 260)))
+                     for _ in range(n))
+
+    def water() -> tuple:
+        top = int(d.u(200, 260))
+        return (0, top, 640, int(d.u(110, 160)))
+
+    def walker() -> tuple:
+        return (d.walker(d.u(6, 10), d.u(4.0, 7.0), d.u(0.35, 0.6)),)
+
+    kinds = {
+        "foliage": dict(foliage=trees(), wind=d.u(0.8, 1.3)),
+        "water": dict(water=water()),
+        "rain": dict(rain=d.u(3.0, 6.0)),
+        "snow": dict(snow=int(d.u(120, 260))),
+        "shake": dict(shake_px=d.u(1.5, 4.0)),
+    }
+    notes = {"foliage": "trees/bushes moving in gusts", "water": "rippling water band with sparkle",
+             "rain": "many thin short-lived streaks", "snow": "slow falling flakes",
+             "shake": "camera shake of a few pixels"}
+    for kind, kw in kinds.items():
+        add(f"{kind}_quiet", "quiet", notes[kind] + ", nobody", **kw)
+        add(f"walk_{kind}", "motion", notes[kind] + ", a person walks past in front", walkers=walker(), **kw)
 
 
 # Quick to run and covering each failure family: the test suite asserts these.
@@ -188,3 +236,26 @@ def real_clips(root: Path = FOOTAGE) -> list[Clip]:
              note="top-left field with the timestamp masked: zero events"),
     ]
     return [c for c in clips if c.path.exists()]
+
+
+def _i2r(root: Path, name: str, note: str) -> MaskSequence:
+    folder = root / name
+    gt = {int(p.stem): p for p in sorted((folder / "gt").glob("*.png"))}
+    return MaskSequence(name, folder / "video.mp4", gt, 15.0, dynamic=True, note=note)
+
+
+def mask_sequences(root: Path = FOOTAGE, cdnet_step: int = 1, cdnet_last: int | None = None) -> list[MaskSequence]:
+    """The real sequences with per-pixel ground truth present on this machine."""
+    seqs = []
+    for name, note in (("i2r_curtain", "indoor, swaying curtain, presenter"),
+                       ("i2r_watersurface", "rippling sea, a man walks along the shore")):
+        if (root / name / "gt").is_dir():
+            seqs.append(_i2r(root, name, note))
+    hw = root / "cdnet_highway"
+    if (hw / "temporalROI.txt").exists():
+        lo, hi = (int(v) for v in (hw / "temporalROI.txt").read_text().split()[:2])
+        hi = min(hi, cdnet_last) if cdnet_last else hi
+        # CDnet numbers frames from 1: in000470.jpg is 0-based frame 469.
+        gt = {n - 1: hw / "groundtruth" / f"gt{n:06d}.png" for n in range(lo, hi + 1, cdnet_step)}
+        seqs.append(MaskSequence("cdnet_highway", hw / "input", gt, 25.0, note="motorway, static camera"))
+    return seqs

@@ -115,7 +115,7 @@ def replay_source(cfg: Config, spec: str, seconds: float | None) -> Trace:
             if detector is None:
                 size = (frame.image.shape[1], frame.image.shape[0])
                 detector, tracker = camera_stages(cfg, cam, size, trace.fps, clip=False)
-            det = detector.update(frame.image, frame.gray)
+            det = detector.update(frame.image if frame.gray is None else frame.gray)
             trace.ts.append(frame.ts)
             trace.fraction.append(det.fraction)
             trace.ready.append(det.ready)
@@ -156,7 +156,7 @@ def advise(trace: Trace, cfg: Config) -> Advice:
     if isinstance(det_cfg.pixel_threshold, int):
         pix = det_cfg.pixel_threshold
     elif sigma is not None:
-        from motionwatch.detector import NOISE_K
+        from motionwatch.detect import NOISE_K
         pix = int(math.ceil(max(det_cfg.min_pixel_threshold, NOISE_K * sigma)))
     else:
         pix = int(math.ceil(trace.threshold or det_cfg.min_pixel_threshold))

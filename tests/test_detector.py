@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from motionwatch.config import DetectionConfig
-from motionwatch.detector import MotionDetector
+from motionwatch.detect import MotionDetector
 from motionwatch.synth import Light, Scene, SceneRenderer, Walker
 
 FPS = 15.0
@@ -147,5 +147,5 @@ def test_gray_input_matches_bgr_input():
     for i in range(scene.frames):
         img = r.render(i)
         fa.append(a.update(img).fraction)
-        fb.append(b.update(img, cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)).fraction)
+        fb.append(b.update(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)).fraction)
     assert np.allclose(fa, fb, atol=0.01)
