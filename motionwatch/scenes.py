@@ -234,6 +234,12 @@ def real_clips(root: Path = FOOTAGE) -> list[Clip]:
         Clip("motorway_timestamp", root / "motorway_timestamp" / "video02.avi",
              watch_rect=(0, 0, 90, 46), mask=(_rect_poly(0, 0, 63, 30), _rect_poly(28, 27, 72, 14)),
              note="top-left field with the timestamp masked: zero events"),
+        # Issue 16: moving backgrounds. The presenter is in view from the first
+        # frame (his visit starts at 0); the sea ripples in every frame.
+        Clip("i2r_curtain", root / "i2r_curtain" / "video.mp4", truth_frames=((0, 104),),
+             note="swaying curtain; presenter 0-7 s, then curtain only 7-9 s"),
+        Clip("i2r_watersurface", root / "i2r_watersurface" / "video.mp4", truth_frames=((5, 47),),
+             note="rippling sea; a man walks in at 0.33 s (3.2 s clip)"),
     ]
     return [c for c in clips if c.path.exists()]
 

@@ -52,6 +52,16 @@ JUMP_S = 0.6
 RELIT_MIN_SHARE = 0.01
 RELIT_R = 0.92
 RELIT_MIN_STD = 8.0
+# Temporal and shape evidence (issue 16). A region counts only when at least
+# PERSIST_SHARE of it was already changed last frame (a rain streak or an
+# insect is somewhere else each frame; a person overlaps themself) or it is
+# LARGE_SHARE of the picture. When WEATHER_COUNT or more small regions (under
+# SMALL_SHARE of the picture each) appear at once, they are rain or snow and
+# none of the small ones counts: a far-away person in a snowstorm is lost.
+PERSIST_SHARE = 0.15
+LARGE_SHARE = 0.01
+SMALL_SHARE = 0.001
+WEATHER_COUNT = 6
 
 
 class MotionDetector:
@@ -100,6 +110,7 @@ class MotionDetector:
         self.recent = np.empty((h, w), np.uint8)
         self.diff = np.empty((h, w), np.uint8)
         self.raw_diff = np.empty((h, w), np.uint8)   # before the edge and variability allowances
+        self.raw_mask = np.zeros((h, w), np.uint8)   # thresholded, before the region filter
         self.mask = np.zeros((h, w), np.uint8)   # every changed region (not learned)
         self.out_buf = np.zeros((h, w), np.uint8)
         self.prev_out = np.zeros((h, w), np.uint8)   # last frame's moving regions
@@ -169,8 +180,8 @@ class MotionDetector:
             self._rebaseline()
             return Detection(0.0, [], self.mask, lighting_change=True, ready=False, threshold=threshold)
         quiet = changed == 0   # nothing over the threshold: the mask stays empty
-        self.dyn.observe(self.mask, quiet)
         boxes, changed = self._clean(changed, threshold)
+        self.dyn.observe(self.raw_mask, quiet)
         self.dyn.learn(self.raw_diff, None if quiet else self.out, warming or self.rebase_left > 0,
                        self.frames, self.jump_left > 0)
         self._keep_prev_out(quiet)
@@ -198,6 +209,7 @@ class MotionDetector:
         cv2.threshold(self.diff, threshold, 255, cv2.THRESH_BINARY, self.mask)
         if self.watch is not None:
             cv2.bitwise_and(self.mask, self.watch, self.mask)
+        np.copyto(self.raw_mask, self.mask)
         return cv2.countNonZero(self.mask), threshold
 
     @property
@@ -353,6 +365,7 @@ class MotionDetector:
         big[0] = False
         moving = big & (self._moving_pixels(labels, roi, n, threshold)
                         >= np.maximum(MIN_MOVING, MOVING_SHARE * areas))
+        moving &= self._evidence(labels, roi, areas, n)
         large = np.nonzero(moving & (areas >= RELIT_MIN_SHARE * self.watch_area))[0]
         if len(large):
             moving[self._relit(labels, roi, large, n)] = False
@@ -386,6 +399,16 @@ class MotionDetector:
             x, y, w, h = (int(v) for v in stats[i, :4])
             boxes.append((int(x * sx), int(y * sy), int(round(w * sx)), int(round(h * sy))))
         return boxes, total
+
+    def _evidence(self, labels: np.ndarray, roi: tuple[slice, slice], areas: np.ndarray, n: int) -> np.ndarray:
+        """Per region: persistent (overlaps last frame's change) and not part of a weather speckle field."""
+        before = np.bincount(labels[self.dyn.prev_mask[roi] > 0], minlength=n)
+        ok = (before >= PERSIST_SHARE * areas) | (areas >= LARGE_SHARE * self.watch_area)
+        small = areas < SMALL_SHARE * self.watch_area
+        small[0] = False
+        if np.count_nonzero(small & (areas >= self.cfg.min_blob_area)) >= WEATHER_COUNT:
+            ok &= ~small
+        return ok
 
     def _full(self, part: np.ndarray, roi: tuple[slice, slice]) -> np.ndarray:
         """A boolean map over the labelled rectangle as a whole-picture map."""

@@ -28,6 +28,12 @@ DYNAMIC_K = 4.0
 RISE_S = 1.5      # time constant of mad rising at a pixel that varies more than it did
 FALL_S = 20.0     # ... and of it falling when the pixel calms down (gusts come back)
 BLINK_S = 2.0     # time constant of the flip rate
+# For SETTLE_S after start, mad rises at a pixel in about SETTLE_RISE_S even
+# under moving regions: warm-up need not be quiet, a tree waving when the
+# camera starts is learned in its first seconds.
+SETTLE_S = 0.8
+SETTLE_RISE_S = 0.3
+BLINK_K = 8.0     # a pixel flipping in a share b of frames needs (DYNAMIC_K + BLINK_K x b) x mad
 BLINK_ON = 0.25   # flip rate (per frame) above which a pixel counts as dynamic background
 # Shake: shifts smaller than this (detection pixels) are noise, larger than
 # MAX_SHIFT are a moved camera (re-learned as a new scene by the lighting guard).
@@ -48,10 +54,13 @@ class Dynamics:
         self.k = float(getattr(cfg, "dynamic_k", DYNAMIC_K))
         self.stabilize = bool(getattr(cfg, "stabilize", True))
         self.rise, self.fall = _rate(RISE_S, fps), _rate(FALL_S, fps)
+        self.settle_rise = _rate(SETTLE_RISE_S, fps)
+        self.settle_frames = int(round(SETTLE_S * fps))
         self.blink_rate = _rate(BLINK_S, fps)
         self.mad = np.zeros((h, w), np.float32)
         self.blink = np.zeros((h, w), np.float32)
         self.allow = np.zeros((h, w), np.uint8)
+        self.allow_f = np.zeros((h, w), np.float32)
         self.prev_mask = np.zeros((h, w), np.uint8)
         self.flips = np.empty((h, w), np.uint8)
         self.up = np.empty((h, w), np.uint8)
@@ -75,7 +84,10 @@ class Dynamics:
         """How much more than `threshold` each pixel must change: DYNAMIC_K x mad beyond it."""
         if self.k <= 0:
             return None
-        cv2.convertScaleAbs(self.mad, self.allow, self.k)
+        # SuBSENSE's feedback: the more a pixel blinks, the more it must change.
+        cv2.multiply(self.mad, self.blink, self.allow_f, scale=BLINK_K / 255.0)
+        cv2.scaleAdd(self.mad, self.k, self.allow_f, self.allow_f)
+        cv2.convertScaleAbs(self.allow_f, self.allow)
         cv2.subtract(self.allow, threshold, self.allow)
         return self.allow
 
@@ -101,6 +113,9 @@ class Dynamics:
             return
         cv2.convertScaleAbs(self.mad, self.mad_u8)
         cv2.compare(raw_diff, self.mad_u8, cv2.CMP_GT, self.up)
+        if frame <= self.settle_frames:
+            cv2.accumulateWeighted(raw_diff, self.mad, self.settle_rise, self.up)
+            return
         if moving is not None:
             # Under a moving region learn only where the pixel blinks (leaves, water).
             cv2.compare(self.blink, 255.0 * BLINK_ON, cv2.CMP_GE, self.learn_mask)
