@@ -216,6 +216,8 @@ def outdoor_scenes(d: _Draw, add) -> None:
 # Quick to run and covering each failure family: the test suite asserts these.
 FAST = ("noise_heavy", "lights_off_on", "sunrise", "flicker", "tree_masked", "compression",
         "walk_small", "dark_person", "two_visits", "slow_approach", "enter_light_change")
+# The moving-background and weather scenes of issue 16 (outdoor_scenes).
+OUTDOOR = tuple(n for k in ("foliage", "water", "rain", "snow", "shake") for n in (f"{k}_quiet", f"walk_{k}"))
 
 
 def real_clips(root: Path = FOOTAGE) -> list[Clip]:

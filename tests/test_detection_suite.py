@@ -14,7 +14,7 @@ from conftest import footage
 from motionwatch.config import Config
 from motionwatch.evaluate import Score, pixel_scores, run_case, run_clip, score, table
 from motionwatch.model import Event
-from motionwatch.scenes import FAST, real_clips, suite
+from motionwatch.scenes import FAST, OUTDOOR, real_clips, suite
 
 SEED = 11
 CASES = {c.name: c for c in suite(SEED)}
@@ -31,10 +31,26 @@ def test_scene(name):
         assert sc.found == 0
 
 
-@pytest.mark.parametrize("name", ["traffic_camera", "brightness_change"])
+# Known failures of issue 16, left visible: at seed 11 a gust 2 s after start
+# holds a short false event before the tree's variability is learned.
+KNOWN_BAD = {"walk_foliage": "a gust 2 s after start fires before the tree is learned"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN_BAD[n], strict=True))
+                                  if n in KNOWN_BAD else n for n in OUTDOOR])
+def test_outdoor_scene(name):
+    """Trees in gusts, water, rain, snow, shake: no event without a person, one per visit with."""
+    test_scene(name)
+
+
+@pytest.mark.parametrize("name", ["traffic_camera", "brightness_change", "i2r_watersurface",
+                                  pytest.param("i2r_curtain", marks=pytest.mark.xfail(
+                                      reason="the event runs on 2 s past the presenter (to the clip end)",
+                                      strict=True))])
 def test_real_clip(name):
     rel = {"traffic_camera": "dvrscan_traffic_camera/traffic_camera.mp4",
-           "brightness_change": "dvrscan_brightness_change/issue53_brightness_change.avi"}[name]
+           "brightness_change": "dvrscan_brightness_change/issue53_brightness_change.avi",
+           "i2r_watersurface": "i2r_watersurface/video.mp4", "i2r_curtain": "i2r_curtain/video.mp4"}[name]
     root = footage(rel).parents[1]
     clip = next(c for c in real_clips(root) if c.name == name)
     sc = run_clip(clip, Config())

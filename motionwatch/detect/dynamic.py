@@ -5,7 +5,7 @@ ripple or a curtain fold changes all the time. `Dynamics` keeps, per pixel at
 detection size:
 
 - `mad`, the usual |frame - background| (an exponential average that rises in
-  about RISE_S and falls over FALL_S): a change must exceed DYNAMIC_K x mad, so
+  about RISE_S and falls over FALL_S): a change must exceed k x mad (detection.dynamic_k), so
   a pixel's own variability becomes its threshold, with the global noise
   threshold as the floor (indoors mad is noise and nothing changes);
 - `blink`, how often the change mask flips at the pixel (SuBSENSE's feedback):
@@ -23,8 +23,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# A pixel's threshold is at least this many times its usual change.
-DYNAMIC_K = 4.0
 RISE_S = 1.5      # time constant of mad rising at a pixel that varies more than it did
 FALL_S = 20.0     # ... and of it falling when the pixel calms down (gusts come back)
 BLINK_S = 2.0     # time constant of the flip rate
@@ -33,7 +31,7 @@ BLINK_S = 2.0     # time constant of the flip rate
 # camera starts is learned in its first seconds.
 SETTLE_S = 0.8
 SETTLE_RISE_S = 0.3
-BLINK_K = 8.0     # a pixel flipping in a share b of frames needs (DYNAMIC_K + BLINK_K x b) x mad
+BLINK_K = 8.0     # a pixel flipping in a share b of frames needs (dynamic_k + BLINK_K x b) x mad
 BLINK_ON = 0.25   # flip rate (per frame) above which a pixel counts as dynamic background
 # Shake: shifts smaller than this (detection pixels) are noise, larger than
 # MAX_SHIFT are a moved camera (re-learned as a new scene by the lighting guard).
@@ -51,8 +49,8 @@ class Dynamics:
 
     def __init__(self, det_size: tuple[int, int], fps: float, cfg):
         w, h = det_size
-        self.k = float(getattr(cfg, "dynamic_k", DYNAMIC_K))
-        self.stabilize = bool(getattr(cfg, "stabilize", True))
+        self.k = float(cfg.dynamic_k)
+        self.stabilize = bool(cfg.stabilize)
         self.rise, self.fall = _rate(RISE_S, fps), _rate(FALL_S, fps)
         self.settle_rise = _rate(SETTLE_RISE_S, fps)
         self.settle_frames = int(round(SETTLE_S * fps))
@@ -81,7 +79,7 @@ class Dynamics:
         self.shift = (0.0, 0.0)
 
     def allowance(self, threshold: float) -> np.ndarray | None:
-        """How much more than `threshold` each pixel must change: DYNAMIC_K x mad beyond it."""
+        """How much more than `threshold` each pixel must change: dynamic_k x mad beyond it."""
         if self.k <= 0:
             return None
         # SuBSENSE's feedback: the more a pixel blinks, the more it must change.
