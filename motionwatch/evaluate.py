@@ -175,7 +175,8 @@ def run_clip(clip: Clip, cfg: Config) -> Score:
     events = replay(counted(), fps, cfg, cam)
     truth = [(a / fps, b / fps) for a, b in clip.truth_frames]
     return score(clip.name, "motion" if truth else "quiet", events, truth, cfg.events.gap_seconds,
-                 tolerance_s=clip.tolerance_s, end_pad=cfg.events.post_roll_seconds if truth else None,
+                 tolerance_s=clip.tolerance_s,
+                 end_pad=(cfg.events.post_roll_seconds if clip.by_peer else 0.0) if truth else None,
                  note=clip.note, source_end=(count[0] - 1) / fps)
 
 

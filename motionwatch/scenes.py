@@ -46,6 +46,7 @@ class Clip:
     watch_rect: tuple[int, int, int, int] | None = None  # x, y, w, h: everything else is masked
     gap_seconds: float | None = None
     tolerance_s: float = 1.0        # allowed start/end error against a peer tool's output
+    by_peer: bool = True            # truth is a peer tool's events (their ends include its post-event time)
     note: str = ""
     detection: dict = field(default_factory=dict)
 
@@ -238,9 +239,9 @@ def real_clips(root: Path = FOOTAGE) -> list[Clip]:
              note="top-left field with the timestamp masked: zero events"),
         # Issue 16: moving backgrounds. The presenter is in view from the first
         # frame (his visit starts at 0); the sea ripples in every frame.
-        Clip("i2r_curtain", root / "i2r_curtain" / "video.mp4", truth_frames=((0, 104),),
+        Clip("i2r_curtain", root / "i2r_curtain" / "video.mp4", truth_frames=((0, 104),), by_peer=False,
              note="swaying curtain; presenter 0-7 s, then curtain only 7-9 s"),
-        Clip("i2r_watersurface", root / "i2r_watersurface" / "video.mp4", truth_frames=((5, 47),),
+        Clip("i2r_watersurface", root / "i2r_watersurface" / "video.mp4", truth_frames=((5, 47),), by_peer=False,
              note="rippling sea; a man walks in at 0.33 s (3.2 s clip)"),
     ]
     return [c for c in clips if c.path.exists()]

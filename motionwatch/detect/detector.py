@@ -59,6 +59,9 @@ RELIT_MIN_STD = 8.0
 # SMALL_SHARE of the picture each) appear at once, they are rain or snow and
 # none of the small ones counts: a far-away person in a snowstorm is lost.
 PERSIST_SHARE = 0.15
+# A shake estimate is used only when aligning leaves at most this share of
+# the change there was without it.
+SHAKE_GAIN = 0.7
 LARGE_SHARE = 0.01
 SMALL_SHARE = 0.001
 WEATHER_COUNT = 6
@@ -170,8 +173,15 @@ class MotionDetector:
             # difference again after aligning this frame with the background.
             aligned = self.dyn.align(self.blurred, self.bg_u8)
             if aligned is not None:
+                unaligned = self.blurred
                 self.blurred = aligned
-                changed, threshold = self._difference(warming, threshold)
+                before, (changed, threshold) = changed, self._difference(warming, threshold)
+                if changed > SHAKE_GAIN * before:
+                    # A large moving subject, not the camera, moved the correlation
+                    # peak: aligning made it worse, so keep the picture as it was.
+                    self.blurred = unaligned
+                    self.dyn.shift = (0.0, 0.0)
+                    changed, threshold = self._difference(warming, threshold)
         raw_changed = changed
         lighting = changed > self.cfg.max_fraction * self.watch_area or not (
             GAIN_LIMITS[0] < gain < GAIN_LIMITS[1])
