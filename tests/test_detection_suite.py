@@ -31,22 +31,13 @@ def test_scene(name):
         assert sc.found == 0
 
 
-# Known failures of issue 16, left visible: at seed 11 a gust 2 s after start
-# holds a short false event before the tree's variability is learned.
-KNOWN_BAD = {"walk_foliage": "a gust 2 s after start fires before the tree is learned"}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=KNOWN_BAD[n], strict=True))
-                                  if n in KNOWN_BAD else n for n in OUTDOOR])
+@pytest.mark.parametrize("name", OUTDOOR)
 def test_outdoor_scene(name):
     """Trees in gusts, water, rain, snow, shake: no event without a person, one per visit with."""
     test_scene(name)
 
 
-@pytest.mark.parametrize("name", ["traffic_camera", "brightness_change", "i2r_watersurface",
-                                  pytest.param("i2r_curtain", marks=pytest.mark.xfail(
-                                      reason="the event runs on 2 s past the presenter (to the clip end)",
-                                      strict=True))])
+@pytest.mark.parametrize("name", ["traffic_camera", "brightness_change", "i2r_watersurface", "i2r_curtain"])
 def test_real_clip(name):
     rel = {"traffic_camera": "dvrscan_traffic_camera/traffic_camera.mp4",
            "brightness_change": "dvrscan_brightness_change/issue53_brightness_change.avi",

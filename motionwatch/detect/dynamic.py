@@ -26,11 +26,13 @@ import numpy as np
 RISE_S = 1.5      # time constant of mad rising at a pixel that varies more than it did
 FALL_S = 20.0     # ... and of it falling when the pixel calms down (gusts come back)
 BLINK_S = 2.0     # time constant of the flip rate
-# For SETTLE_S after start, mad rises at a pixel in about SETTLE_RISE_S even
-# under moving regions: warm-up need not be quiet, a tree waving when the
-# camera starts is learned in its first seconds.
-SETTLE_S = 0.8
+# For SETTLE_S after start, mad rises in about SETTLE_RISE_S, and also under
+# moving regions where the pixel has flipped SETTLE_FLIPS times since start:
+# warm-up need not be quiet, a tree waving when the camera starts is learned
+# in its first seconds, while a car driving through (two flips) is not.
+SETTLE_S = 3.0
 SETTLE_RISE_S = 0.3
+SETTLE_FLIPS = 5
 BLINK_K = 8.0     # a pixel flipping in a share b of frames needs (dynamic_k + BLINK_K x b) x mad
 BLINK_ON = 0.25   # flip rate (per frame) above which a pixel counts as dynamic background
 # Shake: shifts smaller than this (detection pixels) are noise, larger than
@@ -54,6 +56,7 @@ class Dynamics:
         self.rise, self.fall = _rate(RISE_S, fps), _rate(FALL_S, fps)
         self.settle_rise = _rate(SETTLE_RISE_S, fps)
         self.settle_frames = int(round(SETTLE_S * fps))
+        self.settling = True
         self.blink_rate = _rate(BLINK_S, fps)
         self.mad = np.zeros((h, w), np.float32)
         self.blink = np.zeros((h, w), np.float32)
@@ -61,6 +64,7 @@ class Dynamics:
         self.allow_f = np.zeros((h, w), np.float32)
         self.prev_mask = np.zeros((h, w), np.uint8)
         self.flips = np.empty((h, w), np.uint8)
+        self.flip_count = np.zeros((h, w), np.uint8)   # flips since start, counted while settling
         self.up = np.empty((h, w), np.uint8)
         self.learn_mask = np.empty((h, w), np.uint8)
         self.mad_u8 = np.empty((h, w), np.uint8)
@@ -72,6 +76,7 @@ class Dynamics:
         self.reset()
 
     def reset(self) -> None:
+        self.flip_count.fill(0)
         self.mad.fill(0)
         self.blink.fill(0)
         self.prev_mask.fill(0)
@@ -97,6 +102,8 @@ class Dynamics:
             return
         cv2.bitwise_xor(mask, self.prev_mask, self.flips)
         cv2.accumulateWeighted(self.flips, self.blink, self.blink_rate)   # 255 x flip rate
+        if self.settling:
+            cv2.add(self.flip_count, 1, self.flip_count, mask=self.flips)
         np.copyto(self.prev_mask, mask)
         self.prev_clear = quiet
 
@@ -111,7 +118,13 @@ class Dynamics:
             return
         cv2.convertScaleAbs(self.mad, self.mad_u8)
         cv2.compare(raw_diff, self.mad_u8, cv2.CMP_GT, self.up)
+        self.settling = frame < self.settle_frames
         if frame <= self.settle_frames:
+            if moving is not None:
+                # Under a moving region only where it keeps flipping (leaves, not a car).
+                cv2.compare(self.flip_count, SETTLE_FLIPS, cv2.CMP_GE, self.learn_mask)
+                cv2.bitwise_or(self.learn_mask, cv2.bitwise_not(moving), self.learn_mask)
+                cv2.bitwise_and(self.up, self.learn_mask, self.up)
             cv2.accumulateWeighted(raw_diff, self.mad, self.settle_rise, self.up)
             return
         if moving is not None:
