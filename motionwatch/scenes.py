@@ -189,7 +189,7 @@ def outdoor_scenes(d: _Draw, add) -> None:
     passing in front of the moving background."""
     def trees() -> tuple:
         n = int(d.rng.integers(1, 3))
-        return tuple((int(d.u(20, 640 - 260)), int(d.u(60, 160)), int(d.u(160, 240)), int(d.u(200, 260)))
+        return tuple((int(d.u(20, 640 - 280)), int(d.u(60, 160)), int(d.u(160, 280)), int(d.u(200, 300)))
                      for _ in range(n))
 
     def water() -> tuple:
@@ -200,7 +200,7 @@ def outdoor_scenes(d: _Draw, add) -> None:
         return (d.walker(d.u(6, 10), d.u(4.0, 7.0), d.u(0.35, 0.6)),)
 
     kinds = {
-        "foliage": dict(foliage=trees(), wind=d.u(0.8, 1.3)),
+        "foliage": dict(foliage=trees(), wind=d.u(0.8, 1.7)),
         "water": dict(water=water()),
         "rain": dict(rain=d.u(3.0, 6.0)),
         "snow": dict(snow=int(d.u(120, 260))),
@@ -243,6 +243,9 @@ def real_clips(root: Path = FOOTAGE) -> list[Clip]:
              note="swaying curtain; presenter 0-7 s, then curtain only 7-9 s"),
         Clip("i2r_watersurface", root / "i2r_watersurface" / "video.mp4", truth_frames=((5, 47),), by_peer=False,
              note="rippling sea; a man walks in at 0.33 s (3.2 s clip)"),
+        Clip("i2r_escalator", root / "i2r_escalator" / "video.mp4", truth_frames=((0, 173),), by_peer=False,
+             mask=(_rect_poly(8, 10, 52, 22), _rect_poly(0, 84, 112, 14)), tolerance_s=1.0,
+             note="three escalators run all the time; people 0-11.6 s (±2 frames); OSD clock and text masked"),
     ]
     return [c for c in clips if c.path.exists()]
 

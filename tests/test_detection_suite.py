@@ -74,3 +74,5 @@ def test_scoring_counts_false_missed_split_merged_and_latency():
     assert missed.missed == 1 and isinstance(missed, Score)
     close = score("s", "motion", [_ev(2.1, 9.0)], [(2.0, 4.0), (6.0, 9.0)], gap_seconds=4.0)
     assert close.ok and close.expected == 1, "visits closer than the gap are one visit"
+    held = score("s", "motion", [_ev(0.5, 20.0)], [(8.0, 12.0)], gap_seconds=4.0)
+    assert (held.false, held.missed) == (1, 1), "an event already open on a tree hides the visit"

@@ -14,55 +14,28 @@ scene), printed as a ratio to `before` measured in the same run.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
+from models import BASELINE_REF, swaps
 from motionwatch.config import DetectionConfig
 from motionwatch.detect import MotionDetector
-from motionwatch.detect.subtractor import OpenCVModel, SubtractorDetector
 from motionwatch.evaluate import mask_scores, read_video
 from motionwatch.scenes import FOOTAGE, mask_sequences, suite
 from motionwatch.synth import SceneRenderer
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def load_before(ref: str):
-    """The MotionDetector class of motionwatch/detector.py at git `ref`."""
-    src = subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:motionwatch/detector.py"],
-                         capture_output=True, text=True, check=True).stdout
-    path = Path(tempfile.mkdtemp()) / "detector_before.py"
-    path.write_text(src)
-    spec = importlib.util.spec_from_file_location("detector_before", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.MotionDetector
-
-
-class _Before:
-    """The old detector behind update(picture)."""
-
-    def __init__(self, cls, cfg, size, fps):
-        self.d = cls(cfg, size, fps, None)
-
-    def update(self, picture):
-        return self.d.update(picture)
-
-
-def makers(before_cls) -> dict:
+def makers(ref: str) -> dict:
+    """Each model as `make(size, fps) -> detector`, for the pixel and CPU tables."""
     cfg = DetectionConfig()
-    return {
-        "ours": lambda size, fps: MotionDetector(cfg, size, fps, None),
-        "before": lambda size, fps: _Before(before_cls, cfg, size, fps),
-        "MOG2": lambda size, fps: SubtractorDetector(OpenCVModel("mog2"), cfg, size, fps),
-        "KNN": lambda size, fps: SubtractorDetector(OpenCVModel("knn"), cfg, size, fps),
-    }
+
+    def maker(swap):
+        def make(size, fps):
+            ours = MotionDetector(cfg, size, fps, None)
+            return ours if swap is None else swap(ours)
+        return make
+    return {name: maker(swap) for name, swap in swaps(ref).items()}
 
 
 def pixel_table(models: dict, cdnet_step: int) -> str:
@@ -115,14 +88,14 @@ def cpu_table(models: dict, limit: int, rounds: int) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--baseline-ref", default="6d5f123", help="git ref of the `before` detector")
+    ap.add_argument("--baseline-ref", default=BASELINE_REF, help="git ref of the `before` detector")
     ap.add_argument("--cdnet-step", type=int, default=5, help="score every Nth CDnet ground-truth frame")
     ap.add_argument("--cpu-frames", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--no-pixels", action="store_true")
     ap.add_argument("--no-cpu", action="store_true")
     args = ap.parse_args()
-    models = makers(load_before(args.baseline_ref))
+    models = makers(args.baseline_ref)
     if not args.no_pixels:
         print(pixel_table(models, args.cdnet_step))
     if not args.no_cpu:
