@@ -33,7 +33,6 @@ BLINK_S = 2.0     # time constant of the flip rate
 SETTLE_S = 3.0
 SETTLE_RISE_S = 0.3
 SETTLE_FLIPS = 5
-WARM_PEAK = 0.3   # extra rise during warm-up where a pixel changes more than its mad
 BLINK_K = 8.0     # a pixel flipping in a share b of frames needs (dynamic_k + BLINK_K x b) x mad
 BLINK_ON = 0.25   # flip rate (per frame) above which a pixel counts as dynamic background
 # Shake: shifts smaller than this (detection pixels) are noise, larger than
@@ -113,14 +112,12 @@ class Dynamics:
         """Update mad from this frame's |frame - background| (not under a person)."""
         if self.k <= 0 or light_jump:
             return   # a light jump changes everything once; it is not how pixels vary
+        if warming:
+            # Warm-up need not be quiet: a waving tree is learned from the start.
+            cv2.accumulateWeighted(raw_diff, self.mad, max(self.rise, 1.0 / max(frame, 1)))
+            return
         cv2.convertScaleAbs(self.mad, self.mad_u8)
         cv2.compare(raw_diff, self.mad_u8, cv2.CMP_GT, self.up)
-        if warming:
-            # Warm-up need not be quiet: a waving tree is learned from the start,
-            # a peak-leaning mean so the half second it has is enough.
-            cv2.accumulateWeighted(raw_diff, self.mad, max(self.rise, 1.0 / max(frame, 1)))
-            cv2.accumulateWeighted(raw_diff, self.mad, WARM_PEAK, self.up)
-            return
         self.settling = frame < self.settle_frames
         if frame <= self.settle_frames:
             if moving is not None:
