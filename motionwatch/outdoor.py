@@ -120,10 +120,10 @@ class Outdoor:
         rng = np.random.default_rng(self.s.seed * 7919 + i)
         n = int(self.s.rain * H * W / 10000)
         xs, ys = rng.uniform(0, W, n), rng.uniform(0, H, n)
-        ln, br = rng.uniform(10, 28, n), rng.uniform(25, 60, n)
+        ln, br = rng.uniform(12, 34, n), rng.uniform(40, 90, n)
         streaks = np.zeros((H, W), np.float32)
         for x, y, length, b in zip(xs, ys, ln, br):
-            cv2.line(streaks, (int(x), int(y)), (int(x + 0.15 * length), int(y + length)), float(b), 1)
+            cv2.line(streaks, (int(x), int(y)), (int(x + 0.15 * length), int(y + length)), float(b), 2)
         img += streaks[:, :, None]
 
     def _draw_snow(self, img: np.ndarray, t: float) -> None:

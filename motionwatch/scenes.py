@@ -202,7 +202,7 @@ def outdoor_scenes(d: _Draw, add) -> None:
     kinds = {
         "foliage": dict(foliage=trees(), wind=d.u(0.8, 1.7)),
         "water": dict(water=water()),
-        "rain": dict(rain=d.u(3.0, 6.0)),
+        "rain": dict(rain=d.u(4.0, 9.0)),
         "snow": dict(snow=int(d.u(120, 260))),
         "shake": dict(shake_px=d.u(1.5, 4.0)),
     }

@@ -164,7 +164,11 @@ def test_shaking_camera_is_aligned_not_motion():
 
 
 def test_shake_alignment_is_what_keeps_it_quiet():
-    _, dets = run(_outdoor(shake_px=6.0), replace(DetectionConfig(), stabilize=False, dynamic_k=0.0))
+    """Strong shake (10 px at 640): quiet with alignment, an event's worth of frames without."""
+    plain = replace(DetectionConfig(), dynamic_k=0.0)
+    _, aligned = run(_outdoor(shake_px=10.0), plain)
+    assert longest_run(aligned) < DetectionConfig().min_frames
+    _, dets = run(_outdoor(shake_px=10.0), replace(plain, stabilize=False))
     assert longest_run(dets) >= DetectionConfig().min_frames
 
 

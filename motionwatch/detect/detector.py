@@ -57,7 +57,7 @@ RELIT_MIN_STD = 8.0
 # insect is somewhere else each frame; a person overlaps themself) or it is
 # LARGE_SHARE of the picture. When WEATHER_COUNT or more small regions (under
 # SMALL_SHARE of the picture each) appear at once, they are rain or snow and
-# none of the small ones counts: a far-away person in a snowstorm is lost.
+# no region under WEATHER_SHARE counts: a far-away person in a storm is lost.
 PERSIST_SHARE = 0.15
 # A shake estimate is used only when aligning leaves at most this share of
 # the change there was without it.
@@ -65,6 +65,7 @@ SHAKE_GAIN = 0.7
 LARGE_SHARE = 0.01
 SMALL_SHARE = 0.001
 WEATHER_COUNT = 6
+WEATHER_SHARE = 0.004
 
 
 class MotionDetector:
@@ -417,7 +418,9 @@ class MotionDetector:
         small = areas < SMALL_SHARE * self.watch_area
         small[0] = False
         if np.count_nonzero(small & (areas >= self.cfg.min_blob_area)) >= WEATHER_COUNT:
-            ok &= ~small
+            # Streaks merge into clumps in heavy rain: in weather, clumps count
+            # only from WEATHER_SHARE of the picture.
+            ok &= areas >= WEATHER_SHARE * self.watch_area
         return ok
 
     def _full(self, part: np.ndarray, roi: tuple[slice, slice]) -> np.ndarray:
