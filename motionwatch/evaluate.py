@@ -216,13 +216,22 @@ def mask_scores(seq: MaskSequence, make: Callable[[tuple[int, int], float], obje
     """
     tp = fp = fn = frames = 0
     det = None
+    rng = np.random.default_rng(5)
     for n, img in enumerate(sequence_frames(seq, max(seq.gt))):
         if det is None:
             det = make((img.shape[1], img.shape[0]), seq.fps)
+        if seq.jitter_px:
+            shift = np.float32([[1, 0, 0], [0, 1, 0]])
+            shift[:, 2] = rng.normal(0, seq.jitter_px, 2)
+            img = cv2.warpAffine(img, shift, (img.shape[1], img.shape[0]), borderMode=cv2.BORDER_REFLECT)
         d = det.update(img)
         if n not in seq.gt:
             continue
         gt = cv2.imread(str(seq.gt[n]), cv2.IMREAD_GRAYSCALE)
+        if seq.jitter_px:
+            # Shifted with the frame; what comes in from outside is not scored (85).
+            gt = cv2.warpAffine(gt, shift, (gt.shape[1], gt.shape[0]), flags=cv2.INTER_NEAREST,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=85)
         pred = d.mask if (d.mask is not None and d.ready) else np.zeros(gt.shape, np.uint8)
         if pred.shape != gt.shape:
             pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST)

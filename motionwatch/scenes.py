@@ -66,6 +66,7 @@ class MaskSequence:
     fps: float
     dynamic: bool = False          # a dynamic-background sequence (the mean-F target)
     note: str = ""
+    jitter_px: float = 0.0         # >0: every frame (and its mask) shifted by N(0, jitter_px): camera shake
 
 
 def outside(rect: tuple[int, int, int, int], size: tuple[int, int]) -> tuple:
@@ -270,4 +271,6 @@ def mask_sequences(root: Path = FOOTAGE, cdnet_step: int = 1, cdnet_last: int | 
         # CDnet numbers frames from 1: in000470.jpg is 0-based frame 469.
         gt = {n - 1: hw / "groundtruth" / f"gt{n:06d}.png" for n in range(lo, hi + 1, cdnet_step)}
         seqs.append(MaskSequence("cdnet_highway", hw / "input", gt, 25.0, note="motorway, static camera"))
+        seqs.append(MaskSequence("cdnet_highway_jitter", hw / "input", gt, 25.0, jitter_px=2.0,
+                                 note="the same frames shaken by 2 px (sigma) each: real texture, known shift"))
     return seqs

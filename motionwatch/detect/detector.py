@@ -59,9 +59,9 @@ RELIT_MIN_STD = 8.0
 # SMALL_SHARE of the picture each) appear at once, they are rain or snow and
 # no region under WEATHER_SHARE counts: a far-away person in a storm is lost.
 PERSIST_SHARE = 0.15
-# A shake estimate is used only when aligning leaves at most this share of
-# the change there was without it.
-SHAKE_GAIN = 0.7
+# A shake estimate is used only when aligning leaves less change than there
+# was without it (at most SHAKE_GAIN of it).
+SHAKE_GAIN = 1.0
 LARGE_SHARE = 0.01
 SMALL_SHARE = 0.001
 WEATHER_COUNT = 6
@@ -169,7 +169,7 @@ class MotionDetector:
         self._express(self.bg, self.bg_u8)
         warming = self.frames <= self.warmup_frames
         changed, threshold = self._difference(warming)
-        if changed and self.dyn.stabilize and not warming:
+        if changed and self.dyn.stabilize:
             # Something changed: if the whole picture moved (a shaking camera),
             # difference again after aligning this frame with the background.
             aligned = self.dyn.align(self.blurred, self.bg_u8)

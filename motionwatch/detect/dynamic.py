@@ -40,6 +40,7 @@ BLINK_ON = 0.25   # flip rate (per frame) above which a pixel counts as dynamic 
 MIN_SHIFT = 0.35
 MAX_SHIFT = 12.0
 MIN_RESPONSE = 0.05   # phase correlation peak below this: no clear global shift
+SHAKE_SCALE = 2       # estimated on a picture this many times smaller (full size gained little)
 
 
 def _rate(tau_s: float, fps: float) -> float:
@@ -69,9 +70,10 @@ class Dynamics:
         self.learn_mask = np.empty((h, w), np.uint8)
         self.mad_u8 = np.empty((h, w), np.uint8)
         self.aligned = np.empty((h, w), np.uint8)
-        # Phase correlation on a half-size picture: a quarter of the FFT work, and
-        # shake of a pixel or more at detection size is what matters.
-        self.small = (max(16, w // 2), max(16, h // 2))
+        # Phase correlation on a 1/SHAKE_SCALE picture: less FFT work; shake of
+        # a pixel or more at detection size is what matters.
+        self.scale = SHAKE_SCALE
+        self.small = (max(16, w // self.scale), max(16, h // self.scale))
         self.window = cv2.createHanningWindow(self.small, cv2.CV_32F)
         self.reset()
 
@@ -143,7 +145,7 @@ class Dynamics:
         a = cv2.resize(background, self.small, interpolation=cv2.INTER_AREA).astype(np.float32)
         b = cv2.resize(frame, self.small, interpolation=cv2.INTER_AREA).astype(np.float32)
         (dx, dy), response = cv2.phaseCorrelate(a, b, self.window)
-        dx, dy = 2.0 * dx, 2.0 * dy
+        dx, dy = self.scale * dx, self.scale * dy
         if response < MIN_RESPONSE or abs(dx) > MAX_SHIFT or abs(dy) > MAX_SHIFT \
                 or max(abs(dx), abs(dy)) < MIN_SHIFT:
             self.shift = (0.0, 0.0)
