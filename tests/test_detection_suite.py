@@ -37,11 +37,13 @@ def test_outdoor_scene(name):
     test_scene(name)
 
 
-@pytest.mark.parametrize("name", ["traffic_camera", "brightness_change", "i2r_watersurface", "i2r_curtain"])
+@pytest.mark.parametrize("name", ["traffic_camera", "brightness_change", "i2r_watersurface", "i2r_curtain",
+                                  "i2r_escalator"])
 def test_real_clip(name):
     rel = {"traffic_camera": "dvrscan_traffic_camera/traffic_camera.mp4",
            "brightness_change": "dvrscan_brightness_change/issue53_brightness_change.avi",
-           "i2r_watersurface": "i2r_watersurface/video.mp4", "i2r_curtain": "i2r_curtain/video.mp4"}[name]
+           "i2r_watersurface": "i2r_watersurface/video.mp4", "i2r_curtain": "i2r_curtain/video.mp4",
+           "i2r_escalator": "i2r_escalator/video.mp4"}[name]
     root = footage(rel).parents[1]
     clip = next(c for c in real_clips(root) if c.name == name)
     sc = run_clip(clip, Config())

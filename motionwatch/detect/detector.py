@@ -59,9 +59,10 @@ RELIT_MIN_STD = 8.0
 # SMALL_SHARE of the picture each) appear at once, they are rain or snow and
 # no region under WEATHER_SHARE counts: a far-away person in a storm is lost.
 PERSIST_SHARE = 0.15
-# A shake estimate is used only when aligning leaves less change than there
-# was without it (at most SHAKE_GAIN of it).
-SHAKE_GAIN = 1.0
+# A shake estimate is used only when aligning leaves at most this share of
+# the change there was without it (1.0 aligned more shaken highway frames but
+# ended the escalator clip's event early).
+SHAKE_GAIN = 0.7
 LARGE_SHARE = 0.01
 SMALL_SHARE = 0.001
 WEATHER_COUNT = 6
