@@ -142,6 +142,9 @@ class DetectionConfig:
     warmup_seconds: float = opt(0.5, "no motion is reported for this long after start or reconnect",
                                 lo=0.0, hi=600.0)
     lighting_compensation: bool = opt(True, "cancel global brightness changes before differencing")
+    dynamic_k: float = opt(4.0, "a pixel must change this many times its usual change (learns trees, water; "
+                           "0 = off)", lo=0.0, hi=20.0)
+    stabilize: bool = opt(True, "estimate camera shake and difference after aligning the picture")
     fps: float = opt(0.0, "analyse at most this many frames per second (0 = every frame)", lo=0.0, hi=240.0)
     fast_decode: bool = opt(True, "decode video files for detection without the deblocking "
                             "filter (less CPU); saved snapshots are decoded again in full")

@@ -17,7 +17,7 @@ from typing import Callable
 import cv2
 
 from motionwatch.config import CameraConfig, Config
-from motionwatch.detector import MotionDetector
+from motionwatch.detect import MotionDetector
 from motionwatch.errors import ConfigError, SourceError
 from motionwatch.events import ClipPackets, EventEnded, EventStarted, EventTracker
 from motionwatch.lighting_log import LightingLog
@@ -215,7 +215,7 @@ class CameraLoop:
             return
         if self._detect_interval:
             self._next_detect_ts = frame.ts + self._detect_interval
-        det = self.detector.update(pic, frame.gray)
+        det = self.detector.update(pic)
         st.analysed += 1
         st.fraction = det.fraction
         self._tick_fps(frame.ts)

@@ -26,6 +26,7 @@ from motionwatch.model import Event
 from motionwatch.pipeline import camera_stages
 from motionwatch.preflight import check_masks, check_regular_file, check_seconds
 from motionwatch.sources import open_source, source_kind
+from motionwatch.tune_strip import Peaks, shake_panel, strip
 
 LIVE_SECONDS = 30.0
 # Suggested trigger = this x the quiet noise floor (99.5th percentile of quiet frames).
@@ -44,6 +45,9 @@ class Trace:
     events: list[Event] = field(default_factory=list)
     noise_sigma: float | None = None
     threshold: float = 0.0
+    raw_fraction: list[float] = field(default_factory=list)   # before the region filter
+    shift: list[tuple[float, float]] = field(default_factory=list)
+    peaks: Peaks = field(default_factory=Peaks)
 
 
 @dataclass
@@ -123,9 +127,12 @@ def replay_source(cfg: Config, spec: str, seconds: float | None) -> Trace:
                 detector, tracker = camera_stages(cfg, cam, frame.size, trace.fps, clip=False)
                 detector.luma_levels = src.luma_levels   # as the capture loop does
             # The decoder's grey when the frame has it: no colour picture is made for tune.
-            det = detector.update(frame.gray if frame.gray is not None else frame.image, frame.gray)
+            det = detector.update(frame.gray if frame.gray is not None else frame.image)
             trace.ts.append(frame.ts)
             trace.fraction.append(det.fraction)
+            trace.raw_fraction.append(det.raw_fraction)
+            trace.shift.append(det.shift)
+            trace.peaks.offer(frame.ts, det.fraction, frame.image, det.mask)
             trace.ready.append(det.ready)
             trace.lighting.append(det.lighting_change)
             trace.threshold = det.threshold or trace.threshold
@@ -164,7 +171,7 @@ def advise(trace: Trace, cfg: Config) -> Advice:
     if isinstance(det_cfg.pixel_threshold, int):
         pix = det_cfg.pixel_threshold
     elif sigma is not None:
-        from motionwatch.detector import NOISE_K
+        from motionwatch.detect import NOISE_K
         pix = int(math.ceil(max(det_cfg.min_pixel_threshold, NOISE_K * sigma)))
     else:
         pix = int(math.ceil(trace.threshold or det_cfg.min_pixel_threshold))
@@ -226,6 +233,9 @@ def plot(trace: Trace, cfg: Config, advice: Advice, title: str) -> np.ndarray:
     for t in ts[np.array(trace.lighting)]:
         cv2.line(img, (px(t), TOP), (px(t), TOP + 12), (0, 170, 230), 2)
     _axes(img, t_end, y_max, px, py)
+    if trace.raw_fraction:
+        raw = np.stack([LEFT + pw * ts / t_end, [py(f) for f in trace.raw_fraction]], axis=1)
+        cv2.polylines(img, [raw.round().astype(np.int32)], False, GREY, 1, cv2.LINE_AA)
     pts = np.stack([LEFT + pw * ts / t_end, [py(f) for f in frac]], axis=1).round().astype(np.int32)
     cv2.polylines(img, [pts], False, BLUE, 1, cv2.LINE_AA)
     _dashed(img, py(trig), RED)
@@ -237,10 +247,14 @@ def plot(trace: Trace, cfg: Config, advice: Advice, title: str) -> np.ndarray:
                     (LEFT + 8, py(advice.trigger_fraction) + (16 if below else -6)), FONT, 0.5, (0, 140, 0), 1,
                     cv2.LINE_AA)
     cv2.putText(img, title[:110], (LEFT, 28), FONT, 0.65, DARK, 2, cv2.LINE_AA)
-    legend = (f"blue: changed share of the watched picture   green bands: {len(trace.events)} event(s) it would record   "
+    legend = (f"blue: changed share (grey: before the region filter)   green bands: {len(trace.events)} event(s)   "
               f"orange ticks: lighting jumps   grey ticks: warm-up")
     cv2.putText(img, legend, (LEFT, 52), FONT, 0.45, DARK, 1, cv2.LINE_AA)
-    return img
+    panels = [img, shake_panel(trace.ts, trace.shift, W, LEFT, RIGHT)]
+    peaks = strip(trace.peaks, W)
+    if peaks is not None:
+        panels.append(peaks)
+    return np.vstack(panels)
 
 
 def _axes(img: np.ndarray, t_end: float, y_max: float, px, py) -> None:
