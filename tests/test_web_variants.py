@@ -1,0 +1,59 @@
+"""Variants of the red-team attacks that the first regression tests did not try,
+against a real `motionwatch serve` on loopback: smuggling with both framing
+headers, and event.json shapes the contract checks let through."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from test_web_attacks import raw
+from test_web_http import scanned, server  # noqa: F401  (a scanned folder, a serve on it)
+from web_support import Proc
+
+
+@pytest.mark.parametrize("framing", [
+    "Content-Length: 5\r\nTransfer-Encoding: chunked",
+    "Transfer-Encoding: chunked\r\nContent-Length: 5",
+    "content-length: 5\r\nTRANSFER-ENCODING: Chunked",
+])
+def test_content_length_and_chunked_together_is_refused_and_closed(server, framing):
+    """RFC 9112 6.3: a request with both framings may be a smuggling attempt; a proxy
+    in front that trusted Content-Length would see the next request where we see
+    body bytes. Refuse it (400) and close, so nothing after it on the connection is
+    ever served."""
+    inner = f"GET /api/session HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n"
+    head = (f"POST /api/events/x/keep HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n{framing}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n\r\n")
+    answer = raw(server.port, (head + "0\r\n\r\n" + inner).encode())
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert answer.count(b"HTTP/1.1 ") == 1 and b'"csrf"' not in answer, answer[:400]
+    # The same on a GET, which has no business with a body at all.
+    answer = raw(server.port, (head.replace("POST /api/events/x/keep", "GET /api/events") + "0\r\n\r\n"
+                               + inner).encode())
+    assert answer.startswith(b"HTTP/1.1 400") and answer.count(b"HTTP/1.1 ") == 1, answer[:400]
+    assert server.request("GET", "/api/events")[0] == 200   # an honest request still is served
+
+
+@pytest.mark.parametrize("clip_parts", [5, True, 2.5, "clip-001.mp4", {"path": "clip-001.mp4"}, [[1, 2]], [None]])
+def test_event_page_survives_odd_clip_parts(tmp_path, scanned, clip_parts):
+    """`clip_parts` is not a contract field, so the event checks let any JSON through;
+    the event's page must still answer (200, no clip for a value that names none),
+    never a 500 with a traceback in the log."""
+    root = tmp_path / "recordings"
+    shutil.copytree(scanned, root, ignore=shutil.ignore_patterns("events.db*"))
+    path = next(root.glob("*/*/*/event.json"))
+    rec = json.loads(path.read_text())
+    rec["clip_parts"] = clip_parts
+    path.write_text(json.dumps(rec))
+    p = Proc(["serve", "--recordings", str(root), "--port", "0"])
+    try:
+        status, _, body = p.request("GET", f"/api/events/{rec['id']}")
+        assert status == 200, (status, body[:300])
+        urls = json.loads(body)["clip_urls"]
+        assert all(isinstance(u, str) and u.startswith("/media/") for u in urls), urls
+    finally:
+        log = p.stop()
+    assert "Traceback" not in log, log[-2000:]
