@@ -365,7 +365,10 @@ def read_event_json(path: Path) -> Any:
         if st.st_size > MAX_EVENT_JSON:
             raise ValueError(f"{st.st_size} bytes, more than an event.json can be ({MAX_EVENT_JSON})")
         data = f.read(MAX_EVENT_JSON + 1)
-    return json.loads(data)
+    try:
+        return json.loads(data)
+    except RecursionError:   # arrays or objects nested deeper than the parser's stack
+        raise ValueError("nested too deeply to be an event record") from None
 
 
 def read_event(path: Path) -> dict:

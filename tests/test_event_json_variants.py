@@ -1,0 +1,36 @@
+"""event.json files damaged in ways the first fault tests did not try: each is
+skipped by `--reindex` with one warning naming its folder, never a traceback,
+and the whole events stay listed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from conftest import events_json, mw
+from test_index import rec, scanned  # noqa: F401  (pytest fixtures: a scanned recordings folder, copied)
+
+RAW = {   # folder id -> the bytes of its event.json
+    "deeplist": b"[" * 200_000 + b"]" * 200_000,
+    "deepobj": b'{"a":' * 200_000 + b"1" + b"}" * 200_000,
+    "notutf8": b'{"id": "notutf8", "camera": "d\xffor"}',
+    "bigint": b'{"start_frame": ' + b"9" * 5000 + b"}",
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("event_id", sorted(RAW))
+def test_reindex_skips_an_unreadable_event_json_with_one_warning(rec, event_id):
+    good = {e["id"] for e in events_json(rec)}
+    template = next(rec.glob("hall/*/*/event.json")).parent
+    folder = template.parent / f"000001-{event_id}"
+    shutil.copytree(template, folder)
+    (folder / "event.json").write_bytes(RAW[event_id])
+    proc = mw("events", "--reindex", "--recordings", str(rec), timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-1500:]
+    warnings = [ln for ln in proc.stderr.splitlines() if "WARNING" in ln and folder.name in ln]
+    assert len(warnings) == 1, proc.stderr[-1500:]
+    assert {e["id"] for e in events_json(rec)} == good
+    assert json.loads(mw("events", "--json", "--recordings", str(rec), check=True).stdout)
