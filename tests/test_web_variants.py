@@ -57,3 +57,23 @@ def test_event_page_survives_odd_clip_parts(tmp_path, scanned, clip_parts):
     finally:
         log = p.stop()
     assert "Traceback" not in log, log[-2000:]
+
+
+@pytest.mark.parametrize("body", [b"[" * 60_000, b'{"a":' * 12_000])
+def test_deeply_nested_json_body_is_400_before_login_and_with_no_password(scanned, server, body):
+    """A JSON body nested deeper than the parser's stack (within the 64 KiB limit):
+    400 naming the problem, not a 500 with a traceback; on the login form of a
+    password-protected server too, which anyone may post to."""
+    from web_support import free_port
+    port = free_port()
+    p = Proc(["serve", "--recordings", str(scanned), "--port", str(port)],
+             env={"MOTIONWATCH_WEB_PASSWORD": "pw"}, port=port)
+    json_type = {"Content-Type": "application/json"}
+    try:
+        status, _, answer = p.request("POST", "/login", body=body, headers=json_type)
+        assert status == 400 and b"JSON" in answer, (status, answer[:200])
+    finally:
+        log = p.stop()
+    assert "Traceback" not in log, log[-2000:]
+    status, _, answer = server.request("POST", "/api/events/x/keep", body=body, headers=json_type)
+    assert status == 400 and b"JSON" in answer, (status, answer[:200])

@@ -208,6 +208,9 @@ def _parse_form(body: bytes, ctype: str) -> dict:
     # urlencoded by hand (parse_qsl): Starlette's form parser needs python-multipart,
     # a dependency for two fields (password, csrf) that never carry files.
     if "application/json" in ctype:
-        data = json.loads(body or b"{}")
+        try:
+            data = json.loads(body or b"{}")
+        except RecursionError:   # "[[[[..." within MAX_BODY nests deeper than the parser's stack
+            raise ValueError("nested too deeply") from None
         return data if isinstance(data, dict) else {}
     return dict(parse_qsl(body.decode("utf-8", "replace")))
