@@ -18,7 +18,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from motionwatch.cli import common, effective_config
+from motionwatch.cli import common, effective_config, nonempty
 from motionwatch.config import Config, to_plain
 from motionwatch.errors import ConfigError, MotionwatchError, SourceError
 from motionwatch.pipeline import BACKOFF_CAP, BACKOFF_START, CameraLoop
@@ -205,9 +205,10 @@ def _install_signals(stop: threading.Event) -> None:
 
 def add_scan(sub) -> None:
     p = sub.add_parser("scan", help="scan a recorded video as fast as possible")
-    p.add_argument("file", metavar="FILE", help="video file to scan")
+    p.add_argument("file", metavar="FILE", type=nonempty, help="video file to scan")
     common(p, source=False)
-    p.add_argument("--camera", metavar="NAME", help="camera name to record under (default: the file's name)")
+    p.add_argument("--camera", metavar="NAME", type=nonempty,
+                   help="camera name to record under (default: the file's name)")
     p.add_argument("--start-time", metavar="ISO", help="wall-clock time of the first frame "
                    "(default: the file's modification time minus its length)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -307,8 +308,8 @@ def add_events(sub) -> None:
     p.add_argument("id", nargs="?", metavar="ID", help="event id for keep/unkeep/delete")
     common(p, source=False)
     p.add_argument("--json", action="store_true", help="print a JSON array")
-    p.add_argument("--camera", metavar="NAME", help="only this camera")
-    p.add_argument("--since", metavar="WHEN", help="only events since: ISO date/time, or an age like 2h, 3d")
+    p.add_argument("--camera", metavar="NAME", type=nonempty, help="only this camera")
+    p.add_argument("--since", metavar="WHEN", type=nonempty, help="only events since: ISO date/time, or an age like 2h, 3d")
     p.add_argument("--limit", type=int, metavar="N", help="at most N events (newest first)")
     p.add_argument("--reindex", action="store_true", help="rebuild events.db from the event.json files")
     p.set_defaults(func=cmd_events)
