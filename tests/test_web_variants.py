@@ -77,3 +77,64 @@ def test_deeply_nested_json_body_is_400_before_login_and_with_no_password(scanne
     assert "Traceback" not in log, log[-2000:]
     status, _, answer = server.request("POST", "/api/events/x/keep", body=body, headers=json_type)
     assert status == 400 and b"JSON" in answer, (status, answer[:200])
+
+
+def basic(password: str) -> str:
+    import base64
+    return "Basic " + base64.b64encode(f"u:{password}".encode()).decode()
+
+
+def guesses(p: Proc, forwarded_for, n: int, tag: str, parallel: bool) -> list[int]:
+    """Statuses of n new wrong passwords, each sent with the X-Forwarded-For
+    forwarded_for(i) gives (one after another, or all at once)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> int:
+        return p.request("GET", "/api/session", headers={"Authorization": basic(f"{tag}-{i}"),
+                                                          "X-Forwarded-For": forwarded_for(i)})[0]
+    if not parallel:
+        return [one(i) for i in range(n)]
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def password_server(scanned, tmp_path, config: str = "") -> Proc:
+    from web_support import free_port
+    cfg = tmp_path / "web.yaml"
+    cfg.write_text(config or "{}\n")
+    port = free_port()
+    return Proc(["serve", "--config", str(cfg), "--recordings", str(scanned), "--port", str(port)],
+                env={"MOTIONWATCH_WEB_PASSWORD": "right-pw"}, port=port)
+
+
+def test_a_forged_x_forwarded_for_does_not_escape_the_login_throttle(scanned, tmp_path):
+    """uvicorn believes X-Forwarded-For from 127.0.0.1 by default, so a local client
+    (or anyone behind a proxy on this machine that passes the header through) made
+    every guess a new 'address' and guessed at full speed. Without web.trusted_proxies
+    the header is ignored: 12 guesses at once after 10 wrong ones are held back (429)."""
+    p = password_server(scanned, tmp_path)
+    try:
+        first = guesses(p, lambda i: f"198.51.100.{i}", 10, "seq", parallel=False)
+        assert first == [401] * 10, first
+        burst = guesses(p, lambda i: f"198.51.100.{50 + i}", 12, "burst", parallel=True)
+        assert 429 in burst, burst
+    finally:
+        p.stop()
+
+
+def test_behind_a_trusted_proxy_one_guesser_does_not_lock_out_the_others(scanned, tmp_path):
+    """web.trusted_proxies: the throttle counts the client the proxy names, so a
+    guesser's flood (held back with 429) leaves another client's right password
+    working; a client's own forged X-Forwarded-For value (left of what the proxy
+    appends) does not make it someone else."""
+    p = password_server(scanned, tmp_path, "web:\n  trusted_proxies: [127.0.0.1]\n")
+    try:
+        attacker = "203.0.113.9"
+        assert guesses(p, lambda i: attacker, 10, "seq", parallel=False) == [401] * 10
+        assert 429 in guesses(p, lambda i: f"203.0.113.5, {attacker}", 12, "forged", parallel=True)
+        status, headers, _ = p.request("POST", "/login", body="password=right-pw&next=/",
+                                       headers={"Content-Type": "application/x-www-form-urlencoded",
+                                                "X-Forwarded-For": "203.0.113.5"})
+        assert status == 303 and "mw_session=" in headers.get("set-cookie", ""), (status, headers)
+    finally:
+        p.stop()
