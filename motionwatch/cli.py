@@ -139,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(args)
         return int(args.func(args) or 0)
     except MotionwatchError as e:
-        if debug:
-            raise
+        if debug:   # the traceback, and still the exit code scripts check (a bare raise exits 1)
+            import traceback
+            traceback.print_exc()
         print(f"motionwatch: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:

@@ -26,3 +26,15 @@ def test_an_empty_value_is_refused_not_taken_as_the_default(tmp_path, args):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "empty value is not allowed" in lines[0], proc.stderr[-800:]
     assert not (tmp_path / "recordings").exists()
+
+
+@pytest.mark.parametrize("args,code", [
+    (["--debug", "events", "--limit", "-1"], 2),
+    (["check-config", "nope.yaml", "--debug"], 2),
+    (["--debug", "events", "keep", "nosuchid"], 1),
+])
+def test_debug_adds_the_traceback_but_keeps_the_exit_code(tmp_path, args, code):
+    (tmp_path / "recordings").mkdir()
+    proc = mw(*args, cwd=tmp_path, timeout=60)
+    assert proc.returncode == code, (proc.returncode, proc.stderr[-800:])
+    assert "Traceback" in proc.stderr and proc.stderr.strip().splitlines()[-1].startswith("motionwatch: error: ")
