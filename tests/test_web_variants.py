@@ -138,3 +138,40 @@ def test_behind_a_trusted_proxy_one_guesser_does_not_lock_out_the_others(scanned
         assert status == 303 and "mw_session=" in headers.get("set-cookie", ""), (status, headers)
     finally:
         p.stop()
+
+
+def test_one_address_holding_requests_half_sent_cannot_fill_the_connection_cap(server):
+    """210 connections from 127.0.0.2, each a POST whose body never comes (held open
+    up to the request deadline and reopened by a real attacker), filled the
+    200-connection cap, and every other client was reset. One address gets at most
+    a share of the cap, so a client from 127.0.0.1 is still served meanwhile."""
+    import http.client
+    import socket
+    held = []
+    try:
+        for _ in range(210):
+            s = socket.socket()
+            s.settimeout(5)
+            s.bind(("127.0.0.2", 0))
+            try:
+                s.connect(("127.0.0.1", server.port))
+                s.sendall(f"POST /api/events/x/keep HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                          "Content-Length: 1000\r\n\r\na".encode())
+            except OSError:
+                s.close()
+                continue
+            held.append(s)
+        answers = []
+        for _ in range(3):
+            c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+            try:
+                c.request("GET", "/api/session")
+                answers.append(c.getresponse().status)
+            except OSError as e:
+                answers.append(type(e).__name__)
+            finally:
+                c.close()
+        assert answers == [200, 200, 200], answers
+    finally:
+        for s in held:
+            s.close()
