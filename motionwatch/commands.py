@@ -276,7 +276,11 @@ def parse_start_time(text: str) -> float:
         when = datetime.fromisoformat(text)
     except ValueError:
         raise ConfigError(f"--start-time: {text!r} is not allowed; {allowed}") from None
-    if not START_TIME_RANGE[0] <= when.replace(tzinfo=None) < START_TIME_RANGE[1]:
+    try:   # the range is of local times (event folders are local days): an offset can cross it
+        local = datetime.fromtimestamp(when.timestamp()) if when.tzinfo else when
+    except (OverflowError, OSError, ValueError):
+        local = None
+    if local is None or not START_TIME_RANGE[0] <= local < START_TIME_RANGE[1]:
         raise ConfigError(f"--start-time: {text!r} is out of range; {allowed}")
     return when.timestamp()
 

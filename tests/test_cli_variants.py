@@ -38,3 +38,16 @@ def test_debug_adds_the_traceback_but_keeps_the_exit_code(tmp_path, args, code):
     proc = mw(*args, cwd=tmp_path, timeout=60)
     assert proc.returncode == code, (proc.returncode, proc.stderr[-800:])
     assert "Traceback" in proc.stderr and proc.stderr.strip().splitlines()[-1].startswith("motionwatch: error: ")
+
+
+@pytest.mark.parametrize("start", ["9998-12-31T23:59:59-23:59", "1970-01-02T00:00:00+14:00",
+                                   "0001-01-01T00:00:00+14:00"])
+def test_scan_start_time_range_counts_the_offset(tmp_path, start):
+    """`--start-time 9998-12-31T23:59:59-23:59` is 9999-01-01 on this machine's calendar:
+    past the allowed range (its events would fall on a day the web UI's day filter
+    refuses), so it is refused like 9999-01-01 itself, before anything is scanned."""
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"")   # never opened: the time is checked first
+    proc = mw("scan", str(video), "--start-time", start, cwd=tmp_path, timeout=60, env={"TZ": "UTC"})
+    assert proc.returncode == 2 and "--start-time" in proc.stderr and "out of range" in proc.stderr, proc.stderr
+    assert not (tmp_path / "recordings").exists()
