@@ -34,3 +34,25 @@ def test_reindex_skips_an_unreadable_event_json_with_one_warning(rec, event_id):
     assert len(warnings) == 1, proc.stderr[-1500:]
     assert {e["id"] for e in events_json(rec)} == good
     assert json.loads(mw("events", "--json", "--recordings", str(rec), check=True).stdout)
+
+
+@pytest.mark.parametrize("name,kind", [("events.db", "symlink"), ("events.db-wal", "symlink"),
+                                       ("events.db", "folder")])
+def test_an_index_that_is_a_symlink_or_a_folder_is_refused_and_left_alone(rec, tmp_path, name, kind):
+    """A symlinked events.db made `--reindex` write this folder's events into the
+    index (or any file) the link named; a folder there only said 'unable to open'.
+    Both are one line naming the file and the way out, exit 1, the target untouched."""
+    for p in rec.glob("events.db*"):
+        p.unlink()
+    other = tmp_path / "other-index.db"
+    other.write_bytes(b"SQLite format 3\0 not ours")
+    if kind == "symlink":
+        (rec / name).symlink_to(other)
+    else:
+        (rec / name).mkdir()
+    for args in (["events", "--reindex"], ["events"], ["run", "--source", "demo", "--duration", "1"]):
+        proc = mw(*args, "--recordings", str(rec), timeout=60)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, (args, proc.stderr[-1500:])
+        assert f"{name} is a {kind}" in lines[-1] and "--reindex" in lines[-1], (args, proc.stderr[-800:])
+    assert other.read_bytes() == b"SQLite format 3\0 not ours"
