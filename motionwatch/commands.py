@@ -366,7 +366,29 @@ def events_json_text(rows: list[dict]) -> str:
     series (fractions) stays on its line instead of one number per line."""
     if not rows:
         return "[]"
-    return "[\n" + ",\n".join(json.dumps(r) for r in rows) + "\n]"
+    return "[\n" + ",\n".join(_strict_json(r) for r in rows) + "\n]"
+
+
+def _strict_json(row: dict) -> str:
+    """One event as strict JSON. The contract fields are checked finite, but other
+    fields of an event.json may hold NaN or infinity, which json.dumps prints as
+    bare NaN that jq and most parsers refuse: those become null, with a warning."""
+    try:
+        return json.dumps(row, allow_nan=False)
+    except ValueError:
+        log.warning("event %s: NaN or infinity outside the contract fields of its record; printed as null",
+                    row.get("id"))
+        return json.dumps(_finite(row), allow_nan=False)
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def print_table(rows: list[dict]) -> None:

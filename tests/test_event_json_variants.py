@@ -56,3 +56,21 @@ def test_an_index_that_is_a_symlink_or_a_folder_is_refused_and_left_alone(rec, t
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, (args, proc.stderr[-1500:])
         assert f"{name} is a {kind}" in lines[-1] and "--reindex" in lines[-1], (args, proc.stderr[-800:])
     assert other.read_bytes() == b"SQLite format 3\0 not ours"
+
+
+def test_events_json_is_strict_json_when_a_record_holds_nan_outside_the_contract(rec):
+    """`fractions: [NaN]` (not a contract field, so the event is indexed) made
+    `events --json` print a bare NaN, which jq and strict parsers refuse."""
+    path = next(rec.glob("hall/*/*/event.json"))
+    record = json.loads(path.read_text())
+    record["fractions"] = [[0.0, float("nan")], [0.1, float("inf")]]
+    path.write_text(json.dumps(record))
+    mw("events", "--reindex", "--recordings", str(rec), check=True)
+    proc = mw("events", "--json", "--recordings", str(rec), check=True)
+
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+    rows = json.loads(proc.stdout, parse_constant=refuse)
+    hit = next(r for r in rows if r["id"] == record["id"])
+    assert hit["fractions"] == [[0.0, None], [0.1, None]]
+    assert record["id"] in proc.stderr and "WARNING" in proc.stderr
