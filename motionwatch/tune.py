@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from motionwatch.cli import common
+from motionwatch.cli import common, nonempty
 from motionwatch.config import Config, load_config
 from motionwatch.errors import ConfigError, MotionwatchError, SourceError
 from motionwatch.events import EventEnded
@@ -58,12 +58,14 @@ class Advice:
 
 def add_tune(sub) -> None:
     p = sub.add_parser("tune", help="plot a source's changed fraction over time and suggest thresholds")
-    p.add_argument("source_arg", metavar="SOURCE", help="video file, camera index, /dev/videoN, URL, pipe:COMMAND or demo")
+    p.add_argument("source_arg", metavar="SOURCE", type=nonempty,
+                   help="video file, camera index, /dev/videoN, URL, pipe:COMMAND or demo")
     common(p, source=False)
-    p.add_argument("--camera", metavar="NAME", help="use this configured camera's mask and detection overrides")
+    p.add_argument("--camera", metavar="NAME", type=nonempty,
+                   help="use this configured camera's mask and detection overrides")
     p.add_argument("--seconds", type=float, metavar="N",
                    help=f"stop after N seconds of source time (live sources default to {LIVE_SECONDS:g})")
-    p.add_argument("-o", "--out", metavar="PNG", help="plot file (default: tune-<camera>.png)")
+    p.add_argument("-o", "--out", metavar="PNG", type=nonempty, help="plot file (default: tune-<camera>.png)")
     p.set_defaults(func=cmd_tune)
 
 

@@ -18,6 +18,9 @@ from conftest import mw
     ["events", "--camera", ""],
     ["events", "--since", ""],
     ["scan", ""],
+    ["serve", "--host", ""],
+    ["tune", ""],
+    ["tune", "demo", "-o", ""],
 ])
 def test_an_empty_value_is_refused_not_taken_as_the_default(tmp_path, args):
     """`--recordings "$DIR"` with DIR unset must not quietly record into ./recordings."""
