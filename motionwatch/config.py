@@ -96,6 +96,19 @@ def _parse_hosts(v: Any) -> tuple[str, ...]:
                    'e.g. ["pi.local", "192.168.1.20", "*.home.example"]')
 
 
+def _parse_proxies(v: Any) -> tuple[str, ...]:
+    import ipaddress
+    if v is None:
+        return ()
+    if isinstance(v, list) and all(isinstance(a, str) for a in v):
+        try:
+            return tuple(str(ipaddress.ip_network(a.strip(), strict=False)) for a in v)
+        except ValueError:
+            pass
+    raise _Invalid('a list of addresses or networks of reverse proxies in front of this server, '
+                   'e.g. ["127.0.0.1"] or ["192.168.1.0/24"]')
+
+
 def _parse_name(v: Any) -> str:
     if isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", v):
         if not v.lower().startswith(RESERVED_NAME_PREFIX):
@@ -206,6 +219,8 @@ class WebConfig:
     live_fps: float = opt(5.0, "frame rate of the live MJPEG view", lo=0.2, hi=30.0)
     allowed_hosts: tuple = opt((), "extra names the browser may use for this server (Host header)",
                                parse=_parse_hosts)
+    trusted_proxies: tuple = opt((), "reverse proxies whose X-Forwarded-For names the client (login throttle)",
+                                 parse=_parse_proxies)
     tls_cert: str | None = opt(None, "PEM certificate (chain) file: serve HTTPS instead of HTTP")
     tls_key: str | None = opt(None, "PEM private key file of tls_cert (null when the cert file holds it)")
 

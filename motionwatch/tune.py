@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from motionwatch.cli import common
+from motionwatch.cli import common, nonempty
 from motionwatch.config import Config, load_config
 from motionwatch.errors import ConfigError, MotionwatchError, SourceError
 from motionwatch.events import EventEnded
@@ -62,12 +62,14 @@ class Advice:
 
 def add_tune(sub) -> None:
     p = sub.add_parser("tune", help="plot a source's changed fraction over time and suggest thresholds")
-    p.add_argument("source_arg", metavar="SOURCE", help="video file, camera index, /dev/videoN, URL, pipe:COMMAND or demo")
+    p.add_argument("source_arg", metavar="SOURCE", type=nonempty,
+                   help="video file, camera index, /dev/videoN, URL, pipe:COMMAND or demo")
     common(p, source=False)
-    p.add_argument("--camera", metavar="NAME", help="use this configured camera's mask and detection overrides")
+    p.add_argument("--camera", metavar="NAME", type=nonempty,
+                   help="use this configured camera's mask and detection overrides")
     p.add_argument("--seconds", type=float, metavar="N",
                    help=f"stop after N seconds of source time (live sources default to {LIVE_SECONDS:g})")
-    p.add_argument("-o", "--out", metavar="PNG", help="plot file (default: tune-<camera>.png)")
+    p.add_argument("-o", "--out", metavar="PNG", type=nonempty, help="plot file (default: tune-<camera>.png)")
     p.set_defaults(func=cmd_tune)
 
 
@@ -187,12 +189,16 @@ def report(trace: Trace, cfg: Config, advice: Advice, out: str) -> str:
                      f"(frames {e.start_frame}-{e.end_frame}), peak {100 * e.peak_fraction:.2f}%")
     sigma = "?" if trace.noise_sigma is None else (
         f"{trace.noise_sigma:.1f}" if trace.noise_sigma >= 0.5 else "under 0.5")
-    lines.append(f"noise: sigma {sigma} grey levels; quiet frames stay below {100 * advice.quiet_floor:.3f}% "
-                 f"changed (99.5th percentile of {advice.quiet_frames} quiet frames)")
+    if advice.quiet_frames:
+        lines.append(f"noise: sigma {sigma} grey levels; quiet frames stay below {100 * advice.quiet_floor:.3f}% "
+                     f"changed (99.5th percentile of {advice.quiet_frames} quiet frames)")
+    else:   # a percentile of nothing printed as "below 0.000%" read like a perfect camera
+        lines.append(f"noise: sigma {sigma} grey levels; no quiet frame to measure the noise floor on "
+                     "(all were warm-up, a lighting change or near an event)")
     lines.append(f"suggested: detection.pixel_threshold: {advice.pixel_threshold}   "
                  f"(auto settles there; 'auto' keeps following the noise)")
-    lines.append(f"suggested: detection.trigger_fraction: {advice.trigger_fraction:g}   "
-                 f"({TRIGGER_MARGIN:g} x the quiet noise floor, at least 0.001)")
+    why = f"{TRIGGER_MARGIN:g} x the quiet noise floor, at least 0.001" if advice.quiet_frames else "the least allowed"
+    lines.append(f"suggested: detection.trigger_fraction: {advice.trigger_fraction:g}   ({why})")
     lines += [f"note: {n}" for n in advice.notes]
     return "\n".join(lines)
 
