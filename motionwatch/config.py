@@ -159,14 +159,16 @@ class DetectionConfig:
                            "0 = off)", lo=0.0, hi=20.0)
     stabilize: bool = opt(True, "estimate camera shake and difference after aligning the picture")
     fps: float = opt(0.0, "analyse at most this many frames per second (0 = every frame)", lo=0.0, hi=240.0)
-    fast_decode: bool = opt(True, "decode video files for detection without the deblocking "
-                            "filter (less CPU); saved snapshots are decoded again in full")
+    fast_decode: bool = opt(True, "decode H.264/HEVC video files for detection without the deblocking "
+                            "filter (less CPU); saved snapshots are decoded again in full; live streams "
+                            "always decode in full")
 
 
 @dataclass(frozen=True)
 class CameraConfig:
     name: str = opt("demo", "camera name used in folders, the index and topics", parse=_parse_name)
-    source: str = opt("demo", "camera index, device path, URL, video file, pipe:COMMAND, picamera2 or demo",
+    source: str = opt("demo", "camera index (/dev/videoN), V4L2 device path, URL (RTSP, HTTP, HLS; MJPEG "
+                      "read directly), video file, pipe:COMMAND, picamera2 or demo",
                       parse=_parse_source)
     mask: tuple = opt((), "polygons (lists of [x, y] source pixels) whose area is ignored",
                       parse=_parse_polygons)
@@ -182,7 +184,8 @@ class EventsConfig:
     pre_roll_seconds: float = opt(2.0, "clip time kept from before the trigger", lo=0.0, hi=60.0)
     post_roll_seconds: float = opt(2.0, "clip time kept after the last motion", lo=0.0, hi=60.0)
     clip: bool = opt(True, "record a video clip of each event")
-    clip_width: int = opt(0, "clip width in pixels (0 = source resolution)", lo=0, hi=7680)
+    clip_width: int = opt(0, "clip width in pixels (0 = source resolution); narrower than an H.264 "
+                          "source makes auto encode instead of copying its packets", lo=0, hi=7680)
     clip_codec: str = opt("auto", "clip format: auto (an H.264 source's clips are its own packets copied "
                           "into MP4, other sources encoded to H.264), copy (also HEVC), h264 (always "
                           "encode H.264) or mp4v (encode MPEG-4 Part 2)",

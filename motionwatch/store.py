@@ -65,7 +65,7 @@ def folder_event_id(folder: Path) -> str:
 
 
 def fsync_file(path: Path) -> None:
-    """Flush a file written by another process (an ffmpeg clip) to disk before it is renamed."""
+    """Flush a file written through another handle (a clip FFmpeg wrote) to disk before it is renamed."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -126,7 +126,7 @@ class MotionDetector:
         self.still_next = np.zeros((h, w), np.uint16)
         self.not_mask = np.empty((h, w), np.uint8)
         # 16-bit labels when they cannot overflow (8-connected regions are at most one
-        # pixel in each 2x2 block): the labelling writes half the bytes, ~3x faster.
+        # pixel in each 2x2 block): the labelling writes half the bytes (docs/performance.md).
         self.label_type = cv2.CV_16U if ((w + 1) // 2) * ((h + 1) // 2) < 65535 else cv2.CV_32S
         # Subsample grid for the cheap robust statistics (gain, noise).
         step = max(1, int(np.sqrt(w * h / 2500)))
