@@ -43,6 +43,16 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_start ON events (start_epoch DESC);
 CREATE INDEX IF NOT EXISTS events_camera ON events (camera, start_epoch DESC);
+CREATE TABLE IF NOT EXISTS scanned_files (
+    path TEXT NOT NULL,
+    camera TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    config_hash TEXT NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0,
+    event_ids TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (path, camera)
+);
 """
 
 
@@ -199,6 +209,22 @@ class EventIndex:
             for rec, folder in records:
                 self._insert(rec, folder, bool(rec.get("kept", False)))
         return len(records), problems
+
+    # -- scanned files (`scan`'s memory of what it has done; see archive/ledger.py) --
+
+    def scanned(self, path: str, camera: str) -> dict | None:
+        row = self.db.execute("SELECT size, mtime, config_hash, done, event_ids FROM scanned_files "
+                              "WHERE path = ? AND camera = ?", (path, camera)).fetchone()
+        if row is None:
+            return None
+        return {"size": row[0], "mtime": row[1], "config_hash": row[2], "done": bool(row[3]),
+                "event_ids": json.loads(row[4])}
+
+    def set_scanned(self, path: str, camera: str, size: int, mtime: float, config_hash: str,
+                    done: bool, event_ids: list[str]) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO scanned_files VALUES (?,?,?,?,?,?,?)",
+                            (path, camera, size, mtime, config_hash, int(done), json.dumps(event_ids)))
 
     def ids(self) -> dict[str, str]:
         """id -> folder (relative to the root) of every indexed event."""
