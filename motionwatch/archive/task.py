@@ -104,11 +104,18 @@ def run_task(task: ScanTask, cancel: threading.Event | None = None, on_frames=No
         stats = src.stats()
         interrupted = cancel is not None and cancel.is_set()
         return TaskResult(task, frames=loop.status.frames, decode_failures=stats.decode_failures,
-                          missing_at_end=0 if interrupted or task.segment.own_end is not None
-                          else stats.missing_at_end,
+                          missing_at_end=0 if interrupted else missing(stats, task.segment),
                           events=own_events(Path(tmp), task.segment), interrupted=interrupted)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def missing(stats, seg: Segment) -> int:
+    """Frames a truncated file promised but never gave; only the last segment reaches the end,
+    and its source counts frames from its own start (the forgiveness is the source's)."""
+    if seg.own_end is not None:
+        return 0
+    return max(0, stats.missing_at_end - seg.first_index) if stats.missing_at_end else 0
 
 
 def _forward(cancel: threading.Event | None, stop: threading.Event) -> threading.Event:
