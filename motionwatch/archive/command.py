@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import av
@@ -82,7 +82,9 @@ def plan_rows(rows: list[FileRow], cfg, args, jobs: int, start_wall: float | Non
                 except (av.FFmpegError, IndexError) as e:
                     log.info("%s: not split (%s); scanned whole", row.path, e)
         for seg in segments:
-            row.tasks.append(ScanTask(str(row.path), row.camera, cfg, wall, seg, args.detect_every, len(tasks)))
+            # Absolute paths: a cluster's workers read the same files from other folders.
+            row.tasks.append(ScanTask(str(row.path.resolve()), row.camera, cfg, wall, seg, args.detect_every,
+                                      len(tasks)))
             tasks.append(row.tasks[-1])
     return tasks
 
@@ -95,6 +97,8 @@ def scan_archive(args, found=None) -> int:
                           + (f" ({found.skipped} other file(s) skipped)" if found.skipped else ""))
     args.source = str(found.files[0])
     cfg = effective_config(args)
+    if cfg.source_file:   # masks are found next to it, also by workers elsewhere
+        cfg = replace(cfg, source_file=str(Path(cfg.source_file).resolve()))
     start_wall = parse_start(args.start_time)
     from motionwatch.retention import prepare_recordings
     index, _ = prepare_recordings(cfg.recordings)
@@ -144,7 +148,7 @@ def parse_start(text: str | None) -> float | None:
 def run_all(runner, tasks, rows, root, index, ledgers, show: bool) -> bool:
     """Run every task, writing each file's events once all its tasks are in; True if interrupted."""
     from tqdm import tqdm
-    by_path = {str(r.path): r for r in rows}
+    by_path = {str(r.path.resolve()): r for r in rows if r.status == "todo"}
     todo = [r for r in rows if r.status == "todo"]
     bar = tqdm(total=sum(r.frames for r in todo) or None, unit="frame", disable=not show, dynamic_ncols=True,
                desc=f"files 0/{len(todo)}")

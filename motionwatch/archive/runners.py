@@ -100,6 +100,22 @@ class LocalPool:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+class _Cancel:
+    """The cluster's cancel Event, with what this client did remembered here
+    (asked after the client has closed, and from a signal handler)."""
+
+    def __init__(self, event):
+        self.event = event
+        self.flag = threading.Event()
+
+    def set(self) -> None:
+        self.flag.set()
+        self.event.set()
+
+    def is_set(self) -> bool:
+        return self.flag.is_set()
+
+
 def _dask_task(task: ScanTask, cancel_name: str) -> TaskResult:
     from distributed import Event
     return _safe(task, Event(cancel_name))
@@ -122,7 +138,7 @@ class DaskRunner:
         except (OSError, TimeoutError) as e:
             raise MotionwatchError(f"--cluster {address}: cannot reach the Dask scheduler: {e}") from None
         self.cancel_name = f"motionwatch-cancel-{uuid.uuid4().hex}"
-        self.cancel = Event(self.cancel_name, client=self.client)
+        self.cancel = _Cancel(Event(self.cancel_name, client=self.client))
         self.frames = 0
         self.jobs = max(1, sum(self.client.nthreads().values()))
 
@@ -130,7 +146,7 @@ class DaskRunner:
         from distributed import as_completed
         futures = [self.client.submit(_dask_task, t, self.cancel_name, pure=False) for t in tasks]
         by_key = {f.key: t for f, t in zip(futures, tasks)}
-        for fut in as_completed(futures):
+        for fut in as_completed(futures, loop=self.client.loop):
             try:
                 res = fut.result()
             except Exception as e:   # noqa: BLE001  (Dask gave up on it: reported in the table)
