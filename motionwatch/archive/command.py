@@ -150,7 +150,9 @@ def run_all(runner, tasks, rows, root, index, ledgers, show: bool) -> bool:
     from tqdm import tqdm
     by_path = {str(r.path.resolve()): r for r in rows if r.status == "todo"}
     todo = [r for r in rows if r.status == "todo"]
-    bar = tqdm(total=sum(r.frames for r in todo) or None, unit="frame", disable=not show, dynamic_ncols=True,
+    # Segments also decode their lead-in: count it, or the bar would pass 100%.
+    lead_ins = sum(t.segment.own_start - t.segment.first_index for t in tasks)
+    bar = tqdm(total=sum(r.frames for r in todo) + lead_ins or None, unit="frame", disable=not show, dynamic_ncols=True,
                desc=f"files 0/{len(todo)}")
     files_done = 0
 
@@ -203,7 +205,7 @@ def finish_file(row: FileRow, root: Path, index, ledger: Ledger) -> None:
     elif row.frames == 0 and not interrupted:
         row.status, row.failed = "failed: no frame could be decoded (damaged or not a video)", True
     elif interrupted:
-        row.status = "interrupted (scanned again next time)"
+        row.status = "interrupted (scanned again next time)" if row.frames else "not scanned (interrupted)"
     elif bad or missing:
         row.status = f"done; {bad + missing} frame(s) could not be decoded"
 
