@@ -5,6 +5,7 @@ than jobs), run them, write the events, print a per-file table and a total."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -180,7 +181,9 @@ def _on_sigint(runner):
     Second: exit at once (what is written is whole: every file was renamed into place)."""
     def handler(signum, _frame):
         if runner.cancel.is_set():
-            raise KeyboardInterrupt
+            os.write(2, b"motionwatch: second signal, exiting now; events written so far are whole\n")
+            runner.abort()
+            os._exit(1)
         print("\nmotionwatch: interrupted: finishing open events (Ctrl-C again to exit at once)", file=sys.stderr)
         runner.cancel.set()
     old = signal.signal(signal.SIGINT, handler)

@@ -48,6 +48,9 @@ class InProcess:
     def close(self) -> None:
         pass
 
+    def abort(self) -> None:
+        pass
+
 
 _worker_cancel = None
 _worker_frames = None
@@ -98,6 +101,12 @@ class LocalPool:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def abort(self) -> None:
+        """Kill the workers (a second Ctrl-C): they ignore SIGINT and would go on
+        scanning after we exit. The executor offers no public way to reach them."""
+        for proc in list(getattr(self.pool, "_processes", {}).values()):
+            proc.kill()
 
 
 class _Cancel:
@@ -157,6 +166,9 @@ class DaskRunner:
 
     def close(self) -> None:
         self.client.close()
+
+    def abort(self) -> None:
+        pass   # the cancel Event is set: the cluster's tasks stop on their own
 
 
 def make_runner(jobs: int, cluster: str | None, tasks: int):
