@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,7 @@ from motionwatch.archive import plan
 from motionwatch.config import load_config
 from motionwatch.synth import Scene, Walker, write_h264
 
-from conftest import events_json, mw
+from conftest import events_json, interrupt_when, mw
 
 # A visit 2 s into each clip, long enough that a scan of one takes a moment.
 VISIT = Scene(width=640, height=480, fps=15, duration_s=30, seed=6, noise=3.0, walkers=(Walker(2.0, 6.0),))
@@ -87,21 +84,8 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, visit_clip):
     """Ctrl-C in the second file: the first stays done, the second's open event is
     saved, and the next run skips the first and redoes the second without doubling."""
     archive(tmp_path, visit_clip, ["a.mp4", "b.mp4", "c.mp4"])
-    log = open(tmp_path / "scan.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "motionwatch", "scan", "archive", "--jobs", "1", "--no-progress"],
-                            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while (tmp_path / "scan.log").read_text().count("started at") < 2:
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "scan.log").read_text()
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
-    out = (tmp_path / "scan.log").read_text()
+    code, out = interrupt_when(["scan", "archive", "--jobs", "1", "--no-progress"], tmp_path / "scan.log",
+                               lambda text: text.count("started at") >= 2, signal.SIGINT, cwd=tmp_path, timeout=120)
     assert code == 0, out
     rows = table(out)
     assert rows["a.mp4"].split()[-1] == "done" and "interrupted" in rows["b.mp4"], out
