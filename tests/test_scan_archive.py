@@ -130,3 +130,17 @@ def test_split_scan_equals_sequential_scan(tmp_path, long_clip):
         assert abs(s["start_frame"] - p["start_frame"]) <= 1 and abs(s["end_frame"] - p["end_frame"]) <= 1
         assert (work / "seq" / s["snapshot"]).read_bytes() == (work / "par" / p["snapshot"]).read_bytes()
         assert (work / "par" / p["clip"]).stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--jobs", "0"], "--jobs: 0 is out of range; allowed: 1..256"),
+    (["--cluster", "localhost:8786"], "allowed: a Dask scheduler address such as tcp://HOST:8786"),
+    ([], "no video file in notes (1 other file(s) skipped)"),
+])
+def test_bad_arguments_are_one_line_errors(tmp_path, args, says):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("not a video")
+    proc = mw("scan", "notes", *args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("motionwatch: error: ")
+    assert says in proc.stderr and not (tmp_path / "recordings").exists()
