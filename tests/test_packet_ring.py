@@ -74,3 +74,29 @@ def test_closing_end_never_returns_an_open_run():
     n = closing_end(pkts, 4, at_eof=False)
     shown = sorted(p.pts for p in pkts[:n])
     assert shown == list(range(shown[0], shown[0] + len(shown)))
+
+
+def test_a_clock_that_jumps_back_still_gives_a_whole_clip(tmp_path):
+    """A looped restream or a camera that restarts its counter: the stream's times
+    jump back mid-clip. The MP4 keeps rising times and holds every packet."""
+    import av
+
+    from motionwatch.media.remux import CodecTemplate, Mp4Remux
+    from motionwatch.synth import Scene, write_h264
+    src = tmp_path / "loop.mp4"
+    write_h264(Scene(width=160, height=120, fps=10, duration_s=2, seed=1), src, 100_000, 10)
+    with av.open(str(src)) as c:
+        stream = c.streams.video[0]
+        template = CodecTemplate(stream)
+        packets = [p for p in c.demux(stream) if p.size]
+    out = Mp4Remux(tmp_path / "clip.mp4", template)
+    for p in packets + packets:   # the second time round, the clock starts again
+        out.write(p.pts, p.dts, p.duration, p.is_keyframe, p)
+    out.close()
+    with av.open(str(tmp_path / "clip.mp4")) as c:
+        got = [p for p in c.demux(video=0) if p.size]
+        frames = list(c.decode(video=0)) if c.seek(0) is None else []
+    dts = [p.dts for p in got]
+    assert len(got) == 2 * len(packets) and dts == sorted(dts) and len(set(dts)) == len(dts)
+    assert len(frames) == 2 * len(packets)
+    assert out.seconds >= 3.9

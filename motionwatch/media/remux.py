@@ -65,6 +65,9 @@ class Mp4Remux:
             self.stream.codec_tag = "hvc1"   # the tag Apple's players want
         self.time_base = template.time_base
         self.zero: int | None = None
+        self.shift = 0                    # added to the source's times after a jump back
+        self._last_dts: int | None = None
+        self._step = 0                    # the last rise of dts: a frame's duration
         self.frames = 0
         self.first_pts: int | None = None
         self.end_pts: int | None = None    # pts just past the last shown frame
@@ -73,18 +76,27 @@ class Mp4Remux:
         if self.zero is None:
             self.zero = pts
             self.first_pts = pts
+        dts = pts if dts is None else dts
+        step = duration or self._step or 1
+        if self._last_dts is not None and dts + self.shift <= self._last_dts:
+            # The stream's clock jumped back (a camera restarted its counter, a looped
+            # restream): MP4 needs rising times, so what follows is moved on to continue.
+            self.shift = self._last_dts + step - dts
+        if self._last_dts is not None and dts + self.shift > self._last_dts:
+            self._step = dts + self.shift - self._last_dts
+        self._last_dts = dts + self.shift
         # A copy of the bytes with our timestamps: the ring's packet may still be in
         # the demuxing thread's hands (being decoded), and its times are the source's.
         pkt = av.Packet(data)
-        pkt.pts = pts - self.zero
-        pkt.dts = None if dts is None else dts - self.zero
+        pkt.pts = pts + self.shift - self.zero
+        pkt.dts = dts + self.shift - self.zero
         pkt.duration = duration
         pkt.is_keyframe = key
         pkt.time_base = self.time_base
         pkt.stream = self.stream
         self.out.mux(pkt)
         self.frames += 1
-        end = pts + (duration or 0)
+        end = pts + self.shift + step
         self.end_pts = end if self.end_pts is None else max(self.end_pts, end)
 
     @property

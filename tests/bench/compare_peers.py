@@ -237,7 +237,7 @@ def score(events, truth) -> str:
 
 # --- the scan table -------------------------------------------------------------------
 
-def scan_table(work: Path, rounds: int, seconds: float, dvr: Path | None) -> list[dict]:
+def scan_table(work: Path, rounds: int, seconds: float, dvr: Path | None, only: list[str] | None = None) -> list[dict]:
     noclip = work / "noclip.yaml"
     noclip.write_text("events:\n  clip: false\n")
     encode = work / "encode.yaml"
@@ -251,6 +251,8 @@ def scan_table(work: Path, rounds: int, seconds: float, dvr: Path | None) -> lis
     tools = tool_commands(dvr, noclip, encode, extra)
     rows = []
     for label, path, truth in clips(work, seconds):
+        if only and not any(word in label for word in only):
+            continue
         n = frame_count(path)
         runs: dict[str, list[dict]] = {t: [] for t in tools}
         evs: dict[str, str] = {}
@@ -521,6 +523,7 @@ def main() -> int:
     ap.add_argument("--skip-scan", action="store_true")
     ap.add_argument("--skip-live", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--only", nargs="+", metavar="WORD", help="scan only the clips whose label has one of these words")
     ap.add_argument("--memory-seconds", type=float, default=40.0)
     ap.add_argument("--out", help="also write the table (markdown) to this file")
     a = ap.parse_args()
@@ -535,7 +538,7 @@ def main() -> int:
              f"medians of {a.rounds} interleaved round(s)."
     print(header, flush=True)
     dvr = None if a.skip_dvr or a.skip_scan else dvr_scan_bin(work)
-    scan_rows = [] if a.skip_scan else scan_table(work, a.rounds, a.seconds, dvr)
+    scan_rows = [] if a.skip_scan else scan_table(work, a.rounds, a.seconds, dvr, a.only)
     live_rows = [] if a.skip_live else live_table(work, a.rounds, a.live_window)
     memory = None if a.skip_memory else memory_row(work, a.memory_seconds)
     text = report(scan_rows, live_rows, header, memory)
