@@ -84,7 +84,7 @@ def plan_rows(rows: list[FileRow], cfg, args, jobs: int, start_wall: float | Non
                     log.info("%s: not split (%s); scanned whole", row.path, e)
         for seg in segments:
             # Absolute paths: a cluster's workers read the same files from other folders.
-            row.tasks.append(ScanTask(str(row.path.resolve()), row.camera, cfg, wall, seg, args.detect_every,
+            row.tasks.append(ScanTask(os.path.abspath(row.path), row.camera, cfg, wall, seg, args.detect_every,
                                       len(tasks)))
             tasks.append(row.tasks[-1])
     return tasks
@@ -149,7 +149,7 @@ def parse_start(text: str | None) -> float | None:
 def run_all(runner, tasks, rows, root, index, ledgers, show: bool) -> bool:
     """Run every task, writing each file's events once all its tasks are in; True if interrupted."""
     from tqdm import tqdm
-    by_path = {str(r.path.resolve()): r for r in rows if r.status == "todo"}
+    owner = {t.key: r for r in rows for t in r.tasks}
     todo = [r for r in rows if r.status == "todo"]
     # Segments also decode their lead-in: count it, or the bar would pass 100%.
     lead_ins = sum(t.segment.own_start - t.segment.first_index for t in tasks)
@@ -163,7 +163,7 @@ def run_all(runner, tasks, rows, root, index, ledgers, show: bool) -> bool:
     old = _on_sigint(runner)
     try:
         for res in runner.results(tasks, tick):
-            row = by_path[res.task.path]
+            row = owner[res.task.key]
             row.results.append(res)
             if len(row.results) == len(row.tasks):
                 finish_file(row, root, index, ledgers[row.camera])

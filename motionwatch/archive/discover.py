@@ -48,7 +48,8 @@ def find_videos(args: list[str]) -> Found:
     found, seen = Found(), set()
 
     def add(p: Path) -> None:
-        key = os.path.realpath(p)
+        # Named twice (a folder and a file in it) is once; links keep their own names, as cameras.
+        key = os.path.abspath(p)
         if key not in seen:
             seen.add(key)
             found.files.append(p)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 
 from motionwatch.config import Config, to_plain
@@ -38,7 +39,7 @@ class Ledger:
 
     @staticmethod
     def key(path: Path) -> str:
-        return str(Path(path).resolve())
+        return os.path.abspath(path)   # a link is its own file (its own camera), as in discover
 
     def done(self, path: Path, camera: str) -> bool:
         """Scanned to the end before, unchanged, with the same settings."""
