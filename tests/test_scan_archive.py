@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,32 @@ def test_bad_arguments_are_one_line_errors(tmp_path, args, says):
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("motionwatch: error: ")
     assert says in proc.stderr and not (tmp_path / "recordings").exists()
+
+
+def test_ctrl_c_with_worker_processes_keeps_whole_events_and_resumes(tmp_path, visit_clip):
+    """Ctrl-C reaches the worker processes too (the terminal signals the whole group);
+    they ignore it, the client tells them to finish their open events, and exits 0."""
+    names = [f"{c}.mp4" for c in "abcdef"]
+    archive(tmp_path, visit_clip, names)
+    seen: list[float] = []
+
+    def workers_busy(text: str) -> bool:
+        """A moment after the run began: the workers are started and scanning (their
+        logs are not shown)."""
+        if "recordings:" in text and not seen:
+            seen.append(time.monotonic())
+        return bool(seen) and time.monotonic() - seen[0] > 2.0
+
+    code, out = interrupt_when(["scan", "archive", "--jobs", "2", "--no-progress"], tmp_path / "scan.log",
+                               workers_busy, signal.SIGINT, cwd=tmp_path, timeout=120)
+    assert code == 0, out
+    assert "Traceback" not in out and "interrupted" in out.splitlines()[-1], out
+    rec = tmp_path / "recordings"
+    first = events_json(rec)
+    assert len(first) < len(names)          # it did stop early
+    assert all(e["end_frame"] > e["start_frame"] for e in first)
+    mw("scan", "archive", "--jobs", "2", "--no-progress", cwd=tmp_path, check=True)
+    evs = events_json(rec)
+    assert sorted(e["camera"] for e in evs) == sorted(n[0] for n in names)   # one each: none lost or doubled
+    assert len({e["end_frame"] for e in evs}) == 1
+    assert len(list(rec.rglob("event.json"))) == len(names)

@@ -92,6 +92,7 @@ def plan_rows(rows: list[FileRow], cfg, args, jobs: int, start_wall: float | Non
 
 def scan_archive(args, found=None) -> int:
     check_args(args)
+    interrupt = Interrupt()   # from here on: a Ctrl-C while planning must not lose the run either
     found = found or find_videos(args.paths)
     if not found.files:
         raise ConfigError(f"scan: no video file in {' '.join(args.paths)}"
@@ -130,7 +131,12 @@ def scan_archive(args, found=None) -> int:
         if row.status == "todo":
             ledgers[row.camera].begin(row.path, row.camera)
     t0 = time.monotonic()
-    interrupted = run_all(runner, tasks, rows, root, index, ledgers, not args.no_progress and sys.stderr.isatty())
+    interrupt.attach(runner)
+    try:
+        run_all(runner, tasks, rows, root, index, ledgers, not args.no_progress and sys.stderr.isatty())
+    finally:
+        interrupt.restore()
+    interrupted = runner.cancel.is_set()
     print_rows(rows, time.monotonic() - t0, root, found.skipped, interrupted)
     return 1 if any(r.failed for r in rows) else 0
 
@@ -146,8 +152,8 @@ def parse_start(text: str | None) -> float | None:
                           "allowed: an ISO 8601 time such as 2026-11-25T08:30:00") from None
 
 
-def run_all(runner, tasks, rows, root, index, ledgers, show: bool) -> bool:
-    """Run every task, writing each file's events once all its tasks are in; True if interrupted."""
+def run_all(runner, tasks, rows, root, index, ledgers, show: bool) -> None:
+    """Run every task, writing each file's events once all its tasks are in."""
     from tqdm import tqdm
     owner = {t.key: r for r in rows for t in r.tasks}
     todo = [r for r in rows if r.status == "todo"]
@@ -160,7 +166,6 @@ def run_all(runner, tasks, rows, root, index, ledgers, show: bool) -> bool:
     def tick() -> None:
         bar.update(runner.frames - bar.n)
 
-    old = _on_sigint(runner)
     try:
         for res in runner.results(tasks, tick):
             row = owner[res.task.key]
@@ -170,25 +175,40 @@ def run_all(runner, tasks, rows, root, index, ledgers, show: bool) -> bool:
                 files_done += 1
                 bar.set_description(f"files {files_done}/{len(todo)}")
     finally:
-        signal.signal(signal.SIGINT, old)
         runner.close()
         bar.close()
-    return runner.cancel.is_set()
 
 
-def _on_sigint(runner):
-    """First Ctrl-C: the running tasks finish their open events, no new ones start.
-    Second: exit at once (what is written is whole: every file was renamed into place)."""
-    def handler(signum, _frame):
-        if runner.cancel.is_set():
+class Interrupt:
+    """First Ctrl-C/SIGTERM: the running tasks finish their open events, no new ones
+    start. Second: exit at once (what is written is whole: every file was renamed
+    into place)."""
+
+    def __init__(self):
+        self.runner = None
+        self.asked = False
+        self.old = (signal.signal(signal.SIGINT, self.handle), signal.signal(signal.SIGTERM, self.handle))
+
+    def handle(self, signum, _frame) -> None:
+        if self.asked:
             os.write(2, b"motionwatch: second signal, exiting now; events written so far are whole\n")
-            runner.abort()
+            if self.runner is not None:
+                self.runner.abort()
             os._exit(1)
+        self.asked = True
         print("\nmotionwatch: interrupted: finishing open events (Ctrl-C again to exit at once)", file=sys.stderr)
-        runner.cancel.set()
-    old = signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    return old
+        if self.runner is not None:
+            self.runner.cancel.set()
+
+    def attach(self, runner) -> None:
+        """Tell the runner, now or when asked; asked already, its tasks return at once."""
+        self.runner = runner
+        if self.asked:
+            runner.cancel.set()
+
+    def restore(self) -> None:
+        signal.signal(signal.SIGINT, self.old[0])
+        signal.signal(signal.SIGTERM, self.old[1])
 
 
 def finish_file(row: FileRow, root: Path, index, ledger: Ledger) -> None:
