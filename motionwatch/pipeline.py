@@ -360,7 +360,6 @@ class CameraLoop:
             why = self._try_open()
             if why is None:
                 self._backoff = delay
-                self.status.reconnects += 1
                 log.warning("%s: camera found again after %d tr%s (lost for %.0f s); re-learning the background",
                             self.cam.name, tries, "y" if tries == 1 else "ies", time.time() - lost_at)
                 return True
@@ -385,6 +384,9 @@ class CameraLoop:
         # jump between the last frame before the loss and this one is not an event.
         self._size = None
         self.detector = self.tracker = None
+        # Counted before the camera shows as connected, so the status page never
+        # shows it back without the reconnect (seen under load).
+        self.status.reconnects += 1
         self._connected()
         self._process(frame)
         return None

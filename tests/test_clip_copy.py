@@ -20,7 +20,6 @@ import subprocess
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from motionwatch.config import CameraConfig, Config, EventsConfig
@@ -254,3 +253,25 @@ def test_run_on_a_file_cuts_its_clips_too(recordings, tmp_path):
        check=True, timeout=120)
     (ev,) = events_json(recordings)
     checked_cut(ev, recordings, short)
+
+
+def test_hevc_is_copied_with_copy_and_encoded_with_auto(recordings, tmp_path):
+    """HEVC plays in Safari and desktop players, not in every browser: `copy` copies it
+    (tagged hvc1, the source's packets), `auto` encodes H.264."""
+    hevc = tmp_path / "visit-hevc.mp4"
+    assert encode_with_ffmpeg(VISIT, hevc, ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params",
+                                            f"log-level=error:keyint={GOP}", "-pix_fmt", "yuv420p"]) == 0
+    mw("scan", str(hevc), "--recordings", str(recordings), "--config",
+       str(config(tmp_path, "events:\n  clip_codec: copy\n")), check=True)
+    (ev,) = events_json(recordings)
+    assert ev["clip_format"] == "hevc" and ev["clip_copied"] is True
+    clip = recordings / ev["clip"]
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_tag_string", "-of", "csv=p=0",
+                          str(clip)], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["hvc1"]
+    source, tb, t0 = packets(hevc)
+    place(clip, source, tb, t0)
+    auto = tmp_path / "auto-rec"
+    mw("scan", str(hevc), "--recordings", str(auto), "--config", str(config(tmp_path, "")), check=True)
+    (ev,) = events_json(auto)
+    assert ev["clip_format"] == "h264" and "clip_copied" not in ev

@@ -148,7 +148,7 @@ def test_a_camera_sending_422_jpegs_gets_ordinary_420_clips(tmp_path):
 
 @pytest.mark.parametrize("coded, shown", [((321, 241), (320, 240)),    # odd camera size: cropped
                                           ((320, 240), (160, 120))])   # events.clip_width: scaled
-def test_ffmpeg_fits_the_jpegs_to_the_clip_size(tmp_path, coded, shown):
+def test_the_encoder_fits_the_jpegs_to_the_clip_size(tmp_path, coded, shown):
     pictures = [cv2.resize(p, coded, interpolation=cv2.INTER_AREA) for p in stamped_pictures(5)]
     full = [jpeg_frame(j, i, i / FPS, i / FPS, 80) for i, j in enumerate(jpegs_of(pictures))]
     cropped = shown[0] == coded[0] - 1

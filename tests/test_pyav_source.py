@@ -22,7 +22,6 @@ import pytest
 from motionwatch.bench import make_clip
 from motionwatch.errors import SourceError
 from motionwatch.sources import open_source
-from motionwatch.sources.pyav import AvFileSource
 
 from conftest import footage
 

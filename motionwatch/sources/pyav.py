@@ -23,7 +23,7 @@ from motionwatch.media.probe import facts
 from motionwatch.media.remux import CodecTemplate
 from motionwatch.media.ring import PacketRing
 from motionwatch.sources.base import (MAX_CAMERA_INDEX, READ_TIMEOUT_MS, FrameSource, LiveSource,
-                                      SourceOptions, SourceStats, _exists, _is_index, _redact, _sane_fps)
+                                      SourceOptions, SourceStats, _exists, _is_index, _redact)
 
 log = logging.getLogger("motionwatch")
 
