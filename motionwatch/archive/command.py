@@ -90,6 +90,28 @@ def plan_rows(rows: list[FileRow], cfg, args, jobs: int, start_wall: float | Non
     return tasks
 
 
+def classify(rows: list[FileRow], cfg, args, index, root: Path) -> dict[str, Ledger]:
+    """Each row's length from its header and whether it is to scan ("todo"), skipped or failed;
+    returns the ledger of each camera name."""
+    ledgers: dict[str, Ledger] = {}
+    for row in rows:
+        if row.failed:
+            continue
+        ledgers[row.camera] = ledger = ledgers.get(row.camera) or Ledger(
+            index, root, config_hash(cfg, row.camera, args.detect_every, args.start_time))
+        try:
+            row.duration, row.frames, _ = probe(row.path)
+        except ValueError as e:
+            row.status, row.failed = f"failed: {e}", True
+            continue
+        if ledger.done(row.path, row.camera) and not args.rescan:
+            row.status = "skipped (already scanned)"
+            row.events = len(index.scanned(ledger.key(row.path), row.camera)["event_ids"])
+        else:
+            row.status = "todo"
+    return ledgers
+
+
 def scan_archive(args, found=None) -> int:
     check_args(args)
     interrupt = Interrupt()   # from here on: a Ctrl-C while planning must not lose the run either
@@ -107,22 +129,7 @@ def scan_archive(args, found=None) -> int:
     root = Path(cfg.recordings.path)
     rows = [FileRow(p, args.camera or camera_name_for(str(p))) for p in found.files]
     rows += [FileRow(Path(m), "-", status="failed: no such file or folder", failed=True) for m in found.missing]
-    ledgers = {}
-    for row in rows:
-        if row.failed:
-            continue
-        ledgers[row.camera] = ledger = ledgers.get(row.camera) or Ledger(
-            index, root, config_hash(cfg, row.camera, args.detect_every, args.start_time))
-        try:
-            row.duration, row.frames, _ = probe(row.path)
-        except ValueError as e:
-            row.status, row.failed = f"failed: {e}", True
-            continue
-        if ledger.done(row.path, row.camera) and not args.rescan:
-            row.status = "skipped (already scanned)"
-            row.events = len(index.scanned(ledger.key(row.path), row.camera)["event_ids"])
-        else:
-            row.status = "todo"
+    ledgers = classify(rows, cfg, args, index, root)
     runner = make_runner(args.jobs or default_jobs(), args.cluster, 2) if args.cluster else None
     jobs = runner.jobs if runner is not None else (args.jobs or default_jobs())
     tasks = plan_rows(rows, cfg, args, jobs, start_wall)
