@@ -249,7 +249,8 @@ def cmd_scan(args) -> int:
     finally:
         progress.close()
         loop.sinks.close()
-        ledger.record(Path(args.file), cfg.cameras[0].name, ids.ids, done=not stop.is_set())
+        ledger.record(Path(args.file), cfg.cameras[0].name, ids.ids,
+                      done=not stop.is_set() and loop.status.frames > 0)
     if stop.is_set():
         print("\nmotionwatch: interrupted; events found so far are saved", file=sys.stderr)
     st = loop.status

@@ -62,6 +62,9 @@ def test_folder_scan_reports_a_damaged_file_and_scans_the_others(tmp_path, visit
     evs = events_json(tmp_path / "recordings")
     assert sorted(e["camera"] for e in evs) == ["back", "front"]
     assert all((tmp_path / "recordings" / e["snapshot"]).is_file() for e in evs)
+    again = mw("scan", "archive", "--no-progress", cwd=tmp_path)   # the good ones are done, the bad one is not
+    rows = table(again.stdout)
+    assert again.returncode == 1 and "failed" in rows["broken.mp4"] and "skipped" in rows["front.mp4"]
 
 
 def test_repeat_skips_and_rescan_replaces_without_duplicates(tmp_path, visit_clip):

@@ -224,15 +224,16 @@ def finish_file(row: FileRow, root: Path, index, ledger: Ledger) -> None:
     ids = [save_event(root, index, ev) for ev in events]
     row.events = len(ids)
     interrupted = any(r.interrupted for r in row.results)
+    decoded = sum(r.frames for r in row.results)
     if len(row.results) == 1 or interrupted:   # a split file's segments also decode lead-ins
-        row.frames = sum(r.frames for r in row.results)
-    ledger.record(row.path, row.camera, ids, done=not errors and not interrupted)
+        row.frames = decoded
+    ledger.record(row.path, row.camera, ids, done=not errors and not interrupted and decoded > 0)
     bad = sum(r.decode_failures for r in row.results)
     missing = sum(r.missing_at_end for r in row.results)
     row.status = "done"
     if errors:
         row.status, row.failed = f"failed: {errors[0]}", True
-    elif row.frames == 0 and not interrupted:
+    elif decoded == 0 and not interrupted:
         row.status, row.failed = "failed: no frame could be decoded (damaged or not a video)", True
     elif interrupted:
         row.status = "interrupted (scanned again next time)" if row.frames else "not scanned (interrupted)"
