@@ -204,11 +204,15 @@ def _install_signals(stop: threading.Event) -> None:
 # --- scan ----------------------------------------------------------------------
 
 def add_scan(sub) -> None:
-    p = sub.add_parser("scan", help="scan a recorded video as fast as possible")
-    p.add_argument("file", metavar="FILE", type=nonempty, help="video file to scan")
+    p = sub.add_parser("scan", help="scan recorded videos (files, folders, globs) as fast as possible")
+    p.add_argument("paths", nargs="+", metavar="PATH", type=nonempty, help="video files, folders (searched recursively) or globs")
     common(p, source=False)
-    p.add_argument("--camera", metavar="NAME", type=nonempty,
-                   help="camera name to record under (default: the file's name)")
+    p.add_argument("--camera", metavar="NAME", type=nonempty, help="camera name to record under (default: each file's name)")
+    p.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: the number of cores)")
+    p.add_argument("--rescan", action="store_true", help="scan files again that were scanned with the same "
+                   "settings, replacing their events (default: skip them)")
+    p.add_argument("--cluster", metavar="tcp://HOST:PORT", help="run on this Dask scheduler's workers "
+                   "(needs pip install '.[cluster]' in the checkout; workers read the files by the same path)")
     p.add_argument("--start-time", metavar="ISO", help="wall-clock time of the first frame "
                    "(default: the file's modification time minus its length)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -219,6 +223,11 @@ def add_scan(sub) -> None:
 
 
 def cmd_scan(args) -> int:
+    from motionwatch.archive.command import check_args, scan_archive, single_file
+    check_args(args)
+    args.file = single_file(args)
+    if args.file is None:   # several files, a folder, a long file to split or a cluster
+        return scan_archive(args)
     if source_kind(args.file) != "file":
         raise ConfigError(f"scan: {args.file!r} is not a video file; use `motionwatch run --source` for live sources")
     check_regular_file(args.file, "scan")
@@ -227,8 +236,6 @@ def cmd_scan(args) -> int:
     start_wall = parse_start_time(args.start_time) if args.start_time else None
     check_config(cfg, web=False, source_flag=True)
     stop = threading.Event()
-    if not 1 <= args.detect_every <= 1000:
-        raise ConfigError(f"--detect-every: {args.detect_every} is out of range; allowed: 1..1000")
     loop = CameraLoop(cfg.cameras[0], cfg, None, stop, scan=True, start_wall=start_wall)
     loop.detect_every = args.detect_every
     src = loop.open()
@@ -238,7 +245,15 @@ def cmd_scan(args) -> int:
     except BaseException:
         src.close()
         raise
+    from motionwatch.archive.ledger import open_ledger
+    ledger, ids = open_ledger(index, cfg, args)
+    if ledger.done(Path(args.file), cfg.cameras[0].name) and not args.rescan:
+        src.close()
+        print(f"skipped {args.file}: already scanned with these settings (--rescan to scan it again)")
+        return 0
+    ledger.begin(Path(args.file), cfg.cameras[0].name)
     loop.sinks = build_sinks(cfg, index, scan=True)
+    loop.sinks.sinks.append(ids)
     progress = Progress(src.total_frames, enabled=not args.no_progress and sys.stderr.isatty())
     loop.on_frame = lambda f, d: progress.update(f.index + 1)
     t0 = time.monotonic()
@@ -251,6 +266,8 @@ def cmd_scan(args) -> int:
     finally:
         progress.close()
         loop.sinks.close()
+        ledger.record(Path(args.file), cfg.cameras[0].name, ids.ids,
+                      done=not stop.is_set() and loop.status.frames > 0)
     if stop.is_set():
         print("\nmotionwatch: interrupted; events found so far are saved", file=sys.stderr)
     st = loop.status

@@ -51,6 +51,16 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_start ON events (start_epoch DESC);
 CREATE INDEX IF NOT EXISTS events_camera ON events (camera, start_epoch DESC);
+CREATE TABLE IF NOT EXISTS scanned_files (
+    path TEXT NOT NULL,
+    camera TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    config_hash TEXT NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0,
+    event_ids TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (path, camera)
+);
 """
 
 
@@ -213,6 +223,10 @@ class EventIndex:
             with fresh:
                 for rec, folder in records:
                     self._insert(fresh, rec, folder, bool(rec.get("kept", False)))
+                # scan's memory of finished files is not in any event.json: carry it over,
+                # or the next --rescan would not know which events to replace.
+                fresh.executemany("INSERT OR REPLACE INTO scanned_files VALUES (?,?,?,?,?,?,?)",
+                                  self._scanned_rows())
             try:
                 fresh.backup(self.db)
             except sqlite3.DatabaseError as e:
@@ -228,6 +242,16 @@ class EventIndex:
             if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
         return len(records), problems
+
+    def _scanned_rows(self) -> list[tuple]:
+        """The scanned-files rows of the index being rebuilt, or none when its pages are
+        too damaged to read them (those files are then scanned again, their events replaced)."""
+        try:
+            return self.db.execute("SELECT * FROM scanned_files").fetchall()
+        except sqlite3.DatabaseError as e:
+            log.warning("index: the list of scanned files could not be read (%s); "
+                        "`scan` will scan those files again", e)
+            return []
 
     def _swap_in(self, fresh: str, err: sqlite3.Error) -> None:
         """Put a freshly built file in place of an index too damaged to be written
@@ -247,6 +271,22 @@ class EventIndex:
             if is_damage(e):
                 return False
             raise
+
+    # -- scanned files (`scan`'s memory of what it has done; see archive/ledger.py) --
+
+    def scanned(self, path: str, camera: str) -> dict | None:
+        row = self.db.execute("SELECT size, mtime, config_hash, done, event_ids FROM scanned_files "
+                              "WHERE path = ? AND camera = ?", (path, camera)).fetchone()
+        if row is None:
+            return None
+        return {"size": row[0], "mtime": row[1], "config_hash": row[2], "done": bool(row[3]),
+                "event_ids": json.loads(row[4])}
+
+    def set_scanned(self, path: str, camera: str, size: int, mtime: float, config_hash: str,
+                    done: bool, event_ids: list[str]) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO scanned_files VALUES (?,?,?,?,?,?,?)",
+                            (path, camera, size, mtime, config_hash, int(done), json.dumps(event_ids)))
 
     def ids(self) -> dict[str, str]:
         """id -> folder (relative to the root) of every indexed event."""

@@ -61,6 +61,26 @@ def mw(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | No
     return proc
 
 
+def interrupt_when(args: list[str], log_path: Path, ready, sig: int, cwd: Path | None = None,
+                   timeout: float = 60) -> tuple[int, str]:
+    """Run `python -m motionwatch ARGS` with its output in `log_path`, send it `sig`
+    once `ready(output so far)` is true, and return its exit code and output."""
+    with open(log_path, "w+") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "motionwatch", *args], cwd=cwd,
+                                stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout
+            while not ready(log_path.read_text()):
+                assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.01)
+            proc.send_signal(sig)
+            code = proc.wait(timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    return code, log_path.read_text()
+
+
 def wait_until(pred, timeout: float = 20.0, what: str | None = None):
     """Poll `pred` until it gives something truthy and return that; on timeout
     return False, or fail the test naming `what` when it is given."""

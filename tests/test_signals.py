@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 
 import cv2
 import pytest
 
-from conftest import events_json
+from conftest import events_json, interrupt_when
 from live_run import RunProcess, write_config
 from mjpeg_server import ServerProcess
 from motionwatch.model import EVENT_FIELDS
@@ -113,21 +111,8 @@ def test_sigterm_during_scan_saves_the_open_event(tmp_path):
                   walkers=(Walker(2.0, 57.0, height=0.6, x_from=-0.1, x_to=1.1),))
     video = write_video(scene, str(tmp_path / "long.mp4"))
     rec = tmp_path / "rec"
-    log = open(tmp_path / "scan.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "motionwatch", "scan", video, "--recordings", str(rec),
-                             "--no-progress"], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while "started" not in (tmp_path / "scan.log").read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "scan.log").read_text()
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
-    out = (tmp_path / "scan.log").read_text()
+    code, out = interrupt_when(["scan", video, "--recordings", str(rec), "--no-progress"], tmp_path / "scan.log",
+                               lambda text: "started" in text, signal.SIGTERM)
     assert code == 0, out
     assert "interrupted; events found so far are saved" in out and "Traceback" not in out
     evs = events_json(rec)

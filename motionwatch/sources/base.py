@@ -43,6 +43,8 @@ class SourceOptions:
     copy_codecs: frozenset = frozenset()    # ... when the source's codec is one of these
     copy_max_width: int = 0             # ... and its picture no wider than this (0: any width)
     fast_decode: bool = False           # analyse a cheaper decode (skip_loop_filter); saved frames are decoded fully
+    start_pts: int | None = None        # files: begin at this keyframe (a scan segment; see archive/plan.py)
+    first_index: int = 0                # ... whose frame index in the whole file is this
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,8 @@ class AvFileSource(FrameSource):
         if copies(f, self.options):
             self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S)
             self.template = CodecTemplate(self.stream)
+        if self.options.start_pts is not None:
+            self.container.seek(self.options.start_pts, stream=self.stream, backward=True)
         self._frames = self._decode()
 
     def _decode(self):
@@ -146,7 +148,9 @@ class AvFileSource(FrameSource):
                         return
                     continue
                 bad = 0
-                yield from frames
+                start = self.options.start_pts
+                # A segment skips an open GOP's leading pictures: they belong to the one before.
+                yield from (f for f in frames if start is None or f.pts is None or f.pts >= start)
         except av.FFmpegError as e:   # a truncated or damaged container: what was decoded stands
             log.debug("%s: demuxing stopped: %s", self.spec, e)
 
@@ -158,7 +162,8 @@ class AvFileSource(FrameSource):
         av_frame = next(self._frames, None)
         if av_frame is None:
             return None
-        i = self.frames_read + self.decode_failures   # position in the file, damaged frames included
+        # Position in the file, damaged frames included.
+        i = self.options.first_index + self.frames_read + self.decode_failures
         self.frames_read += 1
         ts = i / self.fps
         if self.paced:

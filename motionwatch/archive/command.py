@@ -1,0 +1,276 @@
+"""`motionwatch scan PATH...` over many files: find them, skip what was scanned,
+plan tasks (whole files, or segments of a long file when there are fewer files
+than jobs), run them, write the events, print a per-file table and a total."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import av
+
+from motionwatch.archive import plan
+from motionwatch.archive.discover import find_videos
+from motionwatch.archive.ledger import Ledger, config_hash
+from motionwatch.archive.runners import default_jobs, make_runner
+from motionwatch.archive.task import ScanTask, TaskResult
+from motionwatch.archive.write import join_segments, save_event
+from motionwatch.cli import camera_name_for, effective_config
+from motionwatch.errors import ConfigError
+from motionwatch.media.probe import facts
+
+log = logging.getLogger("motionwatch")
+
+MAX_JOBS = 256
+
+
+@dataclass
+class FileRow:
+    path: Path
+    camera: str
+    duration: float = 0.0
+    frames: int = 0
+    status: str = "done"
+    events: int = 0
+    tasks: list[ScanTask] = field(default_factory=list)
+    results: list[TaskResult] = field(default_factory=list)
+    failed: bool = False
+
+
+def check_args(args) -> None:
+    if not 1 <= args.detect_every <= 1000:
+        raise ConfigError(f"--detect-every: {args.detect_every} is out of range; allowed: 1..1000")
+    if args.jobs is not None and not 1 <= args.jobs <= MAX_JOBS:
+        raise ConfigError(f"--jobs: {args.jobs} is out of range; allowed: 1..{MAX_JOBS}")
+    if args.cluster and not args.cluster.startswith(("tcp://", "tls://", "ws://", "wss://", "inproc://")):
+        raise ConfigError(f"--cluster: {args.cluster!r} is not allowed; allowed: a Dask scheduler address "
+                          "such as tcp://HOST:8786")
+
+
+def probe(path: Path) -> tuple[float, int, float]:
+    """(duration s, frames, fps) from the container's header, or a SourceError-like ValueError."""
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video:
+                raise ValueError("has no video stream")
+            f = facts(c.streams.video[0])
+    except av.FFmpegError as e:
+        raise ValueError(f"cannot read any video from it: {getattr(e, 'strerror', None) or e}") from None
+    fps = f.fps or 25.0
+    frames = f.frames or round(f.duration_s * fps)
+    return (f.duration_s or frames / fps), frames, fps
+
+
+def plan_rows(rows: list[FileRow], cfg, args, jobs: int, start_wall: float | None) -> list[ScanTask]:
+    """Tasks for the files to scan; long files split when there are fewer files than jobs."""
+    todo = [r for r in rows if r.status == "todo"]
+    total = sum(r.duration for r in todo) or 1.0
+    tasks: list[ScanTask] = []
+    for row in todo:
+        wall = start_wall if start_wall is not None else row.path.stat().st_mtime - row.duration
+        segments = [plan.WHOLE]
+        if len(todo) < jobs:
+            parts = max(1, round(jobs * row.duration / total))
+            lead = plan.lead_in_seconds(cfg.camera_detection(cfg.cameras[0]))
+            if parts > 1 and row.duration > lead * (plan.MIN_OWN_LEAD_INS + 1):
+                try:
+                    segments = plan.split(plan.keyframes(str(row.path)), parts, lead)
+                except (av.FFmpegError, IndexError) as e:
+                    log.info("%s: not split (%s); scanned whole", row.path, e)
+        for seg in segments:
+            # Absolute paths: a cluster's workers read the same files from other folders.
+            row.tasks.append(ScanTask(os.path.abspath(row.path), row.camera, cfg, wall, seg, args.detect_every,
+                                      len(tasks)))
+            tasks.append(row.tasks[-1])
+    return tasks
+
+
+def classify(rows: list[FileRow], cfg, args, index, root: Path) -> dict[str, Ledger]:
+    """Each row's length from its header and whether it is to scan ("todo"), skipped or failed;
+    returns the ledger of each camera name."""
+    ledgers: dict[str, Ledger] = {}
+    for row in rows:
+        if row.failed:
+            continue
+        ledgers[row.camera] = ledger = ledgers.get(row.camera) or Ledger(
+            index, root, config_hash(cfg, row.camera, args.detect_every, args.start_time))
+        try:
+            row.duration, row.frames, _ = probe(row.path)
+        except ValueError as e:
+            row.status, row.failed = f"failed: {e}", True
+            continue
+        if ledger.done(row.path, row.camera) and not args.rescan:
+            row.status = "skipped (already scanned)"
+            row.events = len(index.scanned(ledger.key(row.path), row.camera)["event_ids"])
+        else:
+            row.status = "todo"
+    return ledgers
+
+
+def scan_archive(args, found=None) -> int:
+    check_args(args)
+    interrupt = Interrupt()   # from here on: a Ctrl-C while planning must not lose the run either
+    found = found or find_videos(args.paths)
+    if not found.files:
+        raise ConfigError(f"scan: no video file in {' '.join(args.paths)}"
+                          + (f" ({found.skipped} other file(s) skipped)" if found.skipped else ""))
+    args.source = str(found.files[0])
+    cfg = effective_config(args)
+    if cfg.source_file:   # masks are found next to it, also by workers elsewhere
+        cfg = replace(cfg, source_file=str(Path(cfg.source_file).resolve()))
+    start_wall = parse_start(args.start_time)
+    from motionwatch.retention import prepare_recordings
+    index, _ = prepare_recordings(cfg.recordings)
+    root = Path(cfg.recordings.path)
+    rows = [FileRow(p, args.camera or camera_name_for(str(p))) for p in found.files]
+    rows += [FileRow(Path(m), "-", status="failed: no such file or folder", failed=True) for m in found.missing]
+    ledgers = classify(rows, cfg, args, index, root)
+    runner = make_runner(args.jobs or default_jobs(), args.cluster, 2) if args.cluster else None
+    jobs = runner.jobs if runner is not None else (args.jobs or default_jobs())
+    tasks = plan_rows(rows, cfg, args, jobs, start_wall)
+    runner = runner or make_runner(jobs, None, len(tasks))
+    for row in rows:
+        if row.status == "todo":
+            ledgers[row.camera].begin(row.path, row.camera)
+    t0 = time.monotonic()
+    interrupt.attach(runner)
+    try:
+        run_all(runner, tasks, rows, root, index, ledgers, not args.no_progress and sys.stderr.isatty())
+    finally:
+        interrupt.restore()
+    interrupted = runner.cancel.is_set()
+    print_rows(rows, time.monotonic() - t0, root, found.skipped, interrupted)
+    return 1 if any(r.failed for r in rows) else 0
+
+
+def parse_start(text: str | None) -> float | None:
+    if not text:
+        return None
+    from datetime import datetime
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise ConfigError(f"--start-time: {text!r} is not allowed; "
+                          "allowed: an ISO 8601 time such as 2026-11-25T08:30:00") from None
+
+
+def run_all(runner, tasks, rows, root, index, ledgers, show: bool) -> None:
+    """Run every task, writing each file's events once all its tasks are in."""
+    from tqdm import tqdm
+    owner = {t.key: r for r in rows for t in r.tasks}
+    todo = [r for r in rows if r.status == "todo"]
+    # Segments also decode their lead-in: count it, or the bar would pass 100%.
+    lead_ins = sum(t.segment.own_start - t.segment.first_index for t in tasks)
+    bar = tqdm(total=sum(r.frames for r in todo) + lead_ins or None, unit="frame", disable=not show, dynamic_ncols=True,
+               desc=f"files 0/{len(todo)}")
+    files_done = 0
+
+    def tick() -> None:
+        bar.update(runner.frames - bar.n)
+
+    try:
+        for res in runner.results(tasks, tick):
+            row = owner[res.task.key]
+            row.results.append(res)
+            if len(row.results) == len(row.tasks):
+                finish_file(row, root, index, ledgers[row.camera])
+                files_done += 1
+                bar.set_description(f"files {files_done}/{len(todo)}")
+    finally:
+        runner.close()
+        bar.close()
+
+
+class Interrupt:
+    """First Ctrl-C/SIGTERM: the running tasks finish their open events, no new ones
+    start. Second: exit at once (what is written is whole: every file was renamed
+    into place)."""
+
+    def __init__(self):
+        self.runner = None
+        self.asked = False
+        self.old = (signal.signal(signal.SIGINT, self.handle), signal.signal(signal.SIGTERM, self.handle))
+
+    def handle(self, signum, _frame) -> None:
+        if self.asked:
+            os.write(2, b"motionwatch: second signal, exiting now; events written so far are whole\n")
+            if self.runner is not None:
+                self.runner.abort()
+            os._exit(1)
+        self.asked = True
+        print("\nmotionwatch: interrupted: finishing open events (Ctrl-C again to exit at once)", file=sys.stderr)
+        if self.runner is not None:
+            self.runner.cancel.set()
+
+    def attach(self, runner) -> None:
+        """Tell the runner, now or when asked; asked already, its tasks return at once."""
+        self.runner = runner
+        if self.asked:
+            runner.cancel.set()
+
+    def restore(self) -> None:
+        signal.signal(signal.SIGINT, self.old[0])
+        signal.signal(signal.SIGTERM, self.old[1])
+
+
+def finish_file(row: FileRow, root: Path, index, ledger: Ledger) -> None:
+    errors = [r.error for r in row.results if r.error]
+    events = join_segments(row.results)
+    ids = [save_event(root, index, ev) for ev in events]
+    row.events = len(ids)
+    interrupted = any(r.interrupted for r in row.results)
+    decoded = sum(r.frames for r in row.results)
+    if len(row.results) == 1 or interrupted:   # a split file's segments also decode lead-ins
+        row.frames = decoded
+    ledger.record(row.path, row.camera, ids, done=not errors and not interrupted and decoded > 0)
+    bad = sum(r.decode_failures for r in row.results)
+    missing = sum(r.missing_at_end for r in row.results)
+    row.status = "done"
+    if errors:
+        row.status, row.failed = f"failed: {errors[0]}", True
+    elif decoded == 0 and not interrupted:
+        row.status, row.failed = "failed: no frame could be decoded (damaged or not a video)", True
+    elif interrupted:
+        row.status = "interrupted (scanned again next time)" if row.frames else "not scanned (interrupted)"
+    elif bad or missing:
+        row.status = f"done; {bad + missing} frame(s) could not be decoded"
+
+
+def print_rows(rows: list[FileRow], secs: float, root: Path, skipped: int, interrupted: bool) -> None:
+    width = min(60, max(len(str(r.path)) for r in rows))
+    print(f"{'file':<{width}} {'duration':>9} {'events':>6}  status")
+    for r in rows:
+        name = str(r.path) if len(str(r.path)) <= width else "..." + str(r.path)[-width + 3:]
+        dur = f"{int(r.duration) // 60}:{r.duration % 60:04.1f}" if r.duration else "-"
+        print(f"{name:<{width}} {dur:>9} {r.events:>6}  {r.status}")
+    frames = sum(r.frames for r in rows if not r.status.startswith("skipped"))
+    failed = sum(r.failed for r in rows)
+    extra = f"; {skipped} non-video file(s) skipped" if skipped else ""
+    print(f"scanned {len(rows)} file(s), {frames} frames in {secs:.1f} s: {sum(r.events for r in rows)} event(s) "
+          f"in {root}; {failed} failed{extra}{'; interrupted' if interrupted else ''}")
+
+
+def single_file(args) -> str | None:
+    """The one file to scan in this process as before (live notifications included),
+    or None when the archive path is needed: several files, a folder or glob, a
+    cluster, or a file long enough to split over the jobs."""
+    if len(args.paths) != 1 or args.cluster:
+        return None
+    path = args.paths[0]
+    found = find_videos([path])
+    if Path(path).is_dir() or len(found.files) > 1 or found.skipped:
+        return None
+    if (args.jobs or default_jobs()) > 1:
+        try:
+            duration, _, _ = probe(Path(path))
+        except (ValueError, OSError):
+            return path   # its error is told the usual way
+        from motionwatch.config import load_config
+        if duration > plan.lead_in_seconds(load_config(args.config).detection) * (plan.MIN_OWN_LEAD_INS + 1):
+            return None
+    return path

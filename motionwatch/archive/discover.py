@@ -1,0 +1,74 @@
+"""Which files a `scan PATH...` means: files as given, folders walked recursively,
+globs expanded; in folders a file is video by its extension or, failing that,
+by its first bytes (a DVR's `.dav`/`.264`-less exports), everything else skipped."""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from motionwatch.preflight import check_regular_file
+from motionwatch.sources.base import VIDEO_SUFFIXES
+
+# Container signatures: (offset, bytes). Enough to recognise what DVRs and
+# cameras write without opening every file with FFmpeg.
+SIGNATURES = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (0, b"RIFF"), (0, b"\x00\x00\x01\xba"),
+              (0, b"\x47"), (0, b"FLV"), (0, b"\x00\x00\x00\x01\x67"), (0, b"\x00\x00\x01\x67"))
+
+
+@dataclass
+class Found:
+    files: list[Path] = field(default_factory=list)
+    skipped: int = 0          # files in folders that are not video
+    missing: list[str] = field(default_factory=list)   # arguments that matched nothing
+
+
+def looks_like_video(path: Path) -> bool:
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    if head[:1] == b"\x47":   # MPEG-TS: a sync byte every 188 bytes, not just the first
+        return _ts_sync(path)
+    return any(head[at:at + len(sig)] == sig for at, sig in SIGNATURES if sig != b"\x47")
+
+
+def _ts_sync(path: Path) -> bool:
+    with open(path, "rb") as f:
+        data = f.read(188 * 3 + 1)
+    return len(data) > 376 and data[188] == data[376] == 0x47
+
+
+def find_videos(args: list[str]) -> Found:
+    """Every video file the arguments name, each once, in the order given (folders sorted)."""
+    found, seen = Found(), set()
+
+    def add(p: Path) -> None:
+        # Named twice (a folder and a file in it) is once; links keep their own names, as cameras.
+        key = os.path.abspath(p)
+        if key not in seen:
+            seen.add(key)
+            found.files.append(p)
+
+    for arg in args:
+        matches = [Path(m) for m in sorted(glob.glob(arg, recursive=True))] if glob.has_magic(arg) else [Path(arg)]
+        if not any(m.exists() for m in matches):
+            found.missing.append(arg)
+            continue
+        for m in matches:
+            if m.is_dir():
+                for f in sorted(p for p in m.rglob("*") if p.is_file() and not p.name.startswith(".")):
+                    if looks_like_video(f):
+                        add(f)
+                    else:
+                        found.skipped += 1
+            else:
+                # A FIFO or device would block the decoder for ever: refused up front, one line.
+                check_regular_file(str(m), "scan")
+                add(m)   # a file named on purpose is tried, whatever its name; a bad one is reported
+    return found

@@ -1,0 +1,88 @@
+"""What `scan` remembers of each file (the index's `scanned_files` table): its
+size, mtime and a hash of everything that decides its events, whether its scan
+finished, and the ids of the events it produced. A finished, unchanged file is
+skipped; anything else has its earlier events removed before it is scanned
+again, so a file's events are never doubled (an interrupted file is redone)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+from motionwatch.config import Config, to_plain
+from motionwatch.events import EventEnded
+from motionwatch.sinks import Sink
+from motionwatch.store import EventIndex, remove_event_folder
+
+log = logging.getLogger("motionwatch")
+
+
+def config_hash(cfg: Config, camera: str, detect_every: int, start_time: str | None) -> str:
+    """Everything that changes which events a file gives and how they are saved."""
+    plain = to_plain(cfg)
+    cam = dict(plain["cameras"][0])
+    cam.pop("source", None)
+    cam.pop("name", None)
+    what = {"detection": plain["detection"], "events": plain["events"], "camera": cam, "name": camera,
+            "detect_every": detect_every, "start_time": start_time}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Ledger:
+    def __init__(self, index: EventIndex, root: Path, digest: str):
+        self.index = index
+        self.root = Path(root)
+        self.digest = digest
+
+    @staticmethod
+    def key(path: Path) -> str:
+        return os.path.abspath(path)   # a link is its own file (its own camera), as in discover
+
+    def done(self, path: Path, camera: str) -> bool:
+        """Scanned to the end before, unchanged, with the same settings."""
+        row = self.index.scanned(self.key(path), camera)
+        st = Path(path).stat()
+        return bool(row and row["done"] and row["size"] == st.st_size and row["mtime"] == st.st_mtime
+                    and row["config_hash"] == self.digest)
+
+    def begin(self, path: Path, camera: str) -> int:
+        """Forget the file's earlier events (a rescan, a change, an interrupted run); how many."""
+        row = self.index.scanned(self.key(path), camera)
+        removed = 0
+        for event_id in (row or {}).get("event_ids", []):
+            got = self.index.get(event_id)
+            if got is not None:
+                try:
+                    remove_event_folder(self.root, self.root / got[1])
+                except OSError as e:
+                    log.warning("%s: could not remove an earlier event: %s", path, e)
+                self.index.remove(event_id)
+                removed += 1
+        self.record(path, camera, [], done=False)
+        return removed
+
+    def record(self, path: Path, camera: str, event_ids: list[str], done: bool) -> None:
+        st = Path(path).stat()
+        self.index.set_scanned(self.key(path), camera, st.st_size, st.st_mtime, self.digest, done, event_ids)
+
+
+class EventIds(Sink):
+    """Collects the ids of the events a single-file scan records, for its ledger row."""
+
+    name = "event-ids"
+
+    def __init__(self):
+        self.ids: list[str] = []
+
+    def handle(self, signal) -> None:
+        if isinstance(signal, EventEnded):
+            self.ids.append(signal.record.id)
+
+
+def open_ledger(index: EventIndex, cfg: Config, args) -> tuple[Ledger, EventIds]:
+    """The ledger and id collector of a single-file scan (commands.cmd_scan)."""
+    digest = config_hash(cfg, cfg.cameras[0].name, args.detect_every, args.start_time)
+    return Ledger(index, Path(cfg.recordings.path), digest), EventIds()

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Archive scanning on this machine: `--jobs 2` against `--jobs 1`, and a local
+Dask cluster, as ratios measured in one run (the machine's speed, and whoever
+else uses it, changes from run to run).
+
+Run by hand (pytest does not collect it; it takes several minutes):
+
+    PYTHONPATH=. .venv/bin/python tests/bench/scan_archive.py [--fps 15] [--cache DIR] [--skip-real]
+
+* eight 60 s 1280x720 H.264 files (generated: textured room, sensor noise, people
+  walking, IP-camera bitrate) and eight ~69 s copies of the real 1280x720 traffic
+  camera file (../shared/footage, three times over, stream-copied by ffmpeg):
+  `--jobs 1` against `--jobs 2`, events compared;
+* one 10-minute 1280x720 file, generated and real (the traffic camera 26 times
+  over): `--jobs 1` against `--jobs 2` (split at keyframes), events compared;
+* a Dask cluster on loopback (a scheduler and two one-thread workers started
+  here) on the eight generated files: events compared with `--jobs 1`, and the
+  overhead per task against the local `--jobs 2` pool.
+
+Events are compared by camera, first and last frame and the snapshot's bytes.
+Generated and concatenated clips are cached in --cache between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))          # tests/: dask_support
+sys.path.insert(0, str(HERE.parent.parent))   # the package
+
+from dask_support import LoopbackCluster  # noqa: E402
+from motionwatch.synth import Scene, Walker, write_h264  # noqa: E402
+
+REAL = HERE.parents[2] / "shared" / "footage" / "dvrscan_traffic_camera" / "traffic_camera.mp4"
+if not REAL.exists():
+    REAL = HERE.parents[3] / "shared" / "footage" / "dvrscan_traffic_camera" / "traffic_camera.mp4"
+BITRATE = 2_000_000   # a 720p IP camera's main stream
+GOP_S = 2
+
+
+def visits(duration: float, every: float, seed: int) -> tuple[Walker, ...]:
+    out, t, k = [], 3.0 + seed % 5, 0
+    while t + 6 < duration:
+        out.append(Walker(t, 5.0 + k % 3, shade=40 + 20 * (k % 3),
+                          x_from=-0.15 if k % 2 == 0 else 1.15, x_to=1.15 if k % 2 == 0 else -0.15))
+        t += every + (seed * 7 + k * 3) % 11
+        k += 1
+    return tuple(out)
+
+
+def generated(cache: Path, name: str, duration: float, fps: float, seed: int) -> Path:
+    path = cache / f"{name}-{fps:g}fps.mp4"
+    if not path.exists():
+        print(f"  making {path.name} ...", flush=True)
+        scene = Scene(width=1280, height=720, fps=fps, duration_s=duration, seed=seed, noise=3.0,
+                      walkers=visits(duration, 25.0, seed))
+        tmp = path.with_suffix(".part.mp4")
+        write_h264(scene, tmp, BITRATE, int(GOP_S * fps))
+        tmp.rename(path)
+    return path
+
+
+def repeated(cache: Path, src: Path, times: int) -> Path:
+    """`src` played `times` times over, stream-copied (no re-encode) by ffmpeg's concat demuxer."""
+    path = cache / f"{src.stem}-x{times}.mp4"
+    if not path.exists():
+        lst = cache / "concat.txt"
+        lst.write_text("".join(f"file '{src}'\n" for _ in range(times)))
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(lst),
+                        "-c", "copy", str(path)], check=True)
+    return path
+
+
+def folder(work: Path, name: str, files: list[Path]) -> Path:
+    """A folder of symbolic links: the files by new names, nothing copied."""
+    d = work / name
+    d.mkdir()
+    for i, f in enumerate(files):
+        (d / f"{name}{i}.mp4").symlink_to(f)
+    return d
+
+
+def scan(paths: list[Path], rec: Path, *extra: str) -> tuple[float, float, list]:
+    """(wall s, CPU s, events) of one `motionwatch scan` run into a fresh folder."""
+    shutil.rmtree(rec, ignore_errors=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "motionwatch", "scan", *map(str, paths), "--recordings", str(rec),
+                           "--no-progress", "-q", *extra], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        sys.exit(f"scan {' '.join(extra)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, events(rec)
+
+
+def events(rec: Path) -> list:
+    out = subprocess.run([sys.executable, "-m", "motionwatch", "events", "--json", "--recordings", str(rec)],
+                         capture_output=True, text=True, check=True).stdout
+    return sorted((e["camera"], e["start_frame"], e["end_frame"],
+                   hashlib.md5((rec / e["snapshot"]).read_bytes()).hexdigest()[:8]) for e in json.loads(out))
+
+
+def same(a: list, b: list) -> str:
+    if len(a) != len(b):
+        return f"DIFFERENT: {len(a)} vs {len(b)} events"
+    off = [(x, y) for x, y in zip(a, b) if x[0] != y[0] or abs(x[1] - y[1]) > 1 or abs(x[2] - y[2]) > 1]
+    snaps = sum(x[3] != y[3] for x, y in zip(a, b))
+    if off:
+        return f"DIFFERENT: {len(off)} of {len(a)} events moved by more than a frame: {off[:2]}"
+    return f"identical ({len(a)} events" + (f", {snaps} snapshot(s) differ)" if snaps else ", same snapshots)")
+
+
+def compare(label: str, paths: list[Path], work: Path) -> tuple[float, list]:
+    w1, c1, e1 = scan(paths, work / "rec1", "--jobs", "1")
+    w2, c2, e2 = scan(paths, work / "rec2", "--jobs", "2")
+    print(f"{label:<42} jobs1 {w1:6.1f} s  jobs2 {w2:6.1f} s  ratio {w2 / w1:.2f}  "
+          f"CPU jobs2/jobs1 {c2 / c1:.2f}  events: {same(e1, e2)}", flush=True)
+    return w2, e1
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--fps", type=float, default=15.0, help="frame rate of the generated files (default 15)")
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "motionwatch-bench-archive")
+    ap.add_argument("--skip-real", action="store_true", help="generated files only")
+    args = ap.parse_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(HERE.parents[1] / "motionwatch")], check=True)
+    print(f"scan_archive bench, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}", flush=True)
+    eight = [generated(args.cache, f"minute{i}", 60.0, args.fps, i + 1) for i in range(8)]
+    long = generated(args.cache, "ten-minutes", 600.0, args.fps, 11)
+    with tempfile.TemporaryDirectory(prefix="mw-bench-") as tmp:
+        work = Path(tmp)
+        jobs2_wall, seq = compare(f"eight 60 s 720p generated ({args.fps:g} fps)", [folder(work, "gen", eight)], work)
+        compare(f"one 10-minute 720p generated ({args.fps:g} fps)", [long], work)
+        if not args.skip_real and REAL.exists():
+            real_minute = repeated(args.cache, REAL, 3)
+            compare("eight 69 s 720p real (traffic camera, 25 fps)", [folder(work, "real", [real_minute] * 8)], work)
+            compare("one 10-minute 720p real (traffic camera x26)", [repeated(args.cache, REAL, 26)], work)
+        with LoopbackCluster(2, work) as cluster:
+            paths = [work / "gen"]
+            wd, cd, ed = scan(paths, work / "recd", "--cluster", cluster.address)
+            print(f"{'eight 60 s 720p generated on Dask (2x1 thr)':<42} dask {wd:6.1f} s  jobs2 {jobs2_wall:6.1f} s  "
+                  f"ratio {wd / jobs2_wall:.2f}  overhead per task {(wd - jobs2_wall) / len(eight):+.2f} s  "
+                  f"events vs jobs1: {same(seq, ed)}", flush=True)
+            tiny = [generated(args.cache, f"tiny{i}", 2.0, args.fps, 20 + i) for i in range(16)]
+            tdir = folder(work, "tiny", tiny)
+            wt2, _, _ = scan([tdir], work / "rect2", "--jobs", "2")
+            wtd, _, _ = scan([tdir], work / "rectd", "--cluster", cluster.address)
+            print(f"{'sixteen 2 s files: Dask against jobs 2':<42} dask {wtd:6.1f} s  jobs2 {wt2:6.1f} s  "
+                  f"overhead per task {(wtd - wt2) / len(tiny):+.3f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""`motionwatch scan` over an archive: folders, a damaged file among good ones,
+resuming an interrupted run, --rescan, and a long file split at keyframes over
+worker processes giving the events of a sequential scan."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from motionwatch.archive import plan
+from motionwatch.config import load_config
+from motionwatch.synth import Scene, Walker, write_h264
+
+from conftest import events_json, interrupt_when, mw
+
+# A visit 2 s into each clip, long enough that a scan of one takes a moment.
+VISIT = Scene(width=640, height=480, fps=15, duration_s=30, seed=6, noise=3.0, walkers=(Walker(2.0, 6.0),))
+# 90 s at 8 fps with visits placed across the boundaries a 3-way split makes (see test).
+LONG = Scene(width=320, height=240, fps=8, duration_s=90, seed=4, noise=3.0,
+             walkers=(Walker(8, 6), Walker(31, 8, shade=70, x_from=1.15, x_to=-0.15), Walker(58, 8),
+                      Walker(80, 5, height=0.45)))
+# Settles fast, so a 90 s clip is long enough to split three ways.
+FAST_SETTLE = "detection:\n  static_seconds: 5\n  background_alpha: 0.2\n"
+
+
+@pytest.fixture(scope="module")
+def visit_clip(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("archive") / "visit.mp4"
+    write_h264(VISIT, path, 600_000, 30)
+    return path
+
+
+def archive(tmp_path: Path, clip: Path, names: list[str]) -> Path:
+    """A DVR-like folder: the clip under several names in subfolders."""
+    root = tmp_path / "archive"
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(clip, root / name)
+    return root
+
+
+def table(stdout: str) -> dict[str, str]:
+    """file name -> its row in scan's table."""
+    return {line.split()[0].split("/")[-1]: line for line in stdout.splitlines() if ".mp4" in line.split(" ")[0]}
+
+
+def test_folder_scan_reports_a_damaged_file_and_scans_the_others(tmp_path, visit_clip):
+    root = archive(tmp_path, visit_clip, ["mon/front.mp4", "tue/back.mp4"])
+    (root / "mon" / "notes.txt").write_text("not a video")
+    (root / "tue" / "broken.mp4").write_bytes(visit_clip.read_bytes()[:4000])   # cut off: no index
+    proc = mw("scan", "archive", "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    rows = table(proc.stdout)
+    assert "failed" in rows["broken.mp4"]
+    assert rows["front.mp4"].split()[-1] == "done" and rows["back.mp4"].split()[-1] == "done"
+    assert "1 non-video file(s) skipped" in proc.stdout and "1 failed" in proc.stdout
+    evs = events_json(tmp_path / "recordings")
+    assert sorted(e["camera"] for e in evs) == ["back", "front"]
+    assert all((tmp_path / "recordings" / e["snapshot"]).is_file() for e in evs)
+    again = mw("scan", "archive", "--no-progress", cwd=tmp_path)   # the good ones are done, the bad one is not
+    rows = table(again.stdout)
+    assert again.returncode == 1 and "failed" in rows["broken.mp4"] and "skipped" in rows["front.mp4"]
+
+
+def test_repeat_skips_and_rescan_replaces_without_duplicates(tmp_path, visit_clip):
+    archive(tmp_path, visit_clip, ["a.mp4", "b.mp4"])
+    mw("scan", "archive", "--no-progress", cwd=tmp_path, check=True)
+    rec = tmp_path / "recordings"
+    first = {e["id"] for e in events_json(rec)}
+    assert len(first) == 2
+    again = mw("scan", "archive", "--no-progress", cwd=tmp_path, check=True)
+    assert all("skipped (already scanned)" in row for row in table(again.stdout).values())
+    assert {e["id"] for e in events_json(rec)} == first
+    mw("scan", "archive", "--rescan", "--no-progress", cwd=tmp_path, check=True)
+    after = events_json(rec)
+    assert len(after) == 2 and not first & {e["id"] for e in after}   # replaced, not added
+    assert len(list(rec.rglob("event.json"))) == 2                       # the old folders are gone too
+    reindex = mw("events", "--reindex", "--json", cwd=tmp_path, check=True)
+    assert "reindexed 2 event(s)" in reindex.stderr + reindex.stdout
+
+
+def test_interrupted_run_resumes_where_it_stopped(tmp_path, visit_clip):
+    """Ctrl-C in the second file: the first stays done, the second's open event is
+    saved, and the next run skips the first and redoes the second without doubling."""
+    archive(tmp_path, visit_clip, ["a.mp4", "b.mp4", "c.mp4"])
+    code, out = interrupt_when(["scan", "archive", "--jobs", "1", "--no-progress"], tmp_path / "scan.log",
+                               lambda text: text.count("started at") >= 2, signal.SIGINT, cwd=tmp_path, timeout=120)
+    assert code == 0, out
+    rows = table(out)
+    assert rows["a.mp4"].split()[-1] == "done" and "interrupted" in rows["b.mp4"], out
+    assert "Traceback" not in out
+    assert sorted(e["camera"] for e in events_json(tmp_path / "recordings")) == ["a", "b"]
+
+    again = mw("scan", "archive", "--jobs", "1", "--no-progress", cwd=tmp_path, check=True)
+    rows = table(again.stdout)
+    assert "skipped" in rows["a.mp4"] and rows["b.mp4"].split()[-1] == "done" and rows["c.mp4"].split()[-1] == "done"
+    evs = events_json(tmp_path / "recordings")
+    assert sorted(e["camera"] for e in evs) == ["a", "b", "c"]
+    ends = {e["camera"]: e["end_frame"] for e in evs}
+    assert ends["b"] == ends["a"] == ends["c"]   # b's event is whole now, not the interrupted one
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("long")
+    write_h264(LONG, folder / "long.mp4", 300_000, 16)
+    (folder / "settle.yaml").write_text(FAST_SETTLE)
+    return folder / "long.mp4"
+
+
+def test_split_scan_equals_sequential_scan(tmp_path, long_clip):
+    work = tmp_path / "w"
+    work.mkdir()
+    shutil.copy2(long_clip, work / "long.mp4")
+    shutil.copy2(long_clip.with_name("settle.yaml"), work / "settle.yaml")
+    segments = plan.split(plan.keyframes(str(work / "long.mp4")), 3,
+                          plan.lead_in_seconds(load_config(str(work / "settle.yaml")).detection))
+    assert len(segments) == 3
+    mw("scan", "long.mp4", "--config", "settle.yaml", "--jobs", "1", "--recordings", "seq", cwd=work, check=True)
+    split = mw("scan", "long.mp4", "--config", "settle.yaml", "--jobs", "3", "--recordings", "par",
+               "--no-progress", cwd=work, check=True)
+    assert table(split.stdout)["long.mp4"].split()[-1] == "done"
+    seq = sorted(events_json(work / "seq"), key=lambda e: e["start_frame"])
+    par = sorted(events_json(work / "par"), key=lambda e: e["start_frame"])
+    assert len(seq) == len(par) == len(LONG.walkers)
+    for b in (s.own_start for s in segments[1:]):   # the visits do cross the boundaries
+        assert any(e["start_frame"] < b <= e["end_frame"] for e in seq), (b, seq)
+    for s, p in zip(seq, par):
+        assert abs(s["start_frame"] - p["start_frame"]) <= 1 and abs(s["end_frame"] - p["end_frame"]) <= 1
+        assert (work / "seq" / s["snapshot"]).read_bytes() == (work / "par" / p["snapshot"]).read_bytes()
+        assert (work / "par" / p["clip"]).stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--jobs", "0"], "--jobs: 0 is out of range; allowed: 1..256"),
+    (["--cluster", "localhost:8786"], "allowed: a Dask scheduler address such as tcp://HOST:8786"),
+    ([], "no video file in notes (1 other file(s) skipped)"),
+])
+def test_bad_arguments_are_one_line_errors(tmp_path, args, says):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("not a video")
+    proc = mw("scan", "notes", *args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("motionwatch: error: ")
+    assert says in proc.stderr and not (tmp_path / "recordings").exists()
+
+
+def test_ctrl_c_with_worker_processes_keeps_whole_events_and_resumes(tmp_path, visit_clip):
+    """Ctrl-C reaches the worker processes too (the terminal signals the whole group);
+    they ignore it, the client tells them to finish their open events, and exits 0."""
+    names = [f"{c}.mp4" for c in "abcdefghij"]
+    archive(tmp_path, visit_clip, names)
+
+    def workers_busy(_text: str) -> bool:
+        """The first file's event is written: the workers are scanning and most files
+        are still to come (a condition, not a wait, so a fast machine cannot finish first)."""
+        return any((tmp_path / "recordings").rglob("event.json"))
+
+    code, out = interrupt_when(["scan", "archive", "--jobs", "2", "--no-progress"], tmp_path / "scan.log",
+                               workers_busy, signal.SIGINT, cwd=tmp_path, timeout=120)
+    assert code == 0, out
+    assert "Traceback" not in out and "interrupted" in out.splitlines()[-1], out
+    rec = tmp_path / "recordings"
+    first = events_json(rec)
+    assert len(first) < len(names)          # it did stop early
+    assert all(e["end_frame"] > e["start_frame"] for e in first)
+    mw("scan", "archive", "--jobs", "2", "--no-progress", cwd=tmp_path, check=True)
+    evs = events_json(rec)
+    assert sorted(e["camera"] for e in evs) == sorted(n[0] for n in names)   # one each: none lost or doubled
+    assert len({e["end_frame"] for e in evs}) == 1
+    assert len(list(rec.rglob("event.json"))) == len(names)

@@ -1,0 +1,74 @@
+"""`scan --cluster` on a real Dask cluster on loopback (a scheduler and two
+worker processes started here); one worker is killed at a random moment of
+the scan, and the events still equal a local scan's: none lost, none doubled."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("distributed")
+
+from dask_support import LoopbackCluster  # noqa: E402
+from motionwatch.synth import Scene, Walker, write_h264  # noqa: E402
+
+from conftest import events_json, mw  # noqa: E402
+
+SCENE = Scene(width=640, height=480, fps=15, duration_s=30, seed=8, noise=3.0,
+              walkers=(Walker(3.0, 5.0), Walker(18.0, 6.0, shade=70, x_from=1.15, x_to=-0.15)))
+FILES = ["cam1/a.mp4", "cam1/b.mp4", "cam2/c.mp4", "cam2/d.mp4", "cam2/e.mp4"]
+
+
+def comparable(rec) -> list[tuple]:
+    return sorted((e["camera"], e["start_frame"], e["end_frame"], (rec / e["snapshot"]).read_bytes())
+                  for e in events_json(rec))
+
+
+def wait_until_busy(address: str, name: str, scan: subprocess.Popen) -> None:
+    """Until the scheduler says worker `name` is running one of the scan's tasks."""
+    from distributed import Client
+    with Client(address, timeout=10) as c:
+        addr = next(a for a, w in c.scheduler_info()["workers"].items() if w["name"] == name)
+        deadline = time.monotonic() + 120
+        while not c.processing().get(addr):
+            assert scan.poll() is None and time.monotonic() < deadline, "the scan never ran on the worker"
+            time.sleep(0.05)
+
+
+def test_cluster_scan_with_a_worker_killed_equals_local_scan(tmp_path):
+    clip = tmp_path / "clip.mp4"
+    write_h264(SCENE, clip, 600_000, 30)
+    for name in FILES:
+        (tmp_path / "archive" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(clip, tmp_path / "archive" / name)
+    mw("scan", "archive", "--jobs", "1", "--recordings", "local", "--no-progress", cwd=tmp_path, check=True)
+    local = comparable(tmp_path / "local")
+    assert len(local) == 2 * len(FILES)
+
+    with LoopbackCluster(2, tmp_path) as cluster:
+        out = open(tmp_path / "scan.log", "w+")
+        scan = subprocess.Popen([sys.executable, "-m", "motionwatch", "scan", "archive", "--cluster",
+                                 cluster.address, "--recordings", "remote", "--no-progress"],
+                                cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            victim = cluster.workers[0]
+            wait_until_busy(cluster.address, "w0", scan)
+            time.sleep(random.uniform(0.0, 1.0))   # a random moment of its task
+            assert scan.poll() is None, (tmp_path / "scan.log").read_text()   # killed mid-run
+            victim.kill()
+            code = scan.wait(300)
+        finally:
+            if scan.poll() is None:
+                scan.kill()
+            out.close()
+    log = (tmp_path / "scan.log").read_text()
+    assert victim.returncode is not None
+    assert code == 0, log
+    assert "Traceback" not in log
+    assert comparable(tmp_path / "remote") == local
+    assert len(list((tmp_path / "remote").rglob("event.json"))) == len(local)
