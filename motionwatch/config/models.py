@@ -1,0 +1,312 @@
+"""Every setting: one frozen pydantic model per section; defaults live here and nowhere else.
+
+The models are pydantic dataclasses rather than BaseModels so that code
+elsewhere keeps deriving configs with `dataclasses.replace` (which validates
+again). Unknown keys are refused (extra="forbid"). Each docstring is the
+section's introduction in the commented default file and on the docs page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator
+from pydantic.dataclasses import dataclass
+from pydantic.json_schema import SkipJsonSchema
+
+from motionwatch.config.fields import (
+    Command, Folder, Invalid, Name, Odd, Polygons, Source, Threshold, WebhookUrl, Doc,
+    flag, integer, number, parsed, section, text,
+)
+
+STRICT = ConfigDict(extra="forbid")
+
+
+def _none_is_empty(v: Any) -> Any:
+    """`detection:` with nothing under it is a section left at its defaults."""
+    return {} if v is None else v
+
+
+def _none_is_no_entries(v: Any) -> Any:
+    return [] if v is None else v
+
+
+@dataclass(frozen=True, config=STRICT)
+class DetectionConfig:
+    """How motion is found. Defaults are tuned for an ordinary indoor webcam (640x480 to
+    1080p, 10-30 fps): a person crossing the room at 3-10 m changes 0.5-10% of the picture."""
+
+    width: int = integer(320, "width in pixels of the image motion is detected on", 32, 1920, notes=(
+        "The aspect is kept and the picture is never upscaled. Smaller is faster and\n"
+        "less sensitive to tiny things."))
+    blur: Odd = integer(5, "Gaussian blur kernel size (odd; 1 = none) applied before differencing",
+                        1, 31, allowed="an odd integer 1..31",
+                        notes="It smooths sensor noise before frames are compared.")
+    pixel_threshold: Threshold = parsed("auto", "grey-level difference that counts a pixel as changed", notes=(
+        "auto  - 4.5 x the noise measured while the scene is quiet (as Motion's\n"
+        "        noise_tune does), never below min_pixel_threshold; the same config\n"
+        "        then works on a bright desk and a dark, noisy hallway.\n"
+        "otsu  - Otsu's method on each difference image. Good when there is motion,\n"
+        "        but on a frame with no motion it splits pure noise in two, so it is\n"
+        "        kept at or above min_pixel_threshold.\n"
+        "N     - a fixed level 1..254 (Motion's default is 25 on unblurred pixels)."))
+    min_pixel_threshold: int = integer(12, "floor for the auto and otsu thresholds", 1, 254,
+                                       unit="grey levels")
+    dilate: int = integer(2, "dilation iterations on the change mask (joins a body's parts into one region)",
+                          0, 10)
+    erode: int = integer(1, "erosion iterations after dilation (trims the grown edges, removes specks)", 0, 10)
+    kernel: int = integer(3, "size of the square (elliptical) dilate/erode kernel", 1, 15, unit="pixels")
+    background_alpha: float = number(0.05, "background learning rate per frame at 10 fps", 0.0001, 1.0, notes=(
+        "Scaled to the real frame rate, so the background adapts in the same time at\n"
+        "any fps: 0.05 follows a slow change in about 2 s. Pixels that are changing\n"
+        "are not learned."))
+    static_seconds: float = number(30.0, "something that stops and stays this long joins the background",
+                                   1.0, 3600.0, unit="seconds", notes=(
+        "A parked car or a moved chair then cannot hold an event open forever."))
+    trigger_fraction: float = number(0.002, "changed share of the watched (unmasked) picture that counts as motion",
+                                     0.0001, 1.0, notes=(
+        "0.002 = 0.2%, a person about a tenth of the picture's height (far away).\n"
+        "Lower catches smaller things sooner but lets leaves, clouds and rain through;\n"
+        "`motionwatch tune` shows your scene's noise floor."))
+    max_fraction: float = number(0.6, "above this changed share a frame is a lighting change, not motion",
+                                 0.01, 1.0, notes=(
+        "A change compensation could not explain (lights on in one half of the room,\n"
+        "an IR switch): no motion is reported and the background re-learns within ~1 s."))
+    min_frames: int = integer(3, "consecutive frames over the trigger needed to start an event", 1, 1000,
+                              notes="This filters single-frame glitches.")
+    min_blob_area: int = integer(12, "changed regions smaller than this are ignored (speckle, rain, insects)",
+                                 0, 100000, unit="detection pixels", notes=(
+        "The trade-off: at width 320 a person 60 m away is only about 10-20 pixels,\n"
+        "so raising this loses small far subjects."))
+    warmup_seconds: float = number(0.5, "no motion is reported for this long after start and every reconnect",
+                                   0.0, 600.0, unit="seconds", notes=(
+        "The background is learned meanwhile (half a second is enough: it is averaged\n"
+        "fast, lighting is compensated, and the noise floor keeps adapting; something\n"
+        "already moving when it ends is still caught)."))
+    lighting_compensation: bool = flag(True, "cancel global brightness changes before differencing", notes=(
+        "A lamp, auto-exposure, flicker or clouds are cancelled with a robust per-frame\n"
+        "gain/offset estimate, so a person walking in while the light changes is still seen."))
+    fps: float = number(0.0, "analyse at most this many frames per second (0 = every frame)", 0.0, 240.0,
+                        notes="Every frame is still read, and clips keep every frame.")
+
+
+def _overrides_of(cls: type) -> type:
+    """A model with the fields of `cls`, each optional (null = the global value).
+
+    Made from `cls` rather than written out, so a detection setting added later
+    can be overridden per camera without a second list to keep in step."""
+    annotations, defaults = {}, {}
+    for name, info in cls.__pydantic_fields__.items():
+        inner = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        annotations[name] = Optional[inner]
+        defaults[name] = Field(None, description=info.description, json_schema_extra=info.json_schema_extra)
+    body = {"__annotations__": annotations, "__doc__": f"Per-camera overrides of {cls.__name__}.",
+            "__module__": __name__, **defaults}
+    model = dataclass(type("DetectionOverrides", (), body), frozen=True, config=STRICT)
+    model.overrides = cls   # the loader words its messages after the overridden field
+    return model
+
+
+DetectionOverrides = _overrides_of(DetectionConfig)
+
+
+@dataclass(frozen=True, config=STRICT)
+class CameraConfig:
+    """A camera to watch; each runs its own capture loop."""
+
+    name: Name = parsed("demo", "camera name used in recording folders, the index and MQTT topics")
+    source: Source = parsed("demo", "what to watch: a camera index or device, a URL, a video file, "
+                            "pipe:COMMAND, picamera2 or demo", notes=(
+        "0, 1, ...           a camera by index\n"
+        "/dev/video0         a camera by device path (V4L2)\n"
+        "rtsp://user:pass@host/stream, http(s)://...   a network camera (FFmpeg)\n"
+        "/path/to/video.mp4  a video file, played at its own frame rate like a camera\n"
+        "pipe:COMMAND        an MJPEG stream on a command's stdout, run without a shell,\n"
+        "                    e.g. pipe:rpicam-vid -t 0 --codec mjpeg -o -\n"
+        "picamera2, picamera2:N, picamera2:N:1920x1080\n"
+        "                    a Raspberry Pi camera through picamera2 (main stream\n"
+        "                    1280x720 unless given; motion found on a 320 px luma stream)\n"
+        "demo                the built-in generated demo room (no camera needed)"))
+    mask: Polygons = parsed((), "polygons (lists of [x, y] source pixels) whose area is ignored", notes=(
+        "Areas to ignore: a clock overlay, a tree, the street. Motion there never\n"
+        "counts, and the changed fraction is computed over the rest of the picture.\n"
+        "Example: [[[0, 0], [640, 0], [640, 40], [0, 40]]] ignores a 40 px top strip."))
+    mask_image: Optional[str] = text(None, "image the size of the picture: black = ignore, white = watch", notes=(
+        "Used together with `mask` (both apply). Relative paths are tried from the\n"
+        "current folder, then from this file's folder."))
+    timeout_seconds: float = number(10.0, "no frame for this long means the camera is lost", 0.5, 600.0,
+                                    unit="seconds", notes=(
+        "A lost camera is retried with exponential backoff (1 s doubling to 30 s)."))
+    detection: Annotated[DetectionOverrides, BeforeValidator(_none_is_empty)] = section(
+        DetectionOverrides, "per-camera overrides of any `detection` key, e.g. {trigger_fraction: 0.01}",
+        notes="A key left out (or null) takes the value of the `detection` section.")
+
+
+@dataclass(frozen=True, config=STRICT)
+class EventsConfig:
+    """How motion becomes events, and what each event keeps."""
+
+    gap_seconds: float = number(4.0, "an event ends after this long without motion", 0.0, 3600.0,
+                                unit="seconds", notes="Motion within it continues the same event.")
+    max_seconds: float = number(300.0, "a longer event's clip is split into numbered parts of this length",
+                                1.0, 86400.0, unit="seconds", notes="It stays one event.")
+    pre_roll_seconds: float = number(2.0, "clip time kept from before the trigger", 0.0, 60.0, unit="seconds")
+    post_roll_seconds: float = number(2.0, "clip time kept after the last motion", 0.0, 60.0, unit="seconds")
+    clip: bool = flag(True, "record a video clip of each event", notes=(
+        "From pre_roll_seconds before the trigger to post_roll_seconds after the last\n"
+        "motion (docs/recording.md has the CPU and memory costs)."))
+    clip_width: int = integer(0, "clip width in pixels, aspect kept (0 = source resolution)", 0, 7680, notes=(
+        "Also the size the pre-roll is kept at in memory: 640 cuts a 1080p ring from\n"
+        "~300 to ~35 MB at 25 fps, for one resize per frame."))
+    clip_codec: Literal["auto", "copy", "h264", "mp4v"] = parsed("auto", "clip format", notes=(
+        "auto: when the source is an H.264 video file (MP4 or MOV, cut by motionwatch\n"
+        "  itself; MKV or WebM when ffmpeg/ffprobe are installed; `scan` or\n"
+        "  `run --source FILE`), each clip is cut straight out of the file without\n"
+        "  re-encoding (lossless, nearly free; it starts on the keyframe at or before\n"
+        "  the pre-roll, so it may begin up to one keyframe interval earlier). A\n"
+        "  clip_width below the file's width makes auto encode instead. Otherwise h264\n"
+        "  when the ffmpeg program with libx264 is installed, else mp4v.\n"
+        "copy: cut from the file like auto, HEVC files too (plays in Safari and\n"
+        "  desktop players, not in every browser); a source that cannot be cut (a\n"
+        "  camera, AVI, another codec) logs why and is encoded as auto would.\n"
+        "h264: MP4 encoded through ffmpeg; plays in every browser (an MJPEG\n"
+        "  camera's clips are encoded from its own JPEG bytes).\n"
+        "mp4v: MP4 written by OpenCV itself; plays in VLC and desktop players,\n"
+        "  browsers only download it."))
+    snapshot: Literal["best", "first", "both"] = parsed(
+        "best", "which frame becomes the snapshot: best (most changed pixels), first (the trigger frame) or both")
+    annotate: bool = flag(False, "also save annotated.jpg, the snapshot with the motion boxes and the time drawn on it")
+    thumbnail_width: int = integer(320, "width of thumb.jpg, the small snapshot the review page lists",
+                                   32, 1920, unit="pixels")
+
+
+@dataclass(frozen=True, config=STRICT)
+class RecordingsConfig:
+    """Where events are kept, and how much: retention never lets them fill the disk."""
+
+    path: Folder = parsed("recordings", "folder that holds the event folders and the events.db index", notes=(
+        "Event folders are <camera>/<YYYY-MM-DD>/<HHMMSS>-<id>/. The folder is made if\n"
+        "missing, so it must be writable (check-config checks). Relative paths start\n"
+        "from the folder motionwatch runs in: use an absolute path for a service."))
+    jpeg_quality: int = integer(90, "JPEG quality of snapshots", 1, 100)
+    max_size_gb: float = number(0.0, "delete the oldest unprotected events while recordings exceed this "
+                                "(0 = no limit)", 0.0, 1e6, unit="GB")
+    max_age_days: float = number(0.0, "delete events older than this (0 = keep forever)", 0.0, 36500.0,
+                                 unit="days")
+    min_free_gb: float = number(1.0, "delete the oldest unprotected events to keep this much disk free (0 = off)",
+                                0.0, 1e6, unit="GB", notes=(
+        "It never asks for more than a tenth of the disk (0.4 GB on a 4 GB card), so the\n"
+        "default does not empty a small disk of every event; min_free_percent is not capped.\n"
+        "At start a warning says when these limits leave recordings almost no room."))
+    min_free_percent: float = number(0.0, "the same as a share of the disk (0 = off)", 0.0, 99.0, unit="percent")
+    retention_interval_seconds: float = number(300.0, "how often the limits are enforced while running",
+                                               10.0, 86400.0, unit="seconds")
+
+
+@dataclass(frozen=True, config=STRICT)
+class WebConfig:
+    """The review and live web UI inside `motionwatch run`."""
+
+    enabled: bool = flag(False, "serve the review and live UI inside `motionwatch run`")
+    host: str = text("127.0.0.1", "address to bind; anything but loopback needs a password")
+    port: int = integer(8765, "TCP port", 1, 65535)
+    password: Optional[str] = text(None, "password for the web UI (required off loopback)")
+    password_env: Optional[str] = text("MOTIONWATCH_WEB_PASSWORD",
+                                       "environment variable that may hold the password instead",
+                                       notes="It keeps the password out of this file.")
+    live_fps: float = number(5.0, "frame rate of the live MJPEG view", 0.2, 30.0)
+
+
+@dataclass(frozen=True, config=STRICT)
+class HooksConfig:
+    """Commands run without a shell, as a list: the program and its arguments, e.g.
+    ["/usr/local/bin/notify", "--fast"]. They get the event's JSON on stdin and MOTIONWATCH_*
+    environment variables. A program that cannot be found or run is a config error
+    (check-config and run say so at start)."""
+
+    on_event_start: Command = parsed(None, "command run when an event starts")
+    on_event_end: Command = parsed(None, "command run when an event ends")
+    on_camera_lost: Command = parsed(None, "command run when a camera stops delivering frames")
+    on_camera_found: Command = parsed(None, "command run when a lost camera delivers frames again")
+    timeout_seconds: float = number(30.0, "a hook still running after this long is killed", 0.1, 3600.0,
+                                    unit="seconds")
+
+
+@dataclass(frozen=True, config=STRICT)
+class WebhookConfig:
+    """A URL that receives each ended event as a JSON POST."""
+
+    url: WebhookUrl = Field(description="http(s) URL that receives each ended event as a JSON POST (required)",
+                            json_schema_extra=Doc())
+    snapshot: bool = flag(False, "send the snapshot too, as multipart/form-data")
+    timeout_seconds: float = number(10.0, "per-request timeout", 0.1, 300.0, unit="seconds")
+    retries: int = integer(3, "attempts after the first before the event is dropped", 0, 100)
+
+
+@dataclass(frozen=True, config=STRICT)
+class MqttConfig:
+    """MQTT and Home Assistant (needs: pip install '.[mqtt]' in the checkout)."""
+
+    enabled: bool = flag(False, "publish motion state and events to an MQTT broker")
+    host: str = text("localhost", "broker host name or address")
+    port: int = integer(1883, "broker TCP port", 1, 65535)
+    username: Optional[str] = text(None, "broker user name")
+    password: Optional[str] = text(None, "broker password")
+    tls: bool = flag(False, "connect with TLS")
+    ca_file: Optional[str] = text(None, "CA certificate file for TLS (null = the system's CAs)")
+    topic_prefix: str = text("motionwatch", "first part of every topic: <prefix>/<camera>/motion, .../event, "
+                             ".../snapshot")
+    discovery: bool = flag(True, "publish Home Assistant MQTT discovery messages")
+    discovery_prefix: str = text("homeassistant", "Home Assistant discovery topic prefix")
+
+
+Cameras = Annotated[tuple[CameraConfig, ...], BeforeValidator(_none_is_no_entries)]
+Webhooks = Annotated[tuple[WebhookConfig, ...], BeforeValidator(_none_is_no_entries)]
+
+
+def _section(cls: type):
+    return Annotated[cls, BeforeValidator(_none_is_empty)]
+
+
+@dataclass(frozen=True, config=STRICT)
+class Config:
+    """motionwatch configuration: every option, with its meaning, unit, default and range."""
+
+    cameras: Cameras = section(lambda: (CameraConfig(),), "the cameras to watch")
+    detection: _section(DetectionConfig) = section(DetectionConfig, "how motion is found")
+    events: _section(EventsConfig) = section(EventsConfig, "how motion becomes events")
+    recordings: _section(RecordingsConfig) = section(RecordingsConfig, "where and how much is kept")
+    web: _section(WebConfig) = section(WebConfig, "the review and live web UI")
+    hooks: _section(HooksConfig) = section(HooksConfig, "commands run on events")
+    webhooks: Webhooks = section(tuple, "URLs that receive events")
+    mqtt: _section(MqttConfig) = section(MqttConfig, "MQTT and Home Assistant")
+    # Where the config was loaded from, for messages; not a setting (the loader
+    # refuses it in a file, and the schema and generated files leave it out).
+    source_file: SkipJsonSchema[Optional[str]] = None
+
+    @field_validator("cameras")
+    @classmethod
+    def _cameras_named_once(cls, cams: tuple) -> tuple:
+        if not cams:
+            raise Invalid("a list of at least one camera", problem="empty", value=None)
+        seen = set()
+        for i, cam in enumerate(cams):
+            if cam.name in seen:
+                raise Invalid("unique names", problem="is used twice", at=(i, "name"), value=cam.name)
+            seen.add(cam.name)
+        return cams
+
+    def camera_detection(self, cam: CameraConfig) -> DetectionConfig:
+        """The detection settings of one camera: globals plus its overrides."""
+        changed = overrides_set(cam.detection)
+        return replace(self.detection, **changed) if changed else self.detection
+
+
+def overrides_set(overrides: Any) -> dict:
+    """The keys a camera overrides, with their values."""
+    return {f.name: getattr(overrides, f.name) for f in fields(overrides)
+            if getattr(overrides, f.name) is not None}
+
+
+INTERNAL_FIELDS = ("source_file",)
