@@ -30,6 +30,9 @@ def test_commented_default_file_equals_builtin_defaults():
     ("cameras:\n  - name: a\n    source: 0\n    mask: [[1, 2]]\n", ["cameras[0].mask", "polygons"]),
     ("cameras:\n  - name: a\n  - name: a\n", ["cameras[1].name", "used twice"]),
     ("detection: [1, 2\n", ["bad.yaml", "not valid YAML"]),
+    ("cameras:\n  - name: a\n    detection: {blur: 4}\n",
+     ["bad.yaml:3", "cameras[0].detection.blur", "4 is even", "an odd integer 1..31"]),
+    ("recordings:\n  max_size_gb: -1\n", ["bad.yaml:2", "recordings.max_size_gb", "out of range", "(GB)"]),
 ])
 def test_bad_config_exits_2_with_one_clear_line(tmp_path, text, expected):
     bad = tmp_path / "bad.yaml"

@@ -219,10 +219,15 @@ def allowed(info: FieldInfo) -> str:
         text = _TYPE_NAMES.get(ann, "a value")
         lo, hi = bounds(info)
         if lo is not None and hi is not None:
-            text += f" {lo:g}..{hi:g}"
+            text += f" {_number(lo)}..{_number(hi)}"
         if doc.unit:
             text += f" ({doc.unit})"
     return text + (" or null" if optional else "")
+
+
+def _number(v: float) -> str:
+    """10 for 10.0, 0.0001 as it is, 1000000 rather than 1e+06."""
+    return f"{v:.0f}" if abs(v) >= 1e5 and v == int(v) else f"{v:g}"
 
 
 def _unwrap_optional(ann: Any) -> tuple[Any, bool]:

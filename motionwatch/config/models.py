@@ -113,7 +113,7 @@ DetectionOverrides = _overrides_of(DetectionConfig)
 
 @dataclass(frozen=True, config=STRICT)
 class CameraConfig:
-    """A camera to watch; each runs its own capture loop."""
+    """Each camera runs its own capture loop."""
 
     name: Name = parsed("demo", "camera name used in recording folders, the index and MQTT topics")
     source: Source = parsed("demo", "what to watch: a camera index or device, a URL, a video file, "
@@ -235,9 +235,9 @@ class HooksConfig:
 
 @dataclass(frozen=True, config=STRICT)
 class WebhookConfig:
-    """A URL that receives each ended event as a JSON POST."""
+    """Each receives every ended event as a JSON POST, retried when it fails."""
 
-    url: WebhookUrl = Field(description="http(s) URL that receives each ended event as a JSON POST (required)",
+    url: WebhookUrl = Field(description="the http:// or https:// URL that receives each ended event as a JSON POST",
                             json_schema_extra=Doc())
     snapshot: bool = flag(False, "send the snapshot too, as multipart/form-data")
     timeout_seconds: float = number(10.0, "per-request timeout", 0.1, 300.0, unit="seconds")
