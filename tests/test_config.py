@@ -83,6 +83,17 @@ def test_bad_argument_is_exit_2_one_line():
     assert "--duration" in proc.stderr
 
 
+@pytest.mark.parametrize("args", [["run", "--source", "", "--duration", "1"], ["tune", " "],
+                                  ["check-config", "--source", ""]])
+def test_a_blank_source_flag_is_one_line_exit_2(tmp_path, args):
+    """A config derived from a flag is validated like a file: one line, no traceback."""
+    proc = mw(*args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "source: " in proc.stderr and "allowed: a camera index (0)" in proc.stderr
+    assert not (tmp_path / "recordings").exists()
+
+
 def test_unknown_override_key_in_camera_detection():
     with pytest.raises(ConfigError, match=r"cameras\[0\]\.detection\.treshold"):
         parse_config("cameras:\n  - name: x\n    detection: {treshold: 3}\n")

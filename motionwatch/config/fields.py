@@ -16,6 +16,10 @@ from pydantic import AfterValidator, Field, PlainValidator, WithJsonSchema
 from pydantic.fields import FieldInfo
 
 
+# Fields that are not settings: never read from a file, never shown or documented.
+INTERNAL_FIELDS = ("source_file",)
+
+
 class Invalid(ValueError):
     """A value a parser refuses: `allowed` says what would be accepted.
 

@@ -8,19 +8,40 @@ section's introduction in the commented default file and on the docs page.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import fields, replace
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 from pydantic.json_schema import SkipJsonSchema
 
 from motionwatch.config.fields import (
-    Command, Folder, Invalid, Name, Odd, Polygons, Source, Threshold, WebhookUrl, Doc,
+    INTERNAL_FIELDS, Command, Doc, Folder, Invalid, Name, Odd, Polygons, Source, Threshold, WebhookUrl,
     flag, integer, number, parsed, section, text,
 )
+from motionwatch.config.messages import Where
 
 STRICT = ConfigDict(extra="forbid")
+
+
+def config_model(cls: type) -> type:
+    """A frozen pydantic dataclass refusing unknown keys, whose constructor raises ConfigError.
+
+    Code that derives a config from a flag (`replace(cam, source=args.source)`)
+    then fails like a bad file does: one line, exit 2, not a traceback."""
+    model = dataclass(frozen=True, config=STRICT)(cls)
+    validating_init = model.__init__
+
+    @functools.wraps(validating_init)
+    def __init__(self, *args, **kwargs):
+        try:
+            validating_init(self, *args, **kwargs)
+        except ValidationError as e:
+            raise Where(model).first(e) from None
+
+    model.__init__ = __init__
+    return model
 
 
 def _none_is_empty(v: Any) -> Any:
@@ -32,7 +53,7 @@ def _none_is_no_entries(v: Any) -> Any:
     return [] if v is None else v
 
 
-@dataclass(frozen=True, config=STRICT)
+@config_model
 class DetectionConfig:
     """How motion is found. Defaults are tuned for an ordinary indoor webcam (640x480 to
     1080p, 10-30 fps): a person crossing the room at 3-10 m changes 0.5-10% of the picture."""
@@ -103,7 +124,7 @@ def _overrides_of(cls: type) -> type:
         defaults[name] = Field(None, description=info.description, json_schema_extra=info.json_schema_extra)
     body = {"__annotations__": annotations, "__doc__": f"Per-camera overrides of {cls.__name__}.",
             "__module__": __name__, **defaults}
-    model = dataclass(type("DetectionOverrides", (), body), frozen=True, config=STRICT)
+    model = config_model(type("DetectionOverrides", (), body))
     model.overrides = cls   # the loader words its messages after the overridden field
     return model
 
@@ -111,7 +132,7 @@ def _overrides_of(cls: type) -> type:
 DetectionOverrides = _overrides_of(DetectionConfig)
 
 
-@dataclass(frozen=True, config=STRICT)
+@config_model
 class CameraConfig:
     """Each camera runs its own capture loop."""
 
@@ -143,7 +164,7 @@ class CameraConfig:
         notes="A key left out (or null) takes the value of the `detection` section.")
 
 
-@dataclass(frozen=True, config=STRICT)
+@config_model
 class EventsConfig:
     """How motion becomes events, and what each event keeps."""
 
@@ -181,7 +202,7 @@ class EventsConfig:
                                    32, 1920, unit="pixels")
 
 
-@dataclass(frozen=True, config=STRICT)
+@config_model
 class RecordingsConfig:
     """Where events are kept, and how much: retention never lets them fill the disk."""
 
@@ -204,7 +225,7 @@ class RecordingsConfig:
                                                10.0, 86400.0, unit="seconds")
 
 
-@dataclass(frozen=True, config=STRICT)
+@config_model
 class WebConfig:
     """The review and live web UI inside `motionwatch run`."""
 
@@ -218,7 +239,7 @@ class WebConfig:
     live_fps: float = number(5.0, "frame rate of the live MJPEG view", 0.2, 30.0)
 
 
-@dataclass(frozen=True, config=STRICT)
+@config_model
 class HooksConfig:
     """Commands run without a shell, as a list: the program and its arguments, e.g.
     ["/usr/local/bin/notify", "--fast"]. They get the event's JSON on stdin and MOTIONWATCH_*
@@ -233,7 +254,7 @@ class HooksConfig:
                                     unit="seconds")
 
 
-@dataclass(frozen=True, config=STRICT)
+@config_model
 class WebhookConfig:
     """Each receives every ended event as a JSON POST, retried when it fails."""
 
@@ -244,7 +265,7 @@ class WebhookConfig:
     retries: int = integer(3, "attempts after the first before the event is dropped", 0, 100)
 
 
-@dataclass(frozen=True, config=STRICT)
+@config_model
 class MqttConfig:
     """MQTT and Home Assistant (needs: pip install '.[mqtt]' in the checkout)."""
 
@@ -269,7 +290,7 @@ def _section(cls: type):
     return Annotated[cls, BeforeValidator(_none_is_empty)]
 
 
-@dataclass(frozen=True, config=STRICT)
+@config_model
 class Config:
     """motionwatch configuration: every option, with its meaning, unit, default and range."""
 
@@ -308,5 +329,3 @@ def overrides_set(overrides: Any) -> dict:
     return {f.name: getattr(overrides, f.name) for f in fields(overrides)
             if getattr(overrides, f.name) is not None}
 
-
-INTERNAL_FIELDS = ("source_file",)

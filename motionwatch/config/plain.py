@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import fields, is_dataclass
 from typing import Any
 
-from motionwatch.config.models import INTERNAL_FIELDS, DetectionOverrides, overrides_set
+from motionwatch.config.fields import INTERNAL_FIELDS
+from motionwatch.config.models import DetectionOverrides, overrides_set
 
 
 def to_plain(obj: Any) -> Any:

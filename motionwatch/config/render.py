@@ -17,8 +17,8 @@ from typing import Any
 from pydantic import TypeAdapter
 from pydantic.fields import FieldInfo
 
-from motionwatch.config.fields import allowed, doc_of
-from motionwatch.config.models import INTERNAL_FIELDS, Config
+from motionwatch.config.fields import INTERNAL_FIELDS, allowed, doc_of
+from motionwatch.config.models import Config
 from motionwatch.config.plain import to_plain
 
 ROOT = Path(__file__).resolve().parents[2]
