@@ -41,6 +41,7 @@ def add_run(sub) -> None:
     p = sub.add_parser("run", help="watch live sources until Ctrl-C or --duration")
     common(p)
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this many seconds")
+    p.add_argument("--web", metavar="[HOST:]PORT", help="serve the live and review web UI there (web.enabled)")
     p.set_defaults(func=cmd_run)
 
 
@@ -54,7 +55,8 @@ def build_sinks(cfg: Config, index: EventIndex, scan: bool = False) -> SinkRunne
 
 
 def cmd_run(args) -> int:
-    cfg = effective_config(args)
+    from motionwatch.web.options import with_web
+    cfg = with_web(effective_config(args), args.web)
     check_seconds(args.duration, "--duration")
     check_config(cfg, source_flag=args.source is not None)
     from motionwatch.retention import RetentionThread, prepare_recordings

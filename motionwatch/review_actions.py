@@ -14,7 +14,7 @@ from pathlib import Path
 
 from motionwatch.diskspace import index_problem, is_damage, write_problem
 from motionwatch.errors import ConfigError, MotionwatchError, StorageError
-from motionwatch.store import (DB_NAME, EVENT_JSON, EventIndex, folder_event_id, indexed_folder, inside,
+from motionwatch.store import (DamagedRow, DB_NAME, EVENT_JSON, EventIndex, folder_event_id, indexed_folder, inside,
                                iter_event_folders, open_index, read_event, remove_event_folder,
                                write_json_atomic)
 
@@ -76,7 +76,10 @@ def _rebuild(index: EventIndex) -> tuple[int, list[str]]:
 
 def find_folder(root: Path, index: EventIndex, event_id: str) -> Path:
     """The event's folder (by id or unique id prefix), checked to lie inside the root."""
-    hit = index.get(event_id)
+    try:
+        hit = index.get(event_id)
+    except DamagedRow as e:  # a damaged record must not stop its own deletion
+        hit = (None, e.folder, False)
     if hit is not None:
         folder = indexed_folder(root, hit[1])
     else:

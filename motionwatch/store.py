@@ -153,10 +153,15 @@ class EventIndex:
         return cur.rowcount > 0
 
     def get(self, event_id: str) -> tuple[dict, str, bool] | None:
+        """(record, folder, kept), or None for an unknown id; DamagedRow for a row whose
+        record fails the event checks, so a reader can say "reindex" and keep/delete
+        can still find the folder."""
         row = self.db.execute("SELECT json, folder, kept FROM events WHERE id = ?", (event_id,)).fetchone()
-        rec = None if row is None else _row(row[0], row[2])
-        if rec is None:
+        if row is None:
             return None
+        rec = _row(row[0], row[2])
+        if rec is None:
+            raise DamagedRow(event_id, row[1])
         return rec, row[1], bool(row[2])
 
     def query(self, camera: str | None = None, since: float | None = None,
@@ -265,6 +270,15 @@ def indexed_folder(root: Path, rel: str) -> Path:
     if not folder.exists() and len(Path(rel).parts) > 3:
         folder = Path(root).joinpath(*Path(rel).parts[-3:])
     return folder
+
+
+class DamagedRow(ValueError):
+    """An index row whose record is not a valid event (written by an older version)."""
+
+    def __init__(self, event_id: str, folder: str):
+        super().__init__(f"event {event_id!r}: its index record is damaged; "
+                         "run `motionwatch events --reindex`")
+        self.folder = folder
 
 
 def _row(js: str, kept: int) -> dict | None:

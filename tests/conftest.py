@@ -19,10 +19,18 @@ if not FOOTAGE.is_dir():
     FOOTAGE = Path(__file__).resolve().parents[1].parent / "shared" / "footage"
 
 
+# CI sets this: there the footage is always laid beside the clone, so a missing clip
+# means a broken setup, and a quiet skip would hide every real-footage check.
+REQUIRE_FOOTAGE = os.environ.get("MOTIONWATCH_REQUIRE_FOOTAGE") == "1"
+
+
 def footage(rel: str) -> Path:
-    """A real clip from ../shared/footage, or skip the test when it is absent."""
+    """A real clip from ../shared/footage; skip the test when it is absent, or fail
+    where MOTIONWATCH_REQUIRE_FOOTAGE=1 (CI)."""
     p = FOOTAGE / rel
     if not p.exists():
+        if REQUIRE_FOOTAGE:
+            pytest.fail(f"real footage {rel} not found under {FOOTAGE} (MOTIONWATCH_REQUIRE_FOOTAGE=1)")
         pytest.skip(f"real footage {rel} not available")
     return p
 

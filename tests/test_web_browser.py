@@ -198,6 +198,15 @@ def test_keep_and_delete_from_the_event_page(page, tmp_path, two_visits_video):
         page.wait_for_function(f"() => location.hash !== '#/event/{ev['id']}'")
         assert p.request("GET", f"/api/events/{ev['id']}")[0] == 404
         assert not folder.exists()
+        # One event left: the gallery and the status page say "1 event", not "1 events".
+        left = p.get_json("/api/events")["total"]
+        page.goto(f"{p.base}/#/")
+        page.wait_for_selector("section.day .n")
+        texts = page.locator("section.day .n").all_inner_texts() + [page.inner_text("#count")]
+        page.goto(f"{p.base}/#/status")
+        page.wait_for_selector("#disk .dim")
+        texts.append(page.inner_text("#disk .dim"))
+        assert left == 1 and all("1 events" not in t for t in texts) and "1 event" in texts[-1], texts
     finally:
         p.stop()
 
@@ -259,3 +268,76 @@ def test_live_view_changes_while_run_watches_the_demo(page, tmp_path):
         assert not page.errors
     finally:
         p.stop()
+
+
+def lines_of(page, selector: str) -> list[int]:
+    """How many lines each matching element's text takes (1 = it did not wrap)."""
+    return page.eval_on_selector_all(selector, "els => els.map(e => { const r = document.createRange();"
+                                               " r.selectNodeContents(e); return new Set([...r.getClientRects()]"
+                                               ".map(c => Math.round(c.top))).size; })")
+
+
+def test_chart_labels_fit_and_status_reads_on_a_phone(browser, server):
+    """The chart's end labels lie inside the chart; at phone width the status
+    badges do not break inside "5 s ago" and the disk bar has a legend."""
+    ev_id = server.get_json("/api/events")["events"][0]["id"]
+    for width, height in ((1280, 860), (390, 844)):
+        ctx = browser.new_context(viewport={"width": width, "height": height})
+        page = ctx.new_page()
+        page.goto(f"{server.base}/#/event/{ev_id}")
+        page.wait_for_selector(".chart svg text")
+        outside = page.eval_on_selector(".chart svg", """svg => { const w = svg.viewBox.baseVal.width;
+            return [...svg.querySelectorAll('text')].map(t => t.getBBox())
+                .filter(b => b.x < 0 || b.x + b.width > w).length; }""")
+        assert outside == 0
+        shot(page, f"event-{width}")
+        page.goto(f"{server.base}/#/status")
+        page.wait_for_selector("#disk-legend")
+        legend = page.inner_text("#disk-legend")
+        assert "recordings" in legend and "free" in legend
+        assert all(n == 1 for n in lines_of(page, ".state")), lines_of(page, ".state")
+        shot(page, f"status-{width}")
+        ctx.close()
+
+
+def test_live_badge_says_event_open_while_an_event_waits_out_its_gap(browser, tmp_path):
+    """With a long gap the demo's events stay open between movements: the badge
+    then says "event open", not a red "motion" at 0.00%."""
+    port = free_port()
+    cfg = tmp_path / "gap.yaml"
+    cfg.write_text("events:\n  gap_seconds: 60\n")
+    p = Proc(["run", "--source", "demo", "--config", str(cfg), "--recordings", str(tmp_path / "rec"),
+              "--web", f"127.0.0.1:{port}", "--duration", "120"], port=port)
+    ctx = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = ctx.new_page()
+        page.goto(p.base + "/#/live")
+        page.wait_for_function("() => { const b = document.querySelector('.cam-tile .state');"
+                               " return b && b.textContent === 'event open'; }", timeout=90000)
+        assert page.get_attribute(".cam-tile .state", "class") == "state open"
+        assert lines_of(page, ".cam-tile .stats span") == [1] * page.locator(".cam-tile .stats span").count()
+        shot(page, "live-phone")
+        page.goto(p.base + "/#/status")
+        page.wait_for_selector("[data-camera] .state")
+        assert "ago" in page.inner_text("[data-camera] .state")
+        assert all(n == 1 for n in lines_of(page, ".state")), lines_of(page, ".state")
+        shot(page, "status-run-phone")
+    finally:
+        ctx.close()
+        p.stop()
+
+
+def test_a_rebound_dns_name_gets_nothing_in_chromium(browser, server):
+    """DNS rebinding as the red team did it: Chromium resolves 127.evil.example to
+    127.0.0.1 (a host-resolver rule stands in for the attacker's DNS); pages and the
+    CSRF token under that name are refused, under 127.0.0.1 they load."""
+    rebound = browser.browser_type.launch(executable_path=str(CHROMIUM),
+                                          args=ARGS + ["--host-resolver-rules=MAP *.evil.example 127.0.0.1"])
+    try:
+        page = rebound.new_page()
+        for path in ("/", "/api/session", "/api/events"):
+            response = page.goto(f"http://127.evil.example:{server.port}{path}")
+            assert response.status == 400 and "csrf" not in page.content(), path
+        assert page.goto(f"{server.base}/api/session").status == 200
+    finally:
+        rebound.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -106,9 +107,23 @@ def test_range_requests(server):
     assert status == 206 and body == whole[-50:] and headers["content-range"] == f"bytes {size - 50}-{size - 1}/{size}"
     status, headers, body = server.request("GET", url, headers={"Range": f"bytes=0-{size + 1000}"})
     assert status == 206 and body == whole
-    for bad in (f"bytes={size}-", f"bytes={size + 10}-{size + 20}", "bytes=20-10", "bytes=abc", "items=0-1"):
+    for unsatisfiable in (f"bytes={size}-", f"bytes={size + 10}-{size + 20}"):
+        status, headers, body = server.request("GET", url, headers={"Range": unsatisfiable})
+        assert status == 416 and headers["content-range"] == f"bytes */{size}", unsatisfiable
+    # Malformed ranges are refused with a 4xx, never a 500 or bytes of the file.
+    for bad in ("bytes=20-10", "bytes=abc", "items=0-1", "bytes=" + "9" * 5000 + "-", "bytes=-" + "9" * 5000,
+                "bytes=--5", "bytes=", "bytes=\t"):
         status, headers, body = server.request("GET", url, headers={"Range": bad})
-        assert status == 416 and headers["content-range"] == f"bytes */{size}", bad
+        assert status in (400, 416) and whole not in body, (bad[:40], status)
+    # Over 100 ranges get the whole file (the Range is ignored); a giant end is clipped
+    # to the file; several ranges come as multipart/byteranges.
+    status, headers, body = server.request("GET", url, headers={"Range": "bytes=" + ",".join(["0-1"] * 101)})
+    assert status == 200 and body == whole
+    status, headers, body = server.request("GET", url, headers={"Range": "bytes=5-" + "9" * 100})
+    assert status == 206 and body == whole[5:]
+    status, headers, body = server.request("GET", url, headers={"Range": "bytes=0-1, 10-11"})
+    assert status == 206 and headers["content-type"].startswith("multipart/byteranges")
+    assert whole[0:2] in body and whole[10:12] in body
     status, headers, body = server.request("HEAD", url)
     assert status == 200 and body == b"" and int(headers["content-length"]) == size
 
@@ -118,7 +133,7 @@ def test_range_requests(server):
 def test_keep_needs_post_and_csrf_token(server, scanned):
     ev = first_event(server)
     path = f"/api/events/{ev['id']}/keep"
-    assert server.request("GET", path)[0] == 404               # GET never changes anything
+    assert server.request("GET", path)[0] == 405               # GET never changes anything
     assert server.request("POST", path)[0] == 403              # no token
     assert server.request("POST", path, headers={"X-CSRF-Token": "wrong"})[0] == 403
     token = csrf(server)
@@ -153,9 +168,15 @@ def test_delete_removes_folder_and_row(tmp_path, two_visits_video):
 
 
 def test_dns_rebinding_host_is_refused_without_password(server):
-    status, _, _ = server.request("GET", "/api/events", headers={"Host": "evil.example:8765"})
-    assert status == 421
-    assert server.request("GET", "/api/events", headers={"Host": f"localhost:{server.port}"})[0] == 200
+    """Without a password only the bound address and loopback names are answered:
+    a page whose DNS name was rebound to 127.0.0.1 must not read the CSRF token."""
+    for host in ("evil.example:8765", f"127.evil.example:{server.port}", "127.0.0.1.evil.example",
+                 "localhost.evil.example", "[::1].evil.example", "127.0.0.1:80@evil.example", "", "127.1",
+                 "0x7f.0.0.1", "LOCALHOST.:1"):
+        status, _, body = server.request("GET", "/api/session", headers={"Host": host})
+        assert status == 400 and b"csrf" not in body, (host, status)
+    for host in (f"localhost:{server.port}", f"127.0.0.1:{server.port}", "LocalHost", f"[::1]:{server.port}"):
+        assert server.request("GET", "/api/session", headers={"Host": host})[0] == 200, host
 
 
 # --- auth ---------------------------------------------------------------------------------
@@ -193,7 +214,7 @@ def test_non_loopback_bind_requires_auth_even_from_loopback(scanned):
                                        headers=form)
         assert status == 303 and headers["location"] == "/"
         cookie = headers["set-cookie"]
-        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
         session = {"Cookie": cookie.split(";")[0]}
         assert p.request("GET", snapshot, headers=session)[0] == 200
         token = csrf(p, session)
@@ -209,15 +230,27 @@ def test_non_loopback_bind_requires_auth_even_from_loopback(scanned):
         p.stop()
 
 
-def test_wrong_passwords_are_throttled(scanned):
+def test_throttle_slows_guessing_but_lets_the_right_password_in(scanned):
+    """Behind one address (a reverse proxy: everyone), guesses are throttled per
+    address and per credential, but the right password still gets in."""
     port = free_port()
     p = Proc(["serve", "--recordings", str(scanned), "--port", str(port)],
              env={"MOTIONWATCH_WEB_PASSWORD": "pw"}, port=port)
     try:
         codes = [p.request("GET", "/api/events", headers=_basic("u", f"guess{i}"))[0] for i in range(12)]
-        assert codes[0] == 401
-        # Even the right password is refused while the address is throttled.
-        assert p.request("GET", "/api/events", headers=_basic("u", "pw"))[0] == 401
+        assert codes == [401] * 12
+        # The address is throttled now, yet the right password gets through (after a short turn)...
+        assert p.request("GET", "/api/events", headers=_basic("u", "pw"))[0] == 200
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        status, headers, _ = p.request("POST", "/login", body="password=pw&next=/", headers=form)
+        assert status == 303 and "mw_session=" in headers["set-cookie"]
+        # ...while a burst of new guesses is not all checked: the queue is short.
+        with ThreadPoolExecutor(20) as pool:
+            burst = list(pool.map(lambda i: p.request("GET", "/api/events", headers=_basic("u", f"burst{i}"))[0],
+                                  range(20)))
+        assert 429 in burst and set(burst) <= {401, 429} and burst.count(401) < 20
+        # A password already found wrong is answered at once, without taking a turn.
+        assert p.request("GET", "/api/events", headers=_basic("u", "guess3"))[0] == 401
     finally:
         p.stop()
 
@@ -346,3 +379,79 @@ def test_status_follows_a_camera_that_is_lost_and_comes_back(tmp_path):
     finally:
         run.stop()
         cam.kill()
+
+
+def test_a_failed_change_names_the_event_once(tmp_path, two_visits_video):
+    """Keep on an event whose folder vanished is a 409 whose message says the id once
+    (it used to read "event X: event 'X': ...")."""
+    import shutil
+    rec = tmp_path / "rec"
+    scan_into(two_visits_video[0], rec, "yard", "2026-11-21T10:00:00")
+    p = Proc(["serve", "--recordings", str(rec), "--port", "0"])
+    try:
+        ev = first_event(p)
+        shutil.rmtree(rec / Path(ev["snapshot"]).parent)
+        status, _, body = p.request("POST", f"/api/events/{ev['id']}/keep", headers={"X-CSRF-Token": csrf(p)})
+        message = json.loads(body)["error"]
+        said = message.count(f"event '{ev['id']}'") + message.count(f"event {ev['id']}")
+        assert status == 409 and said == 1 and "is gone" in message, message
+    finally:
+        p.stop()
+
+
+def test_tls_serves_https_with_secure_cookies(tmp_path, scanned):
+    """web.tls_cert / web.tls_key: HTTPS without a proxy (a self-signed certificate made with openssl)."""
+    import http.client
+    import ssl
+    import subprocess
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    cfg = tmp_path / "tls.yaml"
+    cfg.write_text(f"web:\n  tls_cert: {cert}\n  tls_key: {key}\n")
+    port = free_port()
+    p = Proc(["serve", "--config", str(cfg), "--recordings", str(scanned), "--port", str(port)],
+             env={"MOTIONWATCH_WEB_PASSWORD": "pw"}, port=port)
+    try:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=15)
+        c.request("POST", "/login", body="password=pw&next=/",
+                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+        r = c.getresponse()
+        r.read()
+        assert r.status == 303 and "secure" in r.getheader("set-cookie").lower()
+        c.close()
+        # Plain HTTP on the TLS port gets no page.
+        status = None
+        try:
+            status = p.request("GET", "/api/events")[0]
+        except (OSError, http.client.HTTPException):
+            pass
+        assert status in (None, 400)
+    finally:
+        p.stop()
+    # A key that is not there: one line naming the setting, exit 2.
+    cfg.write_text(f"web:\n  tls_cert: {cert}\n  tls_key: {tmp_path / 'nokey.pem'}\n")
+    proc = mw("serve", "--config", str(cfg), "--recordings", str(scanned), "--port", "0", timeout=30)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "web.tls_cert" in lines[0], proc.stderr
+
+
+def test_allowed_hosts_adds_names_and_keeps_the_rule(tmp_path, scanned):
+    """web.allowed_hosts: a configured name (and a wildcard) is answered, others still are not;
+    a bad entry is one line and exit 2."""
+    cfg = tmp_path / "hosts.yaml"
+    cfg.write_text('web:\n  allowed_hosts: [pi.local, "*.home.example"]\n')
+    port = free_port()
+    p = Proc(["serve", "--config", str(cfg), "--recordings", str(scanned), "--port", str(port)], port=port)
+    try:
+        for host, want in ((f"pi.local:{port}", 200), ("cam.home.example", 200), (f"127.0.0.1:{port}", 200),
+                           ("pi.local.evil.example", 400), ("home.example.evil", 400), ("evil.example", 400)):
+            assert p.request("GET", "/api/session", headers={"Host": host})[0] == want, host
+    finally:
+        p.stop()
+    cfg.write_text('web:\n  allowed_hosts: ["http://pi.local:8765"]\n')
+    proc = mw("serve", "--config", str(cfg), "--recordings", str(scanned), "--port", "0", timeout=30)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "web.allowed_hosts" in lines[0], proc.stderr

@@ -140,6 +140,16 @@ def _parse_source(v: Any) -> str:
 RESERVED_NAME_PREFIX = "events.db"
 
 
+def _parse_hosts(v: Any) -> tuple[str, ...]:
+    if v is None:
+        return ()
+    ok = r"(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})|\[?[0-9A-Fa-f:.]+\]?"
+    if isinstance(v, (list, tuple)) and all(isinstance(h, str) and re.fullmatch(ok, h) for h in v):
+        return tuple(h.strip("[]").lower() for h in v)
+    raise Invalid('a list of host names or addresses the browser uses for this server, without port, '
+                  'e.g. ["pi.local", "192.168.1.20", "*.home.example"]')
+
+
 def parse_name(v: Any) -> str:
     """A camera name that is safe as a folder name and an MQTT topic level."""
     if isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", v):
@@ -180,6 +190,7 @@ Threshold = Annotated[int | str, *_parsed_by(_parse_threshold, {
 Polygons = Annotated[tuple, *_parsed_by(_parse_polygons, {
     "type": "array", "items": {"type": "array", "items": _POINT, "minItems": 3}})]
 Command = Annotated[tuple | None, *_parsed_by(_parse_command, {"anyOf": [_COMMAND, {"type": "null"}]})]
+Hosts = Annotated[tuple, *_parsed_by(_parse_hosts, {"type": "array", "items": {"type": "string"}})]
 Source = Annotated[str, *_parsed_by(_parse_source, {
     "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "minLength": 1}]})]
 Name = Annotated[str, *_parsed_by(parse_name, {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"})]

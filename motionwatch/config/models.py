@@ -17,7 +17,7 @@ from pydantic.dataclasses import dataclass
 from pydantic.json_schema import SkipJsonSchema
 
 from motionwatch.config.fields import (
-    INTERNAL_FIELDS, Command, Doc, Folder, Invalid, Name, Odd, Polygons, Source, Threshold, WebhookUrl,
+    INTERNAL_FIELDS, Command, Doc, Folder, Hosts, Invalid, Name, Odd, Polygons, Source, Threshold, WebhookUrl,
     flag, integer, number, parsed, section, text,
 )
 from motionwatch.config.messages import Where
@@ -237,6 +237,14 @@ class WebConfig:
                                        "environment variable that may hold the password instead",
                                        notes="It keeps the password out of this file.")
     live_fps: float = number(5.0, "frame rate of the live MJPEG view", 0.2, 30.0)
+    allowed_hosts: Hosts = parsed((), "extra names the browser may use for this server (the Host header, no port)",
+                                  notes=(
+        "The bound address, localhost, 127.0.0.1 and ::1 are always allowed. Without a\n"
+        "password only these names are answered (a DNS-rebinding page is refused); with\n"
+        "a password and an empty list any name is."))
+    tls_cert: Optional[str] = text(None, "PEM certificate (chain) file: serve HTTPS instead of HTTP",
+                                   notes="HTTPS without a reverse proxy.")
+    tls_key: Optional[str] = text(None, "PEM private key file of tls_cert (null when the cert file holds it)")
 
 
 @config_model

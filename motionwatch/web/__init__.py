@@ -1,4 +1,4 @@
-"""Review and live-view web UI (standard library HTTP server plus static pages)."""
+"""Review and live-view web UI (Starlette on uvicorn, plus static pages)."""
 
 from __future__ import annotations
 

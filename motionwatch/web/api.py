@@ -6,6 +6,8 @@ mode, so both work at once) and the live cameras' status; changes nothing.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import re
 import shutil
@@ -17,20 +19,39 @@ from pathlib import Path
 from motionwatch.config import Config
 from motionwatch.model import iso
 from motionwatch.review_actions import listing_index
+from motionwatch.store import DamagedRow
 from motionwatch.web.files import media_url
+
+log = logging.getLogger("motionwatch.web")
 
 EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 PAGE_DEFAULT = 60
 PAGE_MAX = 500
 DISK_CACHE_SECONDS = 30.0
+MAX_EPOCH = 253402214400.0  # 9999-12-31T00:00:00Z: later times do not fit an ISO year
 
 
 class BadRequest(Exception):
     """A query parameter that is not allowed (answered with 400 and this message)."""
 
 
+class DamagedEvent(Exception):
+    """An indexed event whose record cannot be shown (answered with 409 and this message)."""
+
+
+def damaged(event_id: str, why) -> str:
+    return f"event {event_id!r}: its record is damaged ({why}); run `motionwatch events --reindex`"
+
+
+def _number(rec: dict, key: str) -> float:
+    value = rec[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{key} is {value!r}")
+    return value
+
+
 class Recordings:
-    """The index behind a lock (one SQLite connection shared by the handler threads)."""
+    """The index behind a lock (one SQLite connection shared by the thread pool)."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -107,14 +128,17 @@ def _time(params: dict, name: str) -> float | None:
     raw = params.get(name)
     if raw in (None, ""):
         return None
+    allowed = "ISO 8601 time or epoch seconds between 1970 and 9999"
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(raw).timestamp()
-    except ValueError:
-        raise BadRequest(f"{name}: {raw!r} is not allowed; allowed: ISO 8601 time or epoch seconds") from None
+        try:
+            value = datetime.fromisoformat(raw).timestamp()
+        except (ValueError, OverflowError, OSError):
+            raise BadRequest(f"{name}: {raw!r} is not allowed; allowed: {allowed}") from None
+    if not 0 <= value < MAX_EPOCH:  # also NaN and infinities
+        raise BadRequest(f"{name}: {raw!r} is out of range; allowed: {allowed}")
+    return value
 
 
 def _day(params: dict) -> tuple[float, float] | None:
@@ -125,16 +149,22 @@ def _day(params: dict) -> tuple[float, float] | None:
         d = datetime.strptime(raw, "%Y-%m-%d")
     except ValueError:
         raise BadRequest(f"date: {raw!r} is not allowed; allowed: a day as YYYY-MM-DD") from None
-    # Days are local days, as in the folder layout.
-    return d.timestamp(), (d + timedelta(days=1)).timestamp()
+    # Days are local days, as in the folder layout. The first and last days of the
+    # calendar have no local midnight on every machine: outside 1970..9998, say so.
+    try:
+        if d.year < 1970 or d.year > 9998:
+            raise OverflowError
+        return d.timestamp(), (d + timedelta(days=1)).timestamp()
+    except (OverflowError, OSError, ValueError):
+        raise BadRequest(f"date: {raw!r} is out of range; allowed: a day from 1970-01-01 to 9998-12-31") from None
 
 
 def summary(rec: dict) -> dict:
     """One gallery row: what a thumbnail card shows, without the big series."""
     return {
         "id": rec["id"], "camera": rec["camera"], "start": rec["start"], "end": rec["end"],
-        "duration_s": round(rec["end_offset_s"] - rec["start_offset_s"], 3),
-        "peak_fraction": rec["peak_fraction"], "frames_with_motion": rec["frames_with_motion"],
+        "duration_s": round(_number(rec, "end_offset_s") - _number(rec, "start_offset_s"), 3),
+        "peak_fraction": _number(rec, "peak_fraction"), "frames_with_motion": rec["frames_with_motion"],
         "kept": bool(rec.get("kept")), "has_clip": bool(rec.get("clip") or rec.get("clip_parts")),
         "thumbnail_url": media_url(rec.get("thumbnail") or rec.get("snapshot")),
         "snapshot_url": media_url(rec.get("snapshot")),
@@ -156,11 +186,23 @@ def events_page(rec: Recordings, params: dict) -> dict:
     more = len(rows) > limit
     filtered = since is not None or until is not None
     return {
-        "events": [summary(r) for r in rows[:limit]],
+        "events": _summaries(rows[:limit]),
         "offset": offset, "limit": limit, "more": more,
         "total": None if filtered else rec.count(camera),
         "cameras": rec.cameras(),
     }
+
+
+def _summaries(rows: list[dict]) -> list[dict]:
+    """Gallery rows; one damaged record is left out with a warning, not a failed page."""
+    out = []
+    for r in rows:
+        try:
+            out.append(summary(r))
+        except (KeyError, TypeError, ValueError) as e:
+            log.warning("web: event %r left out of the gallery: its record is damaged (%s); "
+                        "run `motionwatch events --reindex`", r.get("id"), e)
+    return out
 
 
 def clip_urls(record: dict) -> list[str]:
@@ -179,17 +221,24 @@ def event_detail(rec: Recordings, event_id: str, trigger: float) -> dict | None:
     """/api/events/<id>: the whole event.json plus URLs and the neighbours for paging."""
     if not EVENT_ID.fullmatch(event_id):
         return None
-    hit = rec.get(event_id)
+    try:
+        hit = rec.get(event_id)
+    except DamagedRow as e:
+        raise DamagedEvent(str(e)) from None
     if hit is None:
         return None
     record, folder, kept = hit
-    start = datetime.fromisoformat(record["start"]).timestamp()
+    try:
+        start = datetime.fromisoformat(record["start"]).timestamp()
+        duration = round(_number(record, "end_offset_s") - _number(record, "start_offset_s"), 3)
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise DamagedEvent(damaged(event_id, e)) from None
     newer = rec.query(since=start + 1e-6, limit=1, oldest_first=True)
     older = rec.query(until=start - 1e-6, limit=1)
     out = dict(record)
     out.update({
         "kept": kept,
-        "duration_s": round(record["end_offset_s"] - record["start_offset_s"], 3),
+        "duration_s": duration,
         "snapshot_url": media_url(record.get("snapshot")),
         "snapshot_first_url": media_url(record.get("snapshot_first")),
         "annotated_url": media_url(record.get("annotated")),

@@ -5,6 +5,9 @@ any other address needs one, or the server refuses to start. Secrets are
 compared in constant time. A browser logs in through a form and gets an
 HttpOnly, SameSite=Strict session cookie; scripts may use HTTP Basic. Every
 changing request (POST) carries a CSRF token tied to the session.
+
+No web framework is imported here: `check_bind` is also what `check-config`
+runs, and it must not need the server stack.
 """
 
 from __future__ import annotations
@@ -15,18 +18,18 @@ import hmac
 import ipaddress
 import os
 import secrets
+import ssl
 import threading
 import time
 from dataclasses import dataclass
 
 from motionwatch.config import WebConfig
 from motionwatch.errors import ConfigError
+from motionwatch.web.throttle import LoginThrottle
 
 COOKIE = "mw_session"
 SESSION_SECONDS = 7 * 86400
 MAX_SESSIONS = 1000
-FAIL_WINDOW = 60.0
-MAX_FAILS = 10
 
 
 def is_loopback(host: str) -> bool:
@@ -50,13 +53,33 @@ def resolve_password(web: WebConfig) -> str | None:
 
 
 def check_bind(web: WebConfig, host: str) -> str | None:
-    """The password to require, or None; refuses a non-loopback bind without one."""
+    """The password to require, or None; refuses a non-loopback bind without one,
+    and TLS settings whose files do not load (the listener would fail on them)."""
     password = resolve_password(web)
     if not is_loopback(host) and not password:
         env = f" or the environment variable {web.password_env}" if web.password_env else ""
         raise ConfigError(f"web.host: {host!r} is not a loopback address and no password is set; "
                           f"set web.password{env}, or bind 127.0.0.1")
+    tls_context(web)
     return password
+
+
+def tls_context(web: WebConfig) -> ssl.SSLContext | None:
+    """The server's TLS context from web.tls_cert / web.tls_key, or None for plain HTTP."""
+    cert, key = web.tls_cert, web.tls_key
+    if not cert and not key:
+        return None
+    if not cert:
+        raise ConfigError("web.tls_key is set but web.tls_cert is not; allowed: both (PEM files) or neither")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(cert, key or None)
+    except (OSError, ssl.SSLError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise ConfigError(f"web.tls_cert/tls_key: cannot load {cert!r}"
+                          f"{f' with key {key!r}' if key else ''}: {why}; allowed: a PEM certificate "
+                          "(chain) and its PEM private key, readable by this user") from None
+    return ctx
 
 
 @dataclass
@@ -73,7 +96,7 @@ class Auth:
         self.required = password is not None
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
-        self._fails: dict[str, list[float]] = {}
+        self.throttle = LoginThrottle()
         # Without a password there are no sessions; one token per process still
         # stops other web sites from posting to a loopback server.
         self.global_csrf = secrets.token_urlsafe(32)
@@ -86,31 +109,17 @@ class Auth:
         return hmac.compare_digest(given.encode("utf-8", "surrogateescape"),
                                    self.password.encode("utf-8", "surrogateescape"))
 
-    def basic_ok(self, header: str | None) -> bool:
-        """HTTP Basic with any user name and the password."""
+    @staticmethod
+    def basic_password(header: str | None) -> str | None:
+        """The password of an HTTP Basic header (any user name), None when there is none."""
         if not header or not header[:6].lower() == "basic ":
-            return False
+            return None
         try:
             user_pass = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
         except (ValueError, UnicodeDecodeError):
-            return False
+            return None
         _, sep, given = user_pass.partition(":")
-        return bool(sep) and self.password_ok(given)
-
-    def throttled(self, client: str) -> bool:
-        """Too many wrong passwords from this address in the last minute."""
-        now = time.monotonic()
-        with self._lock:
-            recent = [t for t in self._fails.get(client, []) if now - t < FAIL_WINDOW]
-            self._fails[client] = recent
-            return len(recent) >= MAX_FAILS
-
-    def failed(self, client: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if len(self._fails) > 10_000:  # many addresses guessing: forget the quiet ones
-                self._fails = {c: ts for c, ts in self._fails.items() if ts and now - ts[-1] < FAIL_WINDOW}
-            self._fails.setdefault(client, []).append(now)
+        return given if sep else None
 
     # -- sessions --------------------------------------------------------------
 

@@ -1,9 +1,10 @@
-"""Which files the web server may send, and HTTP Range parsing for them.
+"""Which files the web server may send (Starlette's FileResponse sends them, with Range).
 
 Only two places hold servable files: the recordings root (event media, by a
-relative path checked segment by segment and again after resolving symlinks)
-and the package's static folder (a fixed list read at start-up, so no request
-text ever reaches the file system there).
+relative path checked segment by segment and again after resolving symlinks:
+the file reached must be a regular media file inside the root, never the
+index) and the package's static folder (a fixed list read at start-up, so no
+request text ever reaches the file system there).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import mimetypes
 import re
 from pathlib import Path
 from urllib.parse import quote, unquote
+
+from motionwatch.store import DB_NAME
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -63,6 +66,10 @@ def media_path(root: Path, raw: str) -> tuple[Path, str]:
         raise Refused("missing") from None
     if base not in real.parents or not real.is_file():
         raise Refused("outside the recordings root")
+    # A symlink named like a picture may point at the index (or its journal) or at
+    # event.json: what is served is what the link resolves to, so check that too.
+    if real.suffix.lower() not in MEDIA_TYPES or real.name.startswith(DB_NAME):  # also -wal, -shm
+        raise Refused("not a media file")
     return real, ctype
 
 
@@ -71,30 +78,3 @@ def media_url(rel: str | None) -> str | None:
     if not isinstance(rel, str) or not rel:
         return None
     return "/media/" + quote(rel.replace("\\", "/"))
-
-
-class BadRange(Exception):
-    """A Range header that cannot be satisfied (answered with 416)."""
-
-
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """(first, last) inclusive byte positions of a single-range request, None
-    for a whole-file answer; raises BadRange for malformed or unsatisfiable
-    ranges. Multiple ranges are answered with the first one's bytes only when
-    it is alone; several are refused (a player never asks for them)."""
-    if header is None:
-        return None
-    m = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header)
-    if not m or (m.group(1) == "" and m.group(2) == ""):
-        raise BadRange(header)
-    a, b = m.group(1), m.group(2)
-    if a == "":  # suffix range: the last N bytes
-        n = int(b)
-        if n == 0 or size == 0:
-            raise BadRange(header)
-        return max(0, size - n), size - 1
-    first = int(a)
-    last = int(b) if b else size - 1
-    if first >= size or last < first:
-        raise BadRange(header)
-    return first, min(last, size - 1)

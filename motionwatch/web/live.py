@@ -4,12 +4,14 @@ The capture thread's only cost is `push()`: it appends the fraction to a short
 history and, when the encoder has asked for a picture, copies the newest frame
 and mask (so at most `web.live_fps` copies a second, and none while nobody
 watches). One encoder thread per watched camera turns that copy into JPEG(s)
-once for all clients; each client thread just waits for the next sequence
-number and writes bytes, so a slow browser delays nobody but itself.
+once for all clients; each client is a coroutine on the web server's event
+loop that waits for the next sequence number and writes bytes, so a slow
+browser delays nobody but itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import deque
@@ -21,7 +23,7 @@ from motionwatch.model import Detection, Frame
 from motionwatch.sinks.recorder import encode_jpeg
 
 MAX_WIDTH = 1280          # the live view is for looking, not evidence: cap its size
-MAX_VIEWERS = 32          # streams per camera; each holds a thread and a socket
+MAX_VIEWERS = 32          # streams per camera; each holds a socket and its send buffer
 IDLE_SECONDS = 5.0        # the encoder stops this long after the last viewer leaves
 HISTORY = 300             # analysed frames of (wall, fraction) kept for the live chart
 JPEG_QUALITY = 75
@@ -43,6 +45,7 @@ class LiveCamera:
         self._overlay_until = 0.0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
         self.encoded = 0
 
     # -- capture side (must stay cheap) --------------------------------------------
@@ -91,11 +94,11 @@ class LiveCamera:
                 self._jpeg = jpegs
                 self._seq += 1
                 self.encoded += 1
-                self._cond.notify_all()
+                self._wake_waiters()
             next_due = max(next_due + self.period, time.monotonic())
             self._stop.wait(next_due - time.monotonic())
 
-    # -- client side ---------------------------------------------------------------
+    # -- client side: coroutines on the web server's event loop -------------------
 
     @property
     def full(self) -> bool:
@@ -106,41 +109,62 @@ class LiveCamera:
         if overlay:
             self._overlay_until = self._last_seen + IDLE_SECONDS
 
-    def stream(self, overlay: bool, stop: threading.Event, max_wait: float = 10.0,
-               give_up: float | None = None):
-        """Yield each new JPEG for one MJPEG client until it leaves or the server stops
-        (or, with `give_up`, when no picture came by that monotonic time)."""
+    async def frames(self, overlay: bool, max_wait: float = 10.0):
+        """Each new JPEG for one viewer, until it leaves (the server then closes this
+        generator) or the camera closes. A viewer that reads slowly is simply not
+        resumed until its bytes are sent: it skips pictures and delays nobody."""
         with self._cond:
             self._viewers += 1
-            self._note_viewer(overlay)
-            self._ensure_encoder()
         last = -1
         try:
-            while not stop.is_set() and not self._stop.is_set():
-                with self._cond:
-                    self._note_viewer(overlay)
-                    self._ensure_encoder()
-                    self._cond.wait_for(lambda: self._seq != last or stop.is_set(), timeout=max_wait)
-                    # An overlay viewer skips pictures encoded before it asked for the overlay.
-                    data = self._jpeg.get(overlay)
-                    fresh = self._seq != last
-                    last = self._seq
-                if data and fresh:
+            while not self._stop.is_set():
+                data, last = await self._next(overlay, last, max_wait)
+                if data:
                     yield data
-                elif give_up is not None and time.monotonic() > give_up:
-                    return
         finally:
             with self._cond:
                 self._viewers -= 1
                 self._last_seen = time.monotonic()
 
-    def snapshot(self, overlay: bool, timeout: float = 5.0) -> bytes | None:
-        """One current JPEG (for /live/<camera>.jpg)."""
-        frames = self.stream(overlay, self._stop, max_wait=min(timeout, 1.0), give_up=time.monotonic() + timeout)
+    async def _next(self, overlay: bool, last: int, timeout: float) -> tuple[bytes | None, int]:
+        """The newest JPEG once its sequence number differs from `last` (None on timeout)."""
+        loop = asyncio.get_running_loop()
+        with self._cond:
+            self._note_viewer(overlay)
+            self._ensure_encoder()
+            waiter = None
+            if self._seq == last:
+                waiter = loop.create_future()
+                self._waiters.append((loop, waiter))
+        if waiter is not None:
+            try:
+                await asyncio.wait_for(waiter, timeout)
+            except asyncio.TimeoutError:
+                pass
+        with self._cond:
+            if self._seq == last:
+                return None, last
+            # An overlay viewer skips pictures encoded before it asked for the overlay.
+            return self._jpeg.get(overlay), self._seq
+
+    def _wake_waiters(self) -> None:
+        """Called with self._cond held, from the encoder thread."""
+        waiters, self._waiters = self._waiters, []
+        for loop, fut in waiters:
+            try:
+                loop.call_soon_threadsafe(_resolve, fut)
+            except RuntimeError:
+                pass  # that loop has closed: the server stopped
+
+    async def snapshot(self, overlay: bool, timeout: float = 5.0) -> bytes | None:
+        """One current JPEG (for /live/<camera>.jpg), None when none comes in time."""
+        frames = self.frames(overlay, max_wait=timeout)
         try:
-            return next(frames, None)
+            return await asyncio.wait_for(frames.__anext__(), timeout)
+        except (asyncio.TimeoutError, StopAsyncIteration):
+            return None
         finally:
-            frames.close()
+            await frames.aclose()
 
     def recent(self, seconds: float = 20.0) -> list[list[float]]:
         now = time.time()
@@ -150,6 +174,12 @@ class LiveCamera:
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
+            self._wake_waiters()
+
+
+def _resolve(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _fit(image: np.ndarray) -> np.ndarray:

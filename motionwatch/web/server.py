@@ -1,16 +1,15 @@
-"""The web server object: what one `serve` or `run` shares with its request handlers.
-
-Standard library only (ThreadingHTTPServer: one thread per connection, so
-many MJPEG viewers and a slow download never hold up each other or capture).
+"""The web server object: what one `serve` or `run` shares with its routes, and
+the uvicorn server that runs them on its own thread and event loop, so camera
+threads never wait on a browser (and the server never on a camera).
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import socket
 import threading
 import time
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from motionwatch.config import Config
@@ -19,16 +18,13 @@ from motionwatch.review_actions import delete_event, set_kept
 from motionwatch.web import api
 from motionwatch.web.auth import Auth, check_bind
 from motionwatch.web.files import static_files
-from motionwatch.web.handler import Handler
 from motionwatch.web.live import LiveHub
 
 log = logging.getLogger("motionwatch.web")
 
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
+KEEP_ALIVE_SECONDS = 5      # an idle keep-alive connection is closed after this long
+SHUTDOWN_SECONDS = 2        # open MJPEG streams get this long to end when the server stops
+START_SECONDS = 15.0
 
 
 class WebServer:
@@ -39,20 +35,20 @@ class WebServer:
         self.cfg = cfg
         self.host = host or cfg.web.host
         self.port = cfg.web.port if port is None else port
-        self.auth = Auth(check_bind(cfg.web, self.host))  # refuses an open non-loopback bind first
+        # Refuses an open non-loopback bind, and TLS files that do not load, before anything starts.
+        self.auth = Auth(check_bind(cfg.web, self.host))
         self.rec = api.Recordings(root)
         self.static = static_files()
         self.trigger = cfg.detection.trigger_fraction
         self.started = time.time()
-        self.stopping = threading.Event()
         self.loops = {loop.cam.name: loop for loop in (loops or [])}
         self.hub = LiveHub(cfg.web.live_fps) if loops else None
         for loop in loops or []:
             self.hub.attach(loop)
-        self._httpd: _Server | None = None
+        self._server = None
         self._thread: threading.Thread | None = None
 
-    # -- what handlers ask for -------------------------------------------------------
+    # -- what routes ask for -------------------------------------------------------------
 
     def status(self) -> dict:
         return api.status(self.rec, self.cfg, self.loops, self.started)
@@ -67,7 +63,7 @@ class WebServer:
 
     def change(self, event_id: str, action: str) -> None:
         """keep / unkeep / delete through the same code as `motionwatch events`."""
-        with self.rec.lock:   # the handler threads share one SQLite connection
+        with self.rec.lock:   # the thread pool shares one SQLite connection
             if action == "delete":
                 delete_event(self.rec.root, self.rec.index, event_id)
             else:
@@ -76,34 +72,65 @@ class WebServer:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> "WebServer":
-        handler = type("BoundHandler", (Handler,), {"app": self})
+        import uvicorn
+
+        from motionwatch.web.app import allowed_hosts, build_app
+        from motionwatch.web.protocol import MAX_CONNECTIONS, GuardedH11Protocol
+        sock = self._listen()
+        web = self.cfg.web
+        config = uvicorn.Config(
+            build_app(self, allowed_hosts(web, self.host, self.auth.required)),
+            http=GuardedH11Protocol, ws="none", loop="asyncio", lifespan="off", log_config=None, access_log=False,
+            # uvicorn's 503 rule counts connections too: above our cap it only limits requests in flight.
+            server_header=False, limit_concurrency=MAX_CONNECTIONS + 1, timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            timeout_graceful_shutdown=SHUTDOWN_SECONDS,
+            ssl_certfile=web.tls_cert, ssl_keyfile=web.tls_key or None)
+        config.load()  # here, not on the server thread: a TLS error is the caller's to report
+        logging.getLogger("uvicorn.error").setLevel(logging.ERROR)  # not one line per malformed request
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, name="web",
+                                        daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + START_SECONDS
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise MotionwatchError(f"web: the server on {self.url} did not start (see the log above)")
+            time.sleep(0.02)
+        log.info("web UI on %s%s", self.url, " (password required)" if self.auth.required else "")
+        return self
+
+    def _listen(self) -> socket.socket:
+        """Our own listening socket: a clear message when the port is taken, and the
+        real port when 0 asked for any."""
         try:
-            self._httpd = _Server((self.host, self.port), handler)
+            family = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0][0]
+            # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP,
+            # and without it every keep-alive answer waits ~40 ms for a delayed ACK.
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host.strip("[]"), self.port))
+            sock.listen(128)
         except OSError as e:
             why = "the port is in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
             raise MotionwatchError(f"web: cannot listen on {self.host}:{self.port}: {why} "
                                    "(set web.port / --port to another port)") from None
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.25},
-                                        name="web", daemon=True)
-        self._thread.start()
-        log.info("web UI on %s%s", self.url, " (password required)" if self.auth.required else "")
-        return self
+        self.port = sock.getsockname()[1]
+        return sock
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        scheme = "https" if self.cfg.web.tls_cert else "http"
+        return f"{scheme}://{host}:{self.port}/"
 
     def wait(self, stop: threading.Event) -> None:
         while not stop.wait(0.5):
             pass
 
     def close(self) -> None:
-        self.stopping.set()
         if self.hub:
-            self.hub.close()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+            self.hub.close()   # ends every MJPEG stream
+        if self._server is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=SHUTDOWN_SECONDS + 3)
         self.rec.close()

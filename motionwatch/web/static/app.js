@@ -64,13 +64,16 @@ function bytes(n) {
   while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
   return n.toFixed(i ? 1 : 0) + " " + u[i];
 }
+// Non-breaking spaces: "5 s ago" must not wrap inside itself on a phone.
 function ago(iso) {
   const s = (Date.now() - Date.parse(iso)) / 1000;
-  if (s < 90) return Math.round(s) + " s ago";
-  if (s < 5400) return Math.round(s / 60) + " min ago";
-  if (s < 129600) return Math.round(s / 3600) + " h ago";
-  return Math.round(s / 86400) + " days ago";
+  const say = (n, unit) => n + "\u00a0" + unit + "\u00a0ago";
+  if (s < 90) return say(Math.round(s), "s");
+  if (s < 5400) return say(Math.round(s / 60), "min");
+  if (s < 129600) return say(Math.round(s / 3600), "h");
+  return say(Math.round(s / 86400), Math.round(s / 86400) === 1 ? "day" : "days");
 }
+const plural = (n, word) => `${n.toLocaleString()} ${word}${n === 1 ? "" : "s"}`;
 function every(ms, fn) { fn(); state.timers.push(setInterval(fn, ms)); }
 function hashParams() {
   const q = location.hash.split("?")[1] || "";
@@ -131,8 +134,8 @@ async function showGallery() {
     onchange: () => setHashParams({ camera: p.camera, date: dateIn.value }) });
   const first = data.offset + 1, last = data.offset + data.events.length;
   const countText = data.events.length === 0 ? "" :
-    data.total !== null ? `${first.toLocaleString()}–${last.toLocaleString()} of ${data.total.toLocaleString()} events`
-                        : `${first.toLocaleString()}–${last.toLocaleString()}${data.more ? "+" : ""} events`;
+    data.total !== null ? `${first.toLocaleString()}–${last.toLocaleString()} of ${plural(data.total, "event")}`
+                        : `${first.toLocaleString()}–${last.toLocaleString()}${data.more ? "+" : ""} ${last - first || data.more ? "events" : "event"}`;
   const toolbar = h("div", { class: "toolbar" },
     h("label", {}, "Camera", camSel), h("label", {}, "Day", dateIn),
     (p.camera || p.date) ? h("button", { onclick: () => setHashParams({}) }, "Clear filters") : null,
@@ -154,7 +157,7 @@ async function showGallery() {
       grid._count = count;
     }
     grid.append(card(ev));
-    grid._count.textContent = `${++n} event${n === 1 ? "" : "s"}`;
+    grid._count.textContent = plural(++n, "event");
   }
   const totalPages = data.total !== null ? Math.max(1, Math.ceil(data.total / PAGE)) : null;
   const go = (pg) => setHashParams({ camera: p.camera, date: p.date, page: pg > 1 ? pg : "" });
@@ -374,7 +377,9 @@ function fractionChart(points, trigger, duration) {
   }
   for (let k = 0; k <= 4; k++) {
     const t = tmax * k / 4;
-    svg.append(s("text", { x: x(t), y: H - 6, "text-anchor": "middle" }, t.toFixed(t < 10 ? 1 : 0) + " s"));
+    // The end labels align inwards so neither is cut off at the chart's edge.
+    const anchor = k === 0 ? "start" : k === 4 ? "end" : "middle";
+    svg.append(s("text", { x: x(t), y: H - 6, "text-anchor": anchor }, t.toFixed(t < 10 ? 1 : 0) + "\u00a0s"));
   }
   svg.prepend(grid);
   if (points.length) {
@@ -402,7 +407,7 @@ async function showLive() {
   for (const name of state.live) {
     const img = h("img", { "data-live": name, alt: `live picture of ${name}`, id: "live-" + name });
     const stream = (overlay) => { img.src = `/live/${encodeURIComponent(name)}.mjpg${overlay ? "?overlay=1" : ""}`; };
-    const ov = h("button", { class: "", "aria-pressed": "false", "data-overlay": name, title: "O",
+    const ov = h("button", { class: "", "aria-pressed": "false", "data-overlay": name, title: "Key: the letter O",
       onclick: () => { const on = !ov.classList.contains("on"); ov.classList.toggle("on", on); ov.setAttribute("aria-pressed", String(on)); stream(on); } },
       "Motion overlay");
     const st = h("span", { class: "state" });
@@ -416,15 +421,19 @@ async function showLive() {
     tiles[name] = { st, fill, trig, stats, spark, ov };
     stream(false);
   }
-  view.replaceChildren(grid, h("p", { class: "keys" }, h("kbd", {}, "O"), " motion overlay on all cameras"));
+  view.replaceChildren(grid, h("p", { class: "keys" }, "Letter ", h("kbd", {}, "O"),
+    " key: motion overlay on all cameras"));
   keyHandler = (e) => { if (e.key.toLowerCase() === "o") Object.values(tiles).forEach((t) => t.ov.click()); };
   every(1000, async () => {
     let data;
     try { data = await api("/api/live"); } catch (e) { return; }
     for (const c of data.cameras) {
       const t = tiles[c.name]; if (!t) continue;
-      t.st.className = "state " + (!c.connected ? "bad" : c.in_event ? "motion" : "ok");
-      t.st.textContent = !c.connected ? `lost ${ago(c.since)}` : c.in_event ? "motion" : "watching";
+      // While an event is open but this frame is under the trigger, it is not "motion":
+      // the event is waiting out its gap before it ends.
+      const moving = c.in_event && c.fraction >= c.trigger_fraction;
+      t.st.className = "state " + (!c.connected ? "bad" : moving ? "motion" : c.in_event ? "open" : "ok");
+      t.st.textContent = !c.connected ? `lost ${ago(c.since)}` : moving ? "motion" : c.in_event ? "event open" : "watching";
       const scale = Math.max(c.trigger_fraction * 4, 0.02);
       t.fill.style.width = Math.min(100, 100 * c.fraction / scale) + "%";
       t.fill.classList.toggle("over", c.fraction >= c.trigger_fraction);
@@ -433,7 +442,7 @@ async function showLive() {
         h("span", {}, "changed ", h("b", {}, pct(c.fraction, 2)), " / trigger ", pct(c.trigger_fraction, 2)),
         h("span", {}, h("b", {}, c.fps.toFixed(1)), " fps"),
         h("span", {}, h("b", {}, c.dropped.toLocaleString()), " dropped"),
-        h("span", {}, h("b", {}, String(c.events)), " events"));
+        h("span", {}, h("b", {}, String(c.events)), c.events === 1 ? " event" : " events"));
       t.spark.replaceChildren(sparkline(c.history, c.trigger_fraction, scale));
     }
   });
@@ -480,10 +489,14 @@ async function showStatus() {
       L.min_free_gb ? `keep ${L.min_free_gb} GB free` : null, L.min_free_percent ? `keep ${L.min_free_percent}% free` : null,
     ].filter(Boolean);
     const disk = h("div", { class: "panel", id: "disk" }, h("h3", {}, "Recordings"),
-      h("div", { class: "big" }, bytes(d.used_bytes)), h("div", { class: "dim" }, `${st.events.toLocaleString()} events in ${d.recordings}`),
-      d.total_bytes ? h("div", { class: "diskbar", title: "recordings / other / free" },
+      h("div", { class: "big" }, bytes(d.used_bytes)), h("div", { class: "dim" }, `${plural(st.events, "event")} in ${d.recordings}`),
+      d.total_bytes ? h("div", { class: "diskbar", role: "img", "aria-labelledby": "disk-legend" },
         h("span", { class: "rec", style: `width:${100 * d.used_bytes / d.total_bytes}%` }),
         h("span", { class: "other", style: `width:${100 * Math.max(0, other) / d.total_bytes}%` })) : null,
+      d.total_bytes ? h("div", { class: "legend", id: "disk-legend" }, "Disk: ",
+        h("span", {}, h("i", { class: "rec" }), `recordings ${bytes(d.used_bytes)}`),
+        h("span", {}, h("i", { class: "other" }), `other files ${bytes(Math.max(0, other))}`),
+        h("span", {}, h("i", { class: "free" }), `free ${bytes(d.free_bytes)}`)) : null,
       h("table", { class: "kv" },
         h("tr", {}, h("th", {}, "Disk free"), h("td", {}, `${bytes(d.free_bytes)} of ${bytes(d.total_bytes)}`)),
         h("tr", {}, h("th", {}, "Retention"), h("td", {}, limits.length ? limits.join(", ") : "no limits"))));
