@@ -87,8 +87,15 @@ def schema() -> dict:
     return json.loads(proc.stdout)
 
 
-def test_the_schema_accepts_the_default_file(schema):
-    jsonschema.validate(yaml.safe_load(DEFAULT_FILE.read_text()), schema)
+@pytest.mark.parametrize("text", [
+    DEFAULT_FILE.read_text(),
+    "detection:\nevents:\n",                      # sections left empty keep their defaults
+    "cameras:\n  - name: door\n    source: 0\n    detection:\n      width: 640\n",
+    "webhooks:\n  - url: https://example.org/hook\n",
+])
+def test_the_schema_accepts_what_motionwatch_accepts(schema, text):
+    parse_config(text, "good.yaml")
+    jsonschema.validate(yaml.safe_load(text), schema)
 
 
 @pytest.mark.parametrize("text", [

@@ -44,13 +44,14 @@ def config_model(cls: type) -> type:
     return model
 
 
-def _none_is_empty(v: Any) -> Any:
-    """`detection:` with nothing under it is a section left at its defaults."""
-    return {} if v is None else v
+def _empty_when_null(model: type) -> BeforeValidator:
+    """`detection:` with nothing under it is a section left at its defaults (the
+    schema says so too, or an editor would mark what motionwatch accepts)."""
+    return BeforeValidator(lambda v: {} if v is None else v, json_schema_input_type=Optional[model])
 
 
-def _none_is_no_entries(v: Any) -> Any:
-    return [] if v is None else v
+def _no_entries_when_null(model: type) -> BeforeValidator:
+    return BeforeValidator(lambda v: [] if v is None else v, json_schema_input_type=Optional[list[model]])
 
 
 @config_model
@@ -159,7 +160,7 @@ class CameraConfig:
     timeout_seconds: float = number(10.0, "no frame for this long means the camera is lost", 0.5, 600.0,
                                     unit="seconds", notes=(
         "A lost camera is retried with exponential backoff (1 s doubling to 30 s)."))
-    detection: Annotated[DetectionOverrides, BeforeValidator(_none_is_empty)] = section(
+    detection: Annotated[DetectionOverrides, _empty_when_null(DetectionOverrides)] = section(
         DetectionOverrides, "per-camera overrides of any `detection` key, e.g. {trigger_fraction: 0.01}",
         notes="A key left out (or null) takes the value of the `detection` section.")
 
@@ -290,12 +291,12 @@ class MqttConfig:
     discovery_prefix: str = text("homeassistant", "Home Assistant discovery topic prefix")
 
 
-Cameras = Annotated[tuple[CameraConfig, ...], BeforeValidator(_none_is_no_entries)]
-Webhooks = Annotated[tuple[WebhookConfig, ...], BeforeValidator(_none_is_no_entries)]
+Cameras = Annotated[tuple[CameraConfig, ...], _no_entries_when_null(CameraConfig)]
+Webhooks = Annotated[tuple[WebhookConfig, ...], _no_entries_when_null(WebhookConfig)]
 
 
 def _section(cls: type):
-    return Annotated[cls, BeforeValidator(_none_is_empty)]
+    return Annotated[cls, _empty_when_null(cls)]
 
 
 @config_model
