@@ -17,7 +17,7 @@ from pydantic.dataclasses import dataclass
 from pydantic.json_schema import SkipJsonSchema
 
 from motionwatch.config.fields import (
-    INTERNAL_FIELDS, Command, Doc, Folder, Hosts, Invalid, Name, Odd, Polygons, Source, Threshold, WebhookUrl,
+    Command, Doc, Folder, Hosts, Invalid, Name, Odd, Polygons, Source, Threshold, WebhookUrl,
     flag, integer, number, parsed, section, text,
 )
 from motionwatch.config.messages import Where
