@@ -109,8 +109,20 @@ class DetectionConfig:
     lighting_compensation: bool = flag(True, "cancel global brightness changes before differencing", notes=(
         "A lamp, auto-exposure, flicker or clouds are cancelled with a robust per-frame\n"
         "gain/offset estimate, so a person walking in while the light changes is still seen."))
+    dynamic_k: float = number(4.0, "a pixel must change this many times its usual change (learns trees, water; "
+                              "0 = off)", 0.0, 20.0, notes=(
+        "The usual change is learned per pixel: leaves, ripples and a swaying curtain\n"
+        "raise their own threshold, a still wall keeps the noise threshold. Lower to see\n"
+        "more in front of trees, raise if foliage still triggers; 0 = one threshold for\n"
+        "all. See docs/detecting.md."))
+    stabilize: bool = flag(True, "estimate camera shake and difference after aligning the picture", notes=(
+        "Phase correlation at detection size, so a shaking mount is not motion."))
     fps: float = number(0.0, "analyse at most this many frames per second (0 = every frame)", 0.0, 240.0,
                         notes="Every frame is still read, and clips keep every frame.")
+    fast_decode: bool = flag(True, "decode video files for detection without the deblocking filter (less CPU); "
+                             "saved snapshots are decoded again in full", notes=(
+        "A 320-px detection picture cannot tell (the same events on the real and\n"
+        "generated H.264 clips; docs/performance.md). Live streams always decode in full."))
 
 
 def _overrides_of(cls: type) -> type:
@@ -182,19 +194,16 @@ class EventsConfig:
         "Also the size the pre-roll is kept at in memory: 640 cuts a 1080p ring from\n"
         "~300 to ~35 MB at 25 fps, for one resize per frame."))
     clip_codec: Literal["auto", "copy", "h264", "mp4v"] = parsed("auto", "clip format", notes=(
-        "auto: when the source is an H.264 video file (MP4 or MOV, cut by motionwatch\n"
-        "  itself; MKV or WebM when ffmpeg/ffprobe are installed; `scan` or\n"
-        "  `run --source FILE`), each clip is cut straight out of the file without\n"
-        "  re-encoding (lossless, nearly free; it starts on the keyframe at or before\n"
-        "  the pre-roll, so it may begin up to one keyframe interval earlier). A\n"
-        "  clip_width below the file's width makes auto encode instead. Otherwise h264\n"
-        "  when the ffmpeg program with libx264 is installed, else mp4v.\n"
-        "copy: cut from the file like auto, HEVC files too (plays in Safari and\n"
-        "  desktop players, not in every browser); a source that cannot be cut (a\n"
-        "  camera, AVI, another codec) logs why and is encoded as auto would.\n"
-        "h264: MP4 encoded through ffmpeg; plays in every browser (an MJPEG\n"
-        "  camera's clips are encoded from its own JPEG bytes).\n"
-        "mp4v: MP4 written by OpenCV itself; plays in VLC and desktop players,\n"
+        "auto: when the source's video is H.264 (a file, an RTSP/HTTP stream, a\n"
+        "  camera that sends H.264), each clip is the source's own packets copied\n"
+        "  into MP4 without re-encoding (lossless, nearly free; the pre-roll is kept\n"
+        "  compressed, and the clip starts on the keyframe at or before it, so it\n"
+        "  may begin up to one keyframe interval earlier). A clip_width makes auto\n"
+        "  encode instead. Every other source is encoded to H.264 in process.\n"
+        "copy: like auto, HEVC sources are copied too (plays in Safari and desktop\n"
+        "  players, not in every browser).\n"
+        "h264: always encode H.264 MP4 in process (libx264); plays in every browser.\n"
+        "mp4v: encode MPEG-4 Part 2 MP4; plays in VLC and desktop players,\n"
         "  browsers only download it."))
     snapshot: Literal["best", "first", "both"] = parsed(
         "best", "which frame becomes the snapshot: best (most changed pixels), first (the trigger frame) or both")
