@@ -264,6 +264,9 @@ def stale(root: Path = ROOT) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    if not (ROOT / "pyproject.toml").exists():   # an installed copy has no files to rewrite
+        print(f"{ROOT}: not a motionwatch checkout; run {REGENERATE} in one", file=sys.stderr)
+        return 2
     if "--check" in argv:
         out_of_date = stale()
         for rel in out_of_date:
