@@ -282,15 +282,16 @@ def parse_start_time(text: str) -> float:
 
 def _report_damage(name: str, src, interrupted: bool) -> None:
     """Say how much of a damaged or truncated file could not be decoded."""
-    bad = getattr(src, "decode_failures", 0)
-    missing = 0 if interrupted else getattr(src, "missing_at_end", 0)
+    stats = src.stats()
+    bad = stats.decode_failures
+    missing = 0 if interrupted else stats.missing_at_end
     if not bad and not missing:
         return
-    total = src.total_frames or (src.frames_read + bad + missing)
+    total = stats.total_frames or (stats.frames_read + bad + missing)
     parts = [f"{bad} damaged frame(s) skipped"] if bad else []
     if missing:
         parts.append(f"the last {missing} frame(s) missing (the file looks truncated; "
-                     f"decoding stopped at {(src.frames_read + bad) / src.fps:.1f} s)")
+                     f"decoding stopped at {(stats.frames_read + bad) / src.fps:.1f} s)")
     print(f"motionwatch: warning: {name}: {bad + missing} of {total} frames "
           f"({100 * (bad + missing) / max(total, 1):.0f}%) could not be decoded: {'; '.join(parts)}",
           file=sys.stderr)

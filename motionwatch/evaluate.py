@@ -58,13 +58,21 @@ class Score:
 
 def replay(frames: Iterable[np.ndarray], fps: float, cfg: Config, cam: CameraConfig,
            on_detection: Callable[[Frame, Detection], None] | None = None) -> list[Event]:
-    """Run frames through detector + tracker exactly as the pipeline does; return the events."""
+    """Run frames through detector + tracker exactly as the pipeline does; return the events.
+
+    Like the capture loop, at most detection.fps frames a second are analysed."""
     detector = tracker = None
     frame = None
     events: list[Event] = []
+    rate = cfg.camera_detection(cam).fps
+    next_ts = 0.0
     for i, image in enumerate(frames):
+        if i / fps < next_ts:
+            continue
+        next_ts = i / fps + (1.0 / rate if rate else 0.0)
         if detector is None:
-            detector, tracker = camera_stages(cfg, cam, (image.shape[1], image.shape[0]), fps, clip=False)
+            detector, tracker = camera_stages(cfg, cam, (image.shape[1], image.shape[0]),
+                                              min(fps, rate) if rate else fps, clip=False)
         frame = Frame(image, i, i / fps, 1.0e9 + i / fps)
         det = detector.update(image)
         if on_detection is not None:

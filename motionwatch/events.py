@@ -2,7 +2,9 @@
 
 Timing comes only from `Frame.ts`, never the wall clock, so tests are exact.
 The tracker also owns the pre-roll ring buffer (measured in time) and tells
-sinks which frames belong to an event's clip. Ring and clip frames are kept at
+sinks which frames belong to an event's clip; when clips are stream copies it
+keeps no frames (`clip=False`) and the capture loop hands the sinks packet
+ranges of the source's packet ring instead (`ClipPackets`). Ring and clip frames are kept at
 clip size (`events.clip_width`), so the memory the ring holds is
 pre_roll_seconds x fps x clip frame bytes, no more. The ring keeps references
 to the source's frames: a source must hand out a new array per frame.
@@ -42,9 +44,6 @@ class OpenEvent:
     series: list[tuple[float, float]] = field(default_factory=list)
     clip_fps: float = 0.0          # frame rate the clip is written at (the source's)
     clip_last_index: int = -1      # index of the last frame handed out for the clip
-    # The source file the clip is cut from (sinks.clip_copy.CopySource) instead of
-    # being encoded from frames; then no frame is handed out for the clip.
-    cut_from: object = None
 
     def record(self) -> Event:
         """The event as it stands, with `end` at the last frame with motion."""
@@ -81,6 +80,22 @@ class ClipPart:
 
 
 @dataclass
+class ClipPackets:
+    """A run of the source's compressed packets for a stream-copy clip, in decode order
+    (the first batch starts on a keyframe). Packets before the newest keyframe shown
+    at or before `upto_pts` belong in the clip for sure; the last batch (`end_pts`
+    set) says where the clip ends."""
+
+    event: OpenEvent
+    packets: list             # media.ring.Packet
+    template: object          # the source's av stream: codec parameters for the muxer
+    time_base: object         # fractions.Fraction of the packets' pts
+    upto_pts: int
+    end_pts: int | None = None
+    at_eof: bool = False
+
+
+@dataclass
 class EventEnded:
     event: OpenEvent
     record: Event
@@ -89,7 +104,7 @@ class EventEnded:
     folder: str | None = None  # its folder, set by the recorder
 
 
-Signal = EventStarted | EventFrame | ClipPart | EventEnded
+Signal = EventStarted | EventFrame | ClipPart | ClipPackets | EventEnded
 
 
 class EventTracker:
@@ -97,14 +112,12 @@ class EventTracker:
 
     def __init__(self, camera: str, cfg: EventsConfig, trigger_fraction: float,
                  min_frames: int, fps: float, clip: bool | None = None,
-                 clip_fps: float | None = None, cut_from: object = None):
+                 clip_fps: float | None = None):
         self.camera = camera
         self.cfg = cfg
         self.trigger = trigger_fraction
         self.min_frames = min_frames
-        # A clip cut from the source file needs no frames: no pre-roll ring, no EventFrames.
-        self.cut_from = cut_from
-        self.clip = False if cut_from is not None else (cfg.clip if clip is None else clip)
+        self.clip = cfg.clip if clip is None else clip
         self.fps = fps if fps and fps > 0 else 10.0
         self.clip_fps = clip_fps if clip_fps and clip_fps > 0 else self.fps
         self.run: list[tuple[Frame, Detection]] = []   # current streak over the trigger
@@ -205,7 +218,7 @@ class EventTracker:
             best=best, best_boxes=list(best_det.boxes), peak=best_det.fraction,
             frames_with_motion=len(self.run), part_start_ts=first.ts,
             series=[(f.ts - first.ts, d.fraction) for f, d in self.run],
-            clip_fps=self.clip_fps, cut_from=self.cut_from,
+            clip_fps=self.clip_fps,
         )
         self.open = ev
         preroll = list(self.ring) if self.clip else []

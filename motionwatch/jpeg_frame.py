@@ -3,7 +3,7 @@
 `gray` is decoded at the largest libjpeg DCT reduction that still gives the
 detection width (`IMREAD_REDUCED_GRAYSCALE_2/4/8`), colour only when something
 asks for `image` (a snapshot, the live view, an OpenCV-written clip); H.264 clips
-are encoded by ffmpeg from the JPEG bytes themselves (sinks.clip.JpegPart).
+are encoded from the JPEG bytes themselves (sinks.clip: FFmpeg's MJPEG decoder, no BGR).
 Kept apart from the HTTP reader so the clip writer can know these frames
 without importing a network client.
 """
@@ -62,7 +62,7 @@ def reduction(width: int, detect_width: int) -> tuple[int, int]:
 class JpegFrame(Frame):
     """A frame that keeps its JPEG: `gray` is the reduced luma the detector uses,
     `image` the full-size BGR picture, decoded on first use (a saved frame) only.
-    An H.264 clip is encoded from `jpeg` itself (sinks.clip.JpegPart), so its
+    An H.264 clip is encoded from `jpeg` itself (sinks.clip), so its
     frames are never decoded here at all.
 
     Two threads asking at once (the clip writer and the live view) may both

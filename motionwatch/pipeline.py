@@ -19,12 +19,11 @@ import cv2
 from motionwatch.config import CameraConfig, Config
 from motionwatch.detector import MotionDetector
 from motionwatch.errors import ConfigError, SourceError
-from motionwatch.events import EventEnded, EventStarted, EventTracker
+from motionwatch.events import ClipPackets, EventEnded, EventStarted, EventTracker
 from motionwatch.lighting_log import LightingLog
 from motionwatch.masks import detection_size, watch_mask
 from motionwatch.model import Detection, Frame, iso
-from motionwatch.sinks.clip_copy import plan_copy
-from motionwatch.sources import FrameSource, open_source
+from motionwatch.sources import FrameSource, SourceOptions, open_source
 
 log = logging.getLogger("motionwatch")
 
@@ -32,6 +31,13 @@ log = logging.getLogger("motionwatch")
 # more than they save (measured: 0.35 CPU ms a frame less with one); FFmpeg's
 # decoder threads are separate and unaffected.
 OPENCV_THREADS = 1
+# Codecs copied into clips: auto copies what browsers play, copy also HEVC
+# (Safari and desktop players; Chrome/Firefox only on some machines).
+COPY_CODECS = {"auto": frozenset({"h264"}), "copy": frozenset({"h264", "hevc"})}
+
+# While an event is open its packets go to the clip every this many frames:
+# fewer queue signals than one per frame, and the sink holds about a GOP.
+COPY_BATCH = 8
 
 BACKOFF_START = 1.0
 BACKOFF_CAP = 30.0
@@ -39,7 +45,7 @@ BACKOFF_CAP = 30.0
 
 
 def camera_stages(cfg: Config, cam: CameraConfig, size: tuple[int, int], fps: float,
-                  clip: bool | None = None, clip_fps: float | None = None, cut_from=None
+                  clip: bool | None = None, clip_fps: float | None = None
                   ) -> tuple[MotionDetector, EventTracker]:
     """The detector (with the camera's mask) and the event tracker for one camera
     at one picture size: the capture loop, `tune` and the evaluation all use these."""
@@ -48,7 +54,7 @@ def camera_stages(cfg: Config, cam: CameraConfig, size: tuple[int, int], fps: fl
     watch = watch_mask(cam, size, detection_size(size[0], size[1], det_cfg.width), base)
     detector = MotionDetector(det_cfg, size, fps, watch)
     tracker = EventTracker(cam.name, cfg.events, det_cfg.trigger_fraction, det_cfg.min_frames,
-                           fps, clip=clip, clip_fps=clip_fps, cut_from=cut_from)
+                           fps, clip=clip, clip_fps=clip_fps)
     return detector, tracker
 
 @dataclass
@@ -94,7 +100,7 @@ class CameraLoop:
         self.detector: MotionDetector | None = None
         self.tracker: EventTracker | None = None
         self._size: tuple[int, int] | None = None
-        self.cut_from = None    # CopySource when clips are cut from the source file
+        self._copy_seq = -1     # the last ring packet handed to the open event's stream-copy clip
         self._next_detect_ts = 0.0
         # detection.fps as seconds between analysed frames (0: analyse every frame).
         self._detect_interval = 1.0 / self.det_cfg.fps if self.det_cfg.fps else 0.0
@@ -113,19 +119,26 @@ class CameraLoop:
         """Open the source once; errors here are the user's to fix (exit 1).
 
         The camera counts as connected only once a frame arrives, never on open."""
-        self.source = open_source(self.cam.source, scan=self.scan, start_wall=self.start_wall,
-                                  timeout=self.cam.timeout_seconds)
-        if hasattr(self.source, "cancel"):
-            self.source.cancel = self.stop  # a waiting read() returns as soon as we stop
-        if hasattr(self.source, "detect_width"):
-            self.source.detect_width = self.det_cfg.width  # an MJPEG camera decodes its grey this small
-        # A video file's clips are cut from the file itself when its codec allows (no frames needed).
-        self.cut_from = plan_copy(self.cfg.events, self.source, self.cam.name)
-        if hasattr(self.source, "colour"):
-            # Encoded clips and the live view need every frame in colour; else only saved frames are converted.
-            self.source.colour = bool((self.cfg.events.clip and self.cut_from is None) or self.cfg.web.enabled)
-            self.source.mp4_track = getattr(self.cut_from, "mp4", None)
+        self.source = open_source(self.cam.source, self.source_options())
+        ev = self.cfg.events
+        if ev.clip and ev.clip_codec == "copy" and self.source.packets is None:
+            what = f"its video is {self.source.codec}" if self.source.codec else f"a {self.source.kind} has no packets"
+            log.info("%s: clip_codec copy: %s, which an MP4 clip cannot hold as it is; encoding them instead",
+                     self.cam.name, what)
         return self.source
+
+    def source_options(self) -> SourceOptions:
+        ev = self.cfg.events
+        # Clips are the source's own packets when its codec allows (the source decides
+        # from `copy_codecs`); auto encodes when clip_width asks for narrower clips.
+        copy = ev.clip and ev.clip_codec in COPY_CODECS
+        return SourceOptions(
+            scan=self.scan, start_wall=self.start_wall, timeout=self.cam.timeout_seconds,
+            cancel=self.stop, detect_width=self.det_cfg.width,
+            packet_seconds=ev.pre_roll_seconds if copy else 0.0,
+            copy_codecs=COPY_CODECS[ev.clip_codec] if copy else frozenset(),
+            copy_max_width=ev.clip_width if ev.clip_codec == "auto" else 0,
+            fast_decode=self.det_cfg.fast_decode)
 
     def run(self) -> CameraStatus:
         if self.source is None:
@@ -150,7 +163,7 @@ class CameraLoop:
                 self._count_stall(time.perf_counter() - began)
             self._flush("shutdown")  # nothing left to flush when the source ended or was lost
         finally:
-            self.status.dropped = self.source.dropped if self.source else 0
+            self.status.dropped = self.source.stats().dropped if self.source else 0
             if self.source is not None:
                 self.source.close()
         return self.status
@@ -211,6 +224,8 @@ class CameraLoop:
             started |= isinstance(signal, EventStarted)
             self._emit(signal)
         self._say_lighting(self.lighting_log.feed(frame.ts, self.detector.gain, det.lighting_change, started))
+        if self.tracker.open is not None and self._copy_seq >= 0 and frame.index % COPY_BATCH == 0:
+            self._hand_packets(self.tracker.open)
         st.in_event = self.tracker.active
         if self.on_frame is not None:
             self.on_frame(frame, det)
@@ -223,10 +238,11 @@ class CameraLoop:
             self._flush("size changed")
         self._size = size
         self._stall_s = 1.0 / self._source_fps()
+        copying = self.source is not None and self.source.packets is not None
         self.detector, self.tracker = camera_stages(
             self.cfg, self.cam, size, self._analysis_fps(),
-            clip_fps=self.source.fps if self.source else None, cut_from=self.cut_from)
-        self.detector.luma_levels = getattr(self.source, "luma_levels", None)
+            clip=False if copying else None, clip_fps=self.source.fps if self.source else None)
+        self.detector.luma_levels = self.source.luma_levels if self.source else None
 
     def _count_stall(self, seconds: float) -> None:
         """A frame that kept the loop busy longer than a frame interval (live: the
@@ -264,7 +280,10 @@ class CameraLoop:
             st.events += 1
             st.last_event = signal.record.end
             state = "event_end"
+            self._hand_packets(signal.event, end=signal.reason)
         self.sinks.put(signal)
+        if isinstance(signal, EventStarted):
+            self._hand_packets(signal.event)
         if state is not None and self.on_state is not None:
             self.on_state(state, st)
 
@@ -272,6 +291,34 @@ class CameraLoop:
         """A lighting change the detector compensated: worth a line, so a user sees it was ignored."""
         if message:
             log.info("%s: %s", self.cam.name, message)
+
+    def _hand_packets(self, ev, end: str | None = None) -> None:
+        """Give the open event's stream-copy clip the ring's new packets: at the start
+        from the keyframe before the pre-roll, at the end (`end`: why it ended) up to
+        past the post-roll. Packets are few and small, so the sink queue never drops them."""
+        ring = self.source.packets if self.source is not None else None
+        first, last = getattr(ev.first, "pts", None), getattr(ev.last_motion, "pts", None)
+        try:
+            if ring is None or first is None or last is None:
+                return
+            tb = ring.time_base
+            if self._copy_seq < 0:
+                packets = ring.since(first - int(self.cfg.events.pre_roll_seconds / tb))
+                if not packets:
+                    return
+                ring.pin(packets[0].seq)
+            else:
+                packets = ring.after(self._copy_seq)
+            if packets:
+                self._copy_seq = packets[-1].seq
+            end_pts = None if end is None else last + int(self.cfg.events.post_roll_seconds / tb)
+            self.sinks.put(ClipPackets(ev, packets, self.source.template, tb, last, end_pts,
+                                       at_eof=end == "source ended"))
+        finally:
+            if end is not None:   # the next event starts a new clip, from a trimmed ring
+                if ring is not None:
+                    ring.pin(None)
+                self._copy_seq = -1
 
     def _flush(self, reason: str) -> None:
         self._say_lighting(self.lighting_log.finish())
@@ -296,8 +343,9 @@ class CameraLoop:
         st = self.status
         self._flush("camera lost")
         src = self.source
-        error = getattr(src, "error", None)
-        if getattr(src, "ended", False):
+        stats = src.stats()
+        error = stats.error
+        if stats.ended:
             why = "the stream ended" + (f": {error}" if error else "")
         else:
             why = f"no frame for {self.cam.timeout_seconds:g} s"
@@ -327,7 +375,6 @@ class CameraLoop:
             why = self._try_open()
             if why is None:
                 self._backoff = delay
-                self.status.reconnects += 1
                 log.warning("%s: camera found again after %d tr%s (lost for %.0f s); re-learning the background",
                             self.cam.name, tries, "y" if tries == 1 else "ies", time.time() - lost_at)
                 return True
@@ -352,6 +399,9 @@ class CameraLoop:
         # jump between the last frame before the loss and this one is not an event.
         self._size = None
         self.detector = self.tracker = None
+        # Counted before the camera shows as connected, so the status page never
+        # shows it back without the reconnect (seen under load).
+        self.status.reconnects += 1
         self._connected()
         self._process(frame)
         return None

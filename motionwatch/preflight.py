@@ -39,8 +39,6 @@ def _check_all(cfg: Config, web: bool, source_flag: bool) -> None:
         check_source(cam.source, "--source" if source_flag else f"cameras[{i}].source")
     check_masks(cfg)
     check_hooks(cfg.hooks)
-    if cfg.events.clip and cfg.events.clip_codec == "h264":
-        check_h264_encoder()
     if web and cfg.web.enabled:
         from motionwatch.web.auth import check_bind
         check_bind(cfg.web, cfg.web.host)
@@ -84,7 +82,8 @@ def check_source(spec: str, label: str) -> None:
 
     A camera that is merely absent now is not refused: it may be plugged in or
     boot later, and `run` keeps retrying it."""
-    from motionwatch.sources import MAX_CAMERA_INDEX, _is_index, source_kind
+    from motionwatch.source_spec import _is_index, source_kind
+    from motionwatch.sources.base import MAX_CAMERA_INDEX
     if "\0" in spec:
         raise ConfigError(f"{label}: {spec!r} is not allowed; allowed: a source without NUL bytes")
     kind = source_kind(spec)
@@ -92,10 +91,10 @@ def check_source(spec: str, label: str) -> None:
         if kind == "file":
             check_regular_file(spec, label)
         elif kind == "pipe":
-            from motionwatch.pipe_source import PipeSource
+            from motionwatch.sources.pipe import PipeSource
             PipeSource(spec)   # splits the command; starts nothing
         elif kind == "picamera2":
-            from motionwatch.picamera_source import parse_spec
+            from motionwatch.sources.picamera2 import parse_spec
             parse_spec(spec)
         elif _is_index(spec) and int(spec) > MAX_CAMERA_INDEX:
             raise ConfigError(f"{label}: {spec} is out of range; allowed: a camera index 0..{MAX_CAMERA_INDEX}")
@@ -124,16 +123,6 @@ def check_hooks(hooks: HooksConfig) -> None:
         if argv and shutil.which(argv[0]) is None:
             raise ConfigError(f"hooks.{name}: {argv[0]!r} is not a program that can be run (not found, "
                               "or not executable); allowed: a program on PATH or its full path (no shell is used)")
-
-
-def check_h264_encoder() -> None:
-    """`events.clip_codec: h264` needs ffmpeg with libx264 (the recorder's own check and message)."""
-    from motionwatch.errors import MotionwatchError
-    from motionwatch.sinks.clip import choose_format
-    try:
-        choose_format("h264")
-    except MotionwatchError as e:
-        raise ConfigError(str(e)) from None
 
 
 def check_mqtt(cfg: MqttConfig) -> None:

@@ -271,3 +271,32 @@ def demo_scene(seed: int = 1, fps: float = 15.0, width: int = 640, height: int =
     lights = (Light(12.0, 0.7), Light(30.0, 1.0), Light(47.0, 1.25, ramp_s=0.5), Light(58.0, 1.0, 1.0))
     return Scene(width=width, height=height, fps=fps, duration_s=cycle_s, seed=seed,
                  noise=5.0, walkers=tuple(walkers), lights=lights)
+
+
+def write_h264(scene: Scene, path, bitrate: int, gop: int, camera_tags: bool = True) -> None:
+    """Render a scene to H.264 MP4 in process (PyAV's libx264, B-frames on), with a
+    constant bitrate like an IP camera's; `camera_tags` tags it as most camera
+    recordings are (BT.709, limited range), else leaves the colour untagged."""
+    import av
+    from fractions import Fraction
+    rate = Fraction(scene.fps).limit_denominator(1001)
+    with av.open(str(path), "w", format="mp4") as out:
+        st = out.add_stream("libx264", rate=rate)
+        st.width, st.height, st.pix_fmt = scene.width, scene.height, "yuv420p"
+        cc = st.codec_context
+        cc.bit_rate = bitrate
+        cc.gop_size = gop
+        cc.options = {"preset": "veryfast", "maxrate": str(bitrate), "bufsize": str(2 * bitrate)}
+        space = 1 if camera_tags else 5   # BT.709, or the BT.601 swscale assumes when untagged
+        if camera_tags:
+            cc.color_range, cc.colorspace, cc.color_primaries, cc.color_trc = 1, 1, 1, 1
+        renderer = SceneRenderer(scene)
+        for i in range(scene.frames):
+            frame = av.VideoFrame.from_ndarray(renderer.render(i), format="bgr24")
+            frame = frame.reformat(format="yuv420p", dst_colorspace=space, dst_color_range=1)
+            frame.pts = i
+            frame.time_base = 1 / rate
+            for pkt in st.encode(frame):
+                out.mux(pkt)
+        for pkt in st.encode(None):
+            out.mux(pkt)

@@ -120,9 +120,10 @@ def replay_source(cfg: Config, spec: str, seconds: float | None) -> Trace:
             if src.live and seconds is not None and time.monotonic() - start > seconds + cam.timeout_seconds:
                 break
             if detector is None:
-                size = (frame.image.shape[1], frame.image.shape[0])
-                detector, tracker = camera_stages(cfg, cam, size, trace.fps, clip=False)
-            det = detector.update(frame.image, frame.gray)
+                detector, tracker = camera_stages(cfg, cam, frame.size, trace.fps, clip=False)
+                detector.luma_levels = src.luma_levels   # as the capture loop does
+            # The decoder's grey when the frame has it: no colour picture is made for tune.
+            det = detector.update(frame.gray if frame.gray is not None else frame.image, frame.gray)
             trace.ts.append(frame.ts)
             trace.fraction.append(det.fraction)
             trace.ready.append(det.ready)

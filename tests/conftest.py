@@ -49,17 +49,6 @@ def decode_plain(path) -> list:
     return frames
 
 
-def read_frames(reader, fps: float = 25.0) -> list:
-    """Every frame a motionwatch.decode.FileReader gives, as the Frames a file source makes."""
-    frames = []
-    while True:
-        ok, img = reader.read()
-        if not ok:
-            break
-        frames.append(reader.frame(img, len(frames), len(frames) / fps, 0.0))
-    return frames
-
-
 def mw(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None,
        check: bool = False) -> subprocess.CompletedProcess:
     """Run `python -m motionwatch ARGS` as a user would; returns the finished process."""

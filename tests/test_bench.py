@@ -1,19 +1,17 @@
-"""`motionwatch bench` runs and prints its figures, and the fast file decoder it
-measures gives the right pictures. Timings are never asserted (the machine is
-shared); only that the figures are there and sane."""
+"""`motionwatch bench` runs and prints its figures (tests/test_pyav_source.py checks
+the pictures the measured decoder gives). Timings are never asserted (the
+machine is shared); only that the figures are there and sane."""
 
 from __future__ import annotations
 
 import re
-import subprocess
 
 import cv2
 import numpy as np
 import pytest
 
 from motionwatch.bench import make_clip
-from motionwatch.decode import FileReader, LumaFrame
-from tests.conftest import decode_plain, mw, read_frames
+from tests.conftest import mw
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +23,8 @@ def test_bench_on_a_file_prints_speed_cpu_ratio_and_memory(tiny_clip):
     p = mw("bench", str(tiny_clip), "--rounds", "1", timeout=120)
     assert p.returncode == 0, p.stderr
     out = p.stdout
-    assert "320x240, 25 fps, 250 frames" in out
-    decode = re.search(r"decode only \(OpenCV\)\s+([\d.]+)\s+([\d.]+)\s+(\d+) MB", out)
+    assert "320x240, 25 fps, 250 frames, h264" in out
+    decode = re.search(r"decode only \(PyAV, Y\)\s+([\d.]+)\s+([\d.]+)\s+(\d+) MB", out)
     pipe = re.search(r"motionwatch pipeline\s+([\d.]+)\s+([\d.]+)\s+(\d+) MB", out)
     ratio = re.search(r"ratio pipeline/decode\s+([\d.]+)x\s+([\d.]+)x", out)
     assert decode and pipe and ratio, out
@@ -43,7 +41,7 @@ def test_bench_without_a_file_generates_one(tmp_path):
     p = mw("bench", "--size", "160x120", "--seconds", "2", "--rounds", "1", cwd=tmp_path, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "generating a 2 s 160x120 clip" in p.stdout
-    assert "160x120, 25 fps, 50 frames" in p.stdout
+    assert "160x120, 25 fps, 50 frames, h264" in p.stdout
     assert "ratio pipeline/decode" in p.stdout
     assert list(tmp_path.iterdir()) == []  # the generated clip was a temporary
 
@@ -58,31 +56,6 @@ def test_bench_bad_input_is_one_clear_line(tmp_path, args, code, message):
     assert p.returncode == code
     assert message in p.stderr
     assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
-
-
-@pytest.mark.parametrize("container", ["mp4", "h264"])
-def test_luma_frames_give_the_exact_colour_frame_on_demand(tiny_clip, tmp_path, container):
-    """The scan path decodes the luma plane only; a saved frame's colour picture,
-    re-decoded on demand, must be that very frame (checked against a plain decode),
-    also in a raw H.264 stream, where seeking does not work."""
-    clip = tiny_clip
-    if container == "h264":
-        clip = tmp_path / "tiny.h264"
-        subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(tiny_clip), "-c", "copy", str(clip)], check=True)
-    plain = decode_plain(clip)
-    reader = FileReader(str(clip), threaded=True)
-    try:
-        assert reader.luma, "this OpenCV build should hand out the Y plane of H.264"
-        frames = read_frames(reader)
-        assert len(frames) == len(plain) == 250
-        assert all(isinstance(f, LumaFrame) for f in frames)
-        grey = cv2.cvtColor(plain[77], cv2.COLOR_BGR2GRAY).astype(np.float32)
-        assert np.corrcoef(grey.ravel(), frames[77].gray.ravel().astype(np.float32))[0, 1] > 0.99
-        # Out of order and far apart, as snapshots of different events are asked for.
-        for i in (220, 3, 77, 78, 249, 60):
-            assert np.array_equal(frames[i].image, plain[i]), f"frame {i} came back as another frame"
-    finally:
-        reader.close()
 
 
 def test_scan_snapshot_is_in_colour(tiny_clip, tmp_path):

@@ -20,7 +20,7 @@ import pytest
 from motionwatch.config import EventsConfig
 from motionwatch.events import ClipPart, EventFrame, EventStarted, EventTracker
 from motionwatch.model import Detection, Frame
-from motionwatch.sinks.clip import EventClip, ffmpeg_with_x264
+from motionwatch.sinks.clip import EventClip
 from motionwatch.synth import Scene, SceneRenderer, Walker
 
 from conftest import events_json, mw
@@ -96,7 +96,6 @@ def visit_video(tmp_path_factory) -> Path:
     return write_stamped(VISIT, tmp_path_factory.mktemp("clipvideo") / "visit.mp4")
 
 
-@pytest.mark.skipif(ffmpeg_with_x264() is None, reason="needs ffmpeg with libx264")
 def test_clip_starts_before_the_visit_and_ends_after_it(visit_video, recordings, tmp_path):
     cfg = config(tmp_path, pre_roll_seconds=2.0, post_roll_seconds=2.0)
     mw("scan", str(visit_video), "--config", str(cfg), "--recordings", str(recordings), check=True)

@@ -56,8 +56,6 @@ INVALID = [
      ["hooks.on_event_end", "'no-such-notifier'", "not a program that can be run"]),
     ("hook-not-executable", lambda d: f"hooks: {{on_camera_lost: [./{_file(d, 'alert.sh')}]}}\n",
      ["hooks.on_camera_lost", "'./alert.sh'"]),
-    ("h264-clips-without-ffmpeg", lambda d: "events: {clip_codec: h264}\n",
-     ["events.clip_codec", "h264 needs the ffmpeg program"]),
     ("nul-in-recordings-path", lambda d: 'recordings: {path: "rec\\0x"}\n', ["recordings.path", "NUL"]),
     ("recordings-under-a-file", lambda d: f"recordings: {{path: {_file(d, 'notes.txt')}/recordings}}\n",
      ["recordings.path", "notes.txt is not a folder"]),
@@ -77,9 +75,6 @@ INVALID = [
 
 
 def _env_for(case_id: str, folder: Path) -> dict:
-    if case_id == "h264-clips-without-ffmpeg":
-        (folder / "empty-bin").mkdir()
-        return {"PATH": str(folder / "empty-bin")}   # no ffmpeg to be found
     if case_id != "mqtt-without-paho":
         return {"MOTIONWATCH_WEB_PASSWORD": ""}
     # paho-mqtt is installed here; a package of that name that fails to import hides it.

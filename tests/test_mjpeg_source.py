@@ -20,10 +20,11 @@ from live_run import RunProcess, write_config
 from mjpeg_server import ServerProcess
 from motionwatch.config import load_config
 from motionwatch.jpeg_frame import JpegFrame, jpeg_size, reduction
-from motionwatch.mjpeg_source import MjpegSource
+from motionwatch.sources.mjpeg import MjpegSource
 from motionwatch.pipeline import CameraLoop
 from motionwatch.sinks.runner import SinkRunner
-from motionwatch.sources import CaptureSource, open_source
+from motionwatch.sources import open_source
+from motionwatch.sources.pyav import AvLiveSource
 from motionwatch.synth import Scene, SceneRenderer, write_video
 
 STARTED = r"motion: event \w+ started"
@@ -217,7 +218,7 @@ def test_a_video_file_over_http_still_goes_through_ffmpeg(tmp_path):
     try:
         src = open_source(f"http://127.0.0.1:{server.server_address[1]}/clip.avi", timeout=5)
         try:
-            assert isinstance(src, CaptureSource) and not isinstance(src, MjpegSource)
+            assert isinstance(src, AvLiveSource) and not isinstance(src, MjpegSource)
             frame = src.read(5)
             assert frame is not None and frame.image.shape == (240, 320, 3)
         finally:

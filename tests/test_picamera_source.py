@@ -22,7 +22,7 @@ import pytest
 
 from conftest import events_json, mw
 from motionwatch.errors import SourceError
-from motionwatch.picamera_source import lores_size, parse_spec
+from motionwatch.sources.picamera2 import lores_size, parse_spec
 from motionwatch.sources import open_source, source_kind
 
 FAKE = textwrap.dedent('''

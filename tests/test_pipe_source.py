@@ -14,7 +14,7 @@ import pytest
 
 from conftest import events_json, mw
 from motionwatch.errors import SourceError
-from motionwatch.pipe_source import MjpegSplitter, PipeSource
+from motionwatch.sources.pipe import MjpegSplitter, PipeSource
 from motionwatch.sources import open_source, source_kind
 from motionwatch.synth import Scene, Walker, write_video
 

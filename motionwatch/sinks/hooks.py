@@ -22,7 +22,7 @@ from motionwatch.events import EventEnded, EventStarted
 from motionwatch.model import iso
 from motionwatch.sinks.background import Worker, event_record
 from motionwatch.sinks.runner import Sink
-from motionwatch.sources import _redact
+from motionwatch.source_spec import redact as _redact
 
 log = logging.getLogger("motionwatch.hooks")
 

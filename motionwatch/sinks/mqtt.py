@@ -34,7 +34,7 @@ from motionwatch.events import EventEnded, EventStarted
 from motionwatch.sinks.background import event_record
 from motionwatch.sinks.recorder import encode_jpeg
 from motionwatch.sinks.runner import Sink
-from motionwatch.sources import source_kind
+from motionwatch.source_spec import source_kind
 
 log = logging.getLogger("motionwatch.mqtt")
 

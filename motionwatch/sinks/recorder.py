@@ -24,10 +24,10 @@ import numpy as np
 
 from motionwatch.config import EventsConfig, RecordingsConfig
 from motionwatch.diskspace import disk_full, write_problem
-from motionwatch.events import ClipPart, EventEnded, EventFrame, EventStarted, OpenEvent
+from motionwatch.events import ClipPackets, ClipPart, EventEnded, EventFrame, EventStarted, OpenEvent
 from motionwatch.model import iso
 from motionwatch.sinks.clip import EventClip, choose_format
-from motionwatch.sinks.clip_copy import CutClip
+from motionwatch.sinks.clip_remux import PacketClip
 from motionwatch.sinks.runner import Sink
 from motionwatch.store import EVENT_JSON, EventIndex, event_folder, write_atomic, write_json_atomic
 
@@ -65,7 +65,7 @@ class Finish:
     folder: Path
     record: dict
     jpegs: dict[str, bytes]                       # file name -> encoded bytes
-    clip: EventClip | CutClip | None = None
+    clip: EventClip | PacketClip | None = None
 
 
 class Recorder(Sink):
@@ -78,12 +78,9 @@ class Recorder(Sink):
         self.ev = ev
         self.index = index
         self.extra = extra or {}   # per-camera facts for event.json (fps, size, source)
-        # An explicit h264 without ffmpeg is a start-up error; auto and copy never fail, and
-        # are worked out at the first encoded clip (asking ffmpeg costs ~60 ms of CPU,
-        # wasted when every clip is cut from the source file).
-        self._fmt = choose_format(ev.clip_codec) if ev.clip and ev.clip_codec not in ("auto", "copy") else None
+        self._fmt = choose_format(ev.clip_codec)
         self.folders: dict[str, Path] = {}
-        self.clips: dict[str, EventClip | CutClip] = {}
+        self.clips: dict[str, EventClip | PacketClip] = {}
         self.pending: list[Finish] = []
         self.broken: str | None = None    # the error being reported, until writing works again
         self._next_retry = 0.0
@@ -98,6 +95,9 @@ class Recorder(Sink):
                 if len(clip.errors) > clip.reported:
                     clip.reported = len(clip.errors)
                     self._fail(signal.event.id, clip.folder, OSError(0, clip.errors[-1]))
+            return
+        if isinstance(signal, ClipPackets):
+            self._packets(signal)
             return
         if self.pending and time.monotonic() >= self._next_retry:
             self._retry()
@@ -130,19 +130,29 @@ class Recorder(Sink):
                 write_atomic(folder / "first.jpg", encode_jpeg(ev.first.image, self.rec.jpeg_quality))
         except OSError as e:
             self._fail(ev.id, folder, e)
-        if self.ev.clip and ev.cut_from is not None:
-            # Cut from the source file when the event ends: no frames to collect.
-            self.clips[ev.id] = CutClip(folder, ev, ev.cut_from, self.ev)
-        elif self.ev.clip:
-            clip = EventClip(folder, self._encode_format(), ev.clip_fps)
+        if self.ev.clip and s.preroll:
+            clip = EventClip(folder, self._fmt, ev.clip_fps)
             for f in s.preroll:
                 clip.add(f)
             self.clips[ev.id] = clip
 
-    def _encode_format(self) -> str:
-        if self._fmt is None:
-            self._fmt = choose_format(self.ev.clip_codec)
-        return self._fmt
+    def _packets(self, s: ClipPackets) -> None:
+        """A stream-copy clip's packets: the first batch opens the clip, the last ends it."""
+        ev = s.event
+        clip = self.clips.get(ev.id)
+        if clip is None:
+            if not self.ev.clip or ev.id not in self.folders:
+                return
+            clip = PacketClip(self.folders[ev.id], ev, s.template, s.time_base, ev.clip_fps, self.ev.max_seconds)
+            self.clips[ev.id] = clip
+        if not isinstance(clip, PacketClip):
+            return
+        clip.packets(s.packets, s.upto_pts)
+        if s.end_pts is not None:
+            clip.end(s.end_pts, s.at_eof)
+        if len(clip.errors) > clip.reported:
+            clip.reported = len(clip.errors)
+            self._fail(ev.id, clip.folder, OSError(0, clip.errors[-1]))
 
     def _ended(self, s: EventEnded) -> None:
         ev = s.event

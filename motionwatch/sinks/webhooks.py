@@ -25,7 +25,7 @@ from motionwatch.errors import ConfigError
 from motionwatch.events import EventEnded
 from motionwatch.sinks.background import Worker, event_record
 from motionwatch.sinks.runner import Sink
-from motionwatch.sources import _redact
+from motionwatch.source_spec import redact as _redact
 
 log = logging.getLogger("motionwatch.webhooks")
 

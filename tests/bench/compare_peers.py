@@ -10,9 +10,14 @@ against the decode-only baseline measured alongside, because the machine's
 speed (and whoever else is using it) changes from run to run:
 
 * The package is byte-compiled first, as pip does for a normal install.
-* scan (defaults, clips re-encoded with `clip_codec: h264`, clips off): generated H.264 clips (640x480, 1280x720, 1920x1080; textured room,
-  sensor noise, people walking, encoded at IP-camera bitrates) and
-  ../shared/footage/opencv_vtest/vtest.avi. Each tool runs as its own process;
+* decode-only: a PyAV loop that decodes every frame with the scan's decoder
+  settings and reads its Y plane (motionwatch.bench.decode_only).
+* scan (defaults, clips re-encoded with `clip_codec: h264`, clips off,
+  fast_decode off, detection.fps 10 and 5): generated H.264 clips
+  (640x480, 1280x720, 1920x1080; textured room, sensor noise, people walking,
+  encoded at IP-camera bitrates and tagged BT.709 limited range like camera
+  files), the real camera file ../shared/footage/dvrscan_traffic_camera/
+  traffic_camera.mp4 and ../shared/footage/opencv_vtest/vtest.avi. Each tool runs as its own process;
   CPU seconds come from wait4() (the process and the children it waited for,
   e.g. the ffmpeg clip encoder), peak RSS from sampling /proc/PID/status VmHWM.
   Runs are interleaved round by round and the median is reported.
@@ -20,9 +25,13 @@ speed (and whoever else is using it) changes from run to run:
   folder) with its defaults, `-b CNT` and `-df 4`; skipped with a message when
   it cannot be installed.
 * live: `motionwatch run` (defaults, and with clips off) and the `motion`
-  daemon (/usr/bin/motion, outputs and web ports off) reading the same 640x480 source paced at 30 fps, a file
-  and a loopback MJPEG-over-HTTP camera; CPU from /proc/PID/stat over a
-  steady window after warm-up, per 1000 source frames.
+  daemon (/usr/bin/motion, web ports off; movie_output on and off) reading the
+  same 640x480 source paced at 30 fps, an H.264 file and a loopback
+  MJPEG-over-HTTP camera; CPU from /proc/PID/stat over a steady window after
+  warm-up, per 1000 source frames.
+* memory: peak RSS of `motionwatch run` with defaults (clips on, 2 s
+  pre-roll) on a 1080p25 H.264 camera, a looped generated clip served as live
+  MPEG-TS over HTTP on loopback (tests/ts_server.py), with people walking.
 * frame age at decision, dropped frames and capture-loop stalls from the same
   capture loop run in-process on each live source.
 """
@@ -54,13 +63,11 @@ MW = [PY, "-m", "motionwatch"]
 TICK = os.sysconf("SC_CLK_TCK")
 
 DECODE_LOOP = """
-import sys, cv2
-cap = cv2.VideoCapture(sys.argv[1], cv2.CAP_FFMPEG)
-n = 0
-while cap.read()[0]:
-    n += 1
-print(n)
+import sys
+from motionwatch.bench import decode_only
+print(decode_only(sys.argv[1])["frames"])
 """
+TRAFFIC = FOOTAGE / "dvrscan_traffic_camera" / "traffic_camera.mp4"
 
 
 # --- measuring a process -------------------------------------------------------
@@ -147,6 +154,8 @@ def clips(work: Path, seconds: float) -> list[tuple[str, Path, list]]:
             print(f"generating {path.name} ...", flush=True)
             make_clip(path, w, h, seconds, fps=25.0)
         out.append((f"{w}x{h} H.264", path, bench_scene(w, h, seconds, 25.0).truth()))
+    if TRAFFIC.exists():
+        out.append(("traffic_camera.mp4 1280x720", TRAFFIC, None))
     if VTEST.exists():
         out.append(("vtest.avi 768x576", VTEST, None))
     else:
@@ -155,7 +164,7 @@ def clips(work: Path, seconds: float) -> list[tuple[str, Path, list]]:
 
 
 def frame_count(path: Path) -> int:
-    r = subprocess.run([PY, "-c", DECODE_LOOP, str(path)], capture_output=True, text=True, check=True)
+    r = subprocess.run([PY, "-c", DECODE_LOOP, str(path)], capture_output=True, text=True, check=True, cwd=str(REPO))
     return int(r.stdout.strip().splitlines()[-1])
 
 
@@ -177,8 +186,10 @@ def dvr_scan_bin(work: Path) -> Path | None:
     return exe if exe.exists() else None
 
 
-def tool_commands(dvr: Path | None, noclip_cfg: Path, encode_cfg: Path) -> dict:
+def tool_commands(dvr: Path | None, noclip_cfg: Path, encode_cfg: Path, extra: dict[str, Path]) -> dict:
     """name -> function(path, outdir) -> argv."""
+    def with_config(cfg: Path):
+        return lambda p, o: MW + ["scan", str(p), "--recordings", str(o), "--no-progress", "-q", "--config", str(cfg)]
     tools = {
         "decode-only": lambda p, o: [PY, "-c", DECODE_LOOP, str(p)],
         "motionwatch scan": lambda p, o: MW + ["scan", str(p), "--recordings", str(o), "--no-progress", "-q"],
@@ -189,6 +200,7 @@ def tool_commands(dvr: Path | None, noclip_cfg: Path, encode_cfg: Path) -> dict:
         "motionwatch scan, clips off, --detect-every 3": lambda p, o: MW + [
             "scan", str(p), "--recordings", str(o), "--no-progress", "-q", "--config", str(noclip_cfg),
             "--detect-every", "3"],
+        **{f"motionwatch scan, {name}": with_config(cfg) for name, cfg in extra.items()},
     }
     if dvr is not None:
         tools["dvr-scan (defaults)"] = lambda p, o: [str(dvr), "-i", str(p), "-d", str(o), "-q"]
@@ -225,14 +237,22 @@ def score(events, truth) -> str:
 
 # --- the scan table -------------------------------------------------------------------
 
-def scan_table(work: Path, rounds: int, seconds: float, dvr: Path | None) -> list[dict]:
+def scan_table(work: Path, rounds: int, seconds: float, dvr: Path | None, only: list[str] | None = None) -> list[dict]:
     noclip = work / "noclip.yaml"
     noclip.write_text("events:\n  clip: false\n")
     encode = work / "encode.yaml"
     encode.write_text("events:\n  clip_codec: h264\n")
-    tools = tool_commands(dvr, noclip, encode)
+    extra = {}
+    for name, text in (("fast_decode off", "detection:\n  fast_decode: false\n"),
+                       ("detection.fps 10", "detection:\n  fps: 10\n"),
+                       ("detection.fps 5", "detection:\n  fps: 5\n")):
+        extra[name] = work / f"{name.replace(' ', '-')}.yaml"
+        extra[name].write_text(text)
+    tools = tool_commands(dvr, noclip, encode, extra)
     rows = []
     for label, path, truth in clips(work, seconds):
+        if only and not any(word in label for word in only):
+            continue
         n = frame_count(path)
         runs: dict[str, list[dict]] = {t: [] for t in tools}
         evs: dict[str, str] = {}
@@ -241,7 +261,7 @@ def scan_table(work: Path, rounds: int, seconds: float, dvr: Path | None) -> lis
             for tool in order:
                 outdir = Path(tempfile.mkdtemp(prefix="mw-out-", dir=work))
                 try:
-                    res = run_measured(tools[tool](path, outdir))
+                    res = run_measured(tools[tool](path, outdir), cwd=str(REPO))
                 except RuntimeError as e:
                     print(f"  {tool} failed on {label}: {e}", flush=True)
                     continue
@@ -279,7 +299,8 @@ framerate 30
 width 640
 height 480
 picture_output off
-movie_output off
+movie_output {movie}
+movie_codec mp4
 webcontrol_port 0
 stream_port 0
 """
@@ -330,31 +351,36 @@ def live_table(work: Path, rounds: int, window: float) -> list[dict]:
                    "MJPEG/HTTP 640x480@30": (url, url)}
         for label, (mw_src, motion_src) in sources.items():
             out = Path(tempfile.mkdtemp(prefix="mw-live-", dir=work))
-            conf = out / "motion.conf"
-            conf.write_text(MOTION_CONF.format(out=out, url=motion_src))
+            conf, conf_rec = out / "motion.conf", out / "motion-rec.conf"
+            conf.write_text(MOTION_CONF.format(out=out, url=motion_src, movie="off"))
+            conf_rec.write_text(MOTION_CONF.format(out=out, url=motion_src, movie="on"))
             tools = {
                 "motionwatch run (defaults)": MW + ["run", "--source", mw_src, "--recordings", str(out / "mwd"), "-q"],
                 "motionwatch run, clips off": MW + ["run", "--source", mw_src, "--recordings", str(out / "mw"),
                                                     "--config", str(noclip), "-q"],
                 "motion": ["/usr/bin/motion", "-n", "-c", str(conf)],
+                "motion, movie_output on": ["/usr/bin/motion", "-n", "-c", str(conf_rec)],
             }
             runs: dict[str, list[float]] = {t: [] for t in tools}
             for r in range(rounds):
                 for tool in (tools if r % 2 == 0 else reversed(list(tools))):
-                    if tool == "motion" and not Path("/usr/bin/motion").exists():
+                    if tool.startswith("motion") and not tool.startswith("motionwatch") \
+                            and not Path("/usr/bin/motion").exists():
                         continue
                     try:
-                        v = live_cpu(tools[tool], 4.0, window)
+                        v = live_cpu(tools[tool], 4.0, window, cwd=str(REPO))
                     except RuntimeError as e:
                         print(f"  {tool} on {label}: {e}", flush=True)
                         continue
                     runs[tool].append(v)
                     print(f"  {label:22s} round {r + 1}: {tool:16s} {v:5.2f} CPU s / 1000 frames", flush=True)
-            base = statistics.median(runs["motion"]) if runs["motion"] else None
             probe = in_process_probe(mw_src, min(window, 15.0))
             for tool, vs in runs.items():
                 if vs:
                     med = statistics.median(vs)
+                    # Recording on is compared with motion recording on, recording off with off.
+                    peer = runs["motion, movie_output on" if "defaults" in tool or "movie" in tool else "motion"]
+                    base = statistics.median(peer) if peer else None
                     rows.append({"source": label, "tool": tool, "cpu_per_1000": med,
                                  "ratio": med / base if base else None,
                                  **(probe if tool == "motionwatch run, clips off" else {})})
@@ -364,6 +390,42 @@ def live_table(work: Path, rounds: int, window: float) -> list[dict]:
         server.terminate()
         server.wait(timeout=10)
     return rows
+
+
+def memory_row(work: Path, seconds: float) -> dict:
+    """Peak RSS of `run` (defaults) on a live 1080p25 H.264 camera served as MPEG-TS over HTTP."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from ts_server import TsServer
+    mp4 = work / "live-1920x1080-25fps.mp4"
+    if not mp4.exists():
+        print(f"generating {mp4.name} ...", flush=True)
+        make_clip(mp4, 1920, 1080, 20.0, fps=25.0)
+    ts = mp4.with_suffix(".ts")
+    if not ts.exists():
+        import av
+        with av.open(str(mp4)) as src, av.open(str(ts), "w", format="mpegts") as dst:
+            out = dst.add_stream_from_template(src.streams.video[0])
+            for pkt in src.demux(video=0):
+                if pkt.size:
+                    pkt.stream = out
+                    dst.mux(pkt)
+    server = TsServer(ts, 20.0, loops=max(1, round(seconds / 20.0)))
+    out = Path(tempfile.mkdtemp(prefix="mw-mem-", dir=work))
+    try:
+        proc = subprocess.Popen(MW + ["run", "--source", server.url, "--recordings", str(out / "rec"), "-q"],
+                                cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sampler = RssSampler(proc.pid)
+        sampler.start()
+        time.sleep(seconds)
+        proc.terminate()
+        proc.wait(30)
+        sampler.done.set()
+        events = len(list((out / "rec").rglob("event.json")))
+        clips = len(list((out / "rec").rglob("clip-*.mp4")))
+        return {"peak_mb": sampler.peak / 2**20, "events": events, "clips": clips, "seconds": seconds}
+    finally:
+        server.close()
+        shutil.rmtree(out, ignore_errors=True)
 
 
 PROBE = """
@@ -407,12 +469,14 @@ def machine() -> str:
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
+    import av
     import cv2
     return (f"{cpu}, {os.cpu_count()} cores, Python {sys.version.split()[0]}, OpenCV {cv2.__version__}, "
+            f"PyAV {av.__version__}, "
             f"load average at start {os.getloadavg()[0]:.1f}")
 
 
-def report(scan_rows: list[dict], live_rows: list[dict], header: str) -> str:
+def report(scan_rows: list[dict], live_rows: list[dict], header: str, memory: dict | None = None) -> str:
     lines = [header, "", "| clip | tool | CPU ms/frame | × decode CPU | frames/s | × decode fps | peak RSS "
              "| RSS growth | events |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in scan_rows:
@@ -440,6 +504,10 @@ def report(scan_rows: list[dict], live_rows: list[dict], header: str) -> str:
             age = (f"{r['age_ms_median']:.1f} / {r['age_ms_p99']:.1f} ms" if "age_ms_median" in r else "-")
             lines.append(f"| {r['source']} | {r['tool']} | {r['cpu_per_1000']:.2f} | {ratio} | {age} | "
                          f"{r.get('dropped', '-')} | {r.get('stalls', '-')} |")
+    if memory:
+        lines += ["", f"Live 1080p25 H.264 camera (MPEG-TS over HTTP, {memory['seconds']:g} s, defaults: clips on, "
+                  f"2 s pre-roll): peak RSS {memory['peak_mb']:.0f} MB; {memory['events']} event(s), "
+                  f"{memory['clips']} clip file(s)."]
     return "\n".join(lines)
 
 
@@ -454,6 +522,9 @@ def main() -> int:
     ap.add_argument("--skip-dvr", action="store_true")
     ap.add_argument("--skip-scan", action="store_true")
     ap.add_argument("--skip-live", action="store_true")
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--only", nargs="+", metavar="WORD", help="scan only the clips whose label has one of these words")
+    ap.add_argument("--memory-seconds", type=float, default=40.0)
     ap.add_argument("--out", help="also write the table (markdown) to this file")
     a = ap.parse_args()
     if a.quick:
@@ -467,9 +538,10 @@ def main() -> int:
              f"medians of {a.rounds} interleaved round(s)."
     print(header, flush=True)
     dvr = None if a.skip_dvr or a.skip_scan else dvr_scan_bin(work)
-    scan_rows = [] if a.skip_scan else scan_table(work, a.rounds, a.seconds, dvr)
+    scan_rows = [] if a.skip_scan else scan_table(work, a.rounds, a.seconds, dvr, a.only)
     live_rows = [] if a.skip_live else live_table(work, a.rounds, a.live_window)
-    text = report(scan_rows, live_rows, header)
+    memory = None if a.skip_memory else memory_row(work, a.memory_seconds)
+    text = report(scan_rows, live_rows, header, memory)
     print()
     print(text)
     if a.out:

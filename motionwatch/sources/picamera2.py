@@ -15,7 +15,7 @@ import logging
 import re
 
 from motionwatch.errors import SourceError
-from motionwatch.sources import LiveSource
+from motionwatch.sources.base import LiveSource, SourceOptions
 
 log = logging.getLogger("motionwatch.picamera")
 
@@ -46,8 +46,8 @@ def lores_size(main: tuple[int, int], width: int = LORES_WIDTH) -> tuple[int, in
 class PicameraSource(LiveSource):
     kind = "Pi camera"
 
-    def __init__(self, spec: str):
-        super().__init__(spec)
+    def __init__(self, spec: str, options: SourceOptions | None = None):
+        super().__init__(spec, options)
         self.number, self.main_size = parse_spec(spec)
         self.lores = lores_size(self.main_size)
 

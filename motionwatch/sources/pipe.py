@@ -24,7 +24,7 @@ import numpy as np
 
 from motionwatch.errors import SourceError
 from motionwatch.jpeg_frame import JpegFrames
-from motionwatch.sources import OPEN_TIMEOUT_MS, LiveSource
+from motionwatch.sources.base import OPEN_TIMEOUT_MS, LiveSource, SourceOptions
 
 log = logging.getLogger("motionwatch.pipe")
 
@@ -133,8 +133,9 @@ class PipeSource(JpegFrames, LiveSource):
 
     kind = "pipe"
 
-    def __init__(self, spec: str):
-        super().__init__(spec)
+    def __init__(self, spec: str, options: SourceOptions | None = None):
+        super().__init__(spec, options)
+        self.detect_width = self.options.detect_width
         self.command = spec[len("pipe:"):].strip()
         try:
             self.argv = shlex.split(self.command)

@@ -29,7 +29,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from motionwatch.errors import SourceError
 from motionwatch.jpeg_frame import JpegFrames
-from motionwatch.sources import READ_TIMEOUT_MS, LiveSource, _redact, _sane_fps
+from motionwatch.sources.base import READ_TIMEOUT_MS, LiveSource, SourceOptions, _redact, _sane_fps
 
 log = logging.getLogger("motionwatch")
 
@@ -259,8 +259,10 @@ class MjpegSource(JpegFrames, LiveSource):
 
     kind = "stream"
 
-    def __init__(self, spec: str, timeout: float | None = None, first: HttpStream | None = None):
-        super().__init__(spec)
+    def __init__(self, spec: str, timeout: float | None = None, first: HttpStream | None = None,
+                 options: SourceOptions | None = None):
+        super().__init__(spec, options)
+        self.detect_width = self.options.detect_width
         self._timeout_s = timeout or READ_TIMEOUT_MS / 1000
         self._first = first
         self._stream: HttpStream | None = None
@@ -321,13 +323,26 @@ class MjpegSource(JpegFrames, LiveSource):
         return f"{self.kind} {_redact(self.spec)}"
 
 
-def probe(spec: str, timeout: float | None) -> MjpegSource | None:
-    """An MjpegSource (not yet opened) on the connection this GET opened when the URL
-    serves multipart/x-mixed-replace; None for anything else (a video file or HLS over
-    HTTP, a single JPEG, Digest auth), which FFmpeg reads as before."""
+# Answers that are certainly no video stream: said at once, not after FFmpeg has tried.
+# (text/plain is left to FFmpeg: some servers send HLS playlists as text.)
+NOT_VIDEO = ("text/html", "application/json", "application/xhtml", "image/")
+
+
+def probe(spec: str, timeout: float | None, options: SourceOptions | None = None
+          ) -> tuple[MjpegSource | None, str]:
+    """(an MjpegSource not yet opened on the connection this GET opened, when the URL
+    serves multipart/x-mixed-replace; else None, and what the server answered, e.g.
+    "HTTP 200, Content-Type text/html", for FFmpeg's failure message). A web page or
+    a single picture is refused here with what came back."""
     t = timeout or READ_TIMEOUT_MS / 1000
     stream = open_http(spec, t)
-    if stream.resp.status == 200 and stream.is_mjpeg():
-        return MjpegSource(spec, timeout=t, first=stream)
+    status, ctype = stream.resp.status, stream.content_type
+    if status == 200 and stream.is_mjpeg():
+        return MjpegSource(spec, timeout=t, first=stream, options=options), ""
     stream.close()
-    return None
+    answer = f"HTTP {status} {stream.resp.reason}".rstrip() + f", Content-Type {ctype or 'none'}"
+    if status == 200 and ctype.lower().startswith(NOT_VIDEO):
+        raise SourceError(f"{_redact(spec)}: cannot open stream: the server answered {answer}, which is no "
+                          "video stream (allowed: MJPEG multipart/x-mixed-replace, MPEG-TS, HLS, MP4 "
+                          "and other video FFmpeg reads)")
+    return None, answer

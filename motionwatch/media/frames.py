@@ -1,0 +1,81 @@
+"""Decoded frames: the Y plane as a view for detection, colour only when asked.
+
+A decoded picture's rows are `line_size` bytes apart (FFmpeg pads them for
+SIMD), so the plane is viewed as (height, line_size) and sliced to the width:
+no copy, no conversion. Formats without an 8-bit luma plane (10-bit, RGB,
+paletted) are converted to grey once, by swscale.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import av
+import numpy as np
+
+from motionwatch.model import Frame
+
+# Pixel formats whose first plane is 8-bit luma, one byte per pixel.
+LUMA_FIRST = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p",
+                        "yuv440p", "yuvj440p", "yuv411p", "yuv410p", "nv12", "nv21", "nv16", "gray"})
+# Limited (tv) range Y 16..235 stretched to 0..255, so thresholds mean the same as on a
+# full-range JPEG or BGR picture: (scale, offset) for cv2.convertScaleAbs.
+TV_TO_FULL = (255 / 219, -16 * 255 / 219)
+
+
+def luma_view(frame: av.VideoFrame) -> np.ndarray:
+    """The frame's Y plane (height x width, uint8) as a view of the decoder's buffer."""
+    if frame.format.name in LUMA_FIRST:
+        plane = frame.planes[0]
+        rows = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
+        return rows[:, :frame.width]
+    return frame.to_ndarray(format="gray")
+
+
+def is_full_range(frame: av.VideoFrame) -> bool:
+    return frame.color_range == 2 or frame.format.name.startswith("yuvj")
+
+
+class AvFrame(Frame):
+    """A decoded frame: `gray` is its Y plane (a view), `image` BGR made on first use.
+
+    The frame holds its `av.VideoFrame` by reference, so a frame kept as an
+    event's first or best picture costs one decoded picture and no conversion
+    until it is saved. `redecode` (when set) gives a full-quality decode of the
+    same frame, for sources that analyse with a cheaper decode
+    (detection.fast_decode); it is asked only for the saved picture.
+    """
+
+    __slots__ = ("_bgr", "av_frame", "pts", "redecode")
+
+    def __init__(self, av_frame: av.VideoFrame, index: int, ts: float, wall: float,
+                 redecode: Callable[[int], av.VideoFrame | None] | None = None):
+        Frame.__init__(self, None, index, ts, wall, luma_view(av_frame))
+        self.av_frame = av_frame
+        self.pts = av_frame.pts
+        self.redecode = redecode
+
+    @property
+    def image(self) -> np.ndarray:
+        if self._bgr is None:
+            self._bgr = self.full_quality().to_ndarray(format="bgr24")
+        return self._bgr
+
+    @image.setter
+    def image(self, value) -> None:
+        self._bgr = value
+
+    def full_quality(self) -> av.VideoFrame:
+        if self.redecode is not None and self.pts is not None:
+            again = self.redecode(self.pts)
+            self.redecode = None
+            if again is not None:
+                self.av_frame = again
+        return self.av_frame
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.av_frame.width, self.av_frame.height
+
+    def __repr__(self) -> str:
+        return f"AvFrame(index={self.index}, ts={self.ts:.3f}, pts={self.pts}, size={self.size})"

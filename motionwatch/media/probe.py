@@ -1,0 +1,52 @@
+"""A video stream's facts, and opening an input with FFmpeg's options."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+
+# Codecs an MP4 clip can carry as the source's own packets (stream copy).
+COPY_CODECS = frozenset({"h264", "hevc"})
+# FFmpeg's own log lines would repeat our one-line messages for every retry of a
+# dead camera; AV_LOG_QUIET unless the user asks for them.
+if not os.environ.get("MOTIONWATCH_FFMPEG_LOG"):
+    av.logging.set_level(None)
+
+
+@dataclass(frozen=True)
+class StreamFacts:
+    codec: str
+    width: int
+    height: int
+    fps: float              # 0.0 when the stream does not say
+    time_base: Fraction
+    frames: int             # 0 when unknown
+    duration_s: float       # 0.0 when unknown (live)
+    start_pts: int
+    full_range: bool        # pc (JPEG) range: the Y plane spans 0..255
+
+    @property
+    def copyable(self) -> bool:
+        return self.codec in COPY_CODECS
+
+
+def sane_fps(fps: float | None, unknown: float = 0.0) -> float:
+    """The rate a container or driver reports, or `unknown` when it is missing or absurd."""
+    return float(fps) if fps and 0.5 <= fps <= 240 else unknown
+
+
+def facts(stream: av.video.stream.VideoStream) -> StreamFacts:
+    cc = stream.codec_context
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    tb = stream.time_base or Fraction(1, 90000)
+    duration = float(stream.duration * tb) if stream.duration else 0.0
+    if not duration and stream.container.duration:
+        duration = stream.container.duration / av.time_base
+    return StreamFacts(
+        codec=cc.name, width=cc.width, height=cc.height, fps=sane_fps(float(rate) if rate else 0.0),
+        time_base=Fraction(tb), frames=max(0, stream.frames or 0), duration_s=duration,
+        start_pts=stream.start_time or 0,
+        full_range=cc.color_range == 2 or (cc.format is not None and cc.format.name.startswith("yuvj")))

@@ -1,0 +1,100 @@
+"""The compressed pre-roll: a ring of a stream's packets, from the keyframe
+before the pre-roll starts to the newest packet.
+
+It costs the stream's bitrate times the seconds it keeps (a 1080p camera at
+4 Mbit/s: 1 MB for 2 s), where decoded frames would cost 3 MB each. The
+demuxing thread pushes; the capture loop takes packet ranges out for clips.
+While an event is open the ring is pinned at the event's first packet, so
+nothing the clip still needs is dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+
+
+@dataclass(frozen=True)
+class Packet:
+    """One compressed picture: its bytes stay in the demuxer's buffer (`data`)."""
+
+    seq: int            # position in decode order since the ring began
+    pts: int
+    dts: int | None
+    key: bool
+    duration: int
+    data: av.Packet
+
+
+class PacketRing:
+    """Packets in decode order, trimmed to `keep` seconds of presentation time
+    back from the newest (whole GOPs: the trim stops at a keyframe)."""
+
+    def __init__(self, time_base: Fraction, keep_s: float):
+        self.time_base = time_base
+        self.keep = int(keep_s / time_base)
+        self._items: deque[Packet] = deque()
+        self._keys: deque[Packet] = deque()    # the keyframes among them, oldest first
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._newest = None     # highest pts seen
+        self._pin: int | None = None    # lowest seq that must stay (an open clip)
+
+    def push(self, pkt: av.Packet) -> None:
+        if pkt.pts is None or pkt.size == 0:
+            return   # flush packets and ones without a time cannot be placed in a clip
+        item = Packet(self._seq, pkt.pts, pkt.dts, bool(pkt.is_keyframe), pkt.duration or 0, pkt)
+        with self._lock:
+            self._seq += 1
+            self._items.append(item)
+            if item.key:
+                self._keys.append(item)
+            if self._newest is None or item.pts > self._newest:
+                self._newest = item.pts
+            self._trim()
+
+    def _trim(self) -> None:
+        horizon = self._newest - self.keep
+        items, keys = self._items, self._keys
+        # Drop what precedes the second keyframe only when that keyframe is itself
+        # before the horizon: the ring always starts on a keyframe at or before it.
+        while len(keys) >= 2 and keys[1].pts <= horizon and (self._pin is None or keys[1].seq <= self._pin):
+            keys.popleft()
+            while items[0].seq < keys[0].seq:
+                items.popleft()
+
+    def since(self, pts: int) -> list[Packet]:
+        """Packets from the last keyframe shown at or before `pts` (the oldest keyframe if none is)."""
+        with self._lock:
+            items = list(self._items)
+        start = 0
+        for i, p in enumerate(items):
+            if p.key and p.pts <= pts:
+                start = i
+        while start < len(items) and not items[start].key:
+            start += 1
+        return items[start:]
+
+    def after(self, seq: int) -> list[Packet]:
+        """Packets pushed after the one numbered `seq`."""
+        with self._lock:
+            return [p for p in self._items if p.seq > seq]
+
+    def pin(self, seq: int | None) -> None:
+        """Keep every packet from `seq` on (None: let the ring trim again)."""
+        with self._lock:
+            self._pin = seq
+            if seq is None and self._newest is not None:
+                self._trim()
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(p.data.size for p in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)

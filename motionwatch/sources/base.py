@@ -1,0 +1,251 @@
+"""What every frame source shares: typed open options and stats, the live reader thread.
+
+File sources in `scan` mode return every frame in order as fast as they decode;
+everything else is live: a reader thread keeps only the newest frame so the
+detector never falls behind the camera, and counts what it had to drop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from motionwatch.errors import SourceError
+from motionwatch.media.probe import sane_fps as _sane_fps  # noqa: F401  (backends import it from here)
+from motionwatch.model import Frame
+from motionwatch.source_spec import URL_SCHEMES, _is_index, redact as _redact, source_kind  # noqa: F401
+
+log = logging.getLogger("motionwatch")
+
+# Open/read timeouts for network streams, so a dead camera cannot hang the loop
+# (the camera's timeout_seconds replaces them when given).
+OPEN_TIMEOUT_MS = 10000
+READ_TIMEOUT_MS = 10000
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts",
+                  ".mjpeg", ".mjpg", ".wmv", ".flv", ".3gp", ".h264", ".264", ".hevc"}
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """What the capture loop tells a source when it opens it."""
+
+    scan: bool = False                  # a file read as fast as it decodes (else paced / live)
+    start_wall: float | None = None     # epoch time of a file's first frame (None: mtime - length)
+    timeout: float | None = None        # seconds a network stream may take to open or give a frame
+    cancel: threading.Event | None = None   # set: a waiting read() returns at once
+    detect_width: int = 320             # JPEG sources decode their grey about this wide
+    packet_seconds: float = 0.0         # keep this much compressed video for stream-copy clips (0: none)
+    copy_codecs: frozenset = frozenset()    # ... when the source's codec is one of these
+    copy_max_width: int = 0             # ... and its picture no wider than this (0: any width)
+    fast_decode: bool = False           # analyse a cheaper decode (skip_loop_filter); saved frames are decoded fully
+
+
+@dataclass(frozen=True)
+class SourceStats:
+    """What a source counted, for the status page and `scan`'s damage report."""
+
+    frames_read: int = 0
+    dropped: int = 0
+    decode_failures: int = 0     # damaged frames skipped (files)
+    missing_at_end: int = 0      # frames the container promised but never came (a truncated file)
+    total_frames: int = 0        # files only; 0 when unknown
+    ended: bool = False          # a live stream ended (rather than went silent)
+    error: str | None = None     # why it ended, when it said
+
+
+class FrameSource:
+    """What every source offers. `read()` returns the next Frame, or None when
+    the source has ended (files) or gave nothing for `timeout` seconds (live)."""
+
+    kind = "source"
+    live = True
+
+    def __init__(self, spec: str, options: SourceOptions | None = None):
+        self.spec = spec
+        self.options = options or SourceOptions()
+        self.fps = 0.0
+        self.size: tuple[int, int] | None = None
+        self.frames_read = 0
+        self.dropped = 0
+        self.total_frames = 0  # files only; 0 when unknown
+        # The compressed packet ring (media.ring.PacketRing) when clips are stream copies,
+        # and the av stream the clip muxer takes its codec parameters from.
+        self.packets = None
+        self.template = None
+        # (scale, offset) from the frames' `gray` to full-range grey levels, for
+        # limited-range (tv) video; None when `gray` is full range already.
+        self.luma_levels: tuple[float, float] | None = None
+        self.codec: str | None = None    # the compressed video's codec, when the source has one
+
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def read(self, timeout: float = 10.0) -> Frame | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def stats(self) -> SourceStats:
+        return SourceStats(frames_read=self.frames_read, dropped=self.dropped, total_frames=self.total_frames)
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.spec}"
+
+
+# --- live sources ------------------------------------------------------------
+
+# A reader thread that has not returned this long after close() is left behind
+# (it is a daemon and releases its capture when the driver lets go); at most
+# MAX_STUCK_READERS such threads per source before reconnects wait for them,
+# so a driver that never returns cannot leak threads and sockets without bound.
+CLOSE_WAIT_S = 2.0
+MAX_STUCK_READERS = 3
+MAX_CAMERA_INDEX = 9999
+
+
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):  # a NUL byte or an over-long name is no file either
+        return False
+
+
+class LiveSource(FrameSource):
+    """A reader thread grabs continuously; `read()` hands out the newest frame.
+
+    Each `open()` starts a new connection with its own reader thread and stop
+    flag. Subclasses implement `_connect()` (may return a handle that the reader
+    owns), `_grab()` or `_grab_from(handle)`, and optionally `_release(handle)`
+    (runs on the reader thread once it has stopped reading, so a capture is
+    never released under a blocked read) and `_disconnect()` (runs on the
+    closing thread to unblock the reader, e.g. kill a child process).
+    """
+
+    def __init__(self, spec: str, options: SourceOptions | None = None):
+        super().__init__(spec, options)
+        self._cond = threading.Condition()
+        self._latest: np.ndarray | None = None
+        self._latest_mono = 0.0
+        self._seq = 0
+        self._taken = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stuck: list[threading.Thread] = []
+        self._t0: float | None = None
+        self.ended = False
+        self.error: str | None = None
+
+    def open(self) -> None:
+        self._stuck = [t for t in self._stuck if t.is_alive()]
+        if len(self._stuck) >= MAX_STUCK_READERS:
+            raise SourceError(f"{self.describe()}: {len(self._stuck)} earlier connections are still stuck "
+                              "in the driver; not opening another until they let go")
+        stop = threading.Event()
+        with self._cond:
+            self._stop = stop
+            self._seq = self._taken = 0
+            self._latest = None
+            self.ended = False
+            self.error = None
+        handle = self._connect()
+        self._thread = threading.Thread(target=self._run, args=(stop, handle), name=f"grab-{self.kind}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _connect(self):
+        raise NotImplementedError
+
+    def _grab(self) -> np.ndarray | None:
+        """Block for the next picture; None means the source has gone."""
+        raise NotImplementedError
+
+    def _grab_from(self, handle) -> np.ndarray | None:
+        return self._grab()
+
+    def _release(self, handle) -> None:
+        pass
+
+    def _disconnect(self) -> None:
+        pass
+
+    def _run(self, stop: threading.Event, handle) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    img = self._grab_from(handle)
+                except Exception as e:  # a driver error must end the stream, not the process
+                    with self._cond:
+                        if self._stop is stop:
+                            self.error = str(e) or type(e).__name__
+                    img = None
+                if img is None:
+                    break
+                with self._cond:
+                    if stop.is_set():   # closed while we were blocked: this frame is stale
+                        break
+                    if self._seq > self._taken:
+                        self.dropped += 1
+                    self._latest = img
+                    self._latest_mono = time.monotonic()
+                    self._seq += 1
+                    self._cond.notify_all()
+        finally:
+            try:
+                self._release(handle)
+            except Exception:
+                pass  # releasing a dead device may fail; there is nothing left to do with it
+            with self._cond:
+                if self._stop is stop:
+                    self.ended = True
+                    self._cond.notify_all()
+
+    def read(self, timeout: float = 10.0) -> Frame | None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._seq == self._taken and not self.ended:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._stop.is_set() or (self.options.cancel is not None and self.options.cancel.is_set()):
+                    return None
+                self._cond.wait(min(left, 0.25))
+            if self._seq == self._taken:
+                return None
+            img, mono = self._latest, self._latest_mono
+            self._taken = self._seq
+        now_wall = time.time() - (time.monotonic() - mono)
+        if self._t0 is None:
+            self._t0 = mono
+        i = self.frames_read
+        self.frames_read += 1
+        return self._frame(img, i, mono - self._t0, now_wall)
+
+    def _frame(self, item, index: int, ts: float, wall: float) -> Frame:
+        """The Frame for what the reader grabbed; runs on the caller's thread, so a
+        subclass can leave decoding until here and never pay for dropped frames."""
+        return Frame(item, index, ts, wall)
+
+    def close(self) -> None:
+        with self._cond:
+            self._stop.set()
+            self._cond.notify_all()
+        self._disconnect()
+        thread, self._thread = self._thread, None
+        if thread is None or thread is threading.current_thread():
+            return
+        thread.join(CLOSE_WAIT_S)
+        if thread.is_alive():
+            self._stuck.append(thread)
+            log.warning("%s: the reader is stuck in the driver; leaving it behind (%d stuck)",
+                        self.describe(), len(self._stuck))
+
+    def stats(self) -> SourceStats:
+        return SourceStats(frames_read=self.frames_read, dropped=self.dropped, ended=self.ended, error=self.error)
+
+    @property
+    def stuck_readers(self) -> int:
+        return sum(t.is_alive() for t in self._stuck)

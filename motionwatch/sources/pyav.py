@@ -1,0 +1,318 @@
+"""Everything FFmpeg opens, through PyAV: video files, stream URLs (rtsp://, HTTP
+MPEG-TS, HLS, ...) and V4L2 cameras (/dev/videoN, N).
+
+Frames are `AvFrame`s: detection reads the decoder's Y plane as a view, colour
+is made only for the frames that are saved. When clips are stream copies the
+demuxed packets also go into the packet ring (`self.packets`), on the thread
+that demuxes, before they are decoded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import av
+
+from motionwatch.errors import SourceError
+from motionwatch.media.frames import TV_TO_FULL, AvFrame
+from motionwatch.media.probe import facts
+from motionwatch.media.remux import CodecTemplate
+from motionwatch.media.ring import PacketRing
+from motionwatch.sources.base import (MAX_CAMERA_INDEX, READ_TIMEOUT_MS, FrameSource, LiveSource,
+                                      SourceOptions, SourceStats, _exists, _is_index, _redact)
+
+log = logging.getLogger("motionwatch")
+
+# Consecutive undecodable packets after which a file counts as ended.
+MAX_BAD_IN_ROW = 250
+# Decoder threads. Paced and live decoding has a frame interval to spare: one thread
+# costs less CPU than FFmpeg's threads waking for each frame. In `scan` FFmpeg's
+# frame threads decode the next frames while Python detects on this one.
+PACED_DECODER_THREADS = 1
+SCAN_DECODER_THREADS = min(2, os.cpu_count() or 1)
+# Codecs whose decode detection.fast_decode makes cheaper (skip_loop_filter).
+FAST_DECODE_CODECS = frozenset({"h264", "hevc"})
+# The ring keeps this much more than the pre-roll: the motion streak before the
+# trigger (min_frames) and the frames decoded but not yet analysed.
+RING_SLACK_S = 2.0
+
+
+def decoder(stream, threads: int, fast: bool) -> None:
+    """Set the stream's decoder up before its first packet."""
+    cc = stream.codec_context
+    cc.thread_count = threads
+    cc.thread_type = "FRAME" if threads > 1 else "SLICE"
+    if fast:
+        # The deblocking filter is a quarter of H.264's decode time; detection at
+        # 320 px cannot tell. Saved frames are decoded again without it.
+        cc.options = {**cc.options, "skip_loop_filter": "all"}
+
+
+def copies(f, options: SourceOptions) -> bool:
+    """Whether clips of this stream are stream copies (then the source keeps a packet ring)."""
+    return f.codec in options.copy_codecs and not (options.copy_max_width and f.width > options.copy_max_width)
+
+
+def _why(e: Exception) -> str:
+    text = getattr(e, "strerror", None) or str(e) or type(e).__name__
+    return text.rstrip(".").lower() if text[:1].isupper() and not text[:2].isupper() else text.rstrip(".")
+
+
+def open_input(spec: str, target: str, fmt: str | None, options: dict, timeout: float | None):
+    """(container, video stream) or SourceError naming what failed."""
+    try:
+        container = av.open(target, format=fmt, options=options,
+                            timeout=(timeout, timeout) if timeout else None)
+    except av.FFmpegError as e:
+        raise SourceError(f"{_redact(spec)}: cannot open it: {_why(e)}") from None
+    if not container.streams.video:
+        container.close()
+        raise SourceError(f"{_redact(spec)}: has no video stream")
+    return container, container.streams.video[0]
+
+
+class AvFileSource(FrameSource):
+    """A video file; paced (`run`) plays it at its own frame rate like a camera,
+    otherwise (`scan`) every frame is returned in order as fast as it decodes."""
+
+    kind = "video file"
+
+    def __init__(self, spec: str, options: SourceOptions | None = None):
+        super().__init__(spec, options)
+        self.live = False
+        self.paced = not self.options.scan
+        self.start_wall = self.options.start_wall
+        self.decode_failures = 0
+        self.container = None
+        self.stream = None
+        self._frames = None
+        self._t0 = 0.0
+        self._again = None    # a second decoder for full-quality saved frames (fast_decode)
+        self._again_lock = threading.Lock()   # saved frames are converted on the sink thread
+        self._fast = False
+        self._closed = False
+
+    def open(self) -> None:
+        path = Path(self.spec)
+        if not _exists(self.spec):
+            raise SourceError(f"{_redact(self.spec)}: no such file (tried it as a video file; "
+                              "sources are a camera index, /dev/videoN, a URL, a file, pipe:COMMAND or demo)")
+        if path.is_dir():
+            raise SourceError(f"{_redact(self.spec)}: is a folder, not a video file")
+        if not os.access(path, os.R_OK):
+            raise SourceError(f"{_redact(self.spec)}: permission denied")
+        if not path.is_file():
+            raise SourceError(f"{_redact(self.spec)}: is not a regular file (a FIFO or device); "
+                              "scan reads video files")
+        try:
+            self.container, self.stream = open_input(self.spec, str(path), None, {}, None)
+        except SourceError:
+            raise SourceError(f"{_redact(self.spec)}: cannot read any video from it: not a video, or "
+                              "damaged (an MP4 cut off while recording has no index)") from None
+        f = facts(self.stream)
+        self.fps = f.fps or 25.0
+        self.total_frames = f.frames or (round(f.duration_s * self.fps) if f.duration_s else 0)
+        self.size = (f.width, f.height) if f.width and f.height else None
+        if self.start_wall is None:
+            # Best guess at when the recording began: its mtime minus its length.
+            length = self.total_frames / self.fps if self.total_frames else 0.0
+            self.start_wall = path.stat().st_mtime - length
+        self._fast = self.options.fast_decode and f.codec in FAST_DECODE_CODECS
+        decoder(self.stream, PACED_DECODER_THREADS if self.paced else SCAN_DECODER_THREADS, self._fast)
+        self.luma_levels = None if f.full_range else TV_TO_FULL
+        self.codec = f.codec
+        if copies(f, self.options):
+            self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S)
+            self.template = CodecTemplate(self.stream)
+        self._frames = self._decode()
+
+    def _decode(self):
+        """Decoded frames in order; damaged packets are counted and skipped."""
+        bad = 0
+        try:
+            for pkt in self.container.demux(self.stream):
+                if self.packets is not None:
+                    self.packets.push(pkt)
+                try:
+                    frames = self.stream.decode(pkt)
+                except av.InvalidDataError:
+                    bad += 1
+                    self.decode_failures += 1
+                    if bad >= MAX_BAD_IN_ROW:
+                        return
+                    continue
+                bad = 0
+                yield from frames
+        except av.FFmpegError as e:   # a truncated or damaged container: what was decoded stands
+            log.debug("%s: demuxing stopped: %s", self.spec, e)
+
+    def read(self, timeout: float = 10.0) -> AvFrame | None:
+        if self._frames is None:
+            return None
+        if self.frames_read == 0:
+            self._t0 = time.monotonic()
+        av_frame = next(self._frames, None)
+        if av_frame is None:
+            return None
+        i = self.frames_read + self.decode_failures   # position in the file, damaged frames included
+        self.frames_read += 1
+        ts = i / self.fps
+        if self.paced:
+            delay = self._t0 + ts - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            wall = time.time()
+        else:
+            wall = self.start_wall + ts
+        return AvFrame(av_frame, i, ts, wall, self._redecode if self._fast else None)
+
+    def _redecode(self, pts: int) -> av.VideoFrame | None:
+        """Frame `pts` decoded again at full quality (from its keyframe, by a second decoder).
+
+        Runs on the sink thread, possibly after the scan has closed the source:
+        then on a decoder of its own that it closes again."""
+        with self._again_lock:
+            container = self._again
+            try:
+                if container is None:
+                    container = av.open(self.spec)
+                    if not self._closed:
+                        self._again = container
+                return _decode_at(container, pts)
+            except av.FFmpegError as e:
+                log.warning("%s: could not decode frame at pts %d again (%s); saving the analysis decode",
+                            self.spec, pts, e)
+                return None
+            finally:
+                if container is not None and container is not self._again:
+                    container.close()
+
+    @property
+    def missing_at_end(self) -> int:
+        """Frames the container promised but that never came (a truncated file).
+
+        Frame counts are estimates in some containers, so a couple are forgiven."""
+        missing = self.total_frames - self.frames_read - self.decode_failures
+        return missing if missing > max(2, self.total_frames // 100) else 0
+
+    def stats(self) -> SourceStats:
+        return SourceStats(frames_read=self.frames_read, decode_failures=self.decode_failures,
+                           missing_at_end=self.missing_at_end, total_frames=self.total_frames)
+
+    def close(self) -> None:
+        self._frames = None
+        with self._again_lock:
+            self._closed = True
+            for c in (self.container, self._again):
+                if c is not None:
+                    try:
+                        c.close()
+                    except av.FFmpegError:
+                        pass
+            self.container = self._again = None
+
+
+def _decode_at(container, pts: int) -> av.VideoFrame | None:
+    """The frame shown at `pts`, decoded from the keyframe before it (None if the seek missed it)."""
+    stream = container.streams.video[0]
+    container.seek(pts, stream=stream, backward=True)
+    for f in container.decode(stream):
+        if f.pts is not None and f.pts >= pts:
+            return f if f.pts == pts else None
+    return None
+
+
+class AvLiveSource(LiveSource):
+    """A stream URL or a V4L2 camera: the reader thread demuxes and decodes, `read()`
+    hands out the newest frame. Each connection's container belongs to its reader.
+
+    `answer` is what an HTTP server said to a plain GET (status, content type), told
+    when FFmpeg cannot open the URL either."""
+
+    def __init__(self, spec: str, options: SourceOptions | None = None, answer: str = ""):
+        super().__init__(spec, options)
+        self.answer = answer
+        ms = int(1000 * self.options.timeout) if self.options.timeout else READ_TIMEOUT_MS
+        self._timeout_s = ms / 1000
+        if _is_index(spec) or spec.startswith("/dev/"):
+            self.kind = "camera"
+            self._target, self._fmt = (f"/dev/video{int(spec)}" if _is_index(spec) else spec), "v4l2"
+        else:
+            self.kind = "stream"
+            self._target, self._fmt = spec, None
+
+    def _connect(self):
+        if _is_index(self.spec) and int(self.spec) > MAX_CAMERA_INDEX:
+            raise SourceError(f"{_redact(self.spec)}: camera index out of range; allowed: 0..{MAX_CAMERA_INDEX}")
+        if self.kind == "camera" and not _exists(self._target):
+            raise SourceError(f"{_redact(self.spec)}: no such camera device")
+        t0 = time.monotonic()
+        try:
+            container, stream = self._open()
+        except SourceError as e:
+            silent = self.kind == "stream" and time.monotonic() - t0 >= 0.9 * self._timeout_s
+            why = f"no answer within {self._timeout_s:g} s" if silent else str(e).split(": ", 1)[-1]
+            told = f" (the server answered {self.answer})" if self.answer else ""
+            raise SourceError(f"{_redact(self.spec)}: cannot open {self.kind}: {why}{told}") from None
+        f = facts(stream)
+        self.fps = f.fps
+        self.size = (f.width, f.height) if f.width and f.height else None
+        # fast_decode is for files only: a live frame cannot be decoded again for its snapshot.
+        decoder(stream, PACED_DECODER_THREADS, False)
+        self.luma_levels = None if f.full_range else TV_TO_FULL
+        self.codec = f.codec
+        if copies(f, self.options):
+            self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S)
+            self.template = CodecTemplate(stream)
+        else:
+            self.packets = self.template = None
+        return _Connection(container, stream, self.packets)
+
+    def _open(self):
+        if self._fmt == "v4l2":
+            # A camera's MJPEG mode: more frames per second over USB, and the
+            # decoder is cheap. Cameras without one are opened in their default.
+            try:
+                return open_input(self.spec, self._target, "v4l2", {"input_format": "mjpeg"}, self._timeout_s)
+            except SourceError:
+                return open_input(self.spec, self._target, "v4l2", {}, self._timeout_s)
+        opts = {"rtsp_transport": "tcp"} if self.spec.lower().startswith(("rtsp://", "rtsps://")) else {}
+        return open_input(self.spec, self._target, None, opts, self._timeout_s)
+
+    def _grab_from(self, conn: _Connection) -> av.VideoFrame | None:
+        return next(conn.frames, None)
+
+    def _release(self, conn: _Connection) -> None:
+        conn.frames = iter(())
+        try:
+            conn.container.close()
+        except av.FFmpegError:
+            pass   # a dead connection may fail to close cleanly; there is nothing left to do with it
+
+    def _frame(self, item: av.VideoFrame, index: int, ts: float, wall: float) -> AvFrame:
+        return AvFrame(item, index, ts, wall)
+
+    def describe(self) -> str:
+        return f"{self.kind} {_redact(self.spec)}"
+
+
+class _Connection:
+    """One open stream: its decoded frames, pushing packets into the ring on the way."""
+
+    def __init__(self, container, stream, ring: PacketRing | None):
+        self.container = container
+        self.stream = stream
+        self.frames = self._decode(ring)
+
+    def _decode(self, ring: PacketRing | None):
+        for pkt in self.container.demux(self.stream):
+            if ring is not None:
+                ring.push(pkt)
+            try:
+                yield from self.stream.decode(pkt)
+            except av.InvalidDataError:
+                continue   # a damaged packet on the wire: the next keyframe repairs the picture

@@ -1,0 +1,169 @@
+"""Live H.264 streams over loopback against a real `motionwatch run`: the clip is
+muxed from the compressed pre-roll ring (stream copy), and its frames are the
+source's own, bit for bit; a camera that changes resolution mid-stream; a URL
+that answers with a web page says what came back.
+
+The streams are real MPEG-TS over HTTP on loopback, the way many IP cameras and
+restreamers serve them: a small threaded server sends the file's bytes paced at
+its own length, to each client (`TsServer`); ffmpeg writes the sources and
+referees. motionwatch itself uses no ffmpeg program.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import av
+import pytest
+
+from conftest import events_json, mw
+from live_run import RunProcess, write_config
+from ts_server import TsServer
+from motionwatch.synth import Scene, Walker, write_h264
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg to serve the stream")
+
+FPS = 25
+VISIT = Scene(width=320, height=240, fps=FPS, duration_s=9, seed=21, noise=4.0,
+              walkers=(Walker(3.5, 2.5, height=0.6),))
+
+
+def to_ts(mp4: Path) -> Path:
+    ts = mp4.with_suffix(".ts")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(mp4), "-c", "copy", "-bsf:v", "h264_mp4toannexb",
+                    "-f", "mpegts", str(ts)], check=True)
+    return ts
+
+
+def run_until_an_event_ends(tmp_path: Path, url: str, close, first: str | None = None, **events) -> Path:
+    """A real `run` on one camera at `url` until an event has ended (after `first`
+    appeared in the log, when given); `close` stops the server. Returns the recordings."""
+    rec = tmp_path / "rec"
+    cfg = write_config(tmp_path / "c.yaml", rec, [{"name": "gate", "source": url, "timeout_seconds": 5.0}],
+                       events=events)
+    run = RunProcess(tmp_path, "--config", str(cfg))
+    try:
+        if first is not None:
+            run.wait_for(first, timeout=60)
+        run.wait_for(r"gate: event \w+ ended", timeout=60)
+    finally:
+        code = run.stop()
+        close()
+    assert code == 0 and "Traceback" not in run.log, run.log
+    return rec
+
+
+def frame_hashes(path: Path) -> list[str]:
+    """MD5 of every decoded picture (all planes), in display order."""
+    out = []
+    with av.open(str(path)) as c:
+        for f in c.decode(video=0):
+            out.append(hashlib.md5(b"".join(bytes(p) for p in f.planes)).hexdigest())
+    return out
+
+
+def keyframe_pictures(path: Path) -> set[str]:
+    with av.open(str(path)) as c:
+        return {hashlib.md5(b"".join(bytes(p) for p in f.planes)).hexdigest()
+                for f in c.decode(video=0) if f.key_frame}
+
+
+@pytest.mark.parametrize("tags", [True, False], ids=["camera-tagged", "untagged"])
+def test_live_h264_clip_is_the_streams_own_frames(tmp_path, tags):
+    source = tmp_path / "visit.mp4"
+    write_h264(VISIT, source, 400_000, FPS, camera_tags=tags)
+    server = TsServer(to_ts(source), VISIT.duration_s)
+    rec = run_until_an_event_ends(tmp_path, server.url, server.close, pre_roll_seconds=1.0,
+                                  post_roll_seconds=1.0, gap_seconds=1.0)
+    (ev,) = events_json(rec)
+    assert ev["clip_copied"] is True and ev["clip_format"] == "h264"
+    clip = rec / ev["clip"]
+    got, src = frame_hashes(clip), frame_hashes(source)
+    start = src.index(got[0])
+    assert src[start:start + len(got)] == got, "the clip's frames are not a run of the stream's own"
+    assert got[0] in keyframe_pictures(source), "a stream-copy clip starts on a keyframe"
+    # Pre-roll, the visit and post-roll: at least the event plus most of both rolls.
+    event_s = ev["end_offset_s"] - ev["start_offset_s"]
+    assert len(got) / FPS >= event_s + 1.0
+    assert ev["clip_seconds"] == pytest.approx(len(got) / FPS, abs=0.1)
+    with av.open(str(clip)) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+
+
+def test_camera_that_changes_resolution_mid_stream(tmp_path):
+    """Two sizes back to back in one MPEG-TS stream: the background is re-learned at
+    the new size and someone walking by afterwards is still an event, with a clip."""
+    parts = []
+    for scene, path in ((Scene(width=320, height=240, fps=FPS, duration_s=4, seed=3, noise=3.0), "a.mp4"),
+                        (Scene(width=480, height=360, fps=FPS, duration_s=8, seed=4, noise=3.0,
+                               walkers=(Walker(3.0, 2.5, height=0.6),)), "b.mp4")):
+        write_h264(scene, tmp_path / path, 400_000, FPS)
+        parts.append(to_ts(tmp_path / path).read_bytes())
+    both = tmp_path / "both.ts"
+    both.write_bytes(b"".join(parts))
+    server = TsServer(both, 12.0)
+    rec = run_until_an_event_ends(tmp_path, server.url, server.close,
+                                  first=r"picture size changed from 320x240 to 480x360")
+    evs = events_json(rec)
+    assert len(evs) == 1 and evs[0]["frame_size"] == [480, 360]
+    with av.open(str(rec / evs[0]["clip"])) as c:
+        frames = list(c.decode(video=0))
+    assert frames and {(f.width, f.height) for f in frames} == {(480, 360)}
+
+
+class _Page(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"<html><body>Camera login</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_url_that_answers_a_web_page_says_what_came_back(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/video"
+        p = mw("run", "--source", url, "--recordings", str(tmp_path / "rec"), timeout=60)
+    finally:
+        server.shutdown()
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    line = p.stderr.strip().splitlines()[-1]
+    assert "HTTP 200" in line and "text/html" in line and "no video stream" in line, p.stderr
+
+
+def test_hls_stream_is_watched_and_its_clip_copied(tmp_path):
+    """An HLS playlist of H.264 segments over HTTP (how many NVRs and restreamers publish)."""
+    source = tmp_path / "visit.mp4"
+    write_h264(VISIT, source, 400_000, FPS)
+    hls = tmp_path / "hls"
+    hls.mkdir()
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(source), "-c", "copy", "-f", "hls", "-hls_time", "1",
+                    "-hls_playlist_type", "vod", str(hls / "index.m3u8")], check=True)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, directory=str(hls), **kw)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/index.m3u8"
+    rec = run_until_an_event_ends(tmp_path, url, server.shutdown)
+    (ev,) = events_json(rec)
+    assert ev["clip_copied"] is True
+    got, src = frame_hashes(rec / ev["clip"]), frame_hashes(source)
+    start = src.index(got[0])
+    assert src[start:start + len(got)] == got
