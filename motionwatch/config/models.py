@@ -114,7 +114,7 @@ class DetectionConfig:
         "The usual change is learned per pixel: leaves, ripples and a swaying curtain\n"
         "raise their own threshold, a still wall keeps the noise threshold. Lower to see\n"
         "more in front of trees, raise if foliage still triggers; 0 = one threshold for\n"
-        "all. See docs/detecting.md."))
+        "all. See docs/detection.md."))
     stabilize: bool = flag(True, "estimate camera shake and difference after aligning the picture", notes=(
         "Phase correlation at detection size, so a shaking mount is not motion."))
     fps: float = number(0.0, "analyse at most this many frames per second (0 = every frame)", 0.0, 240.0,
