@@ -3,8 +3,8 @@
 import os
 
 # numpy's OpenBLAS starts one thread per core at its first matrix call and lets
-# them spin for a while after each one: 0.1 s of CPU per run measured (6 % of a
-# 60 s scan at 640x480). motionwatch's arrays are small; BLAS threads only compete
+# them spin for a while after each one, a cost that showed in short scans
+# (docs/performance.md). motionwatch's arrays are small; BLAS threads only compete
 # with the decoder. Must be set before numpy is first imported; a user's own
 # setting wins.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):

@@ -70,7 +70,7 @@ def make_clip(path: str | Path, width: int, height: int, seconds: float, fps: fl
 # --- the measured loops (run in a child process each) --------------------------
 
 def _cpu() -> float:
-    """CPU seconds of this process and the children it has waited for (ffmpeg clip encoders)."""
+    """CPU seconds of this process (all its threads: decoder, encoder) and any children it has waited for."""
     import resource
     r = resource.getrusage(resource.RUSAGE_SELF)
     c = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -23,13 +23,23 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
+def nonempty(text: str) -> str:
+    """argparse type of options that name something: an empty value (a shell
+    variable that was not set) is refused instead of meaning "not given", which
+    would quietly record into ./recordings or under the default camera name."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty value is not allowed; allowed: a non-empty value, "
+                                         "or leave the option out for the default")
+    return text
+
+
 def common(p: argparse.ArgumentParser, source: bool = True) -> None:
     _shared(p, top_level=False)
     if source:
-        p.add_argument("--source", metavar="SRC",
+        p.add_argument("--source", metavar="SRC", type=nonempty,
                        help="camera index, /dev/videoN, URL, video file, pipe:COMMAND, picamera2 or demo "
                             "(replaces the configured cameras)")
-        p.add_argument("--camera", metavar="NAME", help="camera name to record under")
+        p.add_argument("--camera", metavar="NAME", type=nonempty, help="camera name to record under")
 
 
 def _shared(p: argparse.ArgumentParser, top_level: bool) -> None:
@@ -39,9 +49,9 @@ def _shared(p: argparse.ArgumentParser, top_level: bool) -> None:
     to SUPPRESS, so `motionwatch --debug events` is not undone by the subcommand."""
     def given(value):
         return value if top_level else argparse.SUPPRESS
-    p.add_argument("--config", metavar="PATH", default=given(None),
+    p.add_argument("--config", metavar="PATH", default=given(None), type=nonempty,
                    help="YAML config file (default: built-in defaults)")
-    p.add_argument("--recordings", metavar="DIR", default=given(None),
+    p.add_argument("--recordings", metavar="DIR", default=given(None), type=nonempty,
                    help="recordings folder (overrides recordings.path)")
     p.add_argument("-v", "--verbose", action="count", default=given(0), help="more log output")
     p.add_argument("-q", "--quiet", action="count", default=given(0), help="less log output")
@@ -129,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging(args)
         return int(args.func(args) or 0)
     except MotionwatchError as e:
-        if debug:
-            raise
+        if debug:   # the traceback, and still the exit code scripts check (a bare raise exits 1)
+            import traceback
+            traceback.print_exc()
         print(f"motionwatch: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:

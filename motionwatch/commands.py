@@ -18,7 +18,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from motionwatch.cli import common, effective_config
+from motionwatch.cli import common, effective_config, nonempty
 from motionwatch.config import Config, to_plain
 from motionwatch.errors import ConfigError, MotionwatchError, SourceError
 from motionwatch.pipeline import BACKOFF_CAP, BACKOFF_START, CameraLoop
@@ -205,9 +205,10 @@ def _install_signals(stop: threading.Event) -> None:
 
 def add_scan(sub) -> None:
     p = sub.add_parser("scan", help="scan a recorded video as fast as possible")
-    p.add_argument("file", metavar="FILE", help="video file to scan")
+    p.add_argument("file", metavar="FILE", type=nonempty, help="video file to scan")
     common(p, source=False)
-    p.add_argument("--camera", metavar="NAME", help="camera name to record under (default: the file's name)")
+    p.add_argument("--camera", metavar="NAME", type=nonempty,
+                   help="camera name to record under (default: the file's name)")
     p.add_argument("--start-time", metavar="ISO", help="wall-clock time of the first frame "
                    "(default: the file's modification time minus its length)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -275,7 +276,11 @@ def parse_start_time(text: str) -> float:
         when = datetime.fromisoformat(text)
     except ValueError:
         raise ConfigError(f"--start-time: {text!r} is not allowed; {allowed}") from None
-    if not START_TIME_RANGE[0] <= when.replace(tzinfo=None) < START_TIME_RANGE[1]:
+    try:   # the range is of local times (event folders are local days): an offset can cross it
+        local = datetime.fromtimestamp(when.timestamp()) if when.tzinfo else when
+    except (OverflowError, OSError, ValueError):
+        local = None
+    if local is None or not START_TIME_RANGE[0] <= local < START_TIME_RANGE[1]:
         raise ConfigError(f"--start-time: {text!r} is out of range; {allowed}")
     return when.timestamp()
 
@@ -308,8 +313,8 @@ def add_events(sub) -> None:
     p.add_argument("id", nargs="?", metavar="ID", help="event id for keep/unkeep/delete")
     common(p, source=False)
     p.add_argument("--json", action="store_true", help="print a JSON array")
-    p.add_argument("--camera", metavar="NAME", help="only this camera")
-    p.add_argument("--since", metavar="WHEN", help="only events since: ISO date/time, or an age like 2h, 3d")
+    p.add_argument("--camera", metavar="NAME", type=nonempty, help="only this camera")
+    p.add_argument("--since", metavar="WHEN", type=nonempty, help="only events since: ISO date/time, or an age like 2h, 3d")
     p.add_argument("--limit", type=int, metavar="N", help="at most N events (newest first)")
     p.add_argument("--reindex", action="store_true", help="rebuild events.db from the event.json files")
     p.set_defaults(func=cmd_events)
@@ -362,7 +367,29 @@ def events_json_text(rows: list[dict]) -> str:
     series (fractions) stays on its line instead of one number per line."""
     if not rows:
         return "[]"
-    return "[\n" + ",\n".join(json.dumps(r) for r in rows) + "\n]"
+    return "[\n" + ",\n".join(_strict_json(r) for r in rows) + "\n]"
+
+
+def _strict_json(row: dict) -> str:
+    """One event as strict JSON. The contract fields are checked finite, but other
+    fields of an event.json may hold NaN or infinity, which json.dumps prints as
+    bare NaN that jq and most parsers refuse: those become null, with a warning."""
+    try:
+        return json.dumps(row, allow_nan=False)
+    except ValueError:
+        log.warning("event %s: NaN or infinity outside the contract fields of its record; printed as null",
+                    row.get("id"))
+        return json.dumps(_finite(row), allow_nan=False)
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def print_table(rows: list[dict]) -> None:

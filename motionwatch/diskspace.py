@@ -54,7 +54,7 @@ def index_problem(e: sqlite3.Error | OSError, path: Path) -> str:
 
 def write_problem(e: OSError, path: Path) -> str:
     """An OSError from writing recordings, saying 'disk full' when that is the cause
-    even if the error does not (ffmpeg says 'Error initializing output stream')."""
+    even if the error does not (FFmpeg may say 'Error initializing output stream')."""
     reason = e.strerror or str(e)
     code = getattr(e, "errno", None)
     if code == errno.ENOSPC or (code not in _NOT_SPACE and disk_full(path)):

@@ -185,7 +185,7 @@ class EventTracker:
         width = self.cfg.clip_width
         if not width:
             return frame
-        # `size`, not `image`: a lazy frame (LumaFrame, JpegFrame) would decode its
+        # `size`, not `image`: a lazy frame (AvFrame, JpegFrame) would decode its
         # colour now, for every frame, though most ring frames are never saved.
         w, h = frame.size
         if width >= w:

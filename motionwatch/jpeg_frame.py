@@ -2,8 +2,8 @@
 
 `gray` is decoded at the largest libjpeg DCT reduction that still gives the
 detection width (`IMREAD_REDUCED_GRAYSCALE_2/4/8`), colour only when something
-asks for `image` (a snapshot, the live view, an OpenCV-written clip); H.264 clips
-are encoded from the JPEG bytes themselves (sinks.clip: FFmpeg's MJPEG decoder, no BGR).
+asks for `image` (a snapshot, the live view); clips are encoded from the JPEG bytes
+themselves (sinks.clip: FFmpeg's MJPEG decoder straight to YUV, no BGR).
 Kept apart from the HTTP reader so the clip writer can know these frames
 without importing a network client.
 """
@@ -105,8 +105,8 @@ class JpegFrame(Frame):
     @property
     def nbytes(self) -> int:
         """What the frame holds: its JPEG and grey, plus the colour picture once made.
-        A 1080p frame is ~0.3 MB, not the 6 MB of BGR it would be, so the sink
-        queue's byte budget takes a whole pre-roll of such a camera."""
+        A camera's JPEG is a small fraction of the BGR picture it decodes to, so
+        the sink queue's byte budget takes a whole pre-roll of such a camera."""
         held = len(self.jpeg) + (self.gray.nbytes if self.gray is not None else 0)
         return held + (self._bgr.nbytes if self._bgr is not None else 0)
 

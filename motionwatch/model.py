@@ -62,7 +62,9 @@ class Detection:
     `fraction` is the changed share (0..1) of the unmasked area; `boxes` are
     changed regions in source pixels; `mask` is the binary change mask at
     detection size (shared buffer: copy it to keep it). `ready` is False
-    during warm-up, when nothing is reported as motion.
+    during warm-up, when nothing is reported as motion. `raw_fraction` is the
+    changed share before the region filter; `shift` the camera shake (dx, dy)
+    in detection pixels that was compensated.
     """
 
     fraction: float
@@ -71,6 +73,8 @@ class Detection:
     lighting_change: bool = False
     ready: bool = True
     threshold: float = 0.0
+    raw_fraction: float = 0.0
+    shift: tuple[float, float] = (0.0, 0.0)
 
 
 # Fields every event.json and `events --json` row carries (DESIGN.md contract).

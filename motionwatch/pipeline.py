@@ -17,7 +17,7 @@ from typing import Callable
 import cv2
 
 from motionwatch.config import CameraConfig, Config
-from motionwatch.detector import MotionDetector
+from motionwatch.detect import MotionDetector
 from motionwatch.errors import ConfigError, SourceError
 from motionwatch.events import ClipPackets, EventEnded, EventStarted, EventTracker
 from motionwatch.lighting_log import LightingLog
@@ -28,8 +28,8 @@ from motionwatch.sources import FrameSource, SourceOptions, open_source
 log = logging.getLogger("motionwatch")
 
 # Detection works on ~320 px images, where waking OpenCV's worker threads costs
-# more than they save (measured: 0.35 CPU ms a frame less with one); FFmpeg's
-# decoder threads are separate and unaffected.
+# more than they save (docs/performance.md); FFmpeg's decoder threads are
+# separate and unaffected.
 OPENCV_THREADS = 1
 # Codecs copied into clips: auto copies what browsers play, copy also HEVC
 # (Safari and desktop players; Chrome/Firefox only on some machines).
@@ -200,7 +200,7 @@ class CameraLoop:
     def _process(self, frame: Frame) -> None:
         st = self.status
         st.frames += 1
-        # Detect on `gray` when the frame carries one (a LumaFrame's luma plane, a
+        # Detect on `gray` when the frame carries one (an AvFrame's Y plane, a
         # JpegFrame's reduced grey: neither decodes colour for it); the detector is
         # built for the frame's size in source pixels, what boxes and masks refer to.
         pic = frame.image if frame.gray is None else frame.gray
@@ -215,7 +215,7 @@ class CameraLoop:
             return
         if self._detect_interval:
             self._next_detect_ts = frame.ts + self._detect_interval
-        det = self.detector.update(pic, frame.gray)
+        det = self.detector.update(pic)
         st.analysed += 1
         st.fraction = det.fraction
         self._tick_fps(frame.ts)

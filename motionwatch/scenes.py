@@ -46,8 +46,27 @@ class Clip:
     watch_rect: tuple[int, int, int, int] | None = None  # x, y, w, h: everything else is masked
     gap_seconds: float | None = None
     tolerance_s: float = 1.0        # allowed start/end error against a peer tool's output
+    by_peer: bool = True            # truth is a peer tool's events (their ends include its post-event time)
     note: str = ""
     detection: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MaskSequence:
+    """Real frames with hand-made per-pixel ground truth for some of them.
+
+    `gt` maps a 0-based frame index to a mask image: 255 changed, 0 and 50
+    unchanged, 85 and 170 not scored (CDnet's rules; the I2R masks are 0/255).
+    `frames` is a video file or a folder of in*.jpg frames.
+    """
+
+    name: str
+    frames: Path
+    gt: dict
+    fps: float
+    dynamic: bool = False          # a dynamic-background sequence (the issue's mean-F target)
+    note: str = ""
+    jitter_px: float = 0.0         # >0: every frame (and its mask) shifted by N(0, jitter_px): camera shake
 
 
 def outside(rect: tuple[int, int, int, int], size: tuple[int, int]) -> tuple:
@@ -162,12 +181,45 @@ def suite(seed: int = 1, gap_seconds: float = 4.0) -> list[Case]:
     add("walk_tree_masked", "motion", "person below a masked swaying bush", sway=sway,
         mask=(_rect_poly(*sway),),
         walkers=(d.walker(d.u(4, 8), d.u(4.0, 6.0), d.u(0.3, 0.4), y=0.97),))
+    outdoor_scenes(d, add)
     return cases
+
+
+def outdoor_scenes(d: _Draw, add) -> None:
+    """Issue 16: moving backgrounds and weather, each quiet and with a walker
+    passing in front of the moving background."""
+    def trees() -> tuple:
+        n = int(d.rng.integers(1, 3))
+        return tuple((int(d.u(20, 640 - 280)), int(d.u(60, 160)), int(d.u(160, 280)), int(d.u(200, 300)))
+                     for _ in range(n))
+
+    def water() -> tuple:
+        top = int(d.u(200, 260))
+        return (0, top, 640, int(d.u(110, 160)))
+
+    def walker() -> tuple:
+        return (d.walker(d.u(6, 10), d.u(4.0, 7.0), d.u(0.35, 0.6)),)
+
+    kinds = {
+        "foliage": dict(foliage=trees(), wind=d.u(0.8, 1.7)),
+        "water": dict(water=water()),
+        "rain": dict(rain=d.u(4.0, 9.0)),
+        "snow": dict(snow=int(d.u(120, 260))),
+        "shake": dict(shake_px=d.u(1.5, 4.0)),
+    }
+    notes = {"foliage": "trees/bushes moving in gusts", "water": "rippling water band with sparkle",
+             "rain": "many thin short-lived streaks", "snow": "slow falling flakes",
+             "shake": "camera shake of a few pixels"}
+    for kind, kw in kinds.items():
+        add(f"{kind}_quiet", "quiet", notes[kind] + ", nobody", **kw)
+        add(f"walk_{kind}", "motion", notes[kind] + ", a person walks past in front", walkers=walker(), **kw)
 
 
 # Quick to run and covering each failure family: the test suite asserts these.
 FAST = ("noise_heavy", "lights_off_on", "sunrise", "flicker", "tree_masked", "compression",
         "walk_small", "dark_person", "two_visits", "slow_approach", "enter_light_change")
+# The moving-background and weather scenes of issue 16 (outdoor_scenes).
+OUTDOOR = tuple(n for k in ("foliage", "water", "rain", "snow", "shake") for n in (f"{k}_quiet", f"walk_{k}"))
 
 
 def real_clips(root: Path = FOOTAGE) -> list[Clip]:
@@ -186,5 +238,39 @@ def real_clips(root: Path = FOOTAGE) -> list[Clip]:
         Clip("motorway_timestamp", root / "motorway_timestamp" / "video02.avi",
              watch_rect=(0, 0, 90, 46), mask=(_rect_poly(0, 0, 63, 30), _rect_poly(28, 27, 72, 14)),
              note="top-left field with the timestamp masked: zero events"),
+        # Issue 16: moving backgrounds. The presenter is in view from the first
+        # frame (his visit starts at 0); the sea ripples in every frame.
+        Clip("i2r_curtain", root / "i2r_curtain" / "video.mp4", truth_frames=((0, 104),), by_peer=False,
+             note="swaying curtain; presenter 0-7 s, then curtain only 7-9 s"),
+        Clip("i2r_watersurface", root / "i2r_watersurface" / "video.mp4", truth_frames=((5, 47),), by_peer=False,
+             note="rippling sea; a man walks in at 0.33 s (3.2 s clip)"),
+        Clip("i2r_escalator", root / "i2r_escalator" / "video.mp4", truth_frames=((0, 173),), by_peer=False,
+             mask=(_rect_poly(8, 10, 52, 22), _rect_poly(0, 84, 112, 14)), tolerance_s=1.0,
+             note="three escalators run all the time; people 0-11.6 s (±2 frames); OSD clock and text masked"),
     ]
     return [c for c in clips if c.path.exists()]
+
+
+def _i2r(root: Path, name: str, note: str) -> MaskSequence:
+    folder = root / name
+    gt = {int(p.stem): p for p in sorted((folder / "gt").glob("*.png"))}
+    return MaskSequence(name, folder / "video.mp4", gt, 15.0, dynamic=True, note=note)
+
+
+def mask_sequences(root: Path = FOOTAGE, cdnet_step: int = 1, cdnet_last: int | None = None) -> list[MaskSequence]:
+    """The real sequences with per-pixel ground truth present on this machine."""
+    seqs = []
+    for name, note in (("i2r_curtain", "indoor, swaying curtain, presenter"),
+                       ("i2r_watersurface", "rippling sea, a man walks along the shore")):
+        if (root / name / "gt").is_dir():
+            seqs.append(_i2r(root, name, note))
+    hw = root / "cdnet_highway"
+    if (hw / "temporalROI.txt").exists():
+        lo, hi = (int(v) for v in (hw / "temporalROI.txt").read_text().split()[:2])
+        hi = min(hi, cdnet_last) if cdnet_last else hi
+        # CDnet numbers frames from 1: in000470.jpg is 0-based frame 469.
+        gt = {n - 1: hw / "groundtruth" / f"gt{n:06d}.png" for n in range(lo, hi + 1, cdnet_step)}
+        seqs.append(MaskSequence("cdnet_highway", hw / "input", gt, 25.0, note="motorway, static camera"))
+        seqs.append(MaskSequence("cdnet_highway_jitter", hw / "input", gt, 25.0, jitter_px=2.0,
+                                 note="the same frames shaken by 2 px (sigma) each: real texture, known shift"))
+    return seqs

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from motionwatch.diskspace import index_problem, is_damage
-from motionwatch.errors import StorageError
+from motionwatch.errors import MotionwatchError, StorageError
 from motionwatch.model import EVENT_ID, Event
 
 log = logging.getLogger("motionwatch.store")
@@ -65,7 +65,7 @@ def folder_event_id(folder: Path) -> str:
 
 
 def fsync_file(path: Path) -> None:
-    """Flush a file written by another process (an ffmpeg clip) to disk before it is renamed."""
+    """Flush a file written through another handle (a clip FFmpeg wrote) to disk before it is renamed."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -112,6 +112,7 @@ class EventIndex:
             self.db = sqlite3.connect(":memory:", check_same_thread=False)
         else:
             self.root.mkdir(parents=True, exist_ok=True)
+            check_index_files(self.root)
             self.created = not self.path.exists()
             self.db = self._connect()
         self.db.executescript(_SCHEMA)
@@ -252,6 +253,23 @@ class EventIndex:
         return dict(self.db.execute("SELECT id, folder FROM events"))
 
 
+def check_index_files(root: Path) -> None:
+    """events.db and its WAL files are regular files where they exist: SQLite opens
+    them by name, so through a symlink a rebuild overwrote whatever index (or
+    file) the link named, and a folder there only ever said "unable to open"."""
+    for suffix in ("", "-wal", "-shm"):
+        p = Path(root) / (DB_NAME + suffix)
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            what = "a symlink" if stat.S_ISLNK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) \
+                else "not a regular file"
+            raise MotionwatchError(f"{p} is {what}; motionwatch neither follows nor replaces it. Allowed: a regular "
+                               f"file; move it away, then `motionwatch events --reindex` rebuilds the index")
+
+
 def relative_folder(root: Path, folder: Path) -> str:
     """An event folder's path relative to the recordings root, whatever the current
     directory: what the index stores, so a relative root (the default `recordings`)
@@ -365,7 +383,10 @@ def read_event_json(path: Path) -> Any:
         if st.st_size > MAX_EVENT_JSON:
             raise ValueError(f"{st.st_size} bytes, more than an event.json can be ({MAX_EVENT_JSON})")
         data = f.read(MAX_EVENT_JSON + 1)
-    return json.loads(data)
+    try:
+        return json.loads(data)
+    except RecursionError:   # arrays or objects nested deeper than the parser's stack
+        raise ValueError("nested too deeply to be an event record") from None
 
 
 def read_event(path: Path) -> dict:

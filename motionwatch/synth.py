@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from motionwatch.outdoor import Outdoor
+
 
 @dataclass(frozen=True)
 class Walker:
@@ -83,6 +85,13 @@ class Scene:
     flicker_amp: float = 0.0      # fraction of brightness, e.g. 0.04
     sway: tuple[int, int, int, int] | None = None   # x, y, w, h of a swaying bush
     jpeg_quality: int = 0         # >0 adds compression artefacts
+    # Outdoor elements (motionwatch/outdoor.py draws them):
+    foliage: tuple[tuple[int, int, int, int], ...] = ()  # x, y, w, h of trees/bushes moving in gusts
+    wind: float = 1.0             # gust strength: leaves move up to ~6 px x wind at 640 px
+    water: tuple[int, int, int, int] | None = None       # x, y, w, h of a rippling water band
+    rain: float = 0.0             # streaks per frame per 10,000 pixels
+    snow: int = 0                 # flakes in the picture
+    shake_px: float = 0.0         # camera shake amplitude in pixels (at the scene size)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -157,6 +166,7 @@ class SceneRenderer:
         self.noise = [rng.normal(0, scene.noise, (scene.height, scene.width, 3)).astype(np.float32)
                       for _ in range(self.NOISE_BANK if scene.noise > 0 else 0)]
         self.rng = rng
+        self.outdoor = Outdoor(scene)
 
     def gain(self, t: float) -> float:
         s = self.scene
@@ -178,9 +188,11 @@ class SceneRenderer:
         img = self.base.copy()
         if s.sway is not None:
             self._sway(img, t)
+        self.outdoor.background(img, i, t)
         for w in s.walkers:
             if w.visible(t):
                 self._person(img, w, t)
+        img = self.outdoor.foreground(img, i, t)
         img *= self.gain(t)
         if self.noise:
             img += self.noise[(i * 7 + (i // self.NOISE_BANK)) % self.NOISE_BANK]

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from motionwatch.cli import common
+from motionwatch.cli import common, nonempty
 from motionwatch.config import Config, load_config
 from motionwatch.errors import ConfigError, MotionwatchError, SourceError
 from motionwatch.events import EventEnded
@@ -26,6 +26,7 @@ from motionwatch.model import Event
 from motionwatch.pipeline import camera_stages
 from motionwatch.preflight import check_masks, check_regular_file, check_seconds
 from motionwatch.sources import open_source, source_kind
+from motionwatch.tune_strip import Peaks, shake_panel, strip
 
 LIVE_SECONDS = 30.0
 # Suggested trigger = this x the quiet noise floor (99.5th percentile of quiet frames).
@@ -44,6 +45,9 @@ class Trace:
     events: list[Event] = field(default_factory=list)
     noise_sigma: float | None = None
     threshold: float = 0.0
+    raw_fraction: list[float] = field(default_factory=list)   # before the region filter
+    shift: list[tuple[float, float]] = field(default_factory=list)
+    peaks: Peaks = field(default_factory=Peaks)
 
 
 @dataclass
@@ -58,12 +62,14 @@ class Advice:
 
 def add_tune(sub) -> None:
     p = sub.add_parser("tune", help="plot a source's changed fraction over time and suggest thresholds")
-    p.add_argument("source_arg", metavar="SOURCE", help="video file, camera index, /dev/videoN, URL, pipe:COMMAND or demo")
+    p.add_argument("source_arg", metavar="SOURCE", type=nonempty,
+                   help="video file, camera index, /dev/videoN, URL, pipe:COMMAND or demo")
     common(p, source=False)
-    p.add_argument("--camera", metavar="NAME", help="use this configured camera's mask and detection overrides")
+    p.add_argument("--camera", metavar="NAME", type=nonempty,
+                   help="use this configured camera's mask and detection overrides")
     p.add_argument("--seconds", type=float, metavar="N",
                    help=f"stop after N seconds of source time (live sources default to {LIVE_SECONDS:g})")
-    p.add_argument("-o", "--out", metavar="PNG", help="plot file (default: tune-<camera>.png)")
+    p.add_argument("-o", "--out", metavar="PNG", type=nonempty, help="plot file (default: tune-<camera>.png)")
     p.set_defaults(func=cmd_tune)
 
 
@@ -123,9 +129,12 @@ def replay_source(cfg: Config, spec: str, seconds: float | None) -> Trace:
                 detector, tracker = camera_stages(cfg, cam, frame.size, trace.fps, clip=False)
                 detector.luma_levels = src.luma_levels   # as the capture loop does
             # The decoder's grey when the frame has it: no colour picture is made for tune.
-            det = detector.update(frame.gray if frame.gray is not None else frame.image, frame.gray)
+            det = detector.update(frame.gray if frame.gray is not None else frame.image)
             trace.ts.append(frame.ts)
             trace.fraction.append(det.fraction)
+            trace.raw_fraction.append(det.raw_fraction)
+            trace.shift.append(det.shift)
+            trace.peaks.offer(frame.ts, det.fraction, frame.image, det.mask)
             trace.ready.append(det.ready)
             trace.lighting.append(det.lighting_change)
             trace.threshold = det.threshold or trace.threshold
@@ -164,7 +173,7 @@ def advise(trace: Trace, cfg: Config) -> Advice:
     if isinstance(det_cfg.pixel_threshold, int):
         pix = det_cfg.pixel_threshold
     elif sigma is not None:
-        from motionwatch.detector import NOISE_K
+        from motionwatch.detect import NOISE_K
         pix = int(math.ceil(max(det_cfg.min_pixel_threshold, NOISE_K * sigma)))
     else:
         pix = int(math.ceil(trace.threshold or det_cfg.min_pixel_threshold))
@@ -180,12 +189,16 @@ def report(trace: Trace, cfg: Config, advice: Advice, out: str) -> str:
                      f"(frames {e.start_frame}-{e.end_frame}), peak {100 * e.peak_fraction:.2f}%")
     sigma = "?" if trace.noise_sigma is None else (
         f"{trace.noise_sigma:.1f}" if trace.noise_sigma >= 0.5 else "under 0.5")
-    lines.append(f"noise: sigma {sigma} grey levels; quiet frames stay below {100 * advice.quiet_floor:.3f}% "
-                 f"changed (99.5th percentile of {advice.quiet_frames} quiet frames)")
+    if advice.quiet_frames:
+        lines.append(f"noise: sigma {sigma} grey levels; quiet frames stay below {100 * advice.quiet_floor:.3f}% "
+                     f"changed (99.5th percentile of {advice.quiet_frames} quiet frames)")
+    else:   # a percentile of nothing printed as "below 0.000%" read like a perfect camera
+        lines.append(f"noise: sigma {sigma} grey levels; no quiet frame to measure the noise floor on "
+                     "(all were warm-up, a lighting change or near an event)")
     lines.append(f"suggested: detection.pixel_threshold: {advice.pixel_threshold}   "
                  f"(auto settles there; 'auto' keeps following the noise)")
-    lines.append(f"suggested: detection.trigger_fraction: {advice.trigger_fraction:g}   "
-                 f"({TRIGGER_MARGIN:g} x the quiet noise floor, at least 0.001)")
+    why = f"{TRIGGER_MARGIN:g} x the quiet noise floor, at least 0.001" if advice.quiet_frames else "the least allowed"
+    lines.append(f"suggested: detection.trigger_fraction: {advice.trigger_fraction:g}   ({why})")
     lines += [f"note: {n}" for n in advice.notes]
     return "\n".join(lines)
 
@@ -226,6 +239,9 @@ def plot(trace: Trace, cfg: Config, advice: Advice, title: str) -> np.ndarray:
     for t in ts[np.array(trace.lighting)]:
         cv2.line(img, (px(t), TOP), (px(t), TOP + 12), (0, 170, 230), 2)
     _axes(img, t_end, y_max, px, py)
+    if trace.raw_fraction:
+        raw = np.stack([LEFT + pw * ts / t_end, [py(f) for f in trace.raw_fraction]], axis=1)
+        cv2.polylines(img, [raw.round().astype(np.int32)], False, GREY, 1, cv2.LINE_AA)
     pts = np.stack([LEFT + pw * ts / t_end, [py(f) for f in frac]], axis=1).round().astype(np.int32)
     cv2.polylines(img, [pts], False, BLUE, 1, cv2.LINE_AA)
     _dashed(img, py(trig), RED)
@@ -237,10 +253,14 @@ def plot(trace: Trace, cfg: Config, advice: Advice, title: str) -> np.ndarray:
                     (LEFT + 8, py(advice.trigger_fraction) + (16 if below else -6)), FONT, 0.5, (0, 140, 0), 1,
                     cv2.LINE_AA)
     cv2.putText(img, title[:110], (LEFT, 28), FONT, 0.65, DARK, 2, cv2.LINE_AA)
-    legend = (f"blue: changed share of the watched picture   green bands: {len(trace.events)} event(s) it would record   "
+    legend = (f"blue: changed share (grey: before the region filter)   green bands: {len(trace.events)} event(s)   "
               f"orange ticks: lighting jumps   grey ticks: warm-up")
     cv2.putText(img, legend, (LEFT, 52), FONT, 0.45, DARK, 1, cv2.LINE_AA)
-    return img
+    panels = [img, shake_panel(trace.ts, trace.shift, W, LEFT, RIGHT)]
+    peaks = strip(trace.peaks, W)
+    if peaks is not None:
+        panels.append(peaks)
+    return np.vstack(panels)
 
 
 def _axes(img: np.ndarray, t_end: float, y_max: float, px, py) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from motionwatch.config import DetectionConfig
-from motionwatch.detector import MotionDetector
+from motionwatch.detect import MotionDetector
 from motionwatch.synth import Light, Scene, SceneRenderer, Walker
 
 FPS = 15.0
@@ -147,5 +147,42 @@ def test_gray_input_matches_bgr_input():
     for i in range(scene.frames):
         img = r.render(i)
         fa.append(a.update(img).fraction)
-        fb.append(b.update(img, cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)).fraction)
+        fb.append(b.update(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)).fraction)
     assert np.allclose(fa, fb, atol=0.01)
+
+
+def _outdoor(**kw) -> Scene:
+    return Scene(fps=FPS, duration_s=12, seed=21, **kw)
+
+
+def test_shaking_camera_is_aligned_not_motion():
+    """A camera shaking by a few pixels: the shift is reported and no frame reaches the trigger."""
+    _, dets = run(_outdoor(shake_px=6.0))
+    ready = [d for d in dets if d.ready]
+    assert max(abs(d.shift[0]) + abs(d.shift[1]) for d in ready) > 0.5
+    assert longest_run(dets) < DetectionConfig().min_frames
+
+
+def test_shake_alignment_is_what_keeps_it_quiet():
+    """Strong shake (10 px at 640): quiet with alignment, an event's worth of frames without."""
+    plain = replace(DetectionConfig(), dynamic_k=0.0)
+    _, aligned = run(_outdoor(shake_px=10.0), plain)
+    assert longest_run(aligned) < DetectionConfig().min_frames
+    _, dets = run(_outdoor(shake_px=10.0), replace(plain, stabilize=False))
+    assert longest_run(dets) >= DetectionConfig().min_frames
+
+
+def test_waving_tree_is_learned_and_a_walker_in_front_is_seen():
+    tree = ((200, 100, 220, 250),)
+    _, quiet = run(_outdoor(foliage=tree, wind=1.2))
+    assert longest_run(quiet[int(3 * FPS):]) < DetectionConfig().min_frames
+    _, plain = run(_outdoor(foliage=tree, wind=1.2), replace(DetectionConfig(), dynamic_k=0.0))
+    assert longest_run(plain[int(3 * FPS):]) >= DetectionConfig().min_frames, "without dynamic_k the tree fires"
+    _, walk = run(_outdoor(foliage=tree, wind=1.2, walkers=(Walker(6.0, 5.0, height=0.5),)))
+    hits = [i for i in frames_over(walk) if i >= 3 * FPS]
+    assert hits and 6.0 <= hits[0] / FPS <= 7.0
+
+
+def test_rain_streaks_do_not_count():
+    _, dets = run(_outdoor(rain=6.0))
+    assert longest_run(dets) < DetectionConfig().min_frames

@@ -70,3 +70,17 @@ def test_tune_bad_arguments_are_one_clear_line(tmp_path: Path):
     assert proc.returncode == 2 and "--seconds" in proc.stderr
     proc = mw("tune", "demo", "-o", str(tmp_path / "plot.txt"))
     assert proc.returncode == 2 and "--out" in proc.stderr
+
+
+def test_tune_with_no_quiet_frame_says_so_instead_of_a_zero_noise_floor(tmp_path: Path):
+    """A clip that moves from start to end (ffmpeg's testsrc2) leaves no frame that
+    tells the noise floor: the report must say so, not claim quiet frames stay
+    below 0.000% (the 99.5th percentile of 0 frames)."""
+    import subprocess
+    clip = tmp_path / "moving.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15", "-t", "6",
+                    "-pix_fmt", "yuv420p", str(clip)], check=True, timeout=60)
+    proc = mw("tune", str(clip), "-o", str(tmp_path / "t.png"), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "no quiet frame" in proc.stdout and "of 0 quiet frames" not in proc.stdout, proc.stdout
+    assert "x the quiet noise floor" not in proc.stdout, proc.stdout

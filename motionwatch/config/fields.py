@@ -150,6 +150,19 @@ def _parse_hosts(v: Any) -> tuple[str, ...]:
                   'e.g. ["pi.local", "192.168.1.20", "*.home.example"]')
 
 
+def _parse_proxies(v: Any) -> tuple[str, ...]:
+    import ipaddress
+    if v is None:
+        return ()
+    if isinstance(v, (list, tuple)) and all(isinstance(a, str) for a in v):
+        try:
+            return tuple(str(ipaddress.ip_network(a.strip(), strict=False)) for a in v)
+        except ValueError:
+            pass
+    raise Invalid('a list of addresses or networks of reverse proxies in front of this server, '
+                  'e.g. ["127.0.0.1"] or ["192.168.1.0/24"]')
+
+
 def parse_name(v: Any) -> str:
     """A camera name that is safe as a folder name and an MQTT topic level."""
     if isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", v):
@@ -191,6 +204,7 @@ Polygons = Annotated[tuple, *_parsed_by(_parse_polygons, {
     "type": "array", "items": {"type": "array", "items": _POINT, "minItems": 3}})]
 Command = Annotated[tuple | None, *_parsed_by(_parse_command, {"anyOf": [_COMMAND, {"type": "null"}]})]
 Hosts = Annotated[tuple, *_parsed_by(_parse_hosts, {"type": "array", "items": {"type": "string"}})]
+Proxies = Annotated[tuple, *_parsed_by(_parse_proxies, {"type": "array", "items": {"type": "string"}})]
 Source = Annotated[str, *_parsed_by(_parse_source, {
     "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "minLength": 1}]})]
 Name = Annotated[str, *_parsed_by(parse_name, {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"})]

@@ -17,7 +17,7 @@ from pydantic.dataclasses import dataclass
 from pydantic.json_schema import SkipJsonSchema
 
 from motionwatch.config.fields import (
-    Command, Doc, Folder, Hosts, Invalid, Name, Odd, Polygons, Source, Threshold, WebhookUrl,
+    Command, Doc, Folder, Hosts, Invalid, Name, Odd, Polygons, Proxies, Source, Threshold, WebhookUrl,
     flag, integer, number, parsed, section, text,
 )
 from motionwatch.config.messages import Where
@@ -119,10 +119,11 @@ class DetectionConfig:
         "Phase correlation at detection size, so a shaking mount is not motion."))
     fps: float = number(0.0, "analyse at most this many frames per second (0 = every frame)", 0.0, 240.0,
                         notes="Every frame is still read, and clips keep every frame.")
-    fast_decode: bool = flag(True, "decode video files for detection without the deblocking filter (less CPU); "
-                             "saved snapshots are decoded again in full", notes=(
+    fast_decode: bool = flag(True, "decode H.264/HEVC video files for detection without the deblocking filter "
+                             "(less CPU); saved snapshots are decoded again in full; live streams always "
+                             "decode in full", notes=(
         "A 320-px detection picture cannot tell (the same events on the real and\n"
-        "generated H.264 clips; docs/performance.md). Live streams always decode in full."))
+        "generated H.264 clips; docs/performance.md)."))
 
 
 def _overrides_of(cls: type) -> type:
@@ -150,11 +151,12 @@ class CameraConfig:
     """Each camera runs its own capture loop."""
 
     name: Name = parsed("demo", "camera name used in recording folders, the index and MQTT topics")
-    source: Source = parsed("demo", "what to watch: a camera index or device, a URL, a video file, "
-                            "pipe:COMMAND, picamera2 or demo", notes=(
-        "0, 1, ...           a camera by index\n"
-        "/dev/video0         a camera by device path (V4L2)\n"
-        "rtsp://user:pass@host/stream, http(s)://...   a network camera (FFmpeg)\n"
+    source: Source = parsed("demo", "camera index (/dev/videoN), V4L2 device path, URL (RTSP, HTTP, HLS; MJPEG "
+                            "read directly), video file, pipe:COMMAND, picamera2 or demo", notes=(
+        "0, 1, ...           a camera by index (N is /dev/videoN)\n"
+        "/dev/video0         a camera by device path (V4L2; its MJPEG mode when it has one)\n"
+        "rtsp://user:pass@host/stream, http(s)://...   a network camera or stream\n"
+        "                    (through FFmpeg; an MJPEG camera over HTTP is read directly)\n"
         "/path/to/video.mp4  a video file, played at its own frame rate like a camera\n"
         "pipe:COMMAND        an MJPEG stream on a command's stdout, run without a shell,\n"
         "                    e.g. pipe:rpicam-vid -t 0 --codec mjpeg -o -\n"
@@ -189,10 +191,11 @@ class EventsConfig:
     post_roll_seconds: float = number(2.0, "clip time kept after the last motion", 0.0, 60.0, unit="seconds")
     clip: bool = flag(True, "record a video clip of each event", notes=(
         "From pre_roll_seconds before the trigger to post_roll_seconds after the last\n"
-        "motion (docs/recording.md has the CPU and memory costs)."))
-    clip_width: int = integer(0, "clip width in pixels, aspect kept (0 = source resolution)", 0, 7680, notes=(
-        "Also the size the pre-roll is kept at in memory: 640 cuts a 1080p ring from\n"
-        "~300 to ~35 MB at 25 fps, for one resize per frame."))
+        "motion (docs/recording.md says what clips cost in CPU and memory)."))
+    clip_width: int = integer(0, "clip width in pixels, aspect kept (0 = source resolution); narrower than an "
+                              "H.264 source makes auto encode instead of copying its packets", 0, 7680, notes=(
+        "For encoded clips it is also the size the pre-roll is kept at in memory, for\n"
+        "one resize per frame."))
     clip_codec: Literal["auto", "copy", "h264", "mp4v"] = parsed("auto", "clip format", notes=(
         "auto: when the source's video is H.264 (a file, an RTSP/HTTP stream, a\n"
         "  camera that sends H.264), each clip is the source's own packets copied\n"
@@ -252,6 +255,11 @@ class WebConfig:
         "The bound address, localhost, 127.0.0.1 and ::1 are always allowed. Without a\n"
         "password only these names are answered (a DNS-rebinding page is refused); with\n"
         "a password and an empty list any name is."))
+    trusted_proxies: Proxies = parsed((), "reverse proxies whose X-Forwarded-For names the client (login throttle)",
+                                      notes=(
+        "Only their X-Forwarded-For header is believed, so the login throttle counts each\n"
+        "client behind them apart; empty: the header is ignored and every client is the\n"
+        "address it connects from."))
     tls_cert: Optional[str] = text(None, "PEM certificate (chain) file: serve HTTPS instead of HTTP",
                                    notes="HTTPS without a reverse proxy.")
     tls_key: Optional[str] = text(None, "PEM private key file of tls_cert (null when the cert file holds it)")

@@ -15,7 +15,7 @@ class DemoSource(LiveSource):
     def __init__(self, spec: str = "demo", fps: float = 15.0, paced: bool = True,
                  options: SourceOptions | None = None):
         super().__init__(spec, options)
-        from motionwatch.synth import demo_scene   # only the demo draws scenes: 3 ms less start-up for the rest
+        from motionwatch.synth import demo_scene   # only the demo draws scenes: the rest start without it
         seed = int(spec.split(":", 1)[1]) if ":" in spec and _is_index(spec.split(":", 1)[1]) else 1
         self.scene = demo_scene(seed=seed, fps=fps)
         self.fps = fps

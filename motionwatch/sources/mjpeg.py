@@ -1,8 +1,8 @@
 """MJPEG over HTTP (`multipart/x-mixed-replace`), read with the standard library.
 
 Most IP cameras and ESP32-CAMs serve their live picture this way: one HTTP
-response whose body is a run of JPEG images separated by a boundary. Through
-OpenCV's FFmpeg backend every one of them is decoded to full-size BGR on the
+response whose body is a run of JPEG images separated by a boundary. A general
+decoder (FFmpeg) would decode every one of them to a full-size picture on the
 reader thread, including the frames the detector then drops, although the
 detector only looks at a 320-px grey picture and only saved frames need colour.
 
@@ -11,8 +11,8 @@ decode, so a dropped frame costs nothing). `read()` decodes the newest one
 straight to reduced grey with libjpeg's DCT scaling
 (`IMREAD_REDUCED_GRAYSCALE_2/4/8`: the largest reduction still at least the
 detection width), and the frame keeps the JPEG bytes: its full-size colour
-picture is decoded only if a snapshot, the live view or an OpenCV-written clip
-(mp4v, webm) asks for it; H.264 clips are encoded by ffmpeg from the JPEG bytes.
+picture is decoded only if a snapshot or the live view asks for it; clips are
+encoded in process from the JPEG bytes (sinks.clip).
 While frames are being asked for in colour, each is decoded once in colour and
 its grey made from that, rather than decoded twice.
 """

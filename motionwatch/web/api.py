@@ -208,6 +208,8 @@ def _summaries(rows: list[dict]) -> list[dict]:
 def clip_urls(record: dict) -> list[str]:
     """URLs of the clip or its numbered parts, in order."""
     parts = record.get("clip_parts") or ([record["clip"]] if record.get("clip") else [])
+    if not isinstance(parts, list):   # not a contract field: the event checks let any JSON value through
+        parts = [parts] if isinstance(parts, (str, dict)) else []
     out = []
     for p in parts:
         rel = p.get("path") or p.get("clip") if isinstance(p, dict) else p

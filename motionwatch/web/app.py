@@ -1,6 +1,6 @@
 """The Starlette application: routes of the UI and JSON API, and the middleware
-stack that guards them (outermost first): security headers, Starlette's
-TrustedHostMiddleware, the auth gate, the POST guard (guards.py).
+stack that guards them (outermost first): security headers, one framing per
+request, Starlette's TrustedHostMiddleware, the auth gate, the POST guard (guards.py).
 
 Every GET only reads. Keep and delete are POSTs that need the session's CSRF
 token (header X-CSRF-Token or form field csrf) and, when the browser sends
@@ -27,8 +27,8 @@ from motionwatch.store import DamagedRow
 from motionwatch.web import api
 from motionwatch.web.auth import COOKIE, SESSION_SECONDS
 from motionwatch.web.files import Refused, media_path
-from motionwatch.web.guards import BUSY, AuthGate, PostGuard, SecurityHeaders, check_password, client_address, \
-    csrf_expected, error, session_token
+from motionwatch.web.guards import BUSY, AuthGate, OneFraming, PostGuard, SecurityHeaders, check_password, \
+    client_address, csrf_expected, error, session_token
 
 log = logging.getLogger("motionwatch.web")
 
@@ -238,6 +238,7 @@ def build_app(server, allowed_hosts: list[str]) -> Starlette:
     """`server` is the WebServer: what the routes read (index, auth, cameras)."""
     app = Starlette(routes=ROUTES, middleware=[
         Middleware(SecurityHeaders),
+        Middleware(OneFraming),
         Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts, www_redirect=False),
         Middleware(AuthGate, auth=server.auth),
         Middleware(PostGuard, auth=server.auth),

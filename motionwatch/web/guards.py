@@ -1,6 +1,8 @@
 """Our own rules, each an ASGI middleware around the routes (the Host rule is
 Starlette's TrustedHostMiddleware, set up in app.py):
 
+- OneFraming: a request that carries both Content-Length and Transfer-Encoding
+  is refused and its connection closed.
 - SecurityHeaders: CSP and friends on every answer.
 - AuthGate: a session cookie, HTTP Basic (through the login throttle) or no
   password needed; otherwise 401 for the API and a redirect to /login for pages.
@@ -59,6 +61,25 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class OneFraming:
+    """h11 reads a request with both Content-Length and Transfer-Encoding by the
+    latter and keeps the connection open; RFC 9112 6.3 says such a request may be
+    smuggling (a proxy in front may have framed it by Content-Length) and the
+    connection MUST be closed after answering. Answer 400 with Connection: close,
+    so nothing that follows on that connection is served."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            names = {name.lower() for name, _ in scope["headers"]}
+            if b"content-length" in names and b"transfer-encoding" in names:
+                return await error(scope, 400, "both Content-Length and Transfer-Encoding; allowed: one of them",
+                                   {"Connection": "close"})(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 def session_token(scope: Scope) -> str | None:
@@ -187,6 +208,9 @@ def _parse_form(body: bytes, ctype: str) -> dict:
     # urlencoded by hand (parse_qsl): Starlette's form parser needs python-multipart,
     # a dependency for two fields (password, csrf) that never carry files.
     if "application/json" in ctype:
-        data = json.loads(body or b"{}")
+        try:
+            data = json.loads(body or b"{}")
+        except RecursionError:   # "[[[[..." within MAX_BODY nests deeper than the parser's stack
+            raise ValueError("nested too deeply") from None
         return data if isinstance(data, dict) else {}
     return dict(parse_qsl(body.decode("utf-8", "replace")))

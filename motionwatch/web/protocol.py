@@ -24,6 +24,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 log = logging.getLogger("motionwatch.web")
 
 MAX_CONNECTIONS = 200     # open connections (each costs a socket, no thread)
+MAX_PER_ADDRESS = 50      # of those, from one client address: one client cannot fill the cap
 REQUEST_SECONDS = 10.0    # from connecting (or the previous response) until the whole request (head, body) arrived
 STALL_SECONDS = 30.0      # a client that reads nothing for this long while we have bytes for it is dropped
 
@@ -32,23 +33,38 @@ class GuardedH11Protocol(H11Protocol):
     request_seconds = REQUEST_SECONDS
     stall_seconds = STALL_SECONDS
     max_connections = MAX_CONNECTIONS
+    max_per_address = MAX_PER_ADDRESS
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._opened = time.monotonic()
         self._head_timer: asyncio.TimerHandle | None = None
         self._stall_timer: asyncio.TimerHandle | None = None
-        if len(self.connections) > self.max_connections and not self._evict_idle():
+        # Connections that are mid-request (a body that never comes) cannot be evicted;
+        # without a share per address, one client holding 200 of them locked everyone out.
+        mine = self._same_address()
+        if len(mine) > self.max_per_address and not self._evict_idle(mine):
+            log.debug("web: %d connections from %s; closing a new one", len(mine) - 1, self._address())
+            transport.abort()
+            return
+        if len(self.connections) > self.max_connections and not self._evict_idle(self.connections):
             log.debug("web: %d connections all busy; closing a new one", len(self.connections) - 1)
             transport.abort()   # before reading a byte: cheaper than any answer
             return
         self._arm_head_deadline()
 
-    def _evict_idle(self) -> bool:
-        """At the cap, close the oldest connection that is waiting for a request
-        (idle, or sending its head): a flood of idle connections then costs its own
-        members, while a new client that sends its request at once is served."""
-        idle = [c for c in self.connections if c is not self and isinstance(c, GuardedH11Protocol)
+    def _address(self) -> str | None:
+        return self.client[0] if self.client else None
+
+    def _same_address(self) -> list:
+        me = self._address()
+        return [c for c in self.connections if isinstance(c, GuardedH11Protocol) and c._address() == me]
+
+    def _evict_idle(self, among) -> bool:
+        """At a cap, close the oldest connection `among` those that is waiting for a
+        request (idle, or sending its head): a flood of idle connections then costs
+        its own members, while a new client that sends its request at once is served."""
+        idle = [c for c in among if c is not self and isinstance(c, GuardedH11Protocol)
                 and c.conn.their_state is h11.IDLE and (c.cycle is None or c.cycle.response_complete)
                 and not c.transport.is_closing()]
         if not idle:

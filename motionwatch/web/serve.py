@@ -8,7 +8,7 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from motionwatch.cli import common, effective_config
+from motionwatch.cli import common, effective_config, nonempty
 from motionwatch.errors import ConfigError, MotionwatchError
 
 log = logging.getLogger("motionwatch.web")
@@ -17,7 +17,7 @@ log = logging.getLogger("motionwatch.web")
 def add_serve(sub) -> None:
     p = sub.add_parser("serve", help="browse recorded events in a web browser")
     common(p, source=False)
-    p.add_argument("--host", metavar="H", help="address to bind (default: web.host, 127.0.0.1)")
+    p.add_argument("--host", metavar="H", type=nonempty, help="address to bind (default: web.host, 127.0.0.1)")
     p.add_argument("--port", type=int, metavar="P", help="TCP port (default: web.port, 8765; 0 = any free port)")
     p.set_defaults(func=cmd_serve)
 

@@ -82,6 +82,9 @@ class WebServer:
             build_app(self, allowed_hosts(web, self.host, self.auth.required)),
             http=GuardedH11Protocol, ws="none", loop="asyncio", lifespan="off", log_config=None, access_log=False,
             # uvicorn's 503 rule counts connections too: above our cap it only limits requests in flight.
+            # X-Forwarded-For only from the proxies the user names: uvicorn's default believes
+            # it from 127.0.0.1, so any local client could be a new "address" per guess.
+            proxy_headers=bool(web.trusted_proxies), forwarded_allow_ips=list(web.trusted_proxies) or None,
             server_header=False, limit_concurrency=MAX_CONNECTIONS + 1, timeout_keep_alive=KEEP_ALIVE_SECONDS,
             timeout_graceful_shutdown=SHUTDOWN_SECONDS,
             ssl_certfile=web.tls_cert, ssl_keyfile=web.tls_key or None)

@@ -171,7 +171,7 @@ def serve_stack(stack: str, port: int, root: str | None) -> None:
 def capture_loop(cam: LiveCamera, counts: dict) -> None:
     """The demo camera through the real detector into LiveCamera.push, as a CameraLoop does."""
     from motionwatch.config import DetectionConfig
-    from motionwatch.detector import MotionDetector
+    from motionwatch.detect import MotionDetector
     from motionwatch.sources import DemoSource
     src = DemoSource()
     src.open()

@@ -1,6 +1,7 @@
 """Detection quality on the scene suite and the real clips, as a table.
 
     .venv/bin/python tests/bench/eval_detection.py [--seeds 1 2 3] [--fast] [--no-clips] [--no-cdnet]
+        [--model ours|before|MOG2|KNN]
 
 Generated scenes (every kind of the issue, drawn from each seed: other seeds
 are held-out scenes of the same kinds) and the real clips of ../shared/footage
@@ -16,6 +17,7 @@ import argparse
 import sys
 import time
 
+from models import swaps
 from motionwatch.config import load_config
 from motionwatch.evaluate import pixel_scores, run_case, run_clip, table
 from motionwatch.scenes import FAST, FOOTAGE, real_clips, suite
@@ -29,24 +31,27 @@ def main() -> int:
     ap.add_argument("--no-clips", action="store_true")
     ap.add_argument("--no-cdnet", action="store_true")
     ap.add_argument("--config", help="config file (default: built-in defaults)")
+    ap.add_argument("--model", default="ours", choices=("ours", "before", "MOG2", "KNN"),
+                    help="score this background model (references: the detector before issue 16, OpenCV's)")
     args = ap.parse_args()
     cfg = load_config(args.config)
+    model = swaps()[args.model]
     t0 = time.monotonic()
     scores = []
     for seed in args.seeds:
         for case in suite(seed, cfg.events.gap_seconds):
             if (args.fast and case.name not in FAST) or (args.only and case.name not in args.only):
                 continue
-            sc = run_case(case, cfg)
+            sc = run_case(case, cfg, model)
             if len(args.seeds) > 1:
                 sc.name = f"{sc.name} (seed {seed})"
             scores.append(sc)
     if not args.no_clips:
         for clip in real_clips():
             if not args.only or clip.name in args.only:
-                scores.append(run_clip(clip, cfg))
+                scores.append(run_clip(clip, cfg, model))
     print(table(scores))
-    if not args.no_cdnet and (FOOTAGE / "cdnet_highway").is_dir() and not args.only:
+    if not args.no_cdnet and (FOOTAGE / "cdnet_highway").is_dir() and not args.only and args.model == "ours":
         p, r, f, n = pixel_scores(FOOTAGE / "cdnet_highway", cfg)
         print(f"\ncdnet_highway change mask over {n} evaluated frames: "
               f"precision {p:.3f}, recall {r:.3f}, F-measure {f:.3f}")

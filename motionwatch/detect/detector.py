@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 
 from motionwatch.config import DetectionConfig
+from motionwatch.detect.dynamic import Dynamics
+from motionwatch.detect.preprocess import Preprocess
 from motionwatch.masks import detection_size
 from motionwatch.model import Detection
 
@@ -50,6 +52,21 @@ JUMP_S = 0.6
 RELIT_MIN_SHARE = 0.01
 RELIT_R = 0.92
 RELIT_MIN_STD = 8.0
+# Temporal and shape evidence (issue 16). A region counts only when at least
+# PERSIST_SHARE of it was already changed last frame (a rain streak or an
+# insect is somewhere else each frame; a person overlaps themself) or it is
+# LARGE_SHARE of the picture. When WEATHER_COUNT or more small regions (under
+# SMALL_SHARE of the picture each) appear at once, they are rain or snow and
+# no region under WEATHER_SHARE counts: a far-away person in a storm is lost.
+PERSIST_SHARE = 0.15
+# A shake estimate is used only when aligning leaves at most this share of
+# the change there was without it (1.0 aligned more shaken highway frames but
+# ended the escalator clip's event early).
+SHAKE_GAIN = 0.7
+LARGE_SHARE = 0.01
+SMALL_SHARE = 0.001
+WEATHER_COUNT = 6
+WEATHER_SHARE = 0.004
 
 
 class MotionDetector:
@@ -72,6 +89,8 @@ class MotionDetector:
             if cv2.countNonZero(shrunk):
                 watch = shrunk
         self.watch = watch
+        self.prep = Preprocess(self.det_size, cfg.blur)
+        self.dyn = Dynamics(self.det_size, self.fps, cfg)
         self.watch_area = int(cv2.countNonZero(watch)) if watch is not None else w * h
         self._alloc(w, h)
         # Time constants are in seconds; convert once to per-frame values.
@@ -86,8 +105,7 @@ class MotionDetector:
         self.reset()
 
     def _alloc(self, w: int, h: int) -> None:
-        self.gray = np.empty((h, w), np.uint8)
-        self.blurred = np.empty((h, w), np.uint8)
+        self.blurred = self.prep.out
         self.bg = np.zeros((h, w), np.float32)
         self.bg_u8 = np.empty((h, w), np.uint8)
         self.recent_u8 = np.empty((h, w), np.uint8)
@@ -96,6 +114,8 @@ class MotionDetector:
         self.kernel3 = np.ones((3, 3), np.uint8)
         self.recent = np.empty((h, w), np.uint8)
         self.diff = np.empty((h, w), np.uint8)
+        self.raw_diff = np.empty((h, w), np.uint8)   # before the edge and variability allowances
+        self.raw_mask = np.zeros((h, w), np.uint8)   # thresholded, before the region filter
         self.mask = np.zeros((h, w), np.uint8)   # every changed region (not learned)
         self.out_buf = np.zeros((h, w), np.uint8)
         self.prev_out = np.zeros((h, w), np.uint8)   # last frame's moving regions
@@ -106,7 +126,7 @@ class MotionDetector:
         self.still_next = np.zeros((h, w), np.uint16)
         self.not_mask = np.empty((h, w), np.uint8)
         # 16-bit labels when they cannot overflow (8-connected regions are at most one
-        # pixel in each 2x2 block): the labelling writes half the bytes, ~3x faster.
+        # pixel in each 2x2 block): the labelling writes half the bytes (docs/performance.md).
         self.label_type = cv2.CV_16U if ((w + 1) // 2) * ((h + 1) // 2) < 65535 else cv2.CV_32S
         # Subsample grid for the cheap robust statistics (gain, noise).
         step = max(1, int(np.sqrt(w * h / 2500)))
@@ -129,12 +149,13 @@ class MotionDetector:
         # Which buffers are known to be all zero: most frames change nothing, and
         # then clearing or copying a zero picture again is wasted work.
         self.mask_clear = self.prev_clear = self.still_clear = True
+        self.dyn.reset()
 
     # -- public ---------------------------------------------------------------
 
-    def update(self, image: np.ndarray, gray: np.ndarray | None = None) -> Detection:
-        """Detect motion in one frame (BGR image, or the decoder's luma plane as `gray`)."""
-        self._prepare(image if gray is None else gray)
+    def update(self, picture: np.ndarray) -> Detection:
+        """Detect motion in one frame: a BGR image or the decoder's luma plane."""
+        self.blurred = self.prep(picture)
         self.frames += 1
         if self.frames == 1:
             self.bg[:] = self.blurred
@@ -147,16 +168,23 @@ class MotionDetector:
             # what merely changed with the light be re-learned (see _clean).
             self.jump_left = self.jump_frames
         self._express(self.bg, self.bg_u8)
-        cv2.absdiff(self.blurred, self.bg_u8, self.diff)
         warming = self.frames <= self.warmup_frames
-        threshold = self._threshold(warming)
-        if EDGE_K:
-            self._edges()
-            cv2.subtract(self.diff, self.edge, self.diff)
-        cv2.threshold(self.diff, threshold, 255, cv2.THRESH_BINARY, self.mask)
-        if self.watch is not None:
-            cv2.bitwise_and(self.mask, self.watch, self.mask)
-        changed = cv2.countNonZero(self.mask)
+        changed, threshold = self._difference(warming)
+        if changed and self.dyn.stabilize:
+            # Something changed: if the whole picture moved (a shaking camera),
+            # difference again after aligning this frame with the background.
+            aligned = self.dyn.align(self.blurred, self.bg_u8)
+            if aligned is not None:
+                unaligned = self.blurred
+                self.blurred = aligned
+                before, (changed, threshold) = changed, self._difference(warming, threshold)
+                if changed > SHAKE_GAIN * before:
+                    # A large moving subject, not the camera, moved the correlation
+                    # peak: aligning made it worse, so keep the picture as it was.
+                    self.blurred = unaligned
+                    self.dyn.shift = (0.0, 0.0)
+                    changed, threshold = self._difference(warming, threshold)
+        raw_changed = changed
         lighting = changed > self.cfg.max_fraction * self.watch_area or not (
             GAIN_LIMITS[0] < gain < GAIN_LIMITS[1])
         if lighting:
@@ -165,13 +193,36 @@ class MotionDetector:
             return Detection(0.0, [], self.mask, lighting_change=True, ready=False, threshold=threshold)
         quiet = changed == 0   # nothing over the threshold: the mask stays empty
         boxes, changed = self._clean(changed, threshold)
+        self.dyn.observe(self.raw_mask, quiet)
+        self.dyn.learn(self.raw_diff, None if quiet else self.out, warming or self.rebase_left > 0,
+                       self.frames, self.jump_left > 0)
         self._keep_prev_out(quiet)
         self.mask_clear = quiet
         self._learn(warming, quiet)
+        extra = dict(threshold=threshold, raw_fraction=raw_changed / self.watch_area, shift=self.dyn.shift)
         if warming or self.rebase_left > 0:
             self.rebase_left = max(0, self.rebase_left - 1)
-            return Detection(0.0, [], self.out, ready=False, threshold=threshold)
-        return Detection(changed / self.watch_area, boxes, self.out, threshold=threshold)
+            return Detection(0.0, [], self.out, ready=False, **extra)
+        return Detection(changed / self.watch_area, boxes, self.out, **extra)
+
+    def _difference(self, warming: bool, threshold: float | None = None) -> tuple[int, float]:
+        """Threshold |frame - background| less the allowances; returns (changed pixels, threshold)."""
+        cv2.absdiff(self.blurred, self.bg_u8, self.raw_diff)
+        if threshold is None:
+            threshold = self._threshold(warming)
+        allowance = self.dyn.allowance(threshold)
+        if EDGE_K:
+            self._edges()
+            allowance = self.edge if allowance is None else cv2.max(allowance, self.edge, allowance)
+        if allowance is not None:
+            cv2.subtract(self.raw_diff, allowance, self.diff)
+        else:
+            np.copyto(self.diff, self.raw_diff)
+        cv2.threshold(self.diff, threshold, 255, cv2.THRESH_BINARY, self.mask)
+        if self.watch is not None:
+            cv2.bitwise_and(self.mask, self.watch, self.mask)
+        np.copyto(self.raw_mask, self.mask)
+        return cv2.countNonZero(self.mask), threshold
 
     @property
     def background(self) -> np.ndarray:
@@ -180,25 +231,14 @@ class MotionDetector:
 
     # -- steps ----------------------------------------------------------------
 
-    # (scale, offset) from the decoder's luma plane to BGR grey, set by the capture loop.
-    luma_levels: tuple[float, float] | None = None
+    @property
+    def luma_levels(self) -> tuple[float, float] | None:
+        """(scale, offset) from the decoder's luma plane to BGR grey, set by the capture loop."""
+        return self.prep.luma_levels
 
-    def _prepare(self, src: np.ndarray) -> None:
-        w, h = self.det_size
-        if src.ndim == 3:
-            # Resize first: shrinking 3 channels is cheaper than converting the full frame.
-            small3 = cv2.resize(src, (w, h), interpolation=cv2.INTER_LINEAR)
-            cv2.cvtColor(small3, cv2.COLOR_BGR2GRAY, self.gray)
-        else:
-            cv2.resize(src, (w, h), self.gray, interpolation=cv2.INTER_LINEAR)
-            if self.luma_levels is not None:
-                # Limited-range luma (Y 16..235) stretched to the grey levels a BGR
-                # frame gives, so thresholds mean the same on both paths.
-                cv2.convertScaleAbs(self.gray, self.gray, *self.luma_levels)
-        if self.cfg.blur > 1:
-            cv2.GaussianBlur(self.gray, (self.cfg.blur, self.cfg.blur), 0, self.blurred)
-        else:
-            self.blurred[:] = self.gray
+    @luma_levels.setter
+    def luma_levels(self, levels: tuple[float, float] | None) -> None:
+        self.prep.luma_levels = levels
 
     def _keep_prev_out(self, quiet: bool) -> None:
         """prev_out = this frame's moving regions (all zero when nothing changed)."""
@@ -263,7 +303,7 @@ class MotionDetector:
         if isinstance(setting, int):
             return float(setting)
         if setting == "otsu":
-            t, _ = cv2.threshold(self.diff, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+            t, _ = cv2.threshold(self.raw_diff, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
             # Otsu always splits the histogram in two, even when there is no motion
             # and both halves are noise; the floor keeps it from thresholding noise.
             return max(float(t), float(floor))
@@ -271,7 +311,7 @@ class MotionDetector:
 
     def _noise(self, warming: bool) -> float:
         """Robust sigma of the difference image, learned while the scene is quiet."""
-        d = self.diff[self.sub]
+        d = self.raw_diff[self.sub]
         # quiet_sub None: every sampled pixel is quiet (a copy: _percentile reorders it)
         quiet = d.copy() if self.quiet_sub is None else d[self.quiet_sub]
         if quiet.size >= 50:
@@ -279,7 +319,7 @@ class MotionDetector:
         elif self.sub_watch is not None:
             d = d[self.sub_watch]
         else:
-            d = d.copy()   # a view of self.diff: _percentile reorders what it gets
+            d = d.copy()   # a view of self.raw_diff: _percentile reorders what it gets
         # The 30th percentile of |N(0, sigma)| is 0.385 sigma; a low percentile
         # stays put when moving things cover a good part of a small watched area.
         sigma = _percentile(d, 30) / 0.385
@@ -337,6 +377,7 @@ class MotionDetector:
         big[0] = False
         moving = big & (self._moving_pixels(labels, roi, n, threshold)
                         >= np.maximum(MIN_MOVING, MOVING_SHARE * areas))
+        moving &= self._evidence(labels, roi, areas, n)
         large = np.nonzero(moving & (areas >= RELIT_MIN_SHARE * self.watch_area))[0]
         if len(large):
             moving[self._relit(labels, roi, large, n)] = False
@@ -370,6 +411,18 @@ class MotionDetector:
             x, y, w, h = (int(v) for v in stats[i, :4])
             boxes.append((int(x * sx), int(y * sy), int(round(w * sx)), int(round(h * sy))))
         return boxes, total
+
+    def _evidence(self, labels: np.ndarray, roi: tuple[slice, slice], areas: np.ndarray, n: int) -> np.ndarray:
+        """Per region: persistent (overlaps last frame's change) and not part of a weather speckle field."""
+        before = np.bincount(labels[self.dyn.prev_mask[roi] > 0], minlength=n)
+        ok = (before >= PERSIST_SHARE * areas) | (areas >= LARGE_SHARE * self.watch_area)
+        small = areas < SMALL_SHARE * self.watch_area
+        small[0] = False
+        if np.count_nonzero(small & (areas >= self.cfg.min_blob_area)) >= WEATHER_COUNT:
+            # Streaks merge into clumps in heavy rain: in weather, clumps count
+            # only from WEATHER_SHARE of the picture.
+            ok &= areas >= WEATHER_SHARE * self.watch_area
+        return ok
 
     def _full(self, part: np.ndarray, roi: tuple[slice, slice]) -> np.ndarray:
         """A boolean map over the labelled rectangle as a whole-picture map."""
