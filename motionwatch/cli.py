@@ -74,20 +74,20 @@ def effective_config(args: argparse.Namespace, default_name: str | None = None) 
     """Load --config and apply --recordings / --source / --camera on top."""
     cfg = load_config(getattr(args, "config", None))
     if getattr(args, "recordings", None):
-        from motionwatch.config import _Invalid, _parse_folder
+        from motionwatch.config import Invalid, parse_folder
         try:
-            _parse_folder(args.recordings)
-        except _Invalid as e:
+            parse_folder(args.recordings)
+        except Invalid as e:
             raise ConfigError(f"--recordings: {args.recordings!r} is not allowed; allowed: {e}") from None
         cfg = replace(cfg, recordings=replace(cfg.recordings, path=args.recordings))
     src = getattr(args, "source", None)
     if src is not None:
         name = getattr(args, "camera", None) or default_name or camera_name_for(src)
         base = cfg.cameras[0] if cfg.cameras else CameraConfig()
-        from motionwatch.config import _parse_name, _Invalid
+        from motionwatch.config import Invalid, parse_name
         try:
-            _parse_name(name)
-        except _Invalid as e:
+            parse_name(name)
+        except Invalid as e:
             raise ConfigError(f"--camera: {name!r} is not allowed; allowed: {e}") from None
         cfg = replace(cfg, cameras=(replace(base, name=name, source=src),))
     elif getattr(args, "camera", None):

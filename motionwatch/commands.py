@@ -432,10 +432,16 @@ def add_check_config(sub) -> None:
     common(p)
     p.add_argument("--preview", nargs=2, metavar=("FRAME_OR_SOURCE", "OUT_PNG"),
                    help="draw the camera's mask over an image or a source's first frame into OUT_PNG")
+    p.add_argument("--schema", action="store_true",
+                   help="print the config file's JSON Schema (for editors with a YAML language server)")
     p.set_defaults(func=cmd_check_config)
 
 
 def cmd_check_config(args) -> int:
+    if args.schema:
+        from motionwatch.config.render import schema_text
+        sys.stdout.write(schema_text())
+        return 0
     if args.path:
         args.config = args.path
     cfg = effective_config(args)

@@ -30,6 +30,9 @@ def test_commented_default_file_equals_builtin_defaults():
     ("cameras:\n  - name: a\n    source: 0\n    mask: [[1, 2]]\n", ["cameras[0].mask", "polygons"]),
     ("cameras:\n  - name: a\n  - name: a\n", ["cameras[1].name", "used twice"]),
     ("detection: [1, 2\n", ["bad.yaml", "not valid YAML"]),
+    ("cameras:\n  - name: a\n    detection: {blur: 4}\n",
+     ["bad.yaml:3", "cameras[0].detection.blur", "4 is even", "an odd integer 1..31"]),
+    ("recordings:\n  max_size_gb: -1\n", ["bad.yaml:2", "recordings.max_size_gb", "out of range", "(GB)"]),
 ])
 def test_bad_config_exits_2_with_one_clear_line(tmp_path, text, expected):
     bad = tmp_path / "bad.yaml"
@@ -78,6 +81,28 @@ def test_bad_argument_is_exit_2_one_line():
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "--duration" in proc.stderr
+
+
+@pytest.mark.parametrize("args", [["run", "--source", "", "--duration", "1"], ["tune", " "],
+                                  ["check-config", "--source", " "]])
+def test_a_blank_source_flag_is_one_line_exit_2(tmp_path, args):
+    """A config derived from a flag is validated like a file: one line, no traceback."""
+    proc = mw(*args, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "source" in proc.stderr.lower() and "allowed: " in proc.stderr
+    assert not (tmp_path / "recordings").exists()
+
+
+def test_a_config_derived_in_code_is_checked_like_a_file():
+    """`replace(cam, source=...)` as the commands do with flags: a bad value is the same
+    one-line ConfigError (exit 2 at the CLI), not a pydantic traceback."""
+    from dataclasses import replace
+    cam = Config().cameras[0]
+    with pytest.raises(ConfigError, match=r"^source: ' ' is not allowed; allowed: a camera index \(0\)"):
+        replace(cam, source=" ")
+    with pytest.raises(ConfigError, match=r"^timeout_seconds: 0\.1 is out of range; allowed: a number 0\.5\.\.600"):
+        replace(cam, timeout_seconds=0.1)
 
 
 def test_unknown_override_key_in_camera_detection():

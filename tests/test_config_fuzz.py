@@ -14,7 +14,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from motionwatch.config import Config, parse_config
+from motionwatch.config import CameraConfig, Config, WebhookConfig, parse_config
 from motionwatch.errors import ConfigError, SourceError
 from motionwatch.sources import open_source, source_kind
 
@@ -23,18 +23,13 @@ FUZZ = settings(max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", 1
 
 # Every section and key path the loader knows, so generated documents reach the
 # per-field validation instead of stopping at "unknown key".
-SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "source_file"}
+SECTIONS = [name for name in Config.__pydantic_fields__ if name != "source_file"]
+ITEMS = {"cameras": CameraConfig, "webhooks": WebhookConfig}
 
 
 def _keys(section: str) -> list[str]:
-    cls = {f.name: f for f in dataclasses.fields(Config)}[section].default_factory
-    try:
-        obj = cls()
-    except TypeError:
-        return []
-    if isinstance(obj, tuple) and obj:
-        obj = obj[0]
-    return [f.name for f in dataclasses.fields(obj)] if dataclasses.is_dataclass(obj) else []
+    model = ITEMS.get(section) or Config.__pydantic_fields__[section].annotation
+    return list(model.__pydantic_fields__)
 
 
 scalars = st.one_of(
