@@ -13,10 +13,7 @@ from pathlib import Path
 import pytest
 
 from motionwatch.synth import Light, Scene, Walker, write_video
-
-FOOTAGE = Path(__file__).resolve().parents[2] / "shared" / "footage"
-if not FOOTAGE.is_dir():
-    FOOTAGE = Path(__file__).resolve().parents[1].parent / "shared" / "footage"
+from support.footage import FOOTAGE
 
 
 # CI sets this: there the footage is always laid beside the clone, so a missing clip

@@ -12,9 +12,9 @@ import pytest
 
 from conftest import footage
 from motionwatch.config import Config
-from motionwatch.evaluate import Score, pixel_scores, run_case, run_clip, score, table
 from motionwatch.model import Event
-from motionwatch.scenes import FAST, OUTDOOR, real_clips, suite
+from support.evaluate import Score, pixel_scores, run_case, run_clip, score, table
+from support.scenes import FAST, OUTDOOR, real_clips, suite
 
 SEED = 11
 CASES = {c.name: c for c in suite(SEED)}

@@ -16,15 +16,20 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+# The shared harness is in tests/support: put tests/ on sys.path (only this
+# script's own folder is there when it runs as `python tests/bench/X.py`).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import BASELINE_REF, swaps
 from motionwatch.config import DetectionConfig
 from motionwatch.detect import MotionDetector
-from motionwatch.evaluate import mask_scores, read_video
-from motionwatch.scenes import FOOTAGE, mask_sequences, suite
 from motionwatch.synth import SceneRenderer
+from support.evaluate import mask_scores, read_video
+from support.scenes import FOOTAGE, mask_sequences, suite
 
 def makers(ref: str) -> dict:
     """Each model as `make(size, fps) -> detector`, for the pixel and CPU tables."""

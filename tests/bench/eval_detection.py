@@ -16,11 +16,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
+
+# The shared harness is in tests/support: put tests/ on sys.path (only this
+# script's own folder is there when it runs as `python tests/bench/X.py`).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import swaps
 from motionwatch.config import load_config
-from motionwatch.evaluate import pixel_scores, run_case, run_clip, table
-from motionwatch.scenes import FAST, FOOTAGE, real_clips, suite
+from support.evaluate import pixel_scores, run_case, run_clip, table
+from support.scenes import FAST, FOOTAGE, real_clips, suite
 
 
 def main() -> int:

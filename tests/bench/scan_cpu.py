@@ -18,8 +18,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+# The shared harness is in tests/support: put tests/ on sys.path (only this
+# script's own folder is there when it runs as `python tests/bench/X.py`).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from models import BASELINE_REF, REPO
-from motionwatch.scenes import FOOTAGE
+from support.scenes import FOOTAGE
 
 CLIPS = ("dvrscan_traffic_camera/traffic_camera.mp4", "opencv_vtest/vtest.avi", "i2r_escalator/video.mp4")
 

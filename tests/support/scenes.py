@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from motionwatch.synth import Light, Scene, Walker
-
-FOOTAGE = Path(__file__).resolve().parents[2] / "shared" / "footage"
+from support.footage import FOOTAGE
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from motionwatch.detect import MotionDetector
 from motionwatch.events import EventEnded
 from motionwatch.model import Detection, Event, Frame
 from motionwatch.pipeline import camera_stages
-from motionwatch.scenes import Case, Clip, MaskSequence, mask_sequences, outside
+from support.scenes import Case, Clip, MaskSequence, mask_sequences, outside
 from motionwatch.synth import SceneRenderer
 
 # An event may start this much before the truth (pre-motion shadows, a peer's
