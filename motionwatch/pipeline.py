@@ -112,6 +112,7 @@ class CameraLoop:
         self._was_lost = False  # so the next frame announces "camera_found"
         self.failure: ConfigError | None = None   # why `run` stopped this camera for good
         self.lighting_log = LightingLog()
+        self._ready_frames = 0  # analysed frames since the detector's warm-up ended
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -223,6 +224,7 @@ class CameraLoop:
         for signal in self.tracker.feed(frame, det):
             started |= isinstance(signal, EventStarted)
             self._emit(signal)
+        self._say_warm(det)
         self._say_lighting(self.lighting_log.feed(frame.ts, self.detector.gain, det.lighting_change, started))
         if self.tracker.open is not None and self._copy_seq >= 0 and frame.index % COPY_BATCH == 0:
             self._hand_packets(self.tracker.open)
@@ -237,6 +239,7 @@ class CameraLoop:
                         self.cam.name, *self._size, *size)
             self._flush("size changed")
         self._size = size
+        self._ready_frames = 0
         self._stall_s = 1.0 / self._source_fps()
         copying = self.source is not None and self.source.packets is not None
         self.detector, self.tracker = camera_stages(
@@ -286,6 +289,17 @@ class CameraLoop:
             self._hand_packets(signal.event)
         if state is not None and self.on_state is not None:
             self.on_state(state, st)
+
+    def _say_warm(self, det) -> None:
+        """Say (DEBUG) when warm-up is over: at the first frame that could start an
+        event (the min_frames-th ready frame), so anything the fresh background
+        missed, such as a reconnect's jump, has shown as an event before this line."""
+        if not det.ready:
+            return
+        self._ready_frames += 1
+        if self._ready_frames == self.tracker.min_frames:
+            log.debug("%s: warm-up done (%d frames analysed); watching for motion",
+                      self.cam.name, self.detector.frames)
 
     def _say_lighting(self, message: str | None) -> None:
         """A lighting change the detector compensated: worth a line, so a user sees it was ignored."""

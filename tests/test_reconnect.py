@@ -19,6 +19,10 @@ STARTED = r"motion: event \w+ started"
 ENDED = r"event \w+ (?:ended|saved)"
 LOST = r"door: camera lost"
 FOUND = r"door: camera found again"
+# DEBUG (-v): logged at the first frame that could start an event, so a reconnect or
+# size change that wrongly looks like motion has logged its event before this line.
+WARM = r"door: warm-up done"
+RETRY = r"door: still lost"
 
 
 def record_one_event(run: RunProcess, cam: ServerProcess) -> None:
@@ -34,10 +38,10 @@ def test_camera_killed_stalled_refused_comes_back_each_time(tmp_path):
     cam = ServerProcess(mode="still").start()
     rec = tmp_path / "rec"
     cfg = write_config(tmp_path / "c.yaml", rec, [{"name": "door", "source": cam.url, "timeout_seconds": 1.0}])
-    run = RunProcess(tmp_path, "--config", str(cfg))
+    run = RunProcess(tmp_path, "--config", str(cfg), "-v")
     try:
         run.wait_for(r"door: watching stream")
-        time.sleep(1.5)  # warm-up
+        run.wait_for(WARM)
         record_one_event(run, cam)
         fds, threads = run.open_fds(), run.threads()
 
@@ -45,17 +49,17 @@ def test_camera_killed_stalled_refused_comes_back_each_time(tmp_path):
         run.set_mark()
         cam.kill()
         run.wait_for(LOST)
-        run.wait_for(r"door: still lost")
+        # CPU over one whole backoff wait (from one retry to the next, about 2 s), not a sleep.
+        run.wait_for(RETRY)
         cpu0 = run.cpu_seconds()
-        time.sleep(2.0)
+        run.wait_for(RETRY, count=2)
         assert run.cpu_seconds() - cpu0 < 0.4, "waiting for a dead camera must not spin the CPU"
         assert not re.search(FOUND, run.since_mark())
         # It comes back with someone standing in the room who was not there before
         # the loss: a fresh warm-up learns them as background, so no event.
         cam.start(mode="standing")
         run.wait_for(FOUND)
-        run.set_mark()
-        time.sleep(2.5)
+        run.wait_for(WARM)
         assert not re.search(STARTED, run.since_mark()), "the reconnect itself must not be an event"
         record_one_event(run, cam)
 
@@ -68,7 +72,7 @@ def test_camera_killed_stalled_refused_comes_back_each_time(tmp_path):
         assert not re.search(FOUND, run.since_mark())
         cam.send("serve")
         run.wait_for(FOUND)
-        time.sleep(1.5)
+        run.wait_for(WARM)
         record_one_event(run, cam)
 
         # 3. Connections are refused for a while.
@@ -78,7 +82,7 @@ def test_camera_killed_stalled_refused_comes_back_each_time(tmp_path):
         run.wait_for(r"door: still lost \(.*cannot open stream")
         cam.send("serve")
         run.wait_for(FOUND)
-        time.sleep(1.5)
+        run.wait_for(WARM)
         record_one_event(run, cam)
 
         # Three losses later: no threads or open files piled up.
@@ -114,22 +118,22 @@ def test_camera_down_at_start_is_an_error_naming_the_source(tmp_path):
 
 @pytest.mark.parametrize("size", ["480x270"])
 def test_picture_size_change_mid_stream(tmp_path, size):
-    """The camera switches resolution. Through a pipe (ffmpeg copying the JPEGs) the
-    new size arrives as is and the detector re-initialises; OpenCV's own FFmpeg
-    reader scales it back to the first size. Either way: no crash, no event from
-    the switch, and motion afterwards is still recorded."""
+    """The camera switches resolution. Read directly (the MJPEG source) and through
+    a pipe (ffmpeg copying the JPEGs) the new size arrives as is and each detector
+    re-initialises and warms up again: no crash, no event from the switch, and
+    motion afterwards is still recorded."""
     with ServerProcess(mode="still") as cam:
         piped = f"pipe:ffmpeg -nostdin -loglevel error -f mpjpeg -i {cam.url} -c copy -f mjpeg -"
         cams = [{"name": "direct", "source": cam.url, "timeout_seconds": 2.0},
                 {"name": "piped", "source": piped, "timeout_seconds": 2.0}]
         cfg = write_config(tmp_path / "c.yaml", tmp_path / "rec", cams)
-        run = RunProcess(tmp_path, "--config", str(cfg))
+        run = RunProcess(tmp_path, "--config", str(cfg), "-v")
         try:
-            run.wait_for(r"(direct|piped): watching", count=2)
-            time.sleep(2.0)
+            run.wait_for(r"(direct|piped): warm-up done", count=2)
+            run.set_mark()
             cam.send(f"size {size}")
-            run.wait_for(r"piped: picture size changed from 320x240 to " + size)
-            time.sleep(2.5)
+            run.wait_for(r"(direct|piped): picture size changed from 320x240 to " + size, count=2)
+            run.wait_for(r"(direct|piped): warm-up done", count=2)
             assert not re.search(STARTED, run.log), "a size change must not be an event"
             run.set_mark()
             cam.send("motion")
