@@ -7,11 +7,13 @@ from __future__ import annotations
 import shutil
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from motionwatch.archive import plan
+from motionwatch.archive.task import ScanTask, run_task
 from motionwatch.config import load_config
 from motionwatch.synth import Scene, Walker, write_h264
 
@@ -174,3 +176,34 @@ def test_ctrl_c_with_worker_processes_keeps_whole_events_and_resumes(tmp_path, v
     assert sorted(e["camera"] for e in evs) == sorted(n[0] for n in names)   # one each: none lost or doubled
     assert len({e["end_frame"] for e in evs}) == 1
     assert len(list(rec.rglob("event.json"))) == len(names)
+
+
+# Someone always crossing (a busy road): one event from the first seconds to the end.
+BUSY = Scene(width=320, height=240, fps=8, duration_s=90, seed=5, noise=3.0,
+             walkers=tuple(Walker(1.0 + 3 * k, 7, shade=40 + 7 * (k % 5)) for k in range(30)))
+
+
+def test_split_scan_of_motion_that_never_stops_equals_sequential_scan(tmp_path):
+    """The one event is open across both boundaries: the segments cut it there and the
+    halves are joined into the sequential scan's event (snapshot and clip parts alike)."""
+    write_h264(BUSY, tmp_path / "busy.mp4", 300_000, 16)
+    (tmp_path / "settle.yaml").write_text(FAST_SETTLE + "events:\n  max_seconds: 30\n")
+    mw("scan", "busy.mp4", "--config", "settle.yaml", "--jobs", "1", "--recordings", "seq", cwd=tmp_path, check=True)
+    split = mw("scan", "busy.mp4", "--config", "settle.yaml", "--jobs", "3", "--recordings", "par",
+               "--no-progress", cwd=tmp_path, check=True)
+    assert table(split.stdout)["busy.mp4"].split()[-1] == "done"
+    [s] = events_json(tmp_path / "seq")
+    [p] = events_json(tmp_path / "par")
+    assert s["end_frame"] - s["start_frame"] > 0.9 * BUSY.fps * BUSY.duration_s   # it never stopped
+    assert abs(s["start_frame"] - p["start_frame"]) <= 1 and abs(s["end_frame"] - p["end_frame"]) <= 1
+    assert p["peak_fraction"] == s["peak_fraction"]
+    assert (tmp_path / "seq" / s["snapshot"]).read_bytes() == (tmp_path / "par" / p["snapshot"]).read_bytes()
+    assert len(p["clip_parts"]) == len(s["clip_parts"]) > 1
+    assert [(tmp_path / "par" / c).read_bytes() for c in p["clip_parts"]] == \
+           [(tmp_path / "seq" / c).read_bytes() for c in s["clip_parts"]]
+    # The first segment stopped at its end instead of reading on to the end of the file.
+    cfg = load_config(str(tmp_path / "settle.yaml"))
+    first = plan.split(plan.keyframes(str(tmp_path / "busy.mp4")), 3, plan.lead_in_seconds(cfg.detection))[0]
+    cfg = replace(cfg, cameras=(replace(cfg.cameras[0], name="busy", source=str(tmp_path / "busy.mp4")),))
+    res = run_task(ScanTask(str(tmp_path / "busy.mp4"), "busy", cfg, 0.0, first))
+    assert res.frames == first.own_end and res.cut is not None
