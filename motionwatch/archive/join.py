@@ -49,10 +49,10 @@ class Cut:
     reason: str | None = None     # why the latest half ended
 
 
-def agrees(cut: Cut, facts: dict | None) -> bool:
-    """The next segment saw the same event open at the boundary (same last motion), so
-    its continuation is what a sequential scan would have gone on with."""
-    return facts is not None and facts["last_motion"] == cut.last_motion
+def agrees(last_motion: int, facts: dict | None) -> bool:
+    """The next segment saw the same event open at the boundary (the same last frame with
+    motion), so its continuation is what a sequential scan would have gone on with."""
+    return facts is not None and facts["last_motion"] == last_motion
 
 
 def join(cut: Cut, record: dict, files: dict[str, bytes], facts: dict) -> Cut:

@@ -5,12 +5,15 @@ sequential scan would have found."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 
 from motionwatch.archive.join import Cut, agrees, join, remux_clip
 from motionwatch.archive.task import FoundEvent, TaskResult
 from motionwatch.store import EVENT_JSON, EventIndex, inside, write_atomic
+
+log = logging.getLogger("motionwatch")
 
 
 def join_segments(results: list[TaskResult], finish_cut=None, rerun=None) -> list[FoundEvent]:
@@ -25,13 +28,15 @@ def join_segments(results: list[TaskResult], finish_cut=None, rerun=None) -> lis
     for i in range(len(results) - 1):
         prev, nxt = results[i], results[i + 1]
         if prev.cut is not None and not prev.interrupted and not nxt.interrupted \
-                and not agrees(_as_cut(prev), nxt.continued_facts) and rerun is not None:
+                and not agrees(prev.cut["last_motion"], nxt.continued_facts) and rerun is not None:
+            log.info("%s: frame %d: the next segment saw the event at the boundary otherwise; "
+                     "scanning the segment again without cutting", prev.task.path, prev.task.segment.own_end)
             results[i] = rerun(replace(prev.task, cut=False))
     out: list[FoundEvent] = []
     reach = -1   # the last frame with motion of the events kept so far
     cut: Cut | None = None
     for res in results:
-        if cut is not None and res.continued is not None and agrees(cut, res.continued_facts):
+        if cut is not None and res.continued is not None and agrees(cut.last_motion, res.continued_facts):
             cut = join(cut, res.continued.record, res.continued.files, res.continued_facts)
             reach = max(reach, cut.record["end_frame"])
             if res.cut is not None and res.cut["id"] == res.continued.record["id"]:
@@ -54,9 +59,7 @@ def join_segments(results: list[TaskResult], finish_cut=None, rerun=None) -> lis
     return out
 
 
-def _as_cut(res: TaskResult, ev: FoundEvent | None = None) -> Cut:
-    if ev is None:
-        ev = next(e for e in res.events + [res.continued] if e is not None and e.record["id"] == res.cut["id"])
+def _as_cut(res: TaskResult, ev: FoundEvent) -> Cut:
     return Cut(ev.record, ev.files, res.cut["peak"], res.cut["first_pts"], res.cut["last_motion"])
 
 
