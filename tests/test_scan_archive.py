@@ -7,11 +7,14 @@ from __future__ import annotations
 import shutil
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from motionwatch.archive import plan
+from motionwatch.archive.task import ScanTask, run_task
+from motionwatch.archive.write import join_segments, joined_event
 from motionwatch.config import load_config
 from motionwatch.synth import Scene, Walker, write_h264
 
@@ -174,3 +177,68 @@ def test_ctrl_c_with_worker_processes_keeps_whole_events_and_resumes(tmp_path, v
     assert sorted(e["camera"] for e in evs) == sorted(n[0] for n in names)   # one each: none lost or doubled
     assert len({e["end_frame"] for e in evs}) == 1
     assert len(list(rec.rglob("event.json"))) == len(names)
+
+
+# Someone always crossing (a busy road): one event from the first seconds to the end.
+BUSY = Scene(width=320, height=240, fps=8, duration_s=90, seed=5, noise=3.0,
+             walkers=tuple(Walker(1.0 + 3 * k, 7, shade=40 + 7 * (k % 5)) for k in range(30)))
+
+
+@pytest.fixture(scope="module")
+def busy_clip(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("busy")
+    write_h264(BUSY, folder / "busy.mp4", 300_000, 16)
+    (folder / "settle.yaml").write_text(FAST_SETTLE + "events:\n  max_seconds: 30\n")
+    return folder / "busy.mp4"
+
+
+def busy_tasks(folder: Path) -> list[ScanTask]:
+    cfg = load_config(str(folder / "settle.yaml"))
+    path = str(folder / "busy.mp4")
+    cfg = replace(cfg, cameras=(replace(cfg.cameras[0], name="busy", source=path),))
+    return [ScanTask(path, "busy", cfg, 0.0, seg, key=k) for k, seg in
+            enumerate(plan.split(plan.keyframes(path), 3, plan.lead_in_seconds(cfg.detection)))]
+
+
+def test_split_scan_of_motion_that_never_stops_equals_sequential_scan(tmp_path, busy_clip):
+    """The one event is open across both boundaries: the segments cut it there and the
+    halves are joined into the sequential scan's event (snapshot and clip parts alike)."""
+    shutil.copy2(busy_clip, tmp_path / "busy.mp4")
+    shutil.copy2(busy_clip.with_name("settle.yaml"), tmp_path / "settle.yaml")
+    mw("scan", "busy.mp4", "--config", "settle.yaml", "--jobs", "1", "--recordings", "seq", cwd=tmp_path, check=True)
+    split = mw("scan", "busy.mp4", "--config", "settle.yaml", "--jobs", "3", "--recordings", "par",
+               "--no-progress", cwd=tmp_path, check=True)
+    assert table(split.stdout)["busy.mp4"].split()[-1] == "done"
+    [s] = events_json(tmp_path / "seq")
+    [p] = events_json(tmp_path / "par")
+    assert s["end_frame"] - s["start_frame"] > 0.9 * BUSY.fps * BUSY.duration_s   # it never stopped
+    assert abs(s["start_frame"] - p["start_frame"]) <= 1 and abs(s["end_frame"] - p["end_frame"]) <= 1
+    assert p["peak_fraction"] == s["peak_fraction"]
+    assert (tmp_path / "seq" / s["snapshot"]).read_bytes() == (tmp_path / "par" / p["snapshot"]).read_bytes()
+    assert len(p["clip_parts"]) == len(s["clip_parts"]) > 1
+    assert [(tmp_path / "par" / c).read_bytes() for c in p["clip_parts"]] == \
+           [(tmp_path / "seq" / c).read_bytes() for c in s["clip_parts"]]
+    # The first segment stopped at its end instead of reading on to the end of the file.
+    first = busy_tasks(tmp_path)[0]
+    res = run_task(first)
+    assert res.frames == first.segment.own_end and res.cut is not None
+
+
+def test_a_boundary_the_next_segment_saw_otherwise_is_scanned_again_uncut(tmp_path, busy_clip):
+    """Where the next segment did not see the cut event open (a scene slower than the
+    lead-in; simulated here by dropping what the middle segment saw at its start), the
+    cut segment is scanned again reading on past its end, so the event is still whole."""
+    tasks = busy_tasks(busy_clip.parent)
+    results = [run_task(t) for t in tasks]
+    results[1].continued = results[1].continued_facts = None
+    reruns = []
+
+    def rerun(task):
+        reruns.append(task)
+        return run_task(task)
+    [joined] = join_segments(results, lambda cut: joined_event(tmp_path, tasks[0].path, tasks[0].config.events, cut),
+                             rerun)
+    assert [t.key for t in reruns] == [0] and reruns[0].cut is False
+    [whole] = run_task(replace(tasks[0], segment=plan.WHOLE)).events
+    assert joined.record["start_frame"] == whole.record["start_frame"]
+    assert joined.record["end_frame"] == whole.record["end_frame"]

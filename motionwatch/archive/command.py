@@ -18,8 +18,8 @@ from motionwatch.archive import plan
 from motionwatch.archive.discover import find_videos
 from motionwatch.archive.ledger import Ledger, config_hash
 from motionwatch.archive.runners import default_jobs, make_runner
-from motionwatch.archive.task import ScanTask, TaskResult
-from motionwatch.archive.write import join_segments, save_event
+from motionwatch.archive.task import ScanTask, TaskResult, run_task
+from motionwatch.archive.write import join_segments, joined_event, save_event
 from motionwatch.cli import camera_name_for, effective_config
 from motionwatch.errors import ConfigError
 from motionwatch.media.probe import facts
@@ -220,7 +220,9 @@ class Interrupt:
 
 def finish_file(row: FileRow, root: Path, index, ledger: Ledger) -> None:
     errors = [r.error for r in row.results if r.error]
-    events = join_segments(row.results)
+    source = row.tasks[0].path
+    events = join_segments(row.results, lambda cut: joined_event(root, source, row.tasks[0].config.events, cut),
+                           run_task)
     ids = [save_event(root, index, ev) for ev in events]
     row.events = len(ids)
     interrupted = any(r.interrupted for r in row.results)

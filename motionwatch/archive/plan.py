@@ -4,8 +4,9 @@ start at keyframes.
 A segment owns the events that *start* inside it, [own_start, own_end) in frame
 indices. It begins decoding `lead_in_seconds` earlier (at the keyframe before)
 so its background model has learnt the scene as a sequential scan's would
-have, and it reads past own_end until no event is open or starting, so an event
-that crosses the boundary is finished whole by the segment it started in.
+have. An event still open at own_end is cut there and joined with the next
+segment's continuation (join.py); a motion streak just starting is read on
+until it is decided.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from pathlib import Path
 from motionwatch.archive.plan import WHOLE, Segment
 from motionwatch.config import Config
 from motionwatch.errors import SourceError
+from motionwatch.events import EventEnded
 from motionwatch.pipeline import CameraLoop
 from motionwatch.sinks import SinkRunner
 from motionwatch.sinks.recorder import Recorder
@@ -37,6 +38,7 @@ class ScanTask:
     segment: Segment = WHOLE
     detect_every: int = 1
     key: int = 0              # the task's place in the client's plan
+    cut: bool = True          # may cut an event still open at its end (join.py joins the halves)
 
 
 @dataclass
@@ -54,30 +56,69 @@ class TaskResult:
     events: list[FoundEvent] = field(default_factory=list)
     error: str | None = None
     interrupted: bool = False
+    cut: dict | None = None            # the event cut open at own_end: join.py's facts about it
+    continued: FoundEvent | None = None   # the tail of the previous segment's event, from own_start on
+    continued_facts: dict | None = None
 
 
 class SegmentLoop(CameraLoop):
     """The capture loop over one segment: opens the file at the segment's keyframe
-    and stops once past its end with no event open or starting."""
+    and stops at its end. An event still open there is cut (join.py joins it with
+    the next segment's continuation); a motion streak just starting is read on
+    until it is decided."""
 
     def __init__(self, task: ScanTask, cfg: Config, stop: threading.Event, on_frames=None):
         super().__init__(cfg.cameras[0], cfg, None, stop, scan=True, start_wall=task.start_wall)
         self.segment = task.segment
         self.detect_every = task.detect_every
         self.on_frames = on_frames
+        self.may_cut = task.cut
+        self.cut: dict | None = None
+        self.continued: dict | None = None
 
     def source_options(self):
         return replace(super().source_options(), start_pts=self.segment.start_pts,
                        first_index=self.segment.first_index)
 
     def _process(self, frame) -> None:
+        seg = self.segment
+        if frame.index == seg.own_start and seg.first_index < seg.own_start:
+            self._continue_from(frame)
         super()._process(frame)
         if self.on_frames is not None and self.status.frames % PROGRESS_EVERY == 0:
             self.on_frames(PROGRESS_EVERY)
-        end = self.segment.own_end
-        if end is not None and frame.index >= end and self.tracker.open is None \
-                and (not self.tracker.run or self.tracker.run[0][0].index >= end):
+        end = seg.own_end
+        if end is None or frame.index < end - 1:
+            return
+        ev = self.tracker.open
+        if ev is not None and frame.index == end - 1 and self._can_cut():
+            self.cut = {"id": ev.id, "last_motion": ev.last_motion.index, "peak": ev.peak,
+                        "first_pts": getattr(ev.first, "pts", None)}
             self.stop.set()
+        elif frame.index >= end and ev is None and (not self.tracker.run or self.tracker.run[0][0].index >= end):
+            self.stop.set()
+
+    def _can_cut(self) -> bool:
+        """Only when the joined clip can be remuxed from the file's packets (or there is no clip)."""
+        copying = self.source is not None and self.source.packets is not None
+        return self.may_cut and (copying or not self.cfg.events.clip)
+
+    def _continue_from(self, frame) -> None:
+        """An event open before our first own frame is the previous segment's, which was
+        cut there: from here on count only our frames, so the halves add up."""
+        ev = self.tracker.open if self.tracker is not None else None
+        if ev is None:
+            return
+        self.continued = {"id": ev.id, "last_motion": ev.last_motion.index,
+                          "base_frames": ev.frames_with_motion, "reason": None, "end_pts": None}
+        ev.peak = -1.0   # the next frame with motion becomes the best of our half
+
+    def _emit(self, signal) -> None:
+        cont = self.continued
+        if isinstance(signal, EventEnded) and cont is not None and signal.event.id == cont["id"]:
+            cont["reason"], cont["peak"] = signal.reason, signal.event.peak
+            cont["end_pts"] = getattr(signal.event.last_motion, "pts", None)
+        super()._emit(signal)
 
 
 def run_task(task: ScanTask, cancel: threading.Event | None = None, on_frames=None) -> TaskResult:
@@ -103,9 +144,14 @@ def run_task(task: ScanTask, cancel: threading.Event | None = None, on_frames=No
             watcher.set()
         stats = src.stats()
         interrupted = cancel is not None and cancel.is_set()
-        return TaskResult(task, frames=loop.status.frames, decode_failures=stats.decode_failures,
-                          missing_at_end=0 if interrupted else missing(stats, task.segment),
-                          events=own_events(Path(tmp), task.segment), interrupted=interrupted)
+        result = TaskResult(task, frames=loop.status.frames, decode_failures=stats.decode_failures,
+                            missing_at_end=0 if interrupted else missing(stats, task.segment),
+                            events=own_events(Path(tmp), task.segment), interrupted=interrupted,
+                            cut=loop.cut)
+        if loop.continued is not None and loop.continued["reason"] is not None:
+            found = folder_events(Path(tmp), lambda r: r["id"] == loop.continued["id"])
+            result.continued, result.continued_facts = (found[0], loop.continued) if found else (None, None)
+        return result
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -136,12 +182,18 @@ def _forward(cancel: threading.Event | None, stop: threading.Event) -> threading
 
 def own_events(root: Path, seg: Segment) -> list[FoundEvent]:
     """The events that start inside the segment's own range, with their files' bytes."""
+    return folder_events(root, lambda r: seg.own_start <= r["start_frame"]
+                         and (seg.own_end is None or r["start_frame"] < seg.own_end))
+
+
+def folder_events(root: Path, keep) -> list[FoundEvent]:
+    """The events in a task's folder whose record `keep` accepts, with their files' bytes."""
     out = []
     for folder in iter_event_folders(root):
         if not (folder / EVENT_JSON).exists():
             continue
         record = read_event(folder / EVENT_JSON)
-        if record["start_frame"] < seg.own_start or (seg.own_end is not None and record["start_frame"] >= seg.own_end):
+        if not keep(record):
             continue
         files = {str(p.relative_to(root)): p.read_bytes() for p in sorted(folder.rglob("*"))
                  if p.is_file() and not p.name.startswith(TMP_PREFIX)}

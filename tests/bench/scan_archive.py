@@ -136,15 +136,21 @@ def main() -> None:
     ap.add_argument("--fps", type=float, default=15.0, help="frame rate of the generated files (default 15)")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "motionwatch-bench-archive")
     ap.add_argument("--skip-real", action="store_true", help="generated files only")
+    ap.add_argument("--long-only", action="store_true", help="only the 10-minute files (the split)")
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(HERE.parents[1] / "motionwatch")], check=True)
     print(f"scan_archive bench, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}", flush=True)
-    eight = [generated(args.cache, f"minute{i}", 60.0, args.fps, i + 1) for i in range(8)]
     long = generated(args.cache, "ten-minutes", 600.0, args.fps, 11)
     with tempfile.TemporaryDirectory(prefix="mw-bench-") as tmp:
         work = Path(tmp)
+        if args.long_only:
+            compare(f"one 10-minute 720p generated ({args.fps:g} fps)", [long], work)
+            if not args.skip_real and REAL.exists():
+                compare("one 10-minute 720p real (traffic camera x26)", [repeated(args.cache, REAL, 26)], work)
+            return
+        eight = [generated(args.cache, f"minute{i}", 60.0, args.fps, i + 1) for i in range(8)]
         jobs2_wall, seq = compare(f"eight 60 s 720p generated ({args.fps:g} fps)", [folder(work, "gen", eight)], work)
         compare(f"one 10-minute 720p generated ({args.fps:g} fps)", [long], work)
         if not args.skip_real and REAL.exists():
