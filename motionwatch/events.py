@@ -54,7 +54,7 @@ class OpenEvent:
             start_frame=self.first.index, end_frame=self.last_motion.index,
             peak_fraction=round(self.peak, 5), frames_with_motion=self.frames_with_motion,
             snapshot=None, clip=None, boxes=[list(b) for b in self.best_boxes],
-            extra={"fractions": _thin(self.series)},
+            extra={"fractions": thin_series(self.series)},
         )
 
 
@@ -233,7 +233,7 @@ class EventTracker:
         self._remember(frame)
         ev.series.append((frame.ts - ev.first.ts, det.fraction))
         if len(ev.series) > 4 * SERIES_POINTS:
-            ev.series = _thin(ev.series)
+            ev.series = thin_series(ev.series)
         if moving:
             ev.last_motion = frame
             ev.frames_with_motion += 1
@@ -252,7 +252,7 @@ class EventTracker:
         return EventEnded(ev, ev.record(), reason)
 
 
-def _thin(series: list[tuple[float, float]]) -> list[list[float]]:
+def thin_series(series: list[tuple[float, float]]) -> list[list[float]]:
     """At most SERIES_POINTS points, keeping each bucket's peak so spikes survive."""
     if len(series) <= SERIES_POINTS:
         return [[round(t, 3), round(f, 5)] for t, f in series]

@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 import av
 
-from motionwatch.events import _thin
+from motionwatch.events import thin_series
 from motionwatch.media.remux import CodecTemplate
 from motionwatch.media.ring import Packet
 from motionwatch.sinks.clip_remux import PacketClip
@@ -75,7 +75,7 @@ def join(cut: Cut, record: dict, files: dict[str, bytes], facts: dict) -> Cut:
     since = cut.record["end_offset_s"] - cut.record["start_offset_s"]
     series = [tuple(p) for p in cut.record.get("fractions", [])]
     series += [(t + shift, f) for t, f in record.get("fractions", []) if t + shift > since]
-    rec["fractions"] = _thin(series)
+    rec["fractions"] = thin_series(series)
     return Cut(rec, out_files, max(cut.peak, facts["peak"]), cut.first_pts, cut.last_motion,
                facts["end_pts"], facts["reason"])
 
