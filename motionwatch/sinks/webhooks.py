@@ -21,7 +21,6 @@ from pathlib import Path
 
 from motionwatch import __version__
 from motionwatch.config import WebhookConfig
-from motionwatch.errors import ConfigError
 from motionwatch.events import EventEnded
 from motionwatch.sinks.background import Worker, event_record
 from motionwatch.sinks.runner import Sink
@@ -40,10 +39,6 @@ class Webhooks(Sink):
 
     def __init__(self, hooks: tuple[WebhookConfig, ...], root: Path):
         self.root = Path(root)
-        for i, h in enumerate(hooks):
-            if not h.url.lower().startswith(("http://", "https://")):
-                raise ConfigError(f"webhooks[{i}].url: {h.url!r} is not allowed; "
-                                  "allowed: an http:// or https:// URL")
         self.endpoints = [Endpoint(h, self.root) for h in hooks]
 
     def handle(self, signal) -> None:
