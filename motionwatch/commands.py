@@ -26,7 +26,7 @@ from motionwatch.preflight import check_config, check_regular_file, check_second
 from motionwatch.progress import Progress
 from motionwatch.sinks import SinkRunner
 from motionwatch.sinks.recorder import Recorder
-from motionwatch.sources import _redact, source_kind
+from motionwatch.sources import redact, source_kind
 from motionwatch.store import EventIndex
 
 log = logging.getLogger("motionwatch")
@@ -461,7 +461,7 @@ def cmd_check_config(args) -> int:
         if plain[section].get("password"):
             plain[section]["password"] = "***"
     for cam in plain["cameras"]:
-        cam["source"] = _redact(cam["source"])
+        cam["source"] = redact(cam["source"])
     import yaml
     print(yaml.safe_dump(plain, sort_keys=False, default_flow_style=None).rstrip())
     return 0

@@ -82,7 +82,7 @@ def check_source(spec: str, label: str) -> None:
 
     A camera that is merely absent now is not refused: it may be plugged in or
     boot later, and `run` keeps retrying it."""
-    from motionwatch.source_spec import _is_index, source_kind
+    from motionwatch.source_spec import is_index, source_kind
     from motionwatch.sources.base import MAX_CAMERA_INDEX
     if "\0" in spec:
         raise ConfigError(f"{label}: {spec!r} is not allowed; allowed: a source without NUL bytes")
@@ -96,7 +96,7 @@ def check_source(spec: str, label: str) -> None:
         elif kind == "picamera2":
             from motionwatch.sources.picamera2 import parse_spec
             parse_spec(spec)
-        elif _is_index(spec) and int(spec) > MAX_CAMERA_INDEX:
+        elif is_index(spec) and int(spec) > MAX_CAMERA_INDEX:
             raise ConfigError(f"{label}: {spec} is out of range; allowed: a camera index 0..{MAX_CAMERA_INDEX}")
     except SourceError as e:
         raise ConfigError(f"{label}: {e}") from None

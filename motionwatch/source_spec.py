@@ -9,7 +9,7 @@ import re
 URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://", "srt://")
 
 
-def _is_index(text: str) -> bool:
+def is_index(text: str) -> bool:
     """ASCII digits only: str.isdigit() also accepts '¹' and '٣', which int() refuses."""
     return text.isascii() and text.isdigit()
 
@@ -29,7 +29,7 @@ def source_kind(spec: str) -> str:
         return "pipe"
     if spec == "picamera2" or spec.startswith("picamera2:"):
         return "picamera2"
-    if _is_index(spec) or spec.startswith("/dev/"):
+    if is_index(spec) or spec.startswith("/dev/"):
         return "camera"
     if spec.lower().startswith(URL_SCHEMES):
         return "stream"

@@ -22,7 +22,7 @@ from motionwatch.events import EventEnded, EventStarted
 from motionwatch.model import iso
 from motionwatch.sinks.background import Worker, event_record
 from motionwatch.sinks.runner import Sink
-from motionwatch.source_spec import redact as _redact
+from motionwatch.source_spec import redact
 
 log = logging.getLogger("motionwatch.hooks")
 
@@ -97,7 +97,7 @@ class Hooks(Sink):
 
 def camera_record(kind: str, status) -> dict:
     """What a camera_lost/camera_found hook receives on stdin."""
-    return {"state": kind, "camera": status.name, "source": _redact(status.source),
+    return {"state": kind, "camera": status.name, "source": redact(status.source),
             "connected": status.connected, "since": iso(status.since), "reconnects": status.reconnects,
             "frames": status.frames, "events": status.events}
 

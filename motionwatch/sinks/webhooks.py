@@ -24,7 +24,7 @@ from motionwatch.config import WebhookConfig
 from motionwatch.events import EventEnded
 from motionwatch.sinks.background import Worker, event_record
 from motionwatch.sinks.runner import Sink
-from motionwatch.source_spec import redact as _redact
+from motionwatch.source_spec import redact
 
 log = logging.getLogger("motionwatch.webhooks")
 
@@ -59,7 +59,7 @@ class Endpoint:
     def __init__(self, cfg: WebhookConfig, root: Path):
         self.cfg = cfg
         self.root = root
-        self.shown = _redact(cfg.url)
+        self.shown = redact(cfg.url)
         self.sent = self.failed = 0
         self._closing = threading.Event()
         self._deadline = float("inf")

@@ -8,11 +8,11 @@ Raspberry Pi camera; demo: the generated room.
 from __future__ import annotations
 
 from motionwatch.sources.base import (URL_SCHEMES, FrameSource, LiveSource, SourceOptions, SourceStats,
-                                      _is_index, _redact, source_kind)
+                                      is_index, redact, source_kind)
 from motionwatch.sources.demo import DemoSource
 
 __all__ = ["FrameSource", "LiveSource", "SourceOptions", "SourceStats", "DemoSource", "open_source",
-           "source_kind", "_redact"]
+           "source_kind", "redact"]
 
 
 def open_source(spec: str, options: SourceOptions | None = None, **kw) -> FrameSource:

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from motionwatch.sources.base import LiveSource, SourceOptions, _is_index
+from motionwatch.sources.base import LiveSource, SourceOptions, is_index
 
 
 class DemoSource(LiveSource):
@@ -16,7 +16,7 @@ class DemoSource(LiveSource):
                  options: SourceOptions | None = None):
         super().__init__(spec, options)
         from motionwatch.synth import demo_scene   # only the demo draws scenes: the rest start without it
-        seed = int(spec.split(":", 1)[1]) if ":" in spec and _is_index(spec.split(":", 1)[1]) else 1
+        seed = int(spec.split(":", 1)[1]) if ":" in spec and is_index(spec.split(":", 1)[1]) else 1
         self.scene = demo_scene(seed=seed, fps=fps)
         self.fps = fps
         self.size = (self.scene.width, self.scene.height)

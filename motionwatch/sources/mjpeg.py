@@ -29,7 +29,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from motionwatch.errors import SourceError
 from motionwatch.jpeg_frame import JpegFrames
-from motionwatch.sources.base import READ_TIMEOUT_MS, LiveSource, SourceOptions, _redact, _sane_fps
+from motionwatch.sources.base import READ_TIMEOUT_MS, LiveSource, SourceOptions, redact, _sane_fps
 
 log = logging.getLogger("motionwatch")
 
@@ -98,9 +98,9 @@ def open_http(spec: str, timeout: float) -> HttpStream:
         if status == 200 or (status == 401 and _wants_digest(stream)):
             return stream
         stream.close()
-        raise SourceError(f"{_redact(spec)}: cannot open stream: HTTP {status} {stream.resp.reason}"
+        raise SourceError(f"{redact(spec)}: cannot open stream: HTTP {status} {stream.resp.reason}"
                           + _hint(spec, status))
-    raise SourceError(f"{_redact(spec)}: cannot open stream: more than {MAX_REDIRECTS} redirects")
+    raise SourceError(f"{redact(spec)}: cannot open stream: more than {MAX_REDIRECTS} redirects")
 
 
 def _get(spec: str, url: str, timeout: float) -> HttpStream:
@@ -108,9 +108,9 @@ def _get(spec: str, url: str, timeout: float) -> HttpStream:
     try:
         port = u.port
     except ValueError:
-        raise SourceError(f"{_redact(spec)}: cannot open stream: bad port in the URL") from None
+        raise SourceError(f"{redact(spec)}: cannot open stream: bad port in the URL") from None
     if not u.hostname:
-        raise SourceError(f"{_redact(spec)}: cannot open stream: no host in the URL")
+        raise SourceError(f"{redact(spec)}: cannot open stream: no host in the URL")
     if u.scheme == "https":
         # Cameras ship self-signed certificates; FFmpeg, which read these URLs
         # before, does not verify them either.
@@ -131,10 +131,10 @@ def _get(spec: str, url: str, timeout: float) -> HttpStream:
         resp = conn.getresponse()
     except (socket.timeout, TimeoutError):
         conn.close()
-        raise SourceError(f"{_redact(spec)}: cannot open stream: no answer within {timeout:g} s") from None
+        raise SourceError(f"{redact(spec)}: cannot open stream: no answer within {timeout:g} s") from None
     except (OSError, http.client.HTTPException) as e:
         conn.close()
-        raise SourceError(f"{_redact(spec)}: cannot open stream: {_why(e)}") from None
+        raise SourceError(f"{redact(spec)}: cannot open stream: {_why(e)}") from None
     return HttpStream(conn, sock, resp)
 
 
@@ -276,7 +276,7 @@ class MjpegSource(JpegFrames, LiveSource):
             what = f"HTTP {stream.resp.status}" if stream.resp.status != 200 else \
                 f"Content-Type {stream.content_type or 'none'}"
             stream.close()
-            raise SourceError(f"{_redact(self.spec)}: cannot open stream: no longer MJPEG ({what})")
+            raise SourceError(f"{redact(self.spec)}: cannot open stream: no longer MJPEG ({what})")
         self._stream = stream
         parts = PartReader(stream, self._timeout_s)
         self._learn_rate(parts)
@@ -320,7 +320,7 @@ class MjpegSource(JpegFrames, LiveSource):
             self._first = None
 
     def describe(self) -> str:
-        return f"{self.kind} {_redact(self.spec)}"
+        return f"{self.kind} {redact(self.spec)}"
 
 
 # Answers that are certainly no video stream: said at once, not after FFmpeg has tried.
@@ -342,7 +342,7 @@ def probe(spec: str, timeout: float | None, options: SourceOptions | None = None
     stream.close()
     answer = f"HTTP {status} {stream.resp.reason}".rstrip() + f", Content-Type {ctype or 'none'}"
     if status == 200 and ctype.lower().startswith(NOT_VIDEO):
-        raise SourceError(f"{_redact(spec)}: cannot open stream: the server answered {answer}, which is no "
+        raise SourceError(f"{redact(spec)}: cannot open stream: the server answered {answer}, which is no "
                           "video stream (allowed: MJPEG multipart/x-mixed-replace, MPEG-TS, HLS, MP4 "
                           "and other video FFmpeg reads)")
     return None, answer

@@ -23,7 +23,7 @@ from motionwatch.media.probe import facts
 from motionwatch.media.remux import CodecTemplate
 from motionwatch.media.ring import PacketRing
 from motionwatch.sources.base import (MAX_CAMERA_INDEX, READ_TIMEOUT_MS, FrameSource, LiveSource,
-                                      SourceOptions, SourceStats, _exists, _is_index, _redact)
+                                      SourceOptions, SourceStats, _exists, is_index, redact)
 
 log = logging.getLogger("motionwatch")
 
@@ -68,10 +68,10 @@ def open_input(spec: str, target: str, fmt: str | None, options: dict, timeout: 
         container = av.open(target, format=fmt, options=options,
                             timeout=(timeout, timeout) if timeout else None)
     except av.FFmpegError as e:
-        raise SourceError(f"{_redact(spec)}: cannot open it: {_why(e)}") from None
+        raise SourceError(f"{redact(spec)}: cannot open it: {_why(e)}") from None
     if not container.streams.video:
         container.close()
-        raise SourceError(f"{_redact(spec)}: has no video stream")
+        raise SourceError(f"{redact(spec)}: has no video stream")
     return container, container.streams.video[0]
 
 
@@ -99,19 +99,19 @@ class AvFileSource(FrameSource):
     def open(self) -> None:
         path = Path(self.spec)
         if not _exists(self.spec):
-            raise SourceError(f"{_redact(self.spec)}: no such file (tried it as a video file; "
+            raise SourceError(f"{redact(self.spec)}: no such file (tried it as a video file; "
                               "sources are a camera index, /dev/videoN, a URL, a file, pipe:COMMAND or demo)")
         if path.is_dir():
-            raise SourceError(f"{_redact(self.spec)}: is a folder, not a video file")
+            raise SourceError(f"{redact(self.spec)}: is a folder, not a video file")
         if not os.access(path, os.R_OK):
-            raise SourceError(f"{_redact(self.spec)}: permission denied")
+            raise SourceError(f"{redact(self.spec)}: permission denied")
         if not path.is_file():
-            raise SourceError(f"{_redact(self.spec)}: is not a regular file (a FIFO or device); "
+            raise SourceError(f"{redact(self.spec)}: is not a regular file (a FIFO or device); "
                               "scan reads video files")
         try:
             self.container, self.stream = open_input(self.spec, str(path), None, {}, None)
         except SourceError:
-            raise SourceError(f"{_redact(self.spec)}: cannot read any video from it: not a video, or "
+            raise SourceError(f"{redact(self.spec)}: cannot read any video from it: not a video, or "
                               "damaged (an MP4 cut off while recording has no index)") from None
         f = facts(self.stream)
         self.fps = f.fps or 25.0
@@ -243,18 +243,18 @@ class AvLiveSource(LiveSource):
         self.answer = answer
         ms = int(1000 * self.options.timeout) if self.options.timeout else READ_TIMEOUT_MS
         self._timeout_s = ms / 1000
-        if _is_index(spec) or spec.startswith("/dev/"):
+        if is_index(spec) or spec.startswith("/dev/"):
             self.kind = "camera"
-            self._target, self._fmt = (f"/dev/video{int(spec)}" if _is_index(spec) else spec), "v4l2"
+            self._target, self._fmt = (f"/dev/video{int(spec)}" if is_index(spec) else spec), "v4l2"
         else:
             self.kind = "stream"
             self._target, self._fmt = spec, None
 
     def _connect(self):
-        if _is_index(self.spec) and int(self.spec) > MAX_CAMERA_INDEX:
-            raise SourceError(f"{_redact(self.spec)}: camera index out of range; allowed: 0..{MAX_CAMERA_INDEX}")
+        if is_index(self.spec) and int(self.spec) > MAX_CAMERA_INDEX:
+            raise SourceError(f"{redact(self.spec)}: camera index out of range; allowed: 0..{MAX_CAMERA_INDEX}")
         if self.kind == "camera" and not _exists(self._target):
-            raise SourceError(f"{_redact(self.spec)}: no such camera device")
+            raise SourceError(f"{redact(self.spec)}: no such camera device")
         t0 = time.monotonic()
         try:
             container, stream = self._open()
@@ -262,7 +262,7 @@ class AvLiveSource(LiveSource):
             silent = self.kind == "stream" and time.monotonic() - t0 >= 0.9 * self._timeout_s
             why = f"no answer within {self._timeout_s:g} s" if silent else str(e).split(": ", 1)[-1]
             told = f" (the server answered {self.answer})" if self.answer else ""
-            raise SourceError(f"{_redact(self.spec)}: cannot open {self.kind}: {why}{told}") from None
+            raise SourceError(f"{redact(self.spec)}: cannot open {self.kind}: {why}{told}") from None
         f = facts(stream)
         self.fps = f.fps
         self.size = (f.width, f.height) if f.width and f.height else None
@@ -302,7 +302,7 @@ class AvLiveSource(LiveSource):
         return AvFrame(item, index, ts, wall)
 
     def describe(self) -> str:
-        return f"{self.kind} {_redact(self.spec)}"
+        return f"{self.kind} {redact(self.spec)}"
 
 
 class _Connection:
