@@ -34,7 +34,7 @@ DEFAULT_SIZE = "1280x720"
 
 def bench_scene(width: int, height: int, seconds: float, fps: float, seed: int = 3):
     """A room with noise and a person crossing every ~12 s (about half the time has motion)."""
-    from motionwatch.synth import Scene, Walker
+    from motionwatch.sources.scene import Scene, Walker
     walkers = tuple(Walker(start_s=t, duration_s=6.0, shade=30 + (k * 37) % 120,
                            x_from=-0.15 if k % 2 == 0 else 1.15, x_to=1.15 if k % 2 == 0 else -0.15)
                     for k, t in enumerate(_frange(2.0, seconds - 6.0, 12.0)))
@@ -53,7 +53,7 @@ def _frange(a: float, b: float, step: float) -> list[float]:
 def make_clip(path: str | Path, width: int, height: int, seconds: float, fps: float = 25.0,
               seed: int = 3, camera_tags: bool = True) -> Path:
     """Render the bench scene into an H.264 MP4 (in process; no ffmpeg program needed)."""
-    from motionwatch.synth import write_h264
+    from motionwatch.sources.scene import write_h264
     path = Path(path)
     # An IP camera's budget (about 0.1 bit per pixel: 2.3 Mbit/s at 720p25) and a
     # key frame every 2 s, so decoding costs what it costs on real recordings.
@@ -99,8 +99,8 @@ def scan_pipeline(path: str, config: str | None) -> dict:
     from dataclasses import replace
     from motionwatch.commands import build_sinks
     from motionwatch.config import CameraConfig, load_config
-    from motionwatch.pipeline import CameraLoop
-    from motionwatch.store import EventIndex
+    from motionwatch.pipeline.camera import CameraLoop
+    from motionwatch.index.database import EventIndex
     with tempfile.TemporaryDirectory(prefix="motionwatch-bench-") as rec:
         cfg = load_config(config)
         cam = replace(cfg.cameras[0] if cfg.cameras else CameraConfig(), name="bench", source=path)

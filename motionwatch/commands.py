@@ -21,13 +21,13 @@ from pathlib import Path
 from motionwatch.cli import common, effective_config, nonempty
 from motionwatch.config import Config, to_plain
 from motionwatch.errors import ConfigError, MotionwatchError, SourceError
-from motionwatch.pipeline import BACKOFF_CAP, BACKOFF_START, CameraLoop
-from motionwatch.preflight import check_config, check_regular_file, check_seconds
-from motionwatch.progress import Progress
+from motionwatch.pipeline.camera import BACKOFF_CAP, BACKOFF_START, CameraLoop
+from motionwatch.pipeline.preflight import check_config, check_regular_file, check_seconds
+from motionwatch.cli.progress import Progress
 from motionwatch.sinks import SinkRunner
 from motionwatch.sinks.recorder import Recorder
 from motionwatch.sources import redact, source_kind
-from motionwatch.store import EventIndex
+from motionwatch.index.database import EventIndex
 
 log = logging.getLogger("motionwatch")
 
@@ -46,7 +46,7 @@ def add_run(sub) -> None:
 
 
 def build_sinks(cfg: Config, index: EventIndex, scan: bool = False) -> SinkRunner:
-    from motionwatch.sinks.integrations import integration_sinks
+    from motionwatch.sinks.notify.build import integration_sinks
     # The recorder (snapshots, clips, event.json) first: the notifiers then see
     # event.json written (EventEnded.saved). A scan waits for the clip encoder
     # instead of dropping frames: nothing is live, and a short queue is enough.
@@ -55,16 +55,16 @@ def build_sinks(cfg: Config, index: EventIndex, scan: bool = False) -> SinkRunne
 
 
 def cmd_run(args) -> int:
-    from motionwatch.web.options import with_web
+    from motionwatch.cli.web_option import with_web
     cfg = with_web(effective_config(args), args.web)
     check_seconds(args.duration, "--duration")
     check_config(cfg, source_flag=args.source is not None)
-    from motionwatch.retention import RetentionThread, prepare_recordings
+    from motionwatch.index.retention import RetentionThread, prepare_recordings
     index, retention = prepare_recordings(cfg.recordings)
     stop = threading.Event()
     RetentionThread(retention, stop).start()
     loops = [CameraLoop(cam, cfg, None, stop) for cam in cfg.cameras]
-    from motionwatch.web import start_for_run
+    from motionwatch.review import start_for_run
     web = start_for_run(cfg, loops) if cfg.web.enabled else None  # an unsafe bind stops here (exit 2)
     late = _open_cameras(loops, cfg)
     try:
@@ -74,7 +74,7 @@ def cmd_run(args) -> int:
             if loop.source is not None:
                 loop.source.close()
         raise
-    from motionwatch.sinks.integrations import state_listener
+    from motionwatch.sinks.notify.build import state_listener
     on_state = state_listener(sinks.sinks)
     for loop in loops:
         loop.sinks = sinks
@@ -239,7 +239,7 @@ def cmd_scan(args) -> int:
     loop = CameraLoop(cfg.cameras[0], cfg, None, stop, scan=True, start_wall=start_wall)
     loop.detect_every = args.detect_every
     src = loop.open()
-    from motionwatch.retention import prepare_recordings
+    from motionwatch.index.retention import prepare_recordings
     try:   # after the source opened: a bad file never touches the recordings
         index, _ = prepare_recordings(cfg.recordings, live=False)
     except BaseException:
@@ -357,7 +357,7 @@ def cmd_events(args) -> int:
     root = Path(cfg.recordings.path)
     if args.limit is not None and not 0 <= args.limit <= MAX_LIMIT:
         raise ConfigError(f"--limit: {args.limit} is out of range; allowed: 0..{MAX_LIMIT}")
-    from motionwatch.review_actions import event_action, index_failure, listing_index
+    from motionwatch.index.actions import event_action, index_failure, listing_index
     if args.action != "list":
         return event_action(root, args.action, args.id)
     if not root.is_dir():
@@ -451,7 +451,7 @@ def cmd_check_config(args) -> int:
     if args.preview:
         if source_kind(args.preview[0]) == "file":
             check_regular_file(args.preview[0], "--preview")
-        from motionwatch.masks import write_preview
+        from motionwatch.detect.masks import write_preview
         cam = cfg.cameras[0]
         base = Path(cfg.source_file).parent if cfg.source_file else None
         print(write_preview(cam, cfg.camera_detection(cam).width, *args.preview, base_dir=base))
@@ -467,10 +467,10 @@ def cmd_check_config(args) -> int:
     return 0
 
 
-from motionwatch.web.serve import add_serve  # noqa: E402  (web imports cli; keep it last)
+from motionwatch.cli.serve import add_serve  # noqa: E402  (web imports cli; keep it last)
 
 from motionwatch.bench import add_bench  # noqa: E402  (its own module; registered here)
 
-from motionwatch.tune import add_tune  # noqa: E402  (its own module; registered here)
+from motionwatch.tune.advice import add_tune  # noqa: E402  (its own module; registered here)
 
 REGISTRY = [add_run, add_scan, add_events, add_check_config, add_serve, add_bench, add_tune]

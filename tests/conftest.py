@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from motionwatch.synth import Light, Scene, Walker, write_video
+from motionwatch.sources.scene import Light, Scene, Walker, write_video
 from support.footage import FOOTAGE
 
 

@@ -1,6 +1,6 @@
 """A small MJPEG-over-HTTP camera for the reliability tests, run as its own process.
 
-It serves a generated room (motionwatch.synth) as `multipart/x-mixed-replace`
+It serves a generated room (motionwatch.sources.scene) as `multipart/x-mixed-replace`
 JPEG frames, like the MJPEG endpoint of a cheap IP camera, and takes commands on
 stdin, one a line, so a test can break it the ways real cameras break:
 
@@ -38,7 +38,7 @@ import time
 
 import cv2
 
-from motionwatch.synth import Scene, SceneRenderer, Walker
+from motionwatch.sources.scene import Scene, SceneRenderer, Walker
 
 BOUNDARY = b"mwframe"
 MODES = ("motion", "still", "standing")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import events_json as events, mw
-from motionwatch.synth import Scene, Walker, write_video
+from motionwatch.sources.scene import Scene, Walker, write_video
 
 # Two visits: 1.5-3.5 s and 8-9.8 s of a 10 s clip, more than the 4 s event gap apart.
 SCENE = Scene(width=320, height=240, fps=15, duration_s=10, seed=4, noise=3.0,

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from motionwatch.config import CameraConfig, Config, EventsConfig
-from motionwatch.pipeline import CameraLoop
-from motionwatch.synth import Scene, Walker, encode_with_ffmpeg
+from motionwatch.pipeline.camera import CameraLoop
+from motionwatch.sources.scene import Scene, Walker, encode_with_ffmpeg
 
 from conftest import events_json, footage, mw
 
@@ -197,7 +197,7 @@ def copies(path: str, events: EventsConfig) -> bool:
 def test_auto_encodes_what_it_cannot_copy(tmp_path, caplog):
     """MPEG-4 Part 2 in MP4 (what OpenCV writes) and vtest's msmpeg4v3 AVI: auto
     plans no copy and says nothing; h264 never copies."""
-    from motionwatch.synth import write_video
+    from motionwatch.sources.scene import write_video
     mp4v = write_video(Scene(width=160, height=120, fps=10, duration_s=1), str(tmp_path / "mp4v.mp4"))
     for path in (mp4v, str(footage("opencv_vtest/vtest.avi"))):
         with caplog.at_level(logging.INFO):

@@ -24,11 +24,11 @@ from conftest import events_json, mw
 from mjpeg_server import ServerProcess
 from motionwatch.config import EventsConfig
 from motionwatch.events import EventFrame, EventStarted, EventTracker
-from motionwatch.jpeg_frame import JpegFrame, jpeg_frame
+from motionwatch.media.jpeg import JpegFrame, jpeg_frame
 from motionwatch.model import Detection, Frame
 from motionwatch.sinks.clip import EventClip, PartWriter
 from motionwatch.sinks.runner import Sink, SinkRunner
-from motionwatch.synth import Scene, SceneRenderer, Walker
+from motionwatch.sources.scene import Scene, SceneRenderer, Walker
 from test_clips import read_stamp, stamp
 
 # ffprobe and ffmpeg are the independent referee here; motionwatch itself needs neither.

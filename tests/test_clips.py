@@ -21,7 +21,7 @@ from motionwatch.config import EventsConfig
 from motionwatch.events import ClipPart, EventFrame, EventStarted, EventTracker
 from motionwatch.model import Detection, Frame
 from motionwatch.sinks.clip import EventClip
-from motionwatch.synth import Scene, SceneRenderer, Walker
+from motionwatch.sources.scene import Scene, SceneRenderer, Walker
 
 from conftest import events_json, mw
 

@@ -9,7 +9,7 @@ import pytest
 
 from motionwatch.config import DetectionConfig
 from motionwatch.detect import MotionDetector
-from motionwatch.synth import Light, Scene, SceneRenderer, Walker
+from motionwatch.sources.scene import Light, Scene, SceneRenderer, Walker
 
 FPS = 15.0
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from conftest import events_json, mw, wait_until
 from motionwatch.config import HooksConfig
-from motionwatch.pipeline import CameraStatus
-from motionwatch.sinks import hooks as hooks_mod
-from motionwatch.sinks.hooks import Hooks
+from motionwatch.pipeline.camera import CameraStatus
+from motionwatch.sinks.notify import hooks as hooks_mod
+from motionwatch.sinks.notify.hooks import Hooks
 
 RECORD = """\
 import json, os, sys

@@ -126,7 +126,7 @@ def test_absurd_limit_is_one_line_and_exit_2(rec):
 WRITER = textwrap.dedent("""
     import json, sys
     from pathlib import Path
-    from motionwatch.store import EventIndex
+    from motionwatch.index.database import EventIndex
     root = Path(sys.argv[1])
     template = json.loads(sys.argv[2])
     index = EventIndex(root)
@@ -142,7 +142,7 @@ WRITER = textwrap.dedent("""
 
 READER = textwrap.dedent("""
     import json, subprocess, sys
-    from motionwatch.store import EventIndex
+    from motionwatch.index.database import EventIndex
     from pathlib import Path
     index = EventIndex(Path(sys.argv[1]), create=False)
     counts = []

@@ -115,7 +115,7 @@ def test_reindex_repairs_page_level_damage_under_a_running_writer(rec):
     mw("events", "keep", before[0]["id"], "--recordings", str(rec), check=True)
     damage_pages(rec / "events.db")
     # A process that has the index open (a running `run`) through the repair.
-    from motionwatch.store import EventIndex
+    from motionwatch.index.database import EventIndex
     writer = EventIndex(rec)
     with pytest.raises(sqlite3.DatabaseError, match="malformed"):
         writer.query()

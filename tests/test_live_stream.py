@@ -24,7 +24,7 @@ import pytest
 from conftest import events_json, mw
 from live_run import RunProcess, write_config
 from ts_server import TsServer
-from motionwatch.synth import Scene, Walker, write_h264
+from motionwatch.sources.scene import Scene, Walker, write_h264
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg to serve the stream")
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import mw
 from motionwatch.config import CameraConfig
 from motionwatch.errors import ConfigError
-from motionwatch.masks import detection_size, draw_preview, source_mask, watch_mask
+from motionwatch.detect.masks import detection_size, draw_preview, source_mask, watch_mask
 
 
 def test_no_mask_means_watch_everything():

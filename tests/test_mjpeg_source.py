@@ -19,13 +19,13 @@ from conftest import events_json, mw, wait_until
 from live_run import RunProcess, write_config
 from mjpeg_server import ServerProcess
 from motionwatch.config import load_config
-from motionwatch.jpeg_frame import JpegFrame, jpeg_size, reduction
+from motionwatch.media.jpeg import JpegFrame, jpeg_size, reduction
 from motionwatch.sources.mjpeg import MjpegSource
-from motionwatch.pipeline import CameraLoop
+from motionwatch.pipeline.camera import CameraLoop
 from motionwatch.sinks.runner import SinkRunner
 from motionwatch.sources import open_source
 from motionwatch.sources.pyav import AvLiveSource
-from motionwatch.synth import Scene, SceneRenderer, write_video
+from motionwatch.sources.scene import Scene, SceneRenderer, write_video
 
 STARTED = r"motion: event \w+ started"
 

@@ -299,8 +299,8 @@ def test_motion_on_is_published_once_whichever_thread_is_first(tmp_path, broker)
     from motionwatch.config import CameraConfig, Config, MqttConfig, RecordingsConfig
     from motionwatch.events import EventEnded, EventStarted, OpenEvent
     from motionwatch.model import Frame
-    from motionwatch.pipeline import CameraStatus
-    from motionwatch.sinks.mqtt import MqttSink
+    from motionwatch.pipeline.camera import CameraStatus
+    from motionwatch.sinks.notify.mqtt import MqttSink
 
     listener = Listener(broker.port)
     cfg = Config(cameras=(CameraConfig(name="cam"),), recordings=RecordingsConfig(path=str(tmp_path)),

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 
 from conftest import events_json, mw, wait_until
-from motionwatch.synth import Scene, SceneRenderer, Walker
+from motionwatch.sources.scene import Scene, SceneRenderer, Walker
 
 # A person crosses at 6 s and at 12 s of the stream's own time.
 STREAM_SCENE = Scene(width=320, height=240, fps=10, duration_s=20, seed=7, noise=3.0,

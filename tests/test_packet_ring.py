@@ -82,7 +82,7 @@ def test_a_clock_that_jumps_back_still_gives_a_whole_clip(tmp_path):
     import av
 
     from motionwatch.media.remux import CodecTemplate, Mp4Remux
-    from motionwatch.synth import Scene, write_h264
+    from motionwatch.sources.scene import Scene, write_h264
     src = tmp_path / "loop.mp4"
     write_h264(Scene(width=160, height=120, fps=10, duration_s=2, seed=1), src, 100_000, 10)
     with av.open(str(src)) as c:

@@ -29,7 +29,7 @@ FAKE = textwrap.dedent('''
     """FAKE picamera2 for tests: no Pi camera exists on the test machine."""
     import os, time
     import cv2, numpy as np
-    from motionwatch.synth import Scene, SceneRenderer, Walker
+    from motionwatch.sources.scene import Scene, SceneRenderer, Walker
 
     SCENE = Scene(width=640, height=480, fps=10, duration_s=12, seed=2, noise=3.0,
                   walkers=(Walker(3.0, 2.5),))

@@ -16,7 +16,7 @@ from conftest import events_json, mw
 from motionwatch.errors import SourceError
 from motionwatch.sources.pipe import MjpegSplitter, PipeSource
 from motionwatch.sources import open_source, source_kind
-from motionwatch.synth import Scene, Walker, write_video
+from motionwatch.sources.scene import Scene, Walker, write_video
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
 

@@ -151,7 +151,7 @@ def test_status_and_callbacks_follow_the_camera(tmp_path):
     from dataclasses import replace
 
     from motionwatch.config import Config
-    from motionwatch.pipeline import CameraLoop
+    from motionwatch.pipeline.camera import CameraLoop
     from motionwatch.sinks import SinkRunner
 
     with ServerProcess(mode="still") as cam:

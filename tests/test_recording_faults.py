@@ -22,8 +22,8 @@ from motionwatch.config import EventsConfig, RecordingsConfig
 from motionwatch.events import EventTracker
 from motionwatch.model import Detection, Frame
 from motionwatch.sinks.recorder import Recorder
-from motionwatch.store import EventIndex
-from motionwatch.synth import Scene, SceneRenderer, Walker, write_video
+from motionwatch.index.database import EventIndex
+from motionwatch.sources.scene import Scene, SceneRenderer, Walker, write_video
 
 from conftest import events_json, fill_to_the_last_byte, wait_until
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from motionwatch.config import RecordingsConfig
-from motionwatch.retention import Retention, RetentionThread
-from motionwatch.store import EventIndex
-from motionwatch.synth import Scene, write_video
+from motionwatch.index.retention import Retention, RetentionThread
+from motionwatch.index.database import EventIndex
+from motionwatch.sources.scene import Scene, write_video
 
 from conftest import events_json, mw, wait_until
 

@@ -16,7 +16,7 @@ from motionwatch.archive import plan
 from motionwatch.archive.task import ScanTask, run_task
 from motionwatch.archive.write import join_segments, joined_event
 from motionwatch.config import load_config
-from motionwatch.synth import Scene, Walker, write_h264
+from motionwatch.sources.scene import Scene, Walker, write_h264
 
 from conftest import events_json, interrupt_when, mw
 

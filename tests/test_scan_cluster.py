@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("distributed")
 
 from dask_support import LoopbackCluster  # noqa: E402
-from motionwatch.synth import Scene, Walker, write_h264  # noqa: E402
+from motionwatch.sources.scene import Scene, Walker, write_h264  # noqa: E402
 
 from conftest import events_json, mw  # noqa: E402
 

@@ -16,7 +16,7 @@ from conftest import events_json, interrupt_when
 from live_run import RunProcess, write_config
 from mjpeg_server import ServerProcess
 from motionwatch.model import EVENT_FIELDS
-from motionwatch.synth import Scene, Walker, write_video
+from motionwatch.sources.scene import Scene, Walker, write_video
 
 STARTED = r"motion: event \w+ started"
 SAVED = r"event \w+ (?:ended|saved)"

@@ -15,13 +15,13 @@ from dataclasses import replace
 
 from motionwatch.config import Config
 from motionwatch.events import EventFrame
-from motionwatch.pipeline import CameraLoop
+from motionwatch.pipeline.camera import CameraLoop
 from motionwatch.sinks import SinkRunner
 from motionwatch.sinks.recorder import Recorder
 from motionwatch.sinks.runner import Sink
 from motionwatch.sources import DemoSource
-from motionwatch.store import EventIndex
-from motionwatch.synth import demo_scene
+from motionwatch.index.database import EventIndex
+from motionwatch.sources.scene import demo_scene
 
 from conftest import wait_until
 

@@ -27,7 +27,7 @@ def test_tune_plots_a_file_and_lists_its_events(tmp_path: Path, two_visits_video
     m = re.search(r"suggested: detection.trigger_fraction: ([\d.]+)", proc.stdout)
     assert m and 0.001 <= float(m.group(1)) < 0.05
     # The plot marks the two events with green bands.
-    from motionwatch.tune import TOP
+    from motionwatch.tune.advice import TOP
     row = img[TOP + 3].astype(int)          # just inside the plot's top edge
     cols = (abs(row[:, 1] - 235) < 3) & (abs(row[:, 0] - 210) < 3)
     bands = sum(1 for x in range(1, len(cols)) if cols[x] and not cols[x - 1])

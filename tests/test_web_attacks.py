@@ -203,7 +203,7 @@ def test_damaged_records_in_the_index_cost_one_event_not_the_page(tmp_path):
     older build): the gallery shows the sound events and leaves those out; their own
     pages are a 409 that says to reindex, never a 500."""
     from motionwatch.model import iso
-    from motionwatch.store import EventIndex
+    from motionwatch.index.database import EventIndex
     root = tmp_path / "rec"
     idx = EventIndex(root)
     base = {"camera": "door", "start_offset_s": 1.0, "end_offset_s": 3.0, "start_frame": 15, "end_frame": 45,

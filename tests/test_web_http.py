@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import mw, wait_until
-from motionwatch.store import EventIndex
+from motionwatch.index.database import EventIndex
 from web_support import Proc, free_port, scan_into
 
 
@@ -321,7 +321,7 @@ def test_security_headers_and_no_listing(server):
     assert "default-src 'self'" in headers["content-security-policy"]
     assert headers["x-content-type-options"] == "nosniff"
     assert b"http://" not in body and b"https://" not in body          # no CDN, works offline
-    assert b"http" not in (Path(__file__).parents[1] / "motionwatch/web/static/app.js").read_bytes() \
+    assert b"http" not in (Path(__file__).parents[1] / "motionwatch/review/static/app.js").read_bytes() \
         .replace(b"http://www.w3.org/2000/svg", b"")
 
 

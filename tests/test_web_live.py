@@ -104,7 +104,7 @@ def test_twenty_viewers_and_ten_stalled_do_not_slow_the_camera(tmp_path):
 def test_a_stalled_viewer_is_dropped_after_the_stall_deadline(tmp_path):
     """A viewer that never reads is cut off once its send buffer has been full for
     30 s (STALL_SECONDS), so it cannot hold a viewer slot for ever."""
-    from motionwatch.web.protocol import STALL_SECONDS
+    from motionwatch.review.protocol import STALL_SECONDS
     port = free_port()
     p = Proc(["run", "--source", "demo", "--recordings", str(tmp_path / "rec"), "--web", f"127.0.0.1:{port}",
               "--duration", "180"], port=port)

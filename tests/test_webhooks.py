@@ -20,7 +20,7 @@ import pytest
 from conftest import events_json, mw, wait_until
 from motionwatch.config import WebhookConfig
 from motionwatch.events import EventEnded
-from motionwatch.sinks.webhooks import Webhooks
+from motionwatch.sinks.notify.webhooks import Webhooks
 
 
 class Receiver:

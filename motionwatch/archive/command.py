@@ -124,7 +124,7 @@ def scan_archive(args, found=None) -> int:
     if cfg.source_file:   # masks are found next to it, also by workers elsewhere
         cfg = replace(cfg, source_file=str(Path(cfg.source_file).resolve()))
     start_wall = parse_start(args.start_time)
-    from motionwatch.retention import prepare_recordings
+    from motionwatch.index.retention import prepare_recordings
     index, _ = prepare_recordings(cfg.recordings)
     root = Path(cfg.recordings.path)
     rows = [FileRow(p, args.camera or camera_name_for(str(p))) for p in found.files]

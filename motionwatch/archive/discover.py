@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from motionwatch.preflight import check_regular_file
+from motionwatch.pipeline.preflight import check_regular_file
 from motionwatch.sources.base import VIDEO_SUFFIXES
 
 # Container signatures: (offset, bytes). Enough to recognise what DVRs and

@@ -26,7 +26,7 @@ from motionwatch.events import thin_series
 from motionwatch.media.remux import CodecTemplate
 from motionwatch.media.ring import Packet
 from motionwatch.sinks.clip_remux import PacketClip
-from motionwatch.store import EVENT_JSON
+from motionwatch.index.database import EVENT_JSON
 
 # Files that show the snapshot frame: they come from the half whose best frame wins.
 BEST_FILES = ("snapshot.jpg", "thumb.jpg", "annotated.jpg")

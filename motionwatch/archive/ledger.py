@@ -15,7 +15,7 @@ from pathlib import Path
 from motionwatch.config import Config, to_plain
 from motionwatch.events import EventEnded
 from motionwatch.sinks import Sink
-from motionwatch.store import EventIndex, remove_event_folder
+from motionwatch.index.database import EventIndex, remove_event_folder
 
 log = logging.getLogger("motionwatch")
 

@@ -20,10 +20,10 @@ from motionwatch.archive.plan import WHOLE, Segment
 from motionwatch.config import Config
 from motionwatch.errors import SourceError
 from motionwatch.events import EventEnded
-from motionwatch.pipeline import CameraLoop
+from motionwatch.pipeline.camera import CameraLoop
 from motionwatch.sinks import SinkRunner
 from motionwatch.sinks.recorder import Recorder
-from motionwatch.store import EVENT_JSON, TMP_PREFIX, EventIndex, iter_event_folders, read_event
+from motionwatch.index.database import EVENT_JSON, TMP_PREFIX, EventIndex, iter_event_folders, read_event
 
 # How many frames a worker reads between progress reports.
 PROGRESS_EVERY = 16

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from motionwatch.archive.join import Cut, agrees, join, remux_clip
 from motionwatch.archive.task import FoundEvent, TaskResult
-from motionwatch.store import EVENT_JSON, EventIndex, inside, write_atomic
+from motionwatch.index.database import EVENT_JSON, EventIndex, inside, write_atomic
 
 log = logging.getLogger("motionwatch")
 

@@ -26,10 +26,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-from motionwatch.jpeg_frame import JpegFrame
+from motionwatch.media.jpeg import JpegFrame
 from motionwatch.media.encode import Mp4Encoder
 from motionwatch.model import Frame
-from motionwatch.store import TMP_PREFIX, fsync_file
+from motionwatch.index.database import TMP_PREFIX, fsync_file
 
 FORMATS = ("auto", "copy", "h264", "mp4v")
 SUFFIX = {"h264": ".mp4", "mp4v": ".mp4"}

@@ -23,13 +23,13 @@ import cv2
 import numpy as np
 
 from motionwatch.config import EventsConfig, RecordingsConfig
-from motionwatch.diskspace import disk_full, write_problem
+from motionwatch.index.diskspace import disk_full, write_problem
 from motionwatch.events import ClipPackets, ClipPart, EventEnded, EventFrame, EventStarted, OpenEvent
 from motionwatch.model import iso
 from motionwatch.sinks.clip import EventClip, choose_format
 from motionwatch.sinks.clip_remux import PacketClip
 from motionwatch.sinks.runner import Sink
-from motionwatch.store import EVENT_JSON, EventIndex, event_folder, write_atomic, write_json_atomic
+from motionwatch.index.database import EVENT_JSON, EventIndex, event_folder, write_atomic, write_json_atomic
 
 log = logging.getLogger("motionwatch.recorder")
 

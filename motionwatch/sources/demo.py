@@ -15,7 +15,7 @@ class DemoSource(LiveSource):
     def __init__(self, spec: str = "demo", fps: float = 15.0, paced: bool = True,
                  options: SourceOptions | None = None):
         super().__init__(spec, options)
-        from motionwatch.synth import demo_scene   # only the demo draws scenes: the rest start without it
+        from motionwatch.sources.scene import demo_scene   # only the demo draws scenes: the rest start without it
         seed = int(spec.split(":", 1)[1]) if ":" in spec and is_index(spec.split(":", 1)[1]) else 1
         self.scene = demo_scene(seed=seed, fps=fps)
         self.fps = fps
@@ -26,7 +26,7 @@ class DemoSource(LiveSource):
         self._start = 0.0
 
     def _connect(self) -> None:
-        from motionwatch.synth import SceneRenderer
+        from motionwatch.sources.scene import SceneRenderer
         self._renderer = SceneRenderer(self.scene)
         self._i = 0
         self._start = time.monotonic()

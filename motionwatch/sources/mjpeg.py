@@ -28,7 +28,7 @@ import time
 from urllib.parse import unquote, urljoin, urlsplit
 
 from motionwatch.errors import SourceError
-from motionwatch.jpeg_frame import JpegFrames
+from motionwatch.media.jpeg import JpegFrames
 from motionwatch.sources.base import READ_TIMEOUT_MS, LiveSource, SourceOptions, redact, _sane_fps
 
 log = logging.getLogger("motionwatch")

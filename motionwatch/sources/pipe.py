@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from motionwatch.errors import SourceError
-from motionwatch.jpeg_frame import JpegFrames
+from motionwatch.media.jpeg import JpegFrames
 from motionwatch.sources.base import OPEN_TIMEOUT_MS, LiveSource, SourceOptions
 
 log = logging.getLogger("motionwatch.pipe")

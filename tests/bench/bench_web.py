@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parents[2]))
 sys.path.insert(0, str(HERE.parents[1]))
 from motionwatch.model import Detection, Frame  # noqa: E402
-from motionwatch.web.live import LiveCamera  # noqa: E402
+from motionwatch.review.live import LiveCamera  # noqa: E402
 
 STACKS = ("starlette", "aiohttp")
 IMPORTS = {"baseline": "pass",
@@ -115,7 +115,7 @@ def import_cost(stack: str, rounds: int = 5) -> tuple[float, float]:
 def serve_stack(stack: str, port: int, root: str | None) -> None:
     """Child process: a minimal app on `stack` with /api/events over `root`, and
     /live.mjpg + /stats fed by a demo capture loop when root is None."""
-    from motionwatch.web import api
+    from motionwatch.review import api
     rec = api.Recordings(Path(root)) if root else None
     cam = LiveCamera("demo", 0.002, 5.0) if root is None else None
     counts = {"analysed": 0, "dropped": 0}

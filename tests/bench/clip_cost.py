@@ -21,7 +21,7 @@ import cv2
 
 from motionwatch.model import Frame
 from motionwatch.sinks.clip import EventClip
-from motionwatch.synth import Scene, SceneRenderer, Walker
+from motionwatch.sources.scene import Scene, SceneRenderer, Walker
 
 
 def cpu() -> float:

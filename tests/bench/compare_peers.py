@@ -432,7 +432,7 @@ PROBE = """
 import json, sys, threading, time
 from dataclasses import replace
 from motionwatch.config import load_config, CameraConfig
-from motionwatch.pipeline import CameraLoop
+from motionwatch.pipeline.camera import CameraLoop
 from motionwatch.sinks import SinkRunner
 cfg = load_config(None)
 cfg = replace(cfg, events=replace(cfg.events, clip=False), recordings=replace(cfg.recordings, path=sys.argv[3]))

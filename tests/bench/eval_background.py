@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models import BASELINE_REF, swaps
 from motionwatch.config import DetectionConfig
 from motionwatch.detect import MotionDetector
-from motionwatch.synth import SceneRenderer
+from motionwatch.sources.scene import SceneRenderer
 from support.evaluate import mask_scores, read_video
 from support.scenes import FOOTAGE, mask_sequences, suite
 

@@ -24,7 +24,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from motionwatch.store import EventIndex, load_events, open_index
+from motionwatch.index.database import EventIndex, load_events, open_index
 
 FOOTAGE = Path(__file__).resolve().parents[3] / "shared" / "footage"
 REAL = FOOTAGE / "dvrscan_traffic_camera" / "traffic_camera.mp4"
@@ -32,7 +32,7 @@ REAL = FOOTAGE / "dvrscan_traffic_camera" / "traffic_camera.mp4"
 
 def scanned_records(work: Path) -> list[dict]:
     """event.json records of real scans: real footage, and a generated clip."""
-    from motionwatch.synth import Light, Scene, Walker, write_video
+    from motionwatch.sources.scene import Light, Scene, Walker, write_video
     clip = work / "walkers.mp4"
     write_video(Scene(width=640, height=480, fps=15, duration_s=20, seed=3, noise=5.0,
                       walkers=(Walker(3.0, 5.0), Walker(12.0, 5.0)), lights=(Light(9.0, 1.3),)), str(clip))

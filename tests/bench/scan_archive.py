@@ -40,7 +40,7 @@ sys.path.insert(0, str(HERE.parent))          # tests/: dask_support
 sys.path.insert(0, str(HERE.parent.parent))   # the package
 
 from dask_support import LoopbackCluster  # noqa: E402
-from motionwatch.synth import Scene, Walker, write_h264  # noqa: E402
+from motionwatch.sources.scene import Scene, Walker, write_h264  # noqa: E402
 
 REAL = HERE.parents[2] / "shared" / "footage" / "dvrscan_traffic_camera" / "traffic_camera.mp4"
 if not REAL.exists():

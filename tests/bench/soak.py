@@ -29,12 +29,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from motionwatch.config import Config
-from motionwatch.pipeline import CameraLoop
+from motionwatch.pipeline.camera import CameraLoop
 from motionwatch.sinks import SinkRunner
 from motionwatch.sinks.recorder import Recorder
 from motionwatch.sources import DemoSource
-from motionwatch.store import EventIndex
-from motionwatch.synth import demo_scene
+from motionwatch.index.database import EventIndex
+from motionwatch.sources.scene import demo_scene
 
 
 def rss_mb() -> float:

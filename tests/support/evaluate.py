@@ -20,9 +20,9 @@ from motionwatch.config import CameraConfig, Config
 from motionwatch.detect import MotionDetector
 from motionwatch.events import EventEnded
 from motionwatch.model import Detection, Event, Frame
-from motionwatch.pipeline import camera_stages
+from motionwatch.pipeline.camera import camera_stages
 from support.scenes import Case, Clip, MaskSequence, mask_sequences, outside
-from motionwatch.synth import SceneRenderer
+from motionwatch.sources.scene import SceneRenderer
 
 # An event may start this much before the truth (pre-motion shadows, a peer's
 # pre-roll) and still count as the same visit.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from motionwatch.synth import Light, Scene, Walker
+from motionwatch.sources.scene import Light, Scene, Walker
 from support.footage import FOOTAGE
 
 

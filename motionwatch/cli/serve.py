@@ -11,7 +11,7 @@ from pathlib import Path
 from motionwatch.cli import common, effective_config, nonempty
 from motionwatch.errors import ConfigError, MotionwatchError
 
-log = logging.getLogger("motionwatch.web")
+log = logging.getLogger("motionwatch.review")
 
 
 def add_serve(sub) -> None:
@@ -23,7 +23,7 @@ def add_serve(sub) -> None:
 
 
 def cmd_serve(args) -> int:
-    from motionwatch.web.server import WebServer
+    from motionwatch.review.server import WebServer
     cfg = effective_config(args)
     if args.port is not None and not 0 <= args.port <= 65535:
         raise ConfigError(f"--port: {args.port} is out of range; allowed: 0..65535 (0 = any free port)")

@@ -21,11 +21,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
-from motionwatch.diskspace import index_problem, is_damage
+from motionwatch.index.diskspace import index_problem, is_damage
 from motionwatch.errors import MotionwatchError, StorageError
 from motionwatch.model import EVENT_ID, Event
 
-log = logging.getLogger("motionwatch.store")
+log = logging.getLogger("motionwatch.index.database")
 
 DB_NAME = "events.db"
 EVENT_JSON = "event.json"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from motionwatch.events import EventEnded, EventStarted
-from motionwatch.store import event_folder
+from motionwatch.index.database import event_folder
 
 log = logging.getLogger("motionwatch.sinks")
 

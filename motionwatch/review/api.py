@@ -18,11 +18,11 @@ from pathlib import Path
 
 from motionwatch.config import Config
 from motionwatch.model import iso
-from motionwatch.review_actions import listing_index
-from motionwatch.store import DamagedRow
-from motionwatch.web.files import media_url
+from motionwatch.index.actions import listing_index
+from motionwatch.index.database import DamagedRow
+from motionwatch.review.files import media_url
 
-log = logging.getLogger("motionwatch.web")
+log = logging.getLogger("motionwatch.review")
 
 EVENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 PAGE_DEFAULT = 60

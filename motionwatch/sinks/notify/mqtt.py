@@ -31,10 +31,10 @@ from motionwatch import __version__
 from motionwatch.config import Config, MqttConfig
 from motionwatch.errors import ConfigError
 from motionwatch.events import EventEnded, EventStarted
-from motionwatch.sinks.background import event_record
+from motionwatch.sinks.worker import event_record
 from motionwatch.sinks.recorder import encode_jpeg
 from motionwatch.sinks.runner import Sink
-from motionwatch.source_spec import source_kind
+from motionwatch.config.source_spec import source_kind
 
 log = logging.getLogger("motionwatch.mqtt")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from motionwatch.outdoor import Outdoor
+from motionwatch.sources.outdoor_scene import Outdoor
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class Scene:
     flicker_amp: float = 0.0      # fraction of brightness, e.g. 0.04
     sway: tuple[int, int, int, int] | None = None   # x, y, w, h of a swaying bush
     jpeg_quality: int = 0         # >0 adds compression artefacts
-    # Outdoor elements (motionwatch/outdoor.py draws them):
+    # Outdoor elements (motionwatch/sources/outdoor_scene.py draws them):
     foliage: tuple[tuple[int, int, int, int], ...] = ()  # x, y, w, h of trees/bushes moving in gusts
     wind: float = 1.0             # gust strength: leaves move up to ~6 px x wind at 640 px
     water: tuple[int, int, int, int] | None = None       # x, y, w, h of a rippling water band

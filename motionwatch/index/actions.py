@@ -12,9 +12,9 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from motionwatch.diskspace import index_problem, is_damage, write_problem
+from motionwatch.index.diskspace import index_problem, is_damage, write_problem
 from motionwatch.errors import ConfigError, MotionwatchError, StorageError
-from motionwatch.store import (DamagedRow, DB_NAME, EVENT_JSON, EventIndex, folder_event_id, indexed_folder, inside,
+from motionwatch.index.database import (DamagedRow, DB_NAME, EVENT_JSON, EventIndex, folder_event_id, indexed_folder, inside,
                                iter_event_folders, open_index, read_event, remove_event_folder,
                                write_json_atomic)
 

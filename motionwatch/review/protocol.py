@@ -21,7 +21,7 @@ import time
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-log = logging.getLogger("motionwatch.web")
+log = logging.getLogger("motionwatch.review")
 
 MAX_CONNECTIONS = 200     # open connections (each costs a socket, no thread)
 MAX_PER_ADDRESS = 50      # of those, from one client address: one client cannot fill the cap

@@ -20,9 +20,9 @@ from pathlib import Path
 from motionwatch.config import HooksConfig
 from motionwatch.events import EventEnded, EventStarted
 from motionwatch.model import iso
-from motionwatch.sinks.background import Worker, event_record
+from motionwatch.sinks.worker import Worker, event_record
 from motionwatch.sinks.runner import Sink
-from motionwatch.source_spec import redact
+from motionwatch.config.source_spec import redact
 
 log = logging.getLogger("motionwatch.hooks")
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from motionwatch.config import WebConfig
 from motionwatch.errors import ConfigError
-from motionwatch.web.throttle import LoginThrottle
+from motionwatch.review.throttle import LoginThrottle
 
 COOKIE = "mw_session"
 SESSION_SECONDS = 7 * 86400

@@ -22,9 +22,9 @@ from pathlib import Path
 from motionwatch import __version__
 from motionwatch.config import WebhookConfig
 from motionwatch.events import EventEnded
-from motionwatch.sinks.background import Worker, event_record
+from motionwatch.sinks.worker import Worker, event_record
 from motionwatch.sinks.runner import Sink
-from motionwatch.source_spec import redact
+from motionwatch.config.source_spec import redact
 
 log = logging.getLogger("motionwatch.webhooks")
 

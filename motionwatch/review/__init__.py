@@ -7,5 +7,5 @@ def start_for_run(cfg, loops):
     """Start the web UI inside `motionwatch run` (live view, status, review)."""
     from pathlib import Path
 
-    from motionwatch.web.server import WebServer
+    from motionwatch.review.server import WebServer
     return WebServer(cfg, Path(cfg.recordings.path), loops=loops).start()

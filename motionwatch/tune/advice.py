@@ -23,10 +23,10 @@ from motionwatch.config import Config, load_config
 from motionwatch.errors import ConfigError, MotionwatchError, SourceError
 from motionwatch.events import EventEnded
 from motionwatch.model import Event
-from motionwatch.pipeline import camera_stages
-from motionwatch.preflight import check_masks, check_regular_file, check_seconds
+from motionwatch.pipeline.camera import camera_stages
+from motionwatch.pipeline.preflight import check_masks, check_regular_file, check_seconds
 from motionwatch.sources import open_source, source_kind
-from motionwatch.tune_strip import Peaks, shake_panel, strip
+from motionwatch.tune.strip import Peaks, shake_panel, strip
 
 LIVE_SECONDS = 30.0
 # Suggested trigger = this x the quiet noise floor (99.5th percentile of quiet frames).

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from motionwatch.config import Config
 from motionwatch.errors import MotionwatchError
-from motionwatch.review_actions import delete_event, set_kept
-from motionwatch.web import api
-from motionwatch.web.auth import Auth, check_bind
-from motionwatch.web.files import static_files
-from motionwatch.web.live import LiveHub
+from motionwatch.index.actions import delete_event, set_kept
+from motionwatch.review import api
+from motionwatch.review.auth import Auth, check_bind
+from motionwatch.review.files import static_files
+from motionwatch.review.live import LiveHub
 
-log = logging.getLogger("motionwatch.web")
+log = logging.getLogger("motionwatch.review")
 
 KEEP_ALIVE_SECONDS = 5      # an idle keep-alive connection is closed after this long
 SHUTDOWN_SECONDS = 2        # open MJPEG streams get this long to end when the server stops
@@ -74,8 +74,8 @@ class WebServer:
     def start(self) -> "WebServer":
         import uvicorn
 
-        from motionwatch.web.app import allowed_hosts, build_app
-        from motionwatch.web.protocol import MAX_CONNECTIONS, GuardedH11Protocol
+        from motionwatch.review.app import allowed_hosts, build_app
+        from motionwatch.review.protocol import MAX_CONNECTIONS, GuardedH11Protocol
         sock = self._listen()
         web = self.cfg.web
         config = uvicorn.Config(

@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Callable
 
 from motionwatch.config import RecordingsConfig
-from motionwatch.diskspace import index_problem
+from motionwatch.index.diskspace import index_problem
 from motionwatch.errors import MotionwatchError, StorageError
-from motionwatch.store import (DB_NAME, EVENT_JSON, EventIndex, folder_event_id, indexed_folder,
+from motionwatch.index.database import (DB_NAME, EVENT_JSON, EventIndex, folder_event_id, indexed_folder,
                                iter_event_folders, open_index, read_event, read_event_json,
                                remove_event_folder, sweep_leftovers, warn_skipped)
 
-log = logging.getLogger("motionwatch.retention")
+log = logging.getLogger("motionwatch.index.retention")
 
 GB = 1e9
 BUSY_S = 600.0   # a folder without event.json written to this recently is an event in progress

@@ -21,13 +21,13 @@ def integration_sinks(cfg: Config) -> list[Sink]:
     out: list[Sink] = []
     h = cfg.hooks
     if any((h.on_event_start, h.on_event_end, h.on_camera_lost, h.on_camera_found)):
-        from motionwatch.sinks.hooks import Hooks
+        from motionwatch.sinks.notify.hooks import Hooks
         out.append(Hooks(h, root))
     if cfg.webhooks:
-        from motionwatch.sinks.webhooks import Webhooks
+        from motionwatch.sinks.notify.webhooks import Webhooks
         out.append(Webhooks(cfg.webhooks, root))
     if cfg.mqtt.enabled:
-        from motionwatch.sinks.mqtt import MqttSink
+        from motionwatch.sinks.notify.mqtt import MqttSink
         out.append(MqttSink(cfg))
     return out
 

@@ -23,14 +23,14 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from motionwatch.errors import MotionwatchError
-from motionwatch.store import DamagedRow
-from motionwatch.web import api
-from motionwatch.web.auth import COOKIE, SESSION_SECONDS
-from motionwatch.web.files import Refused, media_path
-from motionwatch.web.guards import BUSY, AuthGate, OneFraming, PostGuard, SecurityHeaders, check_password, \
+from motionwatch.index.database import DamagedRow
+from motionwatch.review import api
+from motionwatch.review.auth import COOKIE, SESSION_SECONDS
+from motionwatch.review.files import Refused, media_path
+from motionwatch.review.guards import BUSY, AuthGate, OneFraming, PostGuard, SecurityHeaders, check_password, \
     client_address, csrf_expected, error, session_token
 
-log = logging.getLogger("motionwatch.web")
+log = logging.getLogger("motionwatch.review")
 
 BOUNDARY = "mwframe"
 NO_STORE = {"Cache-Control": "no-store"}

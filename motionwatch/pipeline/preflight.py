@@ -40,7 +40,7 @@ def _check_all(cfg: Config, web: bool, source_flag: bool) -> None:
     check_masks(cfg)
     check_hooks(cfg.hooks)
     if web and cfg.web.enabled:
-        from motionwatch.web.auth import check_bind
+        from motionwatch.review.auth import check_bind
         check_bind(cfg.web, cfg.web.host)
     if cfg.mqtt.enabled:
         check_mqtt(cfg.mqtt)
@@ -48,7 +48,7 @@ def _check_all(cfg: Config, web: bool, source_flag: bool) -> None:
 
 def check_masks(cfg: Config) -> None:
     """Every camera's mask image is there, readable and leaves something to watch."""
-    from motionwatch.masks import check_mask_image
+    from motionwatch.detect.masks import check_mask_image
     base = config_folder(cfg)
     for cam in cfg.cameras:
         check_mask_image(cam, base)
@@ -82,7 +82,7 @@ def check_source(spec: str, label: str) -> None:
 
     A camera that is merely absent now is not refused: it may be plugged in or
     boot later, and `run` keeps retrying it."""
-    from motionwatch.source_spec import is_index, source_kind
+    from motionwatch.config.source_spec import is_index, source_kind
     from motionwatch.sources.base import MAX_CAMERA_INDEX
     if "\0" in spec:
         raise ConfigError(f"{label}: {spec!r} is not allowed; allowed: a source without NUL bytes")
@@ -127,7 +127,7 @@ def check_hooks(hooks: HooksConfig) -> None:
 
 def check_mqtt(cfg: MqttConfig) -> None:
     """paho-mqtt is importable and a configured CA file is usable."""
-    from motionwatch.sinks.mqtt import _paho
+    from motionwatch.sinks.notify.mqtt import _paho
     _paho()   # the same import, and message, as the sink's
     if cfg.tls and cfg.ca_file:
         import ssl

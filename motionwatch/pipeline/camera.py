@@ -20,8 +20,8 @@ from motionwatch.config import CameraConfig, Config
 from motionwatch.detect import MotionDetector
 from motionwatch.errors import ConfigError, SourceError
 from motionwatch.events import ClipPackets, EventEnded, EventStarted, EventTracker
-from motionwatch.lighting_log import LightingLog
-from motionwatch.masks import detection_size, watch_mask
+from motionwatch.pipeline.lighting_log import LightingLog
+from motionwatch.detect.masks import detection_size, watch_mask
 from motionwatch.model import Detection, Frame, iso
 from motionwatch.sources import FrameSource, SourceOptions, open_source
 

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from motionwatch.store import DB_NAME
+from motionwatch.index.database import DB_NAME
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 

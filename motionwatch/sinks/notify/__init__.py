@@ -1,0 +1,1 @@
+"""Notifiers: hooks, webhooks and MQTT (built by notify.build)."""

@@ -1,0 +1,1 @@
+"""`motionwatch tune`: replay a source, chart its motion and advise detection settings."""
