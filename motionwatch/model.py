@@ -8,10 +8,10 @@ import numbers
 import re
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cv2
-import numpy as np
+if TYPE_CHECKING:   # annotations only: `motionwatch events` reads records without OpenCV or numpy
+    import numpy as np
 
 
 @dataclass(slots=True)
@@ -48,6 +48,7 @@ class Frame:
     def scaled(self, size: tuple[int, int]) -> Frame:
         """This frame shrunk to `size` (a clip narrower than the source, events.clip_width).
         A frame that can hand its picture over undecoded overrides this."""
+        import cv2   # here, not at the top: the event records below need no OpenCV
         small = cv2.resize(self.image, size, interpolation=cv2.INTER_AREA)
         return Frame(small, self.index, self.ts, self.wall)
 

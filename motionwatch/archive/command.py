@@ -20,7 +20,8 @@ from motionwatch.archive.ledger import Ledger, config_hash
 from motionwatch.archive.runners import default_jobs, make_runner
 from motionwatch.archive.task import ScanTask, TaskResult, run_task
 from motionwatch.archive.write import join_segments, joined_event, save_event
-from motionwatch.cli import camera_name_for, effective_config
+from motionwatch.config.overrides import effective_config
+from motionwatch.config.source_spec import camera_name_for
 from motionwatch.errors import ConfigError
 from motionwatch.media.probe import facts
 

@@ -8,7 +8,7 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from motionwatch.cli import common, effective_config, nonempty
+from motionwatch.cli.args import common, nonempty
 from motionwatch.errors import ConfigError, MotionwatchError
 
 log = logging.getLogger("motionwatch.review")
@@ -23,6 +23,8 @@ def add_serve(sub) -> None:
 
 
 def cmd_serve(args) -> int:
+    # Imported here: `--help` and the light commands start without pydantic or Starlette.
+    from motionwatch.config.overrides import effective_config
     from motionwatch.review.server import WebServer
     cfg = effective_config(args)
     if args.port is not None and not 0 <= args.port <= 65535:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from motionwatch.config import Config
+from typing import TYPE_CHECKING
+
 from motionwatch.errors import ConfigError
+
+if TYPE_CHECKING:   # the config models cost pydantic's import, which `--help` need not pay
+    from motionwatch.config import Config
 
 _ADDRESS = re.compile(r"(?:(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):)?(?P<port>\d{1,5})")
 

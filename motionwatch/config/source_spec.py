@@ -5,6 +5,7 @@ messages show it. Shared by the sources and by sinks that name a camera's source
 from __future__ import annotations
 
 import re
+from pathlib import PurePath
 
 URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://", "srt://")
 
@@ -34,3 +35,24 @@ def source_kind(spec: str) -> str:
     if spec.lower().startswith(URL_SCHEMES):
         return "stream"
     return "file"
+
+
+def camera_name_for(source: str) -> str:
+    """A readable default camera name for a source string."""
+    kind = source_kind(source)
+    if kind == "demo":
+        return "demo"
+    if kind == "file":
+        stem = PurePath(source).stem
+    elif kind == "camera":
+        stem = "cam" + re.sub(r"\D", "", source) or "camera"
+    elif kind == "stream":
+        stem = re.sub(r"^[a-z]+://([^@/]*@)?", "", source.lower()).split("/")[0].split(":")[0]
+    elif kind == "picamera2":
+        stem = "-".join(source.split(":")[:2])   # picamera2, picamera2-1
+    else:
+        stem = "pipe"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-.") or "camera"
+    if not stem[0].isalnum():
+        stem = "c" + stem
+    return stem[:64]

@@ -97,28 +97,6 @@ def _is_file(path: Path) -> bool:
 
 # --- preview -------------------------------------------------------------------
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-
-
-def preview_frame(spec: str) -> np.ndarray:
-    """One frame to draw on: an image file, or the first frame of any source."""
-    from motionwatch.errors import SourceError
-    from motionwatch.sources import open_source
-    if Path(spec).suffix.lower() in IMAGE_EXTS:
-        img = cv2.imread(spec, cv2.IMREAD_COLOR)
-        if img is None:
-            raise SourceError(f"{spec}: cannot read this image (PNG, JPEG, BMP, TIFF or WebP expected)")
-        return img
-    src = open_source(spec, scan=True)
-    try:
-        frame = src.read(timeout=10.0)
-    finally:
-        src.close()
-    if frame is None:
-        raise SourceError(f"{spec}: no frame could be read")
-    return frame.image
-
-
 def draw_preview(image: np.ndarray, cam: CameraConfig, width: int, base_dir: Path | None = None) -> np.ndarray:
     """The frame with ignored areas dimmed and tinted red, polygon outlines and a caption."""
     h, w = image.shape[:2]
@@ -149,10 +127,11 @@ def draw_preview(image: np.ndarray, cam: CameraConfig, width: int, base_dir: Pat
     return out
 
 
-def write_preview(cam: CameraConfig, width: int, spec: str, out_path: str, base_dir: Path | None = None) -> str:
-    """`check-config --preview`: draw `cam`'s mask over a frame of `spec` into `out_path`."""
+def write_preview(cam: CameraConfig, width: int, frame: np.ndarray, spec: str, out_path: str,
+                  base_dir: Path | None = None) -> str:
+    """`check-config --preview`: draw `cam`'s mask over `frame` (read from `spec`) into `out_path`."""
     from motionwatch.errors import MotionwatchError
-    img = draw_preview(preview_frame(spec), cam, width, base_dir)
+    img = draw_preview(frame, cam, width, base_dir)
     ok = False
     try:
         ok = cv2.imwrite(out_path, img)

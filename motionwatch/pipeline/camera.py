@@ -128,6 +128,13 @@ class CameraLoop:
                      self.cam.name, what)
         return self.source
 
+    def announce_lost(self) -> None:
+        """For a camera that could not be opened at start and is retried: listeners
+        hear camera_lost now, and camera_found with its first frame."""
+        self._was_lost = True
+        if self.on_state is not None:
+            self.on_state("camera_lost", self.status)
+
     def source_options(self) -> SourceOptions:
         ev = self.cfg.events
         # Clips are the source's own packets when its codec allows (the source decides

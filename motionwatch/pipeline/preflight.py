@@ -40,7 +40,7 @@ def _check_all(cfg: Config, web: bool, source_flag: bool) -> None:
     check_masks(cfg)
     check_hooks(cfg.hooks)
     if web and cfg.web.enabled:
-        from motionwatch.review.auth import check_bind
+        from motionwatch.pipeline.web_bind import check_bind
         check_bind(cfg.web, cfg.web.host)
     if cfg.mqtt.enabled:
         check_mqtt(cfg.mqtt)

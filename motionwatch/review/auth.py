@@ -6,8 +6,8 @@ compared in constant time. A browser logs in through a form and gets an
 HttpOnly, SameSite=Strict session cookie; scripts may use HTTP Basic. Every
 changing request (POST) carries a CSRF token tied to the session.
 
-No web framework is imported here: `check_bind` is also what `check-config`
-runs, and it must not need the server stack.
+The bind-address and TLS checks are in motionwatch.pipeline.web_bind: `run`
+and `check-config` make them before any web code is imported.
 """
 
 from __future__ import annotations
@@ -15,71 +15,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
-import os
 import secrets
-import ssl
 import threading
 import time
 from dataclasses import dataclass
 
-from motionwatch.config import WebConfig
-from motionwatch.errors import ConfigError
 from motionwatch.review.throttle import LoginThrottle
 
 COOKIE = "mw_session"
 SESSION_SECONDS = 7 * 86400
 MAX_SESSIONS = 1000
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name other than localhost may resolve anywhere
-
-
-def resolve_password(web: WebConfig) -> str | None:
-    """web.password, else the environment variable web.password_env names."""
-    if web.password:
-        return web.password
-    if web.password_env:
-        value = os.environ.get(web.password_env)
-        if value:
-            return value
-    return None
-
-
-def check_bind(web: WebConfig, host: str) -> str | None:
-    """The password to require, or None; refuses a non-loopback bind without one,
-    and TLS settings whose files do not load (the listener would fail on them)."""
-    password = resolve_password(web)
-    if not is_loopback(host) and not password:
-        env = f" or the environment variable {web.password_env}" if web.password_env else ""
-        raise ConfigError(f"web.host: {host!r} is not a loopback address and no password is set; "
-                          f"set web.password{env}, or bind 127.0.0.1")
-    tls_context(web)
-    return password
-
-
-def tls_context(web: WebConfig) -> ssl.SSLContext | None:
-    """The server's TLS context from web.tls_cert / web.tls_key, or None for plain HTTP."""
-    cert, key = web.tls_cert, web.tls_key
-    if not cert and not key:
-        return None
-    if not cert:
-        raise ConfigError("web.tls_key is set but web.tls_cert is not; allowed: both (PEM files) or neither")
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        ctx.load_cert_chain(cert, key or None)
-    except (OSError, ssl.SSLError) as e:
-        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise ConfigError(f"web.tls_cert/tls_key: cannot load {cert!r}"
-                          f"{f' with key {key!r}' if key else ''}: {why}; allowed: a PEM certificate "
-                          "(chain) and its PEM private key, readable by this user") from None
-    return ctx
 
 
 @dataclass

@@ -16,7 +16,8 @@ from motionwatch.config import Config
 from motionwatch.errors import MotionwatchError
 from motionwatch.index.actions import delete_event, set_kept
 from motionwatch.review import api
-from motionwatch.review.auth import Auth, check_bind
+from motionwatch.pipeline.web_bind import check_bind
+from motionwatch.review.auth import Auth
 from motionwatch.review.files import static_files
 from motionwatch.review.live import LiveHub
 

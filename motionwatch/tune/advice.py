@@ -1,4 +1,4 @@
-"""`motionwatch tune SOURCE`: see what the detector sees, then pick settings.
+"""What `motionwatch tune SOURCE` computes: see what the detector sees, then pick settings.
 
 Replays a file (or records N seconds of a live source) through the real
 detector and event tracker, writes a PNG plot of the changed fraction over
@@ -13,22 +13,17 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from motionwatch.cli import common, nonempty
-from motionwatch.config import Config, load_config
-from motionwatch.errors import ConfigError, MotionwatchError, SourceError
+from motionwatch.config import Config
 from motionwatch.events import EventEnded
 from motionwatch.model import Event
 from motionwatch.pipeline.camera import camera_stages
-from motionwatch.pipeline.preflight import check_masks, check_regular_file, check_seconds
 from motionwatch.sources import open_source, source_kind
 from motionwatch.tune.strip import Peaks, shake_panel, strip
 
-LIVE_SECONDS = 30.0
 # Suggested trigger = this x the quiet noise floor (99.5th percentile of quiet frames).
 TRIGGER_MARGIN = 3.0
 
@@ -58,53 +53,6 @@ class Advice:
     quiet_floor: float
     event_peaks: list[float]
     notes: list[str]
-
-
-def add_tune(sub) -> None:
-    p = sub.add_parser("tune", help="plot a source's changed fraction over time and suggest thresholds")
-    p.add_argument("source_arg", metavar="SOURCE", type=nonempty,
-                   help="video file, camera index, /dev/videoN, URL, pipe:COMMAND or demo")
-    common(p, source=False)
-    p.add_argument("--camera", metavar="NAME", type=nonempty,
-                   help="use this configured camera's mask and detection overrides")
-    p.add_argument("--seconds", type=float, metavar="N",
-                   help=f"stop after N seconds of source time (live sources default to {LIVE_SECONDS:g})")
-    p.add_argument("-o", "--out", metavar="PNG", type=nonempty, help="plot file (default: tune-<camera>.png)")
-    p.set_defaults(func=cmd_tune)
-
-
-def cmd_tune(args) -> int:
-    check_seconds(args.seconds, "--seconds")
-    if source_kind(args.source_arg) == "file":
-        check_regular_file(args.source_arg, "tune")
-    cfg = _config(args)
-    check_masks(cfg)
-    cam = cfg.cameras[0]
-    out = args.out or f"tune-{cam.name}.png"
-    if Path(out).suffix.lower() not in (".png", ".jpg", ".jpeg"):
-        raise ConfigError(f"--out: {out!r} is not allowed; allowed: a .png or .jpg file name")
-    live = source_kind(args.source_arg) != "file"
-    seconds = args.seconds if args.seconds is not None else (LIVE_SECONDS if live else None)
-    trace = replay_source(cfg, args.source_arg, seconds)
-    if not trace.ts:
-        raise SourceError(f"{args.source_arg}: no frame could be read")
-    advice = advise(trace, cfg)
-    img = plot(trace, cfg, advice, title=f"{cam.name}: {args.source_arg}")
-    if not cv2.imwrite(out, img):
-        raise MotionwatchError(f"{out}: cannot write the plot (check the folder exists and is writable)")
-    print(report(trace, cfg, advice, out))
-    return 0
-
-
-def _config(args) -> Config:
-    """The configured camera (by --camera, else the first) watching SOURCE."""
-    from dataclasses import replace
-    cfg = load_config(args.config)
-    cams = [c for c in cfg.cameras if not args.camera or c.name == args.camera]
-    if not cams:
-        names = ", ".join(c.name for c in cfg.cameras)
-        raise ConfigError(f"--camera: no camera named {args.camera!r}; configured: {names}")
-    return replace(cfg, cameras=(replace(cams[0], source=args.source_arg),))
 
 
 def replay_source(cfg: Config, spec: str, seconds: float | None) -> Trace:

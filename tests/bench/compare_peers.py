@@ -53,10 +53,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))   # the shared harness: where the footage lies
 
 from motionwatch.bench import bench_scene, make_clip  # noqa: E402
+from support.footage import FOOTAGE  # noqa: E402
 
-FOOTAGE = REPO.parent / "shared" / "footage"
 VTEST = FOOTAGE / "opencv_vtest" / "vtest.avi"
 PY = sys.executable
 MW = [PY, "-m", "motionwatch"]
@@ -394,7 +395,6 @@ def live_table(work: Path, rounds: int, window: float) -> list[dict]:
 
 def memory_row(work: Path, seconds: float) -> dict:
     """Peak RSS of `run` (defaults) on a live 1080p25 H.264 camera served as MPEG-TS over HTTP."""
-    sys.path.insert(0, str(REPO / "tests"))
     from ts_server import TsServer
     mp4 = work / "live-1920x1080-25fps.mp4"
     if not mp4.exists():
