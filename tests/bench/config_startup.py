@@ -1,5 +1,6 @@
 """What the config models cost at start-up: `check-config` of the default file, and
-importing the config package, against a bare interpreter start, measured in one run.
+importing the config package, against a bare interpreter start, measured in one run;
+and what the commands that need no model pay (`--help`, `events` of an empty folder).
 
     python tests/bench/config_startup.py [OTHER_CHECKOUT] [--runs N]
 
@@ -13,6 +14,7 @@ import argparse
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,10 +23,13 @@ COMMANDS = {
     "python -c pass": ["-c", "pass"],
     "import motionwatch.config": ["-c", "import motionwatch.config"],
     "check-config default file": ["-m", "motionwatch", "check-config", "config/motionwatch.yaml"],
+    "motionwatch --help": ["-m", "motionwatch", "--help"],
+    "events (empty folder)": ["-m", "motionwatch", "events", "--recordings", "{empty}"],
 }
 
 
-def _once(checkout: Path, args: list[str]) -> float:
+def _once(checkout: Path, args: list[str], empty: str) -> float:
+    args = [a.replace("{empty}", empty) for a in args]
     t0 = time.perf_counter()
     subprocess.run([sys.executable, *args], cwd=checkout, env={"PYTHONPATH": str(checkout)},
                    check=True, capture_output=True)
@@ -38,10 +43,11 @@ def main() -> None:
     args = ap.parse_args()
     checkouts = {"this": HERE} | ({"other": args.other.resolve()} if args.other else {})
     times = {(c, k): [] for c in checkouts for k in COMMANDS}
-    for _ in range(args.runs):   # alternate, so load changes hit every column alike
-        for c, path in checkouts.items():
-            for k, cmd in COMMANDS.items():
-                times[(c, k)].append(_once(path, cmd))
+    with tempfile.TemporaryDirectory() as empty:
+        for _ in range(args.runs):   # alternate, so load changes hit every column alike
+            for c, path in checkouts.items():
+                for k, cmd in COMMANDS.items():
+                    times[(c, k)].append(_once(path, cmd, empty))
     med = {key: statistics.median(v) for key, v in times.items()}
     print(f"median of {args.runs} runs; ratio = time / 'python -c pass' of the same checkout")
     for k in COMMANDS:

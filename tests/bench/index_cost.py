@@ -24,9 +24,11 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from motionwatch.index.database import EventIndex, load_events, open_index
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # tests/: the shared harness
 
-FOOTAGE = Path(__file__).resolve().parents[3] / "shared" / "footage"
+from motionwatch.index.database import EventIndex, load_events, open_index  # noqa: E402
+from support.footage import FOOTAGE  # noqa: E402
+
 REAL = FOOTAGE / "dvrscan_traffic_camera" / "traffic_camera.mp4"
 
 

@@ -36,15 +36,14 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))          # tests/: dask_support
+sys.path.insert(0, str(HERE.parent))          # tests/: dask_support, support.footage
 sys.path.insert(0, str(HERE.parent.parent))   # the package
 
 from dask_support import LoopbackCluster  # noqa: E402
 from motionwatch.sources.scene import Scene, Walker, write_h264  # noqa: E402
+from support.footage import FOOTAGE  # noqa: E402
 
-REAL = HERE.parents[2] / "shared" / "footage" / "dvrscan_traffic_camera" / "traffic_camera.mp4"
-if not REAL.exists():
-    REAL = HERE.parents[3] / "shared" / "footage" / "dvrscan_traffic_camera" / "traffic_camera.mp4"
+REAL = FOOTAGE / "dvrscan_traffic_camera" / "traffic_camera.mp4"
 BITRATE = 2_000_000   # a 720p IP camera's main stream
 GOP_S = 2
 
