@@ -9,6 +9,7 @@ import ast
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,6 +39,16 @@ def test_an_import_against_the_layers_breaks_the_contract(tmp_path: Path):
     proc = lint_imports(tmp_path)
     assert proc.returncode != 0
     assert "motionwatch.config.plain -> motionwatch.cli.args" in proc.stdout
+
+
+def test_every_top_level_module_is_in_a_layer():
+    """A new motionwatch/foo.py outside every layer would be checked by no contract."""
+    contract = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][0]
+    in_layers = {name.strip() for layer in contract["layers"] for name in layer.split("|")}
+    top = {p.stem if p.suffix == ".py" else p.name for p in PACKAGE.iterdir()
+           if (p.suffix == ".py" or (p / "__init__.py").exists()) and p.stem not in ("__init__", "__main__")}
+    assert top - in_layers == set(), "not in any layer of pyproject.toml's contract"
+    assert in_layers - top == set(), "named in the contract but not in the package"
 
 
 def module_name(path: Path) -> str:
