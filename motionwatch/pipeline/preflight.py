@@ -127,8 +127,8 @@ def check_hooks(hooks: HooksConfig) -> None:
 
 def check_mqtt(cfg: MqttConfig) -> None:
     """paho-mqtt is importable and a configured CA file is usable."""
-    from motionwatch.sinks.notify.mqtt import _paho
-    _paho()   # the same import, and message, as the sink's
+    from motionwatch.sinks.notify.mqtt import paho_client
+    paho_client()   # the same import, and message, as the sink's
     if cfg.tls and cfg.ca_file:
         import ssl
         try:

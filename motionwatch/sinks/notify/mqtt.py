@@ -43,7 +43,7 @@ MAX_QUEUED = 500          # qos 1 messages kept while the broker is unreachable
 CLOSE_WAIT = 5.0          # seconds spent at shutdown connecting / flushing
 
 
-def _paho():
+def paho_client():
     try:
         import paho.mqtt.client as mqtt
     except ImportError:
@@ -57,7 +57,7 @@ class MqttSink(Sink):
     name = "mqtt"
 
     def __init__(self, cfg: Config):
-        mqtt = _paho()
+        mqtt = paho_client()
         self.cfg: MqttConfig = cfg.mqtt
         self.root = Path(cfg.recordings.path)
         self.jpeg_quality = cfg.recordings.jpeg_quality
