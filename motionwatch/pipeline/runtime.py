@@ -146,7 +146,7 @@ def open_cameras(loops: list[CameraLoop], cfg: Config) -> list[CameraLoop]:
             failed.append((loop, e))
             continue
         log.info("%s: watching %s (%s fps); recording to %s", loop.cam.name, loop.source.describe(),
-                 f"{loop.source.fps:g}" if loop.source.fps else "?", cfg.recordings.path)
+                 f"{round(loop.source.fps, 2):g}" if loop.source.fps else "?", cfg.recordings.path)
     if len(failed) == len(loops):
         raise SourceError("no camera could be opened: " + "; ".join(f"{lp.cam.name}: {e}" for lp, e in failed))
     late = []

@@ -40,7 +40,7 @@ class Trace:
     events: list[Event] = field(default_factory=list)
     noise_sigma: float | None = None
     threshold: float = 0.0
-    raw_fraction: list[float] = field(default_factory=list)   # before the region filter
+    raw_fraction: list[float] = field(default_factory=list)   # thresholded pixels, before dilate/erode and the region filter
     shift: list[tuple[float, float]] = field(default_factory=list)
     peaks: Peaks = field(default_factory=Peaks)
 
@@ -201,7 +201,7 @@ def plot(trace: Trace, cfg: Config, advice: Advice, title: str) -> np.ndarray:
                     (LEFT + 8, py(advice.trigger_fraction) + (16 if below else -6)), FONT, 0.5, (0, 140, 0), 1,
                     cv2.LINE_AA)
     cv2.putText(img, title[:110], (LEFT, 28), FONT, 0.65, DARK, 2, cv2.LINE_AA)
-    legend = (f"blue: changed share (grey: before the region filter)   green bands: {len(trace.events)} event(s)   "
+    legend = (f"blue: changed share (grey: thresholded pixels before dilate/erode and the region filter)   green bands: {len(trace.events)} event(s)   "
               f"orange ticks: lighting jumps   grey ticks: warm-up")
     cv2.putText(img, legend, (LEFT, 52), FONT, 0.45, DARK, 1, cv2.LINE_AA)
     panels = [img, shake_panel(trace.ts, trace.shift, W, LEFT, RIGHT)]
