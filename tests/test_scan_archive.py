@@ -139,6 +139,7 @@ def test_split_scan_equals_sequential_scan(tmp_path, long_clip):
         assert any(e["start_frame"] < b <= e["end_frame"] for e in seq), (b, seq)
     for s, p in zip(seq, par):
         assert abs(s["start_frame"] - p["start_frame"]) <= 1 and abs(s["end_frame"] - p["end_frame"]) <= 1
+        assert s["frames_with_motion"] == p["frames_with_motion"]   # the halves of a joined one add up
         assert (work / "seq" / s["snapshot"]).read_bytes() == (work / "par" / p["snapshot"]).read_bytes()
         assert (work / "par" / p["clip"]).stat().st_size > 0
 
