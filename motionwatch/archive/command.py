@@ -20,7 +20,7 @@ from motionwatch.archive.discover import find_videos
 from motionwatch.archive.ledger import Ledger, config_hash
 from motionwatch.archive.notify import Notifier
 from motionwatch.archive.parts import Parts
-from motionwatch.archive.runners import decoder_threads, default_jobs, make_runner
+from motionwatch.archive.runners import default_jobs, make_runner
 from motionwatch.archive.task import ScanTask, TaskResult, run_task, sweep_stale_temp
 from motionwatch.archive.write import join_segments, joined_event, save_event
 from motionwatch.cli import camera_name_for, effective_config
@@ -72,39 +72,44 @@ def probe(path: Path) -> tuple[float, int, float]:
 
 def plan_rows(rows: list[FileRow], cfg, args, jobs: int, start_wall: float | None,
               ledgers: dict[str, Ledger]) -> list[ScanTask]:
-    """Tasks for the files to scan, longest first (so no worker is left with a long one
-    at the end); long files split when there are fewer files than jobs. Segments an
-    interrupted run finished are taken as they are (parts.py) instead of scanned."""
+    """Tasks for the files to scan, longest first when several run at once (so no
+    worker is left with a long one at the end); long files split when there are
+    fewer files than jobs. Segments an interrupted run finished are taken as they
+    are (parts.py) instead of scanned."""
     todo = [r for r in rows if r.status == "todo"]
     total = sum(r.duration for r in todo) or 1.0
-    threads = decoder_threads(jobs, bool(args.cluster))
     tasks: list[ScanTask] = []
     keys = itertools.count()
     for row in todo:
         wall = start_wall if start_wall is not None else row.path.stat().st_mtime - row.duration
-        segments = [plan.WHOLE]
-        if len(todo) < jobs:
-            parts = max(1, round(jobs * row.duration / total))
-            lead = plan.lead_in_seconds(cfg.camera_detection(cfg.cameras[0]))
-            if parts > 1 and row.duration > lead * (plan.MIN_OWN_LEAD_INS + 1):
-                try:
-                    segments = plan.split(plan.keyframes(str(row.path)), parts, lead)
-                except (av.FFmpegError, IndexError) as e:
-                    log.info("%s: not split (%s); scanned whole", row.path, e)
-        parts = Parts(ledgers[row.camera]) if len(segments) > 1 and not args.rescan else None
+        segments = segments_of(row, cfg, round(jobs * row.duration / total) if len(todo) < jobs else 1)
+        kept_parts = Parts(ledgers[row.camera]) if len(segments) > 1 and not args.rescan else None
         for seg in segments:
             # Absolute paths: a cluster's workers read the same files from other folders.
-            task = ScanTask(os.path.abspath(row.path), row.camera, cfg, wall, seg, args.detect_every,
-                            next(keys), decoder_threads=threads)
+            task = ScanTask(os.path.abspath(row.path), row.camera, cfg, wall, seg, args.detect_every, next(keys))
             row.tasks.append(task)
-            kept = parts.load(row.path, row.camera, task) if parts is not None else None
+            kept = kept_parts.load(row.path, row.camera, task) if kept_parts is not None else None
             if kept is not None:
                 row.results.append(kept)
                 row.kept += 1
             else:
                 tasks.append(task)
+    if jobs <= 1:
+        return tasks   # one at a time: in the order given
     frames = {t.key: r.frames for r in todo for t in r.tasks}
     return sorted(tasks, key=lambda t: -work(t, frames[t.key]))
+
+
+def segments_of(row: FileRow, cfg, parts: int) -> list[plan.Segment]:
+    """The file whole, or in up to `parts` segments when it is long enough."""
+    lead = plan.lead_in_seconds(cfg.camera_detection(cfg.cameras[0]))
+    if parts <= 1 or row.duration <= lead * (plan.MIN_OWN_LEAD_INS + 1):
+        return [plan.WHOLE]
+    try:
+        return plan.split(plan.keyframes(str(row.path)), parts, lead)
+    except (av.FFmpegError, IndexError) as e:
+        log.info("%s: not split (%s); scanned whole", row.path, e)
+        return [plan.WHOLE]
 
 
 def work(task: ScanTask, frames: int) -> int:

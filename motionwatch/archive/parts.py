@@ -1,10 +1,11 @@
 """Finished segments of a split file, kept across runs: a long file interrupted
 mid-scan resumes at the segments it had not finished instead of from zero.
 
-A finished segment's TaskResult (its events' records and files' bytes, and the
-facts join.py needs at its boundaries) is pickled under the recordings folder in
-`.scan-parts/` (hidden: neither a camera nor an event to the rest of motionwatch),
-and remembered in the index's `scanned_files` table by a row of its own: the
+When a run ends without finishing a split file (Ctrl-C, a failed segment), each
+of its segments that was scanned to its end has its TaskResult (its events'
+records and files' bytes, and the facts join.py needs at its boundaries)
+pickled under the recordings folder in `.scan-parts/` (hidden: neither a camera
+nor an event to the rest of motionwatch), and remembered in the index's `scanned_files` table by a row of its own: the
 file's key with the segment's frames (`/abs/file.mp4#frames=L:A-B`), and the
 file's size, mtime and settings hash. The next run takes a kept segment only when
 that row still matches and it planned the same segment; the file's events are

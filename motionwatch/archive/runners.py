@@ -179,17 +179,5 @@ def make_runner(jobs: int, cluster: str | None, tasks: int):
     return LocalPool(min(jobs, tasks))
 
 
-def decoder_threads(jobs: int, cluster: bool) -> int:
-    """FFmpeg decoder threads for each task. Alone, a scan decodes on two threads while
-    Python detects (sources/pyav.py); with a worker per core that only adds threads
-    competing for the same cores, so each worker decodes on its share of them. A
-    cluster's workers are meant to have a thread per core: one. 0: the scan default."""
-    if cluster:
-        return 1
-    if jobs <= 1:
-        return 0
-    return max(1, min(2, default_jobs() // jobs))
-
-
 def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -44,7 +44,6 @@ class ScanTask:
     detect_every: int = 1
     key: int = 0              # the task's place in the client's plan
     cut: bool = True          # may cut an event still open at its end (join.py joins the halves)
-    decoder_threads: int = 0  # FFmpeg decoder threads (0: scan's default); see runners.decoder_threads
 
 
 @dataclass
@@ -79,7 +78,6 @@ class SegmentLoop(CameraLoop):
         super().__init__(cfg.cameras[0], cfg, None, stop, scan=True, start_wall=task.start_wall)
         self.segment = task.segment
         self.detect_every = task.detect_every
-        self.decoder_threads = task.decoder_threads
         self.on_frames = on_frames
         self.may_cut = task.cut
         self.cut: dict | None = None
@@ -89,7 +87,7 @@ class SegmentLoop(CameraLoop):
 
     def source_options(self):
         return replace(super().source_options(), start_pts=self.segment.start_pts,
-                       first_index=self.segment.first_index, decoder_threads=self.decoder_threads)
+                       first_index=self.segment.first_index)
 
     def _process(self, frame) -> None:
         seg = self.segment

@@ -45,7 +45,6 @@ class SourceOptions:
     fast_decode: bool = False           # analyse a cheaper decode (skip_loop_filter); saved frames are decoded fully
     start_pts: int | None = None        # files: begin at this keyframe (a scan segment; see archive/plan.py)
     first_index: int = 0                # ... whose frame index in the whole file is this
-    decoder_threads: int = 0            # files read by `scan`: FFmpeg decoder threads (0: the default)
 
 
 @dataclass(frozen=True)

@@ -122,8 +122,7 @@ class AvFileSource(FrameSource):
             length = self.total_frames / self.fps if self.total_frames else 0.0
             self.start_wall = path.stat().st_mtime - length
         self._fast = self.options.fast_decode and f.codec in FAST_DECODE_CODECS
-        threads = PACED_DECODER_THREADS if self.paced else (self.options.decoder_threads or SCAN_DECODER_THREADS)
-        decoder(self.stream, threads, self._fast)
+        decoder(self.stream, PACED_DECODER_THREADS if self.paced else SCAN_DECODER_THREADS, self._fast)
         self.luma_levels = None if f.full_range else TV_TO_FULL
         self.codec = f.codec
         if copies(f, self.options):
