@@ -120,11 +120,15 @@ def long_clip(tmp_path_factory) -> Path:
     return folder / "long.mp4"
 
 
-def test_split_scan_equals_sequential_scan(tmp_path, long_clip):
+@pytest.mark.parametrize("detection_fps", [None, 3])
+def test_split_scan_equals_sequential_scan(tmp_path, long_clip, detection_fps):
+    """Also with detection.fps analysing every third frame of the 8 fps clip: the
+    segments start at keyframes 16 frames apart, so they must take up the sequential
+    scan's schedule of analysed frames rather than start their own."""
     work = tmp_path / "w"
     work.mkdir()
     shutil.copy2(long_clip, work / "long.mp4")
-    shutil.copy2(long_clip.with_name("settle.yaml"), work / "settle.yaml")
+    (work / "settle.yaml").write_text(FAST_SETTLE + (f"  fps: {detection_fps}\n" if detection_fps else ""))
     segments = plan.split(plan.keyframes(str(work / "long.mp4")), 3,
                           plan.lead_in_seconds(load_config(str(work / "settle.yaml")).detection))
     assert len(segments) == 3

@@ -91,6 +91,9 @@ class SegmentLoop(CameraLoop):
 
     def _process(self, frame) -> None:
         seg = self.segment
+        if frame.index == seg.first_index and seg.first_index and self._detect_interval:
+            self._next_detect_ts = sequential_next_detect(seg.first_index, self.source.fps, self._detect_interval,
+                                                          self.detect_every)
         if frame.index == seg.own_start and seg.first_index < seg.own_start:
             self._continue_from(frame)
         super()._process(frame)
@@ -132,6 +135,21 @@ class SegmentLoop(CameraLoop):
             cont["reason"], cont["peak"] = signal.reason, signal.event.peak
             cont["end_pts"] = getattr(signal.event.last_motion, "pts", None)
         super()._emit(signal)
+
+
+def sequential_next_detect(index: int, fps: float, interval: float, every: int) -> float:
+    """CameraLoop's next time to analyse (detection.fps) as a scan from frame 0 has it on
+    reaching frame `index`, so a segment analyses the same frames: the schedule depends on
+    every analysed frame before, and a file's frame times are index / fps (sources/pyav.py).
+    The same float arithmetic as the loop's, one step per analysed frame."""
+    nxt, last = 0.0, -1
+    while True:
+        i = max(last + 1, int(nxt * fps) - 1)
+        while i / fps < nxt or i % every:
+            i += 1
+        if i >= index:
+            return nxt
+        last, nxt = i, i / fps + interval
 
 
 def run_task(task: ScanTask, cancel: threading.Event | None = None, on_frames=None) -> TaskResult:
