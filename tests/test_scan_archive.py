@@ -291,7 +291,8 @@ def test_interrupted_split_scan_keeps_finished_segments_and_joins_across_them(tm
         os.kill(held, signal.SIGSTOP)
         wait_until(lambda: not both[1].exists(), 60, "the other segment finished")
         proc.send_signal(signal.SIGINT)
-        time.sleep(0.3)   # the client has set the cancel event before the held worker reads on
+        # The client has told the workers to stop before the held one reads on.
+        wait_until(lambda: "finishing open events" in log.read_text(), 30, "the client heard the Ctrl-C")
         os.kill(held, signal.SIGCONT)
         code = proc.wait(120)
     finally:
