@@ -67,7 +67,7 @@ class Parts:
             return None
         try:
             res = pickle.loads(self._file(key, camera).read_bytes())
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, TypeError) as e:
+        except Exception as e:   # noqa: BLE001  (unreadable, or written by another version: scan it again)
             log.info("%s: a kept segment is unreadable (%s); scanning it again", path, e)
             return None
         res.task = task   # its place in this run's plan
