@@ -82,6 +82,7 @@ class SegmentLoop(CameraLoop):
         self.may_cut = task.cut
         self.cut: dict | None = None
         self.continued: dict | None = None
+        self.scheduled = task.segment.first_index == 0   # detection.fps schedule taken up
         self.walls: dict[str, float] = {}     # event id -> wall time of its first frame
         self.reasons: dict[str, str] = {}     # event id -> why it ended
 
@@ -91,9 +92,11 @@ class SegmentLoop(CameraLoop):
 
     def _process(self, frame) -> None:
         seg = self.segment
-        if frame.index == seg.first_index and seg.first_index and self._detect_interval:
-            self._next_detect_ts = sequential_next_detect(seg.first_index, self.source.fps, self._detect_interval,
-                                                          self.detect_every)
+        if not self.scheduled:
+            self.scheduled = True   # from the first frame decoded (a damaged one may have been skipped)
+            if self._detect_interval:
+                self._next_detect_ts = sequential_next_detect(frame.index, self.source.fps, self._detect_interval,
+                                                              self.detect_every)
         if frame.index == seg.own_start and seg.first_index < seg.own_start:
             self._continue_from(frame)
         super()._process(frame)
