@@ -4,8 +4,12 @@ worker processes giving the events of a sequential scan."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +22,7 @@ from motionwatch.archive.write import join_segments, joined_event
 from motionwatch.config import load_config
 from motionwatch.sources.scene import Scene, Walker, write_h264
 
-from conftest import events_json, interrupt_when, mw
+from conftest import events_json, interrupt_when, mw, wait_until
 
 # A visit 2 s into each clip, long enough that a scan of one takes a moment.
 VISIT = Scene(width=640, height=480, fps=15, duration_s=30, seed=6, noise=3.0, walkers=(Walker(2.0, 6.0),))
@@ -116,11 +120,15 @@ def long_clip(tmp_path_factory) -> Path:
     return folder / "long.mp4"
 
 
-def test_split_scan_equals_sequential_scan(tmp_path, long_clip):
+@pytest.mark.parametrize("detection_fps", [None, 3])
+def test_split_scan_equals_sequential_scan(tmp_path, long_clip, detection_fps):
+    """Also with detection.fps analysing every third frame of the 8 fps clip: the
+    segments start at keyframes 16 frames apart, so they must take up the sequential
+    scan's schedule of analysed frames rather than start their own."""
     work = tmp_path / "w"
     work.mkdir()
     shutil.copy2(long_clip, work / "long.mp4")
-    shutil.copy2(long_clip.with_name("settle.yaml"), work / "settle.yaml")
+    (work / "settle.yaml").write_text(FAST_SETTLE + (f"  fps: {detection_fps}\n" if detection_fps else ""))
     segments = plan.split(plan.keyframes(str(work / "long.mp4")), 3,
                           plan.lead_in_seconds(load_config(str(work / "settle.yaml")).detection))
     assert len(segments) == 3
@@ -135,6 +143,7 @@ def test_split_scan_equals_sequential_scan(tmp_path, long_clip):
         assert any(e["start_frame"] < b <= e["end_frame"] for e in seq), (b, seq)
     for s, p in zip(seq, par):
         assert abs(s["start_frame"] - p["start_frame"]) <= 1 and abs(s["end_frame"] - p["end_frame"]) <= 1
+        assert s["frames_with_motion"] == p["frames_with_motion"]   # the halves of a joined one add up
         assert (work / "seq" / s["snapshot"]).read_bytes() == (work / "par" / p["snapshot"]).read_bytes()
         assert (work / "par" / p["clip"]).stat().st_size > 0
 
@@ -242,3 +251,120 @@ def test_a_boundary_the_next_segment_saw_otherwise_is_scanned_again_uncut(tmp_pa
     [whole] = run_task(replace(tasks[0], segment=plan.WHOLE)).events
     assert joined.record["start_frame"] == whole.record["start_frame"]
     assert joined.record["end_frame"] == whole.record["end_frame"]
+
+
+def scan_folders(tmp: Path) -> list[Path]:
+    return sorted(tmp.glob("motionwatch-scan-*"))
+
+
+def worker_pid(folder: Path) -> int:
+    """The process scanning into a task's temporary folder (its name says: <host>-<pid>-<random>)."""
+    return int(folder.name.rsplit("-", 2)[1])
+
+
+def start_scan(args: list[str], cwd: Path, env: dict) -> tuple[subprocess.Popen, Path]:
+    log = cwd / "scan.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "motionwatch", *args], cwd=cwd, env={**os.environ, **env},
+                                stdout=out, stderr=subprocess.STDOUT)
+    return proc, log
+
+
+def test_interrupted_split_scan_keeps_finished_segments_and_joins_across_them(tmp_path, busy_clip):
+    """Ctrl-C while one segment of a long file is done and the other is not: the next run
+    takes the finished segment as it was, scans only the other, and the event open across
+    the boundary is still joined into the sequential scan's one event. One worker is held
+    with SIGSTOP so that the two segments cannot finish together (the only way to make
+    'one done, one not' certain on any machine); it is let go right after the Ctrl-C."""
+    shutil.copy2(busy_clip, tmp_path / "busy.mp4")
+    shutil.copy2(busy_clip.with_name("settle.yaml"), tmp_path / "settle.yaml")
+    (tmp_path / "tmp").mkdir()
+    env = {"TMPDIR": str(tmp_path / "tmp")}
+    mw("scan", "busy.mp4", "--config", "settle.yaml", "--jobs", "1", "--recordings", "seq", cwd=tmp_path, check=True)
+    args = ["scan", "busy.mp4", "--config", "settle.yaml", "--jobs", "2", "--recordings", "par", "--no-progress"]
+    proc, log = start_scan(args, tmp_path, env)
+    held = None
+    try:
+        both = wait_until(lambda: len(scan_folders(tmp_path / "tmp")) == 2 and scan_folders(tmp_path / "tmp"),
+                          60, "two segments scanning")
+        held = worker_pid(both[0])
+        os.kill(held, signal.SIGSTOP)
+        wait_until(lambda: not both[1].exists(), 60, "the other segment finished")
+        proc.send_signal(signal.SIGINT)
+        # The client has told the workers to stop before the held one reads on.
+        wait_until(lambda: "finishing open events" in log.read_text(), 30, "the client heard the Ctrl-C")
+        os.kill(held, signal.SIGCONT)
+        code = proc.wait(120)
+    finally:
+        if held is not None and proc.poll() is None:
+            os.kill(held, signal.SIGCONT)
+            proc.kill()
+    out = log.read_text()
+    assert code == 0, out
+    assert "interrupted (1 of 2 segments kept; the rest is scanned next time)" in table(out)["busy.mp4"], out
+
+    again = mw(*args, cwd=tmp_path, env=env, check=True)
+    assert "done (resumed: 1 of 2 segments from the last run)" in table(again.stdout)["busy.mp4"], again.stdout
+    [s] = events_json(tmp_path / "seq")
+    [p] = events_json(tmp_path / "par")
+    assert abs(s["start_frame"] - p["start_frame"]) <= 1 and abs(s["end_frame"] - p["end_frame"]) <= 1
+    assert (tmp_path / "seq" / s["snapshot"]).read_bytes() == (tmp_path / "par" / p["snapshot"]).read_bytes()
+    assert len(list((tmp_path / "par").rglob("event.json"))) == 1          # the partial one was replaced
+    assert not list((tmp_path / "par" / ".scan-parts").iterdir())           # kept segments are forgotten
+    third = mw(*args, cwd=tmp_path, env=env, check=True)
+    assert "skipped (already scanned)" in table(third.stdout)["busy.mp4"]
+
+
+def test_a_killed_worker_leaves_no_temporary_folder_and_its_files_are_scanned_next_run(tmp_path, visit_clip):
+    archive(tmp_path, visit_clip, [f"{c}.mp4" for c in "abcd"])
+    (tmp_path / "tmp").mkdir()
+    env = {"TMPDIR": str(tmp_path / "tmp")}
+    proc, log = start_scan(["scan", "archive", "--jobs", "2", "--no-progress"], tmp_path, env)
+    try:
+        [victim, *_] = wait_until(lambda: scan_folders(tmp_path / "tmp"), 60, "a task scanning")
+        os.kill(worker_pid(victim), signal.SIGKILL)
+        code = proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = log.read_text()
+    assert code == 1 and "worker process failed" in out and "Traceback" not in out, out
+    assert not victim.exists() and scan_folders(tmp_path / "tmp") == []
+    again = mw("scan", "archive", "--jobs", "2", "--no-progress", cwd=tmp_path, env=env, check=True)
+    assert all(row.split()[-1] in ("done", "scanned)") for row in table(again.stdout).values()), again.stdout
+    assert sorted(e["camera"] for e in events_json(tmp_path / "recordings")) == list("abcd")
+    assert scan_folders(tmp_path / "tmp") == []
+
+
+HOOK = """\
+import json, os, sys
+rec = json.load(sys.stdin)
+with open(sys.argv[1], "a") as f:
+    f.write(json.dumps({"hook": os.environ["MOTIONWATCH_HOOK"], "id": rec["id"], "camera": rec["camera"],
+                        "state": rec["state"], "reason": rec.get("reason"), "folder": os.environ["MOTIONWATCH_FOLDER"],
+                        "snapshot": os.environ.get("MOTIONWATCH_SNAPSHOT")}) + "\\n")
+"""
+
+
+def test_folder_scan_runs_event_hooks_like_a_single_file_scan(tmp_path, visit_clip):
+    archive(tmp_path, visit_clip, ["mon/front.mp4", "tue/back.mp4"])
+    shutil.copy2(visit_clip, tmp_path / "single.mp4")
+    (tmp_path / "hook.py").write_text(HOOK)
+    for name in ("folder", "single"):
+        cmd = [sys.executable, str(tmp_path / "hook.py"), str(tmp_path / f"{name}.jsonl")]
+        (tmp_path / f"{name}.yaml").write_text(json.dumps({"hooks": {"on_event_start": cmd, "on_event_end": cmd}}))
+    mw("scan", "archive", "--jobs", "2", "--config", "folder.yaml", "--no-progress", cwd=tmp_path, check=True)
+    mw("scan", "single.mp4", "--jobs", "1", "--config", "single.yaml", "--recordings", "one", cwd=tmp_path, check=True)
+    calls = [json.loads(line) for line in (tmp_path / "folder.jsonl").read_text().splitlines()]
+    single = [json.loads(line) for line in (tmp_path / "single.jsonl").read_text().splitlines()]
+    evs = events_json(tmp_path / "recordings")
+    assert len(evs) == 2
+    for ev in evs:
+        mine = [c for c in calls if c["id"] == ev["id"]]
+        assert [(c["hook"], c["state"]) for c in mine] == [("event_start", "start"), ("event_end", "end")]
+        assert all(c["camera"] == ev["camera"] for c in mine)
+        assert all((Path(c["folder"]) / "event.json").is_file() for c in mine)
+        end = mine[1]
+        assert Path(end["snapshot"]).read_bytes() == (tmp_path / "recordings" / ev["snapshot"]).read_bytes()
+    # The same hooks, in the same order and with the same reasons, as a single-file scan's.
+    assert [(c["hook"], c["reason"]) for c in single] == [(c["hook"], c["reason"]) for c in calls[:2]]

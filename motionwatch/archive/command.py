@@ -4,6 +4,7 @@ than jobs), run them, write the events, print a per-file table and a total."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import signal
@@ -17,8 +18,10 @@ import av
 from motionwatch.archive import plan
 from motionwatch.archive.discover import find_videos
 from motionwatch.archive.ledger import Ledger, config_hash
+from motionwatch.archive.notify import Notifier
+from motionwatch.archive.parts import Parts
 from motionwatch.archive.runners import default_jobs, make_runner
-from motionwatch.archive.task import ScanTask, TaskResult, run_task
+from motionwatch.archive.task import ScanTask, TaskResult, run_task, sweep_stale_temp
 from motionwatch.archive.write import join_segments, joined_event, save_event
 from motionwatch.config.overrides import effective_config
 from motionwatch.config.source_spec import camera_name_for
@@ -41,6 +44,7 @@ class FileRow:
     tasks: list[ScanTask] = field(default_factory=list)
     results: list[TaskResult] = field(default_factory=list)
     failed: bool = False
+    kept: int = 0             # segments taken from an earlier, interrupted run
 
 
 def check_args(args) -> None:
@@ -67,28 +71,52 @@ def probe(path: Path) -> tuple[float, int, float]:
     return (f.duration_s or frames / fps), frames, fps
 
 
-def plan_rows(rows: list[FileRow], cfg, args, jobs: int, start_wall: float | None) -> list[ScanTask]:
-    """Tasks for the files to scan; long files split when there are fewer files than jobs."""
+def plan_rows(rows: list[FileRow], cfg, args, jobs: int, start_wall: float | None,
+              ledgers: dict[str, Ledger]) -> list[ScanTask]:
+    """Tasks for the files to scan, longest first when several run at once (so no
+    worker is left with a long one at the end); long files split when there are
+    fewer files than jobs. Segments an interrupted run finished are taken as they
+    are (parts.py) instead of scanned."""
     todo = [r for r in rows if r.status == "todo"]
     total = sum(r.duration for r in todo) or 1.0
     tasks: list[ScanTask] = []
+    keys = itertools.count()
     for row in todo:
         wall = start_wall if start_wall is not None else row.path.stat().st_mtime - row.duration
-        segments = [plan.WHOLE]
-        if len(todo) < jobs:
-            parts = max(1, round(jobs * row.duration / total))
-            lead = plan.lead_in_seconds(cfg.camera_detection(cfg.cameras[0]))
-            if parts > 1 and row.duration > lead * (plan.MIN_OWN_LEAD_INS + 1):
-                try:
-                    segments = plan.split(plan.keyframes(str(row.path)), parts, lead)
-                except (av.FFmpegError, IndexError) as e:
-                    log.info("%s: not split (%s); scanned whole", row.path, e)
+        segments = segments_of(row, cfg, round(jobs * row.duration / total) if len(todo) < jobs else 1)
+        kept_parts = Parts(ledgers[row.camera]) if len(segments) > 1 and not args.rescan else None
         for seg in segments:
             # Absolute paths: a cluster's workers read the same files from other folders.
-            row.tasks.append(ScanTask(os.path.abspath(row.path), row.camera, cfg, wall, seg, args.detect_every,
-                                      len(tasks)))
-            tasks.append(row.tasks[-1])
-    return tasks
+            task = ScanTask(os.path.abspath(row.path), row.camera, cfg, wall, seg, args.detect_every, next(keys))
+            row.tasks.append(task)
+            kept = kept_parts.load(row.path, row.camera, task) if kept_parts is not None else None
+            if kept is not None:
+                row.results.append(kept)
+                row.kept += 1
+            else:
+                tasks.append(task)
+    if jobs <= 1:
+        return tasks   # one at a time: in the order given
+    frames = {t.key: r.frames for r in todo for t in r.tasks}
+    return sorted(tasks, key=lambda t: -work(t, frames[t.key]))
+
+
+def segments_of(row: FileRow, cfg, parts: int) -> list[plan.Segment]:
+    """The file whole, or in up to `parts` segments when it is long enough."""
+    lead = plan.lead_in_seconds(cfg.camera_detection(cfg.cameras[0]))
+    if parts <= 1 or row.duration <= lead * (plan.MIN_OWN_LEAD_INS + 1):
+        return [plan.WHOLE]
+    try:
+        return plan.split(plan.keyframes(str(row.path)), parts, lead)
+    except (av.FFmpegError, IndexError) as e:
+        log.info("%s: not split (%s); scanned whole", row.path, e)
+        return [plan.WHOLE]
+
+
+def work(task: ScanTask, frames: int) -> int:
+    """Frames a task decodes (its lead-in included)."""
+    seg = task.segment
+    return (frames if seg.own_end is None else seg.own_end) - seg.first_index
 
 
 def classify(rows: list[FileRow], cfg, args, index, root: Path) -> dict[str, Ledger]:
@@ -133,7 +161,7 @@ def scan_archive(args, found=None) -> int:
     ledgers = classify(rows, cfg, args, index, root)
     runner = make_runner(args.jobs or default_jobs(), args.cluster, 2) if args.cluster else None
     jobs = runner.jobs if runner is not None else (args.jobs or default_jobs())
-    tasks = plan_rows(rows, cfg, args, jobs, start_wall)
+    tasks = plan_rows(rows, cfg, args, jobs, start_wall, ledgers)
     runner = runner or make_runner(jobs, None, len(tasks))
     for row in rows:
         if row.status == "todo":
@@ -141,7 +169,7 @@ def scan_archive(args, found=None) -> int:
     t0 = time.monotonic()
     interrupt.attach(runner)
     try:
-        run_all(runner, tasks, rows, root, index, ledgers, not args.no_progress and sys.stderr.isatty())
+        run_all(runner, tasks, rows, Notifier(cfg), ledgers, not args.no_progress and sys.stderr.isatty())
     finally:
         interrupt.restore()
     interrupted = runner.cancel.is_set()
@@ -160,16 +188,22 @@ def parse_start(text: str | None) -> float | None:
                           "allowed: an ISO 8601 time such as 2026-11-25T08:30:00") from None
 
 
-def run_all(runner, tasks, rows, root, index, ledgers, show: bool) -> None:
+def run_all(runner, tasks, rows, notifier: Notifier, ledgers, show: bool) -> None:
     """Run every task, writing each file's events once all its tasks are in."""
     from tqdm import tqdm
     owner = {t.key: r for r in rows for t in r.tasks}
     todo = [r for r in rows if r.status == "todo"]
-    # Segments also decode their lead-in: count it, or the bar would pass 100%.
+    # Segments also decode their lead-in: count it, or the bar would pass 100%;
+    # segments kept from an earlier run are not decoded again.
     lead_ins = sum(t.segment.own_start - t.segment.first_index for t in tasks)
-    bar = tqdm(total=sum(r.frames for r in todo) + lead_ins or None, unit="frame", disable=not show, dynamic_ncols=True,
-               desc=f"files 0/{len(todo)}")
+    kept = sum(res.frames for r in todo for res in r.results)
+    bar = tqdm(total=sum(r.frames for r in todo) + lead_ins - kept or None, unit="frame", disable=not show,
+               dynamic_ncols=True, desc=f"files 0/{len(todo)}")
     files_done = 0
+    for row in todo:
+        if row.tasks and len(row.results) == len(row.tasks):   # every segment kept: only to write
+            finish_file(row, notifier, ledgers[row.camera])
+            files_done += 1
 
     def tick() -> None:
         bar.update(runner.frames - bar.n)
@@ -179,12 +213,14 @@ def run_all(runner, tasks, rows, root, index, ledgers, show: bool) -> None:
             row = owner[res.task.key]
             row.results.append(res)
             if len(row.results) == len(row.tasks):
-                finish_file(row, root, index, ledgers[row.camera])
+                finish_file(row, notifier, ledgers[row.camera])
                 files_done += 1
                 bar.set_description(f"files {files_done}/{len(todo)}")
     finally:
         runner.close()
+        notifier.close()
         bar.close()
+        sweep_stale_temp()   # a worker killed mid-task left its folder
 
 
 class Interrupt:
@@ -219,18 +255,24 @@ class Interrupt:
         signal.signal(signal.SIGTERM, self.old[1])
 
 
-def finish_file(row: FileRow, root: Path, index, ledger: Ledger) -> None:
+def finish_file(row: FileRow, notifier: Notifier, ledger: Ledger) -> None:
+    """Join and write a file's events, tell the notifiers, and remember how far it got."""
     errors = [r.error for r in row.results if r.error]
-    source = row.tasks[0].path
+    source, root = row.tasks[0].path, ledger.root
     events = join_segments(row.results, lambda cut: joined_event(root, source, row.tasks[0].config.events, cut),
                            run_task)
-    ids = [save_event(root, index, ev) for ev in events]
+    ids = []
+    for ev in events:
+        ids.append(save_event(root, ledger.index, ev))
+        notifier.saved(ev)
     row.events = len(ids)
     interrupted = any(r.interrupted for r in row.results)
     decoded = sum(r.frames for r in row.results)
     if len(row.results) == 1 or interrupted:   # a split file's segments also decode lead-ins
         row.frames = decoded
-    ledger.record(row.path, row.camera, ids, done=not errors and not interrupted and decoded > 0)
+    done = not errors and not interrupted and decoded > 0
+    ledger.record(row.path, row.camera, ids, done=done)
+    kept = keep_segments(row, ledger, done)
     bad = sum(r.decode_failures for r in row.results)
     missing = sum(r.missing_at_end for r in row.results)
     row.status = "done"
@@ -238,10 +280,29 @@ def finish_file(row: FileRow, root: Path, index, ledger: Ledger) -> None:
         row.status, row.failed = f"failed: {errors[0]}", True
     elif decoded == 0 and not interrupted:
         row.status, row.failed = "failed: no frame could be decoded (damaged or not a video)", True
+    elif interrupted and kept:
+        row.status = f"interrupted ({kept} of {len(row.tasks)} segments kept; the rest is scanned next time)"
     elif interrupted:
         row.status = "interrupted (scanned again next time)" if row.frames else "not scanned (interrupted)"
     elif bad or missing:
         row.status = f"done; {bad + missing} frame(s) could not be decoded"
+    if row.kept and not row.failed and not interrupted:
+        row.status += f" (resumed: {row.kept} of {len(row.tasks)} segments from the last run)"
+
+
+def keep_segments(row: FileRow, ledger: Ledger, done: bool) -> int:
+    """A split file not finished: keep its finished segments for the next run (how many);
+    finished: forget the ones kept before."""
+    if len(row.tasks) < 2:
+        return 0
+    parts = Parts(ledger)
+    if done:
+        parts.drop(row.path, row.camera, row.tasks)
+        return 0
+    whole = [r for r in row.results if not r.interrupted and not r.error and r.frames]
+    for res in whole:
+        parts.keep(row.path, row.camera, res)
+    return len(whole)
 
 
 def print_rows(rows: list[FileRow], secs: float, root: Path, skipped: int, interrupted: bool) -> None:

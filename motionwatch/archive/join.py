@@ -47,6 +47,7 @@ class Cut:
     last_motion: int          # frame index of the last motion before the cut
     last_pts: int | None = None   # pts of the last frame with motion (of the latest half)
     reason: str | None = None     # why the latest half ended
+    wall: float | None = None     # epoch time of the first frame (the earlier half's)
 
 
 def agrees(last_motion: int, facts: dict | None) -> bool:
@@ -59,7 +60,7 @@ def join(cut: Cut, record: dict, files: dict[str, bytes], facts: dict) -> Cut:
     """The cut event extended by the next segment's continuation (`facts` from SegmentLoop)."""
     rec = dict(cut.record)
     later_best = facts["peak"] > cut.peak
-    folder = _folder(cut.files)
+    folder = folder_of(cut.files)
     out_files = {k: v for k, v in cut.files.items() if not _is_clip(k)}
     if later_best:
         for rel, data in files.items():
@@ -77,13 +78,13 @@ def join(cut: Cut, record: dict, files: dict[str, bytes], facts: dict) -> Cut:
     series += [(t + shift, f) for t, f in record.get("fractions", []) if t + shift > since]
     rec["fractions"] = thin_series(series)
     return Cut(rec, out_files, max(cut.peak, facts["peak"]), cut.first_pts, cut.last_motion,
-               facts["end_pts"], facts["reason"])
+               facts["end_pts"], facts["reason"], cut.wall)
 
 
 def remux_clip(root: Path, source: str, cut: Cut, pre_roll_s: float, post_roll_s: float,
                max_seconds: float) -> dict:
     """Write the joined event's clip from the file's packets into its folder; event.json's clip fields."""
-    folder = root / _folder(cut.files)
+    folder = root / folder_of(cut.files)
     rec = cut.record
     with av.open(source) as container:
         stream = container.streams.video[0]
@@ -134,7 +135,7 @@ def _packets(container, stream, first: int, end_pts: int, at_eof: bool):
         yield batch
 
 
-def _folder(files: dict[str, bytes]) -> Path:
+def folder_of(files: dict[str, bytes]) -> Path:
     return next(Path(rel).parent for rel in files if Path(rel).name == EVENT_JSON)
 
 

@@ -10,7 +10,9 @@ so Dask can simply run it again.
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import tempfile
 import threading
 from dataclasses import dataclass, field, replace
@@ -19,7 +21,7 @@ from pathlib import Path
 from motionwatch.archive.plan import WHOLE, Segment
 from motionwatch.config import Config
 from motionwatch.errors import SourceError
-from motionwatch.events import EventEnded
+from motionwatch.events import EventEnded, EventStarted
 from motionwatch.pipeline.camera import CameraLoop
 from motionwatch.sinks import SinkRunner
 from motionwatch.sinks.recorder import Recorder
@@ -27,6 +29,9 @@ from motionwatch.index.database import EVENT_JSON, TMP_PREFIX, EventIndex, iter_
 
 # How many frames a worker reads between progress reports.
 PROGRESS_EVERY = 16
+# A task's temporary folder: <prefix><host>-<pid>-<random>, so a later task on the
+# same machine can tell one whose process is gone (a killed worker) and remove it.
+TEMP_PREFIX = "motionwatch-scan-"
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class ScanTask:
 class FoundEvent:
     record: dict
     files: dict[str, bytes]   # path relative to the recordings root -> contents
+    wall: float | None = None     # epoch time of its first frame, exactly (the folder's name comes from it)
+    reason: str | None = None     # why it ended ("gap", "source ended", ...), for the notifiers
 
 
 @dataclass
@@ -75,6 +82,9 @@ class SegmentLoop(CameraLoop):
         self.may_cut = task.cut
         self.cut: dict | None = None
         self.continued: dict | None = None
+        self.scheduled = task.segment.first_index == 0   # detection.fps schedule taken up
+        self.walls: dict[str, float] = {}     # event id -> wall time of its first frame
+        self.reasons: dict[str, str] = {}     # event id -> why it ended
 
     def source_options(self):
         return replace(super().source_options(), start_pts=self.segment.start_pts,
@@ -82,6 +92,11 @@ class SegmentLoop(CameraLoop):
 
     def _process(self, frame) -> None:
         seg = self.segment
+        if not self.scheduled:
+            self.scheduled = True   # from the first frame decoded (a damaged one may have been skipped)
+            if self._detect_interval:
+                self._next_detect_ts = sequential_next_detect(frame.index, self.source.fps, self._detect_interval,
+                                                              self.detect_every)
         if frame.index == seg.own_start and seg.first_index < seg.own_start:
             self._continue_from(frame)
         super()._process(frame)
@@ -114,6 +129,10 @@ class SegmentLoop(CameraLoop):
         ev.peak = -1.0   # the next frame with motion becomes the best of our half
 
     def _emit(self, signal) -> None:
+        if isinstance(signal, EventStarted):
+            self.walls[signal.event.id] = signal.event.first.wall
+        elif isinstance(signal, EventEnded):
+            self.reasons[signal.event.id] = signal.reason
         cont = self.continued
         if isinstance(signal, EventEnded) and cont is not None and signal.event.id == cont["id"]:
             cont["reason"], cont["peak"] = signal.reason, signal.event.peak
@@ -121,9 +140,25 @@ class SegmentLoop(CameraLoop):
         super()._emit(signal)
 
 
+def sequential_next_detect(index: int, fps: float, interval: float, every: int) -> float:
+    """CameraLoop's next time to analyse (detection.fps) as a scan from frame 0 has it on
+    reaching frame `index`, so a segment analyses the same frames: the schedule depends on
+    every analysed frame before, and a file's frame times are index / fps (sources/pyav.py).
+    The same float arithmetic as the loop's, one step per analysed frame."""
+    nxt, last = 0.0, -1
+    while True:
+        i = max(last + 1, int(nxt * fps) - 1)
+        while i / fps < nxt or i % every:
+            i += 1
+        if i >= index:
+            return nxt
+        last, nxt = i, i / fps + interval
+
+
 def run_task(task: ScanTask, cancel: threading.Event | None = None, on_frames=None) -> TaskResult:
     """Scan the task's frames; `cancel` (Ctrl-C at the client) finishes the open event and returns."""
-    tmp = tempfile.mkdtemp(prefix="motionwatch-scan-")
+    sweep_stale_temp()
+    tmp = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{socket.gethostname()}-{os.getpid()}-")
     try:
         cfg = replace(task.config, recordings=replace(task.config.recordings, path=tmp),
                       cameras=(replace(task.config.cameras[0], name=task.camera, source=task.path),))
@@ -146,10 +181,10 @@ def run_task(task: ScanTask, cancel: threading.Event | None = None, on_frames=No
         interrupted = cancel is not None and cancel.is_set()
         result = TaskResult(task, frames=loop.status.frames, decode_failures=stats.decode_failures,
                             missing_at_end=0 if interrupted else missing(stats, task.segment),
-                            events=own_events(Path(tmp), task.segment), interrupted=interrupted,
+                            events=own_events(Path(tmp), task.segment, loop), interrupted=interrupted,
                             cut=loop.cut)
         if loop.continued is not None and loop.continued["reason"] is not None:
-            found = folder_events(Path(tmp), lambda r: r["id"] == loop.continued["id"])
+            found = folder_events(Path(tmp), lambda r: r["id"] == loop.continued["id"], loop)
             result.continued, result.continued_facts = (found[0], loop.continued) if found else (None, None)
         return result
     finally:
@@ -180,13 +215,36 @@ def _forward(cancel: threading.Event | None, stop: threading.Event) -> threading
     return done
 
 
-def own_events(root: Path, seg: Segment) -> list[FoundEvent]:
+def sweep_stale_temp() -> int:
+    """Remove the temporary folders of tasks on this machine whose process is gone
+    (a worker killed mid-task cannot clean up after itself); how many."""
+    host, removed = socket.gethostname(), 0
+    for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}{host}-*"):
+        owner, pid, _ = folder.name.rsplit("-", 2)
+        if owner != TEMP_PREFIX + host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += not folder.exists()
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True    # someone else's process
+    return True
+
+
+def own_events(root: Path, seg: Segment, loop: SegmentLoop) -> list[FoundEvent]:
     """The events that start inside the segment's own range, with their files' bytes."""
     return folder_events(root, lambda r: seg.own_start <= r["start_frame"]
-                         and (seg.own_end is None or r["start_frame"] < seg.own_end))
+                         and (seg.own_end is None or r["start_frame"] < seg.own_end), loop)
 
 
-def folder_events(root: Path, keep) -> list[FoundEvent]:
+def folder_events(root: Path, keep, loop: SegmentLoop) -> list[FoundEvent]:
     """The events in a task's folder whose record `keep` accepts, with their files' bytes."""
     out = []
     for folder in iter_event_folders(root):
@@ -197,5 +255,5 @@ def folder_events(root: Path, keep) -> list[FoundEvent]:
             continue
         files = {str(p.relative_to(root)): p.read_bytes() for p in sorted(folder.rglob("*"))
                  if p.is_file() and not p.name.startswith(TMP_PREFIX)}
-        out.append(FoundEvent(record, files))
+        out.append(FoundEvent(record, files, loop.walls.get(record["id"]), loop.reasons.get(record["id"])))
     return out

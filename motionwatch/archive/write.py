@@ -44,7 +44,7 @@ def join_segments(results: list[TaskResult], finish_cut=None, rerun=None) -> lis
                 continue
         if cut is not None:
             out.append(finish_cut(cut) if finish_cut is not None and cut.reason is not None
-                       else FoundEvent(cut.record, cut.files))
+                       else _uncut(cut))
             cut = None
         for ev in sorted(res.events, key=lambda e: e.record["start_frame"]):
             if ev.record["start_frame"] <= reach:
@@ -55,12 +55,17 @@ def join_segments(results: list[TaskResult], finish_cut=None, rerun=None) -> lis
             else:
                 out.append(ev)
     if cut is not None:
-        out.append(FoundEvent(cut.record, cut.files))
+        out.append(_uncut(cut))
     return out
 
 
 def _as_cut(res: TaskResult, ev: FoundEvent) -> Cut:
-    return Cut(ev.record, ev.files, res.cut["peak"], res.cut["first_pts"], res.cut["last_motion"])
+    return Cut(ev.record, ev.files, res.cut["peak"], res.cut["first_pts"], res.cut["last_motion"], wall=ev.wall)
+
+
+def _uncut(cut: Cut) -> FoundEvent:
+    """A cut event as it stands (its continuation is missing: interrupted, or the last one)."""
+    return FoundEvent(cut.record, cut.files, cut.wall, cut.reason)
 
 
 def joined_event(root: Path, source: str, events_cfg, cut: Cut) -> FoundEvent:
@@ -71,7 +76,7 @@ def joined_event(root: Path, source: str, events_cfg, cut: Cut) -> FoundEvent:
                                  events_cfg.post_roll_seconds, events_cfg.max_seconds))
     files = {rel: (json.dumps(record, indent=2) + "\n").encode() if rel.endswith(EVENT_JSON) else data
              for rel, data in cut.files.items()}
-    return FoundEvent(record, files)
+    return FoundEvent(record, files, cut.wall, cut.reason)
 
 
 def save_event(root: Path, index: EventIndex, ev: FoundEvent) -> str:

@@ -288,6 +288,10 @@ class EventIndex:
             self.db.execute("INSERT OR REPLACE INTO scanned_files VALUES (?,?,?,?,?,?,?)",
                             (path, camera, size, mtime, config_hash, int(done), json.dumps(event_ids)))
 
+    def forget_scanned(self, path: str, camera: str) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM scanned_files WHERE path = ? AND camera = ?", (path, camera))
+
     def ids(self) -> dict[str, str]:
         """id -> folder (relative to the root) of every indexed event."""
         return dict(self.db.execute("SELECT id, folder FROM events"))

@@ -97,7 +97,8 @@ def event_record(signal, root: Path) -> dict:
 
 
 def _rel(path: Path, root: Path) -> str:
+    # Resolved: the recorder may name folders from a relative root, the notifiers from an absolute one.
     try:
-        return str(path.relative_to(root))
+        return str(Path(path).resolve().relative_to(Path(root).resolve()))
     except ValueError:
         return str(path)

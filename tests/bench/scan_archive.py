@@ -5,7 +5,7 @@ else uses it, changes from run to run).
 
 Run by hand (pytest does not collect it; it takes several minutes):
 
-    PYTHONPATH=. .venv/bin/python tests/bench/scan_archive.py [--fps 15] [--cache DIR] [--skip-real]
+    PYTHONPATH=. .venv/bin/python tests/bench/scan_archive.py [--fps 15] [--cache DIR] [--skip-real] [--long-only] [--no-cluster]
 
 * eight 60 s 1280x720 H.264 files (generated: textured room, sensor noise, people
   walking, IP-camera bitrate) and eight ~69 s copies of the real 1280x720 traffic
@@ -19,6 +19,18 @@ Run by hand (pytest does not collect it; it takes several minutes):
 
 Events are compared by camera, first and last frame and the snapshot's bytes.
 Generated and concatenated clips are cached in --cache between runs.
+
+Each row also prints how many cores `--jobs 1` kept busy (CPU s / wall s: a scan
+alone decodes on two FFmpeg threads beside Python, so it uses more than one) and
+the bound: the ratio `--jobs 2` would reach if the CPU it used kept every core busy
+from start to end; and `vs one core`, `--jobs 2`'s wall time against `--jobs 1`'s
+CPU time, i.e. against one process held to one core (the fair speed-up of the
+split itself, when `--jobs 1` already spreads over both). A ratio near its bound is all the cores can give; the gap is
+start-up and the tail where one worker has nothing left. The summary at the end
+gives the two targets' ratios, the cluster's overhead per task and whether the
+events were identical. About 5 minutes on an idle 2-core machine once the clips
+are cached (generating them the first time takes longer); `--skip-real`,
+`--long-only` and `--no-cluster` shorten it.
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -43,6 +56,8 @@ from dask_support import LoopbackCluster  # noqa: E402
 from motionwatch.sources.scene import Scene, Walker, write_h264  # noqa: E402
 from support.footage import FOOTAGE  # noqa: E402
 
+# The cores this run may use: the bound a --jobs 2 run could reach is its CPU spread over all of them.
+CORES = len(os.sched_getaffinity(0))
 REAL = FOOTAGE / "dvrscan_traffic_camera" / "traffic_camera.mp4"
 BITRATE = 2_000_000   # a 720p IP camera's main stream
 GOP_S = 2
@@ -122,12 +137,53 @@ def same(a: list, b: list) -> str:
     return f"identical ({len(a)} events" + (f", {snaps} snapshot(s) differ)" if snaps else ", same snapshots)")
 
 
-def compare(label: str, paths: list[Path], work: Path) -> tuple[float, list]:
+@dataclass
+class Row:
+    label: str
+    ratio: float        # --jobs 2 wall / --jobs 1 wall
+    bound: float        # the best ratio --jobs 2 could reach with the CPU it used: both cores busy throughout
+    cores1: float       # cores --jobs 1 kept busy (CPU s / wall s)
+    one_core: float     # --jobs 2 wall / --jobs 1 CPU: against one process held to one core
+    identical: bool
+
+
+def compare(label: str, paths: list[Path], work: Path) -> tuple[Row, float, list]:
     w1, c1, e1 = scan(paths, work / "rec1", "--jobs", "1")
     w2, c2, e2 = scan(paths, work / "rec2", "--jobs", "2")
-    print(f"{label:<42} jobs1 {w1:6.1f} s  jobs2 {w2:6.1f} s  ratio {w2 / w1:.2f}  "
-          f"CPU jobs2/jobs1 {c2 / c1:.2f}  events: {same(e1, e2)}", flush=True)
-    return w2, e1
+    verdict = same(e1, e2)
+    row = Row(label, w2 / w1, c2 / CORES / w1, c1 / w1, w2 / c1, verdict.startswith("identical"))
+    print(f"{label:<42} jobs1 {w1:6.1f} s ({row.cores1:.2f} cores)  jobs2 {w2:6.1f} s  ratio {row.ratio:.2f} "
+          f"(bound {row.bound:.2f}, vs one core {row.one_core:.2f})  CPU jobs2/jobs1 {c2 / c1:.2f}  events: {verdict}", flush=True)
+    return row, w2, e1
+
+
+def cluster(work: Path, eight_dir: Path, jobs2_wall: float, seq: list, cache: Path, fps: float) -> tuple[float, bool]:
+    """(overhead per task in s against the local pool, identical events) on a loopback Dask cluster."""
+    with LoopbackCluster(2, work) as c:
+        wd, _, ed = scan([eight_dir], work / "recd", "--cluster", c.address)
+        verdict = same(seq, ed)
+        per_task = (wd - jobs2_wall) / 8
+        print(f"{'eight 60 s 720p generated on Dask (2x1 thr)':<42} dask {wd:6.1f} s  jobs2 {jobs2_wall:6.1f} s  "
+              f"ratio {wd / jobs2_wall:.2f}  overhead per task {per_task:+.2f} s  events vs jobs1: {verdict}",
+              flush=True)
+        tiny = [generated(cache, f"tiny{i}", 2.0, fps, 20 + i) for i in range(16)]
+        tdir = folder(work, "tiny", tiny)
+        wt2, _, _ = scan([tdir], work / "rect2", "--jobs", "2")
+        wtd, _, _ = scan([tdir], work / "rectd", "--cluster", c.address)
+        print(f"{'sixteen 2 s files: Dask against jobs 2':<42} dask {wtd:6.1f} s  jobs2 {wt2:6.1f} s  "
+              f"overhead per task {(wtd - wt2) / len(tiny):+.3f} s", flush=True)
+    return (wtd - wt2) / len(tiny), verdict.startswith("identical")
+
+
+def summary(rows: list[Row], dask: tuple[float, bool] | None) -> None:
+    print("\nsummary (target: --jobs 2 wall <= 0.6 x --jobs 1 wall, identical events)")
+    for r in rows:
+        print(f"  {r.label:<42} ratio {r.ratio:.2f} ({'met' if r.ratio <= 0.6 else 'NOT met'})  bound {r.bound:.2f}  "
+              f"jobs1 used {r.cores1:.2f} cores  vs one core {r.one_core:.2f}")
+    if dask is not None:
+        print(f"  cluster overhead per task {dask[0]:+.3f} s (sixteen 2 s files, Dask against --jobs 2)")
+    same_all = all(r.identical for r in rows) and (dask is None or dask[1])
+    print(f"  identical events: {'yes' if same_all else 'no'}")
 
 
 def main() -> None:
@@ -136,38 +192,33 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "motionwatch-bench-archive")
     ap.add_argument("--skip-real", action="store_true", help="generated files only")
     ap.add_argument("--long-only", action="store_true", help="only the 10-minute files (the split)")
+    ap.add_argument("--no-cluster", action="store_true", help="leave out the Dask cluster")
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(HERE.parents[1] / "motionwatch")], check=True)
     print(f"scan_archive bench, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}", flush=True)
+          f"{CORES} cores, load {os.getloadavg()[0]:.1f}", flush=True)
     long = generated(args.cache, "ten-minutes", 600.0, args.fps, 11)
+    eight = [] if args.long_only else [generated(args.cache, f"minute{i}", 60.0, args.fps, i + 1) for i in range(8)]
+    real = not args.skip_real and REAL.exists()
+    rows, dask = [], None
     with tempfile.TemporaryDirectory(prefix="mw-bench-") as tmp:
         work = Path(tmp)
-        if args.long_only:
-            compare(f"one 10-minute 720p generated ({args.fps:g} fps)", [long], work)
-            if not args.skip_real and REAL.exists():
-                compare("one 10-minute 720p real (traffic camera x26)", [repeated(args.cache, REAL, 26)], work)
-            return
-        eight = [generated(args.cache, f"minute{i}", 60.0, args.fps, i + 1) for i in range(8)]
-        jobs2_wall, seq = compare(f"eight 60 s 720p generated ({args.fps:g} fps)", [folder(work, "gen", eight)], work)
-        compare(f"one 10-minute 720p generated ({args.fps:g} fps)", [long], work)
-        if not args.skip_real and REAL.exists():
+        if eight:
+            gen = folder(work, "gen", eight)
+            row, jobs2_wall, seq = compare(f"eight 60 s 720p generated ({args.fps:g} fps)", [gen], work)
+            rows.append(row)
+        rows.append(compare(f"one 10-minute 720p generated ({args.fps:g} fps)", [long], work)[0])
+        if real and eight:
             real_minute = repeated(args.cache, REAL, 3)
-            compare("eight 69 s 720p real (traffic camera, 25 fps)", [folder(work, "real", [real_minute] * 8)], work)
-            compare("one 10-minute 720p real (traffic camera x26)", [repeated(args.cache, REAL, 26)], work)
-        with LoopbackCluster(2, work) as cluster:
-            paths = [work / "gen"]
-            wd, cd, ed = scan(paths, work / "recd", "--cluster", cluster.address)
-            print(f"{'eight 60 s 720p generated on Dask (2x1 thr)':<42} dask {wd:6.1f} s  jobs2 {jobs2_wall:6.1f} s  "
-                  f"ratio {wd / jobs2_wall:.2f}  overhead per task {(wd - jobs2_wall) / len(eight):+.2f} s  "
-                  f"events vs jobs1: {same(seq, ed)}", flush=True)
-            tiny = [generated(args.cache, f"tiny{i}", 2.0, args.fps, 20 + i) for i in range(16)]
-            tdir = folder(work, "tiny", tiny)
-            wt2, _, _ = scan([tdir], work / "rect2", "--jobs", "2")
-            wtd, _, _ = scan([tdir], work / "rectd", "--cluster", cluster.address)
-            print(f"{'sixteen 2 s files: Dask against jobs 2':<42} dask {wtd:6.1f} s  jobs2 {wt2:6.1f} s  "
-                  f"overhead per task {(wtd - wt2) / len(tiny):+.3f} s", flush=True)
+            rows.append(compare("eight 69 s 720p real (traffic camera, 25 fps)",
+                                [folder(work, "real", [real_minute] * 8)], work)[0])
+        if real:
+            rows.append(compare("one 10-minute 720p real (traffic camera x26)",
+                                [repeated(args.cache, REAL, 26)], work)[0])
+        if eight and not args.no_cluster:
+            dask = cluster(work, gen, jobs2_wall, seq, args.cache, args.fps)
+    summary(rows, dask)
 
 
 if __name__ == "__main__":
