@@ -67,6 +67,13 @@ LARGE_SHARE = 0.01
 SMALL_SHARE = 0.001
 WEATHER_COUNT = 6
 WEATHER_SHARE = 0.004
+# Ghosts: a region that has stayed changed for GHOST_S, whose outline is an
+# edge of the background but not of the picture (the background holds an
+# object that has left: a person in view at start, a car driving off), is
+# re-learned at once. A real object that stops has its outline in the picture,
+# so it stays detected until static_seconds.
+GHOST_S = 1.0
+GHOST_EDGE = 0.5   # picture's edge strength on the outline below this x the background's: a ghost
 
 
 class MotionDetector:
@@ -100,6 +107,7 @@ class MotionDetector:
         self.rebase_frames = max(2, int(round(1.0 * self.fps)))
         self.jump_frames = max(2, int(round(JUMP_S * self.fps)))
         self.edge_every = max(1, int(round(EDGE_EVERY_S * self.fps)))
+        self.ghost_frames = max(2, int(round(GHOST_S * self.fps)))
         self.recent_rate = 1.0 - float(np.exp(-1.0 / (RECENT_TAU_S * self.fps)))
         self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (cfg.kernel, cfg.kernel))
         self.reset()
@@ -112,6 +120,7 @@ class MotionDetector:
         self.recent_bg = np.zeros((h, w), np.float32)   # short-term background
         self.edge = np.zeros((h, w), np.uint8)          # extra threshold on background edges
         self.kernel3 = np.ones((3, 3), np.uint8)
+        self.kernel5 = np.ones((5, 5), np.uint8)
         self.recent = np.empty((h, w), np.uint8)
         self.diff = np.empty((h, w), np.uint8)
         self.raw_diff = np.empty((h, w), np.uint8)   # before the edge and variability allowances
@@ -381,6 +390,8 @@ class MotionDetector:
         large = np.nonzero(moving & (areas >= RELIT_MIN_SHARE * self.watch_area))[0]
         if len(large):
             moving[self._relit(labels, roi, large, n)] = False
+        if not self.still_clear:
+            moving[self._ghosts(labels, roi, stats, big, n)] = False
         if self.jump_left == self.jump_frames:
             # The jump frame itself: what one gain cannot map flashes up everywhere;
             # only regions that were already moving last frame count.
@@ -459,6 +470,30 @@ class MotionDetector:
         if relit.any():
             self._relearn(self._full(relit[labels], roi))
         return relit
+
+    def _ghosts(self, labels: np.ndarray, roi: tuple[slice, slice], stats: np.ndarray, big: np.ndarray,
+                n: int) -> np.ndarray:
+        """Of the regions changed for GHOST_S, those whose outline only the background has; marks them."""
+        old = np.bincount(labels[self.still[roi] >= self.ghost_frames], minlength=n)
+        cand = np.nonzero(big & (old * 2 >= stats[:, cv2.CC_STAT_AREA]))[0]
+        ghost = np.zeros(n, bool)
+        rows, cols = labels.shape
+        for i in cand:
+            x, y, w, h = (int(v) for v in stats[i, :4])
+            x -= roi[1].start
+            y -= roi[0].start
+            box = (slice(max(0, y - 2), min(rows, y + h + 2)), slice(max(0, x - 2), min(cols, x + w + 2)))
+            region = (labels[box] == i).view(np.uint8)
+            # The outline: a band two pixels each side of the region's edge.
+            band = cv2.morphologyEx(region, cv2.MORPH_GRADIENT, self.kernel5) > 0
+            full = (slice(roi[0].start + box[0].start, roi[0].start + box[0].stop),
+                    slice(roi[1].start + box[1].start, roi[1].start + box[1].stop))
+            cur = cv2.morphologyEx(self.blurred[full], cv2.MORPH_GRADIENT, self.kernel3)[band]
+            bg = cv2.morphologyEx(self.bg_u8[full], cv2.MORPH_GRADIENT, self.kernel3)[band]
+            ghost[i] = float(cur.sum()) < GHOST_EDGE * float(bg.sum())
+        if ghost.any():
+            self._relearn(self._full(ghost[labels], roi))
+        return ghost
 
     def _learn(self, warming: bool, quiet: bool = False) -> None:
         """Update the background: fast while warming, never under moving things.
