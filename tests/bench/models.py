@@ -13,6 +13,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import cv2
+
 from motionwatch.detect.subtractor import OpenCVModel, SubtractorDetector
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,9 +38,13 @@ def swaps(ref: str = BASELINE_REF) -> dict:
 
     def opencv(kind: str):
         return lambda d: SubtractorDetector(OpenCVModel(kind), d.cfg, d.src_size, d.fps, d.watch)
-    return {
+    models = {
         "ours": None,
         "before": lambda d: before(d.cfg, d.src_size, d.fps, d.watch),
         "MOG2": opencv("mog2"),
         "KNN": opencv("knn"),
     }
+    if hasattr(cv2, "bgsegm"):
+        # opencv-contrib is installed (a separate venv: docs/detection.md)
+        models.update(GSOC=opencv("gsoc"), CNT=opencv("cnt"))
+    return models
