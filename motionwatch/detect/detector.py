@@ -492,7 +492,8 @@ class MotionDetector:
             bg = cv2.morphologyEx(self.bg_u8[full], cv2.MORPH_GRADIENT, self.kernel3)[band]
             ghost[i] = float(cur.sum()) < GHOST_EDGE * float(bg.sum())
         if ghost.any():
-            self._relearn(self._full(ghost[labels], roi))
+            # Only what has stayed changed: a walker merged with a ghost keeps their fresh pixels.
+            self._relearn(self._full(ghost[labels] & (self.still[roi] >= self.ghost_frames), roi))
         return ghost
 
     def _learn(self, warming: bool, quiet: bool = False) -> None:
