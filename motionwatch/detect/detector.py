@@ -124,6 +124,8 @@ class MotionDetector:
         self.recent = np.empty((h, w), np.uint8)
         self.diff = np.empty((h, w), np.uint8)
         self.raw_diff = np.empty((h, w), np.uint8)   # before the edge and variability allowances
+        self.kept_diff = np.empty((h, w), np.uint8)  # the unaligned pass, while an aligned one is tried
+        self.kept_mask = np.empty((h, w), np.uint8)
         self.raw_mask = np.zeros((h, w), np.uint8)   # thresholded, before the region filter
         self.mask = np.zeros((h, w), np.uint8)   # every changed region (not learned)
         self.out_buf = np.zeros((h, w), np.uint8)
@@ -150,7 +152,7 @@ class MotionDetector:
         self.relit: np.ndarray | None = None
         self.gain, self.offset = 1.0, 0.0
         self.jump_left = 0
-        self.edge_due = 0
+        self.edge_due = self.shake_due = 0
         self.still[:] = 0
         self.mask[:] = 0
         self.prev_out[:] = 0
@@ -182,17 +184,24 @@ class MotionDetector:
         if changed and self.dyn.stabilize:
             # Something changed: if the whole picture moved (a shaking camera),
             # difference again after aligning this frame with the background.
-            aligned = self.dyn.align(self.blurred, self.bg_u8)
+            aligned = self.dyn.align(self.blurred, self.bg_u8, refresh=self.frames >= self.shake_due)
+            if self.frames >= self.shake_due:
+                self.shake_due = self.frames + self.edge_every
             if aligned is not None:
                 unaligned = self.blurred
                 self.blurred = aligned
+                np.copyto(self.kept_diff, self.raw_diff)
+                np.copyto(self.kept_mask, self.mask)
                 before, (changed, threshold) = changed, self._difference(warming, threshold)
                 if changed > SHAKE_GAIN * before:
                     # A large moving subject, not the camera, moved the correlation
                     # peak: aligning made it worse, so keep the picture as it was.
                     self.blurred = unaligned
                     self.dyn.shift = (0.0, 0.0)
-                    changed, threshold = self._difference(warming, threshold)
+                    changed = before
+                    np.copyto(self.raw_diff, self.kept_diff)
+                    np.copyto(self.mask, self.kept_mask)
+                    np.copyto(self.raw_mask, self.kept_mask)
         raw_changed = changed
         lighting = changed > self.cfg.max_fraction * self.watch_area or not (
             GAIN_LIMITS[0] < gain < GAIN_LIMITS[1])
@@ -218,11 +227,14 @@ class MotionDetector:
         """Threshold |frame - background| less the allowances; returns (changed pixels, threshold)."""
         cv2.absdiff(self.blurred, self.bg_u8, self.raw_diff)
         if threshold is None:
+            # The first pass of the frame: the allowance holds for the aligned pass too.
             threshold = self._threshold(warming)
-        allowance = self.dyn.allowance(threshold)
-        if EDGE_K:
-            self._edges()
-            allowance = self.edge if allowance is None else cv2.max(allowance, self.edge, allowance)
+            allowance = self.dyn.allowance(threshold)
+            if EDGE_K:
+                self._edges()
+                allowance = self.edge if allowance is None else cv2.max(allowance, self.edge, allowance)
+            self.allowance = allowance
+        allowance = self.allowance
         if allowance is not None:
             cv2.subtract(self.raw_diff, allowance, self.diff)
         else:
@@ -547,7 +559,7 @@ class MotionDetector:
         """Nothing in this frame can be trusted: adopt it as the new background."""
         self.bg[:] = self.blurred
         self.recent_bg[:] = self.blurred
-        self.edge_due = 0
+        self.edge_due = self.shake_due = 0
         self.still[:] = 0
         self.rebase_left = self.rebase_frames
 
