@@ -70,6 +70,8 @@ class Dynamics:
         self.learn_mask = np.empty((h, w), np.uint8)
         self.mad_u8 = np.empty((h, w), np.uint8)
         self.aligned = np.empty((h, w), np.uint8)
+        self.prev_diff = np.zeros((h, w), np.uint8)
+        self.steady_diff = np.empty((h, w), np.uint8)
         # Phase correlation on a 1/SHAKE_SCALE picture: less FFT work; shake of
         # a pixel or more at detection size is what matters.
         self.scale = SHAKE_SCALE
@@ -83,6 +85,7 @@ class Dynamics:
     def reset(self) -> None:
         self.flip_count.fill(0)
         self.mad.fill(0)
+        self.prev_diff.fill(0)
         self.blink.fill(0)
         self.prev_mask.fill(0)
         self.prev_clear = True
@@ -131,7 +134,14 @@ class Dynamics:
                 cv2.bitwise_or(self.learn_mask, cv2.bitwise_not(moving), self.learn_mask)
                 cv2.bitwise_and(self.up, self.learn_mask, self.up)
             cv2.accumulateWeighted(raw_diff, self.mad, self.settle_rise, self.up)
+            np.copyto(self.prev_diff, raw_diff)
             return
+        # After start-up, mad rises only with changes that last two frames: a rain
+        # streak or a shake the alignment missed is at a pixel for one frame.
+        cv2.min(raw_diff, self.prev_diff, self.steady_diff)
+        np.copyto(self.prev_diff, raw_diff)
+        cv2.compare(self.steady_diff, self.mad_u8, cv2.CMP_GT, self.up)
+        raw_diff = self.steady_diff
         if moving is not None:
             # Under a moving region learn only where the pixel blinks (leaves, water).
             cv2.compare(self.blink, 255.0 * BLINK_ON, cv2.CMP_GE, self.learn_mask)
