@@ -46,6 +46,14 @@ def test_ghost_scene(name):
     test_scene(name)
 
 
+def test_walker_in_heavy_rain_is_found():
+    """Seed 8's heavy rain (8.4) once raised every pixel's usual change so far that a
+    walker in front of it changed less than their allowance: no event at all."""
+    case = next(c for c in suite(8) if c.name == "walk_rain")
+    sc = run_case(case, Config())
+    assert sc.ok and sc.found == 1, table([sc])
+
+
 def test_curtain_mask_beats_opencv_models():
     """The presenter starts in view in front of a swaying curtain: the ghost he leaves and the
     curtain must not flood the mask (CDnet F above MOG2's and KNN's on the same frames)."""
