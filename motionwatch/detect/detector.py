@@ -67,6 +67,13 @@ LARGE_SHARE = 0.01
 SMALL_SHARE = 0.001
 WEATHER_COUNT = 6
 WEATHER_SHARE = 0.004
+# Ghosts: a region that has stayed changed for GHOST_S, whose outline is an
+# edge of the background but not of the picture (the background holds an
+# object that has left: a person in view at start, a car driving off), is
+# re-learned at once. A real object that stops has its outline in the picture,
+# so it stays detected until static_seconds.
+GHOST_S = 1.0
+GHOST_EDGE = 0.5   # picture's edge strength on the outline below this x the background's: a ghost
 
 
 class MotionDetector:
@@ -100,6 +107,7 @@ class MotionDetector:
         self.rebase_frames = max(2, int(round(1.0 * self.fps)))
         self.jump_frames = max(2, int(round(JUMP_S * self.fps)))
         self.edge_every = max(1, int(round(EDGE_EVERY_S * self.fps)))
+        self.ghost_frames = max(2, int(round(GHOST_S * self.fps)))
         self.recent_rate = 1.0 - float(np.exp(-1.0 / (RECENT_TAU_S * self.fps)))
         self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (cfg.kernel, cfg.kernel))
         self.reset()
@@ -112,9 +120,12 @@ class MotionDetector:
         self.recent_bg = np.zeros((h, w), np.float32)   # short-term background
         self.edge = np.zeros((h, w), np.uint8)          # extra threshold on background edges
         self.kernel3 = np.ones((3, 3), np.uint8)
+        self.kernel5 = np.ones((5, 5), np.uint8)
         self.recent = np.empty((h, w), np.uint8)
         self.diff = np.empty((h, w), np.uint8)
         self.raw_diff = np.empty((h, w), np.uint8)   # before the edge and variability allowances
+        self.kept_diff = np.empty((h, w), np.uint8)  # the unaligned pass, while an aligned one is tried
+        self.kept_mask = np.empty((h, w), np.uint8)
         self.raw_mask = np.zeros((h, w), np.uint8)   # thresholded, before the region filter
         self.mask = np.zeros((h, w), np.uint8)   # every changed region (not learned)
         self.out_buf = np.zeros((h, w), np.uint8)
@@ -141,7 +152,7 @@ class MotionDetector:
         self.relit: np.ndarray | None = None
         self.gain, self.offset = 1.0, 0.0
         self.jump_left = 0
-        self.edge_due = 0
+        self.edge_due = self.shake_due = 0
         self.still[:] = 0
         self.mask[:] = 0
         self.prev_out[:] = 0
@@ -173,17 +184,24 @@ class MotionDetector:
         if changed and self.dyn.stabilize:
             # Something changed: if the whole picture moved (a shaking camera),
             # difference again after aligning this frame with the background.
-            aligned = self.dyn.align(self.blurred, self.bg_u8)
+            aligned = self.dyn.align(self.blurred, self.bg_u8, refresh=self.frames >= self.shake_due)
+            if self.frames >= self.shake_due:
+                self.shake_due = self.frames + self.edge_every
             if aligned is not None:
                 unaligned = self.blurred
                 self.blurred = aligned
+                np.copyto(self.kept_diff, self.raw_diff)
+                np.copyto(self.kept_mask, self.mask)
                 before, (changed, threshold) = changed, self._difference(warming, threshold)
                 if changed > SHAKE_GAIN * before:
                     # A large moving subject, not the camera, moved the correlation
                     # peak: aligning made it worse, so keep the picture as it was.
                     self.blurred = unaligned
                     self.dyn.shift = (0.0, 0.0)
-                    changed, threshold = self._difference(warming, threshold)
+                    changed = before
+                    np.copyto(self.raw_diff, self.kept_diff)
+                    np.copyto(self.mask, self.kept_mask)
+                    np.copyto(self.raw_mask, self.kept_mask)
         raw_changed = changed
         lighting = changed > self.cfg.max_fraction * self.watch_area or not (
             GAIN_LIMITS[0] < gain < GAIN_LIMITS[1])
@@ -209,11 +227,14 @@ class MotionDetector:
         """Threshold |frame - background| less the allowances; returns (changed pixels, threshold)."""
         cv2.absdiff(self.blurred, self.bg_u8, self.raw_diff)
         if threshold is None:
+            # The first pass of the frame: the allowance holds for the aligned pass too.
             threshold = self._threshold(warming)
-        allowance = self.dyn.allowance(threshold)
-        if EDGE_K:
-            self._edges()
-            allowance = self.edge if allowance is None else cv2.max(allowance, self.edge, allowance)
+            allowance = self.dyn.allowance(threshold)
+            if EDGE_K:
+                self._edges()
+                allowance = self.edge if allowance is None else cv2.max(allowance, self.edge, allowance)
+            self.allowance = allowance
+        allowance = self.allowance
         if allowance is not None:
             cv2.subtract(self.raw_diff, allowance, self.diff)
         else:
@@ -381,6 +402,8 @@ class MotionDetector:
         large = np.nonzero(moving & (areas >= RELIT_MIN_SHARE * self.watch_area))[0]
         if len(large):
             moving[self._relit(labels, roi, large, n)] = False
+        if not self.still_clear:
+            moving[self._ghosts(labels, roi, stats, big, n)] = False
         if self.jump_left == self.jump_frames:
             # The jump frame itself: what one gain cannot map flashes up everywhere;
             # only regions that were already moving last frame count.
@@ -460,6 +483,31 @@ class MotionDetector:
             self._relearn(self._full(relit[labels], roi))
         return relit
 
+    def _ghosts(self, labels: np.ndarray, roi: tuple[slice, slice], stats: np.ndarray, big: np.ndarray,
+                n: int) -> np.ndarray:
+        """Of the regions changed for GHOST_S, those whose outline only the background has; marks them."""
+        old = np.bincount(labels[self.still[roi] >= self.ghost_frames], minlength=n)
+        cand = np.nonzero(big & (old * 2 >= stats[:, cv2.CC_STAT_AREA]))[0]
+        ghost = np.zeros(n, bool)
+        rows, cols = labels.shape
+        for i in cand:
+            x, y, w, h = (int(v) for v in stats[i, :4])
+            x -= roi[1].start
+            y -= roi[0].start
+            box = (slice(max(0, y - 2), min(rows, y + h + 2)), slice(max(0, x - 2), min(cols, x + w + 2)))
+            region = (labels[box] == i).view(np.uint8)
+            # The outline: a band two pixels each side of the region's edge.
+            band = cv2.morphologyEx(region, cv2.MORPH_GRADIENT, self.kernel5) > 0
+            full = (slice(roi[0].start + box[0].start, roi[0].start + box[0].stop),
+                    slice(roi[1].start + box[1].start, roi[1].start + box[1].stop))
+            cur = cv2.morphologyEx(self.blurred[full], cv2.MORPH_GRADIENT, self.kernel3)[band]
+            bg = cv2.morphologyEx(self.bg_u8[full], cv2.MORPH_GRADIENT, self.kernel3)[band]
+            ghost[i] = float(cur.sum()) < GHOST_EDGE * float(bg.sum())
+        if ghost.any():
+            # Only what has stayed changed: a walker merged with a ghost keeps their fresh pixels.
+            self._relearn(self._full(ghost[labels] & (self.still[roi] >= self.ghost_frames), roi))
+        return ghost
+
     def _learn(self, warming: bool, quiet: bool = False) -> None:
         """Update the background: fast while warming, never under moving things.
 
@@ -511,7 +559,7 @@ class MotionDetector:
         """Nothing in this frame can be trusted: adopt it as the new background."""
         self.bg[:] = self.blurred
         self.recent_bg[:] = self.blurred
-        self.edge_due = 0
+        self.edge_due = self.shake_due = 0
         self.still[:] = 0
         self.rebase_left = self.rebase_frames
 

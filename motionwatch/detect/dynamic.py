@@ -70,16 +70,22 @@ class Dynamics:
         self.learn_mask = np.empty((h, w), np.uint8)
         self.mad_u8 = np.empty((h, w), np.uint8)
         self.aligned = np.empty((h, w), np.uint8)
+        self.prev_diff = np.zeros((h, w), np.uint8)
+        self.steady_diff = np.empty((h, w), np.uint8)
         # Phase correlation on a 1/SHAKE_SCALE picture: less FFT work; shake of
         # a pixel or more at detection size is what matters.
         self.scale = SHAKE_SCALE
         self.small = (max(16, w // self.scale), max(16, h // self.scale))
         self.window = cv2.createHanningWindow(self.small, cv2.CV_32F)
+        self.small_bg = self.small_bg_f = None
+        self.small_frame = np.empty(self.small[::-1], np.uint8)
+        self.small_frame_f = np.empty(self.small[::-1], np.float32)
         self.reset()
 
     def reset(self) -> None:
         self.flip_count.fill(0)
         self.mad.fill(0)
+        self.prev_diff.fill(0)
         self.blink.fill(0)
         self.prev_mask.fill(0)
         self.prev_clear = True
@@ -128,7 +134,14 @@ class Dynamics:
                 cv2.bitwise_or(self.learn_mask, cv2.bitwise_not(moving), self.learn_mask)
                 cv2.bitwise_and(self.up, self.learn_mask, self.up)
             cv2.accumulateWeighted(raw_diff, self.mad, self.settle_rise, self.up)
+            np.copyto(self.prev_diff, raw_diff)
             return
+        # After start-up, mad rises only with changes that last two frames: a rain
+        # streak or a shake the alignment missed is at a pixel for one frame.
+        cv2.min(raw_diff, self.prev_diff, self.steady_diff)
+        np.copyto(self.prev_diff, raw_diff)
+        cv2.compare(self.steady_diff, self.mad_u8, cv2.CMP_GT, self.up)
+        raw_diff = self.steady_diff
         if moving is not None:
             # Under a moving region learn only where the pixel blinks (leaves, water).
             cv2.compare(self.blink, 255.0 * BLINK_ON, cv2.CMP_GE, self.learn_mask)
@@ -140,11 +153,18 @@ class Dynamics:
             cv2.bitwise_and(self.up, self.learn_mask, self.up)
         cv2.accumulateWeighted(raw_diff, self.mad, self.fall, self.up)
 
-    def align(self, frame: np.ndarray, background: np.ndarray) -> np.ndarray | None:
-        """`frame` moved onto `background` when the camera shook; None when it did not."""
-        a = cv2.resize(background, self.small, interpolation=cv2.INTER_AREA).astype(np.float32)
-        b = cv2.resize(frame, self.small, interpolation=cv2.INTER_AREA).astype(np.float32)
-        (dx, dy), response = cv2.phaseCorrelate(a, b, self.window)
+    def align(self, frame: np.ndarray, background: np.ndarray, refresh: bool = True) -> np.ndarray | None:
+        """`frame` moved onto `background` when the camera shook; None when it did not.
+
+        With `refresh` False the background's small copy from an earlier call is
+        reused (the background moves slowly; the caller says when it is due).
+        """
+        if refresh or self.small_bg is None:
+            self.small_bg = cv2.resize(background, self.small, self.small_bg, interpolation=cv2.INTER_AREA)
+            self.small_bg_f = self.small_bg.astype(np.float32)
+        cv2.resize(frame, self.small, self.small_frame, interpolation=cv2.INTER_AREA)
+        self.small_frame_f[:] = self.small_frame
+        (dx, dy), response = cv2.phaseCorrelate(self.small_bg_f, self.small_frame_f, self.window)
         dx, dy = self.scale * dx, self.scale * dy
         if response < MIN_RESPONSE or abs(dx) > MAX_SHIFT or abs(dy) > MAX_SHIFT \
                 or max(abs(dx), abs(dy)) < MIN_SHIFT:

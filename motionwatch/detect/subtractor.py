@@ -26,11 +26,22 @@ class BackgroundModel(Protocol):
         """Foreground mask (255 = changed) of one detection-size grey picture."""
 
 
+def _makers() -> dict:
+    makers = {"mog2": cv2.createBackgroundSubtractorMOG2, "knn": cv2.createBackgroundSubtractorKNN}
+    contrib = getattr(cv2, "bgsegm", None)
+    if contrib is not None:
+        # Only with opencv-contrib (a separate install: it clashes with
+        # opencv-python-headless); docs/detection.md says how to run them.
+        makers.update(gsoc=contrib.createBackgroundSubtractorGSOC, cnt=contrib.createBackgroundSubtractorCNT)
+    return makers
+
+
 class OpenCVModel:
-    """MOG2 or KNN with OpenCV's defaults; shadows (127) do not count as change."""
+    """MOG2, KNN (or, with opencv-contrib, GSOC and CNT) with OpenCV's defaults;
+    shadows (127) do not count as change."""
 
     def __init__(self, kind: str):
-        makers = {"mog2": cv2.createBackgroundSubtractorMOG2, "knn": cv2.createBackgroundSubtractorKNN}
+        makers = _makers()
         if kind not in makers:
             raise ValueError(f"background model {kind!r}: allowed are {', '.join(makers)}")
         self.sub = makers[kind]()

@@ -29,6 +29,7 @@ class Walker:
     x_to: float = 1.15
     shade: int = 40               # clothing grey level (0..255)
     stop_at_s: float | None = None  # stand still from here until the end of duration
+    go_at_s: float | None = None    # wait at x_from until then, limbs moving (in the picture at start)
     height_to: float | None = None  # approaching the camera: grows to this height
 
     def visible(self, t: float) -> bool:
@@ -56,6 +57,8 @@ class Walker:
 
     def x_at(self, t: float) -> float:
         u = (t - self.start_s) / self.duration_s
+        if self.go_at_s is not None:
+            u = max(t - self.go_at_s, 0.0) / max(self.start_s + self.duration_s - self.go_at_s, 1e-6)
         if self.stop_at_s is not None:
             u = min(u, (self.stop_at_s - self.start_s) / self.duration_s)
         return self.x_from + (self.x_to - self.x_from) * u
@@ -209,6 +212,7 @@ class SceneRenderer:
         feet = w.y * H
         bw = h * 0.28
         shade = (w.shade, w.shade * 0.9 + 5, w.shade * 0.8 + 10)
+        # Before go_at_s the person waits in place but moves their arms and legs.
         phase = math.sin(t * 6.0) if (w.stop_at_s is None or t < w.stop_at_s) else 0.0
         torso_top = feet - h * 0.85
         hip = feet - h * 0.45

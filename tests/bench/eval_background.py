@@ -24,7 +24,7 @@ import numpy as np
 # script's own folder is there when it runs as `python tests/bench/X.py`).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models import BASELINE_REF, swaps
+from models import BASELINE_REF, PACKAGE_REF, swaps
 from motionwatch.config import DetectionConfig
 from motionwatch.detect import MotionDetector
 from motionwatch.sources.scene import SceneRenderer
@@ -86,8 +86,10 @@ def cpu_table(models: dict, limit: int, rounds: int) -> str:
                     d.update(img)
                     spent[m] += time.process_time() - t
         per = {m: 1000 * v / (rounds * len(frames)) for m, v in spent.items()}
-        rows.append(f"| {name} ({len(frames)}) | " + " | ".join(
-            f"{per[m]:.2f} ({per[m] / per['before']:.2f}x)" for m in models) + " |")
+        cells = {m: f"{per[m]:.2f} ({per[m] / per['before']:.2f}x)" for m in models}
+        cells["ours"] = f"{per['ours']:.2f} ({per['ours'] / per['before']:.2f}x; " \
+                        f"{per['ours'] / per[PACKAGE_REF]:.2f}x {PACKAGE_REF})"
+        rows.append(f"| {name} ({len(frames)}) | " + " | ".join(cells.values()) + " |")
     return "\n".join(rows)
 
 

@@ -1,7 +1,7 @@
 """Detection quality on the scene suite and the real clips, as a table.
 
     .venv/bin/python tests/bench/eval_detection.py [--seeds 1 2 3] [--fast] [--no-clips] [--no-cdnet]
-        [--model ours|before|MOG2|KNN]
+        [--model ours|before|MOG2|KNN|GSOC|CNT]
 
 Generated scenes (every kind of the issue, drawn from each seed: other seeds
 are held-out scenes of the same kinds) and the real clips of ../shared/footage
@@ -36,11 +36,13 @@ def main() -> int:
     ap.add_argument("--no-clips", action="store_true")
     ap.add_argument("--no-cdnet", action="store_true")
     ap.add_argument("--config", help="config file (default: built-in defaults)")
-    ap.add_argument("--model", default="ours", choices=("ours", "before", "MOG2", "KNN"),
-                    help="score this background model (references: the detector before issue 16, OpenCV's)")
+    models = swaps()
+    ap.add_argument("--model", default="ours", choices=tuple(models),
+                    help="score this background model (references: the detector before issue 16, OpenCV's; "
+                         "GSOC and CNT only where opencv-contrib is installed)")
     args = ap.parse_args()
     cfg = load_config(args.config)
-    model = swaps()[args.model]
+    model = models[args.model]
     t0 = time.monotonic()
     scores = []
     for seed in args.seeds:

@@ -181,7 +181,26 @@ def suite(seed: int = 1, gap_seconds: float = 4.0) -> list[Case]:
         mask=(_rect_poly(*sway),),
         walkers=(d.walker(d.u(4, 8), d.u(4.0, 6.0), d.u(0.3, 0.4), y=0.97),))
     outdoor_scenes(d, add)
+    ghost_scenes(d, add, gap_seconds)
     return cases
+
+
+def ghost_scenes(d: _Draw, add, gap_seconds: float) -> None:
+    """Someone in the picture at start leaves a ghost in the background; someone
+    who stops is not a ghost. Drawn after the other kinds so their scenes stay as they were."""
+    go = d.u(1.5, 3.0)
+    leave = d.u(2.5, 4.0)
+    first = Walker(start_s=0.0, duration_s=go + leave, height=d.u(0.4, 0.6), x_from=d.u(0.35, 0.65),
+                   x_to=float(d.rng.choice([-0.2, 1.2])), y=d.u(0.8, 0.95), shade=int(d.u(15, 90)), go_at_s=go)
+    add("start_ghost", "motion", "a person waiting in view at start walks out; later someone else passes",
+        walkers=(first, d.walker(go + leave + gap_seconds + d.u(3.0, 5.0), d.u(3.0, 5.0), d.u(0.35, 0.55))))
+    start, walk, stand = d.u(3, 5), d.u(2.0, 3.5), d.u(8.0, 12.0)
+    x_stop = d.u(0.3, 0.7)
+    # x_to such that the walker is at x_stop when they stop `walk` seconds in.
+    x_to = -0.15 + (x_stop + 0.15) * (walk + stand) / walk
+    add("stop_and_stand", "motion", "walks in and stands still for 8-12 s, then is gone",
+        walkers=(Walker(start_s=start, duration_s=walk + stand, height=d.u(0.4, 0.6), x_from=-0.15, x_to=x_to,
+                        stop_at_s=start + walk, shade=int(d.u(15, 90))),))
 
 
 def outdoor_scenes(d: _Draw, add) -> None:
@@ -218,6 +237,8 @@ def outdoor_scenes(d: _Draw, add) -> None:
 FAST = ("noise_heavy", "lights_off_on", "sunrise", "flicker", "tree_masked", "compression",
         "walk_small", "dark_person", "two_visits", "slow_approach", "enter_light_change")
 # The moving-background and weather scenes of issue 16 (outdoor_scenes).
+# Ghosts and stopping (ghost_scenes).
+GHOSTS = ("start_ghost", "stop_and_stand")
 OUTDOOR = tuple(n for k in ("foliage", "water", "rain", "snow", "shake") for n in (f"{k}_quiet", f"walk_{k}"))
 
 
