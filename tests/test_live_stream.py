@@ -95,9 +95,11 @@ def test_live_h264_clip_is_the_streams_own_frames(tmp_path, tags):
         assert c.streams.video[0].codec_context.name == "h264"
 
 
-def test_camera_that_changes_resolution_mid_stream(tmp_path):
+@pytest.mark.parametrize("clip_codec", ["auto", "h264"], ids=["stream-copy", "encoded"])
+def test_camera_that_changes_resolution_mid_stream(tmp_path, clip_codec):
     """Two sizes back to back in one MPEG-TS stream: the background is re-learned at
-    the new size and someone walking by afterwards is still an event, with a clip."""
+    the new size and someone walking by afterwards is still an event, with a clip
+    that is the new size in its header as well as in its pictures."""
     parts = []
     for scene, path in ((Scene(width=320, height=240, fps=FPS, duration_s=4, seed=3, noise=3.0), "a.mp4"),
                         (Scene(width=480, height=360, fps=FPS, duration_s=8, seed=4, noise=3.0,
@@ -108,12 +110,25 @@ def test_camera_that_changes_resolution_mid_stream(tmp_path):
     both.write_bytes(b"".join(parts))
     server = TsServer(both, 12.0)
     rec = run_until_an_event_ends(tmp_path, server.url, server.close,
-                                  first=r"picture size changed from 320x240 to 480x360")
+                                  first=r"picture size changed from 320x240 to 480x360", clip_codec=clip_codec)
     evs = events_json(rec)
     assert len(evs) == 1 and evs[0]["frame_size"] == [480, 360]
-    with av.open(str(rec / evs[0]["clip"])) as c:
+    clip = rec / evs[0]["clip"]
+    with av.open(str(clip)) as c:
         frames = list(c.decode(video=0))
     assert frames and {(f.width, f.height) for f in frames} == {(480, 360)}
+    # ffprobe reads the size from the clip's header (the track and its avcC), which is
+    # what a browser lays the player out by: it must be the new size, not the stream's first.
+    assert header_size(clip) == (480, 360)
+
+
+def header_size(clip: Path) -> tuple[int, int]:
+    """(width, height) that ffprobe reads from the clip's stream header, without decoding."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-nofind_stream_info", "-select_streams", "v:0", "-show_entries",
+                          "stream=width,height", "-of", "csv=p=0", str(clip)],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    w, h = out.split(",")
+    return int(w), int(h)
 
 
 class _Page(http.server.BaseHTTPRequestHandler):

@@ -126,8 +126,8 @@ class AvFileSource(FrameSource):
         self.luma_levels = None if f.full_range else TV_TO_FULL
         self.codec = f.codec
         if copies(f, self.options):
-            self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S)
             self.template = CodecTemplate(self.stream)
+            self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
         if self.options.start_pts is not None:
             self.container.seek(self.options.start_pts, stream=self.stream, backward=True)
         self._frames = self._decode()
@@ -148,6 +148,8 @@ class AvFileSource(FrameSource):
                         return
                     continue
                 bad = 0
+                if frames and self.packets is not None:
+                    self.packets.follow_size((frames[-1].width, frames[-1].height))
                 start = self.options.start_pts
                 # A segment skips an open GOP's leading pictures: they belong to the one before.
                 yield from (f for f in frames if start is None or f.pts is None or f.pts >= start)
@@ -271,8 +273,8 @@ class AvLiveSource(LiveSource):
         self.luma_levels = None if f.full_range else TV_TO_FULL
         self.codec = f.codec
         if copies(f, self.options):
-            self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S)
             self.template = CodecTemplate(stream)
+            self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
         else:
             self.packets = self.template = None
         return _Connection(container, stream, self.packets)
@@ -318,6 +320,9 @@ class _Connection:
             if ring is not None:
                 ring.push(pkt)
             try:
-                yield from self.stream.decode(pkt)
+                frames = self.stream.decode(pkt)
             except av.InvalidDataError:
                 continue   # a damaged packet on the wire: the next keyframe repairs the picture
+            if frames and ring is not None:
+                ring.follow_size((frames[-1].width, frames[-1].height))
+            yield from frames
