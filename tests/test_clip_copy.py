@@ -189,7 +189,7 @@ def copies(path: str, events: EventsConfig) -> bool:
     loop = CameraLoop(CameraConfig(name="cam", source=path), cfg, None, None, scan=True)
     src = loop.open()
     try:
-        return src.packets is not None
+        return src.copying
     finally:
         src.close()
 

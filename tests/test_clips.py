@@ -228,3 +228,49 @@ def test_writer_keeps_real_time_when_frames_are_missing(tmp_path):
     assert not clip.errors and len(clip.parts) == 1
     ids, _ = decode(clip.parts[0])
     assert ids == [0, 1, 2, 2, 2, 5, 6, 6, 6, 9]
+
+
+def test_pre_roll_of_a_codec_that_is_not_copied_stays_compressed(tmp_path):
+    """A 1080p MPEG-4 Part 2 file (what OpenCV writes; an MP4 clip cannot carry it as it
+    is, so the clip is encoded): while the capture loop runs, the pre-roll holds the
+    source's packets, about the bitrate times the seconds kept, and no decoded picture
+    (one is 3 MB at 1080p). The event's clip is still there, H.264 at 1080p, from the
+    pre-roll before the first motion."""
+    import threading
+
+    from motionwatch.config import CameraConfig, Config, RecordingsConfig
+    from motionwatch.pipeline import CameraLoop
+    from motionwatch.sinks.recorder import Recorder
+    from motionwatch.sinks.runner import SinkRunner
+    from motionwatch.sources.pyav import RING_SLACK_S
+    from motionwatch.synth import write_video
+
+    scene = Scene(width=1920, height=1080, fps=10, duration_s=9, seed=5, noise=3.0,
+                  walkers=(Walker(5.0, 2.5, height=0.6),))
+    path = Path(write_video(scene, str(tmp_path / "big.mp4")))
+    rec = tmp_path / "rec"
+    cfg = Config(events=EventsConfig(pre_roll_seconds=2.0, post_roll_seconds=1.0, gap_seconds=1.0),
+                 recordings=RecordingsConfig(path=str(rec), min_free_gb=0.0))
+    sinks = SinkRunner([Recorder(cfg.recordings, cfg.events)], wait_for_room=True)
+    held: list[tuple[int, int]] = []   # (decoded frames, packet bytes) while no event is open
+    loop = None
+
+    def sample(frame, det):
+        if loop.tracker.open is None:
+            held.append((len(loop.tracker.ring), loop.source.packets.nbytes))
+
+    loop = CameraLoop(CameraConfig(name="cam", source=str(path)), cfg, sinks, threading.Event(),
+                      scan=True, on_frame=sample)
+    loop.run()
+    sinks.close()
+    bitrate = path.stat().st_size / scene.duration_s            # bytes a second
+    kept_s = cfg.events.pre_roll_seconds + RING_SLACK_S + 1.0     # + up to a GOP before the horizon
+    assert held and max(frames for frames, _ in held) == 0, "decoded pictures kept for the pre-roll"
+    most = max(nbytes for _, nbytes in held)
+    assert 0.3 * bitrate * kept_s < most <= 1.5 * bitrate * kept_s
+    assert most < 1920 * 1080 * 3 * scene.fps, "the pre-roll costs less than a second of decoded pictures"
+    (ev,) = events_json(rec)
+    info = probe(rec / ev["clip"])
+    assert (info["codec_name"], info["width"], info["height"]) == ("h264", 1920, 1080)
+    assert ev["clip_start_offset_s"] == pytest.approx(ev["start_offset_s"] - 2.0, abs=0.11)
+    assert ev["clip_seconds"] >= ev["end_offset_s"] - ev["start_offset_s"] + 2.0

@@ -46,8 +46,14 @@ class CodecTemplate:
     decoder goes on with the original, and it outlives the source's connection."""
 
     def __init__(self, stream: av.video.stream.VideoStream, time_base: Fraction | None = None):
-        self._holder = av.open(io.BytesIO(), "w", format="mp4")   # never written: it only owns the copy
-        self.stream = self._holder.add_stream_from_template(stream)
+        # The holder is never written: it only owns the copy. NUT takes any codec, for
+        # the streams whose clips are encoded from their packets (MP4 refuses e.g. msmpeg4).
+        self._holder = av.open(io.BytesIO(), "w", format="mp4")
+        try:
+            self.stream = self._holder.add_stream_from_template(stream)
+        except ValueError:
+            self._holder = av.open(io.BytesIO(), "w", format="nut")
+            self.stream = self._holder.add_stream_from_template(stream)
         self.codec = stream.codec_context.name
         self.time_base = Fraction(time_base or stream.time_base)
         cc = self.stream.codec_context
@@ -61,7 +67,8 @@ class CodecTemplate:
         out: the MP4 muxer then takes them from the part's first keyframe, which
         carries them in-band (the decoder could not have found the new size otherwise)."""
         again = CodecTemplate(self.stream, self.time_base)
-        again.size, again.in_band = size, True
+        # (the holder's stream has an encoder's context: its name may be e.g. libx264)
+        again.codec, again.size, again.in_band = self.codec, size, True
         return again
 
     def add_to(self, out: av.container.OutputContainer) -> av.video.stream.VideoStream:

@@ -2,9 +2,11 @@
 MPEG-TS, HLS, ...) and V4L2 cameras (/dev/videoN, N).
 
 Frames are `AvFrame`s: detection reads the decoder's Y plane as a view, colour
-is made only for the frames that are saved. When clips are stream copies the
-demuxed packets also go into the packet ring (`self.packets`), on the thread
-that demuxes, before they are decoded.
+is made only for the frames that are saved. When clips are on, the demuxed
+packets also go into the packet ring (`self.packets`), on the thread that
+demuxes, before they are decoded: clips are muxed from them (H.264/HEVC) or
+decoded again and encoded from them (other codecs), so no decoded picture is
+kept for the pre-roll.
 """
 
 from __future__ import annotations
@@ -53,8 +55,8 @@ def decoder(stream, threads: int, fast: bool) -> None:
 
 
 def copies(f, options: SourceOptions) -> bool:
-    """Whether clips of this stream are stream copies (then the source keeps a packet ring)."""
-    return f.codec in options.copy_codecs and not (options.copy_max_width and f.width > options.copy_max_width)
+    """Whether clips of this stream are stream copies (else encoded from its packets)."""
+    return options.clip_packets and f.codec in options.copy_codecs and not (options.copy_max_width and f.width > options.copy_max_width)
 
 
 def _why(e: Exception) -> str:
@@ -125,7 +127,8 @@ class AvFileSource(FrameSource):
         decoder(self.stream, PACED_DECODER_THREADS if self.paced else SCAN_DECODER_THREADS, self._fast)
         self.luma_levels = None if f.full_range else TV_TO_FULL
         self.codec = f.codec
-        if copies(f, self.options):
+        self.copying = copies(f, self.options)
+        if self.options.clip_packets:
             self.template = CodecTemplate(self.stream)
             self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
         if self.options.start_pts is not None:
@@ -272,7 +275,8 @@ class AvLiveSource(LiveSource):
         decoder(stream, PACED_DECODER_THREADS, False)
         self.luma_levels = None if f.full_range else TV_TO_FULL
         self.codec = f.codec
-        if copies(f, self.options):
+        self.copying = copies(f, self.options)
+        if self.options.clip_packets:
             self.template = CodecTemplate(stream)
             self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
         else:
