@@ -131,6 +131,73 @@ def header_size(clip: Path) -> tuple[int, int]:
     return int(w), int(h)
 
 
+RTSP_PYTHON = "/usr/bin/python3"   # GStreamer's RTSP server is reached through Debian's python3-gi
+
+
+def rtsp_server_runs() -> bool:
+    probe = ("import gi; gi.require_version('GstRtspServer', '1.0'); "
+             "from gi.repository import GstRtspServer")
+    try:
+        return subprocess.run([RTSP_PYTHON, "-c", probe], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def start_rtsp(source: Path, port: int = 0) -> tuple[subprocess.Popen, int]:
+    """tests/rtsp_server.py serving `source`; (process, port) once it listens."""
+    server = Path(__file__).parent / "rtsp_server.py"
+    proc = subprocess.Popen([RTSP_PYTHON, str(server), "--file", str(source), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline().split()
+    if line[:1] != ["listening"]:
+        proc.kill()
+        raise RuntimeError(f"the RTSP server did not start: {line}")
+    return proc, int(line[1])
+
+
+def stop_rtsp(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait(timeout=10)
+
+
+@pytest.mark.skipif(not rtsp_server_runs(), reason="needs GStreamer's RTSP server for /usr/bin/python3 "
+                    "(apt: gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)")
+def test_rtsp_camera_cut_and_restored(tmp_path):
+    """A real RTSP camera (GStreamer's server) on loopback: someone walks by and the
+    event's clip is the stream's own frames; the server is killed mid-stream (the
+    camera is lost) and started again on the same port: the camera is found again
+    and the next visit is recorded too."""
+    source = tmp_path / "visit.mp4"
+    write_h264(Scene(width=320, height=240, fps=FPS, duration_s=14, seed=21, noise=4.0,
+                     walkers=(Walker(4.0, 2.5, height=0.6),)), source, 400_000, FPS)
+    server, port = start_rtsp(source)
+    rec = tmp_path / "rec"
+    cfg = write_config(tmp_path / "c.yaml", rec, [{"name": "gate", "source": f"rtsp://127.0.0.1:{port}/cam",
+                                                   "timeout_seconds": 3.0}],
+                       events={"pre_roll_seconds": 1.0, "post_roll_seconds": 1.0})
+    run = RunProcess(tmp_path, "--config", str(cfg))
+    try:
+        run.wait_for(r"gate: event \w+ ended", timeout=60)
+        stop_rtsp(server)                       # cut: the camera goes away mid-stream
+        run.wait_for(r"gate: camera lost", timeout=30)
+        server, _ = start_rtsp(source, port)    # restored on the same address
+        run.wait_for(r"gate: camera found again", timeout=60)
+        run.wait_for(r"gate: event \w+ ended", timeout=60, count=2)
+    finally:
+        code = run.stop()
+        stop_rtsp(server)
+    assert code == 0 and "Traceback" not in run.log, run.log
+    evs = events_json(rec)
+    assert len(evs) == 2, run.log
+    src = frame_hashes(source)
+    for ev in evs:
+        assert ev["clip_copied"] is True and ev["clip_format"] == "h264"
+        got = frame_hashes(rec / ev["clip"])
+        start = src.index(got[0])
+        assert src[start:start + len(got)] == got, "the clip's frames are not a run of the stream's own"
+        assert len(got) / FPS >= ev["end_offset_s"] - ev["start_offset_s"] + 1.0
+
+
 class _Page(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = b"<html><body>Camera login</body></html>"
