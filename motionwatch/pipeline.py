@@ -321,11 +321,13 @@ class CameraLoop:
                 packets = ring.since(first - int(self.cfg.events.pre_roll_seconds / tb))
                 if not packets:
                     return
-                ring.pin(packets[0].seq)
             else:
                 packets = ring.after(self._copy_seq)
             if packets:
                 self._copy_seq = packets[-1].seq
+                # What the clip has is the sink's now: the ring keeps only what is still
+                # to hand over, so a long event costs no more memory than a short one.
+                ring.pin(self._copy_seq + 1)
             end_pts = None if end is None else last + int(self.cfg.events.post_roll_seconds / tb)
             self.sinks.put(ClipPackets(ev, packets, self.source.template, tb, last, end_pts,
                                        at_eof=end == "source ended", copy=self.source.copying))
