@@ -130,14 +130,16 @@ class CameraLoop:
 
     def source_options(self) -> SourceOptions:
         ev = self.cfg.events
-        # Clips are made from the source's packets where it has them: its own packets
-        # when its codec allows (the source decides from `copy_codecs`; auto encodes
-        # when clip_width asks for narrower clips), else encoded from them.
+        # Clips are the source's own packets when its codec allows (the source decides
+        # from `copy_codecs`); auto encodes when clip_width asks for narrower clips.
+        # Live and paced, encoded clips are made from the packets too, so the pre-roll
+        # stays compressed; `scan` encodes the frames it decoded anyway (no second
+        # decode; its pre-roll lasts only as long as the scan).
         copy = ev.clip and ev.clip_codec in COPY_CODECS
         return SourceOptions(
             scan=self.scan, start_wall=self.start_wall, timeout=self.cam.timeout_seconds,
             cancel=self.stop, detect_width=self.det_cfg.width,
-            clip_packets=ev.clip, packet_seconds=ev.pre_roll_seconds,
+            packet_seconds=ev.pre_roll_seconds, encode_packets=ev.clip and not self.scan,
             copy_codecs=COPY_CODECS[ev.clip_codec] if copy else frozenset(),
             copy_max_width=ev.clip_width if ev.clip_codec == "auto" else 0,
             fast_decode=self.det_cfg.fast_decode)

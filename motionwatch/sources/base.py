@@ -39,10 +39,10 @@ class SourceOptions:
     timeout: float | None = None        # seconds a network stream may take to open or give a frame
     cancel: threading.Event | None = None   # set: a waiting read() returns at once
     detect_width: int = 320             # JPEG sources decode their grey about this wide
-    clip_packets: bool = False          # keep the compressed video for clips (a packet ring), where the source has it
-    packet_seconds: float = 0.0         # ... this much of it before an event (the pre-roll)
+    packet_seconds: float = 0.0         # compressed video kept for clips before an event (the pre-roll)
     copy_codecs: frozenset = frozenset()    # clips are stream copies when the source's codec is one of these
     copy_max_width: int = 0             # ... and its picture no wider than this (0: any width)
+    encode_packets: bool = False        # other clips are encoded from the kept packets too (else from frames)
     fast_decode: bool = False           # analyse a cheaper decode (skip_loop_filter); saved frames are decoded fully
     start_pts: int | None = None        # files: begin at this keyframe (a scan segment; see archive/plan.py)
     first_index: int = 0                # ... whose frame index in the whole file is this

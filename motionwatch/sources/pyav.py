@@ -55,8 +55,9 @@ def decoder(stream, threads: int, fast: bool) -> None:
 
 
 def copies(f, options: SourceOptions) -> bool:
-    """Whether clips of this stream are stream copies (else encoded from its packets)."""
-    return options.clip_packets and f.codec in options.copy_codecs and not (options.copy_max_width and f.width > options.copy_max_width)
+    """Whether clips of this stream are stream copies (else encoded: from its packets
+    with `encode_packets`, from decoded frames without)."""
+    return f.codec in options.copy_codecs and not (options.copy_max_width and f.width > options.copy_max_width)
 
 
 def _why(e: Exception) -> str:
@@ -128,7 +129,7 @@ class AvFileSource(FrameSource):
         self.luma_levels = None if f.full_range else TV_TO_FULL
         self.codec = f.codec
         self.copying = copies(f, self.options)
-        if self.options.clip_packets:
+        if self.copying or self.options.encode_packets:
             self.template = CodecTemplate(self.stream)
             self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
         if self.options.start_pts is not None:
@@ -276,7 +277,7 @@ class AvLiveSource(LiveSource):
         self.luma_levels = None if f.full_range else TV_TO_FULL
         self.codec = f.codec
         self.copying = copies(f, self.options)
-        if self.options.clip_packets:
+        if self.copying or self.options.encode_packets:
             self.template = CodecTemplate(stream)
             self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
         else:
