@@ -48,6 +48,8 @@ def decoder_for(template) -> av.CodecContext:
     if tpl.extradata and not template.in_band:
         cc.extradata = tpl.extradata
     cc.width, cc.height = template.size
+    if tpl.format is not None:
+        cc.pix_fmt = tpl.format.name   # raw video (a V4L2 camera's YUYV) says it nowhere else
     cc.thread_count = 1   # the sink thread encodes too; one decoder thread keeps it predictable
     return cc
 
