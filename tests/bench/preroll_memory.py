@@ -19,13 +19,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from compare_peers import RssSampler, make_clip  # noqa: E402
+from compare_peers import make_clip, peak_rss  # noqa: E402
 from scan_cpu import export  # noqa: E402
 from ts_server import TsServer  # noqa: E402
 
@@ -53,20 +52,13 @@ def mpeg4_file(work: Path, seconds: float) -> Path:
     return path
 
 
-def peak_rss(tree: Path, source: str, seconds: float) -> tuple[float, int]:
+def run_peak(tree: Path, source: str, seconds: float) -> tuple[float, int]:
     """(peak RSS in MB, events recorded) of `run --source` for `seconds`."""
     with tempfile.TemporaryDirectory() as rec:
         env = dict(os.environ, PYTHONPATH=str(tree))
-        proc = subprocess.Popen([sys.executable, "-m", "motionwatch", "run", "--source", source,
-                                 "--recordings", rec, "-q"], env=env, cwd=rec,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        sampler = RssSampler(proc.pid)
-        sampler.start()
-        time.sleep(seconds)
-        proc.terminate()
-        proc.wait(30)
-        sampler.done.set()
-        return sampler.peak / 2**20, len(list(Path(rec).rglob("event.json")))
+        peak = peak_rss([sys.executable, "-m", "motionwatch", "run", "--source", source, "--recordings", rec, "-q"],
+                        seconds, cwd=rec, env=env)
+        return peak / 2**20, len(list(Path(rec).rglob("event.json")))
 
 
 def main() -> int:
@@ -85,7 +77,7 @@ def main() -> int:
     print("|---|---:|---:|---|")
     try:
         for label, source in sources.items():
-            got = {name: peak_rss(tree, source, args.seconds) for name, tree in trees.items()}
+            got = {name: run_peak(tree, source, args.seconds) for name, tree in trees.items()}
             print(f"| {label} | {got['before'][0]:.0f} MB | {got['ours'][0]:.0f} MB | "
                   f"{got['before'][1]} / {got['ours'][1]} |", flush=True)
     finally:
