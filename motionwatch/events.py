@@ -93,6 +93,7 @@ class ClipPackets:
     upto_pts: int
     end_pts: int | None = None
     at_eof: bool = False
+    copy: bool = True         # the clip is these packets as they are (else encoded from them)
 
 
 @dataclass

@@ -189,7 +189,7 @@ def copies(path: str, events: EventsConfig) -> bool:
     loop = CameraLoop(CameraConfig(name="cam", source=path), cfg, None, None, scan=True)
     src = loop.open()
     try:
-        return src.packets is not None
+        return src.copying
     finally:
         src.close()
 
@@ -275,3 +275,42 @@ def test_hevc_is_copied_with_copy_and_encoded_with_auto(recordings, tmp_path):
     mw("scan", str(hevc), "--recordings", str(auto), "--config", str(config(tmp_path, "")), check=True)
     (ev,) = events_json(auto)
     assert ev["clip_format"] == "h264" and "clip_copied" not in ev
+
+
+def test_a_long_event_holds_no_more_packets_than_a_short_one(tmp_path):
+    """Someone in view for 24 s: while the event is open, the packets already handed
+    to the clip leave the ring, so the capture loop holds about the pre-roll's worth
+    (not the whole event's), and the clip still has every frame of the event."""
+    import threading
+
+    from motionwatch.config import RecordingsConfig
+    from motionwatch.sinks.recorder import Recorder
+    from motionwatch.sinks.runner import SinkRunner
+
+    scene = Scene(width=320, height=240, fps=FPS, duration_s=30, seed=8, noise=4.0,
+                  walkers=(Walker(3.0, 24.0, height=0.6),))
+    path = write_h264(scene, tmp_path / "long.mp4")
+    rec = tmp_path / "rec"
+    cfg = Config(events=EventsConfig(pre_roll_seconds=1.0, post_roll_seconds=1.0, gap_seconds=2.0),
+                 recordings=RecordingsConfig(path=str(rec), min_free_gb=0.0))
+    sinks = SinkRunner([Recorder(cfg.recordings, cfg.events)], wait_for_room=True)
+    open_bytes: list[int] = []
+    loop = None
+
+    def sample(frame, det):
+        if loop.tracker.open is not None:
+            open_bytes.append(loop.source.packets.nbytes)
+
+    loop = CameraLoop(CameraConfig(name="cam", source=str(path)), cfg, sinks, threading.Event(),
+                      scan=True, on_frame=sample)
+    loop.run()
+    sinks.close()
+    (ev,) = events_json(rec)
+    assert ev["clip_copied"] is True and ev["end_offset_s"] - ev["start_offset_s"] > 15
+    per_s = path.stat().st_size / scene.duration_s
+    # pre-roll + the ring's slack + a GOP + a batch not yet handed over: about 5 s, not 20.
+    assert open_bytes and max(open_bytes) < 6 * per_s
+    info = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                           "stream=nb_read_frames", "-of", "csv=p=0", str(rec / ev["clip"])],
+                          capture_output=True, text=True, check=True).stdout
+    assert int(info) / FPS >= ev["end_offset_s"] - ev["start_offset_s"] + 2.0

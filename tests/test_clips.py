@@ -96,9 +96,16 @@ def visit_video(tmp_path_factory) -> Path:
     return write_stamped(VISIT, tmp_path_factory.mktemp("clipvideo") / "visit.mp4")
 
 
-def test_clip_starts_before_the_visit_and_ends_after_it(visit_video, recordings, tmp_path):
+@pytest.mark.parametrize("command", ["scan", "run"])
+def test_clip_starts_before_the_visit_and_ends_after_it(visit_video, recordings, tmp_path, command):
+    """`scan` encodes the frames it decoded; `run` (the file watched like a camera)
+    keeps the pre-roll as packets and decodes them again for the clip: both exact."""
     cfg = config(tmp_path, pre_roll_seconds=2.0, post_roll_seconds=2.0)
-    mw("scan", str(visit_video), "--config", str(cfg), "--recordings", str(recordings), check=True)
+    if command == "scan":
+        mw("scan", str(visit_video), "--config", str(cfg), "--recordings", str(recordings), check=True)
+    else:
+        mw("run", "--source", str(visit_video), "--config", str(cfg), "--recordings", str(recordings),
+           check=True, timeout=120)
     (ev,) = events_json(recordings)
     assert ev["clip"] == ev["clip_parts"][0] and len(ev["clip_parts"]) == 1
     assert ev["clip"].endswith("clip-001.mp4") and ev["clip_format"] == "h264"
@@ -228,3 +235,49 @@ def test_writer_keeps_real_time_when_frames_are_missing(tmp_path):
     assert not clip.errors and len(clip.parts) == 1
     ids, _ = decode(clip.parts[0])
     assert ids == [0, 1, 2, 2, 2, 5, 6, 6, 6, 9]
+
+
+def test_pre_roll_of_a_codec_that_is_not_copied_stays_compressed(tmp_path):
+    """A 1080p MPEG-4 Part 2 file (what OpenCV writes; an MP4 clip cannot carry it as it
+    is, so the clip is encoded) watched like a camera (`run --source FILE`, paced): while
+    the capture loop runs, the pre-roll holds the source's packets, about the bitrate
+    times the seconds kept, and no decoded picture (one is 3 MB at 1080p). The event's
+    clip is still there, H.264 at 1080p, from the pre-roll before the first motion."""
+    import threading
+
+    from motionwatch.config import CameraConfig, Config, RecordingsConfig
+    from motionwatch.pipeline import CameraLoop
+    from motionwatch.sinks.recorder import Recorder
+    from motionwatch.sinks.runner import SinkRunner
+    from motionwatch.sources.pyav import RING_SLACK_S
+    from motionwatch.synth import write_video
+
+    scene = Scene(width=1920, height=1080, fps=10, duration_s=9, seed=5, noise=3.0,
+                  walkers=(Walker(5.0, 2.5, height=0.6),))
+    path = Path(write_video(scene, str(tmp_path / "big.mp4")))
+    rec = tmp_path / "rec"
+    cfg = Config(events=EventsConfig(pre_roll_seconds=2.0, post_roll_seconds=1.0, gap_seconds=1.0),
+                 recordings=RecordingsConfig(path=str(rec), min_free_gb=0.0))
+    sinks = SinkRunner([Recorder(cfg.recordings, cfg.events)])
+    held: list[tuple[int, int]] = []   # (decoded frames, packet bytes) while no event is open
+    loop = None
+
+    def sample(frame, det):
+        if loop.tracker.open is None:
+            held.append((len(loop.tracker.ring), loop.source.packets.nbytes))
+
+    loop = CameraLoop(CameraConfig(name="cam", source=str(path)), cfg, sinks, threading.Event(),
+                      on_frame=sample)
+    loop.run()
+    sinks.close()
+    bitrate = path.stat().st_size / scene.duration_s            # bytes a second
+    kept_s = cfg.events.pre_roll_seconds + RING_SLACK_S + 1.0     # + up to a GOP before the horizon
+    assert held and max(frames for frames, _ in held) == 0, "decoded pictures kept for the pre-roll"
+    most = max(nbytes for _, nbytes in held)
+    assert 0.3 * bitrate * kept_s < most <= 1.5 * bitrate * kept_s
+    assert most < 1920 * 1080 * 3 * scene.fps, "the pre-roll costs less than a second of decoded pictures"
+    (ev,) = events_json(rec)
+    info = probe(rec / ev["clip"])
+    assert (info["codec_name"], info["width"], info["height"]) == ("h264", 1920, 1080)
+    assert ev["clip_start_offset_s"] == pytest.approx(ev["start_offset_s"] - 2.0, abs=0.11)
+    assert ev["clip_seconds"] >= ev["end_offset_s"] - ev["start_offset_s"] + 2.0

@@ -95,9 +95,11 @@ def test_live_h264_clip_is_the_streams_own_frames(tmp_path, tags):
         assert c.streams.video[0].codec_context.name == "h264"
 
 
-def test_camera_that_changes_resolution_mid_stream(tmp_path):
+@pytest.mark.parametrize("clip_codec", ["auto", "h264"], ids=["stream-copy", "encoded"])
+def test_camera_that_changes_resolution_mid_stream(tmp_path, clip_codec):
     """Two sizes back to back in one MPEG-TS stream: the background is re-learned at
-    the new size and someone walking by afterwards is still an event, with a clip."""
+    the new size and someone walking by afterwards is still an event, with a clip
+    that is the new size in its header as well as in its pictures."""
     parts = []
     for scene, path in ((Scene(width=320, height=240, fps=FPS, duration_s=4, seed=3, noise=3.0), "a.mp4"),
                         (Scene(width=480, height=360, fps=FPS, duration_s=8, seed=4, noise=3.0,
@@ -108,12 +110,92 @@ def test_camera_that_changes_resolution_mid_stream(tmp_path):
     both.write_bytes(b"".join(parts))
     server = TsServer(both, 12.0)
     rec = run_until_an_event_ends(tmp_path, server.url, server.close,
-                                  first=r"picture size changed from 320x240 to 480x360")
+                                  first=r"picture size changed from 320x240 to 480x360", clip_codec=clip_codec)
     evs = events_json(rec)
     assert len(evs) == 1 and evs[0]["frame_size"] == [480, 360]
-    with av.open(str(rec / evs[0]["clip"])) as c:
+    clip = rec / evs[0]["clip"]
+    with av.open(str(clip)) as c:
         frames = list(c.decode(video=0))
     assert frames and {(f.width, f.height) for f in frames} == {(480, 360)}
+    # ffprobe reads the size from the clip's header (the track and its avcC), which is
+    # what a browser lays the player out by: it must be the new size, not the stream's first.
+    assert header_size(clip) == (480, 360)
+
+
+def header_size(clip: Path) -> tuple[int, int]:
+    """(width, height) that ffprobe reads from the clip's stream header, without decoding."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-nofind_stream_info", "-select_streams", "v:0", "-show_entries",
+                          "stream=width,height", "-of", "csv=p=0", str(clip)],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    w, h = out.split(",")
+    return int(w), int(h)
+
+
+RTSP_PYTHON = "/usr/bin/python3"   # GStreamer's RTSP server is reached through Debian's python3-gi
+
+
+def rtsp_server_runs() -> bool:
+    probe = ("import gi; gi.require_version('GstRtspServer', '1.0'); "
+             "from gi.repository import GstRtspServer")
+    try:
+        return subprocess.run([RTSP_PYTHON, "-c", probe], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def start_rtsp(source: Path, port: int = 0) -> tuple[subprocess.Popen, int]:
+    """tests/rtsp_server.py serving `source`; (process, port) once it listens."""
+    server = Path(__file__).parent / "rtsp_server.py"
+    proc = subprocess.Popen([RTSP_PYTHON, str(server), "--file", str(source), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline().split()
+    if line[:1] != ["listening"]:
+        proc.kill()
+        raise RuntimeError(f"the RTSP server did not start: {line}")
+    return proc, int(line[1])
+
+
+def stop_rtsp(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait(timeout=10)
+
+
+@pytest.mark.skipif(not rtsp_server_runs(), reason="needs GStreamer's RTSP server for /usr/bin/python3 "
+                    "(apt: gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)")
+def test_rtsp_camera_cut_and_restored(tmp_path):
+    """A real RTSP camera (GStreamer's server) on loopback: someone walks by and the
+    event's clip is the stream's own frames; the server is killed mid-stream (the
+    camera is lost) and started again on the same port: the camera is found again
+    and the next visit is recorded too."""
+    source = tmp_path / "visit.mp4"
+    write_h264(Scene(width=320, height=240, fps=FPS, duration_s=14, seed=21, noise=4.0,
+                     walkers=(Walker(4.0, 2.5, height=0.6),)), source, 400_000, FPS)
+    server, port = start_rtsp(source)
+    rec = tmp_path / "rec"
+    cfg = write_config(tmp_path / "c.yaml", rec, [{"name": "gate", "source": f"rtsp://127.0.0.1:{port}/cam",
+                                                   "timeout_seconds": 3.0}],
+                       events={"pre_roll_seconds": 1.0, "post_roll_seconds": 1.0})
+    run = RunProcess(tmp_path, "--config", str(cfg))
+    try:
+        run.wait_for(r"gate: event \w+ ended", timeout=60)
+        stop_rtsp(server)                       # cut: the camera goes away mid-stream
+        run.wait_for(r"gate: camera lost", timeout=30)
+        server, _ = start_rtsp(source, port)    # restored on the same address
+        run.wait_for(r"gate: camera found again", timeout=60)
+        run.wait_for(r"gate: event \w+ ended", timeout=60, count=2)
+    finally:
+        code = run.stop()
+        stop_rtsp(server)
+    assert code == 0 and "Traceback" not in run.log, run.log
+    evs = events_json(rec)
+    assert len(evs) == 2, run.log
+    src = frame_hashes(source)
+    for ev in evs:
+        assert ev["clip_copied"] is True and ev["clip_format"] == "h264"
+        got = frame_hashes(rec / ev["clip"])
+        start = src.index(got[0])
+        assert src[start:start + len(got)] == got, "the clip's frames are not a run of the stream's own"
+        assert len(got) / FPS >= ev["end_offset_s"] - ev["start_offset_s"] + 1.0
 
 
 class _Page(http.server.BaseHTTPRequestHandler):

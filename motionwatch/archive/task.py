@@ -115,7 +115,7 @@ class SegmentLoop(CameraLoop):
 
     def _can_cut(self) -> bool:
         """Only when the joined clip can be remuxed from the file's packets (or there is no clip)."""
-        copying = self.source is not None and self.source.packets is not None
+        copying = self.source is not None and self.source.copying
         return self.may_cut and (copying or not self.cfg.events.clip)
 
     def _continue_from(self, frame) -> None:

@@ -45,11 +45,40 @@ class CodecTemplate:
     before the first decode: the clip muxer reads it on the sink thread while the
     decoder goes on with the original, and it outlives the source's connection."""
 
-    def __init__(self, stream: av.video.stream.VideoStream):
-        self._holder = av.open(io.BytesIO(), "w", format="mp4")   # never written: it only owns the copy
-        self.stream = self._holder.add_stream_from_template(stream)
+    def __init__(self, stream: av.video.stream.VideoStream, time_base: Fraction | None = None):
+        # The holder is never written: it only owns the copy. NUT takes any codec, for
+        # the streams whose clips are encoded from their packets (MP4 refuses e.g. msmpeg4).
+        self._holder = av.open(io.BytesIO(), "w", format="mp4")
+        try:
+            self.stream = self._holder.add_stream_from_template(stream)
+        except ValueError:
+            self._holder = av.open(io.BytesIO(), "w", format="nut")
+            self.stream = self._holder.add_stream_from_template(stream)
         self.codec = stream.codec_context.name
-        self.time_base = Fraction(stream.time_base)
+        self.time_base = Fraction(time_base or stream.time_base)
+        cc = self.stream.codec_context
+        self.size = (cc.width, cc.height)
+        self.in_band = False    # parameter sets come with the keyframes, not from the template
+
+    def resized(self, size: tuple[int, int]) -> CodecTemplate:
+        """The parameters of the same stream after its picture size changed mid-stream.
+
+        The old parameter sets (extradata) describe the old size, so they are left
+        out: the MP4 muxer then takes them from the part's first keyframe, which
+        carries them in-band (the decoder could not have found the new size otherwise)."""
+        again = CodecTemplate(self.stream, self.time_base)
+        # (the holder's stream has an encoder's context: its name may be e.g. libx264)
+        again.codec, again.size, again.in_band = self.codec, size, True
+        return again
+
+    def add_to(self, out: av.container.OutputContainer) -> av.video.stream.VideoStream:
+        """A stream of `out` with these parameters."""
+        stream = out.add_stream_from_template(self.stream)
+        if self.in_band:
+            cc = stream.codec_context
+            cc.width, cc.height = self.size
+            cc.extradata = None
+        return stream
 
 
 class Mp4Remux:
@@ -60,7 +89,8 @@ class Mp4Remux:
     def __init__(self, path: Path, template: CodecTemplate):
         self.path = path
         self.out = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
-        self.stream = self.out.add_stream_from_template(template.stream)
+        self.stream = template.add_to(self.out)
+        self.template = template
         if template.codec == "hevc":
             self.stream.codec_tag = "hvc1"   # the tag Apple's players want
         self.time_base = template.time_base

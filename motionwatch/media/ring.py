@@ -18,7 +18,7 @@ from fractions import Fraction
 import av
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Packet:
     """One compressed picture: its bytes stay in the demuxer's buffer (`data`)."""
 
@@ -28,14 +28,16 @@ class Packet:
     key: bool
     duration: int
     data: av.Packet
+    template: object = None   # media.remux.CodecTemplate: the stream facts it was coded with
 
 
 class PacketRing:
     """Packets in decode order, trimmed to `keep` seconds of presentation time
     back from the newest (whole GOPs: the trim stops at a keyframe)."""
 
-    def __init__(self, time_base: Fraction, keep_s: float):
+    def __init__(self, time_base: Fraction, keep_s: float, template=None):
         self.time_base = time_base
+        self.template = template   # the stream facts packets pushed from now on are tagged with
         self.keep = int(keep_s / time_base)
         self._items: deque[Packet] = deque()
         self._keys: deque[Packet] = deque()    # the keyframes among them, oldest first
@@ -47,7 +49,7 @@ class PacketRing:
     def push(self, pkt: av.Packet) -> None:
         if pkt.pts is None or pkt.size == 0:
             return   # flush packets and ones without a time cannot be placed in a clip
-        item = Packet(self._seq, pkt.pts, pkt.dts, bool(pkt.is_keyframe), pkt.duration or 0, pkt)
+        item = Packet(self._seq, pkt.pts, pkt.dts, bool(pkt.is_keyframe), pkt.duration or 0, pkt, self.template)
         with self._lock:
             self._seq += 1
             self._items.append(item)
@@ -66,6 +68,21 @@ class PacketRing:
             keys.popleft()
             while items[0].seq < keys[0].seq:
                 items.popleft()
+
+    def follow_size(self, size: tuple[int, int]) -> None:
+        """The decoder saw pictures of `size`: if that is a new size (a camera
+        reconfigured mid-stream), packets from the newest keyframe on, and all
+        pushed later, carry stream facts of the new size, so a clip part that
+        starts there is muxed with them (sinks.clip_remux)."""
+        if self.template is None or size == self.template.size:
+            return
+        self.template = template = self.template.resized(size)
+        with self._lock:
+            start = self._keys[-1].seq if self._keys else 0
+            for p in reversed(self._items):
+                if p.seq < start:
+                    break
+                p.template = template
 
     def since(self, pts: int) -> list[Packet]:
         """Packets from the last keyframe shown at or before `pts` (the oldest keyframe if none is)."""

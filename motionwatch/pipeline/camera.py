@@ -122,7 +122,7 @@ class CameraLoop:
         The camera counts as connected only once a frame arrives, never on open."""
         self.source = open_source(self.cam.source, self.source_options())
         ev = self.cfg.events
-        if ev.clip and ev.clip_codec == "copy" and self.source.packets is None:
+        if ev.clip and ev.clip_codec == "copy" and not self.source.copying:
             what = f"its video is {self.source.codec}" if self.source.codec else f"a {self.source.kind} has no packets"
             log.info("%s: clip_codec copy: %s, which an MP4 clip cannot hold as it is; encoding them instead",
                      self.cam.name, what)
@@ -139,11 +139,14 @@ class CameraLoop:
         ev = self.cfg.events
         # Clips are the source's own packets when its codec allows (the source decides
         # from `copy_codecs`); auto encodes when clip_width asks for narrower clips.
+        # Live and paced, encoded clips are made from the packets too, so the pre-roll
+        # stays compressed; `scan` encodes the frames it decoded anyway (no second
+        # decode; its pre-roll lasts only as long as the scan).
         copy = ev.clip and ev.clip_codec in COPY_CODECS
         return SourceOptions(
             scan=self.scan, start_wall=self.start_wall, timeout=self.cam.timeout_seconds,
             cancel=self.stop, detect_width=self.det_cfg.width,
-            packet_seconds=ev.pre_roll_seconds if copy else 0.0,
+            packet_seconds=ev.pre_roll_seconds, encode_packets=ev.clip and not self.scan,
             copy_codecs=COPY_CODECS[ev.clip_codec] if copy else frozenset(),
             copy_max_width=ev.clip_width if ev.clip_codec == "auto" else 0,
             fast_decode=self.det_cfg.fast_decode)
@@ -327,14 +330,16 @@ class CameraLoop:
                 packets = ring.since(first - int(self.cfg.events.pre_roll_seconds / tb))
                 if not packets:
                     return
-                ring.pin(packets[0].seq)
             else:
                 packets = ring.after(self._copy_seq)
             if packets:
                 self._copy_seq = packets[-1].seq
+                # What the clip has is the sink's now: the ring keeps only what is still
+                # to hand over, so a long event costs no more memory than a short one.
+                ring.pin(self._copy_seq + 1)
             end_pts = None if end is None else last + int(self.cfg.events.post_roll_seconds / tb)
             self.sinks.put(ClipPackets(ev, packets, self.source.template, tb, last, end_pts,
-                                       at_eof=end == "source ended"))
+                                       at_eof=end == "source ended", copy=self.source.copying))
         finally:
             if end is not None:   # the next event starts a new clip, from a trimmed ring
                 if ring is not None:

@@ -162,6 +162,8 @@ class EventClip:
         self._last = None        # the last picture written (BGR or JPEG bytes), to fill holes
 
     def add(self, frame: Frame, cut: bool = False) -> None:
+        if self.part is not None and frame.size != self.part.size:
+            self._finish_part()   # a new picture size: a new part at that size, not a scaled one
         if self.part is None and not self._open(frame):
             return
         k = round((frame.ts - self._t0) * self.fps)

@@ -80,22 +80,25 @@ class PacketClip:
         for p in packets:
             if self.failed:
                 return
+            template = p.template or self.template
+            if self.part is not None and template is not self.part.template:
+                self._close_part()   # the picture size changed: a new part with the new stream facts
             if self.part is None and not p.key:
                 continue   # a part must start on a keyframe
             if self.part is not None and p.key and p.pts - self.part.first_pts >= self.max_pts:
                 self._close_part()
             try:
                 if self.part is None:
-                    self._open_part()
+                    self._open_part(template)
                 self.part.write(p.pts, p.dts, p.duration, p.key, p.data)
             except (OSError, av.FFmpegError) as e:
                 self._fail(e)
 
-    def _open_part(self) -> None:
+    def _open_part(self, template) -> None:
         self.number += 1
         final = self.folder / f"clip-{self.number:03d}.mp4"
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.part = Mp4Remux(tmp_name(final), self.template)
+        self.part = Mp4Remux(tmp_name(final), template)
         self.part.final = final
 
     def _fail(self, e: Exception) -> None:

@@ -27,6 +27,7 @@ from motionwatch.index.diskspace import disk_full, write_problem
 from motionwatch.events import ClipPackets, ClipPart, EventEnded, EventFrame, EventStarted, OpenEvent
 from motionwatch.model import iso
 from motionwatch.sinks.clip import EventClip, choose_format
+from motionwatch.sinks.clip_decode import PacketEncodeClip
 from motionwatch.sinks.clip_remux import PacketClip
 from motionwatch.sinks.runner import Sink
 from motionwatch.index.database import EVENT_JSON, EventIndex, event_folder, write_atomic, write_json_atomic
@@ -137,15 +138,22 @@ class Recorder(Sink):
             self.clips[ev.id] = clip
 
     def _packets(self, s: ClipPackets) -> None:
-        """A stream-copy clip's packets: the first batch opens the clip, the last ends it."""
+        """A clip made from the source's packets (copied or encoded): the first batch
+        opens the clip, the last ends it."""
         ev = s.event
         clip = self.clips.get(ev.id)
         if clip is None:
             if not self.ev.clip or ev.id not in self.folders:
                 return
-            clip = PacketClip(self.folders[ev.id], ev, s.template, s.time_base, ev.clip_fps, self.ev.max_seconds)
+            folder = self.folders[ev.id]
+            if s.copy:
+                clip = PacketClip(folder, ev, s.template, s.time_base, ev.clip_fps, self.ev.max_seconds)
+            else:
+                clip = PacketEncodeClip(folder, ev, s.template, s.time_base, self._fmt, ev.clip_fps,
+                                        (self.ev.pre_roll_seconds, self.ev.post_roll_seconds), self.ev.clip_width,
+                                        self.ev.max_seconds)
             self.clips[ev.id] = clip
-        if not isinstance(clip, PacketClip):
+        if not isinstance(clip, (PacketClip, PacketEncodeClip)):
             return
         clip.packets(s.packets, s.upto_pts)
         if s.end_pts is not None:

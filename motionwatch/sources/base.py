@@ -39,9 +39,10 @@ class SourceOptions:
     timeout: float | None = None        # seconds a network stream may take to open or give a frame
     cancel: threading.Event | None = None   # set: a waiting read() returns at once
     detect_width: int = 320             # JPEG sources decode their grey about this wide
-    packet_seconds: float = 0.0         # keep this much compressed video for stream-copy clips (0: none)
-    copy_codecs: frozenset = frozenset()    # ... when the source's codec is one of these
+    packet_seconds: float = 0.0         # compressed video kept for clips before an event (the pre-roll)
+    copy_codecs: frozenset = frozenset()    # clips are stream copies when the source's codec is one of these
     copy_max_width: int = 0             # ... and its picture no wider than this (0: any width)
+    encode_packets: bool = False        # other clips are encoded from the kept packets too (else from frames)
     fast_decode: bool = False           # analyse a cheaper decode (skip_loop_filter); saved frames are decoded fully
     start_pts: int | None = None        # files: begin at this keyframe (a scan segment; see archive/plan.py)
     first_index: int = 0                # ... whose frame index in the whole file is this
@@ -75,10 +76,12 @@ class FrameSource:
         self.frames_read = 0
         self.dropped = 0
         self.total_frames = 0  # files only; 0 when unknown
-        # The compressed packet ring (media.ring.PacketRing) when clips are stream copies,
-        # and the av stream the clip muxer takes its codec parameters from.
+        # The compressed packet ring (media.ring.PacketRing) that clips are made from,
+        # the codec parameters to mux or decode its packets with, and whether clips
+        # are its packets as they are (stream copy) rather than encoded from them.
         self.packets = None
         self.template = None
+        self.copying = False
         # (scale, offset) from the frames' `gray` to full-range grey levels, for
         # limited-range (tv) video; None when `gray` is full range already.
         self.luma_levels: tuple[float, float] | None = None

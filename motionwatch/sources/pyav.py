@@ -2,9 +2,11 @@
 MPEG-TS, HLS, ...) and V4L2 cameras (/dev/videoN, N).
 
 Frames are `AvFrame`s: detection reads the decoder's Y plane as a view, colour
-is made only for the frames that are saved. When clips are stream copies the
-demuxed packets also go into the packet ring (`self.packets`), on the thread
-that demuxes, before they are decoded.
+is made only for the frames that are saved. When clips are on, the demuxed
+packets also go into the packet ring (`self.packets`), on the thread that
+demuxes, before they are decoded: clips are muxed from them (H.264/HEVC) or
+decoded again and encoded from them (other codecs), so no decoded picture is
+kept for the pre-roll.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def decoder(stream, threads: int, fast: bool) -> None:
 
 
 def copies(f, options: SourceOptions) -> bool:
-    """Whether clips of this stream are stream copies (then the source keeps a packet ring)."""
+    """Whether clips of this stream are stream copies (else encoded: from its packets
+    with `encode_packets`, from decoded frames without)."""
     return f.codec in options.copy_codecs and not (options.copy_max_width and f.width > options.copy_max_width)
 
 
@@ -125,9 +128,10 @@ class AvFileSource(FrameSource):
         decoder(self.stream, PACED_DECODER_THREADS if self.paced else SCAN_DECODER_THREADS, self._fast)
         self.luma_levels = None if f.full_range else TV_TO_FULL
         self.codec = f.codec
-        if copies(f, self.options):
-            self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S)
+        self.copying = copies(f, self.options)
+        if self.copying or self.options.encode_packets:
             self.template = CodecTemplate(self.stream)
+            self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
         if self.options.start_pts is not None:
             self.container.seek(self.options.start_pts, stream=self.stream, backward=True)
         self._frames = self._decode()
@@ -148,6 +152,8 @@ class AvFileSource(FrameSource):
                         return
                     continue
                 bad = 0
+                if frames and self.packets is not None:
+                    self.packets.follow_size((frames[-1].width, frames[-1].height))
                 start = self.options.start_pts
                 # A segment skips an open GOP's leading pictures: they belong to the one before.
                 yield from (f for f in frames if start is None or f.pts is None or f.pts >= start)
@@ -270,9 +276,10 @@ class AvLiveSource(LiveSource):
         decoder(stream, PACED_DECODER_THREADS, False)
         self.luma_levels = None if f.full_range else TV_TO_FULL
         self.codec = f.codec
-        if copies(f, self.options):
-            self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S)
+        self.copying = copies(f, self.options)
+        if self.copying or self.options.encode_packets:
             self.template = CodecTemplate(stream)
+            self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
         else:
             self.packets = self.template = None
         return _Connection(container, stream, self.packets)
@@ -318,6 +325,9 @@ class _Connection:
             if ring is not None:
                 ring.push(pkt)
             try:
-                yield from self.stream.decode(pkt)
+                frames = self.stream.decode(pkt)
             except av.InvalidDataError:
                 continue   # a damaged packet on the wire: the next keyframe repairs the picture
+            if frames and ring is not None:
+                ring.follow_size((frames[-1].width, frames[-1].height))
+            yield from frames

@@ -393,6 +393,18 @@ def live_table(work: Path, rounds: int, window: float) -> list[dict]:
     return rows
 
 
+def peak_rss(cmd: list[str], seconds: float, cwd: str | None = None, env: dict | None = None) -> int:
+    """Peak RSS in bytes of `cmd` run for `seconds`, then stopped with SIGTERM."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sampler = RssSampler(proc.pid)
+    sampler.start()
+    time.sleep(seconds)
+    proc.terminate()
+    proc.wait(30)
+    sampler.done.set()
+    return sampler.peak
+
+
 def memory_row(work: Path, seconds: float) -> dict:
     """Peak RSS of `run` (defaults) on a live 1080p25 H.264 camera served as MPEG-TS over HTTP."""
     from ts_server import TsServer
@@ -412,17 +424,11 @@ def memory_row(work: Path, seconds: float) -> dict:
     server = TsServer(ts, 20.0, loops=max(1, round(seconds / 20.0)))
     out = Path(tempfile.mkdtemp(prefix="mw-mem-", dir=work))
     try:
-        proc = subprocess.Popen(MW + ["run", "--source", server.url, "--recordings", str(out / "rec"), "-q"],
-                                cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        sampler = RssSampler(proc.pid)
-        sampler.start()
-        time.sleep(seconds)
-        proc.terminate()
-        proc.wait(30)
-        sampler.done.set()
+        peak = peak_rss(MW + ["run", "--source", server.url, "--recordings", str(out / "rec"), "-q"],
+                        seconds, cwd=str(REPO))
         events = len(list((out / "rec").rglob("event.json")))
         clips = len(list((out / "rec").rglob("clip-*.mp4")))
-        return {"peak_mb": sampler.peak / 2**20, "events": events, "clips": clips, "seconds": seconds}
+        return {"peak_mb": peak / 2**20, "events": events, "clips": clips, "seconds": seconds}
     finally:
         server.close()
         shutil.rmtree(out, ignore_errors=True)
