@@ -246,11 +246,11 @@ def test_pre_roll_of_a_codec_that_is_not_copied_stays_compressed(tmp_path):
     import threading
 
     from motionwatch.config import CameraConfig, Config, RecordingsConfig
-    from motionwatch.pipeline import CameraLoop
+    from motionwatch.pipeline.camera import CameraLoop
     from motionwatch.sinks.recorder import Recorder
     from motionwatch.sinks.runner import SinkRunner
     from motionwatch.sources.pyav import RING_SLACK_S
-    from motionwatch.synth import write_video
+    from motionwatch.sources.scene import write_video
 
     scene = Scene(width=1920, height=1080, fps=10, duration_s=9, seed=5, noise=3.0,
                   walkers=(Walker(5.0, 2.5, height=0.6),))

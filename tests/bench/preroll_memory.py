@@ -28,7 +28,7 @@ from compare_peers import make_clip, peak_rss  # noqa: E402
 from scan_cpu import export  # noqa: E402
 from ts_server import TsServer  # noqa: E402
 
-from motionwatch.synth import Scene, Walker, write_video  # noqa: E402
+from motionwatch.sources.scene import Scene, Walker, write_video  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
