@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from motionwatch.errors import SourceError
-from motionwatch.media.probe import sane_fps as _sane_fps  # noqa: F401  (backends import it from here)
 from motionwatch.model import Frame
 from motionwatch.config.source_spec import URL_SCHEMES, is_index, redact, source_kind  # noqa: F401
 

@@ -29,7 +29,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from motionwatch.errors import SourceError
 from motionwatch.media.jpeg import JpegFrames
-from motionwatch.sources.base import READ_TIMEOUT_MS, LiveSource, SourceOptions, redact, _sane_fps
+from motionwatch.media.probe import sane_fps
+from motionwatch.sources.base import READ_TIMEOUT_MS, LiveSource, SourceOptions, redact
 
 log = logging.getLogger("motionwatch")
 
@@ -298,7 +299,7 @@ class MjpegSource(JpegFrames, LiveSource):
             pass   # the reader will meet the same trouble and report it
         # The first frame may have waited in a buffer: time the ones after it.
         if len(arrivals) >= 3 and arrivals[-1] > arrivals[1]:
-            self.fps = _sane_fps((len(arrivals) - 2) / (arrivals[-1] - arrivals[1]), unknown=0.0)
+            self.fps = sane_fps((len(arrivals) - 2) / (arrivals[-1] - arrivals[1]), unknown=0.0)
 
     def _grab_from(self, parts: PartReader) -> bytes | None:
         if self._pending is not None:
