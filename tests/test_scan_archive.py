@@ -368,3 +368,30 @@ def test_folder_scan_runs_event_hooks_like_a_single_file_scan(tmp_path, visit_cl
         assert Path(end["snapshot"]).read_bytes() == (tmp_path / "recordings" / ev["snapshot"]).read_bytes()
     # The same hooks, in the same order and with the same reasons, as a single-file scan's.
     assert [(c["hook"], c["reason"]) for c in single] == [(c["hook"], c["reason"]) for c in calls[:2]]
+
+
+def test_jobs_bound_the_cores_a_scan_decodes_on(visit_clip):
+    """`--jobs N` keeps about N cores busy, as `make -j` does: a scan alone decodes on
+    two FFmpeg threads beside its detecting thread, so a worker that shares the jobs with
+    others (or `--jobs 1`) decodes on one. Checked on the decoder PyAV really opened."""
+    from motionwatch.archive.command import decoder_threads
+    from motionwatch.sources.base import SourceOptions
+    from motionwatch.sources.pyav import SCAN_DECODER_THREADS, AvFileSource
+
+    assert decoder_threads(1, 1, None) == 1        # scan FILE --jobs 1
+    assert decoder_threads(1, 8, None) == 1        # a folder, one at a time
+    assert decoder_threads(2, 8, None) == 1        # two workers fill two jobs
+    assert decoder_threads(2, 1, None) == 0        # one file that is not split: both cores
+    assert decoder_threads(8, 2, None) == 0        # cores to spare per worker
+    assert decoder_threads(2, 8, "tcp://h:8786") == 0   # a cluster's workers are sized by Dask
+
+    def threads(options: SourceOptions) -> int:
+        src = AvFileSource(str(visit_clip), options)
+        src.open()
+        try:
+            return src.stream.codec_context.thread_count
+        finally:
+            src.close()
+
+    assert threads(SourceOptions(scan=True, decoder_threads=1)) == 1
+    assert threads(SourceOptions(scan=True)) == SCAN_DECODER_THREADS

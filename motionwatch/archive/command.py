@@ -95,10 +95,26 @@ def plan_rows(rows: list[FileRow], cfg, args, jobs: int, start_wall: float | Non
                 row.kept += 1
             else:
                 tasks.append(task)
+    threads = decoder_threads(jobs, len(tasks), args.cluster)
+    if threads:
+        tasks = [replace(t, decoder_threads=threads) for t in tasks]
+        for row in todo:
+            row.tasks = [replace(t, decoder_threads=threads) for t in row.tasks]
     if jobs <= 1:
         return tasks   # one at a time: in the order given
     frames = {t.key: r.frames for r in todo for t in r.tasks}
     return sorted(tasks, key=lambda t: -work(t, frames[t.key]))
+
+
+def decoder_threads(jobs: int, tasks: int, cluster: str | None) -> int:
+    """FFmpeg threads per scan, so that `--jobs N` keeps about N cores busy, as `make -j`
+    does: a scan alone decodes on two threads beside its detecting thread (almost two
+    cores), so workers that fill the jobs decode on one each. 0 keeps the default
+    (a cluster's workers, or a lone worker with cores to spare)."""
+    if cluster:
+        return 0
+    workers = 1 if jobs <= 1 or tasks <= 1 else min(jobs, tasks)
+    return 1 if jobs // workers < 2 else 0
 
 
 def segments_of(row: FileRow, cfg, parts: int) -> list[plan.Segment]:

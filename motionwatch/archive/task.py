@@ -44,6 +44,7 @@ class ScanTask:
     detect_every: int = 1
     key: int = 0              # the task's place in the client's plan
     cut: bool = True          # may cut an event still open at its end (join.py joins the halves)
+    decoder_threads: int = 0  # FFmpeg threads per worker, so --jobs N stays about N cores (0: the default)
 
 
 @dataclass
@@ -78,6 +79,7 @@ class SegmentLoop(CameraLoop):
         super().__init__(cfg.cameras[0], cfg, None, stop, scan=True, start_wall=task.start_wall)
         self.segment = task.segment
         self.detect_every = task.detect_every
+        self.decoder_threads = task.decoder_threads
         self.on_frames = on_frames
         self.may_cut = task.cut
         self.cut: dict | None = None

@@ -18,7 +18,7 @@ def add_scan(sub) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", type=nonempty, help="video files, folders (searched recursively) or globs")
     common(p, source=False)
     p.add_argument("--camera", metavar="NAME", type=nonempty, help="camera name to record under (default: each file's name)")
-    p.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: the number of cores)")
+    p.add_argument("--jobs", type=int, metavar="N", help="about how many cores to use: worker processes, and decoder threads when they fill them; --jobs 1 keeps to one core (default: the number of cores)")
     p.add_argument("--rescan", action="store_true", help="scan files again that were scanned with the same "
                    "settings, replacing their events (default: skip them)")
     p.add_argument("--cluster", metavar="tcp://HOST:PORT", help="run on this Dask scheduler's workers "
@@ -34,8 +34,9 @@ def add_scan(sub) -> None:
 
 def cmd_scan(args) -> int:
     # Imported here: `--help` and the light commands start without OpenCV, PyAV or pydantic.
-    from motionwatch.archive.command import check_args, scan_archive, single_file
+    from motionwatch.archive.command import check_args, decoder_threads, scan_archive, single_file
     from motionwatch.archive.ledger import open_ledger
+    from motionwatch.archive.runners import default_jobs
     from motionwatch.cli.progress import Progress
     from motionwatch.config.overrides import effective_config
     from motionwatch.config.source_spec import source_kind
@@ -57,6 +58,7 @@ def cmd_scan(args) -> int:
     stop = threading.Event()
     loop = CameraLoop(cfg.cameras[0], cfg, None, stop, scan=True, start_wall=start_wall)
     loop.detect_every = args.detect_every
+    loop.decoder_threads = decoder_threads(args.jobs or default_jobs(), 1, None)
     src = loop.open()
     try:   # after the source opened: a bad file never touches the recordings
         index, _ = prepare_recordings(cfg.recordings, live=False)

@@ -107,6 +107,7 @@ class CameraLoop:
         self._stall_s = 0.1     # a frame interval of the current source, set per source in _setup
         self._fps_window: list[float] = []
         self.detect_every = 1   # `scan --detect-every N`: analyse every Nth frame, read them all
+        self.decoder_threads = 0   # `scan --jobs`: FFmpeg threads this scan may decode on (0: the source's choice)
         self._backoff = BACKOFF_START
         self._up_since = 0.0   # monotonic time of the last (re)connection
         self._was_lost = False  # so the next frame announces "camera_found"
@@ -149,7 +150,7 @@ class CameraLoop:
             packet_seconds=ev.pre_roll_seconds, encode_packets=ev.clip and not self.scan,
             copy_codecs=COPY_CODECS[ev.clip_codec] if copy else frozenset(),
             copy_max_width=ev.clip_width if ev.clip_codec == "auto" else 0,
-            fast_decode=self.det_cfg.fast_decode)
+            fast_decode=self.det_cfg.fast_decode, decoder_threads=self.decoder_threads)
 
     def run(self) -> CameraStatus:
         if self.source is None:

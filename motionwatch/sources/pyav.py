@@ -125,7 +125,8 @@ class AvFileSource(FrameSource):
             length = self.total_frames / self.fps if self.total_frames else 0.0
             self.start_wall = path.stat().st_mtime - length
         self._fast = self.options.fast_decode and f.codec in FAST_DECODE_CODECS
-        decoder(self.stream, PACED_DECODER_THREADS if self.paced else SCAN_DECODER_THREADS, self._fast)
+        decoder(self.stream, self.options.decoder_threads or (PACED_DECODER_THREADS if self.paced else SCAN_DECODER_THREADS),
+                self._fast)
         self.luma_levels = None if f.full_range else TV_TO_FULL
         self.codec = f.codec
         self.copying = copies(f, self.options)
