@@ -140,14 +140,16 @@ class CameraLoop:
         ev = self.cfg.events
         # Clips are the source's own packets when its codec allows (the source decides
         # from `copy_codecs`); auto encodes when clip_width asks for narrower clips.
-        # Live and paced, encoded clips are made from the packets too, so the pre-roll
-        # stays compressed; `scan` encodes the frames it decoded anyway (no second
-        # decode; its pre-roll lasts only as long as the scan).
+        # Encoded clips are made from the packets too, so the pre-roll stays compressed.
+        # `scan` as well: encoding its decoded frames instead saves the second decode
+        # (a quarter more CPU for re-encoded clips) but x264 falls behind the scan and
+        # the frames pile up (a 1080p scan with clip_codec h264 peaked at 816 MB against
+        # 276 MB; docs/performance.md), and a Pi must not run out of memory.
         copy = ev.clip and ev.clip_codec in COPY_CODECS
         return SourceOptions(
             scan=self.scan, start_wall=self.start_wall, timeout=self.cam.timeout_seconds,
             cancel=self.stop, detect_width=self.det_cfg.width,
-            packet_seconds=ev.pre_roll_seconds, encode_packets=ev.clip and not self.scan,
+            packet_seconds=ev.pre_roll_seconds, encode_packets=ev.clip,
             copy_codecs=COPY_CODECS[ev.clip_codec] if copy else frozenset(),
             copy_max_width=ev.clip_width if ev.clip_codec == "auto" else 0,
             fast_decode=self.det_cfg.fast_decode, decoder_threads=self.decoder_threads)
