@@ -53,7 +53,7 @@ def replay(ev: FoundEvent, root: Path) -> tuple[EventStarted, EventEnded]:
     """The start and end signals of a written event, as its scan's tracker emitted them."""
     rec = ev.record
     folder = root / folder_of(ev.files)
-    image = _snapshot(root, rec)   # MQTT sends the picture with the start
+    image = _snapshot(ev, root)   # MQTT sends the picture with the start
     wall = ev.wall if ev.wall is not None else datetime.fromisoformat(rec["start"]).timestamp()
     first = Frame(image, rec["start_frame"], rec["start_offset_s"], wall)
     last = Frame(image, rec["end_frame"], rec["end_offset_s"], wall + rec["end_offset_s"] - rec["start_offset_s"])
@@ -64,10 +64,12 @@ def replay(ev: FoundEvent, root: Path) -> tuple[EventStarted, EventEnded]:
             EventEnded(ended, Event.from_dict(rec), ev.reason or "source ended", saved=rec, folder=str(folder)))
 
 
-def _snapshot(root: Path, rec: dict) -> np.ndarray:
-    """The event's snapshot decoded, or a black pixel when it has none."""
-    image = None
-    if rec.get("snapshot"):
-        data = np.fromfile(root / rec["snapshot"], np.uint8)
+def _snapshot(ev: FoundEvent, root: Path) -> np.ndarray:
+    """The event's snapshot decoded, or a black pixel when it has none. Its bytes are
+    the ones just written (`ev.files`), read back from disk only when not among them."""
+    image, name = None, ev.record.get("snapshot")
+    if name:
+        blob = ev.files.get(name)
+        data = np.frombuffer(blob, np.uint8) if blob is not None else np.fromfile(root / name, np.uint8)
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     return image if image is not None else np.zeros((1, 1, 3), np.uint8)

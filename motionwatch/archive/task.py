@@ -97,8 +97,11 @@ class SegmentLoop(CameraLoop):
         if not self.scheduled:
             self.scheduled = True   # from the first frame decoded (a damaged one may have been skipped)
             if self._detect_interval:
-                self._next_detect_ts = sequential_next_detect(frame.index, self.source.fps, self._detect_interval,
-                                                              self.detect_every)
+                # Take up the schedule a scan from frame 0 has on reaching this frame, so a
+                # segment analyses the same frames (a file's frame times are index / fps).
+                fps = self.source.fps
+                for i in range(frame.index):
+                    self._due(i, i / fps)
         if frame.index == seg.own_start and seg.first_index < seg.own_start:
             self._continue_from(frame)
         super()._process(frame)
@@ -140,21 +143,6 @@ class SegmentLoop(CameraLoop):
             cont["reason"], cont["peak"] = signal.reason, signal.event.peak
             cont["end_pts"] = getattr(signal.event.last_motion, "pts", None)
         super()._emit(signal)
-
-
-def sequential_next_detect(index: int, fps: float, interval: float, every: int) -> float:
-    """CameraLoop's next time to analyse (detection.fps) as a scan from frame 0 has it on
-    reaching frame `index`, so a segment analyses the same frames: the schedule depends on
-    every analysed frame before, and a file's frame times are index / fps (sources/pyav.py).
-    The same float arithmetic as the loop's, one step per analysed frame."""
-    nxt, last = 0.0, -1
-    while True:
-        i = max(last + 1, int(nxt * fps) - 1)
-        while i / fps < nxt or i % every:
-            i += 1
-        if i >= index:
-            return nxt
-        last, nxt = i, i / fps + interval
 
 
 def run_task(task: ScanTask, cancel: threading.Event | None = None, on_frames=None) -> TaskResult:

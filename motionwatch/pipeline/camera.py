@@ -211,6 +211,14 @@ class CameraLoop:
 
     # -- per frame ----------------------------------------------------------------
 
+    def _due(self, index: int, ts: float) -> bool:
+        """Whether this frame is analysed (detection.fps, `scan --detect-every`); moves the schedule on."""
+        if ts < self._next_detect_ts or index % self.detect_every:
+            return False
+        if self._detect_interval:
+            self._next_detect_ts = ts + self._detect_interval
+        return True
+
     def _process(self, frame: Frame) -> None:
         st = self.status
         st.frames += 1
@@ -221,14 +229,12 @@ class CameraLoop:
         size = frame.size
         if size != self._size:
             self._setup(size)
-        if frame.ts < self._next_detect_ts or frame.index % self.detect_every:
+        if not self._due(frame.index, frame.ts):
             # Analyse at most detection.fps frames a second; the others still go
             # to the pre-roll and the clip so clips keep the source's frame rate.
             for signal in self.tracker.carry(frame):
                 self._emit(signal)
             return
-        if self._detect_interval:
-            self._next_detect_ts = frame.ts + self._detect_interval
         det = self.detector.update(pic)
         st.analysed += 1
         st.fraction = det.fraction
