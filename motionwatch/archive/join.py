@@ -61,7 +61,7 @@ def join(cut: Cut, record: dict, files: dict[str, bytes], facts: dict) -> Cut:
     rec = dict(cut.record)
     later_best = facts["peak"] > cut.peak
     folder = folder_of(cut.files)
-    out_files = {k: v for k, v in cut.files.items() if not _is_clip(k)}
+    out_files = {k: v for k, v in cut.files.items() if not is_clip(k)}
     if later_best:
         for rel, data in files.items():
             if Path(rel).name in BEST_FILES:
@@ -139,5 +139,5 @@ def folder_of(files: dict[str, bytes]) -> Path:
     return next(Path(rel).parent for rel in files if Path(rel).name == EVENT_JSON)
 
 
-def _is_clip(rel: str) -> bool:
+def is_clip(rel: str) -> bool:
     return Path(rel).suffix in (".mp4", ".webm", ".mkv")

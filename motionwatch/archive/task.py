@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from motionwatch.archive.join import BEST_FILES, is_clip
 from motionwatch.archive.plan import WHOLE, Segment
 from motionwatch.config import Config
 from motionwatch.errors import SourceError
@@ -113,7 +114,8 @@ class SegmentLoop(CameraLoop):
         ev = self.tracker.open
         if ev is not None and frame.index == end - 1 and self._can_cut():
             self.cut = {"id": ev.id, "last_motion": ev.last_motion.index, "peak": ev.peak,
-                        "first_pts": getattr(ev.first, "pts", None)}
+                        "first_pts": getattr(ev.first, "pts", None),
+                        "last_pts": getattr(ev.last_motion, "pts", None)}
             self.stop.set()
         elif frame.index >= end and ev is None and (not self.tracker.run or self.tracker.run[0][0].index >= end):
             self.stop.set()
@@ -174,7 +176,10 @@ def run_task(task: ScanTask, cancel: threading.Event | None = None, on_frames=No
                             events=own_events(Path(tmp), task.segment, loop), interrupted=interrupted,
                             cut=loop.cut)
         if loop.continued is not None and loop.continued["reason"] is not None:
-            found = folder_events(Path(tmp), lambda r: r["id"] == loop.continued["id"], loop)
+            # Only what the join takes from a continuation: its record and, when its best
+            # frame wins, the files that show it (the clip is remuxed from the file).
+            found = folder_events(Path(tmp), lambda r: r["id"] == loop.continued["id"], loop,
+                                  lambda _r, p: p.name in BEST_FILES)
             result.continued, result.continued_facts = (found[0], loop.continued) if found else (None, None)
         return result
     finally:
@@ -229,13 +234,19 @@ def _alive(pid: int) -> bool:
 
 
 def own_events(root: Path, seg: Segment, loop: SegmentLoop) -> list[FoundEvent]:
-    """The events that start inside the segment's own range, with their files' bytes."""
+    """The events that start inside the segment's own range, with their files' bytes;
+    but not the clip of the event cut at the segment's end: the client remuxes the
+    whole event's clip from the file (join.py), so this half would be read, held and
+    sent (across the network, on a cluster) only to be thrown away."""
+    cut = loop.cut["id"] if loop.cut is not None else None
     return folder_events(root, lambda r: seg.own_start <= r["start_frame"]
-                         and (seg.own_end is None or r["start_frame"] < seg.own_end), loop)
+                         and (seg.own_end is None or r["start_frame"] < seg.own_end), loop,
+                         lambda r, p: r["id"] != cut or not is_clip(p.name))
 
 
-def folder_events(root: Path, keep, loop: SegmentLoop) -> list[FoundEvent]:
-    """The events in a task's folder whose record `keep` accepts, with their files' bytes."""
+def folder_events(root: Path, keep, loop: SegmentLoop, wanted=lambda _record, _path: True) -> list[FoundEvent]:
+    """The events in a task's folder whose record `keep` accepts, with the bytes of
+    their files that `wanted(record, path)` accepts."""
     out = []
     for folder in iter_event_folders(root):
         if not (folder / EVENT_JSON).exists():
@@ -244,6 +255,6 @@ def folder_events(root: Path, keep, loop: SegmentLoop) -> list[FoundEvent]:
         if not keep(record):
             continue
         files = {str(p.relative_to(root)): p.read_bytes() for p in sorted(folder.rglob("*"))
-                 if p.is_file() and not p.name.startswith(TMP_PREFIX)}
+                 if p.is_file() and not p.name.startswith(TMP_PREFIX) and (p.name == EVENT_JSON or wanted(record, p))}
         out.append(FoundEvent(record, files, loop.walls.get(record["id"]), loop.reasons.get(record["id"])))
     return out

@@ -9,7 +9,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from motionwatch.archive.join import Cut, agrees, join, remux_clip
+from motionwatch.archive.join import Cut, agrees, is_clip, join, remux_clip
 from motionwatch.archive.task import FoundEvent, TaskResult
 from motionwatch.index.database import EVENT_JSON, EventIndex, inside, write_atomic
 
@@ -43,8 +43,7 @@ def join_segments(results: list[TaskResult], finish_cut=None, rerun=None) -> lis
                 cut.last_motion = res.cut["last_motion"]   # cut again at this segment's end
                 continue
         if cut is not None:
-            out.append(finish_cut(cut) if finish_cut is not None and cut.reason is not None
-                       else _uncut(cut))
+            out.append(_finish(cut, finish_cut))
             cut = None
         for ev in sorted(res.events, key=lambda e: e.record["start_frame"]):
             if ev.record["start_frame"] <= reach:
@@ -55,16 +54,20 @@ def join_segments(results: list[TaskResult], finish_cut=None, rerun=None) -> lis
             else:
                 out.append(ev)
     if cut is not None:
-        out.append(_uncut(cut))
+        out.append(_finish(cut, finish_cut))
     return out
 
 
 def _as_cut(res: TaskResult, ev: FoundEvent) -> Cut:
-    return Cut(ev.record, ev.files, res.cut["peak"], res.cut["first_pts"], res.cut["last_motion"], wall=ev.wall)
+    return Cut(ev.record, ev.files, res.cut["peak"], res.cut["first_pts"], res.cut["last_motion"],
+               res.cut.get("last_pts"), ev.reason, ev.wall)
 
 
-def _uncut(cut: Cut) -> FoundEvent:
-    """A cut event as it stands (its continuation is missing: interrupted, or the last one)."""
+def _finish(cut: Cut, finish_cut) -> FoundEvent:
+    """A cut event, joined or not (its continuation is missing: interrupted), with its
+    clip made by `finish_cut`: the segment that cut it sent no clip (task.own_events)."""
+    if finish_cut is not None:
+        return finish_cut(cut)
     return FoundEvent(cut.record, cut.files, cut.wall, cut.reason)
 
 
@@ -74,6 +77,8 @@ def joined_event(root: Path, source: str, events_cfg, cut: Cut) -> FoundEvent:
     if events_cfg.clip and cut.first_pts is not None and cut.last_pts is not None:
         record.update(remux_clip(root, source, cut, events_cfg.pre_roll_seconds,
                                  events_cfg.post_roll_seconds, events_cfg.max_seconds))
+    elif not any(is_clip(rel) for rel in cut.files):   # no clip to point at
+        record.update(clip=None, clip_parts=[])
     files = {rel: (json.dumps(record, indent=2) + "\n").encode() if rel.endswith(EVENT_JSON) else data
              for rel, data in cut.files.items()}
     return FoundEvent(record, files, cut.wall, cut.reason)
