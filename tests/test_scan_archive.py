@@ -398,6 +398,43 @@ def test_folder_scan_runs_event_hooks_like_a_single_file_scan(tmp_path, visit_cl
     assert [(c["hook"], c["reason"]) for c in single] == [(c["hook"], c["reason"]) for c in calls[:2]]
 
 
+def hook_config(tmp_path: Path, name: str) -> list[dict]:
+    """Write NAME.yaml running HOOK on every event's start and end; returns a reader of its calls."""
+    (tmp_path / "hook.py").write_text(HOOK)
+    cmd = [sys.executable, str(tmp_path / "hook.py"), str(tmp_path / f"{name}.jsonl")]
+    (tmp_path / f"{name}.yaml").write_text(json.dumps({"hooks": {"on_event_start": cmd, "on_event_end": cmd}}))
+    log = tmp_path / f"{name}.jsonl"
+    return lambda: [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+@pytest.mark.parametrize("how", ["folder", "file"])
+def test_an_interrupted_scan_and_its_rerun_tell_the_hooks_of_each_event_once(tmp_path, visit_clip, how):
+    """Ctrl-C while an event is open: that event is finished, written and told (start
+    and end); the rerun scans the file again, finds the same event and does not tell it
+    again. A folder goes through the archive scan, one file through the single-file
+    scan, whose hooks run live."""
+    names = ["a.mp4", "b.mp4", "c.mp4"] if how == "folder" else ["a.mp4"]
+    archive(tmp_path, visit_clip, names)
+    calls = hook_config(tmp_path, "hooks")
+    target = "archive" if how == "folder" else "archive/a.mp4"
+    args = ["scan", target, "--jobs", "1", "--config", "hooks.yaml", "--no-progress"]
+    opened = 2 if how == "folder" else 1   # Ctrl-C in the event of b.mp4, or of the one file
+    code, out = interrupt_when(args, tmp_path / "scan.log", lambda text: text.count("started at") >= opened,
+                               signal.SIGINT, cwd=tmp_path, timeout=120)
+    assert code == 0 and "Traceback" not in out, out
+    assert wait_until(lambda: len(calls()) == 2 * opened, 30, "the hooks")
+    again = mw(*args, cwd=tmp_path, check=True)
+    assert "Traceback" not in again.stderr
+    evs = events_json(tmp_path / "recordings")
+    assert sorted(e["camera"] for e in evs) == sorted(Path(n).stem for n in names)
+    assert len({e["end_frame"] for e in evs}) == 1   # whole events now, the interrupted one too
+    told = calls()
+    for cam in (Path(n).stem for n in names):
+        assert [c["state"] for c in told if c["camera"] == cam] == ["start", "end"], told
+    third = mw(*args, "--rescan", cwd=tmp_path, check=True)   # asked for: told again
+    assert third.returncode == 0 and len(calls()) == len(told) + 2 * len(names)
+
+
 def test_jobs_bound_the_cores_a_scan_decodes_on(visit_clip):
     """`--jobs N` keeps about N cores busy, as `make -j` does: a scan alone decodes on
     two FFmpeg threads beside its detecting thread, so a worker that shares the jobs with

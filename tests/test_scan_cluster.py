@@ -1,9 +1,11 @@
 """`scan --cluster` on a real Dask cluster on loopback (a scheduler and two
 worker processes started here); one worker is killed at a random moment of
-the scan, and the events still equal a local scan's: none lost, none doubled."""
+the scan, and the events still equal a local scan's: none lost, none doubled,
+and the event hooks run once for each event, though Dask ran a task twice."""
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import subprocess
@@ -50,10 +52,13 @@ def test_cluster_scan_with_a_worker_killed_equals_local_scan(tmp_path):
     local = comparable(tmp_path / "local")
     assert len(local) == 2 * len(FILES)
 
+    (tmp_path / "hook.py").write_text(HOOK)
+    hook = [sys.executable, str(tmp_path / "hook.py"), str(tmp_path / "hooks.jsonl")]
+    (tmp_path / "hooks.yaml").write_text(json.dumps({"hooks": {"on_event_start": hook, "on_event_end": hook}}))
     with LoopbackCluster(2, tmp_path) as cluster:
         out = open(tmp_path / "scan.log", "w+")
         scan = subprocess.Popen([sys.executable, "-m", "motionwatch", "scan", "archive", "--cluster",
-                                 cluster.address, "--recordings", "remote", "--no-progress"],
+                                 cluster.address, "--recordings", "remote", "--config", "hooks.yaml", "--no-progress"],
                                 cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
         try:
             victim = cluster.workers[0]
@@ -72,3 +77,15 @@ def test_cluster_scan_with_a_worker_killed_equals_local_scan(tmp_path):
     assert "Traceback" not in log
     assert comparable(tmp_path / "remote") == local
     assert len(list((tmp_path / "remote").rglob("event.json"))) == len(local)
+    calls = [json.loads(line) for line in (tmp_path / "hooks.jsonl").read_text().splitlines()]
+    assert sorted((c["id"], c["state"]) for c in calls) == \
+        sorted((e["id"], state) for e in events_json(tmp_path / "remote") for state in ("start", "end"))
+
+
+# Appends each call (which event, start or end) to the file it is given.
+HOOK = """\
+import json, sys
+rec = json.load(sys.stdin)
+with open(sys.argv[1], "a") as f:
+    f.write(json.dumps({"id": rec["id"], "state": rec["state"]}) + "\\n")
+"""

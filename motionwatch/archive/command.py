@@ -18,7 +18,7 @@ import av
 from motionwatch.archive import plan
 from motionwatch.archive.discover import find_videos
 from motionwatch.archive.ledger import Ledger, config_hash
-from motionwatch.archive.notify import Notifier
+from motionwatch.archive.notify import Notifier, Sent
 from motionwatch.archive.parts import Parts
 from motionwatch.archive.runners import default_jobs, make_runner
 from motionwatch.archive.task import ScanTask, TaskResult, run_task, sweep_stale_temp
@@ -278,9 +278,10 @@ def finish_file(row: FileRow, notifier: Notifier, ledger: Ledger) -> None:
     events = join_segments(row.results, lambda cut: joined_event(root, source, row.tasks[0].config.events, cut),
                            run_task)
     ids = []
+    sent = Sent(ledger, row.path, row.camera)
     for ev in events:
         ids.append(save_event(root, ledger.index, ev))
-        notifier.saved(ev)
+        notifier.saved(ev, sent)
     row.events = len(ids)
     interrupted = any(r.interrupted for r in row.results)
     decoded = sum(r.frames for r in row.results)

@@ -49,8 +49,12 @@ class Ledger:
                     and row["config_hash"] == self.digest)
 
     def begin(self, path: Path, camera: str) -> int:
-        """Forget the file's earlier events (a rescan, a change, an interrupted run); how many."""
+        """Forget the file's earlier events (a rescan, a change, an interrupted run); how many.
+        Which events the notifiers were told of is kept when this run resumes an unfinished
+        one (notify.Sent): those are the same events, and each is told once."""
         row = self.index.scanned(self.key(path), camera)
+        if not self.resumes(row, path):
+            self.index.forget_notified(self.key(path), camera)
         removed = 0
         for event_id in (row or {}).get("event_ids", []):
             got = self.index.get(event_id)
@@ -63,6 +67,12 @@ class Ledger:
                 removed += 1
         self.record(path, camera, [], done=False)
         return removed
+
+    def resumes(self, row: dict | None, path: Path) -> bool:
+        """The file's last scan did not finish, and the file and settings are as they were."""
+        st = Path(path).stat()
+        return bool(row and not row["done"] and row["size"] == st.st_size and row["mtime"] == st.st_mtime
+                    and row["config_hash"] == self.digest)
 
     def record(self, path: Path, camera: str, event_ids: list[str], done: bool) -> None:
         st = Path(path).stat()

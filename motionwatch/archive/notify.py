@@ -4,7 +4,9 @@ Workers scan into private folders and have no notifiers; the client that writes
 each event into the recordings tells the configured notifiers about it as a
 single-file scan's sinks would: an EventStarted, then an EventEnded with its
 event.json already written. So a folder, split or cluster scan notifies like
-`scan FILE` does, each event once, when its file's events are written.
+`scan FILE` does, each event once, when its file's events are written; and
+once across runs: a rerun after an interrupted one does not tell the same
+events again (Sent).
 """
 
 from __future__ import annotations
@@ -18,35 +20,101 @@ import cv2
 import numpy as np
 
 from motionwatch.archive.join import folder_of
+from motionwatch.archive.ledger import Ledger
 from motionwatch.archive.task import FoundEvent
 from motionwatch.config import Config
 from motionwatch.events import EventEnded, EventStarted, OpenEvent
+from motionwatch.index.database import EventIndex
 from motionwatch.model import Event, Frame
+from motionwatch.sinks import Sink, SinkRunner
 from motionwatch.sinks.notify.build import integration_sinks
+from motionwatch.sinks.recorder import Recorder
 
 log = logging.getLogger("motionwatch")
 
 
-class Notifier:
-    def __init__(self, cfg: Config):
-        self.root = Path(cfg.recordings.path)
-        self.sinks = integration_sinks(cfg)
+class Sent:
+    """Which of one file's events the notifiers were told of (start, end), kept in the
+    index: a run that scans the file again after an interrupted one (Ctrl-C, a killed
+    worker or client) finds the same events, and each is told once. Forgotten when the
+    file is scanned anew (--rescan, a changed file or settings: ledger.begin)."""
 
-    def saved(self, ev: FoundEvent) -> None:
-        """Tell every notifier about an event just written into the recordings."""
-        if not self.sinks:
+    def __init__(self, ledger: Ledger, path: Path, camera: str):
+        self.index, self.key, self.camera = ledger.index, Ledger.key(path), camera
+        self.told = ledger.index.notified(self.key, camera)
+
+    def before(self, start_frame: int, state: str) -> bool:
+        # A resumed scan split another way (another --jobs) may start an event a frame apart.
+        return any((f, state) in self.told for f in (start_frame - 1, start_frame, start_frame + 1))
+
+    def add(self, start_frame: int, state: str) -> None:
+        self.told.add((start_frame, state))
+        self.index.set_notified(self.key, self.camera, start_frame, state)
+
+
+class Notifiers(Sink):
+    """The notifying sinks as one, telling each event's start and end once (`Sent`);
+    other signals go to them as they are."""
+
+    name = "notifiers"
+
+    def __init__(self, sinks: list[Sink], sent: Sent | None = None):
+        self.sinks = sinks
+        self.sent = sent
+
+    def handle(self, signal) -> None:
+        self.tell(signal, self.sent)
+
+    def tell(self, signal, sent: Sent | None) -> None:
+        once = _once(signal)
+        if once is not None and sent is not None and sent.before(*once):
             return
-        for signal in replay(ev, self.root):
-            for sink in self.sinks:
-                try:
-                    sink.handle(signal)
-                except Exception:   # noqa: BLE001  (a notifier's bug must not stop the scan)
-                    log.exception("%s: notifying event %s failed", sink.name, ev.record["id"])
+        for sink in self.sinks:
+            try:
+                sink.handle(signal)
+            except Exception:   # noqa: BLE001  (a notifier's bug must not stop the scan)
+                log.exception("%s: notifying failed", sink.name)
+        if once is not None and sent is not None:
+            sent.add(*once)
 
     def close(self) -> None:
         """Let queued hooks and webhooks go out (each sink bounds its own wait)."""
         for sink in self.sinks:
             sink.close()
+
+
+def _once(signal) -> tuple[int, str] | None:
+    """(start frame, state) of an event's start or end, the signals told once."""
+    if isinstance(signal, EventStarted):
+        return signal.event.first.index, "start"
+    if isinstance(signal, EventEnded):
+        return signal.record.start_frame, "end"
+    return None
+
+
+def scan_sinks(cfg: Config, index: EventIndex, sent: Sent) -> SinkRunner:
+    """A single-file scan's sinks: pipeline.runtime.build_sinks's recorder and notifiers,
+    the notifiers telling each event once across an interrupted run and its resumption."""
+    return SinkRunner([Recorder(cfg.recordings, cfg.events, index), Notifiers(integration_sinks(cfg), sent)],
+                      max_frames=30, wait_for_room=True)
+
+
+class Notifier:
+    """The archive scan's notifiers, told of each event as its file's events are written."""
+
+    def __init__(self, cfg: Config):
+        self.root = Path(cfg.recordings.path)
+        self.group = Notifiers(integration_sinks(cfg))
+
+    def saved(self, ev: FoundEvent, sent: Sent | None = None) -> None:
+        """Tell every notifier about an event just written into the recordings."""
+        if not self.group.sinks:
+            return
+        for signal in replay(ev, self.root):
+            self.group.tell(signal, sent)
+
+    def close(self) -> None:
+        self.group.close()
 
 
 def replay(ev: FoundEvent, root: Path) -> tuple[EventStarted, EventEnded]:

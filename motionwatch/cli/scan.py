@@ -36,6 +36,7 @@ def cmd_scan(args) -> int:
     # Imported here: `--help` and the light commands start without OpenCV, PyAV or pydantic.
     from motionwatch.archive.command import check_args, decoder_threads, scan_archive, single_file
     from motionwatch.archive.ledger import open_ledger
+    from motionwatch.archive.notify import Sent, scan_sinks
     from motionwatch.archive.runners import default_jobs
     from motionwatch.cli.progress import Progress
     from motionwatch.config.overrides import effective_config
@@ -43,7 +44,6 @@ def cmd_scan(args) -> int:
     from motionwatch.index.retention import prepare_recordings
     from motionwatch.pipeline.camera import CameraLoop
     from motionwatch.pipeline.preflight import check_config, check_regular_file
-    from motionwatch.pipeline.runtime import build_sinks
     check_args(args)
     args.file = single_file(args)
     if args.file is None:   # several files, a folder, a long file to split or a cluster
@@ -71,7 +71,7 @@ def cmd_scan(args) -> int:
         print(f"skipped {args.file}: already scanned with these settings (--rescan to scan it again)")
         return 0
     ledger.begin(Path(args.file), cfg.cameras[0].name)
-    loop.sinks = build_sinks(cfg, index, scan=True)
+    loop.sinks = scan_sinks(cfg, index, Sent(ledger, Path(args.file), cfg.cameras[0].name))
     loop.sinks.sinks.append(ids)
     progress = Progress(src.total_frames, enabled=not args.no_progress and sys.stderr.isatty())
     loop.on_frame = lambda f, d: progress.update(f.index + 1)

@@ -61,6 +61,13 @@ CREATE TABLE IF NOT EXISTS scanned_files (
     event_ids TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (path, camera)
 );
+CREATE TABLE IF NOT EXISTS scan_notified (
+    path TEXT NOT NULL,
+    camera TEXT NOT NULL,
+    start_frame INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (path, camera, start_frame, state)
+);
 """
 
 
@@ -227,6 +234,8 @@ class EventIndex:
                 # or the next --rescan would not know which events to replace.
                 fresh.executemany("INSERT OR REPLACE INTO scanned_files VALUES (?,?,?,?,?,?,?)",
                                   self._scanned_rows())
+                fresh.executemany("INSERT OR REPLACE INTO scan_notified VALUES (?,?,?,?)",
+                                  self._scanned_rows("scan_notified"))
             try:
                 fresh.backup(self.db)
             except sqlite3.DatabaseError as e:
@@ -243,11 +252,11 @@ class EventIndex:
                 os.unlink(tmp)
         return len(records), problems
 
-    def _scanned_rows(self) -> list[tuple]:
-        """The scanned-files rows of the index being rebuilt, or none when its pages are
-        too damaged to read them (those files are then scanned again, their events replaced)."""
+    def _scanned_rows(self, table: str = "scanned_files") -> list[tuple]:
+        """The scanned-files (or notified-events) rows of the index being rebuilt, or none when
+        its pages are too damaged to read them (those files are then scanned again, their events replaced)."""
         try:
-            return self.db.execute("SELECT * FROM scanned_files").fetchall()
+            return self.db.execute(f"SELECT * FROM {table}").fetchall()
         except sqlite3.DatabaseError as e:
             log.warning("index: the list of scanned files could not be read (%s); "
                         "`scan` will scan those files again", e)
@@ -291,6 +300,19 @@ class EventIndex:
     def forget_scanned(self, path: str, camera: str) -> None:
         with self.db:
             self.db.execute("DELETE FROM scanned_files WHERE path = ? AND camera = ?", (path, camera))
+
+    def notified(self, path: str, camera: str) -> set[tuple[int, str]]:
+        """(start frame, "start" or "end") of each of a scanned file's events the notifiers were told of."""
+        return set(self.db.execute("SELECT start_frame, state FROM scan_notified WHERE path = ? AND camera = ?",
+                                   (path, camera)))
+
+    def set_notified(self, path: str, camera: str, start_frame: int, state: str) -> None:
+        with self.db:
+            self.db.execute("INSERT OR IGNORE INTO scan_notified VALUES (?,?,?,?)", (path, camera, start_frame, state))
+
+    def forget_notified(self, path: str, camera: str) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM scan_notified WHERE path = ? AND camera = ?", (path, camera))
 
     def ids(self) -> dict[str, str]:
         """id -> folder (relative to the root) of every indexed event."""
