@@ -59,6 +59,8 @@ def check_args(args) -> None:
 
 def probe(path: Path) -> tuple[float, int, float]:
     """(duration s, frames, fps) from the container's header, or a SourceError-like ValueError."""
+    if path.stat().st_size == 0:
+        raise ValueError("an empty file (0 bytes)")
     try:
         with av.open(str(path)) as c:
             if not c.streams.video:
@@ -162,8 +164,9 @@ def scan_archive(args, found=None) -> int:
     interrupt = Interrupt()   # from here on: a Ctrl-C while planning must not lose the run either
     found = found or find_videos(args.paths)
     if not found.files:
-        raise ConfigError(f"scan: no video file in {' '.join(args.paths)}"
-                          + (f" ({found.skipped} other file(s) skipped)" if found.skipped else ""))
+        why = [f"{found.skipped} other file(s) skipped"] if found.skipped else []
+        why += [f"{path}: {reason}" for path, reason in found.failed[:3]]
+        raise ConfigError(f"scan: no video file in {' '.join(args.paths)}" + (f" ({'; '.join(why)})" if why else ""))
     args.source = str(found.files[0])
     cfg = effective_config(args)
     if cfg.source_file:   # masks are found next to it, also by workers elsewhere
@@ -174,6 +177,7 @@ def scan_archive(args, found=None) -> int:
     root = Path(cfg.recordings.path)
     rows = [FileRow(p, args.camera or camera_name_for(str(p))) for p in found.files]
     rows += [FileRow(Path(m), "-", status="failed: no such file or folder", failed=True) for m in found.missing]
+    rows += [FileRow(Path(m), "-", status=f"failed: {why}", failed=True) for m, why in found.failed]
     ledgers = classify(rows, cfg, args, index, root)
     runner = make_runner(args.jobs or default_jobs(), args.cluster, 2) if args.cluster else None
     jobs = runner.jobs if runner is not None else (args.jobs or default_jobs())
@@ -287,7 +291,8 @@ def finish_file(row: FileRow, notifier: Notifier, ledger: Ledger) -> None:
     decoded = sum(r.frames for r in row.results)
     if len(row.results) == 1 or interrupted:   # a split file's segments also decode lead-ins
         row.frames = decoded
-    done = not errors and not interrupted and decoded > 0
+    grew = ledger.changed(row.path)
+    done = not errors and not interrupted and decoded > 0 and not grew
     ledger.record(row.path, row.camera, ids, done=done)
     kept = keep_segments(row, ledger, done)
     bad = sum(r.decode_failures for r in row.results)
@@ -301,6 +306,8 @@ def finish_file(row: FileRow, notifier: Notifier, ledger: Ledger) -> None:
         row.status = f"interrupted ({kept} of {len(row.tasks)} segments kept; the rest is scanned next time)"
     elif interrupted:
         row.status = "interrupted (scanned again next time)" if row.frames else "not scanned (interrupted)"
+    elif grew:
+        row.status = "done as far as it was written; it changed while scanned (scanned again next time)"
     elif bad or missing:
         row.status = f"done; {bad + missing} frame(s) could not be decoded"
     if row.kept and not row.failed and not interrupted:

@@ -23,6 +23,7 @@ class Found:
     files: list[Path] = field(default_factory=list)
     skipped: int = 0          # files in folders that are not video
     missing: list[str] = field(default_factory=list)   # arguments that matched nothing
+    failed: list[tuple[str, str]] = field(default_factory=list)   # (path, why) of what could not be looked at
 
 
 def looks_like_video(path: Path) -> bool:
@@ -62,7 +63,7 @@ def find_videos(args: list[str]) -> Found:
             continue
         for m in matches:
             if m.is_dir():
-                for f in sorted(p for p in m.rglob("*") if p.is_file() and not p.name.startswith(".")):
+                for f in _walk(m, found):
                     if looks_like_video(f):
                         add(f)
                     else:
@@ -72,3 +73,35 @@ def find_videos(args: list[str]) -> Found:
                 check_regular_file(str(m), "scan")
                 add(m)   # a file named on purpose is tried, whatever its name; a bad one is reported
     return found
+
+
+def _walk(folder: Path, found: Found) -> list[Path]:
+    """The files under `folder`, sorted, hidden ones and hidden folders left out. A folder
+    that cannot be read, and a link to a video file that leads nowhere (its target gone,
+    or a loop), go into `found.failed`: scanning "all of it" must not quietly leave
+    them out. Links to folders are not followed (os.walk's default), so a link loop
+    cannot make the walk endless."""
+    files: list[Path] = []
+
+    def unreadable(err: OSError) -> None:
+        found.failed.append((err.filename, f"cannot read the folder: {err.strerror}"))
+
+    for top, dirs, names in os.walk(folder, onerror=unreadable):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            path = Path(top) / name
+            if name.startswith("."):
+                continue
+            if path.is_file():
+                files.append(path)
+            elif path.is_symlink() and not path.exists() and path.suffix.lower() in VIDEO_SUFFIXES:
+                found.failed.append((str(path), f"a link that leads nowhere ({_link_error(path)})"))
+    return sorted(files)
+
+
+def _link_error(path: Path) -> str:
+    try:
+        path.stat()
+    except OSError as e:
+        return e.strerror or str(e)
+    return "not a file"

@@ -36,6 +36,7 @@ class Ledger:
         self.index = index
         self.root = Path(root)
         self.digest = digest
+        self.began: dict[str, tuple[int, float]] = {}   # file -> (size, mtime) when its scan began
 
     @staticmethod
     def key(path: Path) -> str:
@@ -55,6 +56,8 @@ class Ledger:
         row = self.index.scanned(self.key(path), camera)
         if not self.resumes(row, path):
             self.index.forget_notified(self.key(path), camera)
+        st = Path(path).stat()
+        self.began[self.key(path)] = (st.st_size, st.st_mtime)
         removed = 0
         for event_id in (row or {}).get("event_ids", []):
             got = self.index.get(event_id)
@@ -69,14 +72,22 @@ class Ledger:
         return removed
 
     def resumes(self, row: dict | None, path: Path) -> bool:
-        """The file's last scan did not finish, and the file and settings are as they were."""
-        st = Path(path).stat()
-        return bool(row and not row["done"] and row["size"] == st.st_size and row["mtime"] == st.st_mtime
+        """The file's last scan did not finish, with the same settings, and the file is as
+        it was or has grown (a recording still being written: the same events, and more)."""
+        return bool(row and not row["done"] and row["size"] <= Path(path).stat().st_size
                     and row["config_hash"] == self.digest)
 
-    def record(self, path: Path, camera: str, event_ids: list[str], done: bool) -> None:
+    def changed(self, path: Path) -> bool:
+        """The file was written to while it was scanned (a recording still going on)."""
         st = Path(path).stat()
-        self.index.set_scanned(self.key(path), camera, st.st_size, st.st_mtime, self.digest, done, event_ids)
+        return self.began.get(self.key(path), (st.st_size, st.st_mtime)) != (st.st_size, st.st_mtime)
+
+    def record(self, path: Path, camera: str, event_ids: list[str], done: bool) -> None:
+        """Remember the file as it was when its scan began: one written to meanwhile is
+        then a changed file to the next run, which scans it again."""
+        st = Path(path).stat()
+        size, mtime = self.began.get(self.key(path), (st.st_size, st.st_mtime))
+        self.index.set_scanned(self.key(path), camera, size, mtime, self.digest, done, event_ids)
 
 
 class EventIds(Sink):

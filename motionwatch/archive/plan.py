@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import av
 
@@ -92,5 +92,13 @@ def split(kf: Keyframes, parts: int, lead_in_s: float) -> list[Segment]:
             segments.append(Segment(None, 0, 0, own_end))
             continue
         i = max(0, bisect_right(kf.index, own_start - lead) - 1)
-        segments.append(Segment(kf.pts[i] if kf.index[i] else None, kf.index[i], own_start, own_end))
+        segment = Segment(kf.pts[i] if kf.index[i] else None, kf.index[i], own_start, own_end)
+        if segment.first_index <= segments[-1].first_index:
+            # Keyframes too far apart: its lead-in would decode all of the segment before.
+            segments[-1] = replace(segments[-1], own_end=own_end)
+        else:
+            segments.append(segment)
+    longest = max((s.own_end or kf.frames) - s.first_index for s in segments)
+    if len(segments) < 2 or longest > kf.frames - lead:
+        return [WHOLE]   # no segment ends a lead-in sooner than one scan of the whole file would
     return segments

@@ -85,8 +85,12 @@ def cmd_scan(args) -> int:
     finally:
         progress.close()
         loop.sinks.close()
+        grew = ledger.changed(Path(args.file))
         ledger.record(Path(args.file), cfg.cameras[0].name, ids.ids,
-                      done=not stop.is_set() and loop.status.frames > 0)
+                      done=not stop.is_set() and loop.status.frames > 0 and not grew)
+    if grew:
+        print(f"motionwatch: warning: {args.file} changed while it was scanned (still being recorded?); "
+              "scanned as far as it was written, and scanned again next time", file=sys.stderr)
     if stop.is_set():
         print("\nmotionwatch: interrupted; events found so far are saved", file=sys.stderr)
     st = loop.status

@@ -1,0 +1,168 @@
+"""`motionwatch scan` on the odd files a real archive has: empty files, audio only,
+links that lead nowhere or in a loop, unreadable files and folders, variable frame
+rate, keyframes too far apart to split at, a recording still being written. Each
+gives a clear row or message and never a traceback, and the good files are scanned."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from motionwatch.archive import plan
+from motionwatch.sources.scene import Scene, Walker, write_h264
+
+from conftest import events_json, mw
+from test_scan_archive import FAST_SETTLE, LONG, table
+
+VISIT = Scene(width=320, height=240, fps=10, duration_s=12, seed=7, noise=3.0, walkers=(Walker(2.0, 4.0),))
+
+
+@pytest.fixture(scope="module")
+def good_clip(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("odd") / "good.mp4"
+    write_h264(VISIT, path, 300_000, 20)
+    return path
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True, timeout=120)
+
+
+def rows_of(out: str) -> dict[str, str]:
+    """file path as printed -> its status, from scan's table."""
+    rows = {}
+    for line in out.splitlines()[1:]:
+        parts = line.split(None, 3)
+        if len(parts) == 4 and not line.startswith("scanned "):
+            rows[parts[0]] = parts[3]
+    return rows
+
+
+def test_empty_audio_only_and_broken_links_are_rows_of_their_own(tmp_path, good_clip):
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    shutil.copy2(good_clip, folder / "good.mp4")
+    (folder / "empty.mp4").write_bytes(b"")
+    ffmpeg("-f", "lavfi", "-i", "sine=d=2", "-c:a", "aac", str(folder / "voice.mp4"))
+    (folder / "loop").symlink_to(".")                 # a folder link back to itself: not followed
+    (folder / "self.mp4").symlink_to("self.mp4")      # a link loop
+    (folder / "gone.mp4").symlink_to("deleted.mp4")   # its target deleted
+    proc = mw("scan", "archive", "--no-progress", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    rows = rows_of(proc.stdout)
+    assert rows["archive/good.mp4"] == "done"
+    assert rows["archive/empty.mp4"] == "failed: an empty file (0 bytes)"
+    assert rows["archive/voice.mp4"] == "failed: has no video stream"
+    assert rows["archive/self.mp4"] == "failed: a link that leads nowhere (Too many levels of symbolic links)"
+    assert rows["archive/gone.mp4"] == "failed: a link that leads nowhere (No such file or directory)"
+    assert len(rows) == 5, proc.stdout   # nothing found twice through the folder link
+    assert [e["camera"] for e in events_json(tmp_path / "recordings")] == ["good"]
+
+
+def as_root_without_override(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run scan as root without the capability to read what others may not (as a plain
+    user would: root reads every file, so permissions could not be tested otherwise)."""
+    if os.geteuid() != 0:
+        return mw(*args, cwd=cwd, timeout=120)
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is needed to drop root's file-reading capabilities")
+    caps = "-dac_override,-dac_read_search"
+    return subprocess.run(["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}",
+                           sys.executable, "-m", "motionwatch", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_unreadable_files_and_folders_are_reported_not_left_out(tmp_path, good_clip):
+    folder = tmp_path / "archive"
+    (folder / "closed").mkdir(parents=True)
+    shutil.copy2(good_clip, folder / "good.mp4")
+    shutil.copy2(good_clip, folder / "locked.mp4")
+    shutil.copy2(good_clip, folder / "closed" / "hidden.mp4")
+    (folder / "locked.mp4").chmod(0)
+    (folder / "closed").chmod(0)
+    try:
+        proc = as_root_without_override(["scan", "archive", "--no-progress"], tmp_path)
+        alone = as_root_without_override(["scan", "archive/closed", "--no-progress"], tmp_path)
+    finally:
+        (folder / "closed").chmod(0o755)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    rows = rows_of(proc.stdout)
+    assert rows["archive/good.mp4"] == "done"
+    assert rows["archive/locked.mp4"] == "failed: cannot read any video from it: Permission denied"
+    assert rows["archive/closed"] == "failed: cannot read the folder: Permission denied"
+    assert alone.returncode == 2 and alone.stderr.strip().splitlines()[-1] == (
+        "motionwatch: error: scan: no video file in archive/closed "
+        "(archive/closed: cannot read the folder: Permission denied)")
+
+
+def test_a_variable_frame_rate_file_split_gives_the_sequential_scans_events(tmp_path):
+    """Frames dropped in stretches, as a camera does when its encoder falls behind:
+    frame numbers and times no longer follow from the rate, and the segments still
+    start where a sequential scan has the same frames."""
+    write_h264(LONG, tmp_path / "cfr.mp4", 300_000, 16)
+    ffmpeg("-i", str(tmp_path / "cfr.mp4"), "-vf", r"select='lt(mod(n\,40)\,30)+not(mod(n\,2))'",
+           "-fps_mode", "vfr", "-c:v", "libx264", "-g", "16", "-x264-params", "scenecut=0", str(tmp_path / "vfr.mp4"))
+    (tmp_path / "settle.yaml").write_text(FAST_SETTLE)
+    mw("scan", "vfr.mp4", "--config", "settle.yaml", "--jobs", "1", "--recordings", "seq", cwd=tmp_path, check=True)
+    split = mw("scan", "vfr.mp4", "--config", "settle.yaml", "--jobs", "3", "--recordings", "par",
+               "--no-progress", cwd=tmp_path, check=True)
+    assert table(split.stdout)["vfr.mp4"].split()[-1] == "done"
+    keys = ("start_frame", "end_frame", "start_offset_s", "end_offset_s", "frames_with_motion")
+    seq = sorted(events_json(tmp_path / "seq"), key=lambda e: e["start_frame"])
+    par = sorted(events_json(tmp_path / "par"), key=lambda e: e["start_frame"])
+    assert len(seq) == len(LONG.walkers)
+    assert [[e[k] for k in keys] for e in par] == [[e[k] for k in keys] for e in seq]
+    assert [(tmp_path / "par" / e["snapshot"]).read_bytes() for e in par] == \
+           [(tmp_path / "seq" / e["snapshot"]).read_bytes() for e in seq]
+
+
+def test_keyframes_too_far_apart_to_split_scan_the_file_whole(tmp_path):
+    """Keyframes at 0, 140 and 280 s of a 300 s file: the second segment's lead-in
+    would have to start at the file's first frame, decoding everything the first one
+    does (twice the work for no gain), so the file is not split."""
+    scene = Scene(width=160, height=120, fps=8, duration_s=300, seed=2, noise=3.0, walkers=(Walker(150, 5),))
+    write_h264(scene, tmp_path / "sparse.mp4", 100_000, 140 * 8)
+    kf = plan.keyframes(str(tmp_path / "sparse.mp4"))
+    assert kf.index == [0, 1120, 2240]
+    from motionwatch.config import load_config
+    lead = plan.lead_in_seconds(load_config(None).detection)
+    assert plan.split(kf, 2, lead) == [plan.WHOLE]
+    # Keyframes every 2 s: the same file is split.
+    write_h264(scene, tmp_path / "dense.mp4", 100_000, 16)
+    assert len(plan.split(plan.keyframes(str(tmp_path / "dense.mp4")), 2, lead)) == 2
+
+
+def test_a_recording_still_being_written_is_scanned_again_next_time(tmp_path, good_clip):
+    """An MPEG-TS recording that ffmpeg is still writing (at its own pace, as a DVR
+    does) when the scan reads it: the scan takes what is there, says so, and the next
+    run scans it again instead of skipping it as done."""
+    long_clip = tmp_path / "visits.mp4"
+    write_h264(Scene(width=320, height=240, fps=10, duration_s=40, seed=9, noise=3.0,
+                     walkers=(Walker(2.0, 3.0), Walker(34.0, 3.0))), long_clip, 300_000, 20)
+    writer = subprocess.Popen(["ffmpeg", "-v", "error", "-y", "-re", "-i", str(long_clip), "-c", "copy",
+                               "-f", "mpegts", "-flush_packets", "1", str(tmp_path / "live.ts")])
+    try:
+        deadline = time.monotonic() + 30
+        while not ((tmp_path / "live.ts").exists() and (tmp_path / "live.ts").stat().st_size > 100_000):
+            assert time.monotonic() < deadline and writer.poll() is None
+            time.sleep(0.1)
+        first = mw("scan", "live.ts", "--jobs", "1", "--no-progress", cwd=tmp_path, timeout=120)
+        assert writer.poll() is None, "the recording ended before the scan did: the test proves nothing"
+        assert first.returncode == 0 and "Traceback" not in first.stderr, first.stderr
+        assert "changed while it was scanned" in first.stderr
+        writer.wait(60)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+    again = mw("scan", "live.ts", "--jobs", "1", "--no-progress", cwd=tmp_path, check=True)
+    assert "scanned " in again.stdout and "skipped" not in again.stdout, again.stdout
+    evs = events_json(tmp_path / "recordings")
+    assert len(evs) == 2   # the visit written after the first scan too, and none twice
+    third = mw("scan", "live.ts", "--jobs", "1", "--no-progress", cwd=tmp_path, check=True)
+    assert "skipped" in third.stdout
