@@ -120,21 +120,84 @@ def scan(paths: list[Path], rec: Path, *extra: str) -> tuple[float, float, list]
     return wall, cpu, events(rec)
 
 
-def events(rec: Path) -> list:
+@dataclass(frozen=True, order=True)
+class Ev:
+    camera: str
+    start: int
+    end: int
+    motion: int          # frames_with_motion
+    snap: str            # the snapshot's md5, short
+    snapshot: Path       # the JPEG (gone once the next scan into that folder starts)
+
+
+def events(rec: Path) -> list[Ev]:
     out = subprocess.run([sys.executable, "-m", "motionwatch", "events", "--json", "--recordings", str(rec)],
                          capture_output=True, text=True, check=True).stdout
-    return sorted((e["camera"], e["start_frame"], e["end_frame"],
-                   hashlib.md5((rec / e["snapshot"]).read_bytes()).hexdigest()[:8]) for e in json.loads(out))
+    return sorted(Ev(e["camera"], e["start_frame"], e["end_frame"], e["frames_with_motion"],
+                     hashlib.md5((rec / e["snapshot"]).read_bytes()).hexdigest()[:8], rec / e["snapshot"])
+                  for e in json.loads(out))
 
 
-def same(a: list, b: list) -> str:
+def same(a: list[Ev], b: list[Ev]) -> str:
     if len(a) != len(b):
         return f"DIFFERENT: {len(a)} vs {len(b)} events"
-    off = [(x, y) for x, y in zip(a, b) if x[0] != y[0] or abs(x[1] - y[1]) > 1 or abs(x[2] - y[2]) > 1]
-    snaps = sum(x[3] != y[3] for x, y in zip(a, b))
+    off = [(x, y) for x, y in zip(a, b) if x.camera != y.camera or abs(x.start - y.start) > 1 or abs(x.end - y.end) > 1]
+    snaps = sum(x.snap != y.snap for x, y in zip(a, b))
+    motion = sum(x.motion != y.motion for x, y in zip(a, b))
     if off:
         return f"DIFFERENT: {len(off)} of {len(a)} events moved by more than a frame: {off[:2]}"
-    return f"identical ({len(a)} events" + (f", {snaps} snapshot(s) differ)" if snaps else ", same snapshots)")
+    return (f"identical ({len(a)} events" + (f", {snaps} snapshot(s) differ" if snaps else ", same snapshots")
+            + (f", frames_with_motion differs in {motion})" if motion else ", same frames_with_motion)"))
+
+
+def differences(a: list[Ev], b: list[Ev], sources: dict[str, Path]) -> list[str]:
+    """One line per event whose frames_with_motion or snapshot differs between the two scans:
+    the counts and, for a snapshot, the frame each scan chose (found by decoding the event's
+    frames and matching the JPEGs), so a split's difference can be measured, not guessed."""
+    lines = []
+    if len(a) != len(b):
+        return lines
+    for x, y in zip(a, b):
+        if x.motion != y.motion:
+            lines.append(f"    {x.camera} frames {x.start}-{x.end}: frames_with_motion {x.motion} (jobs 1) vs {y.motion} "
+                         f"(jobs 2), {y.motion - x.motion:+d} ({100 * (y.motion - x.motion) / max(x.motion, 1):+.1f} %)")
+        if x.snap != y.snap and x.camera in sources:
+            fx, fy = snapshot_frames(sources[x.camera], [x.snapshot, y.snapshot], min(x.start, y.start), max(x.end, y.end))
+            lines.append(f"    {x.camera} frames {x.start}-{x.end}: snapshot frame {fx} (jobs 1) vs {fy} (jobs 2), "
+                         f"{fy - fx:+d} frames")
+    return lines
+
+
+def snapshot_frames(video: Path, jpegs: list[Path], first: int, last: int) -> list[int]:
+    """The frame index in [first, last] each snapshot JPEG shows: the decoded frame nearest
+    to it, compared small and grey (JPEG noise is far below one frame's difference from the next)."""
+    import av
+    import cv2
+    import numpy as np
+    size = (160, 90)
+    wanted = [cv2.resize(cv2.imread(str(j), cv2.IMREAD_GRAYSCALE), size, interpolation=cv2.INTER_AREA).astype(np.float32)
+              for j in jpegs]
+    best = [(float("inf"), -1)] * len(jpegs)
+    with av.open(str(video)) as c:
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        for i, frame in enumerate(c.decode(stream)):   # display order: the scan's frame indices
+            if i > last:
+                break
+            if i < first:
+                continue
+            small = cv2.resize(frame.to_ndarray(format="gray"), size, interpolation=cv2.INTER_AREA).astype(np.float32)
+            for k, w in enumerate(wanted):
+                d = float(np.mean(np.abs(small - w)))
+                if d < best[k][0]:
+                    best[k] = (d, i)
+    return [i for _, i in best]
+
+
+def sources_of(paths: list[Path]) -> dict[str, Path]:
+    """camera name (the file's stem) -> the file, for the files a scan of `paths` reads."""
+    files = [f for p in paths for f in ([p] if p.is_file() else sorted(p.glob("*.mp4")))]
+    return {f.stem: f for f in files}
 
 
 @dataclass
@@ -154,6 +217,8 @@ def compare(label: str, paths: list[Path], work: Path) -> tuple[Row, float, list
     row = Row(label, w2 / w1, c2 / CORES / w1, c1 / w1, w2 / c1, verdict.startswith("identical"))
     print(f"{label:<42} jobs1 {w1:6.1f} s ({row.cores1:.2f} cores)  jobs2 {w2:6.1f} s  ratio {row.ratio:.2f} "
           f"(bound {row.bound:.2f}, vs one core {row.one_core:.2f})  CPU jobs2/jobs1 {c2 / c1:.2f}  events: {verdict}", flush=True)
+    for line in differences(e1, e2, sources_of(paths)):
+        print(line, flush=True)
     return row, w2, e1
 
 
