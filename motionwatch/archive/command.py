@@ -59,7 +59,11 @@ def check_args(args) -> None:
 
 def probe(path: Path) -> tuple[float, int, float]:
     """(duration s, frames, fps) from the container's header, or a SourceError-like ValueError."""
-    if path.stat().st_size == 0:
+    try:
+        size = path.stat().st_size
+    except OSError as e:   # gone since it was found, or a link that leads nowhere
+        raise ValueError(f"cannot read it: {e.strerror or e}") from None
+    if size == 0:
         raise ValueError("an empty file (0 bytes)")
     try:
         with av.open(str(path)) as c:

@@ -61,6 +61,8 @@ CORES = len(os.sched_getaffinity(0))
 REAL = FOOTAGE / "dvrscan_traffic_camera" / "traffic_camera.mp4"
 BITRATE = 2_000_000   # a 720p IP camera's main stream
 GOP_S = 2
+# Mean grey-level difference (at 160x90) within which two frames count as one picture.
+SAME_PICTURE = 0.5
 
 
 def visits(duration: float, every: float, seed: int) -> tuple[Walker, ...]:
@@ -163,21 +165,22 @@ def differences(a: list[Ev], b: list[Ev], sources: dict[str, Path]) -> list[str]
                          f"(jobs 2), {y.motion - x.motion:+d} ({100 * (y.motion - x.motion) / max(x.motion, 1):+.1f} %)")
         if x.snap != y.snap and x.camera in sources:
             fx, fy = snapshot_frames(sources[x.camera], [x.snapshot, y.snapshot], min(x.start, y.start), max(x.end, y.end))
-            lines.append(f"    {x.camera} frames {x.start}-{x.end}: snapshot frame {fx} (jobs 1) vs {fy} (jobs 2), "
-                         f"{fy - fx:+d} frames")
+            lines.append(f"    {x.camera} frames {x.start}-{x.end}: snapshot frame {frames_text(fx)} (jobs 1) vs "
+                         f"{frames_text(fy)} (jobs 2)")
     return lines
 
 
-def snapshot_frames(video: Path, jpegs: list[Path], first: int, last: int) -> list[int]:
-    """The frame index in [first, last] each snapshot JPEG shows: the decoded frame nearest
-    to it, compared small and grey (JPEG noise is far below one frame's difference from the next)."""
+def snapshot_frames(video: Path, jpegs: list[Path], first: int, last: int) -> list[list[int]]:
+    """The frame indices in [first, last] that each snapshot JPEG shows: the decoded frames
+    nearest to it, compared small and grey (JPEG noise is far below one frame's difference
+    from the next). More than one where the picture repeats (the traffic file played 26 times)."""
     import av
     import cv2
     import numpy as np
     size = (160, 90)
     wanted = [cv2.resize(cv2.imread(str(j), cv2.IMREAD_GRAYSCALE), size, interpolation=cv2.INTER_AREA).astype(np.float32)
               for j in jpegs]
-    best = [(float("inf"), -1)] * len(jpegs)
+    dist: list[list[tuple[float, int]]] = [[] for _ in jpegs]
     with av.open(str(video)) as c:
         stream = c.streams.video[0]
         stream.thread_type = "AUTO"
@@ -188,10 +191,19 @@ def snapshot_frames(video: Path, jpegs: list[Path], first: int, last: int) -> li
                 continue
             small = cv2.resize(frame.to_ndarray(format="gray"), size, interpolation=cv2.INTER_AREA).astype(np.float32)
             for k, w in enumerate(wanted):
-                d = float(np.mean(np.abs(small - w)))
-                if d < best[k][0]:
-                    best[k] = (d, i)
-    return [i for _, i in best]
+                dist[k].append((float(np.mean(np.abs(small - w))), i))
+    out = []
+    for d in dist:
+        best = min(d)[0]
+        out.append([i for x, i in sorted(d) if x <= best + SAME_PICTURE])   # the nearest first
+    return out
+
+
+def frames_text(frames: list[int]) -> str:
+    if len(frames) == 1:
+        return str(frames[0])
+    return f"{frames[0]} (or {', '.join(map(str, frames[1:4]))}{', ...' if len(frames) > 4 else ''}: " \
+           f"{len(frames)} frames show that picture)"
 
 
 def sources_of(paths: list[Path]) -> dict[str, Path]:
