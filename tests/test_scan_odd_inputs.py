@@ -5,11 +5,11 @@ gives a clear row or message and never a traceback, and the good files are scann
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -138,31 +138,46 @@ def test_keyframes_too_far_apart_to_split_scan_the_file_whole(tmp_path):
     assert len(plan.split(plan.keyframes(str(tmp_path / "dense.mp4")), 2, lead)) == 2
 
 
-def test_a_recording_still_being_written_is_scanned_again_next_time(tmp_path, good_clip):
-    """An MPEG-TS recording that ffmpeg is still writing (at its own pace, as a DVR
-    does) when the scan reads it: the scan takes what is there, says so, and the next
-    run scans it again instead of skipping it as done."""
-    long_clip = tmp_path / "visits.mp4"
+# The rest of the recording, written when the scan tells of its first event (once).
+APPEND = """\
+import os, sys
+live, rest = sys.argv[1], sys.argv[2]
+sys.stdin.read()
+with open(sys.argv[3], "a") as log:
+    log.write(os.environ["MOTIONWATCH_HOOK"] + "\\n")
+if os.path.exists(rest):
+    with open(rest, "rb") as f, open(live, "ab") as out:
+        out.write(f.read())
+    os.unlink(rest)
+"""
+
+
+def test_a_recording_still_being_written_is_scanned_again_next_time(tmp_path):
+    """A DVR's current MPEG-TS file grows while the scan reads it. To make the growth
+    certain on any machine, the event hook writes the rest of the recording when the
+    first event starts (hooks run before the scan ends). The scan says the file
+    changed; the next run scans it again instead of skipping it as done, finds the
+    later visit too, and does not tell the hooks of the first one twice."""
+    clip = tmp_path / "visits.mp4"
     write_h264(Scene(width=320, height=240, fps=10, duration_s=40, seed=9, noise=3.0,
-                     walkers=(Walker(2.0, 3.0), Walker(34.0, 3.0))), long_clip, 300_000, 20)
-    writer = subprocess.Popen(["ffmpeg", "-v", "error", "-y", "-re", "-i", str(long_clip), "-c", "copy",
-                               "-f", "mpegts", "-flush_packets", "1", str(tmp_path / "live.ts")])
-    try:
-        deadline = time.monotonic() + 30
-        while not ((tmp_path / "live.ts").exists() and (tmp_path / "live.ts").stat().st_size > 100_000):
-            assert time.monotonic() < deadline and writer.poll() is None
-            time.sleep(0.1)
-        first = mw("scan", "live.ts", "--jobs", "1", "--no-progress", cwd=tmp_path, timeout=120)
-        assert writer.poll() is None, "the recording ended before the scan did: the test proves nothing"
-        assert first.returncode == 0 and "Traceback" not in first.stderr, first.stderr
-        assert "changed while it was scanned" in first.stderr
-        writer.wait(60)
-    finally:
-        if writer.poll() is None:
-            writer.kill()
-    again = mw("scan", "live.ts", "--jobs", "1", "--no-progress", cwd=tmp_path, check=True)
+                     walkers=(Walker(2.0, 3.0), Walker(30.0, 3.0))), clip, 300_000, 20)
+    ffmpeg("-i", str(clip), "-c", "copy", "-f", "mpegts", str(tmp_path / "whole.ts"))
+    data = (tmp_path / "whole.ts").read_bytes()
+    cut = len(data) * 2 // 5 // 188 * 188   # at a transport packet: the first 16 s or so
+    (tmp_path / "live.ts").write_bytes(data[:cut])
+    (tmp_path / "rest.ts").write_bytes(data[cut:])
+    (tmp_path / "append.py").write_text(APPEND)
+    hook = [sys.executable, "append.py", "live.ts", "rest.ts", "hooks.log"]
+    (tmp_path / "dvr.yaml").write_text(json.dumps({"hooks": {"on_event_start": hook, "on_event_end": hook}}))
+    args = ["scan", "live.ts", "--jobs", "1", "--config", "dvr.yaml", "--no-progress"]
+    first = mw(*args, cwd=tmp_path, timeout=120)
+    assert first.returncode == 0 and "Traceback" not in first.stderr, first.stderr
+    assert "changed while it was scanned" in first.stderr
+    assert (tmp_path / "live.ts").read_bytes() == data
+    again = mw(*args, cwd=tmp_path, check=True)
     assert "scanned " in again.stdout and "skipped" not in again.stdout, again.stdout
-    evs = events_json(tmp_path / "recordings")
-    assert len(evs) == 2   # the visit written after the first scan too, and none twice
-    third = mw("scan", "live.ts", "--jobs", "1", "--no-progress", cwd=tmp_path, check=True)
+    assert len(events_json(tmp_path / "recordings")) == 2   # the later visit too, and none twice
+    told = (tmp_path / "hooks.log").read_text().split()
+    assert told == ["event_start", "event_end", "event_start", "event_end"], told
+    third = mw(*args, cwd=tmp_path, check=True)
     assert "skipped" in third.stdout
