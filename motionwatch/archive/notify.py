@@ -72,15 +72,18 @@ class Notifiers(Sink):
         for sink in self.sinks:
             try:
                 sink.handle(signal)
-            except Exception:   # noqa: BLE001  (a notifier's bug must not stop the scan)
-                log.exception("%s: notifying failed", sink.name)
+            except Exception:   # noqa: BLE001  (a notifier's bug must not stop the scan or the others)
+                log.exception("%s failed on %s", sink.name, type(signal).__name__)
         if once is not None and sent is not None:
             sent.add(*once)
 
     def close(self) -> None:
         """Let queued hooks and webhooks go out (each sink bounds its own wait)."""
         for sink in self.sinks:
-            sink.close()
+            try:
+                sink.close()
+            except Exception:   # noqa: BLE001
+                log.exception("closing %s failed", sink.name)
 
 
 def _once(signal) -> tuple[int, str] | None:
