@@ -26,6 +26,11 @@ BASELINE_REF = "6d5f123"
 PACKAGE_REF = "ff14022"
 
 
+def _moved(src: str) -> str:
+    """Old sources import masks from where it was before the package layout of issue 17."""
+    return src.replace("from motionwatch.masks import", "from motionwatch.detect.masks import")
+
+
 def load_package(ref: str = PACKAGE_REF):
     """The MotionDetector class of the motionwatch/detect package at git `ref`, as its own package."""
     name = f"detect_{ref}"
@@ -37,7 +42,7 @@ def load_package(ref: str = PACKAGE_REF):
         src = subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:motionwatch/detect/{f}"],
                              capture_output=True, text=True, check=True).stdout
         # Its modules import each other by absolute name: point those at the copy.
-        (root / name / f).write_text(src.replace("motionwatch.detect.", f"{name}."))
+        (root / name / f).write_text(_moved(src.replace("motionwatch.detect.", f"{name}.")))
     sys.path.insert(0, str(root))
     return importlib.import_module(f"{name}.detector").MotionDetector
 
@@ -47,7 +52,7 @@ def load_before(ref: str = BASELINE_REF):
     src = subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:motionwatch/detector.py"],
                          capture_output=True, text=True, check=True).stdout
     path = Path(tempfile.mkdtemp()) / "detector_before.py"
-    path.write_text(src)
+    path.write_text(_moved(src))
     spec = importlib.util.spec_from_file_location("detector_before", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
