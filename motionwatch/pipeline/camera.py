@@ -45,15 +45,16 @@ BACKOFF_CAP = 30.0
 
 
 
-def analysis_fps(source_fps: float, limit: float) -> float:
-    """The rate frames are analysed at with detection.fps `limit` (0: every frame).
+def analysis_fps(source_fps: float, limit: float, every: int = 1) -> float:
+    """The rate frames are analysed at with detection.fps `limit` (0: every frame)
+    and `scan --detect-every` `every`.
 
     `_due` analyses a frame once 1/limit seconds have passed since the last one,
     so a 25 fps source at limit 10 is analysed every third frame, 8.3 times a
-    second: the detector's time constants must be converted with that rate."""
-    if not limit or limit >= source_fps:
-        return source_fps
-    return source_fps / math.ceil(source_fps / limit - EPS)
+    second: the detector's time constants must be converted with that rate.
+    With `every` too, only every `every`-th frame can be that frame."""
+    step = math.ceil(source_fps / limit - EPS) if limit and limit < source_fps else 1
+    return source_fps / (every * math.ceil(step / every))
 
 
 def camera_stages(cfg: Config, cam: CameraConfig, size: tuple[int, int], fps: float,
@@ -291,7 +292,7 @@ class CameraLoop:
         return self.source.fps if self.source and self.source.fps else 10.0
 
     def _analysis_fps(self) -> float:
-        return analysis_fps(self._source_fps(), self.det_cfg.fps) / self.detect_every
+        return analysis_fps(self._source_fps(), self.det_cfg.fps, self.detect_every)
 
     def _tick_fps(self, ts: float) -> None:
         w = self._fps_window

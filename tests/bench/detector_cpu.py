@@ -30,6 +30,7 @@ from motionwatch.bench import make_clip
 from motionwatch.config import DetectionConfig
 from motionwatch.detect import MotionDetector
 from motionwatch.media.frames import TV_TO_FULL, is_full_range, luma_view
+from motionwatch.pipeline.camera import analysis_fps
 from support.footage import FOOTAGE
 
 REAL = ("dvrscan_traffic_camera/traffic_camera.mp4", "i2r_curtain/video.mp4", "i2r_watersurface/video.mp4",
@@ -85,9 +86,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as work:
         for name, fps, planes, levels in inputs(args.frames, Path(work)):
             size = (planes[0].shape[1], planes[0].shape[0])
-            step = max(1, int(round(fps / args.fps))) if args.fps else 1
-            planes = planes[::step]
-            rate = fps / step
+            rate = analysis_fps(fps, args.fps)   # as the capture loop analyses
+            planes = planes[::int(round(fps / rate))]
             spent = {"before": 0.0, "ours": 0.0}
             equal = True
             for _ in range(args.rounds):
