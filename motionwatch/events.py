@@ -12,6 +12,7 @@ to the source's frames: a source must hand out a new array per frame.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import deque
 from dataclasses import dataclass, field
@@ -24,6 +25,17 @@ SERIES_POINTS = 600
 # Slack for float timestamps (66/15 - 2.0 < 36/15), so "2 s of pre-roll at
 # 15 fps" is exactly 30 frames.
 EPS = 1e-6
+
+
+def analysed_run(min_frames: int, step: float) -> int:
+    """Analysed frames over the trigger that start an event, when one is analysed
+    every `step` source frames (detection.fps): `min_frames` counts the source's
+    frames, so a short visit that crosses a small watched area in a few frames
+    is not missed at a lower analysis rate; but never fewer than two while
+    min_frames asks for more, so a one-frame glitch still starts nothing."""
+    if step <= 1.0 + EPS:
+        return min_frames
+    return max(min(min_frames, 2), math.ceil(min_frames / step - EPS))
 
 
 @dataclass
@@ -117,10 +129,10 @@ class EventTracker:
         self.camera = camera
         self.cfg = cfg
         self.trigger = trigger_fraction
-        self.min_frames = min_frames
         self.clip = cfg.clip if clip is None else clip
         self.fps = fps if fps and fps > 0 else 10.0
         self.clip_fps = clip_fps if clip_fps and clip_fps > 0 else self.fps
+        self.min_frames = analysed_run(min_frames, self.clip_fps / self.fps)
         self.run: list[tuple[Frame, Detection]] = []   # current streak over the trigger
         self.ring: deque[Frame] = deque()               # pre-roll buffer
         self.open: OpenEvent | None = None

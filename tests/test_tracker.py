@@ -80,3 +80,17 @@ def test_not_ready_frames_never_start_events():
     for i in range(20):
         out += tr.feed(Frame(IMG, i, i / 10, i / 10), Detection(0.5, [], None, ready=False))
     assert out == []
+
+
+@pytest.mark.parametrize("pattern, started", [("..x......", False), ("..xx.....", True), ("..x.x.x..", False)])
+def test_min_frames_counts_source_frames_at_a_lower_analysis_rate(pattern, started):
+    """A 25 fps source analysed every third frame (detection.fps 10): min_frames 3 is
+    3 source frames, so two analysed frames in a row start an event (a car crossing
+    a small watched area in 9 frames was missed), while one frame, a glitch, still
+    starts nothing."""
+    tr = EventTracker("cam", EventsConfig(), 0.01, min_frames=3, fps=25 / 3, clip_fps=25)
+    signals = []
+    for k, c in enumerate(pattern):
+        i = 3 * k
+        signals += tr.feed(Frame(IMG, i, i / 25, 1000 + i / 25), Detection(0.05 if c == "x" else 0.0, [], None))
+    assert any(isinstance(s, EventStarted) for s in signals) == started

@@ -96,7 +96,9 @@ class DetectionConfig:
         "A change compensation could not explain (lights on in one half of the room,\n"
         "an IR switch): no motion is reported and the background re-learns within ~1 s."))
     min_frames: int = integer(3, "consecutive frames over the trigger needed to start an event", 1, 1000,
-                              notes="This filters single-frame glitches.")
+                              notes=(
+        "This filters single-frame glitches. Counted in the source's frames: with\n"
+        "detection.fps below the source's rate, fewer analysed frames (never below 2)."))
     min_blob_area: int = integer(12, "changed regions smaller than this are ignored (speckle, rain, insects)",
                                  0, 100000, unit="detection pixels", notes=(
         "The trade-off: at width 320 a person 60 m away is only about 10-20 pixels,\n"
@@ -118,7 +120,10 @@ class DetectionConfig:
     stabilize: bool = flag(True, "estimate camera shake and difference after aligning the picture", notes=(
         "Phase correlation at detection size, so a shaking mount is not motion."))
     fps: float = number(0.0, "analyse at most this many frames per second (0 = every frame)", 0.0, 240.0,
-                        notes="Every frame is still read, and clips keep every frame.")
+                        notes=(
+        "Every frame is still read, and clips keep every frame. A 25 fps camera at\n"
+        "fps 10 is analysed every third frame (8.3 a second); docs/media.md has the\n"
+        "scene suite's results at 10 and 15."))
     fast_decode: bool = flag(True, "decode H.264/HEVC video files for detection without the deblocking filter "
                              "(less CPU); saved snapshots are decoded again in full; live streams always "
                              "decode in full", notes=(

@@ -8,6 +8,7 @@ fresh warm-up), and shuts down cleanly, finishing any open event.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import cv2
 from motionwatch.config import CameraConfig, Config
 from motionwatch.detect import MotionDetector
 from motionwatch.errors import ConfigError, SourceError
-from motionwatch.events import ClipPackets, EventEnded, EventStarted, EventTracker
+from motionwatch.events import EPS, ClipPackets, EventEnded, EventStarted, EventTracker
 from motionwatch.pipeline.lighting_log import LightingLog
 from motionwatch.detect.masks import detection_size, watch_mask
 from motionwatch.model import Detection, Frame, iso
@@ -42,6 +43,18 @@ COPY_BATCH = 8
 BACKOFF_START = 1.0
 BACKOFF_CAP = 30.0
 
+
+
+def analysis_fps(source_fps: float, limit: float, every: int = 1) -> float:
+    """The rate frames are analysed at with detection.fps `limit` (0: every frame)
+    and `scan --detect-every` `every`.
+
+    `_due` analyses a frame once 1/limit seconds have passed since the last one,
+    so a 25 fps source at limit 10 is analysed every third frame, 8.3 times a
+    second: the detector's time constants must be converted with that rate.
+    With `every` too, only every `every`-th frame can be that frame."""
+    step = math.ceil(source_fps / limit - EPS) if limit and limit < source_fps else 1
+    return source_fps / (every * math.ceil(step / every))
 
 
 def camera_stages(cfg: Config, cam: CameraConfig, size: tuple[int, int], fps: float,
@@ -213,7 +226,9 @@ class CameraLoop:
 
     def _due(self, index: int, ts: float) -> bool:
         """Whether this frame is analysed (detection.fps, `scan --detect-every`); moves the schedule on."""
-        if ts < self._next_detect_ts or index % self.detect_every:
+        # EPS: 0.1 + 0.1 + 0.1 > 0.3 in floats; without it every third interval at
+        # 30 fps in 10 would wait a frame longer.
+        if ts < self._next_detect_ts - EPS or index % self.detect_every:
             return False
         if self._detect_interval:
             self._next_detect_ts = ts + self._detect_interval
@@ -277,10 +292,7 @@ class CameraLoop:
         return self.source.fps if self.source and self.source.fps else 10.0
 
     def _analysis_fps(self) -> float:
-        fps = self._source_fps()
-        if self.det_cfg.fps:
-            fps = min(fps, self.det_cfg.fps)
-        return fps / self.detect_every
+        return analysis_fps(self._source_fps(), self.det_cfg.fps, self.detect_every)
 
     def _tick_fps(self, ts: float) -> None:
         w = self._fps_window

@@ -13,7 +13,7 @@ speed (and whoever else is using it) changes from run to run:
 * decode-only: a PyAV loop that decodes every frame with the scan's decoder
   settings and reads its Y plane (motionwatch.bench.decode_only).
 * scan (defaults, clips re-encoded with `clip_codec: h264`, clips off,
-  fast_decode off, detection.fps 10 and 5): generated H.264 clips
+  fast_decode off, detection.fps 15, 10 and 5): generated H.264 clips
   (640x480, 1280x720, 1920x1080; textured room, sensor noise, people walking,
   encoded at IP-camera bitrates and tagged BT.709 limited range like camera
   files), the real camera file ../shared/footage/dvrscan_traffic_camera/
@@ -245,6 +245,7 @@ def scan_table(work: Path, rounds: int, seconds: float, dvr: Path | None, only: 
     encode.write_text("events:\n  clip_codec: h264\n")
     extra = {}
     for name, text in (("fast_decode off", "detection:\n  fast_decode: false\n"),
+                       ("detection.fps 15", "detection:\n  fps: 15\n"),
                        ("detection.fps 10", "detection:\n  fps: 10\n"),
                        ("detection.fps 5", "detection:\n  fps: 5\n")):
         extra[name] = work / f"{name.replace(' ', '-')}.yaml"
@@ -345,6 +346,8 @@ def live_table(work: Path, rounds: int, window: float) -> list[dict]:
         make_clip(live_clip, 640, 480, max(60.0, window + 30.0), fps=30.0)
     noclip = work / "live.yaml"
     noclip.write_text("events:\n  clip: false\n")
+    rate15 = work / "live-fps15.yaml"
+    rate15.write_text("detection:\n  fps: 15\n")
     rows = []
     server, url = start_mjpeg(work)
     try:
@@ -359,6 +362,8 @@ def live_table(work: Path, rounds: int, window: float) -> list[dict]:
                 "motionwatch run (defaults)": MW + ["run", "--source", mw_src, "--recordings", str(out / "mwd"), "-q"],
                 "motionwatch run, clips off": MW + ["run", "--source", mw_src, "--recordings", str(out / "mw"),
                                                     "--config", str(noclip), "-q"],
+                "motionwatch run (defaults + detection.fps 15)": MW + [
+                    "run", "--source", mw_src, "--recordings", str(out / "mw15"), "--config", str(rate15), "-q"],
                 "motion": ["/usr/bin/motion", "-n", "-c", str(conf)],
                 "motion, movie_output on": ["/usr/bin/motion", "-n", "-c", str(conf_rec)],
             }

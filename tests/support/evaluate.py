@@ -18,9 +18,9 @@ import numpy as np
 
 from motionwatch.config import CameraConfig, Config
 from motionwatch.detect import MotionDetector
-from motionwatch.events import EventEnded
+from motionwatch.events import EPS, EventEnded
 from motionwatch.model import Detection, Event, Frame
-from motionwatch.pipeline.camera import camera_stages
+from motionwatch.pipeline.camera import analysis_fps, camera_stages
 from support.scenes import Case, Clip, MaskSequence, mask_sequences, outside
 from motionwatch.sources.scene import SceneRenderer
 
@@ -71,12 +71,12 @@ def replay(frames: Iterable[np.ndarray], fps: float, cfg: Config, cam: CameraCon
     rate = cfg.camera_detection(cam).fps
     next_ts = 0.0
     for i, image in enumerate(frames):
-        if i / fps < next_ts:
+        if i / fps < next_ts - EPS:
             continue
         next_ts = i / fps + (1.0 / rate if rate else 0.0)
         if detector is None:
             detector, tracker = camera_stages(cfg, cam, (image.shape[1], image.shape[0]),
-                                              min(fps, rate) if rate else fps, clip=False)
+                                              analysis_fps(fps, rate), clip=False, clip_fps=fps)
             if model is not None:
                 detector = model(detector)
         frame = Frame(image, i, i / fps, 1.0e9 + i / fps)
