@@ -225,7 +225,10 @@ def test_a_url_that_answers_a_web_page_says_what_came_back(tmp_path):
 
 
 def test_hls_stream_is_watched_and_its_clip_copied(tmp_path):
-    """An HLS playlist of H.264 segments over HTTP (how many NVRs and restreamers publish)."""
+    """An HLS playlist of H.264 segments over HTTP (how many NVRs and restreamers publish).
+
+    Its frames arrive in bursts, a segment at a time: with detection.fps scheduled by
+    arrival time alone, most of a burst went unanalysed and this visit was missed."""
     source = tmp_path / "visit.mp4"
     write_h264(VISIT, source, 400_000, FPS)
     hls = tmp_path / "hls"

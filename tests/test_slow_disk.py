@@ -42,7 +42,7 @@ def test_hung_disk_drops_clip_frames_never_capture(tmp_path):
     base = Config()
     cfg = replace(base, recordings=replace(base.recordings, path=str(tmp_path / "rec"), min_free_gb=0.0),
                   events=replace(base.events, clip=True, gap_seconds=30.0),
-                  detection=replace(base.detection, warmup_seconds=0.3, width=160))
+                  detection=replace(base.detection, warmup_seconds=0.3, width=160, fps=0.0))   # every frame: the test counts analysed ones
     cam = replace(cfg.cameras[0], name="demo", source="demo:3")
     # The demo room at 60 frames a second of a 15 fps scene: people arrive within a second.
     src = DemoSource("demo:3", fps=60.0, paced=True)

@@ -115,6 +115,8 @@ class CameraLoop:
         self._size: tuple[int, int] | None = None
         self._copy_seq = -1     # the last ring packet handed to the open event's stream-copy clip
         self._next_detect_ts = 0.0
+        self._detected_index = 0   # the index of the last analysed frame, for _detect_step
+        self._detect_step = 0      # source frames between analysed ones at detection.fps (0: by time only)
         # detection.fps as seconds between analysed frames (0: analyse every frame).
         self._detect_interval = 1.0 / self.det_cfg.fps if self.det_cfg.fps else 0.0
         self._stall_s = 0.1     # a frame interval of the current source, set per source in _setup
@@ -228,10 +230,17 @@ class CameraLoop:
         """Whether this frame is analysed (detection.fps, `scan --detect-every`); moves the schedule on."""
         # EPS: 0.1 + 0.1 + 0.1 > 0.3 in floats; without it every third interval at
         # 30 fps in 10 would wait a frame longer.
-        if ts < self._next_detect_ts - EPS or index % self.detect_every:
+        if index % self.detect_every:
+            return False
+        # A live source's `ts` is its arrival time: a stream that delivers a burst
+        # (an HLS segment, a camera catching up after a stall) would have most of it
+        # skipped by time alone, so the frame count at the source's own rate also
+        # makes a frame due, as a file's frame times would.
+        if ts < self._next_detect_ts - EPS and not 0 < self._detect_step <= index - self._detected_index:
             return False
         if self._detect_interval:
             self._next_detect_ts = ts + self._detect_interval
+            self._detected_index = index
         return True
 
     def _process(self, frame: Frame) -> None:
@@ -275,6 +284,7 @@ class CameraLoop:
         self._size = size
         self._ready_frames = 0
         self._stall_s = 1.0 / self._source_fps()
+        self._detect_step = self._frames_per_analysis()
         copying = self.source is not None and self.source.packets is not None
         self.detector, self.tracker = camera_stages(
             self.cfg, self.cam, size, self._analysis_fps(),
@@ -290,6 +300,14 @@ class CameraLoop:
     def _source_fps(self) -> float:
         """The source's frame rate, or 10 when it does not say (pipes, some cameras)."""
         return self.source.fps if self.source and self.source.fps else 10.0
+
+    def _frames_per_analysis(self) -> int:
+        """Source frames per analysed one at detection.fps, when the source states its
+        rate (0: none stated, or every frame analysed: schedule by time only)."""
+        fps = self.source.fps if self.source else 0
+        if not (fps and self._detect_interval):
+            return 0
+        return round(fps / analysis_fps(fps, self.det_cfg.fps))
 
     def _analysis_fps(self) -> float:
         return analysis_fps(self._source_fps(), self.det_cfg.fps, self.detect_every)
