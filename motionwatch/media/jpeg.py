@@ -29,8 +29,8 @@ REDUCED = ((8, cv2.IMREAD_REDUCED_GRAYSCALE_8), (4, cv2.IMREAD_REDUCED_GRAYSCALE
 SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
-def _sof(data: bytes) -> int | None:
-    """Where a JPEG's start-of-frame marker is, or None."""
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's start-of-frame header, without decoding; None if absent."""
     if data[:2] != b"\xff\xd8":
         return None
     i, n = 2, len(data)
@@ -42,30 +42,13 @@ def _sof(data: bytes) -> int | None:
             i += 1
             continue
         if marker in SOF_MARKERS:
-            return i
+            h, w = struct.unpack_from(">HH", data, i + 5)
+            return (w, h) if w and h else None
         if marker == 0xD8 or 0xD0 <= marker <= 0xD7:   # markers without a length
             i += 2
             continue
         i += 2 + struct.unpack_from(">H", data, i + 2)[0]
     return None
-
-
-def jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a JPEG's start-of-frame header, without decoding; None if absent."""
-    i = _sof(data)
-    if i is None:
-        return None
-    h, w = struct.unpack_from(">HH", data, i + 5)
-    return (w, h) if w and h else None
-
-
-def is_jpeg_420(data: bytes) -> bool:
-    """Whether a JPEG is YCbCr 4:2:0 (luma sampled 2x2, both chroma 1x1), as most
-    cameras send: FFmpeg decodes it to full-range yuvj420p, which H.264 takes as it is."""
-    i = _sof(data)
-    if i is None or i + 19 > len(data) or data[i + 9] != 3:
-        return False
-    return (data[i + 11], data[i + 14], data[i + 17]) == (0x22, 0x11, 0x11)
 
 
 def reduction(width: int, detect_width: int) -> tuple[int, int]:
