@@ -15,6 +15,10 @@ from motionwatch.events import EventFrame
 
 log = logging.getLogger(__name__)
 
+# Clip frames queued before the worker is woken, and how long a smaller batch waits.
+WAKE_BATCH = 4
+BATCH_WAIT_S = 0.2
+
 
 class Sink:
     """One consumer of signals. `handle` runs on the sink worker thread."""
@@ -66,7 +70,10 @@ class SinkRunner:
             # The size is kept with the signal: a lazy frame decoded meanwhile (the
             # live view asked for its colour) must be taken off the budget as counted.
             self._q.append((signal, size))
-            self._cond.notify()
+            # Clip frames wake the worker a few at a time: one wake-up (and GIL
+            # hand-off) per frame was a third of an MJPEG camera's capture thread.
+            if size == 0 or len(self._q) >= WAKE_BATCH:
+                self._cond.notify()
         return True
 
     def _full(self, size: int) -> bool:
@@ -76,7 +83,7 @@ class SinkRunner:
         while True:
             with self._cond:
                 while not self._q and not self._closing:
-                    self._cond.wait()
+                    self._cond.wait(BATCH_WAIT_S)   # fewer frames than a batch are written this late
                 if not self._q and self._closing:
                     return
                 signal, size = self._q.popleft()
