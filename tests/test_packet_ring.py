@@ -105,8 +105,8 @@ def test_a_clock_that_jumps_back_still_gives_a_whole_clip(tmp_path):
 def test_a_clock_that_jumps_back_does_not_grow_the_ring():
     """A looped restream, a camera that restarted its counter or an MPEG-TS clock
     wrap: the times go back. The ring still keeps about the pre-roll, not every
-    packet until the times pass the old ones again (a 1080p camera's ring grew
-    by 15 MB in 20 s that way), and an event after the jump finds its pre-roll."""
+    packet until the times pass the old ones again (a looped 1080p camera's ring
+    grew all that while), and an event after the jump finds its pre-roll."""
     ring = PacketRing(Fraction(1, 10), keep_s=2.0)
     fill(ring, 0, 500)
     fill(ring, 0, 300)      # the clock starts again at 0

@@ -35,10 +35,11 @@ def _plane(frame: av.VideoFrame, k: int) -> np.ndarray:
 
 def jpeg_to_tv(frame: av.VideoFrame) -> av.VideoFrame:
     """A decoded 4:2:0 JPEG (yuvj420p, full range) as limited-range yuv420p, the
-    range every clip has (Chromium shows a full-range H.264 clip with 10 % too much
+    range every clip has (Chromium shows a full-range H.264 clip with too much
     contrast). Hand-written because swscale's range conversion dithers: its clips
-    of camera JPEGs were 4x larger, further from the JPEG, and converting plus
-    encoding cost a quarter more CPU than this table lookup (tests/bench/clip_cost.py)."""
+    of camera JPEGs were several times larger, further from the JPEG, and cost more
+    CPU to convert and encode than this table lookup (tests/bench/clip_cost.py --mjpeg,
+    docs/performance.md)."""
     out = av.VideoFrame(frame.width, frame.height, "yuv420p")
     for k, table in ((0, FULL_TO_TV_Y), (1, FULL_TO_TV_C), (2, FULL_TO_TV_C)):
         dst = _plane(out, k)

@@ -70,8 +70,8 @@ class SinkRunner:
             # The size is kept with the signal: a lazy frame decoded meanwhile (the
             # live view asked for its colour) must be taken off the budget as counted.
             self._q.append((signal, size))
-            # Clip frames wake the worker a few at a time: one wake-up (and GIL
-            # hand-off) per frame was a third of an MJPEG camera's capture thread.
+            # Clip frames wake the worker a few at a time: a wake-up (and GIL
+            # hand-off) per frame was a large share of an MJPEG camera's capture thread.
             if size == 0 or len(self._q) >= WAKE_BATCH:
                 self._cond.notify()
         return True
