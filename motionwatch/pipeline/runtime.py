@@ -19,7 +19,6 @@ from motionwatch.errors import ConfigError, SourceError
 from motionwatch.index.database import EventIndex
 from motionwatch.index.retention import RetentionThread, prepare_recordings
 from motionwatch.pipeline.camera import BACKOFF_CAP, BACKOFF_START, CameraLoop
-from motionwatch.pipeline.heap import map_large_buffers
 from motionwatch.sinks import SinkRunner
 from motionwatch.sinks.notify.build import integration_sinks, state_listener
 from motionwatch.sinks.recorder import Recorder
@@ -60,7 +59,6 @@ class Runtime:
 
     def start(self) -> None:
         """Open what `run` needs; on any failure close what was opened and raise."""
-        map_large_buffers()
         index, retention = prepare_recordings(self.cfg.recordings)
         RetentionThread(retention, self.stop).start()
         self.sinks = build_sinks(self.cfg, index)

@@ -11,7 +11,8 @@ import logging
 import threading
 from collections import deque
 
-from motionwatch.events import EventFrame
+from motionwatch.events import EventEnded, EventFrame
+from motionwatch.sinks.heap import give_back_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +97,12 @@ class SinkRunner:
                     sink.handle(signal)
                 except Exception:  # one broken sink must not stop the others or capture
                     log.exception("%s failed on %s", sink.name, type(signal).__name__)
+            ended = isinstance(signal, EventEnded)
             # Let go of it before waiting: an EventEnded holds the event's first and best
             # pictures (3 MB each at 1080p, the snapshot's BGR 6 MB more) until the next signal.
             signal = None
+            if ended:
+                give_back_free_memory()
 
     def close(self, timeout: float = 30.0) -> bool:
         """Finish what is queued, then close the sinks; True if all was written."""
