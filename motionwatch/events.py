@@ -38,6 +38,24 @@ def analysed_run(min_frames: int, step: float) -> int:
     return max(min(min_frames, 2), math.ceil(min_frames / step - EPS))
 
 
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """Where a frame stood (index, times, and its packet's pts when it has one),
+    without its picture: a decoded 1080p picture is 3 MB, and every one held
+    keeps a buffer of the decoder's pool busy, so the pool grows by one."""
+
+    index: int
+    ts: float
+    wall: float
+    pts: int | None = None
+
+
+def mark(frame: Frame | Mark) -> Mark:
+    if isinstance(frame, Mark):
+        return frame
+    return Mark(frame.index, frame.ts, frame.wall, getattr(frame, "pts", None))
+
+
 @dataclass
 class OpenEvent:
     """The running state of an event while it is open."""
@@ -46,7 +64,7 @@ class OpenEvent:
     camera: str
     first: Frame
     first_boxes: list[Box]
-    last_motion: Frame
+    last_motion: Frame | Mark      # a Mark: only its times are needed
     best: Frame
     best_boxes: list[Box]
     peak: float
@@ -133,7 +151,10 @@ class EventTracker:
         self.fps = fps if fps and fps > 0 else 10.0
         self.clip_fps = clip_fps if clip_fps and clip_fps > 0 else self.fps
         self.min_frames = analysed_run(min_frames, self.clip_fps / self.fps)
-        self.run: list[tuple[Frame, Detection]] = []   # current streak over the trigger
+        # The current streak over the trigger; only its first and best frames keep
+        # their pictures (either may become the snapshot), the others are Marks.
+        self.run: list[tuple[Frame | Mark, Detection]] = []
+        self._run_best = 0
         self.ring: deque[Frame] = deque()               # pre-roll buffer
         self.open: OpenEvent | None = None
 
@@ -146,11 +167,21 @@ class EventTracker:
         self._remember(frame)
         if not moving:
             self.run.clear()
+            self._run_best = 0
             return []
-        self.run.append((frame, det))
+        self._extend_run(frame, det)
         if len(self.run) < self.min_frames:
             return []
         return self._start()
+
+    def _extend_run(self, frame: Frame, det: Detection) -> None:
+        run = self.run
+        run.append((frame, det))
+        i = len(run) - 1
+        if i and det.fraction > run[self._run_best][1].fraction:   # ties keep the earlier, as max() does
+            i, self._run_best = self._run_best, i
+        if i:
+            run[i] = (mark(run[i][0]), run[i][1])
 
     def carry(self, frame: Frame) -> list[Signal]:
         """A frame that was read but not analysed (detection.fps): it still
@@ -166,6 +197,7 @@ class EventTracker:
     def flush(self, reason: str) -> list[Signal]:
         """End any open event now (source ended, camera lost, shutdown)."""
         self.run.clear()
+        self._run_best = 0
         self.ring.clear()
         if self.open is None:
             return []
@@ -223,11 +255,11 @@ class EventTracker:
 
     def _start(self) -> list[Signal]:
         first, first_det = self.run[0]
-        best, best_det = max(self.run, key=lambda fd: fd[1].fraction)
+        best, best_det = self.run[self._run_best]
         last = self.run[-1][0]
         ev = OpenEvent(
             id=os.urandom(5).hex(), camera=self.camera,
-            first=first, first_boxes=list(first_det.boxes), last_motion=last,
+            first=first, first_boxes=list(first_det.boxes), last_motion=mark(last),
             best=best, best_boxes=list(best_det.boxes), peak=best_det.fraction,
             frames_with_motion=len(self.run), part_start_ts=first.ts,
             series=[(f.ts - first.ts, d.fraction) for f, d in self.run],
@@ -239,6 +271,7 @@ class EventTracker:
             ev.part_start_ts = preroll[0].ts
             ev.clip_last_index = preroll[-1].index
         self.run.clear()
+        self._run_best = 0
         return [EventStarted(ev, preroll)]
 
     def _feed_open(self, frame: Frame, det: Detection, moving: bool) -> list[Signal]:
@@ -248,7 +281,7 @@ class EventTracker:
         if len(ev.series) > 4 * SERIES_POINTS:
             ev.series = thin_series(ev.series)
         if moving:
-            ev.last_motion = frame
+            ev.last_motion = mark(frame)
             ev.frames_with_motion += 1
             if det.fraction > ev.peak:
                 ev.peak, ev.best, ev.best_boxes = det.fraction, frame, list(det.boxes)

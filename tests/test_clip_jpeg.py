@@ -10,6 +10,8 @@ JpegFrames made from barcoded pictures, decoded back frame by frame.
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import shutil
 import subprocess
@@ -113,6 +115,53 @@ def test_a_part_of_camera_jpegs_is_encoded_without_decoding_a_frame(tmp_path):
         assert a[key] == b[key], key
     assert (a["pix_fmt"], a["color_range"], a["nb_read_frames"]) == ("yuv420p", "tv", "20")
     assert decode_errors(clip.done[0]) == ""
+
+
+@pytest.mark.parametrize("sampling", [cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422],
+                         ids=["420", "422"])
+def test_a_camera_clip_shows_the_cameras_colours_in_chromium(tmp_path, sampling):
+    """What a person sees: a still camera picture's clip, drawn from Chromium's
+    <video> onto a canvas, has the JPEG's contrast and colours. (A full-range clip,
+    the JPEG's own YUV tagged so, showed 10 % too much contrast here: Chromium
+    reads it as limited range; so 4:2:0 JPEGs are mapped to limited range too.)"""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("chromium is not installed (.ci/run installs it with apt)")
+    picture = stamped_pictures(1)[0]
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling]
+    jpeg = cv2.imencode(".jpg", picture, params)[1].tobytes()
+    clip = EventClip(tmp_path, "h264", FPS)
+    for i in range(20):
+        clip.add(jpeg_frame(jpeg, i, i / FPS, i / FPS, 160))
+    clip.finish()
+    assert probe(clip.done[0])["color_range"] == "tv"
+    want = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    (tmp_path / "page.html").write_text(
+        f'<video src="{clip.done[0].name}" muted></video><canvas width="320" height="240"></canvas>')
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"])
+            try:
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{server.server_address[1]}/page.html")
+                page.wait_for_function("() => document.querySelector('video').readyState >= 2", timeout=15000)
+                page.evaluate("() => { document.querySelector('video').currentTime = 1.0; }")
+                page.wait_for_function("() => !document.querySelector('video').seeking", timeout=15000)
+                rgba = page.evaluate("""() => {
+                    const c = document.querySelector('canvas').getContext('2d');
+                    c.drawImage(document.querySelector('video'), 0, 0, 320, 240);
+                    return Array.from(c.getImageData(0, 0, 320, 240).data); }""")
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    got = np.array(rgba, np.uint8).reshape(240, 320, 4)[:, :, 2::-1]   # RGBA to BGR
+    assert_same_picture(got, want)
 
 
 def test_a_frame_that_is_no_camera_jpeg_mid_part_is_encoded_as_one(tmp_path):

@@ -100,3 +100,17 @@ def test_a_clock_that_jumps_back_still_gives_a_whole_clip(tmp_path):
     assert len(got) == 2 * len(packets) and dts == sorted(dts) and len(set(dts)) == len(dts)
     assert len(frames) == 2 * len(packets)
     assert out.seconds >= 3.9
+
+
+def test_a_clock_that_jumps_back_does_not_grow_the_ring():
+    """A looped restream, a camera that restarted its counter or an MPEG-TS clock
+    wrap: the times go back. The ring still keeps about the pre-roll, not every
+    packet until the times pass the old ones again (a looped 1080p camera's ring
+    grew all that while), and an event after the jump finds its pre-roll."""
+    ring = PacketRing(Fraction(1, 10), keep_s=2.0)
+    fill(ring, 0, 500)
+    fill(ring, 0, 300)      # the clock starts again at 0
+    assert len(ring) <= 30
+    assert ring.since(275)[0].pts == 270 and ring.since(275)[0].key
+    fill(ring, 300, 600)    # ... and carries on rising past where it was before
+    assert len(ring) <= 30 and ring.since(575)[0].pts == 570

@@ -11,6 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 # ultrafast/crf 23: the cheapest x264 setting, still far smaller than MJPEG.
@@ -19,6 +20,34 @@ X264_OPTIONS = {"preset": "ultrafast", "crf": "23"}
 # keeps up with 30 fps there, and encoding runs off the capture thread anyway.
 ONE_THREAD_PIXELS = 1280 * 720
 ENCODERS = {"h264": "libx264", "mp4v": "mpeg4"}
+
+
+# Full range (JPEG) to limited range (tv), BT.601 both: luma 0..255 to 16..235,
+# chroma 0..255 to 16..240 around 128.
+FULL_TO_TV_Y = np.round(16 + np.arange(256) * 219 / 255).astype(np.uint8)
+FULL_TO_TV_C = np.round(128 + (np.arange(256) - 128) * 224 / 255).astype(np.uint8)
+
+
+def _plane(frame: av.VideoFrame, k: int) -> np.ndarray:
+    p = frame.planes[k]
+    return np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:p.height, :p.width]
+
+
+def jpeg_to_tv(frame: av.VideoFrame) -> av.VideoFrame:
+    """A decoded 4:2:0 JPEG (yuvj420p, full range) as limited-range yuv420p, the
+    range every clip has (Chromium shows a full-range H.264 clip with too much
+    contrast). Hand-written because swscale's range conversion dithers: its clips
+    of camera JPEGs were several times larger, further from the JPEG, and cost more
+    CPU to convert and encode than this table lookup (tests/bench/clip_cost.py --mjpeg,
+    docs/performance.md)."""
+    out = av.VideoFrame(frame.width, frame.height, "yuv420p")
+    for k, table in ((0, FULL_TO_TV_Y), (1, FULL_TO_TV_C), (2, FULL_TO_TV_C)):
+        dst = _plane(out, k)
+        got = cv2.LUT(_plane(frame, k), table, dst=dst)
+        if got is not dst and not np.shares_memory(got, dst):   # OpenCV could not write in place
+            dst[...] = got
+    out.colorspace, out.color_range = 5, 1
+    return out
 
 
 def even(size: tuple[int, int]) -> tuple[int, int]:
@@ -54,8 +83,11 @@ class Mp4Encoder:
         else:
             frame = picture
         w, h = self.size
-        frame = frame.reformat(width=w, height=h, format="yuv420p", dst_colorspace=5, dst_color_range=1,
-                               interpolation="AREA")
+        if (frame.format.name, frame.width, frame.height) == ("yuvj420p", w, h):
+            frame = jpeg_to_tv(frame)
+        else:
+            frame = frame.reformat(width=w, height=h, format="yuv420p", dst_colorspace=5, dst_color_range=1,
+                                   interpolation="AREA")
         frame.pts = self.frames
         frame.time_base = self.time_base   # a decoded frame brings its source's; the timeline is ours
         self.frames += 1

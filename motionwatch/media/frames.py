@@ -58,7 +58,7 @@ class AvFrame(Frame):
     @property
     def image(self) -> np.ndarray:
         if self._bgr is None:
-            self._bgr = self.full_quality().to_ndarray(format="bgr24")
+            self._bgr = self.full_quality().to_ndarray(format="bgr24", threads=1)
         return self._bgr
 
     @image.setter

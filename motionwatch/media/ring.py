@@ -29,6 +29,7 @@ class Packet:
     duration: int
     data: av.Packet
     template: object = None   # media.remux.CodecTemplate: the stream facts it was coded with
+    clock: int = 0      # the ring's own time: pts, carried on across a stream clock that jumped back
 
 
 class PacketRing:
@@ -43,7 +44,8 @@ class PacketRing:
         self._keys: deque[Packet] = deque()    # the keyframes among them, oldest first
         self._lock = threading.Lock()
         self._seq = 0
-        self._newest = None     # highest pts seen
+        self._newest = None     # highest clock seen
+        self._offset = 0        # clock - pts since the stream's clock last jumped back
         self._pin: int | None = None    # lowest seq that must stay (an open clip)
 
     def push(self, pkt: av.Packet) -> None:
@@ -52,19 +54,33 @@ class PacketRing:
         item = Packet(self._seq, pkt.pts, pkt.dts, bool(pkt.is_keyframe), pkt.duration or 0, pkt, self.template)
         with self._lock:
             self._seq += 1
+            item.clock = self._clock(item)
             self._items.append(item)
             if item.key:
                 self._keys.append(item)
-            if self._newest is None or item.pts > self._newest:
-                self._newest = item.pts
+            if self._newest is None or item.clock > self._newest:
+                self._newest = item.clock
             self._trim()
+
+    def _clock(self, item: Packet) -> int:
+        """The ring's time for a packet. A stream whose clock jumps back by more than
+        the ring keeps (a looped restream, a camera that restarted its counter, an
+        MPEG-TS clock wrapping after 26.5 h) would otherwise never reach the horizon
+        again until its times passed the old ones, and the ring would grow all that
+        while (the bitrate times however long that is); so the ring's clock carries
+        on from the newest packet instead. B-frames go back a few frames only."""
+        clock = item.pts + self._offset
+        if self._newest is not None and clock < self._newest - self.keep:
+            self._offset = self._newest + max(1, item.duration) - item.pts
+            clock = item.pts + self._offset
+        return clock
 
     def _trim(self) -> None:
         horizon = self._newest - self.keep
         items, keys = self._items, self._keys
         # Drop what precedes the second keyframe only when that keyframe is itself
         # before the horizon: the ring always starts on a keyframe at or before it.
-        while len(keys) >= 2 and keys[1].pts <= horizon and (self._pin is None or keys[1].seq <= self._pin):
+        while len(keys) >= 2 and keys[1].clock <= horizon and (self._pin is None or keys[1].seq <= self._pin):
             keys.popleft()
             while items[0].seq < keys[0].seq:
                 items.popleft()

@@ -11,9 +11,14 @@ import logging
 import threading
 from collections import deque
 
-from motionwatch.events import EventFrame
+from motionwatch.events import EventEnded, EventFrame
+from motionwatch.sinks.heap import give_back_free_memory
 
 log = logging.getLogger(__name__)
+
+# Clip frames queued before the worker is woken, and how long a smaller batch waits.
+WAKE_BATCH = 4
+BATCH_WAIT_S = 0.2
 
 
 class Sink:
@@ -66,7 +71,10 @@ class SinkRunner:
             # The size is kept with the signal: a lazy frame decoded meanwhile (the
             # live view asked for its colour) must be taken off the budget as counted.
             self._q.append((signal, size))
-            self._cond.notify()
+            # Clip frames wake the worker a few at a time: a wake-up (and GIL
+            # hand-off) per frame was a large share of an MJPEG camera's capture thread.
+            if size == 0 or len(self._q) >= WAKE_BATCH:
+                self._cond.notify()
         return True
 
     def _full(self, size: int) -> bool:
@@ -76,7 +84,7 @@ class SinkRunner:
         while True:
             with self._cond:
                 while not self._q and not self._closing:
-                    self._cond.wait()
+                    self._cond.wait(BATCH_WAIT_S)   # fewer frames than a batch are written this late
                 if not self._q and self._closing:
                     return
                 signal, size = self._q.popleft()
@@ -89,6 +97,12 @@ class SinkRunner:
                     sink.handle(signal)
                 except Exception:  # one broken sink must not stop the others or capture
                     log.exception("%s failed on %s", sink.name, type(signal).__name__)
+            ended = isinstance(signal, EventEnded)
+            # Let go of it before waiting: an EventEnded holds the event's first and best
+            # pictures (3 MB each at 1080p, the snapshot's BGR 6 MB more) until the next signal.
+            signal = None
+            if ended:
+                give_back_free_memory()
 
     def close(self, timeout: float = 30.0) -> bool:
         """Finish what is queued, then close the sinks; True if all was written."""
