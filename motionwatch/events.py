@@ -166,13 +166,16 @@ class EventTracker:
             return self._feed_open(frame, det, moving)
         self._remember(frame)
         if not moving:
-            self.run.clear()
-            self._run_best = 0
+            self._clear_run()
             return []
         self._extend_run(frame, det)
         if len(self.run) < self.min_frames:
             return []
         return self._start()
+
+    def _clear_run(self) -> None:
+        self.run.clear()
+        self._run_best = 0
 
     def _extend_run(self, frame: Frame, det: Detection) -> None:
         run = self.run
@@ -196,8 +199,7 @@ class EventTracker:
 
     def flush(self, reason: str) -> list[Signal]:
         """End any open event now (source ended, camera lost, shutdown)."""
-        self.run.clear()
-        self._run_best = 0
+        self._clear_run()
         self.ring.clear()
         if self.open is None:
             return []
@@ -270,8 +272,7 @@ class EventTracker:
         if preroll:
             ev.part_start_ts = preroll[0].ts
             ev.clip_last_index = preroll[-1].index
-        self.run.clear()
-        self._run_best = 0
+        self._clear_run()
         return [EventStarted(ev, preroll)]
 
     def _feed_open(self, frame: Frame, det: Detection, moving: bool) -> list[Signal]:

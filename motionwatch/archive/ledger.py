@@ -54,9 +54,9 @@ class Ledger:
         Which events the notifiers were told of is kept when this run resumes an unfinished
         one (notify.Sent): those are the same events, and each is told once."""
         row = self.index.scanned(self.key(path), camera)
-        if not self.resumes(row, path):
-            self.index.forget_notified(self.key(path), camera)
         st = Path(path).stat()
+        if not self.resumes(row, st.st_size):
+            self.index.forget_notified(self.key(path), camera)
         self.began[self.key(path)] = (st.st_size, st.st_mtime)
         removed = 0
         for event_id in (row or {}).get("event_ids", []):
@@ -71,11 +71,11 @@ class Ledger:
         self.record(path, camera, [], done=False)
         return removed
 
-    def resumes(self, row: dict | None, path: Path) -> bool:
-        """The file's last scan did not finish, with the same settings, and the file is as
-        it was or has grown (a recording still being written: the same events, and more)."""
-        return bool(row and not row["done"] and row["size"] <= Path(path).stat().st_size
-                    and row["config_hash"] == self.digest)
+    def resumes(self, row: dict | None, size: int) -> bool:
+        """The file's last scan did not finish, with the same settings, and the file (now
+        `size` bytes) is as it was or has grown (a recording still being written: the
+        same events, and more)."""
+        return bool(row and not row["done"] and row["size"] <= size and row["config_hash"] == self.digest)
 
     def changed(self, path: Path) -> bool:
         """The file was written to while it was scanned (a recording still going on)."""

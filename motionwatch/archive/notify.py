@@ -26,9 +26,9 @@ from motionwatch.config import Config
 from motionwatch.events import EventEnded, EventStarted, OpenEvent
 from motionwatch.index.database import EventIndex
 from motionwatch.model import Event, Frame
+from motionwatch.pipeline.runtime import build_sinks
 from motionwatch.sinks import Sink, SinkRunner
 from motionwatch.sinks.notify.build import integration_sinks
-from motionwatch.sinks.recorder import Recorder
 
 log = logging.getLogger("motionwatch")
 
@@ -96,10 +96,9 @@ def _once(signal) -> tuple[int, str] | None:
 
 
 def scan_sinks(cfg: Config, index: EventIndex, sent: Sent) -> SinkRunner:
-    """A single-file scan's sinks: pipeline.runtime.build_sinks's recorder and notifiers,
-    the notifiers telling each event once across an interrupted run and its resumption."""
-    return SinkRunner([Recorder(cfg.recordings, cfg.events, index), Notifiers(integration_sinks(cfg), sent)],
-                      max_frames=30, wait_for_room=True)
+    """A single-file scan's sinks, the notifiers telling each event once across an
+    interrupted run and its resumption."""
+    return build_sinks(cfg, index, scan=True, notifiers=[Notifiers(integration_sinks(cfg), sent)])
 
 
 class Notifier:

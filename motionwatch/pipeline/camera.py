@@ -45,16 +45,21 @@ BACKOFF_CAP = 30.0
 
 
 
-def analysis_fps(source_fps: float, limit: float, every: int = 1) -> float:
-    """The rate frames are analysed at with detection.fps `limit` (0: every frame)
-    and `scan --detect-every` `every`.
+def analysis_step(source_fps: float, limit: float, every: int = 1) -> int:
+    """Source frames from one analysed frame to the next with detection.fps `limit`
+    (0: every frame) and `scan --detect-every` `every`.
 
     `_due` analyses a frame once 1/limit seconds have passed since the last one,
-    so a 25 fps source at limit 10 is analysed every third frame, 8.3 times a
-    second: the detector's time constants must be converted with that rate.
-    With `every` too, only every `every`-th frame can be that frame."""
+    so a 25 fps source at limit 10 is analysed every third frame. With `every`
+    too, only every `every`-th frame can be that frame."""
     step = math.ceil(source_fps / limit - EPS) if limit and limit < source_fps else 1
-    return source_fps / (every * math.ceil(step / every))
+    return every * math.ceil(step / every)
+
+
+def analysis_fps(source_fps: float, limit: float, every: int = 1) -> float:
+    """The rate frames are really analysed at (a 25 fps source at limit 10: 8.3 a
+    second), which the detector's time constants must be converted with."""
+    return source_fps / analysis_step(source_fps, limit, every)
 
 
 def camera_stages(cfg: Config, cam: CameraConfig, size: tuple[int, int], fps: float,
@@ -228,14 +233,14 @@ class CameraLoop:
 
     def _due(self, index: int, ts: float) -> bool:
         """Whether this frame is analysed (detection.fps, `scan --detect-every`); moves the schedule on."""
-        # EPS: 0.1 + 0.1 + 0.1 > 0.3 in floats; without it every third interval at
-        # 30 fps in 10 would wait a frame longer.
         if index % self.detect_every:
             return False
-        # A live source's `ts` is its arrival time: a stream that delivers a burst
-        # (an HLS segment, a camera catching up after a stall) would have most of it
-        # skipped by time alone, so the frame count at the source's own rate also
-        # makes a frame due, as a file's frame times would.
+        # EPS: 0.1 + 0.1 + 0.1 > 0.3 in floats; without it every third interval at
+        # 30 fps in 10 would wait a frame longer. A live source's `ts` is its arrival
+        # time: a stream that delivers a burst (an HLS segment, a camera catching up
+        # after a stall) would have most of it skipped by time alone, so the frame
+        # count at the source's own rate also makes a frame due, as a file's frame
+        # times would.
         if ts < self._next_detect_ts - EPS and not 0 < self._detect_step <= index - self._detected_index:
             return False
         if self._detect_interval:
@@ -307,7 +312,7 @@ class CameraLoop:
         fps = self.source.fps if self.source else 0
         if not (fps and self._detect_interval):
             return 0
-        return round(fps / analysis_fps(fps, self.det_cfg.fps))
+        return analysis_step(fps, self.det_cfg.fps, self.detect_every)
 
     def _analysis_fps(self) -> float:
         return analysis_fps(self._source_fps(), self.det_cfg.fps, self.detect_every)

@@ -19,7 +19,7 @@ from motionwatch.errors import ConfigError, SourceError
 from motionwatch.index.database import EventIndex
 from motionwatch.index.retention import RetentionThread, prepare_recordings
 from motionwatch.pipeline.camera import BACKOFF_CAP, BACKOFF_START, CameraLoop
-from motionwatch.sinks import SinkRunner
+from motionwatch.sinks import Sink, SinkRunner
 from motionwatch.sinks.notify.build import integration_sinks, state_listener
 from motionwatch.sinks.recorder import Recorder
 
@@ -36,11 +36,14 @@ class Service(Protocol):
 ServiceFactory = Callable[[list[CameraLoop]], Service]
 
 
-def build_sinks(cfg: Config, index: EventIndex, scan: bool = False) -> SinkRunner:
+def build_sinks(cfg: Config, index: EventIndex, scan: bool = False,
+                notifiers: Sequence[Sink] | None = None) -> SinkRunner:
+    """The recorder and the notifiers (`integration_sinks` unless given)."""
     # The recorder (snapshots, clips, event.json) first: the notifiers then see
     # event.json written (EventEnded.saved). A scan waits for the clip encoder
     # instead of dropping frames: nothing is live, and a short queue is enough.
-    return SinkRunner([Recorder(cfg.recordings, cfg.events, index), *integration_sinks(cfg)],
+    notifiers = integration_sinks(cfg) if notifiers is None else notifiers
+    return SinkRunner([Recorder(cfg.recordings, cfg.events, index), *notifiers],
                       max_frames=30 if scan else 120, wait_for_room=scan)
 
 
