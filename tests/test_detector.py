@@ -186,3 +186,16 @@ def test_waving_tree_is_learned_and_a_walker_in_front_is_seen():
 def test_rain_streaks_do_not_count():
     _, dets = run(_outdoor(rain=6.0))
     assert longest_run(dets) < DetectionConfig().min_frames
+
+
+def test_robust_statistics_equal_numpys():
+    """The lighting median and the noise percentile are numpy's values, ties and odd sizes included."""
+    from motionwatch.detect.detector import _median, _percentile
+    rng = np.random.default_rng(7)
+    for n in (2, 3, 4, 5, 50, 51, 3600):
+        ties = np.where(rng.random(n) < 0.6, 1.0, rng.normal(1.0, 0.05, n)).astype(np.float32)
+        spread = rng.normal(0.0, 3.0, n).astype(np.float32)
+        for a in (ties, spread):
+            assert _median(a.copy()) == float(np.median(a))
+        diffs = rng.integers(0, 12, n).astype(np.uint8)
+        assert _percentile(diffs.copy(), 30) == float(np.percentile(diffs, 30))

@@ -564,9 +564,10 @@ class MotionDetector:
         self.rebase_left = self.rebase_frames
 
 
-# np.median / np.percentile give these exact values but spend ~5x the time: their
-# checks, and a partition on two positions, which here is far slower than one
-# partition (numpy's vectorised path) plus the max of the lower part.
+# np.median / np.percentile give these exact values but spend more time on their
+# checks. The median partitions on two positions: numpy's vectorised one-position
+# path degrades on the ties of a still picture (ratios of exactly 1.0), where it
+# took 135 us against 18 us for two positions on traffic_camera's ~3,600 samples.
 
 def _median(a: np.ndarray) -> float:
     """np.median of a float array we own (reordered in place), as a float."""
@@ -575,10 +576,10 @@ def _median(a: np.ndarray) -> float:
     if n < 2:
         return float(np.median(a))
     k = n // 2
-    a.partition(k)
+    a.partition([k - 1, k])
     if n % 2:
         return float(a[k])
-    return float((a[:k].max() + a[k]) / 2)
+    return float((a[k - 1] + a[k]) / 2)
 
 
 def _percentile(a: np.ndarray, q: float) -> float:

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 # The shared harness is in tests/support: put tests/ on sys.path (only this
@@ -79,6 +80,9 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=600)
     ap.add_argument("--fps", type=float, default=0.0, help="analysis rate the detector is built for (0: source's)")
     args = ap.parse_args()
+    # One OpenCV thread, as the capture loop runs (pipeline/camera.py): a thread
+    # pool's wake-ups on these small pictures would count as detector CPU.
+    cv2.setNumThreads(1)
     before = load_package(args.baseline_ref)
     cfg = DetectionConfig()
     print(f"| clip (frames) | {args.baseline_ref} ms/frame | ours ms/frame | ours / {args.baseline_ref} | "
