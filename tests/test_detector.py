@@ -199,26 +199,3 @@ def test_robust_statistics_equal_numpys():
             assert _median(a.copy()) == float(np.median(a))
         diffs = rng.integers(0, 12, n).astype(np.uint8)
         assert _percentile(diffs.copy(), 30) == float(np.percentile(diffs, 30))
-
-
-@pytest.mark.parametrize("spacing", [9, 3])   # 3: over 256 regions, the NumPy fallback
-def test_region_counts_and_painting(spacing):
-    """Per-region counts and painting over 8-bit labels equal NumPy's, and write into the picture."""
-    import cv2
-
-    from motionwatch.detect.regions import Labels
-    rng = np.random.default_rng(spacing)
-    mask = np.zeros((90, 160), np.uint8)
-    mask[::spacing, ::spacing] = 255           # one region per dot
-    mask[40:60, 30:90] = 255                  # and one large one
-    n, labels, _, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_16U)
-    assert (n > 257) == (spacing == 3)
-    where = (rng.random(mask.shape) < 0.4).astype(np.uint8) * 255
-    regions = Labels((180, 320))
-    regions.set(labels, n)
-    assert np.array_equal(regions.count(where), np.bincount(labels[where > 0], minlength=n))
-    value = (rng.random(n) < 0.5).astype(np.uint8) * 255
-    picture = np.full((100, 170), 7, np.uint8)
-    regions.paint(value, picture[5:95, 5:165])
-    assert np.array_equal(picture[5:95, 5:165], value[labels])
-    assert (picture[:5] == 7).all() and (picture[:, :5] == 7).all()

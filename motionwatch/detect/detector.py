@@ -18,7 +18,6 @@ import numpy as np
 from motionwatch.config import DetectionConfig
 from motionwatch.detect.dynamic import Dynamics
 from motionwatch.detect.preprocess import Preprocess
-from motionwatch.detect.regions import Labels
 from motionwatch.detect.masks import detection_size
 from motionwatch.model import Detection
 
@@ -140,8 +139,6 @@ class MotionDetector:
         # 16-bit labels when they cannot overflow (8-connected regions are at most one
         # pixel in each 2x2 block): the labelling writes half the bytes (docs/performance.md).
         self.label_type = cv2.CV_16U if ((w + 1) // 2) * ((h + 1) // 2) < 65535 else cv2.CV_32S
-        self.regions = Labels((h, w))
-        self.stuck_u8 = np.empty((h, w), np.uint8)
         # Subsample grid for the cheap robust statistics (gain, noise).
         step = max(1, int(np.sqrt(w * h / 2500)))
         self.sub = (slice(step // 2, None, step), slice(step // 2, None, step))
@@ -394,7 +391,6 @@ class MotionDetector:
         if n <= 1:
             self.out = self.mask
             return [], 0
-        self.regions.set(labels, n)
         stats[:, cv2.CC_STAT_LEFT] += x0
         stats[:, cv2.CC_STAT_TOP] += y0
         areas = stats[:, cv2.CC_STAT_AREA]
@@ -411,19 +407,22 @@ class MotionDetector:
         if self.jump_left == self.jump_frames:
             # The jump frame itself: what one gain cannot map flashes up everywhere;
             # only regions that were already moving last frame count.
-            moving &= self.regions.count(self.prev_out[roi]) > 0
+            moving &= np.bincount(labels[self.prev_out[roi] > 0], minlength=n) > 0
         elif self.jump_left:
             still = big & ~moving
             if still.any():
                 self._relearn(self._full(still[labels], roi))
+        lut = np.zeros(n, np.uint8)
         if not big[1:].all():
-            # Drop specks from the mask so they are learned.
-            self.regions.paint(big.view(np.uint8) * np.uint8(255), self.mask[roi])
+            lut[big] = 255   # drop specks from the mask so they are learned
+            self.mask[roi] = lut.take(labels)   # take: half the time of lut[labels]
         if moving[1:].all():
             self.out = self.mask
         else:
+            lut[:] = 0
+            lut[moving] = 255
             self.out_buf.fill(0)
-            self.regions.paint(moving.view(np.uint8) * np.uint8(255), self.out_buf[roi])
+            self.out_buf[roi] = lut.take(labels)
             self.out = self.out_buf
         keep = np.nonzero(moving)[0]
         total = int(areas[keep].sum())
@@ -438,7 +437,7 @@ class MotionDetector:
 
     def _evidence(self, labels: np.ndarray, roi: tuple[slice, slice], areas: np.ndarray, n: int) -> np.ndarray:
         """Per region: persistent (overlaps last frame's change) and not part of a weather speckle field."""
-        before = self.regions.count(self.dyn.prev_mask[roi])
+        before = np.bincount(labels[self.dyn.prev_mask[roi] > 0], minlength=n)
         ok = (before >= PERSIST_SHARE * areas) | (areas >= LARGE_SHARE * self.watch_area)
         small = areas < SMALL_SHARE * self.watch_area
         small[0] = False
@@ -461,7 +460,7 @@ class MotionDetector:
         self._express(self.recent_bg[roi], recent_u8)
         cv2.absdiff(self.blurred[roi], recent_u8, tmp)
         cv2.threshold(tmp, threshold, 255, cv2.THRESH_BINARY, recent)
-        return self.regions.count(recent)
+        return np.bincount(labels[recent > 0], minlength=n)
 
     def _relit(self, labels: np.ndarray, roi: tuple[slice, slice], cand: np.ndarray, n: int) -> np.ndarray:
         """Of the candidate regions, those explained by light (texture kept); marks them for re-learning."""
@@ -487,8 +486,7 @@ class MotionDetector:
     def _ghosts(self, labels: np.ndarray, roi: tuple[slice, slice], stats: np.ndarray, big: np.ndarray,
                 n: int) -> np.ndarray:
         """Of the regions changed for GHOST_S, those whose outline only the background has; marks them."""
-        stuck = cv2.compare(self.still[roi], self.ghost_frames, cv2.CMP_GE, self.stuck_u8[roi])
-        old = self.regions.count(stuck)
+        old = np.bincount(labels[self.still[roi] >= self.ghost_frames], minlength=n)
         cand = np.nonzero(big & (old * 2 >= stats[:, cv2.CC_STAT_AREA]))[0]
         ghost = np.zeros(n, bool)
         rows, cols = labels.shape
