@@ -199,3 +199,31 @@ def test_robust_statistics_equal_numpys():
             assert _median(a.copy()) == float(np.median(a))
         diffs = rng.integers(0, 12, n).astype(np.uint8)
         assert _percentile(diffs.copy(), 30) == float(np.percentile(diffs, 30))
+
+
+def test_steady_camera_skips_most_shake_estimates_with_the_same_detections(monkeypatch):
+    """A walker in a steady camera: phase correlation runs on few frames, and every
+    detection equals the one with it run on every frame that changed."""
+    from motionwatch.detect import detector as detector_module
+    from motionwatch.detect.dynamic import Dynamics
+
+    calls = []
+    align = Dynamics.align
+    monkeypatch.setattr(Dynamics, "align", lambda self, *a, **kw: calls.append(1) or align(self, *a, **kw))
+    scene = Scene(fps=FPS, duration_s=8, seed=3, walkers=(Walker(2.0, 5.0, height=0.5),))
+
+    def detections() -> list:
+        r = SceneRenderer(scene)
+        det = MotionDetector(DetectionConfig(), (scene.width, scene.height), scene.fps)
+        return [(d.fraction, d.boxes, d.shift, None if d.mask is None else d.mask.copy())
+                for d in (det.update(r.render(i)) for i in range(scene.frames))]
+
+    gated = detections()
+    gated_calls = len(calls)
+    monkeypatch.setattr(detector_module, "SHAKE_JUMP", 0.0)   # any change counts as a jump
+    calls.clear()
+    every = detections()
+    assert gated_calls * 3 < len(calls)
+    for a, b in zip(gated, every):
+        assert a[:3] == b[:3]
+        assert (a[3] is None and b[3] is None) or np.array_equal(a[3], b[3])
