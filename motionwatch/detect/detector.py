@@ -65,10 +65,11 @@ PERSIST_SHARE = 0.15
 SHAKE_GAIN = 0.7
 # Phase correlation is the dearest step, and in a steady camera its estimate is
 # never used (traffic_camera: 573 calls, 0 kept). Between the estimates due every
-# EDGE_EVERY_S it runs only while the camera shakes (the last estimate was used)
+# EDGE_EVERY_S it runs only while the camera shakes (an estimate was used lately)
 # or when the change jumps past SHAKE_JUMP x last frame's (a shake starting); a
 # walker or a car changes about as much as it did last frame.
 SHAKE_JUMP = 1.5
+SHAKE_HOLD_S = 2.0   # ... and for this long after an aligned picture was last used
 LARGE_SHARE = 0.01
 SMALL_SHARE = 0.001
 WEATHER_COUNT = 6
@@ -114,6 +115,7 @@ class MotionDetector:
         self.jump_frames = max(2, int(round(JUMP_S * self.fps)))
         self.edge_every = max(1, int(round(EDGE_EVERY_S * self.fps)))
         self.ghost_frames = max(2, int(round(GHOST_S * self.fps)))
+        self.shake_hold = max(1, int(round(SHAKE_HOLD_S * self.fps)))
         self.recent_rate = 1.0 - float(np.exp(-1.0 / (RECENT_TAU_S * self.fps)))
         self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (cfg.kernel, cfg.kernel))
         self.reset()
@@ -160,6 +162,7 @@ class MotionDetector:
         self.jump_left = 0
         self.edge_due = self.shake_due = 0
         self.prev_changed = 0   # last frame's changed pixels before alignment
+        self.shaken_at = -self.shake_hold - 1   # the last frame an aligned picture was used
         self.still[:] = 0
         self.mask[:] = 0
         self.prev_out[:] = 0
@@ -188,9 +191,7 @@ class MotionDetector:
         self._express(self.bg, self.bg_u8)
         warming = self.frames <= self.warmup_frames
         changed, threshold = self._difference(warming)
-        jumped, self.prev_changed = changed > SHAKE_JUMP * self.prev_changed, changed
-        if changed and self.dyn.stabilize and (jumped or self.frames >= self.shake_due
-                                               or self.dyn.shift != (0.0, 0.0)):
+        if self._shake_may_matter(changed):
             # Something changed: if the whole picture moved (a shaking camera),
             # difference again after aligning this frame with the background.
             aligned = self.dyn.align(self.blurred, self.bg_u8, refresh=self.frames >= self.shake_due)
@@ -211,6 +212,8 @@ class MotionDetector:
                     np.copyto(self.raw_diff, self.kept_diff)
                     np.copyto(self.mask, self.kept_mask)
                     np.copyto(self.raw_mask, self.kept_mask)
+                else:
+                    self.shaken_at = self.frames
         raw_changed = changed
         lighting = changed > self.cfg.max_fraction * self.watch_area or not (
             GAIN_LIMITS[0] < gain < GAIN_LIMITS[1])
@@ -231,6 +234,12 @@ class MotionDetector:
             self.rebase_left = max(0, self.rebase_left - 1)
             return Detection(0.0, [], self.out, ready=False, **extra)
         return Detection(changed / self.watch_area, boxes, self.out, **extra)
+
+    def _shake_may_matter(self, changed: int) -> bool:
+        """Whether to estimate camera shake this frame (see SHAKE_JUMP)."""
+        jumped, self.prev_changed = changed > SHAKE_JUMP * self.prev_changed, changed
+        return bool(changed) and self.dyn.stabilize and (
+            jumped or self.frames >= self.shake_due or self.frames - self.shaken_at <= self.shake_hold)
 
     def _difference(self, warming: bool, threshold: float | None = None) -> tuple[int, float]:
         """Threshold |frame - background| less the allowances; returns (changed pixels, threshold)."""
