@@ -3,7 +3,8 @@
     PYTHONPATH=. .venv/bin/python tests/bench/detector_cpu.py [--baseline-ref 8c37c48] [--rounds 3]
 
 Frames are decoded once with PyAV (the Y plane, as `scan` feeds the detector)
-from real footage and a generated 640x480 clip tagged like a camera file, then
+from real footage and a generated 640x480 clip tagged like a camera file (and
+two generated outdoor scenes rendered as BGR pictures: shake, foliage), then
 fed to both detectors interleaved frame by frame, so both see the same machine
 load, taking turns to go first (the second finds the frame in the CPU cache).
 Prints CPU ms a frame and the ratio to the baseline measured in the same run,
@@ -33,10 +34,14 @@ from motionwatch.config import DetectionConfig
 from motionwatch.detect import MotionDetector
 from motionwatch.media.frames import TV_TO_FULL, is_full_range, luma_view
 from motionwatch.pipeline.camera import analysis_fps
+from motionwatch.sources.scene import SceneRenderer
 from support.footage import FOOTAGE
+from support.scenes import suite
 
 REAL = ("dvrscan_traffic_camera/traffic_camera.mp4", "i2r_curtain/video.mp4", "i2r_watersurface/video.mp4",
         "opencv_vtest/vtest.avi")
+# Generated outdoor scenes (seed 1), rendered as BGR pictures: a shaking camera and trees in gusts.
+SCENES = ("walk_shake", "walk_foliage")
 
 
 def luma_frames(path: Path, limit: int) -> tuple[float, list[np.ndarray], tuple | None]:
@@ -62,6 +67,11 @@ def inputs(limit: int, work: Path) -> list[tuple[str, float, list[np.ndarray], t
     gen = work / "gen-640x480.mp4"
     make_clip(gen, 640, 480, limit / 25.0, fps=25.0)
     out.append(("generated 640x480", *luma_frames(gen, limit)))
+    for case in suite(1):
+        if case.name in SCENES:
+            r = SceneRenderer(case.scene)
+            frames = [r.render(i) for i in range(min(limit, case.scene.frames))]
+            out.append((f"generated {case.name}", case.scene.fps, frames, None))
     return out
 
 
