@@ -64,10 +64,11 @@ PERSIST_SHARE = 0.15
 # ended the escalator clip's event early).
 SHAKE_GAIN = 0.7
 # Phase correlation is the dearest step, and in a steady camera its estimate is
-# never used (traffic_camera: 573 calls, 0 kept). Between the estimates due every
-# EDGE_EVERY_S it runs only while the camera shakes (an estimate was used lately)
-# or when the change jumps past SHAKE_JUMP x last frame's (a shake starting); a
-# walker or a car changes about as much as it did last frame.
+# never used (not once on traffic_camera; docs/performance.md). Besides the
+# estimates due every EDGE_EVERY_S it runs only while the camera shakes (an
+# estimate was used lately) or when the change jumps past SHAKE_JUMP x last
+# frame's (a shake starting); a walker or a car changes about as much as it did
+# last frame.
 SHAKE_JUMP = 1.5
 SHAKE_HOLD_S = 2.0   # ... and for this long after an aligned picture was last used
 LARGE_SHARE = 0.01
@@ -584,8 +585,8 @@ class MotionDetector:
 
 # np.median / np.percentile give these exact values but spend more time on their
 # checks. The median partitions on two positions: numpy's vectorised one-position
-# path degrades on the ties of a still picture (ratios of exactly 1.0), where it
-# took 135 us against 18 us for two positions on traffic_camera's ~3,600 samples.
+# path degrades on the ties of a still picture (ratios of exactly 1.0) to several
+# times the cost (docs/performance.md, 2026-12-05).
 
 def _median(a: np.ndarray) -> float:
     """np.median of a float array we own (reordered in place), as a float."""
