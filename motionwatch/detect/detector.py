@@ -130,6 +130,7 @@ class MotionDetector:
         self.mask = np.zeros((h, w), np.uint8)   # every changed region (not learned)
         self.out_buf = np.zeros((h, w), np.uint8)
         self.prev_out = np.zeros((h, w), np.uint8)   # last frame's moving regions
+        self.held = np.zeros((h, w), np.uint8)       # moved, and changed ever since (see _held)
         self.out = self.mask                       # regions that move: what is reported
         self.tmp = np.empty((h, w), np.uint8)
         self.still = np.zeros((h, w), np.uint16)  # frames each pixel has stayed changed
@@ -156,6 +157,8 @@ class MotionDetector:
         self.still[:] = 0
         self.mask[:] = 0
         self.prev_out[:] = 0
+        self.held[:] = 0
+        self.held_clear = True
         self.out = self.mask
         # Which buffers are known to be all zero: most frames change nothing, and
         # then clearing or copying a zero picture again is wasted work.
@@ -212,7 +215,7 @@ class MotionDetector:
         quiet = changed == 0   # nothing over the threshold: the mask stays empty
         boxes, changed = self._clean(changed, threshold)
         self.dyn.observe(self.raw_mask, quiet)
-        self.dyn.learn(self.raw_diff, None if quiet else self.out, warming or self.rebase_left > 0,
+        self.dyn.learn(self.raw_diff, self._held(quiet), warming or self.rebase_left > 0,
                        self.frames, self.jump_left > 0)
         self._keep_prev_out(quiet)
         self.mask_clear = quiet
@@ -260,6 +263,24 @@ class MotionDetector:
     @luma_levels.setter
     def luma_levels(self, levels: tuple[float, float] | None) -> None:
         self.prep.luma_levels = levels
+
+    def _held(self, quiet: bool) -> np.ndarray | None:
+        """Pixels of moving regions, and those that have stayed changed since they moved.
+
+        The variability estimate must not learn them: a person who stops is
+        no longer moving, and learning their difference as the pixel's usual
+        variation would melt them into the background, so that leaving fires
+        a second event (a ghost). Foliage flickers out of the mask and is let go.
+        """
+        if quiet:
+            if not self.held_clear:
+                self.held.fill(0)
+                self.held_clear = True
+            return None
+        self.held_clear = False
+        cv2.bitwise_and(self.held, self.mask, self.held)
+        cv2.bitwise_or(self.held, self.out, self.held)
+        return self.held
 
     def _keep_prev_out(self, quiet: bool) -> None:
         """prev_out = this frame's moving regions (all zero when nothing changed)."""
