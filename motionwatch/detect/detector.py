@@ -74,6 +74,17 @@ WEATHER_SHARE = 0.004
 # so it stays detected until static_seconds.
 GHOST_S = 1.0
 GHOST_EDGE = 0.5   # picture's edge strength on the outline below this x the background's: a ghost
+# While the variability estimate still converges (dynamic.SETTLE_S after a
+# start), a frame whose change is spread over FLOOD_COUNT or more regions is
+# a moving background the model has not yet seen (a gust through a tree): in
+# it a region counts only when changed pixels fill SOLID_SHARE of it. The
+# gust's regions are speckles joined by dilation (0.3-0.35 filled), a new
+# object differs across its body (0.65-0.9 for every generated walker). Not
+# in every settling frame: the real escalator clip's small, blurred people
+# fill 0.35-0.55, and at most 10 regions were seen in any real clip's first
+# seconds against 24-28 in the gust.
+FLOOD_COUNT = 16
+SOLID_SHARE = 0.5
 
 
 class MotionDetector:
@@ -420,6 +431,9 @@ class MotionDetector:
         moving = big & (self._moving_pixels(labels, roi, n, threshold)
                         >= np.maximum(MIN_MOVING, MOVING_SHARE * areas))
         moving &= self._evidence(labels, roi, areas, n)
+        if self.dyn.k > 0 and self.frames <= self.dyn.settle_frames \
+                and np.count_nonzero(big) >= FLOOD_COUNT:
+            moving &= self._solid(labels, roi, areas, n)
         large = np.nonzero(moving & (areas >= RELIT_MIN_SHARE * self.watch_area))[0]
         if len(large):
             moving[self._relit(labels, roi, large, n)] = False
@@ -467,6 +481,11 @@ class MotionDetector:
             # only from WEATHER_SHARE of the picture.
             ok &= areas >= WEATHER_SHARE * self.watch_area
         return ok
+
+    def _solid(self, labels: np.ndarray, roi: tuple[slice, slice], areas: np.ndarray, n: int) -> np.ndarray:
+        """Per region: changed pixels (before dilation) fill SOLID_SHARE of it."""
+        filled = np.bincount(labels[self.raw_mask[roi] > 0], minlength=n)
+        return filled >= SOLID_SHARE * areas
 
     def _full(self, part: np.ndarray, roi: tuple[slice, slice]) -> np.ndarray:
         """A boolean map over the labelled rectangle as a whole-picture map."""
