@@ -56,6 +56,16 @@ def test_walker_in_heavy_rain_is_found():
     assert sc.ok and sc.found == 1, table([sc])
 
 
+@pytest.mark.parametrize("name, seed", [("stop_and_stand", 4), ("stop_and_stand", 9), ("foliage_quiet", 1)])
+def test_held_out_outdoor_failures(name, seed):
+    """Scenes main failed on other seeds: someone who stood still for 8-12 s was melted into
+    the background by the variability estimate, so leaving was a second event (4, 9); a
+    gust right after warm-up, before the tree had been seen moving, was a false event (1)."""
+    case = next(c for c in suite(seed) if c.name == name)
+    sc = run_case(case, Config())
+    assert sc.ok and sc.found == sc.expected, table([sc])
+
+
 def test_curtain_mask_beats_opencv_models():
     """The presenter starts in view in front of a swaying curtain: the ghost he leaves and the
     curtain must not flood the mask (CDnet F above MOG2's and KNN's on the same frames)."""

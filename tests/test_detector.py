@@ -126,6 +126,23 @@ def test_something_that_arrives_and_stays_is_absorbed_after_static_seconds():
     assert all(d.fraction < cfg.trigger_fraction for d in dets[int(8 * FPS):])
 
 
+def test_a_person_who_stops_stays_a_change_until_static_seconds():
+    """Someone standing still is not moving, but must not be learned as their pixels'
+    usual variation either: that melted them into the background within ~1.5 s, and
+    leaving then fired a second event (a ghost) for the same visit."""
+    import cv2
+    scene = Scene(fps=FPS, duration_s=10, seed=21,
+                  walkers=(Walker(1.5, 9.0, height=0.5, x_from=-0.15, x_to=1.5, stop_at_s=3.5),))
+    r = SceneRenderer(scene)
+    det = MotionDetector(DetectionConfig(), (640, 480), FPS)
+    changed = {}
+    for i in range(scene.frames):
+        det.update(r.render(i))
+        changed[i] = cv2.countNonZero(det.mask)   # every changed region, moving or not
+    at_stop, later = changed[int(4.0 * FPS)], changed[int(9.0 * FPS)]
+    assert at_stop > 1000 and later > 0.8 * at_stop, (at_stop, later)
+
+
 def test_reset_starts_a_fresh_warm_up():
     scene = Scene(fps=FPS, duration_s=3, seed=11)
     r = SceneRenderer(scene)

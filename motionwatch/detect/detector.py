@@ -82,6 +82,17 @@ WEATHER_SHARE = 0.004
 # so it stays detected until static_seconds.
 GHOST_S = 1.0
 GHOST_EDGE = 0.5   # picture's edge strength on the outline below this x the background's: a ghost
+# While the variability estimate still converges (dynamic.SETTLE_S after a
+# start), a frame whose change is spread over FLOOD_COUNT or more regions is
+# a moving background the model has not yet seen (a gust through a tree): in
+# it a region counts only when changed pixels fill SOLID_SHARE of it. The
+# gust's regions are speckles joined by dilation (0.3-0.35 filled), a new
+# object differs across its body (0.65-0.9 for every generated walker). Not
+# in every settling frame: the real escalator clip's small, blurred people
+# fill 0.35-0.55, and at most 10 regions were seen in any real clip's first
+# seconds against 24-28 in the gust.
+FLOOD_COUNT = 16
+SOLID_SHARE = 0.5
 
 
 class MotionDetector:
@@ -139,6 +150,7 @@ class MotionDetector:
         self.mask = np.zeros((h, w), np.uint8)   # every changed region (not learned)
         self.out_buf = np.zeros((h, w), np.uint8)
         self.prev_out = np.zeros((h, w), np.uint8)   # last frame's moving regions
+        self.held = np.zeros((h, w), np.uint8)       # moved, and changed ever since (see _held)
         self.out = self.mask                       # regions that move: what is reported
         self.tmp = np.empty((h, w), np.uint8)
         self.still = np.zeros((h, w), np.uint16)  # frames each pixel has stayed changed
@@ -167,6 +179,8 @@ class MotionDetector:
         self.still[:] = 0
         self.mask[:] = 0
         self.prev_out[:] = 0
+        self.held[:] = 0
+        self.held_clear = True
         self.out = self.mask
         # Which buffers are known to be all zero: most frames change nothing, and
         # then clearing or copying a zero picture again is wasted work.
@@ -225,7 +239,7 @@ class MotionDetector:
         quiet = changed == 0   # nothing over the threshold: the mask stays empty
         boxes, changed = self._clean(changed, threshold)
         self.dyn.observe(self.raw_mask, quiet)
-        self.dyn.learn(self.raw_diff, None if quiet else self.out, warming or self.rebase_left > 0,
+        self.dyn.learn(self.raw_diff, self._held(quiet), warming or self.rebase_left > 0,
                        self.frames, self.jump_left > 0)
         self._keep_prev_out(quiet)
         self.mask_clear = quiet
@@ -279,6 +293,24 @@ class MotionDetector:
     @luma_levels.setter
     def luma_levels(self, levels: tuple[float, float] | None) -> None:
         self.prep.luma_levels = levels
+
+    def _held(self, quiet: bool) -> np.ndarray | None:
+        """Pixels of moving regions, and those that have stayed changed since they moved.
+
+        The variability estimate must not learn them: a person who stops is
+        no longer moving, and learning their difference as the pixel's usual
+        variation would melt them into the background, so that leaving fires
+        a second event (a ghost). Foliage flickers out of the mask and is let go.
+        """
+        if quiet:
+            if not self.held_clear:
+                self.held.fill(0)
+                self.held_clear = True
+            return None
+        self.held_clear = False
+        cv2.bitwise_and(self.held, self.mask, self.held)
+        cv2.bitwise_or(self.held, self.out, self.held)
+        return self.held
 
     def _keep_prev_out(self, quiet: bool) -> None:
         """prev_out = this frame's moving regions (all zero when nothing changed)."""
@@ -418,6 +450,9 @@ class MotionDetector:
         moving = big & (self._moving_pixels(labels, roi, n, threshold)
                         >= np.maximum(MIN_MOVING, MOVING_SHARE * areas))
         moving &= self._evidence(labels, roi, areas, n)
+        if self.dyn.k > 0 and self.frames <= self.dyn.settle_frames \
+                and np.count_nonzero(big) >= FLOOD_COUNT:
+            moving &= self._solid(labels, roi, areas, n)
         large = np.nonzero(moving & (areas >= RELIT_MIN_SHARE * self.watch_area))[0]
         if len(large):
             moving[self._relit(labels, roi, large, n)] = False
@@ -465,6 +500,11 @@ class MotionDetector:
             # only from WEATHER_SHARE of the picture.
             ok &= areas >= WEATHER_SHARE * self.watch_area
         return ok
+
+    def _solid(self, labels: np.ndarray, roi: tuple[slice, slice], areas: np.ndarray, n: int) -> np.ndarray:
+        """Per region: changed pixels (before dilation) fill SOLID_SHARE of it."""
+        filled = np.bincount(labels[self.raw_mask[roi] > 0], minlength=n)
+        return filled >= SOLID_SHARE * areas
 
     def _full(self, part: np.ndarray, roi: tuple[slice, slice]) -> np.ndarray:
         """A boolean map over the labelled rectangle as a whole-picture map."""
