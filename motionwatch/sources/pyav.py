@@ -36,6 +36,8 @@ MAX_BAD_IN_ROW = 250
 # frame threads decode the next frames while Python detects on this one.
 PACED_DECODER_THREADS = 1
 SCAN_DECODER_THREADS = min(2, os.cpu_count() or 1)
+# How far before a frame a seek for it may have to aim (_decode_at).
+MAX_SEEK_BACK_S = 64
 # Codecs whose decode detection.fast_decode makes cheaper (skip_loop_filter).
 FAST_DECODE_CODECS = frozenset({"h264", "hevc"})
 # The ring keeps this much more than the pre-roll: the motion streak before the
@@ -229,13 +231,24 @@ class AvFileSource(FrameSource):
 
 
 def _decode_at(container, pts: int) -> av.VideoFrame | None:
-    """The frame shown at `pts`, decoded from the keyframe before it (None if the seek missed it)."""
+    """The frame shown at `pts`, decoded from the keyframe before it (None if the seek missed it).
+
+    An MPEG-TS seek can land on the keyframe after the one asked for, or near its
+    end past every frame (seen on a remuxed H.264 clip): then it seeks again,
+    further back each time."""
     stream = container.streams.video[0]
-    container.seek(pts, stream=stream, backward=True)
-    for f in container.decode(stream):
-        if f.pts is not None and f.pts >= pts:
-            return f if f.pts == pts else None
-    return None
+    second = max(1, round(1 / stream.time_base))
+    back = 0
+    while True:
+        container.seek(pts - back, stream=stream, backward=True)
+        frames = (f for f in container.decode(stream) if f.pts is not None)
+        f = next(frames, None)
+        if (f is not None and f.pts <= pts) or back >= MAX_SEEK_BACK_S * second:
+            break
+        back = 2 * back or second
+    while f is not None and f.pts < pts:
+        f = next(frames, None)
+    return f if f is not None and f.pts == pts else None
 
 
 class AvLiveSource(LiveSource):
