@@ -4,7 +4,7 @@
 Run by hand (pytest does not collect it; it takes several minutes):
 
     .venv/bin/python tests/bench/compare_peers.py [--rounds 3] [--quick] [--skip-dvr] [--skip-live]
-        [--baseline-ref REF] [--tools WORD ...]
+        [--baseline-ref REF] [--tools NAME ...]
 
 Everything is measured in this run, on the same inputs, and reported as ratios
 against the decode-only baseline measured alongside, because the machine's
@@ -270,7 +270,7 @@ def scan_table(work: Path, rounds: int, seconds: float, dvr: Path | None, only: 
     if baseline:
         tools.update(baseline_tools(baseline, noclip))
     if tool_words:
-        tools = {t: c for t, c in tools.items() if t == "decode-only" or any(w in t for w in tool_words)}
+        tools = {t: c for t, c in tools.items() if t == "decode-only" or t in tool_words}
     rows = []
     for label, path, truth in clips(work, seconds):
         if only and not any(word in label for word in only):
@@ -556,8 +556,8 @@ def main() -> int:
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--only", nargs="+", metavar="WORD", help="scan only the clips whose label has one of these words")
     ap.add_argument("--baseline-ref", metavar="REF", help="also scan with the tree at this git ref (before/after)")
-    ap.add_argument("--tools", nargs="+", metavar="WORD",
-                    help="scan only with the tools whose name has one of these words (and decode-only)")
+    ap.add_argument("--tools", nargs="+", metavar="NAME",
+                    help="scan only with these tools, named as the table names them (and decode-only)")
     ap.add_argument("--memory-seconds", type=float, default=40.0)
     ap.add_argument("--out", help="also write the table (markdown) to this file")
     a = ap.parse_args()
