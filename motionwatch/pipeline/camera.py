@@ -238,6 +238,15 @@ class CameraLoop:
 
     def _due(self, index: int, ts: float) -> bool:
         """Whether this frame is analysed (detection.fps, `scan --detect-every`); moves the schedule on."""
+        if not self._is_due(index, ts, self._next_detect_ts, self._detected_index):
+            return False
+        if self._detect_interval:
+            self._next_detect_ts = ts + self._detect_interval
+            self._detected_index = index
+        return True
+
+    def _is_due(self, index: int, ts: float, next_ts: float, detected: int) -> bool:
+        """`_due`'s rule for a schedule at `next_ts` whose last analysed frame was `detected`."""
         if index % self.detect_every:
             return False
         # EPS: 0.1 + 0.1 + 0.1 > 0.3 in floats; without it every third interval at
@@ -246,12 +255,7 @@ class CameraLoop:
         # after a stall) would have most of it skipped by time alone, so the frame
         # count at the source's own rate also makes a frame due, as a file's frame
         # times would.
-        if ts < self._next_detect_ts - EPS and not 0 < self._detect_step <= index - self._detected_index:
-            return False
-        if self._detect_interval:
-            self._next_detect_ts = ts + self._detect_interval
-            self._detected_index = index
-        return True
+        return ts >= next_ts - EPS or 0 < self._detect_step <= index - detected
 
     def _process(self, frame: Frame) -> None:
         st = self.status
@@ -260,10 +264,18 @@ class CameraLoop:
         size = frame.size
         if size != self._size:
             self._setup(size)
+        schedule = self._next_detect_ts, self._detected_index
         due = self._due(frame.index, frame.ts)
-        if due and (pic_frame := frame.decoded()) is not None:
-            frame = pic_frame   # a frame the source left undecoded is decoded after all
-        else:
+        if due:
+            # A frame the source left undecoded is decoded after all; if it cannot be,
+            # it is as if it was never due, so the next frame is.
+            decoded = frame.decoded()
+            if decoded is None:
+                self._next_detect_ts, self._detected_index = schedule
+                due = False
+            else:
+                frame = decoded
+        if not due:
             # Analyse at most detection.fps frames a second; the others still go
             # to the pre-roll and the clip so clips keep the source's frame rate.
             for signal in self.tracker.carry(frame):
@@ -291,20 +303,19 @@ class CameraLoop:
     def _wanted(self, index: int) -> bool:
         """Whether the file's frame `index` will be analysed, asked by the source ahead
         of the loop (sources.undecoded): the schedule `_due` keeps, run on from the last
-        frame processed over a file's frame times (index / fps), then put back. True
+        frame processed over a file's frame times (index / fps), on a copy. True
         whenever the frame might be needed anyway: before the first frame set the loop
         up, or while the tracker keeps decoded frames for clips."""
         fps = self.source.fps if self.source is not None else 0
         if self.tracker is None or self.tracker.clip or not fps:
             return True
-        saved = self._next_detect_ts, self._detected_index
-        try:
-            due = True
-            for i in range(self._last_index + 1, index + 1):
-                due = self._due(i, i / fps)
-            return due
-        finally:
-            self._next_detect_ts, self._detected_index = saved
+        next_ts, detected, due = self._next_detect_ts, self._detected_index, True
+        for i in range(self._last_index + 1, index + 1):
+            ts = i / fps
+            due = self._is_due(i, ts, next_ts, detected)
+            if due and self._detect_interval:
+                next_ts, detected = ts + self._detect_interval, i
+        return due
 
     def _setup(self, size: tuple[int, int]) -> None:
         """(Re)build detector and tracker for a frame size (new source or a size change)."""
