@@ -14,6 +14,7 @@ import hashlib
 import shutil
 import subprocess
 import threading
+import time
 from dataclasses import asdict
 from fractions import Fraction
 from pathlib import Path
@@ -194,3 +195,45 @@ def test_a_scan_leaving_frames_undecoded_finds_the_same_events(clips, tmp_path, 
     assert (skipped[0], skipped[1], skipped[2]) == (analysed, events, frames)
     if name != "hevc":
         assert any(e[0] == "EventEnded" for e in events)
+
+
+needs_ffmpeg_live = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg to serve the stream")
+
+
+@needs_ffmpeg_live
+def test_a_live_h264_stream_leaves_frames_undecoded_and_still_finds_the_visit(tmp_path):
+    """An HTTP MPEG-TS camera (Annex-B, B-frames) at 30 fps, detection.fps 15: disposable
+    frames the schedule will not want stay undecoded, every analysed frame is a decoded
+    picture, and the visit is found. A live frame's time is its arrival, so which ones
+    are analysed is not compared with a decode of every frame."""
+    from motionwatch.media.frames import AvFrame
+    from motionwatch.sources.scene import Scene, Walker, write_h264
+    from ts_server import TsServer
+    scene = Scene(width=320, height=240, fps=30, duration_s=8, seed=21, noise=4.0,
+                  walkers=(Walker(2.5, 3.0, height=0.6),))
+    mp4 = tmp_path / "visit.mp4"
+    write_h264(scene, mp4, 400_000, 30)
+    ts = tmp_path / "visit.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(mp4), "-c", "copy", "-f", "mpegts", str(ts)], check=True)
+    server = TsServer(ts, scene.duration_s)
+    cfg = Config(recordings=RecordingsConfig(path=str(tmp_path / "rec"), min_free_gb=0.0),
+                 events=EventsConfig(clip=False))
+    stop = threading.Event()
+    analysed = []
+    sink = Signals()
+    loop = CameraLoop(CameraConfig(name="cam", source=server.url, timeout_seconds=5.0), cfg, sink, stop,
+                      on_frame=lambda f, d: analysed.append(f))
+    src = loop.open()
+    runner = threading.Thread(target=loop.run)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(e[0] == "EventEnded" for e in sink.events):
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        runner.join(30)
+        server.close()
+    assert any(e[0] == "EventEnded" for e in sink.events)
+    assert src.stats().undecoded > 0
+    assert analysed and all(isinstance(f, AvFrame) for f in analysed)

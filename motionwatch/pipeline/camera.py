@@ -300,21 +300,22 @@ class CameraLoop:
         if self.on_frame is not None:
             self.on_frame(frame, det)
 
-    def _wanted(self, index: int) -> bool:
-        """Whether the file's frame `index` will be analysed, asked by the source ahead
-        of the loop (sources.undecoded): the schedule `_due` keeps, run on from the last
-        frame processed over a file's frame times (index / fps), on a copy. True
-        whenever the frame might be needed anyway: before the first frame set the loop
-        up, or while the tracker keeps decoded frames for clips."""
+    def _wanted(self, index: int, ts: float | None = None) -> bool:
+        """Whether frame `index` will be analysed, asked by the source ahead of the loop
+        (sources.undecoded): the schedule `_due` keeps, run on (on a copy) from the last
+        frame processed over a file's frame times (index / fps), or for a live frame
+        handed out at `ts` over times a frame interval apart up to it. True whenever
+        the frame might be needed anyway: before the first frame set the loop up, or
+        while the tracker keeps decoded frames for clips."""
         fps = self.source.fps if self.source is not None else 0
         if self.tracker is None or self.tracker.clip or not fps:
             return True
         next_ts, detected, due = self._next_detect_ts, self._detected_index, True
         for i in range(self._last_index + 1, index + 1):
-            ts = i / fps
-            due = self._is_due(i, ts, next_ts, detected)
+            t = i / fps if ts is None else ts - (index - i) / fps
+            due = self._is_due(i, t, next_ts, detected)
             if due and self._detect_interval:
-                next_ts, detected = ts + self._detect_interval, i
+                next_ts, detected = t + self._detect_interval, i
         return due
 
     def _setup(self, size: tuple[int, int]) -> None:

@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -42,6 +43,9 @@ PACED_DECODER_THREADS = 1
 SCAN_DECODER_THREADS = min(2, os.cpu_count() or 1)
 # How far before a frame a seek for it may have to aim (_decode_at).
 MAX_SEEK_BACK_S = 64
+# Frames a live decoder holds back to reorder B-frames (x264's B-pyramid: 2):
+# a left-out frame would have been handed out that much later.
+LIVE_REORDER_FRAMES = 2
 # Codecs whose decode detection.fast_decode makes cheaper (skip_loop_filter).
 FAST_DECODE_CODECS = frozenset({"h264", "hevc"})
 # The ring keeps this much more than the pre-roll: the motion streak before the
@@ -317,6 +321,8 @@ class AvLiveSource(LiveSource):
         else:
             self.kind = "stream"
             self._target, self._fmt = spec, None
+        self._last_size: tuple[int, int] | None = None
+        self._plans: list[SkipPlan] = []   # one per connection that leaves packets out
 
     def _connect(self):
         if is_index(self.spec) and int(self.spec) > MAX_CAMERA_INDEX:
@@ -344,7 +350,24 @@ class AvLiveSource(LiveSource):
             self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
         else:
             self.packets = self.template = None
-        return _Connection(container, stream, self.packets)
+        return _Connection(container, stream, self.packets, self._skip_plan(f, stream), lambda: self.frames_read)
+
+    def _skip_plan(self, f, stream) -> SkipPlan | None:
+        """Disposable packets left out (sources.undecoded) when the loop would not analyse
+        a frame handed out when theirs would be: now, plus the decoder's reorder delay."""
+        prefix = length_size(f.codec, stream.codec_context.extradata)
+        if self.options.wanted is None or prefix is None or not f.fps:
+            return None
+        delay = (LIVE_REORDER_FRAMES if stream.codec_context.has_b_frames else 0) / f.fps
+
+        def wanted(index: int) -> bool:
+            t0 = self._t0
+            return t0 is None or self.options.wanted(index, time.monotonic() - t0 + delay)
+        self._plans.append(SkipPlan(f.codec, prefix, wanted, None))
+        return self._plans[-1]
+
+    def stats(self) -> SourceStats:
+        return replace(super().stats(), undecoded=sum(p.left_out for p in self._plans))
 
     def _open(self):
         if self._fmt == "v4l2":
@@ -367,7 +390,10 @@ class AvLiveSource(LiveSource):
         except av.FFmpegError:
             pass   # a dead connection may fail to close cleanly; there is nothing left to do with it
 
-    def _frame(self, item: av.VideoFrame, index: int, ts: float, wall: float) -> AvFrame:
+    def _frame(self, item: av.VideoFrame | int, index: int, ts: float, wall: float) -> AvFrame | UndecodedFrame:
+        if isinstance(item, int):   # the pts of a packet left undecoded: a live picture cannot be had later
+            return UndecodedFrame(item, self._last_size or self.size, index, ts, wall, lambda _frame: None)
+        self._last_size = (item.width, item.height)
         return AvFrame(item, index, ts, wall)
 
     def describe(self) -> str:
@@ -375,21 +401,28 @@ class AvLiveSource(LiveSource):
 
 
 class _Connection:
-    """One open stream: its decoded frames, pushing packets into the ring on the way."""
+    """One open stream: its decoded frames (and the pts of those its plan left
+    undecoded, at their places), pushing packets into the ring on the way.
+    `position()` is the index the next frame handed out will have."""
 
-    def __init__(self, container, stream, ring: PacketRing | None):
+    def __init__(self, container, stream, ring: PacketRing | None, plan: SkipPlan | None, position):
         self.container = container
         self.stream = stream
-        self.frames = self._decode(ring)
+        self.frames = self._decode(ring, plan, position)
 
-    def _decode(self, ring: PacketRing | None):
+    def _decode(self, ring: PacketRing | None, plan: SkipPlan | None, position):
         for pkt in self.container.demux(self.stream):
             if ring is not None:
                 ring.push(pkt)
+            if plan is not None and plan.leave_out(pkt, position()):
+                continue
             try:
                 frames = self.stream.decode(pkt)
             except av.InvalidDataError:
                 continue   # a damaged packet on the wire: the next keyframe repairs the picture
             if frames and ring is not None:
                 ring.follow_size((frames[-1].width, frames[-1].height))
-            yield from frames
+            for f in frames:
+                if plan is not None:
+                    yield from plan.before(f.pts)
+                yield f
