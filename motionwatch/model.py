@@ -45,7 +45,7 @@ class Frame:
         w, h = self.size
         return w * h * 3
 
-    def decoded(self) -> Frame | None:
+    def with_picture(self) -> Frame | None:
         """The frame with its picture: itself, unless the source left it undecoded
         (media.frames.UndecodedFrame); None if that picture cannot be had."""
         return self

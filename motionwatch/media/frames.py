@@ -84,7 +84,7 @@ class AvFrame(Frame):
 class UndecodedFrame(Frame):
     """A frame whose packet the source kept from the decoder (sources.undecoded):
     nothing refers to its picture and the capture loop was not going to analyse
-    it. It counts like any frame (index, time, motion counts, events); `decoded()`
+    it. It counts like any frame (index, time, motion counts, events); `with_picture()`
     decodes it after all (`decode(pts)`), should the loop want it."""
 
     __slots__ = ("pts", "_size", "_decode")
@@ -100,7 +100,7 @@ class UndecodedFrame(Frame):
     def size(self) -> tuple[int, int]:
         return self._size
 
-    def decoded(self) -> Frame | None:
+    def with_picture(self) -> Frame | None:
         return self._decode(self)
 
     def __repr__(self) -> str:

@@ -269,7 +269,7 @@ class CameraLoop:
         if due:
             # A frame the source left undecoded is decoded after all; if it cannot be,
             # it is as if it was never due, so the next frame is.
-            decoded = frame.decoded()
+            decoded = frame.with_picture()
             if decoded is None:
                 self._next_detect_ts, self._detected_index = schedule
                 due = False

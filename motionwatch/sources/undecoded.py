@@ -11,7 +11,7 @@ index a packet's frame will have is the position of the next frame out plus the
 frames before it in display order still on their way: the pts sent to the
 decoder and not yet out, and those left out and not yet placed. A guess that is
 wrong (a stream that reorders across more than that) costs no exactness: the
-frame is decoded after all when the loop finds it due (`UndecodedFrame.decoded`).
+frame is decoded after all when the loop finds it due (`UndecodedFrame.with_picture`).
 """
 
 from __future__ import annotations
