@@ -170,13 +170,14 @@ class Signals:
         return {k: v for k, v in asdict(signal.record).items() if k != "id"}
 
 
-def scan(path: str, skip: bool, clip: bool, tmp: Path):
+def scan(path: str, skip: bool, clip: bool, tmp: Path, every: int = 1):
     cfg = Config(recordings=RecordingsConfig(path=str(tmp / "rec"), min_free_gb=0.0), events=EventsConfig(clip=clip))
     analysed = []
     loop = CameraLoop(CameraConfig(name="cam", source=path), cfg, Signals(), threading.Event(), scan=True,
                       on_frame=lambda f, d: analysed.append(
                           (f.index, f.ts, hashlib.md5(np.ascontiguousarray(f.gray)).hexdigest(), d.fraction)))
     loop.skip_undecoded = skip
+    loop.detect_every = every
     src = loop.open()
     status = loop.run()
     return analysed, loop.sinks.events, status.frames, src.stats().undecoded
@@ -237,3 +238,13 @@ def test_a_live_h264_stream_leaves_frames_undecoded_and_still_finds_the_visit(tm
     assert any(e[0] == "EventEnded" for e in sink.events)
     assert src.stats().undecoded > 0
     assert analysed and all(isinstance(f, AvFrame) for f in analysed)
+
+
+def test_scan_detect_every_leaves_out_only_frames_it_skips(clips, tmp_path):
+    """`scan --detect-every 3` at detection.fps 15 on 25 fps: every third frame is analysed."""
+    path = str(h264(clips))
+    full = scan(path, False, False, tmp_path / "all", every=3)
+    skipped = scan(path, True, False, tmp_path / "skip", every=3)
+    assert skipped[3] > 0
+    assert [a[0] for a in full[0]] == list(range(0, full[2], 3))
+    assert skipped[:3] == full[:3]
