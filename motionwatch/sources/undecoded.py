@@ -23,6 +23,8 @@ from motionwatch.media.nal import disposable
 
 
 class SkipPlan:
+    """One stream's packets left out, and the places in display order of their frames."""
+
     def __init__(self, codec: str, prefix: int, wanted: Callable[[int], bool], start_pts: int | None):
         self.codec = codec
         self.prefix = prefix
@@ -39,7 +41,9 @@ class SkipPlan:
         pts = pkt.pts
         if pts is None:
             return False
-        if self.stopped or not disposable(pkt, self.codec, self.prefix) or self.wanted(position + self._ahead(pts)):
+        # The disposable check first: it is the cheaper one, and most packets are not.
+        if (self.stopped or not disposable(pkt, self.codec, self.prefix)
+                or self.wanted(position + self._ahead(pts))):
             insort(self._sent, pts)
             return False
         insort(self._skipped, pts)
