@@ -45,6 +45,11 @@ class Frame:
         w, h = self.size
         return w * h * 3
 
+    def with_picture(self) -> Frame | None:
+        """The frame with its picture: itself, unless the source left it undecoded
+        (media.frames.UndecodedFrame); None if that picture cannot be had."""
+        return self
+
     def scaled(self, size: tuple[int, int]) -> Frame:
         """This frame shrunk to `size` (a clip narrower than the source, events.clip_width).
         A frame that can hand its picture over undecoded overrides this."""

@@ -79,3 +79,29 @@ class AvFrame(Frame):
 
     def __repr__(self) -> str:
         return f"AvFrame(index={self.index}, ts={self.ts:.3f}, pts={self.pts}, size={self.size})"
+
+
+class UndecodedFrame(Frame):
+    """A frame whose packet the source kept from the decoder (sources.undecoded):
+    nothing refers to its picture and the capture loop was not going to analyse
+    it. It counts like any frame (index, time, motion counts, events); `with_picture()`
+    decodes it after all (`decode(pts)`), should the loop want it."""
+
+    __slots__ = ("pts", "_size", "_decode")
+
+    def __init__(self, pts: int, size: tuple[int, int], index: int, ts: float, wall: float,
+                 decode: Callable[[UndecodedFrame], Frame | None]):
+        Frame.__init__(self, None, index, ts, wall, None)
+        self.pts = pts
+        self._size = size
+        self._decode = decode
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._size
+
+    def with_picture(self) -> Frame | None:
+        return self._decode(self)
+
+    def __repr__(self) -> str:
+        return f"UndecodedFrame(index={self.index}, ts={self.ts:.3f}, pts={self.pts})"

@@ -128,6 +128,10 @@ class CameraLoop:
         self._fps_window: list[float] = []
         self.detect_every = 1   # `scan --detect-every N`: analyse every Nth frame, read them all
         self.decoder_threads = 0   # `scan --jobs`: FFmpeg threads this scan may decode on (0: the source's choice)
+        # A file's frames that will not be analysed and that no picture refers to are
+        # not decoded (sources.undecoded); off: every frame is (tests compare the two).
+        self.skip_undecoded = True
+        self._last_index = -1      # the index of the last frame processed, for _wanted
         self._backoff = BACKOFF_START
         self._up_since = 0.0   # monotonic time of the last (re)connection
         self._was_lost = False  # so the next frame announces "camera_found"
@@ -172,7 +176,8 @@ class CameraLoop:
             packet_seconds=ev.pre_roll_seconds, encode_packets=ev.clip,
             copy_codecs=COPY_CODECS[ev.clip_codec] if copy else frozenset(),
             copy_max_width=ev.clip_width if ev.clip_codec == "auto" else 0,
-            fast_decode=self.det_cfg.fast_decode, decoder_threads=self.decoder_threads)
+            fast_decode=self.det_cfg.fast_decode, decoder_threads=self.decoder_threads,
+            wanted=self._wanted if self.skip_undecoded else None)
 
     def run(self) -> CameraStatus:
         if self.source is None:
@@ -233,6 +238,15 @@ class CameraLoop:
 
     def _due(self, index: int, ts: float) -> bool:
         """Whether this frame is analysed (detection.fps, `scan --detect-every`); moves the schedule on."""
+        if not self._is_due(index, ts, self._next_detect_ts, self._detected_index):
+            return False
+        if self._detect_interval:
+            self._next_detect_ts = ts + self._detect_interval
+            self._detected_index = index
+        return True
+
+    def _is_due(self, index: int, ts: float, next_ts: float, detected: int) -> bool:
+        """`_due`'s rule for a schedule at `next_ts` whose last analysed frame was `detected`."""
         if index % self.detect_every:
             return False
         # EPS: 0.1 + 0.1 + 0.1 > 0.3 in floats; without it every third interval at
@@ -241,30 +255,36 @@ class CameraLoop:
         # after a stall) would have most of it skipped by time alone, so the frame
         # count at the source's own rate also makes a frame due, as a file's frame
         # times would.
-        if ts < self._next_detect_ts - EPS and not 0 < self._detect_step <= index - self._detected_index:
-            return False
-        if self._detect_interval:
-            self._next_detect_ts = ts + self._detect_interval
-            self._detected_index = index
-        return True
+        return ts >= next_ts - EPS or 0 < self._detect_step <= index - detected
 
     def _process(self, frame: Frame) -> None:
         st = self.status
         st.frames += 1
-        # Detect on `gray` when the frame carries one (an AvFrame's Y plane, a
-        # JpegFrame's reduced grey: neither decodes colour for it); the detector is
-        # built for the frame's size in source pixels, what boxes and masks refer to.
-        pic = frame.image if frame.gray is None else frame.gray
+        self._last_index = frame.index
         size = frame.size
         if size != self._size:
             self._setup(size)
-        if not self._due(frame.index, frame.ts):
+        schedule = self._next_detect_ts, self._detected_index
+        due = self._due(frame.index, frame.ts)
+        if due:
+            # A frame the source left undecoded is decoded after all; if it cannot be,
+            # it is as if it was never due, so the next frame is.
+            decoded = frame.with_picture()
+            if decoded is None:
+                self._next_detect_ts, self._detected_index = schedule
+                due = False
+            else:
+                frame = decoded
+        if not due:
             # Analyse at most detection.fps frames a second; the others still go
             # to the pre-roll and the clip so clips keep the source's frame rate.
             for signal in self.tracker.carry(frame):
                 self._emit(signal)
             return
-        det = self.detector.update(pic)
+        # Detect on `gray` when the frame carries one (an AvFrame's Y plane, a
+        # JpegFrame's reduced grey: neither decodes colour for it); the detector is
+        # built for the frame's size in source pixels, what boxes and masks refer to.
+        det = self.detector.update(frame.image if frame.gray is None else frame.gray)
         st.analysed += 1
         st.fraction = det.fraction
         self._tick_fps(frame.ts)
@@ -279,6 +299,24 @@ class CameraLoop:
         st.in_event = self.tracker.active
         if self.on_frame is not None:
             self.on_frame(frame, det)
+
+    def _wanted(self, index: int, ts: float | None = None) -> bool:
+        """Whether frame `index` will be analysed, asked by the source ahead of the loop
+        (sources.undecoded): the schedule `_due` keeps, run on (on a copy) from the last
+        frame processed over a file's frame times (index / fps), or for a live frame
+        handed out at `ts` over times a frame interval apart up to it. True whenever
+        the frame might be needed anyway: before the first frame set the loop up, or
+        while the tracker keeps decoded frames for clips."""
+        fps = self.source.fps if self.source is not None else 0
+        if self.tracker is None or self.tracker.clip or not fps:
+            return True
+        next_ts, detected, due = self._next_detect_ts, self._detected_index, True
+        for i in range(self._last_index + 1, index + 1):
+            t = i / fps if ts is None else ts - (index - i) / fps
+            due = self._is_due(i, t, next_ts, detected)
+            if due and self._detect_interval:
+                next_ts, detected = t + self._detect_interval, i
+        return due
 
     def _setup(self, size: tuple[int, int]) -> None:
         """(Re)build detector and tracker for a frame size (new source or a size change)."""

@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -46,6 +47,10 @@ class SourceOptions:
     decoder_threads: int = 0            # FFmpeg decoder threads (0: the source's own choice for its kind)
     start_pts: int | None = None        # files: begin at this keyframe (a scan segment; see archive/plan.py)
     first_index: int = 0                # ... whose frame index in the whole file is this
+    # (frame index[, seconds since the first frame it will be handed out at: live
+    # sources]) -> whether the capture loop will analyse that frame. Frames it will
+    # not, whose pictures nothing refers to, may go undecoded (sources.undecoded).
+    wanted: Callable[..., bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class SourceStats:
     decode_failures: int = 0     # damaged frames skipped (files)
     missing_at_end: int = 0      # frames the container promised but never came (a truncated file)
     total_frames: int = 0        # files only; 0 when unknown
+    undecoded: int = 0           # frames counted but never decoded (SourceOptions.wanted)
     ended: bool = False          # a live stream ended (rather than went silent)
     error: str | None = None     # why it ended, when it said
 

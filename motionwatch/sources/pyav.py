@@ -6,7 +6,9 @@ is made only for the frames that are saved. When clips are on, the demuxed
 packets also go into the packet ring (`self.packets`), on the thread that
 demuxes, before they are decoded: clips are muxed from them (H.264/HEVC) or
 decoded again and encoded from them (other codecs), so no decoded picture is
-kept for the pre-roll.
+kept for the pre-roll. A file's packets whose frames the capture loop will not
+analyse and that no other picture refers to are not decoded at all
+(sources.undecoded); their frames are still counted.
 """
 
 from __future__ import annotations
@@ -15,17 +17,20 @@ import logging
 import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import av
 
 from motionwatch.errors import SourceError
-from motionwatch.media.frames import TV_TO_FULL, AvFrame
+from motionwatch.media.frames import TV_TO_FULL, AvFrame, UndecodedFrame
+from motionwatch.media.nal import length_size
 from motionwatch.media.probe import facts
 from motionwatch.media.remux import CodecTemplate
 from motionwatch.media.ring import PacketRing
 from motionwatch.sources.base import (MAX_CAMERA_INDEX, READ_TIMEOUT_MS, FrameSource, LiveSource,
                                       SourceOptions, SourceStats, _exists, is_index, redact)
+from motionwatch.sources.undecoded import SkipPlan
 
 log = logging.getLogger("motionwatch")
 
@@ -36,6 +41,11 @@ MAX_BAD_IN_ROW = 250
 # frame threads decode the next frames while Python detects on this one.
 PACED_DECODER_THREADS = 1
 SCAN_DECODER_THREADS = min(2, os.cpu_count() or 1)
+# How far before a frame a seek for it may have to aim (_decode_at).
+MAX_SEEK_BACK_S = 64
+# Frames a live decoder holds back to reorder B-frames (x264's B-pyramid: 2):
+# a left-out frame would have been handed out that much later.
+LIVE_REORDER_FRAMES = 2
 # Codecs whose decode detection.fast_decode makes cheaper (skip_loop_filter).
 FAST_DECODE_CODECS = frozenset({"h264", "hevc"})
 # The ring keeps this much more than the pre-roll: the motion streak before the
@@ -98,6 +108,9 @@ class AvFileSource(FrameSource):
         self._again_lock = threading.Lock()   # saved frames are converted on the sink thread
         self._fast = False
         self._closed = False
+        self._plan: SkipPlan | None = None   # packets left undecoded (options.wanted)
+        self._catch_up = None   # a decoder like the analysis one, for undecoded frames wanted after all
+        self._last_size = None
 
     def open(self) -> None:
         path = Path(self.spec)
@@ -133,22 +146,32 @@ class AvFileSource(FrameSource):
         if self.copying or self.options.encode_packets:
             self.template = CodecTemplate(self.stream)
             self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
+        prefix = length_size(f.codec, self.stream.codec_context.extradata)
+        if self.options.wanted is not None and prefix is not None:
+            self._plan = SkipPlan(f.codec, prefix, self.options.wanted, self.options.start_pts)
+        self._last_size = self.size
         if self.options.start_pts is not None:
             self.container.seek(self.options.start_pts, stream=self.stream, backward=True)
         self._frames = self._decode()
 
     def _decode(self):
-        """Decoded frames in order; damaged packets are counted and skipped."""
+        """Decoded frames in order, and the pts (ints) of frames left undecoded at their
+        places among them; damaged packets are counted and skipped."""
         bad = 0
+        plan = self._plan
         try:
             for pkt in self.container.demux(self.stream):
                 if self.packets is not None:
                     self.packets.push(pkt)
+                if plan is not None and plan.leave_out(pkt, self._position()):
+                    continue
                 try:
                     frames = self.stream.decode(pkt)
                 except av.InvalidDataError:
                     bad += 1
                     self.decode_failures += 1
+                    if plan is not None:   # a damaged stream may drop frames: guess no more places
+                        plan.stopped = True
                     if bad >= MAX_BAD_IN_ROW:
                         return
                     continue
@@ -156,10 +179,20 @@ class AvFileSource(FrameSource):
                 if frames and self.packets is not None:
                     self.packets.follow_size((frames[-1].width, frames[-1].height))
                 start = self.options.start_pts
-                # A segment skips an open GOP's leading pictures: they belong to the one before.
-                yield from (f for f in frames if start is None or f.pts is None or f.pts >= start)
+                for f in frames:
+                    # A segment skips an open GOP's leading pictures: they belong to the one before.
+                    if start is None or f.pts is None or f.pts >= start:
+                        if plan is not None:
+                            yield from plan.before(f.pts)
+                        yield f
         except av.FFmpegError as e:   # a truncated or damaged container: what was decoded stands
             log.debug("%s: demuxing stopped: %s", self.spec, e)
+        if plan is not None:
+            yield from plan.rest()
+
+    def _position(self) -> int:
+        """The index the next frame handed out will have."""
+        return self.options.first_index + self.frames_read + self.decode_failures
 
     def read(self, timeout: float = 10.0) -> AvFrame | None:
         if self._frames is None:
@@ -170,7 +203,7 @@ class AvFileSource(FrameSource):
         if av_frame is None:
             return None
         # Position in the file, damaged frames included.
-        i = self.options.first_index + self.frames_read + self.decode_failures
+        i = self._position()
         self.frames_read += 1
         ts = i / self.fps
         if self.paced:
@@ -180,7 +213,27 @@ class AvFileSource(FrameSource):
             wall = time.time()
         else:
             wall = self.start_wall + ts
+        if isinstance(av_frame, int):   # a pts the plan left undecoded
+            return UndecodedFrame(av_frame, self._last_size, i, ts, wall, self._decode_late)
+        self._last_size = (av_frame.width, av_frame.height)
         return AvFrame(av_frame, i, ts, wall, self._redecode if self._fast else None)
+
+    def _decode_late(self, frame: UndecodedFrame) -> AvFrame | None:
+        """An undecoded frame the capture loop wants after all (the plan's guess of its
+        index was wrong): decoded from its keyframe by a decoder set up like the
+        analysis one, so detection sees the picture a decode of every frame gives."""
+        try:
+            if self._catch_up is None:
+                self._catch_up = av.open(self.spec)
+                decoder(self._catch_up.streams.video[0], 1, self._fast)
+            av_frame = _decode_at(self._catch_up, frame.pts)
+        except av.FFmpegError as e:
+            av_frame = None
+            log.debug("%s: %s", self.spec, e)
+        if av_frame is None:
+            log.warning("%s: could not decode frame %d after all; it is not analysed", self.spec, frame.index)
+            return None
+        return AvFrame(av_frame, frame.index, frame.ts, frame.wall, self._redecode if self._fast else None)
 
     def _redecode(self, pts: int) -> av.VideoFrame | None:
         """Frame `pts` decoded again at full quality (from its keyframe, by a second decoder).
@@ -213,29 +266,41 @@ class AvFileSource(FrameSource):
 
     def stats(self) -> SourceStats:
         return SourceStats(frames_read=self.frames_read, decode_failures=self.decode_failures,
-                           missing_at_end=self.missing_at_end, total_frames=self.total_frames)
+                           missing_at_end=self.missing_at_end, total_frames=self.total_frames,
+                           undecoded=self._plan.left_out if self._plan is not None else 0)
 
     def close(self) -> None:
         self._frames = None
         with self._again_lock:
             self._closed = True
-            for c in (self.container, self._again):
+            for c in (self.container, self._again, self._catch_up):
                 if c is not None:
                     try:
                         c.close()
                     except av.FFmpegError:
                         pass
-            self.container = self._again = None
+            self.container = self._again = self._catch_up = None
 
 
 def _decode_at(container, pts: int) -> av.VideoFrame | None:
-    """The frame shown at `pts`, decoded from the keyframe before it (None if the seek missed it)."""
+    """The frame shown at `pts`, decoded from the keyframe before it (None if the seek missed it).
+
+    An MPEG-TS seek can land on the keyframe after the one asked for, or near its
+    end past every frame (seen on a remuxed H.264 clip): then it seeks again,
+    further back each time."""
     stream = container.streams.video[0]
-    container.seek(pts, stream=stream, backward=True)
-    for f in container.decode(stream):
-        if f.pts is not None and f.pts >= pts:
-            return f if f.pts == pts else None
-    return None
+    second = max(1, round(1 / stream.time_base))
+    back = 0
+    while True:
+        container.seek(pts - back, stream=stream, backward=True)
+        frames = (f for f in container.decode(stream) if f.pts is not None)
+        f = next(frames, None)
+        if (f is not None and f.pts <= pts) or back >= MAX_SEEK_BACK_S * second:
+            break
+        back = 2 * back or second
+    while f is not None and f.pts < pts:
+        f = next(frames, None)
+    return f if f is not None and f.pts == pts else None
 
 
 class AvLiveSource(LiveSource):
@@ -256,6 +321,8 @@ class AvLiveSource(LiveSource):
         else:
             self.kind = "stream"
             self._target, self._fmt = spec, None
+        self._last_size: tuple[int, int] | None = None
+        self._plans: list[SkipPlan] = []   # one per connection that leaves packets out
 
     def _connect(self):
         if is_index(self.spec) and int(self.spec) > MAX_CAMERA_INDEX:
@@ -283,7 +350,24 @@ class AvLiveSource(LiveSource):
             self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
         else:
             self.packets = self.template = None
-        return _Connection(container, stream, self.packets)
+        return _Connection(container, stream, self.packets, self._skip_plan(f, stream), lambda: self.frames_read)
+
+    def _skip_plan(self, f, stream) -> SkipPlan | None:
+        """Disposable packets left out (sources.undecoded) when the loop would not analyse
+        a frame handed out when theirs would be: now, plus the decoder's reorder delay."""
+        prefix = length_size(f.codec, stream.codec_context.extradata)
+        if self.options.wanted is None or prefix is None or not f.fps:
+            return None
+        delay = (LIVE_REORDER_FRAMES if stream.codec_context.has_b_frames else 0) / f.fps
+
+        def wanted(index: int) -> bool:
+            t0 = self._t0
+            return t0 is None or self.options.wanted(index, time.monotonic() - t0 + delay)
+        self._plans.append(SkipPlan(f.codec, prefix, wanted, None))
+        return self._plans[-1]
+
+    def stats(self) -> SourceStats:
+        return replace(super().stats(), undecoded=sum(p.left_out for p in self._plans))
 
     def _open(self):
         if self._fmt == "v4l2":
@@ -306,7 +390,10 @@ class AvLiveSource(LiveSource):
         except av.FFmpegError:
             pass   # a dead connection may fail to close cleanly; there is nothing left to do with it
 
-    def _frame(self, item: av.VideoFrame, index: int, ts: float, wall: float) -> AvFrame:
+    def _frame(self, item: av.VideoFrame | int, index: int, ts: float, wall: float) -> AvFrame | UndecodedFrame:
+        if isinstance(item, int):   # the pts of a packet left undecoded: a live picture cannot be had later
+            return UndecodedFrame(item, self._last_size or self.size, index, ts, wall, lambda _frame: None)
+        self._last_size = (item.width, item.height)
         return AvFrame(item, index, ts, wall)
 
     def describe(self) -> str:
@@ -314,21 +401,28 @@ class AvLiveSource(LiveSource):
 
 
 class _Connection:
-    """One open stream: its decoded frames, pushing packets into the ring on the way."""
+    """One open stream: its decoded frames (and the pts of those its plan left
+    undecoded, at their places), pushing packets into the ring on the way.
+    `position()` is the index the next frame handed out will have."""
 
-    def __init__(self, container, stream, ring: PacketRing | None):
+    def __init__(self, container, stream, ring: PacketRing | None, plan: SkipPlan | None, position):
         self.container = container
         self.stream = stream
-        self.frames = self._decode(ring)
+        self.frames = self._decode(ring, plan, position)
 
-    def _decode(self, ring: PacketRing | None):
+    def _decode(self, ring: PacketRing | None, plan: SkipPlan | None, position):
         for pkt in self.container.demux(self.stream):
             if ring is not None:
                 ring.push(pkt)
+            if plan is not None and plan.leave_out(pkt, position()):
+                continue
             try:
                 frames = self.stream.decode(pkt)
             except av.InvalidDataError:
                 continue   # a damaged packet on the wire: the next keyframe repairs the picture
             if frames and ring is not None:
                 ring.follow_size((frames[-1].width, frames[-1].height))
-            yield from frames
+            for f in frames:
+                if plan is not None:
+                    yield from plan.before(f.pts)
+                yield f

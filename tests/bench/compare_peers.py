@@ -4,6 +4,7 @@
 Run by hand (pytest does not collect it; it takes several minutes):
 
     .venv/bin/python tests/bench/compare_peers.py [--rounds 3] [--quick] [--skip-dvr] [--skip-live]
+        [--baseline-ref REF] [--tools NAME ...]
 
 Everything is measured in this run, on the same inputs, and reported as ratios
 against the decode-only baseline measured alongside, because the machine's
@@ -238,7 +239,22 @@ def score(events, truth) -> str:
 
 # --- the scan table -------------------------------------------------------------------
 
-def scan_table(work: Path, rounds: int, seconds: float, dvr: Path | None, only: list[str] | None = None) -> list[dict]:
+def baseline_tools(ref: str, noclip_cfg: Path) -> dict:
+    """`scan` (defaults, clips off) of the tree at git `ref`, to measure a change
+    before and after in one run. -P: the current folder (this tree) must not come
+    before the baseline's PYTHONPATH."""
+    from scan_cpu import export
+    tree = export(ref)
+    subprocess.run([PY, "-m", "compileall", "-q", str(tree / "motionwatch")], check=True)
+    mw = ["env", f"PYTHONPATH={tree}", PY, "-P", "-m", "motionwatch"]
+    return {f"motionwatch scan @{ref}": lambda p, o: mw + ["scan", str(p), "--recordings", str(o),
+                                                         "--no-progress", "-q"],
+            f"motionwatch scan, clips off @{ref}": lambda p, o: mw + [
+                "scan", str(p), "--recordings", str(o), "--no-progress", "-q", "--config", str(noclip_cfg)]}
+
+
+def scan_table(work: Path, rounds: int, seconds: float, dvr: Path | None, only: list[str] | None = None,
+               baseline: str | None = None, tool_words: list[str] | None = None) -> list[dict]:
     noclip = work / "noclip.yaml"
     noclip.write_text("events:\n  clip: false\n")
     encode = work / "encode.yaml"
@@ -251,6 +267,10 @@ def scan_table(work: Path, rounds: int, seconds: float, dvr: Path | None, only: 
         extra[name] = work / f"{name.replace(' ', '-')}.yaml"
         extra[name].write_text(text)
     tools = tool_commands(dvr, noclip, encode, extra)
+    if baseline:
+        tools.update(baseline_tools(baseline, noclip))
+    if tool_words:
+        tools = {t: c for t, c in tools.items() if t == "decode-only" or t in tool_words}
     rows = []
     for label, path, truth in clips(work, seconds):
         if only and not any(word in label for word in only):
@@ -535,6 +555,9 @@ def main() -> int:
     ap.add_argument("--skip-live", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--only", nargs="+", metavar="WORD", help="scan only the clips whose label has one of these words")
+    ap.add_argument("--baseline-ref", metavar="REF", help="also scan with the tree at this git ref (before/after)")
+    ap.add_argument("--tools", nargs="+", metavar="NAME",
+                    help="scan only with these tools, named as the table names them (and decode-only)")
     ap.add_argument("--memory-seconds", type=float, default=40.0)
     ap.add_argument("--out", help="also write the table (markdown) to this file")
     a = ap.parse_args()
@@ -549,7 +572,8 @@ def main() -> int:
              f"medians of {a.rounds} interleaved round(s)."
     print(header, flush=True)
     dvr = None if a.skip_dvr or a.skip_scan else dvr_scan_bin(work)
-    scan_rows = [] if a.skip_scan else scan_table(work, a.rounds, a.seconds, dvr, a.only)
+    scan_rows = [] if a.skip_scan else scan_table(work, a.rounds, a.seconds, dvr, a.only,
+                                                      a.baseline_ref, a.tools)
     live_rows = [] if a.skip_live else live_table(work, a.rounds, a.live_window)
     memory = None if a.skip_memory else memory_row(work, a.memory_seconds)
     text = report(scan_rows, live_rows, header, memory)

@@ -1,0 +1,250 @@
+"""Frames nobody needs are not decoded (media.nal, sources.undecoded).
+
+The disposable check is refereed by FFmpeg's own `skip_frame=nonref` decode,
+which outputs exactly the pictures that others refer to, on length-prefixed
+(MP4) and Annex-B (MPEG-TS) H.264, on HEVC and on a real camera file. A scan
+that leaves frames undecoded must analyse the very same pictures and find the
+very same events as one that decodes every frame; an undecoded frame keeps its
+index and pts, and decodes to the same picture should it be wanted after all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import asdict
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from motionwatch.bench import make_clip
+from motionwatch.config import CameraConfig, Config, EventsConfig, RecordingsConfig
+from motionwatch.events import EventEnded, EventStarted
+from motionwatch.media.frames import UndecodedFrame
+from motionwatch.media.nal import disposable, length_size
+from motionwatch.pipeline.camera import CameraLoop
+from motionwatch.sources import open_source
+
+from conftest import footage
+
+TRAFFIC = "dvrscan_traffic_camera/traffic_camera.mp4"
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg to remux into MPEG-TS")
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("undecoded")
+
+
+def h264(clips: Path, fps: int = 25) -> Path:
+    """The bench scene (two visits) in H.264 with B-frames, as bench clips are made."""
+    path = clips / f"b{fps}.mp4"
+    return path if path.exists() else make_clip(path, 640, 480, 16.0, fps=fps)
+
+
+def annex_b(clips: Path) -> Path:
+    path = clips / "b25.ts"
+    if not path.exists():
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(h264(clips)), "-c", "copy", str(path)], check=True)
+    return path
+
+
+def hevc(clips: Path) -> Path:
+    """A moving bar in HEVC with B-frames (x265: one temporal sub-layer)."""
+    path = clips / "bar.mp4"
+    if path.exists():
+        return path
+    rng = np.random.default_rng(1)
+    with av.open(str(path), "w", format="mp4") as out:
+        st = out.add_stream("libx265", rate=25)
+        st.width, st.height, st.pix_fmt = 320, 240, "yuv420p"
+        st.codec_context.options = {"preset": "ultrafast", "x265-params": "bframes=3:b-pyramid=1:log-level=error"}
+        for i in range(75):
+            img = rng.integers(0, 20, (240, 320, 3), dtype=np.uint8)
+            img[:, (4 * i) % 290:(4 * i) % 290 + 30] += 180
+            frame = av.VideoFrame.from_ndarray(img, format="bgr24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            for pkt in st.encode(frame):
+                out.mux(pkt)
+        for pkt in st.encode(None):
+            out.mux(pkt)
+    return path
+
+
+CLIPS = {"h264-mp4": h264, "h264-annexb": annex_b, "hevc": hevc,
+         "traffic_camera": lambda _clips: footage(TRAFFIC)}
+MARKS = {"h264-annexb": [needs_ffmpeg]}
+
+
+def clip_params():
+    return [pytest.param(name, marks=MARKS.get(name, [])) for name in CLIPS]
+
+
+@pytest.mark.parametrize("name", clip_params())
+def test_disposable_is_what_ffmpeg_skips_as_non_reference(clips, name):
+    path = CLIPS[name](clips)
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        s.codec_context.skip_frame = "NONREF"
+        referenced = {f.pts for f in c.decode(s)}
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        codec = s.codec_context.name
+        prefix = length_size(codec, s.codec_context.extradata)
+        assert prefix == (0 if name == "h264-annexb" else 4)
+        packets = [p for p in c.demux(s) if p.size]
+        kept = {p.pts for p in packets if not disposable(p, codec, prefix)}
+    assert len(kept) < len(packets)    # there are disposable pictures to find
+    assert kept == referenced
+
+
+def test_streams_whose_pictures_cannot_be_told_are_never_left_out():
+    assert length_size("mpeg4", b"") is None
+    hvcc = bytearray(23)
+    hvcc[0], hvcc[21] = 1, 0b00010011    # two temporal sub-layers
+    assert length_size("hevc", bytes(hvcc)) is None
+    assert length_size("hevc", b"\x00\x00\x00\x01\x40\x01") is None   # Annex-B: sub-layers unknown
+
+
+def read_all(src) -> list:
+    frames = []
+    while (f := src.read()) is not None:
+        frames.append(f)
+    src.close()
+    return frames
+
+
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("name", clip_params())
+def test_undecoded_frames_keep_their_places_and_decode_when_wanted(clips, name, fast):
+    """A source told no frame is wanted leaves every disposable picture out; each still
+    comes at its display position, and decodes to the picture a full decode gives."""
+    path = str(CLIPS[name](clips))
+    full = read_all(open_source(path, scan=True, fast_decode=fast))
+    src = open_source(path, scan=True, fast_decode=fast, wanted=lambda i: False)
+    skipping = read_all(src)
+    assert src.stats().undecoded == sum(isinstance(f, UndecodedFrame) for f in skipping) > 0
+    assert [(f.index, f.ts, f.pts) for f in skipping] == [(f.index, f.ts, f.pts) for f in full]
+    for f in skipping[::7]:
+        if isinstance(f, UndecodedFrame):
+            assert np.array_equal(f.with_picture().gray, full[f.index].gray)
+
+
+def test_a_segment_scan_counts_undecoded_frames_from_its_keyframe(clips):
+    """A scan segment (issue 18) starts at a keyframe in the middle and counts frame
+    indices of the whole file: undecoded frames keep those too."""
+    path = str(h264(clips))
+    full = read_all(open_source(path, scan=True))
+    start = next(f for f in full if f.index > 100 and f.av_frame.key_frame)
+    part = read_all(open_source(path, scan=True, start_pts=start.pts, first_index=start.index,
+                                wanted=lambda i: False))
+    assert any(isinstance(f, UndecodedFrame) for f in part)
+    assert [(f.index, f.pts) for f in part] == [(f.index, f.pts) for f in full[start.index:]]
+
+
+class Signals:
+    """The capture loop's sink queue, keeping the event signals."""
+
+    def __init__(self):
+        self.events = []
+
+    def put(self, signal, *args, **kwargs):
+        if isinstance(signal, (EventStarted, EventEnded)):
+            ev = signal.event
+            self.events.append((type(signal).__name__, ev.first.index, ev.last_motion.index,
+                                ev.best.index if ev.best is not None else None, ev.frames_with_motion,
+                                round(ev.peak, 6), self.record(signal)))
+        return True
+
+    @staticmethod
+    def record(signal) -> dict | None:
+        """The ended event's record but its id, which is random."""
+        if not isinstance(signal, EventEnded):
+            return None
+        return {k: v for k, v in asdict(signal.record).items() if k != "id"}
+
+
+def scan(path: str, skip: bool, clip: bool, tmp: Path, every: int = 1):
+    cfg = Config(recordings=RecordingsConfig(path=str(tmp / "rec"), min_free_gb=0.0), events=EventsConfig(clip=clip))
+    analysed = []
+    loop = CameraLoop(CameraConfig(name="cam", source=path), cfg, Signals(), threading.Event(), scan=True,
+                      on_frame=lambda f, d: analysed.append(
+                          (f.index, f.ts, hashlib.md5(np.ascontiguousarray(f.gray)).hexdigest(), d.fraction)))
+    loop.skip_undecoded = skip
+    loop.detect_every = every
+    src = loop.open()
+    status = loop.run()
+    return analysed, loop.sinks.events, status.frames, src.stats().undecoded
+
+
+@pytest.mark.parametrize("clip", [False, True])
+@pytest.mark.parametrize("name", ["h264-mp4", "h264-30fps", "traffic_camera", pytest.param("hevc")])
+def test_a_scan_leaving_frames_undecoded_finds_the_same_events(clips, tmp_path, name, clip):
+    """detection.fps 15 (the default) on 25 and 30 fps files: the frames it skips are
+    partly disposable; the analysed pictures, motion fractions and events are identical."""
+    path = str(h264(clips, 30) if name == "h264-30fps" else CLIPS[name](clips))
+    analysed, events, frames, undecoded = scan(path, False, clip, tmp_path / "all")
+    assert undecoded == 0
+    skipped = scan(path, True, clip, tmp_path / "skip")
+    assert skipped[3] > 0
+    assert (skipped[0], skipped[1], skipped[2]) == (analysed, events, frames)
+    if name != "hevc":
+        assert any(e[0] == "EventEnded" for e in events)
+
+
+needs_ffmpeg_live = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg to serve the stream")
+
+
+@needs_ffmpeg_live
+def test_a_live_h264_stream_leaves_frames_undecoded_and_still_finds_the_visit(tmp_path):
+    """An HTTP MPEG-TS camera (Annex-B, B-frames) at 30 fps, detection.fps 15: disposable
+    frames the schedule will not want stay undecoded, every analysed frame is a decoded
+    picture, and the visit is found. A live frame's time is its arrival, so which ones
+    are analysed is not compared with a decode of every frame."""
+    from motionwatch.media.frames import AvFrame
+    from motionwatch.sources.scene import Scene, Walker, write_h264
+    from ts_server import TsServer
+    scene = Scene(width=320, height=240, fps=30, duration_s=8, seed=21, noise=4.0,
+                  walkers=(Walker(2.5, 3.0, height=0.6),))
+    mp4 = tmp_path / "visit.mp4"
+    write_h264(scene, mp4, 400_000, 30)
+    ts = tmp_path / "visit.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(mp4), "-c", "copy", "-f", "mpegts", str(ts)], check=True)
+    server = TsServer(ts, scene.duration_s)
+    cfg = Config(recordings=RecordingsConfig(path=str(tmp_path / "rec"), min_free_gb=0.0),
+                 events=EventsConfig(clip=False))
+    stop = threading.Event()
+    analysed = []
+    sink = Signals()
+    loop = CameraLoop(CameraConfig(name="cam", source=server.url, timeout_seconds=5.0), cfg, sink, stop,
+                      on_frame=lambda f, d: analysed.append(f))
+    src = loop.open()
+    runner = threading.Thread(target=loop.run)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(e[0] == "EventEnded" for e in sink.events):
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        runner.join(30)
+        server.close()
+    assert any(e[0] == "EventEnded" for e in sink.events)
+    assert src.stats().undecoded > 0
+    assert analysed and all(isinstance(f, AvFrame) for f in analysed)
+
+
+def test_scan_detect_every_leaves_out_only_frames_it_skips(clips, tmp_path):
+    """`scan --detect-every 3` at detection.fps 15 on 25 fps: every third frame is analysed."""
+    path = str(h264(clips))
+    full = scan(path, False, False, tmp_path / "all", every=3)
+    skipped = scan(path, True, False, tmp_path / "skip", every=3)
+    assert skipped[3] > 0
+    assert [a[0] for a in full[0]] == list(range(0, full[2], 3))
+    assert skipped[:3] == full[:3]
