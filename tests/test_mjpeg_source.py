@@ -18,8 +18,9 @@ import pytest
 from conftest import events_json, mw, wait_until
 from live_run import RunProcess, write_config
 from mjpeg_server import ServerProcess
+from test_clip_jpeg import damage
 from motionwatch.config import load_config
-from motionwatch.media.jpeg import JpegFrame, jpeg_size, reduction
+from motionwatch.media.jpeg import UNDECODED, JpegFrame, jpeg_size, reduction
 from motionwatch.sources.mjpeg import MjpegSource
 from motionwatch.pipeline.camera import CameraLoop
 from motionwatch.sinks.runner import SinkRunner
@@ -100,6 +101,41 @@ def test_preroll_holds_jpeg_bytes_and_nothing_is_decoded_in_colour_without_an_ev
         assert all(isinstance(f, JpegFrame) and f.jpeg[:2] == b"\xff\xd8" for f in ring)
         assert not any(f.decoded for f in ring), "no frame was decoded in colour"
         assert loop.status.events == 0
+
+
+def test_frames_not_analysed_are_never_decoded_and_damaged_ones_are_skipped(tmp_path):
+    """A 15 fps camera analysed at 5 fps: two frames in three go to the pre-roll as
+    JPEG bytes without even their grey decoded; the analysed ones decode grey only."""
+    with ServerProcess(fps=15, size="640x480", mode="still") as cam:
+        cfg = load_config(write_config(tmp_path / "c.yaml", tmp_path / "rec",
+                                       [{"name": "door", "source": cam.url, "timeout_seconds": 5.0}],
+                                       events={"pre_roll_seconds": 2.0}, detection={"fps": 5}))
+        stop = threading.Event()
+        sinks = SinkRunner([])
+        loop = CameraLoop(cfg.cameras[0], cfg, sinks, stop)
+        seen: list[list] = []
+
+        def on_frame(frame, det):
+            if loop.status.frames >= 30 and not seen:
+                seen.append(list(loop.tracker.ring))   # on the capture thread: the ring holds still
+        loop.on_frame = on_frame
+        t = threading.Thread(target=loop.run_supervised, daemon=True)
+        t.start()
+        try:
+            wait_until(lambda: seen, 30, "30 frames")
+        finally:
+            stop.set()
+            t.join(10)
+            sinks.close()
+    ring = seen[0]
+    grey = [f for f in ring if f.gray_decoded]
+    assert len(ring) >= 20 and all(isinstance(f, JpegFrame) and not f.decoded for f in ring)
+    assert len(ring) / 4 <= len(grey) <= len(ring) / 2, f"{len(grey)} of {len(ring)} decoded to grey"
+    assert loop.bad_frames == 0
+    # A damaged JPEG whose header is whole: a `gray` of None, which the loop skips.
+    good = ring[0].jpeg
+    bad = JpegFrame(damage(good), UNDECODED, (640, 480), 0, 0.0, 0.0)
+    assert bad.gray is None and loop._picture(bad) is None and loop.bad_frames == 1
 
 
 def test_events_on_a_moving_camera_none_on_a_static_noisy_one_boxes_in_source_pixels(tmp_path):

@@ -59,31 +59,72 @@ def reduction(width: int, detect_width: int) -> tuple[int, int]:
     return REDUCED[-1]
 
 
+# `JpegFrame._gray` before its first use: not decoded yet (None means "does not decode").
+UNDECODED = object()
+
+
+def reduced_gray(jpeg: bytes, size: tuple[int, int], detect_width: int) -> np.ndarray | None:
+    """The JPEG's luma at the largest DCT reduction that keeps `detect_width`; None
+    when it does not decode or is not the size its header says."""
+    factor, flag = reduction(size[0], detect_width)
+    small = (-(-size[0] // factor), -(-size[1] // factor))   # what libjpeg's scaling gives
+    gray = cv2.imdecode(np.frombuffer(jpeg, np.uint8), flag)
+    return gray if gray is not None and gray.shape[1::-1] == small else None
+
+
 class JpegFrame(Frame):
     """A frame that keeps its JPEG: `gray` is the reduced luma the detector uses,
-    `image` the full-size BGR picture, decoded on first use (a saved frame) only.
-    An H.264 clip is encoded from `jpeg` itself (sinks.clip), so its
-    frames are never decoded here at all.
+    decoded on first use (a frame due for analysis), `image` the full-size BGR
+    picture, decoded on first use (a saved frame) only. An H.264 clip is encoded
+    from `jpeg` itself (sinks.clip), so a frame that is neither analysed nor
+    shown is never decoded here at all (half the frames at detection.fps 15 on
+    a 30 fps camera).
 
     Two threads asking at once (the clip writer and the live view) may both
     decode; the result is the same picture, so no lock is taken per frame."""
 
-    __slots__ = ("jpeg", "_bgr", "_size", "wanted", "coded_size")
+    __slots__ = ("jpeg", "_bgr", "_size", "wanted", "coded_size", "_gray", "detect_width")
 
-    def __init__(self, jpeg: bytes, gray: np.ndarray, size: tuple[int, int], index: int, ts: float, wall: float):
+    def __init__(self, jpeg: bytes, gray, size: tuple[int, int], index: int, ts: float, wall: float,
+                 detect_width: int = DEFAULT_DETECT_WIDTH):
         Frame.__init__(self, None, index, ts, wall, gray)
         self.jpeg = jpeg
         self._size = size
         self.coded_size = size   # the JPEG's own picture size; `size` is smaller on a `scaled` copy
+        self.detect_width = detect_width
         self.wanted = False   # something asked for the colour picture
+
+    @property
+    def gray(self) -> np.ndarray | None:
+        """The reduced luma, decoded now if it was not; None when the JPEG is damaged."""
+        if self._gray is UNDECODED:
+            self._gray = reduced_gray(self.jpeg, self.coded_size, self.detect_width)
+        return self._gray
+
+    @gray.setter
+    def gray(self, value) -> None:
+        self._gray = value
+
+    @property
+    def gray_decoded(self) -> bool:
+        """Whether the grey has been decoded (tests check that frames not analysed are not)."""
+        return self._gray is not UNDECODED
+
+    @property
+    def undecodable(self) -> bool:
+        """Known not to decode, without decoding (a grey not made yet is not known bad)."""
+        return self._gray is None
 
     @property
     def image(self) -> np.ndarray:
         self.wanted = True
         if self._bgr is None:
             bgr = cv2.imdecode(np.frombuffer(self.jpeg, np.uint8), cv2.IMREAD_COLOR)
-            if bgr is None or bgr.shape[1::-1] != self.coded_size:   # cannot happen after the grey decode worked
-                bgr = cv2.cvtColor(cv2.resize(self.gray, self._size), cv2.COLOR_GRAY2BGR)
+            if bgr is None or bgr.shape[1::-1] != self.coded_size:   # a damaged JPEG
+                gray = self.gray
+                w, h = self._size
+                bgr = cv2.cvtColor(cv2.resize(gray, self._size), cv2.COLOR_GRAY2BGR) if gray is not None \
+                    else np.zeros((h, w, 3), np.uint8)
             elif self.coded_size != self._size:
                 bgr = cv2.resize(bgr, self._size, interpolation=cv2.INTER_AREA)
             self._bgr = bgr
@@ -104,17 +145,19 @@ class JpegFrame(Frame):
 
     @property
     def nbytes(self) -> int:
-        """What the frame holds: its JPEG and grey, plus the colour picture once made.
-        A camera's JPEG is a small fraction of the BGR picture it decodes to, so
-        the sink queue's byte budget takes a whole pre-roll of such a camera."""
-        held = len(self.jpeg) + (self.gray.nbytes if self.gray is not None else 0)
+        """What the frame holds: its JPEG and grey, plus the colour picture once made
+        (asked on the capture thread: decodes nothing). A camera's JPEG is a small
+        fraction of the BGR picture it decodes to, so the sink queue's byte budget
+        takes a whole pre-roll of such a camera."""
+        gray = self._gray if isinstance(self._gray, np.ndarray) else None
+        held = len(self.jpeg) + (gray.nbytes if gray is not None else 0)
         return held + (self._bgr.nbytes if self._bgr is not None else 0)
 
     def scaled(self, size: tuple[int, int]) -> JpegFrame:
         """This frame shown at `size` (a clip narrower than the camera, events.clip_width),
         still undecoded: the clip encoder scales the JPEG, and colour is decoded (then
         shrunk) only if something asks for `image`."""
-        frame = JpegFrame(self.jpeg, self.gray, size, self.index, self.ts, self.wall)
+        frame = JpegFrame(self.jpeg, self._gray, size, self.index, self.ts, self.wall, self.detect_width)
         frame.coded_size = self.coded_size
         return frame
 
@@ -123,26 +166,27 @@ class JpegFrame(Frame):
 
 
 def jpeg_frame(jpeg: bytes, index: int, ts: float, wall: float, detect_width: int,
-               colour: bool = False) -> JpegFrame:
+               colour: bool = False, lazy: bool = False) -> JpegFrame:
     """A JpegFrame whose grey is decoded at the largest reduction that keeps
-    `detect_width`; with `colour` the full BGR picture is decoded now and the
-    grey shrunk from it. `gray` is None when the JPEG does not decode."""
+    `detect_width` (with `lazy`, on first use); with `colour` the full BGR picture
+    is decoded now and the grey shrunk from it. `gray` is None when the JPEG does
+    not decode (with `lazy`: known at once only for a JPEG without a size or a scan)."""
     size = jpeg_size(jpeg)
-    gray = bgr = None
+    gray, bgr = None, None
     if size is not None:
-        factor, flag = reduction(size[0], detect_width)
-        small = (-(-size[0] // factor), -(-size[1] // factor))   # what libjpeg's scaling gives
-        buf = np.frombuffer(jpeg, np.uint8)
+        factor, _ = reduction(size[0], detect_width)
+        small = (-(-size[0] // factor), -(-size[1] // factor))
         if colour:
-            bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+            bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
             if bgr is not None and bgr.shape[1::-1] == size:
                 gray = cv2.cvtColor(cv2.resize(bgr, small, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+        elif lazy:
+            # Without a scan FFmpeg would still hand the clip a picture (of stale memory).
+            gray = UNDECODED if jpeg.find(b"\xff\xda") > 0 else None
         else:
-            gray = cv2.imdecode(buf, flag)
-        if gray is not None and gray.shape[1::-1] != small:
-            gray = None   # the header lied about the size
-    frame = JpegFrame(jpeg, gray, size or (0, 0), index, ts, wall)
-    if gray is not None:
+            gray = reduced_gray(jpeg, size, detect_width)
+    frame = JpegFrame(jpeg, gray, size or (0, 0), index, ts, wall, detect_width)
+    if gray is not None and bgr is not None:
         frame.image = bgr
     return frame
 
@@ -151,7 +195,10 @@ class JpegFrames:
     """For a LiveSource whose reader thread hands over JPEG bytes (an MJPEG camera,
     a `pipe:` command writing MJPEG): each frame is decoded in `read()` (dropped
     frames cost nothing), grey at the detection size, colour only on demand;
-    a JPEG that does not decode is skipped and counted."""
+    a JPEG that does not decode is skipped and counted. With the option
+    `gray_on_demand` (the capture loop, which analyses only some frames) the grey
+    is decoded on first use instead, and a damaged JPEG whose header is whole
+    shows as a `gray` of None there."""
 
     detect_width = DEFAULT_DETECT_WIDTH   # the pipeline sets detection.width before the first read
     bad_frames = 0
@@ -161,7 +208,7 @@ class JpegFrames:
         deadline = time.monotonic() + timeout
         while True:
             frame = super().read(max(0.0, deadline - time.monotonic()))
-            if frame is None or frame.gray is not None:
+            if frame is None or not frame.undecodable:
                 return frame
             self.bad_frames += 1   # a damaged JPEG: skip it, the next one is a frame interval away
             if self.bad_frames == 1:
@@ -172,8 +219,8 @@ class JpegFrames:
         # The last frame was wanted in colour (an event's clip, the live view): this
         # one will be too, so it is decoded once in colour rather than grey and colour.
         colour = self._prev is not None and self._prev.wanted
-        frame = jpeg_frame(jpeg, index, ts, wall, self.detect_width, colour)
-        if frame.gray is not None:
+        frame = jpeg_frame(jpeg, index, ts, wall, self.detect_width, colour, lazy=self.options.gray_on_demand)
+        if not frame.undecodable:
             self._prev = frame
             if self.size != frame.size:
                 self.size = frame.size
