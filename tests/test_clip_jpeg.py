@@ -26,7 +26,7 @@ from conftest import events_json, mw
 from mjpeg_server import ServerProcess
 from motionwatch.config import EventsConfig
 from motionwatch.events import EventFrame, EventStarted, EventTracker
-from motionwatch.media.jpeg import JpegFrame, jpeg_frame
+from motionwatch.media.jpeg import JpegFrame, jpeg_frame, reduced_gray
 from motionwatch.model import Detection, Frame
 from motionwatch.sinks.clip import EventClip, PartWriter
 from motionwatch.sinks.runner import Sink, SinkRunner
@@ -200,6 +200,26 @@ def test_a_damaged_jpeg_mid_part_is_filled_like_a_dropped_frame(tmp_path):
     assert clip.errors == [] and len(clip.done) == 1
     got = clip_frames(clip.done[0])
     assert [read_stamp(g) for g in got] == [0, 1, 2, 2, 4, 5]
+
+
+def test_an_analysed_frame_of_a_recorded_event_is_decoded_once(tmp_path):
+    """During an event the capture loop decodes an analysed JPEG in full for the clip
+    and takes its grey from that; the clip writer encodes that decode, not a second."""
+    pictures = stamped_pictures(4)
+    clip = EventClip(tmp_path, "h264", FPS)
+    for i, j in enumerate(jpegs_of(pictures)):
+        frame = jpeg_frame(j, i, i / FPS, i / FPS, 160, lazy=True)
+        grey = frame.decode_for_clip()
+        assert grey.shape == (120, 160) and frame.gray is grey
+        assert float(cv2.absdiff(grey, reduced_gray(j, (320, 240), 160)).mean()) < 1.5
+        held = frame.nbytes
+        clip.add(frame)
+        assert held > 320 * 240 and frame.take_yuv() is None, "the clip writer took the decode"
+    clip.finish()
+    assert clip.errors == [] and len(clip.done) == 1
+    got = clip_frames(clip.done[0])
+    assert [read_stamp(g) for g in got] == list(range(4))
+    assert_same_picture(got[2], pictures[2])
 
 
 def test_a_camera_sending_422_jpegs_gets_ordinary_420_clips(tmp_path):

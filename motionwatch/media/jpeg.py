@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import struct
+import threading
 import time
 
+import av
 import cv2
 import numpy as np
 
@@ -59,6 +61,21 @@ def reduction(width: int, detect_width: int) -> tuple[int, int]:
     return REDUCED[-1]
 
 
+_decoders = threading.local()   # one FFmpeg MJPEG decoder per thread (capture, sink)
+
+
+def decode_yuv(jpeg: bytes) -> av.VideoFrame | None:
+    """The JPEG decoded in full by FFmpeg, as its own YUV (no BGR); None if it fails."""
+    dec = getattr(_decoders, "mjpeg", None)
+    if dec is None:
+        dec = _decoders.mjpeg = av.CodecContext.create("mjpeg", "r")
+    try:
+        frames = dec.decode(av.Packet(jpeg))
+    except av.FFmpegError:
+        return None
+    return frames[-1] if frames else None
+
+
 # `JpegFrame._gray` before its first use: not decoded yet (None means "does not decode").
 UNDECODED = object()
 
@@ -83,7 +100,7 @@ class JpegFrame(Frame):
     Two threads asking at once (the clip writer and the live view) may both
     decode; the result is the same picture, so no lock is taken per frame."""
 
-    __slots__ = ("jpeg", "_bgr", "_size", "wanted", "coded_size", "_gray", "detect_width")
+    __slots__ = ("jpeg", "_bgr", "_size", "wanted", "coded_size", "_gray", "detect_width", "_yuv")
 
     def __init__(self, jpeg: bytes, gray, size: tuple[int, int], index: int, ts: float, wall: float,
                  detect_width: int = DEFAULT_DETECT_WIDTH):
@@ -93,6 +110,7 @@ class JpegFrame(Frame):
         self.coded_size = size   # the JPEG's own picture size; `size` is smaller on a `scaled` copy
         self.detect_width = detect_width
         self.wanted = False   # something asked for the colour picture
+        self._yuv = None      # the full decode, made for a clip frame that is also analysed
 
     @property
     def gray(self) -> np.ndarray | None:
@@ -104,6 +122,30 @@ class JpegFrame(Frame):
     @gray.setter
     def gray(self, value) -> None:
         self._gray = value
+
+    def decode_for_clip(self) -> np.ndarray | None:
+        """Decode the JPEG once in full for the clip encoder and take the grey from
+        its luma, for a frame that is both analysed and recorded: one full decode
+        (0.70 ms at 640x480) instead of that plus a reduced one (0.46 ms). The grey;
+        None when the JPEG does not decode."""
+        if self._gray is not UNDECODED:
+            return self._gray
+        yuv = decode_yuv(self.jpeg)
+        if yuv is None or (yuv.width, yuv.height) != self.coded_size:
+            return self.gray
+        p = yuv.planes[0]
+        luma = np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:p.height, :p.width]
+        factor, _ = reduction(self.coded_size[0], self.detect_width)
+        small = (-(-yuv.width // factor), -(-yuv.height // factor))
+        self._gray = cv2.resize(luma, small, interpolation=cv2.INTER_AREA) if factor > 1 else luma.copy()
+        self._yuv = yuv
+        return self._gray
+
+    def take_yuv(self) -> av.VideoFrame | None:
+        """The full decode `decode_for_clip` made, handed over once (the clip writer
+        lets go of it after encoding, so the pre-roll ring does not keep it)."""
+        yuv, self._yuv = self._yuv, None
+        return yuv
 
     @property
     def gray_decoded(self) -> bool:
@@ -151,6 +193,8 @@ class JpegFrame(Frame):
         takes a whole pre-roll of such a camera."""
         gray = self._gray if isinstance(self._gray, np.ndarray) else None
         held = len(self.jpeg) + (gray.nbytes if gray is not None else 0)
+        if self._yuv is not None:
+            held += sum(p.buffer_size for p in self._yuv.planes)
         return held + (self._bgr.nbytes if self._bgr is not None else 0)
 
     def scaled(self, size: tuple[int, int]) -> JpegFrame:
@@ -159,6 +203,7 @@ class JpegFrame(Frame):
         shrunk) only if something asks for `image`."""
         frame = JpegFrame(self.jpeg, self._gray, size, self.index, self.ts, self.wall, self.detect_width)
         frame.coded_size = self.coded_size
+        frame._yuv = self.take_yuv()   # the copy is what goes to the clip
         return frame
 
     def __repr__(self) -> str:  # the dataclass repr would decode the colour picture

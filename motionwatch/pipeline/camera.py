@@ -285,9 +285,13 @@ class CameraLoop:
 
     def _picture(self, frame: Frame):
         """What the detector looks at: `gray` when the frame carries one (an AvFrame's
-        Y plane; a JpegFrame's reduced grey, decoded only now that the frame is due),
-        else the BGR picture. None for a damaged JPEG, which is skipped."""
-        gray = frame.gray
+        Y plane; a JpegFrame's reduced grey, decoded only now that the frame is due,
+        from the full decode the clip needs when an event is being recorded), else
+        the BGR picture. None for a damaged JPEG, which is skipped."""
+        if isinstance(frame, JpegFrame) and self.tracker.clip and self.tracker.active:
+            gray = frame.decode_for_clip()   # the clip encoder needs it decoded in full anyway
+        else:
+            gray = frame.gray
         if gray is not None:
             return gray
         if isinstance(frame, JpegFrame):

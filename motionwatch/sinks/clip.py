@@ -25,7 +25,7 @@ from pathlib import Path
 
 import av
 
-from motionwatch.media.jpeg import JpegFrame
+from motionwatch.media.jpeg import JpegFrame, decode_yuv
 from motionwatch.media.encode import Mp4Encoder
 from motionwatch.model import Frame
 from motionwatch.index.database import TMP_PREFIX, fsync_file
@@ -61,7 +61,6 @@ class PartWriter:
         self.tmp = tmp_name(final)
         self.size = size
         self.frames = 0
-        self._jpeg = None      # FFmpeg's MJPEG decoder, made at the first camera JPEG
         try:
             self.enc = Mp4Encoder(self.tmp, size, fps, fmt)
         except av.FFmpegError as e:
@@ -76,7 +75,10 @@ class PartWriter:
         if av_frame is not None:
             return av_frame
         if isinstance(frame, JpegFrame) and frame.jpeg:
-            return None if frame.undecodable else self._decode_jpeg(frame.jpeg)
+            if frame.undecodable:
+                return None
+            yuv = frame.take_yuv()
+            return yuv if yuv is not None else decode_yuv(frame.jpeg)
         return frame.image
 
     def write(self, picture) -> None:
@@ -85,15 +87,6 @@ class PartWriter:
         except av.FFmpegError as e:
             raise oserror_of(e) from None
         self.frames += 1
-
-    def _decode_jpeg(self, jpeg: bytes) -> av.VideoFrame | None:
-        if self._jpeg is None:
-            self._jpeg = av.CodecContext.create("mjpeg", "r")
-        try:
-            frames = self._jpeg.decode(av.Packet(jpeg))
-        except av.FFmpegError:
-            return None
-        return frames[-1] if frames else None
 
     def close(self) -> None:
         """Stop encoding and make the temporary file whole (or fail)."""
