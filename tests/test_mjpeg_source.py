@@ -72,6 +72,25 @@ def test_frames_are_decoded_small_and_in_colour_only_when_asked(tmp_path):
             src.close()
 
 
+def test_on_demand_the_frame_after_a_shown_one_is_decoded_in_colour_only_if_analysed(tmp_path):
+    """As the capture loop opens it (`gray_on_demand`): the live view showed the last
+    analysed frame, so the next analysed one is decoded once in colour, its grey shrunk
+    from that; a frame in between that nobody analyses is not decoded at all."""
+    with ServerProcess(fps=15, size="640x480", mode="still") as cam:
+        src = open_source(cam.url, timeout=5, detect_width=160, gray_on_demand=True)
+        try:
+            shown = src.read(5)
+            assert shown.gray.shape == (120, 160) and not shown.decoded
+            assert shown.image.shape == (480, 640, 3)
+            skipped, analysed = src.read(5), src.read(5)
+            assert analysed.gray.shape == (120, 160) and analysed.decoded, "colour first, grey from it"
+            assert not skipped.gray_decoded and not skipped.decoded
+            after = src.read(5)   # `analysed` was not shown: back to grey only
+            assert after.gray.shape == (120, 160) and not after.decoded
+        finally:
+            src.close()
+
+
 def test_preroll_holds_jpeg_bytes_and_nothing_is_decoded_in_colour_without_an_event(tmp_path):
     """Clips on (the default): the pre-roll ring fills with frames that are never decoded in colour."""
     with ServerProcess(fps=15, size="640x480", mode="still") as cam:

@@ -76,6 +76,18 @@ def decode_yuv(jpeg: bytes) -> av.VideoFrame | None:
     return frames[-1] if frames else None
 
 
+def colour_and_gray(jpeg: bytes, size: tuple[int, int], detect_width: int
+                    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(BGR, grey at the detection size shrunk from it): one decode for a frame that
+    is both analysed and shown; (None, None) when it does not decode."""
+    bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None or bgr.shape[1::-1] != size:
+        return None, None
+    factor, _ = reduction(size[0], detect_width)
+    small = (-(-size[0] // factor), -(-size[1] // factor))
+    return bgr, cv2.cvtColor(cv2.resize(bgr, small, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+
+
 # `JpegFrame._gray` before its first use: not decoded yet (None means "does not decode").
 UNDECODED = object()
 
@@ -100,7 +112,7 @@ class JpegFrame(Frame):
     Two threads asking at once (the clip writer and the live view) may both
     decode; the result is the same picture, so no lock is taken per frame."""
 
-    __slots__ = ("jpeg", "_bgr", "_size", "wanted", "coded_size", "_gray", "detect_width", "_yuv")
+    __slots__ = ("jpeg", "_bgr", "_size", "wanted", "coded_size", "_gray", "detect_width", "_yuv", "colour_first")
 
     def __init__(self, jpeg: bytes, gray, size: tuple[int, int], index: int, ts: float, wall: float,
                  detect_width: int = DEFAULT_DETECT_WIDTH):
@@ -111,12 +123,18 @@ class JpegFrame(Frame):
         self.detect_width = detect_width
         self.wanted = False   # something asked for the colour picture
         self._yuv = None      # the full decode, made for a clip frame that is also analysed
+        self.colour_first = False   # on first use, decode colour and shrink the grey from it
 
     @property
     def gray(self) -> np.ndarray | None:
         """The reduced luma, decoded now if it was not; None when the JPEG is damaged."""
         if self._gray is UNDECODED:
-            self._gray = reduced_gray(self.jpeg, self.coded_size, self.detect_width)
+            if self.colour_first:
+                bgr, self._gray = colour_and_gray(self.jpeg, self.coded_size, self.detect_width)
+                if bgr is not None and self._bgr is None and self.coded_size == self._size:
+                    self._bgr = bgr
+            else:
+                self._gray = reduced_gray(self.jpeg, self.coded_size, self.detect_width)
         return self._gray
 
     @gray.setter
@@ -214,23 +232,20 @@ def jpeg_frame(jpeg: bytes, index: int, ts: float, wall: float, detect_width: in
                colour: bool = False, lazy: bool = False) -> JpegFrame:
     """A JpegFrame whose grey is decoded at the largest reduction that keeps
     `detect_width` (with `lazy`, on first use); with `colour` the full BGR picture
-    is decoded now and the grey shrunk from it. `gray` is None when the JPEG does
+    is decoded (now, or with `lazy` at the grey's first use) and the grey shrunk from it. `gray` is None when the JPEG does
     not decode (with `lazy`: known at once only for a JPEG without a size or a scan)."""
     size = jpeg_size(jpeg)
     gray, bgr = None, None
     if size is not None:
-        factor, _ = reduction(size[0], detect_width)
-        small = (-(-size[0] // factor), -(-size[1] // factor))
-        if colour:
-            bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-            if bgr is not None and bgr.shape[1::-1] == size:
-                gray = cv2.cvtColor(cv2.resize(bgr, small, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
-        elif lazy:
+        if lazy:
             # Without a scan FFmpeg would still hand the clip a picture (of stale memory).
             gray = UNDECODED if jpeg.find(b"\xff\xda") > 0 else None
+        elif colour:
+            bgr, gray = colour_and_gray(jpeg, size, detect_width)
         else:
             gray = reduced_gray(jpeg, size, detect_width)
     frame = JpegFrame(jpeg, gray, size or (0, 0), index, ts, wall, detect_width)
+    frame.colour_first = lazy and colour
     if gray is not None and bgr is not None:
         frame.image = bgr
     return frame
@@ -248,6 +263,7 @@ class JpegFrames:
     detect_width = DEFAULT_DETECT_WIDTH   # the pipeline sets detection.width before the first read
     bad_frames = 0
     _prev: JpegFrame | None = None        # the last good frame handed out
+    _colour = False                       # the last analysed frame was wanted in colour
 
     def read(self, timeout: float = 10.0) -> Frame | None:
         deadline = time.monotonic() + timeout
@@ -261,10 +277,14 @@ class JpegFrames:
                             self.describe())
 
     def _frame(self, jpeg: bytes, index: int, ts: float, wall: float) -> Frame:
-        # The last frame was wanted in colour (an event's clip, the live view): this
-        # one will be too, so it is decoded once in colour rather than grey and colour.
-        colour = self._prev is not None and self._prev.wanted
-        frame = jpeg_frame(jpeg, index, ts, wall, self.detect_width, colour, lazy=self.options.gray_on_demand)
+        # The last analysed frame (its grey decoded) was wanted in colour (the live view):
+        # the next analysed one will be too, so it is decoded once in colour rather than
+        # grey and colour. With `gray_on_demand`, only if and when it is analysed.
+        prev = self._prev
+        if prev is not None and prev.gray_decoded:
+            self._colour = prev.wanted
+        frame = jpeg_frame(jpeg, index, ts, wall, self.detect_width, self._colour,
+                           lazy=self.options.gray_on_demand)
         if not frame.undecodable:
             self._prev = frame
             if self.size != frame.size:
