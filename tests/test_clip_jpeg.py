@@ -26,7 +26,7 @@ from conftest import events_json, mw
 from mjpeg_server import ServerProcess
 from motionwatch.config import EventsConfig
 from motionwatch.events import EventFrame, EventStarted, EventTracker
-from motionwatch.media.jpeg import JpegFrame, jpeg_frame
+from motionwatch.media.jpeg import JpegFrame, jpeg_frame, reduced_gray
 from motionwatch.model import Detection, Frame
 from motionwatch.sinks.clip import EventClip, PartWriter
 from motionwatch.sinks.runner import Sink, SinkRunner
@@ -48,6 +48,13 @@ def probe(clip: Path) -> dict:
                          capture_output=True, text=True, check=True).stdout
     info = json.loads(out)
     return {**info["streams"][0], "duration": float(info["format"]["duration"])}
+
+
+def damage(jpeg: bytes) -> bytes:
+    """The JPEG up to its size header (SOF0), then zeros: its size reads, it does not decode."""
+    sof = jpeg.index(b"\xff\xc0")
+    end = sof + 2 + int.from_bytes(jpeg[sof + 2:sof + 4], "big")
+    return jpeg[:end] + bytes(len(jpeg) - end - 2) + b"\xff\xd9"
 
 
 def decode_errors(clip: Path) -> str:
@@ -176,6 +183,43 @@ def test_a_frame_that_is_no_camera_jpeg_mid_part_is_encoded_as_one(tmp_path):
     got = clip_frames(clip.done[0])
     assert [read_stamp(g) for g in got] == list(range(6))
     assert_same_picture(got[3], pictures[3])
+
+
+def test_a_damaged_jpeg_mid_part_is_filled_like_a_dropped_frame(tmp_path):
+    """The capture loop decodes only the JPEGs it analyses, so a damaged one (whole
+    header, broken data) can reach the clip: its slot holds the picture before it,
+    and the part is not abandoned."""
+    pictures = stamped_pictures(6)
+    jpegs = jpegs_of(pictures)
+    damaged = damage(jpegs[3])
+    clip = EventClip(tmp_path, "h264", FPS)
+    for i in range(6):
+        frame = jpeg_frame(damaged if i == 3 else jpegs[i], i, i / FPS, i / FPS, 160, lazy=True)
+        clip.add(frame)
+    clip.finish()
+    assert clip.errors == [] and len(clip.done) == 1
+    got = clip_frames(clip.done[0])
+    assert [read_stamp(g) for g in got] == [0, 1, 2, 2, 4, 5]
+
+
+def test_an_analysed_frame_of_a_recorded_event_is_decoded_once(tmp_path):
+    """During an event the capture loop decodes an analysed JPEG in full for the clip
+    and takes its grey from that; the clip writer encodes that decode, not a second."""
+    pictures = stamped_pictures(4)
+    clip = EventClip(tmp_path, "h264", FPS)
+    for i, j in enumerate(jpegs_of(pictures)):
+        frame = jpeg_frame(j, i, i / FPS, i / FPS, 160, lazy=True)
+        grey = frame.decode_for_clip()
+        assert grey.shape == (120, 160) and frame.gray is grey
+        assert float(cv2.absdiff(grey, reduced_gray(j, (320, 240), 160)).mean()) < 1.5
+        held = frame.nbytes
+        clip.add(frame)
+        assert held > 320 * 240 and frame.take_yuv() is None, "the clip writer took the decode"
+    clip.finish()
+    assert clip.errors == [] and len(clip.done) == 1
+    got = clip_frames(clip.done[0])
+    assert [read_stamp(g) for g in got] == list(range(4))
+    assert_same_picture(got[2], pictures[2])
 
 
 def test_a_camera_sending_422_jpegs_gets_ordinary_420_clips(tmp_path):

@@ -18,8 +18,9 @@ import pytest
 from conftest import events_json, mw, wait_until
 from live_run import RunProcess, write_config
 from mjpeg_server import ServerProcess
+from test_clip_jpeg import damage
 from motionwatch.config import load_config
-from motionwatch.media.jpeg import JpegFrame, jpeg_size, reduction
+from motionwatch.media.jpeg import UNDECODED, JpegFrame, jpeg_size, reduction
 from motionwatch.sources.mjpeg import MjpegSource
 from motionwatch.pipeline.camera import CameraLoop
 from motionwatch.sinks.runner import SinkRunner
@@ -71,6 +72,25 @@ def test_frames_are_decoded_small_and_in_colour_only_when_asked(tmp_path):
             src.close()
 
 
+def test_on_demand_the_frame_after_a_shown_one_is_decoded_in_colour_only_if_analysed(tmp_path):
+    """As the capture loop opens it (`gray_on_demand`): the live view showed the last
+    analysed frame, so the next analysed one is decoded once in colour, its grey shrunk
+    from that; a frame in between that nobody analyses is not decoded at all."""
+    with ServerProcess(fps=15, size="640x480", mode="still") as cam:
+        src = open_source(cam.url, timeout=5, detect_width=160, gray_on_demand=True)
+        try:
+            shown = src.read(5)
+            assert shown.gray.shape == (120, 160) and not shown.decoded
+            assert shown.image.shape == (480, 640, 3)
+            skipped, analysed = src.read(5), src.read(5)
+            assert analysed.gray.shape == (120, 160) and analysed.decoded, "colour first, grey from it"
+            assert not skipped.gray_decoded and not skipped.decoded
+            after = src.read(5)   # `analysed` was not shown: back to grey only
+            assert after.gray.shape == (120, 160) and not after.decoded
+        finally:
+            src.close()
+
+
 def test_preroll_holds_jpeg_bytes_and_nothing_is_decoded_in_colour_without_an_event(tmp_path):
     """Clips on (the default): the pre-roll ring fills with frames that are never decoded in colour."""
     with ServerProcess(fps=15, size="640x480", mode="still") as cam:
@@ -100,6 +120,41 @@ def test_preroll_holds_jpeg_bytes_and_nothing_is_decoded_in_colour_without_an_ev
         assert all(isinstance(f, JpegFrame) and f.jpeg[:2] == b"\xff\xd8" for f in ring)
         assert not any(f.decoded for f in ring), "no frame was decoded in colour"
         assert loop.status.events == 0
+
+
+def test_frames_not_analysed_are_never_decoded_and_damaged_ones_are_skipped(tmp_path):
+    """A 15 fps camera analysed at 5 fps: two frames in three go to the pre-roll as
+    JPEG bytes without even their grey decoded; the analysed ones decode grey only."""
+    with ServerProcess(fps=15, size="640x480", mode="still") as cam:
+        cfg = load_config(write_config(tmp_path / "c.yaml", tmp_path / "rec",
+                                       [{"name": "door", "source": cam.url, "timeout_seconds": 5.0}],
+                                       events={"pre_roll_seconds": 2.0}, detection={"fps": 5}))
+        stop = threading.Event()
+        sinks = SinkRunner([])
+        loop = CameraLoop(cfg.cameras[0], cfg, sinks, stop)
+        seen: list[list] = []
+
+        def on_frame(frame, det):
+            if loop.status.frames >= 30 and not seen:
+                seen.append(list(loop.tracker.ring))   # on the capture thread: the ring holds still
+        loop.on_frame = on_frame
+        t = threading.Thread(target=loop.run_supervised, daemon=True)
+        t.start()
+        try:
+            wait_until(lambda: seen, 30, "30 frames")
+        finally:
+            stop.set()
+            t.join(10)
+            sinks.close()
+    ring = seen[0]
+    grey = [f for f in ring if f.gray_decoded]
+    assert len(ring) >= 20 and all(isinstance(f, JpegFrame) and not f.decoded for f in ring)
+    assert len(ring) / 4 <= len(grey) <= len(ring) / 2, f"{len(grey)} of {len(ring)} decoded to grey"
+    assert loop.bad_frames == 0
+    # A damaged JPEG whose header is whole: a `gray` of None, which the loop skips.
+    good = ring[0].jpeg
+    bad = JpegFrame(damage(good), UNDECODED, (640, 480), 0, 0.0, 0.0)
+    assert bad.gray is None and loop._picture(bad) is None and loop.bad_frames == 1
 
 
 def test_events_on_a_moving_camera_none_on_a_static_noisy_one_boxes_in_source_pixels(tmp_path):

@@ -23,6 +23,7 @@ from motionwatch.errors import ConfigError, SourceError
 from motionwatch.events import EPS, ClipPackets, EventEnded, EventStarted, EventTracker
 from motionwatch.pipeline.lighting_log import LightingLog
 from motionwatch.detect.masks import detection_size, watch_mask
+from motionwatch.media.jpeg import JpegFrame
 from motionwatch.model import Detection, Frame, iso
 from motionwatch.sources import FrameSource, SourceOptions, open_source
 
@@ -138,6 +139,7 @@ class CameraLoop:
         self.failure: ConfigError | None = None   # why `run` stopped this camera for good
         self.lighting_log = LightingLog()
         self._ready_frames = 0  # analysed frames since the detector's warm-up ended
+        self.bad_frames = 0     # due JPEGs that did not decode (skipped)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -172,7 +174,7 @@ class CameraLoop:
         copy = ev.clip and ev.clip_codec in COPY_CODECS
         return SourceOptions(
             scan=self.scan, start_wall=self.start_wall, timeout=self.cam.timeout_seconds,
-            cancel=self.stop, detect_width=self.det_cfg.width,
+            cancel=self.stop, detect_width=self.det_cfg.width, gray_on_demand=True,
             packet_seconds=ev.pre_roll_seconds, encode_packets=ev.clip,
             copy_codecs=COPY_CODECS[ev.clip_codec] if copy else frozenset(),
             copy_max_width=ev.clip_width if ev.clip_codec == "auto" else 0,
@@ -261,6 +263,8 @@ class CameraLoop:
         st = self.status
         st.frames += 1
         self._last_index = frame.index
+        # The detector is built for the frame's size in source pixels, what boxes
+        # and masks refer to (a JpegFrame knows it from the header, undecoded).
         size = frame.size
         if size != self._size:
             self._setup(size)
@@ -281,10 +285,10 @@ class CameraLoop:
             for signal in self.tracker.carry(frame):
                 self._emit(signal)
             return
-        # Detect on `gray` when the frame carries one (an AvFrame's Y plane, a
-        # JpegFrame's reduced grey: neither decodes colour for it); the detector is
-        # built for the frame's size in source pixels, what boxes and masks refer to.
-        det = self.detector.update(frame.image if frame.gray is None else frame.gray)
+        pic = self._picture(frame)
+        if pic is None:
+            return
+        det = self.detector.update(pic)
         st.analysed += 1
         st.fraction = det.fraction
         self._tick_fps(frame.ts)
@@ -317,6 +321,24 @@ class CameraLoop:
             if due and self._detect_interval:
                 next_ts, detected = t + self._detect_interval, i
         return due
+
+    def _picture(self, frame: Frame):
+        """What the detector looks at: `gray` when the frame carries one (an AvFrame's
+        Y plane; a JpegFrame's reduced grey, decoded only now that the frame is due,
+        from the full decode the clip needs when an event is being recorded), else
+        the BGR picture. None for a damaged JPEG, which is skipped."""
+        if isinstance(frame, JpegFrame) and self.tracker.clip and self.tracker.active:
+            gray = frame.decode_for_clip()   # the clip encoder needs it decoded in full anyway
+        else:
+            gray = frame.gray
+        if gray is not None:
+            return gray
+        if isinstance(frame, JpegFrame):
+            self.bad_frames += 1
+            if self.bad_frames == 1:
+                log.warning("%s: skipping a JPEG that does not decode (more are not logged)", self.cam.name)
+            return None
+        return frame.image
 
     def _setup(self, size: tuple[int, int]) -> None:
         """(Re)build detector and tracker for a frame size (new source or a size change)."""

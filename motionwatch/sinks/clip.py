@@ -24,9 +24,8 @@ import os
 from pathlib import Path
 
 import av
-import numpy as np
 
-from motionwatch.media.jpeg import JpegFrame
+from motionwatch.media.jpeg import JpegFrame, decode_yuv
 from motionwatch.media.encode import Mp4Encoder
 from motionwatch.model import Frame
 from motionwatch.index.database import TMP_PREFIX, fsync_file
@@ -62,7 +61,6 @@ class PartWriter:
         self.tmp = tmp_name(final)
         self.size = size
         self.frames = 0
-        self._jpeg = None      # FFmpeg's MJPEG decoder, made at the first camera JPEG
         try:
             self.enc = Mp4Encoder(self.tmp, size, fps, fmt)
         except av.FFmpegError as e:
@@ -70,30 +68,25 @@ class PartWriter:
 
     def picture(self, frame: Frame):
         """What `write` takes for this frame (EventClip keeps the last one to fill holes):
-        the decoded av frame, the camera's JPEG bytes, or the BGR picture."""
+        the decoded av frame (a camera's JPEG is decoded here, straight to YUV), or the
+        BGR picture; None for a JPEG that does not decode (the capture loop decodes only
+        the frames it analyses, so a damaged one can reach the clip)."""
         av_frame = getattr(frame, "av_frame", None)
         if av_frame is not None:
             return av_frame
         if isinstance(frame, JpegFrame) and frame.jpeg:
-            return frame.jpeg
+            if frame.undecodable:
+                return None
+            yuv = frame.take_yuv()
+            return yuv if yuv is not None else decode_yuv(frame.jpeg)
         return frame.image
 
     def write(self, picture) -> None:
         try:
-            if isinstance(picture, bytes):
-                picture = self._decode_jpeg(picture)
             self.enc.add(picture)
         except av.FFmpegError as e:
             raise oserror_of(e) from None
         self.frames += 1
-
-    def _decode_jpeg(self, jpeg: bytes) -> av.VideoFrame | np.ndarray:
-        if self._jpeg is None:
-            self._jpeg = av.CodecContext.create("mjpeg", "r")
-        frames = self._jpeg.decode(av.Packet(jpeg))
-        if not frames:
-            raise OSError(errno.EIO, "a camera JPEG could not be decoded for the clip")
-        return frames[-1]
 
     def close(self) -> None:
         """Stop encoding and make the temporary file whole (or fail)."""
@@ -159,7 +152,7 @@ class EventClip:
         self.frames = 0
         self._t0 = 0.0
         self._slots = 0          # output frames in the current part
-        self._last = None        # the last picture written (BGR or JPEG bytes), to fill holes
+        self._last = None        # the last picture written (BGR or av frame), to fill holes
 
     def add(self, frame: Frame, cut: bool = False) -> None:
         if self.part is not None and frame.size != self.part.size:
@@ -174,7 +167,9 @@ class EventClip:
             return    # faster than the clip's rate: this slot is already filled
         try:
             picture = self.part.picture(frame)
-            while self._slots < k:     # frames that never came: hold the last picture
+            if picture is None:
+                return    # a damaged JPEG: its slot is filled like a dropped frame's
+            while self._slots < k and self._last is not None:   # frames that never came: hold the last picture
                 self.part.write(self._last)
                 self._slots += 1
                 self.frames += 1
@@ -219,7 +214,7 @@ class EventClip:
             self.errors.append(f"cannot start {final.name}: {e.strerror or e}")
             return False
         self.failed_ts = None
-        self._t0, self._slots = frame.ts, 0
+        self._t0, self._slots, self._last = frame.ts, 0, None
         if self.first is None:
             self.first = frame
         return True

@@ -39,6 +39,7 @@ class SourceOptions:
     timeout: float | None = None        # seconds a network stream may take to open or give a frame
     cancel: threading.Event | None = None   # set: a waiting read() returns at once
     detect_width: int = 320             # JPEG sources decode their grey about this wide
+    gray_on_demand: bool = False        # ... when `gray` is first asked (the caller skips a frame whose gray is None)
     packet_seconds: float = 0.0         # compressed video kept for clips before an event (the pre-roll)
     copy_codecs: frozenset = frozenset()    # clips are stream copies when the source's codec is one of these
     copy_max_width: int = 0             # ... and its picture no wider than this (0: any width)

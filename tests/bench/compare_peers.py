@@ -4,7 +4,7 @@
 Run by hand (pytest does not collect it; it takes several minutes):
 
     .venv/bin/python tests/bench/compare_peers.py [--rounds 3] [--quick] [--skip-dvr] [--skip-live]
-        [--baseline-ref REF] [--tools NAME ...]
+        [--baseline-ref REF] [--tools NAME ...] [--live-only MJPEG]
 
 Everything is measured in this run, on the same inputs, and reported as ratios
 against the decode-only baseline measured alongside, because the machine's
@@ -359,9 +359,10 @@ def live_cpu(cmd: list[str], warmup: float, window: float, cwd: str | None = Non
     return (c1 - c0) / ((t1 - t0) * 30.0) * 1000.0
 
 
-def live_table(work: Path, rounds: int, window: float) -> list[dict]:
+def live_table(work: Path, rounds: int, window: float, only: list[str] | None = None) -> list[dict]:
     live_clip = work / "live-640x480-30fps.mp4"
-    if not live_clip.exists():
+    wanted = lambda label: not only or any(w.lower() in label.lower() for w in only)  # noqa: E731
+    if wanted("file 640x480@30") and not live_clip.exists():
         print(f"generating {live_clip.name} ...", flush=True)
         make_clip(live_clip, 640, 480, max(60.0, window + 30.0), fps=30.0)
     noclip = work / "live.yaml"
@@ -374,6 +375,8 @@ def live_table(work: Path, rounds: int, window: float) -> list[dict]:
         sources = {"file 640x480@30": (str(live_clip), f"file://{live_clip}"),
                    "MJPEG/HTTP 640x480@30": (url, url)}
         for label, (mw_src, motion_src) in sources.items():
+            if not wanted(label):
+                continue
             out = Path(tempfile.mkdtemp(prefix="mw-live-", dir=work))
             conf, conf_rec = out / "motion.conf", out / "motion-rec.conf"
             conf.write_text(MOTION_CONF.format(out=out, url=motion_src, movie="off"))
@@ -558,6 +561,8 @@ def main() -> int:
     ap.add_argument("--baseline-ref", metavar="REF", help="also scan with the tree at this git ref (before/after)")
     ap.add_argument("--tools", nargs="+", metavar="NAME",
                     help="scan only with these tools, named as the table names them (and decode-only)")
+    ap.add_argument("--live-only", nargs="+", metavar="WORD",
+                    help="live: only the sources whose label has one of these words (file, MJPEG)")
     ap.add_argument("--memory-seconds", type=float, default=40.0)
     ap.add_argument("--out", help="also write the table (markdown) to this file")
     a = ap.parse_args()
@@ -574,7 +579,7 @@ def main() -> int:
     dvr = None if a.skip_dvr or a.skip_scan else dvr_scan_bin(work)
     scan_rows = [] if a.skip_scan else scan_table(work, a.rounds, a.seconds, dvr, a.only,
                                                       a.baseline_ref, a.tools)
-    live_rows = [] if a.skip_live else live_table(work, a.rounds, a.live_window)
+    live_rows = [] if a.skip_live else live_table(work, a.rounds, a.live_window, a.live_only)
     memory = None if a.skip_memory else memory_row(work, a.memory_seconds)
     text = report(scan_rows, live_rows, header, memory)
     print()
