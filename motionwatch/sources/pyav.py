@@ -133,8 +133,6 @@ class AvFileSource(FrameSource):
         if self.copying or self.options.encode_packets:
             self.template = CodecTemplate(self.stream)
             self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
-        if self.options.start_pts is not None:
-            self.container.seek(self.options.start_pts, stream=self.stream, backward=True)
         self._frames = self._decode()
 
     def _decode(self):
@@ -155,9 +153,7 @@ class AvFileSource(FrameSource):
                 bad = 0
                 if frames and self.packets is not None:
                     self.packets.follow_size((frames[-1].width, frames[-1].height))
-                start = self.options.start_pts
-                # A segment skips an open GOP's leading pictures: they belong to the one before.
-                yield from (f for f in frames if start is None or f.pts is None or f.pts >= start)
+                yield from frames
         except av.FFmpegError as e:   # a truncated or damaged container: what was decoded stands
             log.debug("%s: demuxing stopped: %s", self.spec, e)
 
@@ -170,7 +166,7 @@ class AvFileSource(FrameSource):
         if av_frame is None:
             return None
         # Position in the file, damaged frames included.
-        i = self.options.first_index + self.frames_read + self.decode_failures
+        i = self.frames_read + self.decode_failures
         self.frames_read += 1
         ts = i / self.fps
         if self.paced:
