@@ -349,18 +349,20 @@ def test_an_interrupted_scan_and_its_rerun_tell_the_hooks_of_each_event_once(tmp
 
 
 def test_jobs_bound_the_cores_a_scan_decodes_on(visit_clip):
-    """`--jobs N` keeps about N cores busy, as `make -j` does: a scan alone decodes on
-    two FFmpeg threads beside its detecting thread, so a worker that shares the jobs with
-    others (or `--jobs 1`) decodes on one. Checked on the decoder PyAV really opened."""
+    """`--jobs N` keeps about N cores busy, as `make -j` does: a worker that shares the
+    jobs with others (or `--jobs 1`) decodes on one thread, one with cores to spare on
+    its share of them (at most the cores there are). Checked on the decoder PyAV really opened."""
     from motionwatch.archive.command import decoder_threads
+    from motionwatch.archive.runners import default_jobs
     from motionwatch.sources.base import SourceOptions
     from motionwatch.sources.pyav import SCAN_DECODER_THREADS, AvFileSource
 
     assert decoder_threads(1, 1, None) == 1        # scan FILE --jobs 1
     assert decoder_threads(1, 8, None) == 1        # a folder, one at a time
     assert decoder_threads(2, 8, None) == 1        # two workers fill two jobs
-    assert decoder_threads(2, 1, None) == 0        # one file that is not split: both cores
-    assert decoder_threads(8, 2, None) == 0        # cores to spare per worker
+    cores = default_jobs()
+    assert decoder_threads(2, 1, None) == min(2, cores)   # one file: both cores
+    assert decoder_threads(8, 2, None) == min(4, cores)   # cores to spare per worker
     assert decoder_threads(2, 8, "tcp://h:8786") == 0   # a cluster's workers are sized by Dask
 
     def threads(options: SourceOptions) -> int:

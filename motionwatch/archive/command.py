@@ -99,13 +99,16 @@ def plan_rows(rows: list[FileRow], cfg, args, jobs: int, start_wall: float | Non
 
 def decoder_threads(jobs: int, tasks: int, cluster: str | None) -> int:
     """FFmpeg threads per scan, so that `--jobs N` keeps about N cores busy, as `make -j`
-    does: a scan alone decodes on two threads beside its detecting thread (almost two
-    cores), so workers that fill the jobs decode on one each. 0 keeps the default
-    (a cluster's workers, or a lone worker with cores to spare)."""
+    does: workers that fill the jobs decode on one thread each (inside the detecting
+    thread); a worker with cores to spare (one file, or fewer files than jobs) decodes
+    on its share of them, frame threads working ahead while Python detects, since a
+    file's frames are detected in order on one thread and decoding is the part that
+    spreads. 0 keeps the default (a cluster's workers: Dask sizes them)."""
     if cluster:
         return 0
     workers = 1 if jobs <= 1 or tasks <= 1 else min(jobs, tasks)
-    return 1 if jobs // workers < 2 else 0
+    share = min(jobs // workers, default_jobs())
+    return share if share >= 2 else 1
 
 
 def classify(rows: list[FileRow], cfg, args, index, root: Path) -> dict[str, Ledger]:
