@@ -1,6 +1,6 @@
 """`motionwatch scan` over an archive: folders, a damaged file among good ones,
-resuming an interrupted run, --rescan, and a long file split at keyframes over
-worker processes giving the events of a sequential scan."""
+resuming an interrupted run, --rescan, and a long file on several jobs giving
+exactly the events of a sequential scan."""
 
 from __future__ import annotations
 
@@ -11,27 +11,21 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from motionwatch.archive import plan
-from motionwatch.archive.task import ScanTask, run_task
-from motionwatch.archive.join import is_clip
-from motionwatch.archive.write import join_segments, joined_event
-from motionwatch.config import load_config
 from motionwatch.sources.scene import Scene, Walker, write_h264
 
 from conftest import events_json, interrupt_when, mw, wait_until
 
 # A visit 2 s into each clip, long enough that a scan of one takes a moment.
 VISIT = Scene(width=640, height=480, fps=15, duration_s=30, seed=6, noise=3.0, walkers=(Walker(2.0, 6.0),))
-# 90 s at 8 fps with visits placed across the boundaries a 3-way split makes (see test).
+# 90 s at 8 fps with visits spread over it (a split in three would cut through them).
 LONG = Scene(width=320, height=240, fps=8, duration_s=90, seed=4, noise=3.0,
              walkers=(Walker(8, 6), Walker(31, 8, shade=70, x_from=1.15, x_to=-0.15), Walker(58, 8),
                       Walker(80, 5, height=0.45)))
-# Settles fast, so a 90 s clip is long enough to split three ways.
+# Settles fast: a 90 s clip is long enough that a split in three would be worth it.
 FAST_SETTLE = "detection:\n  static_seconds: 5\n  background_alpha: 0.2\n"
 
 
@@ -121,32 +115,34 @@ def long_clip(tmp_path_factory) -> Path:
     return folder / "long.mp4"
 
 
+def same_events(seq_root: Path, par_root: Path) -> list[dict]:
+    """The events of two scans are the same: count, frames, motion counted, snapshot
+    and clip bytes; the sequential scan's, sorted."""
+    seq = sorted(events_json(seq_root), key=lambda e: e["start_frame"])
+    par = sorted(events_json(par_root), key=lambda e: e["start_frame"])
+    assert len(seq) == len(par)
+    for s, p in zip(seq, par):
+        assert (s["start_frame"], s["end_frame"]) == (p["start_frame"], p["end_frame"])
+        assert (s["frames_with_motion"], s["peak_fraction"]) == (p["frames_with_motion"], p["peak_fraction"])
+        assert (seq_root / s["snapshot"]).read_bytes() == (par_root / p["snapshot"]).read_bytes()
+        assert [(seq_root / c).read_bytes() for c in s["clip_parts"]] == \
+               [(par_root / c).read_bytes() for c in p["clip_parts"]]
+    return seq
+
+
 @pytest.mark.parametrize("detection_fps", [None, 3])
-def test_split_scan_equals_sequential_scan(tmp_path, long_clip, detection_fps):
-    """Also with detection.fps analysing every third frame of the 8 fps clip: the
-    segments start at keyframes 16 frames apart, so they must take up the sequential
-    scan's schedule of analysed frames rather than start their own."""
+def test_long_file_on_several_jobs_equals_sequential_scan(tmp_path, long_clip, detection_fps):
+    """Also with detection.fps analysing every third frame of the 8 fps clip."""
     work = tmp_path / "w"
     work.mkdir()
     shutil.copy2(long_clip, work / "long.mp4")
     (work / "settle.yaml").write_text(FAST_SETTLE + (f"  fps: {detection_fps}\n" if detection_fps else ""))
-    segments = plan.split(plan.keyframes(str(work / "long.mp4")), 3,
-                          plan.lead_in_seconds(load_config(str(work / "settle.yaml")).detection))
-    assert len(segments) == 3
     mw("scan", "long.mp4", "--config", "settle.yaml", "--jobs", "1", "--recordings", "seq", cwd=work, check=True)
-    split = mw("scan", "long.mp4", "--config", "settle.yaml", "--jobs", "3", "--recordings", "par",
-               "--no-progress", cwd=work, check=True)
-    assert table(split.stdout)["long.mp4"].split()[-1] == "done"
-    seq = sorted(events_json(work / "seq"), key=lambda e: e["start_frame"])
-    par = sorted(events_json(work / "par"), key=lambda e: e["start_frame"])
-    assert len(seq) == len(par) == len(LONG.walkers)
-    for b in (s.own_start for s in segments[1:]):   # the visits do cross the boundaries
-        assert any(e["start_frame"] < b <= e["end_frame"] for e in seq), (b, seq)
-    for s, p in zip(seq, par):
-        assert abs(s["start_frame"] - p["start_frame"]) <= 1 and abs(s["end_frame"] - p["end_frame"]) <= 1
-        assert s["frames_with_motion"] == p["frames_with_motion"]   # the halves of a joined one add up
-        assert (work / "seq" / s["snapshot"]).read_bytes() == (work / "par" / p["snapshot"]).read_bytes()
-        assert (work / "par" / p["clip"]).stat().st_size > 0
+    mw("scan", "long.mp4", "--config", "settle.yaml", "--jobs", "3", "--recordings", "par", "--no-progress",
+       cwd=work, check=True)
+    seq = same_events(work / "seq", work / "par")
+    assert len(seq) == len(LONG.walkers)
+    assert all(e["clip_parts"] for e in seq)   # compared byte for byte above
 
 
 @pytest.mark.parametrize("args, says", [
@@ -192,6 +188,14 @@ def test_ctrl_c_with_worker_processes_keeps_whole_events_and_resumes(tmp_path, v
 # Someone always crossing (a busy road): one event from the first seconds to the end.
 BUSY = Scene(width=320, height=240, fps=8, duration_s=90, seed=5, noise=3.0,
              walkers=tuple(Walker(1.0 + 3 * k, 7, shade=40 + 7 * (k % 5)) for k in range(30)))
+# A busy background: small movers in four lanes, a new one every 0.7 s, so several are
+# always in view. The detector learns the lanes' variability from them, and a split of
+# this file (segments scanned side by side, each learning from its own lead-in) counted
+# 652 frames with motion against the sequential scan's 695, with another snapshot.
+MOVERS = Scene(width=320, height=240, fps=8, duration_s=90, seed=7, noise=3.0,
+               walkers=tuple(Walker(0.3 + 0.7 * k, 4.0 + k % 3, height=0.10 + 0.02 * (k % 3), y=0.35 + 0.15 * (k % 4),
+                                    shade=30 + 40 * (k % 4), x_from=-0.1 if k % 2 else 1.1, x_to=1.1 if k % 2 else -0.1)
+                             for k in range(126)))
 
 
 @pytest.fixture(scope="module")
@@ -202,83 +206,36 @@ def busy_clip(tmp_path_factory) -> Path:
     return folder / "busy.mp4"
 
 
-def busy_tasks(folder: Path) -> list[ScanTask]:
-    cfg = load_config(str(folder / "settle.yaml"))
-    path = str(folder / "busy.mp4")
-    cfg = replace(cfg, cameras=(replace(cfg.cameras[0], name="busy", source=path),))
-    return [ScanTask(path, "busy", cfg, 0.0, seg, key=k) for k, seg in
-            enumerate(plan.split(plan.keyframes(path), 3, plan.lead_in_seconds(cfg.detection)))]
-
-
-def test_split_scan_of_motion_that_never_stops_equals_sequential_scan(tmp_path, busy_clip):
-    """The one event is open across both boundaries: the segments cut it there and the
-    halves are joined into the sequential scan's event (snapshot and clip parts alike)."""
+def test_motion_that_never_stops_on_several_jobs_equals_sequential_scan(tmp_path, busy_clip):
+    """One event from the first seconds to the end, in several clip parts: all equal."""
     shutil.copy2(busy_clip, tmp_path / "busy.mp4")
     shutil.copy2(busy_clip.with_name("settle.yaml"), tmp_path / "settle.yaml")
     mw("scan", "busy.mp4", "--config", "settle.yaml", "--jobs", "1", "--recordings", "seq", cwd=tmp_path, check=True)
-    split = mw("scan", "busy.mp4", "--config", "settle.yaml", "--jobs", "3", "--recordings", "par",
-               "--no-progress", cwd=tmp_path, check=True)
-    assert table(split.stdout)["busy.mp4"].split()[-1] == "done"
-    [s] = events_json(tmp_path / "seq")
-    [p] = events_json(tmp_path / "par")
+    mw("scan", "busy.mp4", "--config", "settle.yaml", "--jobs", "3", "--recordings", "par", "--no-progress",
+       cwd=tmp_path, check=True)
+    [s] = same_events(tmp_path / "seq", tmp_path / "par")
     assert s["end_frame"] - s["start_frame"] > 0.9 * BUSY.fps * BUSY.duration_s   # it never stopped
-    assert abs(s["start_frame"] - p["start_frame"]) <= 1 and abs(s["end_frame"] - p["end_frame"]) <= 1
-    assert p["peak_fraction"] == s["peak_fraction"]
-    assert (tmp_path / "seq" / s["snapshot"]).read_bytes() == (tmp_path / "par" / p["snapshot"]).read_bytes()
-    assert len(p["clip_parts"]) == len(s["clip_parts"]) > 1
-    assert [(tmp_path / "par" / c).read_bytes() for c in p["clip_parts"]] == \
-           [(tmp_path / "seq" / c).read_bytes() for c in s["clip_parts"]]
-    # The first segment stopped at its end instead of reading on to the end of the file.
-    first = busy_tasks(tmp_path)[0]
-    res = run_task(first)
-    assert res.frames == first.segment.own_end and res.cut is not None
+    assert len(s["clip_parts"]) > 1
 
 
-def test_segments_send_no_clip_that_the_join_throws_away(tmp_path, busy_clip):
-    """The join remuxes a cut event's whole clip from the file, so the half clip of the
-    segment that cut it, and the clip of the next segment's continuation, are not sent
-    back (they were: 27 MB a half on the real 10-minute traffic file, through the pipe
-    or across a cluster, only to be thrown away). The joined event still has the
-    sequential scan's clip parts, byte for byte; a cut event whose continuation is
-    missing (the next segment was interrupted) gets its clip from the file too."""
-    tasks = busy_tasks(busy_clip.parent)
-    results = [run_task(t) for t in tasks]
-    assert results[0].cut is not None and results[1].continued is not None
-    sent = [rel for r in results for ev in [*r.events, *([r.continued] if r.continued else [])] for rel in ev.files]
-    assert sent and not [rel for rel in sent if is_clip(rel)], sent
-
-    def finish(root):
-        return lambda cut: joined_event(root, tasks[0].path, tasks[0].config.events, cut)
-    [joined] = join_segments(results, finish(tmp_path / "par"), run_task)
-    [whole] = run_task(replace(tasks[0], segment=plan.WHOLE)).events
-    assert len(joined.record["clip_parts"]) == len(whole.record["clip_parts"]) > 1
-    assert [(tmp_path / "par" / c).read_bytes() for c in joined.record["clip_parts"]] == \
-           [whole.files[c] for c in whole.record["clip_parts"]]
-
-    [half] = join_segments(results[:1], finish(tmp_path / "half"), None)
-    parts = [tmp_path / "half" / c for c in half.record["clip_parts"]]
-    assert parts and all(p.stat().st_size > 0 for p in parts)
-    assert half.record["end_frame"] < tasks[0].segment.own_end <= joined.record["end_frame"]
-
-
-def test_a_boundary_the_next_segment_saw_otherwise_is_scanned_again_uncut(tmp_path, busy_clip):
-    """Where the next segment did not see the cut event open (a scene slower than the
-    lead-in; simulated here by dropping what the middle segment saw at its start), the
-    cut segment is scanned again reading on past its end, so the event is still whole."""
-    tasks = busy_tasks(busy_clip.parent)
-    results = [run_task(t) for t in tasks]
-    results[1].continued = results[1].continued_facts = None
-    reruns = []
-
-    def rerun(task):
-        reruns.append(task)
-        return run_task(task)
-    [joined] = join_segments(results, lambda cut: joined_event(tmp_path, tasks[0].path, tasks[0].config.events, cut),
-                             rerun)
-    assert [t.key for t in reruns] == [0] and reruns[0].cut is False
-    [whole] = run_task(replace(tasks[0], segment=plan.WHOLE)).events
-    assert joined.record["start_frame"] == whole.record["start_frame"]
-    assert joined.record["end_frame"] == whole.record["end_frame"]
+def test_never_quiet_background_on_several_jobs_equals_sequential_scan(tmp_path):
+    """Many small movers all the time: the frames with motion and the snapshot are the
+    sequential scan's, also when the file is scanned among others (a folder)."""
+    write_h264(MOVERS, tmp_path / "movers.mp4", 300_000, 16)
+    (tmp_path / "settle.yaml").write_text(FAST_SETTLE)
+    mw("scan", "movers.mp4", "--config", "settle.yaml", "--jobs", "1", "--recordings", "seq", cwd=tmp_path, check=True)
+    mw("scan", "movers.mp4", "--config", "settle.yaml", "--jobs", "2", "--recordings", "par", "--no-progress",
+       cwd=tmp_path, check=True)
+    seq = same_events(tmp_path / "seq", tmp_path / "par")
+    assert seq and seq[0]["frames_with_motion"] > 0.8 * MOVERS.fps * MOVERS.duration_s   # always something moving
+    (tmp_path / "both").mkdir()
+    shutil.copy2(tmp_path / "movers.mp4", tmp_path / "both" / "movers.mp4")
+    shutil.copy2(tmp_path / "movers.mp4", tmp_path / "both" / "again.mp4")
+    mw("scan", "both", "--config", "settle.yaml", "--jobs", "3", "--recordings", "folder", "--no-progress",
+       cwd=tmp_path, check=True)
+    folder = [e for e in events_json(tmp_path / "folder") if e["camera"] == "movers"]
+    assert [(e["frames_with_motion"], e["peak_fraction"]) for e in folder] == \
+           [(e["frames_with_motion"], e["peak_fraction"]) for e in seq]
 
 
 def scan_folders(tmp: Path) -> list[Path]:
@@ -296,51 +253,6 @@ def start_scan(args: list[str], cwd: Path, env: dict) -> tuple[subprocess.Popen,
         proc = subprocess.Popen([sys.executable, "-m", "motionwatch", *args], cwd=cwd, env={**os.environ, **env},
                                 stdout=out, stderr=subprocess.STDOUT)
     return proc, log
-
-
-def test_interrupted_split_scan_keeps_finished_segments_and_joins_across_them(tmp_path, busy_clip):
-    """Ctrl-C while one segment of a long file is done and the other is not: the next run
-    takes the finished segment as it was, scans only the other, and the event open across
-    the boundary is still joined into the sequential scan's one event. One worker is held
-    with SIGSTOP so that the two segments cannot finish together (the only way to make
-    'one done, one not' certain on any machine); it is let go right after the Ctrl-C."""
-    shutil.copy2(busy_clip, tmp_path / "busy.mp4")
-    shutil.copy2(busy_clip.with_name("settle.yaml"), tmp_path / "settle.yaml")
-    (tmp_path / "tmp").mkdir()
-    env = {"TMPDIR": str(tmp_path / "tmp")}
-    mw("scan", "busy.mp4", "--config", "settle.yaml", "--jobs", "1", "--recordings", "seq", cwd=tmp_path, check=True)
-    args = ["scan", "busy.mp4", "--config", "settle.yaml", "--jobs", "2", "--recordings", "par", "--no-progress"]
-    proc, log = start_scan(args, tmp_path, env)
-    held = None
-    try:
-        both = wait_until(lambda: len(scan_folders(tmp_path / "tmp")) == 2 and scan_folders(tmp_path / "tmp"),
-                          60, "two segments scanning")
-        held = worker_pid(both[0])
-        os.kill(held, signal.SIGSTOP)
-        wait_until(lambda: not both[1].exists(), 60, "the other segment finished")
-        proc.send_signal(signal.SIGINT)
-        # The client has told the workers to stop before the held one reads on.
-        wait_until(lambda: "finishing open events" in log.read_text(), 30, "the client heard the Ctrl-C")
-        os.kill(held, signal.SIGCONT)
-        code = proc.wait(120)
-    finally:
-        if held is not None and proc.poll() is None:
-            os.kill(held, signal.SIGCONT)
-            proc.kill()
-    out = log.read_text()
-    assert code == 0, out
-    assert "interrupted (1 of 2 segments kept; the rest is scanned next time)" in table(out)["busy.mp4"], out
-
-    again = mw(*args, cwd=tmp_path, env=env, check=True)
-    assert "done (resumed: 1 of 2 segments from the last run)" in table(again.stdout)["busy.mp4"], again.stdout
-    [s] = events_json(tmp_path / "seq")
-    [p] = events_json(tmp_path / "par")
-    assert abs(s["start_frame"] - p["start_frame"]) <= 1 and abs(s["end_frame"] - p["end_frame"]) <= 1
-    assert (tmp_path / "seq" / s["snapshot"]).read_bytes() == (tmp_path / "par" / p["snapshot"]).read_bytes()
-    assert len(list((tmp_path / "par").rglob("event.json"))) == 1          # the partial one was replaced
-    assert not list((tmp_path / "par" / ".scan-parts").iterdir())           # kept segments are forgotten
-    third = mw(*args, cwd=tmp_path, env=env, check=True)
-    assert "skipped (already scanned)" in table(third.stdout)["busy.mp4"]
 
 
 def test_a_killed_worker_leaves_no_temporary_folder_and_its_files_are_scanned_next_run(tmp_path, visit_clip):
@@ -437,18 +349,20 @@ def test_an_interrupted_scan_and_its_rerun_tell_the_hooks_of_each_event_once(tmp
 
 
 def test_jobs_bound_the_cores_a_scan_decodes_on(visit_clip):
-    """`--jobs N` keeps about N cores busy, as `make -j` does: a scan alone decodes on
-    two FFmpeg threads beside its detecting thread, so a worker that shares the jobs with
-    others (or `--jobs 1`) decodes on one. Checked on the decoder PyAV really opened."""
+    """`--jobs N` keeps about N cores busy, as `make -j` does: a worker that shares the
+    jobs with others (or `--jobs 1`) decodes on one thread, one with cores to spare on
+    its share of them (at most the cores there are). Checked on the decoder PyAV really opened."""
     from motionwatch.archive.command import decoder_threads
+    from motionwatch.archive.runners import default_jobs
     from motionwatch.sources.base import SourceOptions
     from motionwatch.sources.pyav import SCAN_DECODER_THREADS, AvFileSource
 
     assert decoder_threads(1, 1, None) == 1        # scan FILE --jobs 1
     assert decoder_threads(1, 8, None) == 1        # a folder, one at a time
     assert decoder_threads(2, 8, None) == 1        # two workers fill two jobs
-    assert decoder_threads(2, 1, None) == 0        # one file that is not split: both cores
-    assert decoder_threads(8, 2, None) == 0        # cores to spare per worker
+    cores = default_jobs()
+    assert decoder_threads(2, 1, None) == min(2, cores)   # one file: both cores
+    assert decoder_threads(8, 2, None) == min(4, cores)   # cores to spare per worker
     assert decoder_threads(2, 8, "tcp://h:8786") == 0   # a cluster's workers are sized by Dask
 
     def threads(options: SourceOptions) -> int:

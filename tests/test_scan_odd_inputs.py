@@ -1,6 +1,6 @@
 """`motionwatch scan` on the odd files a real archive has: empty files, audio only,
 links that lead nowhere or in a loop, unreadable files and folders, variable frame
-rate, keyframes too far apart to split at, a recording still being written. Each
+rate, a recording still being written. Each
 gives a clear row or message and never a traceback, and the good files are scanned."""
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from motionwatch.archive import plan
 from motionwatch.sources.scene import Scene, Walker, write_h264
 
 from conftest import events_json, mw
-from test_scan_archive import FAST_SETTLE, LONG, table
+from test_scan_archive import FAST_SETTLE, LONG
 
 VISIT = Scene(width=320, height=240, fps=10, duration_s=12, seed=7, noise=3.0, walkers=(Walker(2.0, 4.0),))
 
@@ -101,18 +100,17 @@ def test_unreadable_files_and_folders_are_reported_not_left_out(tmp_path, good_c
         "(archive/closed: cannot read the folder: Permission denied)")
 
 
-def test_a_variable_frame_rate_file_split_gives_the_sequential_scans_events(tmp_path):
+def test_a_variable_frame_rate_file_on_several_jobs_gives_the_sequential_scans_events(tmp_path):
     """Frames dropped in stretches, as a camera does when its encoder falls behind:
-    frame numbers and times no longer follow from the rate, and the segments still
-    start where a sequential scan has the same frames."""
+    frame numbers and times no longer follow from the rate; decoding on several
+    threads gives the same frames, numbers and times."""
     write_h264(LONG, tmp_path / "cfr.mp4", 300_000, 16)
     ffmpeg("-i", str(tmp_path / "cfr.mp4"), "-vf", r"select='lt(mod(n\,40)\,30)+not(mod(n\,2))'",
            "-fps_mode", "vfr", "-c:v", "libx264", "-g", "16", "-x264-params", "scenecut=0", str(tmp_path / "vfr.mp4"))
     (tmp_path / "settle.yaml").write_text(FAST_SETTLE)
     mw("scan", "vfr.mp4", "--config", "settle.yaml", "--jobs", "1", "--recordings", "seq", cwd=tmp_path, check=True)
-    split = mw("scan", "vfr.mp4", "--config", "settle.yaml", "--jobs", "3", "--recordings", "par",
-               "--no-progress", cwd=tmp_path, check=True)
-    assert table(split.stdout)["vfr.mp4"].split()[-1] == "done"
+    mw("scan", "vfr.mp4", "--config", "settle.yaml", "--jobs", "3", "--recordings", "par",
+       "--no-progress", cwd=tmp_path, check=True)
     keys = ("start_frame", "end_frame", "start_offset_s", "end_offset_s", "frames_with_motion")
     seq = sorted(events_json(tmp_path / "seq"), key=lambda e: e["start_frame"])
     par = sorted(events_json(tmp_path / "par"), key=lambda e: e["start_frame"])
@@ -120,22 +118,6 @@ def test_a_variable_frame_rate_file_split_gives_the_sequential_scans_events(tmp_
     assert [[e[k] for k in keys] for e in par] == [[e[k] for k in keys] for e in seq]
     assert [(tmp_path / "par" / e["snapshot"]).read_bytes() for e in par] == \
            [(tmp_path / "seq" / e["snapshot"]).read_bytes() for e in seq]
-
-
-def test_keyframes_too_far_apart_to_split_scan_the_file_whole(tmp_path):
-    """Keyframes at 0, 140 and 280 s of a 300 s file: the second segment's lead-in
-    would have to start at the file's first frame, decoding everything the first one
-    does (twice the work for no gain), so the file is not split."""
-    scene = Scene(width=160, height=120, fps=8, duration_s=300, seed=2, noise=3.0, walkers=(Walker(150, 5),))
-    write_h264(scene, tmp_path / "sparse.mp4", 100_000, 140 * 8)
-    kf = plan.keyframes(str(tmp_path / "sparse.mp4"))
-    assert kf.index == [0, 1120, 2240]
-    from motionwatch.config import load_config
-    lead = plan.lead_in_seconds(load_config(None).detection)
-    assert plan.split(kf, 2, lead) == [plan.WHOLE]
-    # Keyframes every 2 s: the same file is split.
-    write_h264(scene, tmp_path / "dense.mp4", 100_000, 16)
-    assert len(plan.split(plan.keyframes(str(tmp_path / "dense.mp4")), 2, lead)) == 2
 
 
 # The rest of the recording, written when the scan tells of its first event (once).

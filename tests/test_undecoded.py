@@ -136,18 +136,6 @@ def test_undecoded_frames_keep_their_places_and_decode_when_wanted(clips, name, 
             assert np.array_equal(f.with_picture().gray, full[f.index].gray)
 
 
-def test_a_segment_scan_counts_undecoded_frames_from_its_keyframe(clips):
-    """A scan segment (issue 18) starts at a keyframe in the middle and counts frame
-    indices of the whole file: undecoded frames keep those too."""
-    path = str(h264(clips))
-    full = read_all(open_source(path, scan=True))
-    start = next(f for f in full if f.index > 100 and f.av_frame.key_frame)
-    part = read_all(open_source(path, scan=True, start_pts=start.pts, first_index=start.index,
-                                wanted=lambda i: False))
-    assert any(isinstance(f, UndecodedFrame) for f in part)
-    assert [(f.index, f.pts) for f in part] == [(f.index, f.pts) for f in full[start.index:]]
-
-
 class Signals:
     """The capture loop's sink queue, keeping the event signals."""
 

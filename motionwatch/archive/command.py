@@ -1,6 +1,13 @@
 """`motionwatch scan PATH...` over many files: find them, skip what was scanned,
-plan tasks (whole files, or segments of a long file when there are fewer files
-than jobs), run them, write the events, print a per-file table and a total."""
+run one task per file, write the events, print a per-file table and a total.
+
+A file is never split into segments scanned side by side: the detector's state
+(the background, and the per-pixel variability `mad` and flip rate, exponential
+averages over tens of seconds) at a frame depends on every frame before it, and a
+segment that starts later never reaches the same state bit for bit; on busy
+scenes its decisions differ for minutes (docs/performance.md, 2026-12-05). One
+file uses more than one core by decoding on FFmpeg frame threads beside the
+detecting thread, which gives exactly the events of `--jobs 1`."""
 
 from __future__ import annotations
 
@@ -15,14 +22,12 @@ from pathlib import Path
 
 import av
 
-from motionwatch.archive import plan
 from motionwatch.archive.discover import find_videos
 from motionwatch.archive.ledger import Ledger, config_hash
 from motionwatch.archive.notify import Notifier, Sent
-from motionwatch.archive.parts import Parts
 from motionwatch.archive.runners import default_jobs, make_runner
-from motionwatch.archive.task import ScanTask, TaskResult, run_task, sweep_stale_temp
-from motionwatch.archive.write import join_segments, joined_event, save_event
+from motionwatch.archive.task import ScanTask, TaskResult, sweep_stale_temp
+from motionwatch.archive.write import save_event
 from motionwatch.config.overrides import effective_config
 from motionwatch.config.source_spec import camera_name_for
 from motionwatch.errors import ConfigError
@@ -44,7 +49,6 @@ class FileRow:
     tasks: list[ScanTask] = field(default_factory=list)
     results: list[TaskResult] = field(default_factory=list)
     failed: bool = False
-    kept: int = 0             # segments taken from an earlier, interrupted run
 
 
 def check_args(args) -> None:
@@ -77,68 +81,34 @@ def probe(path: Path) -> tuple[float, int, float]:
     return (f.duration_s or frames / fps), frames, fps
 
 
-def plan_rows(rows: list[FileRow], cfg, args, jobs: int, start_wall: float | None,
-              ledgers: dict[str, Ledger]) -> list[ScanTask]:
-    """Tasks for the files to scan, longest first when several run at once (so no
-    worker is left with a long one at the end); long files split when there are
-    fewer files than jobs. Segments an interrupted run finished are taken as they
-    are (parts.py) instead of scanned."""
+def plan_rows(rows: list[FileRow], cfg, args, jobs: int, start_wall: float | None) -> list[ScanTask]:
+    """One task per file to scan, longest first when several run at once (so no
+    worker is left with a long one at the end)."""
     todo = [r for r in rows if r.status == "todo"]
-    total = sum(r.duration for r in todo) or 1.0
-    tasks: list[ScanTask] = []
     keys = itertools.count()
+    threads = decoder_threads(jobs, len(todo), args.cluster)
     for row in todo:
         wall = start_wall if start_wall is not None else row.path.stat().st_mtime - row.duration
-        segments = segments_of(row, cfg, round(jobs * row.duration / total) if len(todo) < jobs else 1)
-        kept_parts = Parts(ledgers[row.camera]) if len(segments) > 1 and not args.rescan else None
-        for seg in segments:
-            # Absolute paths: a cluster's workers read the same files from other folders.
-            task = ScanTask(os.path.abspath(row.path), row.camera, cfg, wall, seg, args.detect_every, next(keys))
-            row.tasks.append(task)
-            kept = kept_parts.load(row.path, row.camera, task) if kept_parts is not None else None
-            if kept is not None:
-                row.results.append(kept)
-                row.kept += 1
-            else:
-                tasks.append(task)
-    threads = decoder_threads(jobs, len(tasks), args.cluster)
-    if threads:
-        tasks = [replace(t, decoder_threads=threads) for t in tasks]
-        for row in todo:
-            row.tasks = [replace(t, decoder_threads=threads) for t in row.tasks]
-    if jobs <= 1:
-        return tasks   # one at a time: in the order given
-    frames = {t.key: r.frames for r in todo for t in r.tasks}
-    return sorted(tasks, key=lambda t: -work(t, frames[t.key]))
+        # Absolute paths: a cluster's workers read the same files from other folders.
+        row.tasks = [ScanTask(os.path.abspath(row.path), row.camera, cfg, wall, args.detect_every, next(keys),
+                              threads)]
+    if jobs > 1:
+        todo = sorted(todo, key=lambda r: -r.frames)
+    return [r.tasks[0] for r in todo]
 
 
 def decoder_threads(jobs: int, tasks: int, cluster: str | None) -> int:
     """FFmpeg threads per scan, so that `--jobs N` keeps about N cores busy, as `make -j`
-    does: a scan alone decodes on two threads beside its detecting thread (almost two
-    cores), so workers that fill the jobs decode on one each. 0 keeps the default
-    (a cluster's workers, or a lone worker with cores to spare)."""
+    does: workers that fill the jobs decode on one thread each (inside the detecting
+    thread); a worker with cores to spare (one file, or fewer files than jobs) decodes
+    on its share of them, frame threads working ahead while Python detects, since a
+    file's frames are detected in order on one thread and decoding is the part that
+    spreads. 0 keeps the default (a cluster's workers: Dask sizes them)."""
     if cluster:
         return 0
     workers = 1 if jobs <= 1 or tasks <= 1 else min(jobs, tasks)
-    return 1 if jobs // workers < 2 else 0
-
-
-def segments_of(row: FileRow, cfg, parts: int) -> list[plan.Segment]:
-    """The file whole, or in up to `parts` segments when it is long enough."""
-    lead = plan.lead_in_seconds(cfg.camera_detection(cfg.cameras[0]))
-    if parts <= 1 or row.duration <= lead * (plan.MIN_OWN_LEAD_INS + 1):
-        return [plan.WHOLE]
-    try:
-        return plan.split(plan.keyframes(str(row.path)), parts, lead)
-    except (av.FFmpegError, IndexError) as e:
-        log.info("%s: not split (%s); scanned whole", row.path, e)
-        return [plan.WHOLE]
-
-
-def work(task: ScanTask, frames: int) -> int:
-    """Frames a task decodes (its lead-in included)."""
-    seg = task.segment
-    return (frames if seg.own_end is None else seg.own_end) - seg.first_index
+    share = min(jobs // workers, default_jobs())
+    return share if share >= 2 else 1
 
 
 def classify(rows: list[FileRow], cfg, args, index, root: Path) -> dict[str, Ledger]:
@@ -185,7 +155,7 @@ def scan_archive(args, found=None) -> int:
     ledgers = classify(rows, cfg, args, index, root)
     runner = make_runner(args.jobs or default_jobs(), args.cluster, 2) if args.cluster else None
     jobs = runner.jobs if runner is not None else (args.jobs or default_jobs())
-    tasks = plan_rows(rows, cfg, args, jobs, start_wall, ledgers)
+    tasks = plan_rows(rows, cfg, args, jobs, start_wall)
     runner = runner or make_runner(jobs, None, len(tasks))
     for row in rows:
         if row.status == "todo":
@@ -217,17 +187,9 @@ def run_all(runner, tasks, rows, notifier: Notifier, ledgers, show: bool) -> Non
     from tqdm import tqdm
     owner = {t.key: r for r in rows for t in r.tasks}
     todo = [r for r in rows if r.status == "todo"]
-    # Segments also decode their lead-in: count it, or the bar would pass 100%;
-    # segments kept from an earlier run are not decoded again.
-    lead_ins = sum(t.segment.own_start - t.segment.first_index for t in tasks)
-    kept = sum(res.frames for r in todo for res in r.results)
-    bar = tqdm(total=sum(r.frames for r in todo) + lead_ins - kept or None, unit="frame", disable=not show,
+    bar = tqdm(total=sum(r.frames for r in todo) or None, unit="frame", disable=not show,
                dynamic_ncols=True, desc=f"files 0/{len(todo)}")
     files_done = 0
-    for row in todo:
-        if row.tasks and len(row.results) == len(row.tasks):   # every segment kept: only to write
-            finish_file(row, notifier, ledgers[row.camera])
-            files_done += 1
 
     def tick() -> None:
         bar.update(runner.frames - bar.n)
@@ -236,10 +198,9 @@ def run_all(runner, tasks, rows, notifier: Notifier, ledgers, show: bool) -> Non
         for res in runner.results(tasks, tick):
             row = owner[res.task.key]
             row.results.append(res)
-            if len(row.results) == len(row.tasks):
-                finish_file(row, notifier, ledgers[row.camera])
-                files_done += 1
-                bar.set_description(f"files {files_done}/{len(todo)}")
+            finish_file(row, notifier, ledgers[row.camera])
+            files_done += 1
+            bar.set_description(f"files {files_done}/{len(todo)}")
     finally:
         runner.close()
         notifier.close()
@@ -280,57 +241,30 @@ class Interrupt:
 
 
 def finish_file(row: FileRow, notifier: Notifier, ledger: Ledger) -> None:
-    """Join and write a file's events, tell the notifiers, and remember how far it got."""
-    errors = [r.error for r in row.results if r.error]
-    source, root = row.tasks[0].path, ledger.root
-    events = join_segments(row.results, lambda cut: joined_event(root, source, row.tasks[0].config.events, cut),
-                           run_task)
+    """Write a file's events, tell the notifiers, and remember how far it got."""
+    [res] = row.results
     ids = []
     sent = Sent(ledger, row.path, row.camera)
-    for ev in events:
-        ids.append(save_event(root, ledger.index, ev))
+    for ev in sorted(res.events, key=lambda e: e.record["start_frame"]):
+        ids.append(save_event(ledger.root, ledger.index, ev))
         notifier.saved(ev, sent)
     row.events = len(ids)
-    interrupted = any(r.interrupted for r in row.results)
-    decoded = sum(r.frames for r in row.results)
-    if len(row.results) == 1 or interrupted:   # a split file's segments also decode lead-ins
-        row.frames = decoded
+    row.frames = res.frames
     grew = ledger.changed(row.path)
-    done = not errors and not interrupted and decoded > 0 and not grew
+    done = not res.error and not res.interrupted and res.frames > 0 and not grew
     ledger.record(row.path, row.camera, ids, done=done)
-    kept = keep_segments(row, ledger, done)
-    bad = sum(r.decode_failures for r in row.results)
-    missing = sum(r.missing_at_end for r in row.results)
+    bad = res.decode_failures + res.missing_at_end
     row.status = "done"
-    if errors:
-        row.status, row.failed = f"failed: {errors[0]}", True
-    elif decoded == 0 and not interrupted:
+    if res.error:
+        row.status, row.failed = f"failed: {res.error}", True
+    elif res.frames == 0 and not res.interrupted:
         row.status, row.failed = "failed: no frame could be decoded (damaged or not a video)", True
-    elif interrupted and kept:
-        row.status = f"interrupted ({kept} of {len(row.tasks)} segments kept; the rest is scanned next time)"
-    elif interrupted:
+    elif res.interrupted:
         row.status = "interrupted (scanned again next time)" if row.frames else "not scanned (interrupted)"
     elif grew:
         row.status = "done as far as it was written; it changed while scanned (scanned again next time)"
-    elif bad or missing:
-        row.status = f"done; {bad + missing} frame(s) could not be decoded"
-    if row.kept and not row.failed and not interrupted:
-        row.status += f" (resumed: {row.kept} of {len(row.tasks)} segments from the last run)"
-
-
-def keep_segments(row: FileRow, ledger: Ledger, done: bool) -> int:
-    """A split file not finished: keep its finished segments for the next run (how many);
-    finished: forget the ones kept before."""
-    if len(row.tasks) < 2:
-        return 0
-    parts = Parts(ledger)
-    if done:
-        parts.drop(row.path, row.camera, row.tasks)
-        return 0
-    whole = [r for r in row.results if not r.interrupted and not r.error and r.frames]
-    for res in whole:
-        parts.keep(row.path, row.camera, res)
-    return len(whole)
+    elif bad:
+        row.status = f"done; {bad} frame(s) could not be decoded"
 
 
 def print_rows(rows: list[FileRow], secs: float, root: Path, skipped: int, interrupted: bool) -> None:
@@ -349,20 +283,11 @@ def print_rows(rows: list[FileRow], secs: float, root: Path, skipped: int, inter
 
 def single_file(args) -> str | None:
     """The one file to scan in this process as before (live notifications included),
-    or None when the archive path is needed: several files, a folder or glob, a
-    cluster, or a file long enough to split over the jobs."""
+    or None when the archive path is needed: several files, a folder or glob, or a cluster."""
     if len(args.paths) != 1 or args.cluster:
         return None
     path = args.paths[0]
     found = find_videos([path])
     if Path(path).is_dir() or len(found.files) > 1 or found.skipped:
         return None
-    if (args.jobs or default_jobs()) > 1:
-        try:
-            duration, _, _ = probe(Path(path))
-        except (ValueError, OSError):
-            return path   # its error is told the usual way
-        from motionwatch.config import load_config
-        if duration > plan.lead_in_seconds(load_config(args.config).detection) * (plan.MIN_OWN_LEAD_INS + 1):
-            return None
     return path

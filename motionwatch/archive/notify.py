@@ -19,12 +19,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from motionwatch.archive.join import folder_of
 from motionwatch.archive.ledger import Ledger
 from motionwatch.archive.task import FoundEvent
 from motionwatch.config import Config
 from motionwatch.events import EventEnded, EventStarted, OpenEvent
-from motionwatch.index.database import EventIndex
+from motionwatch.index.database import EVENT_JSON, EventIndex
 from motionwatch.model import Event, Frame
 from motionwatch.pipeline.runtime import build_sinks
 from motionwatch.sinks import Sink, SinkRunner
@@ -44,7 +43,8 @@ class Sent:
         self.told = ledger.index.notified(self.key, camera)
 
     def before(self, start_frame: int, state: str) -> bool:
-        # A resumed scan split another way (another --jobs) may start an event a frame apart.
+        # A frame apart is the same event: rows written by versions that split long files
+        # into segments could put its start a frame off.
         return any((f, state) in self.told for f in (start_frame - 1, start_frame, start_frame + 1))
 
     def add(self, start_frame: int, state: str) -> None:
@@ -143,3 +143,8 @@ def _snapshot(ev: FoundEvent, root: Path) -> np.ndarray:
         data = np.frombuffer(blob, np.uint8) if blob is not None else np.fromfile(root / name, np.uint8)
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     return image if image is not None else np.zeros((1, 1, 3), np.uint8)
+
+
+def folder_of(files: dict[str, bytes]) -> Path:
+    """An event's folder (relative to the recordings root) from its files' paths."""
+    return next(Path(rel).parent for rel in files if Path(rel).name == EVENT_JSON)

@@ -46,8 +46,6 @@ class SourceOptions:
     encode_packets: bool = False        # other clips are encoded from the kept packets too (else from frames)
     fast_decode: bool = False           # analyse a cheaper decode (skip_loop_filter); saved frames are decoded fully
     decoder_threads: int = 0            # FFmpeg decoder threads (0: the source's own choice for its kind)
-    start_pts: int | None = None        # files: begin at this keyframe (a scan segment; see archive/plan.py)
-    first_index: int = 0                # ... whose frame index in the whole file is this
     # (frame index[, seconds since the first frame it will be handed out at: live
     # sources]) -> whether the capture loop will analyse that frame. Frames it will
     # not, whose pictures nothing refers to, may go undecoded (sources.undecoded).

@@ -148,10 +148,8 @@ class AvFileSource(FrameSource):
             self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
         prefix = length_size(f.codec, self.stream.codec_context.extradata)
         if self.options.wanted is not None and prefix is not None:
-            self._plan = SkipPlan(f.codec, prefix, self.options.wanted, self.options.start_pts)
+            self._plan = SkipPlan(f.codec, prefix, self.options.wanted)
         self._last_size = self.size
-        if self.options.start_pts is not None:
-            self.container.seek(self.options.start_pts, stream=self.stream, backward=True)
         self._frames = self._decode()
 
     def _decode(self):
@@ -178,13 +176,10 @@ class AvFileSource(FrameSource):
                 bad = 0
                 if frames and self.packets is not None:
                     self.packets.follow_size((frames[-1].width, frames[-1].height))
-                start = self.options.start_pts
                 for f in frames:
-                    # A segment skips an open GOP's leading pictures: they belong to the one before.
-                    if start is None or f.pts is None or f.pts >= start:
-                        if plan is not None:
-                            yield from plan.before(f.pts)
-                        yield f
+                    if plan is not None:
+                        yield from plan.before(f.pts)
+                    yield f
         except av.FFmpegError as e:   # a truncated or damaged container: what was decoded stands
             log.debug("%s: demuxing stopped: %s", self.spec, e)
         if plan is not None:
@@ -192,7 +187,7 @@ class AvFileSource(FrameSource):
 
     def _position(self) -> int:
         """The index the next frame handed out will have."""
-        return self.options.first_index + self.frames_read + self.decode_failures
+        return self.frames_read + self.decode_failures
 
     def read(self, timeout: float = 10.0) -> AvFrame | None:
         if self._frames is None:

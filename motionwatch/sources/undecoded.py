@@ -25,11 +25,10 @@ from motionwatch.media.nal import disposable
 class SkipPlan:
     """One stream's packets left out, and the places in display order of their frames."""
 
-    def __init__(self, codec: str, prefix: int, wanted: Callable[[int], bool], start_pts: int | None):
+    def __init__(self, codec: str, prefix: int, wanted: Callable[[int], bool]):
         self.codec = codec
         self.prefix = prefix
         self.wanted = wanted          # frame index -> will the capture loop analyse it
-        self.start = start_pts        # frames shown before it are dropped (a scan segment)
         self.stopped = False          # no more packets are left out (after a damaged packet)
         self.left_out = 0
         self._sent: list[int] = []    # pts decoding, not yet out
@@ -54,10 +53,7 @@ class SkipPlan:
         """Frames still to come out that are shown before `pts`."""
         n = 0
         for pending in (self._sent, self._skipped):
-            below = bisect_left(pending, pts)
-            if self.start is not None:   # those will be dropped, not counted
-                below -= bisect_left(pending, self.start, 0, below)
-            n += below
+            n += bisect_left(pending, pts)
         return n
 
     def before(self, pts: int | None) -> list[int]:
@@ -77,4 +73,4 @@ class SkipPlan:
     def _take(self, n: int) -> list[int]:
         taken = self._skipped[:n]
         del self._skipped[:n]
-        return [p for p in taken if self.start is None or p >= self.start]
+        return taken

@@ -12,7 +12,7 @@ Run by hand (pytest does not collect it; it takes several minutes):
   camera file (../shared/footage, three times over, stream-copied by ffmpeg):
   `--jobs 1` against `--jobs 2`, events compared;
 * one 10-minute 1280x720 file, generated and real (the traffic camera 26 times
-  over): `--jobs 1` against `--jobs 2` (split at keyframes), events compared;
+  over): `--jobs 1` against `--jobs 2` (one pass on two cores), events compared;
 * a Dask cluster on loopback (a scheduler and two one-thread workers started
   here) on the eight generated files: events compared with `--jobs 1`, and the
   overhead per task against the local `--jobs 2` pool.
@@ -25,7 +25,7 @@ alone decodes on two FFmpeg threads beside Python, so it uses more than one) and
 the bound: the ratio `--jobs 2` would reach if the CPU it used kept every core busy
 from start to end; and `vs one core`, `--jobs 2`'s wall time against `--jobs 1`'s
 CPU time, i.e. against one process held to one core (the fair speed-up of the
-split itself, when `--jobs 1` already spreads over both). A ratio near its bound is all the cores can give; the gap is
+second core, when `--jobs 1` already spreads over both). A ratio near its bound is all the cores can give; the gap is
 start-up and the tail where one worker has nothing left. The summary at the end
 gives the two targets' ratios, the cluster's overhead per task and whether the
 events were identical. About 5 minutes on an idle 2-core machine once the clips
@@ -155,7 +155,7 @@ def same(a: list[Ev], b: list[Ev]) -> str:
 def differences(a: list[Ev], b: list[Ev], sources: dict[str, Path]) -> list[str]:
     """One line per event whose frames_with_motion or snapshot differs between the two scans:
     the counts and, for a snapshot, the frame each scan chose (found by decoding the event's
-    frames and matching the JPEGs), so a split's difference can be measured, not guessed."""
+    frames and matching the JPEGs), so a difference can be measured, not guessed."""
     lines = []
     if len(a) != len(b):
         return lines
@@ -268,7 +268,7 @@ def main() -> None:
     ap.add_argument("--fps", type=float, default=15.0, help="frame rate of the generated files (default 15)")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "motionwatch-bench-archive")
     ap.add_argument("--skip-real", action="store_true", help="generated files only")
-    ap.add_argument("--long-only", action="store_true", help="only the 10-minute files (the split)")
+    ap.add_argument("--long-only", action="store_true", help="only the 10-minute files")
     ap.add_argument("--no-cluster", action="store_true", help="leave out the Dask cluster")
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
