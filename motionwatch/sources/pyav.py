@@ -358,7 +358,7 @@ class AvLiveSource(LiveSource):
         def wanted(index: int) -> bool:
             t0 = self._t0
             return t0 is None or self.options.wanted(index, time.monotonic() - t0 + delay)
-        self._plans.append(SkipPlan(f.codec, prefix, wanted, None))
+        self._plans.append(SkipPlan(f.codec, prefix, wanted))
         return self._plans[-1]
 
     def stats(self) -> SourceStats:
