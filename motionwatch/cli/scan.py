@@ -46,7 +46,7 @@ def cmd_scan(args) -> int:
     from motionwatch.pipeline.preflight import check_config, check_regular_file
     check_args(args)
     args.file = single_file(args)
-    if args.file is None:   # several files, a folder, a long file to split or a cluster
+    if args.file is None:   # several files, a folder or glob, or a cluster
         return scan_archive(args)
     if source_kind(args.file) != "file":
         raise ConfigError(f"scan: {args.file!r} is not a video file; use `motionwatch run --source` for live sources")
