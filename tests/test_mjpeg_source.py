@@ -91,62 +91,46 @@ def test_on_demand_the_frame_after_a_shown_one_is_decoded_in_colour_only_if_anal
             src.close()
 
 
-def test_preroll_holds_jpeg_bytes_and_nothing_is_decoded_in_colour_without_an_event(tmp_path):
-    """Clips on (the default): the pre-roll ring fills with frames that are never decoded in colour."""
+def ring_after_frames(tmp_path, frames: int, **sections):
+    """A capture loop on a still 640x480@15 camera (config `sections`), stopped after
+    `frames` frames: the loop and its pre-roll ring as it was then."""
     with ServerProcess(fps=15, size="640x480", mode="still") as cam:
         cfg = load_config(write_config(tmp_path / "c.yaml", tmp_path / "rec",
                                        [{"name": "door", "source": cam.url, "timeout_seconds": 5.0}],
-                                       events={"pre_roll_seconds": 1.0}))
-        assert cfg.events.clip
+                                       **sections))
         stop = threading.Event()
         sinks = SinkRunner([])
         loop = CameraLoop(cfg.cameras[0], cfg, sinks, stop)
         seen: list[list] = []
 
         def on_frame(frame, det):
-            if loop.status.frames >= 25 and not seen:
+            if loop.status.frames >= frames and not seen:
                 seen.append(list(loop.tracker.ring))   # on the capture thread: the ring holds still
         loop.on_frame = on_frame
         t = threading.Thread(target=loop.run_supervised, daemon=True)
         t.start()
         try:
-            wait_until(lambda: seen, 30, "25 frames")
+            wait_until(lambda: seen, 30, f"{frames} frames")
         finally:
             stop.set()
             t.join(10)
             sinks.close()
-        ring = seen[0]
-        assert len(ring) >= 10
-        assert all(isinstance(f, JpegFrame) and f.jpeg[:2] == b"\xff\xd8" for f in ring)
-        assert not any(f.decoded for f in ring), "no frame was decoded in colour"
-        assert loop.status.events == 0
+    return loop, seen[0]
+
+
+def test_preroll_holds_jpeg_bytes_and_nothing_is_decoded_in_colour_without_an_event(tmp_path):
+    """Clips on (the default): the pre-roll ring fills with frames that are never decoded in colour."""
+    loop, ring = ring_after_frames(tmp_path, 25, events={"pre_roll_seconds": 1.0})
+    assert loop.tracker.clip and len(ring) >= 10
+    assert all(isinstance(f, JpegFrame) and f.jpeg[:2] == b"\xff\xd8" for f in ring)
+    assert not any(f.decoded for f in ring), "no frame was decoded in colour"
+    assert loop.status.events == 0
 
 
 def test_frames_not_analysed_are_never_decoded_and_damaged_ones_are_skipped(tmp_path):
     """A 15 fps camera analysed at 5 fps: two frames in three go to the pre-roll as
     JPEG bytes without even their grey decoded; the analysed ones decode grey only."""
-    with ServerProcess(fps=15, size="640x480", mode="still") as cam:
-        cfg = load_config(write_config(tmp_path / "c.yaml", tmp_path / "rec",
-                                       [{"name": "door", "source": cam.url, "timeout_seconds": 5.0}],
-                                       events={"pre_roll_seconds": 2.0}, detection={"fps": 5}))
-        stop = threading.Event()
-        sinks = SinkRunner([])
-        loop = CameraLoop(cfg.cameras[0], cfg, sinks, stop)
-        seen: list[list] = []
-
-        def on_frame(frame, det):
-            if loop.status.frames >= 30 and not seen:
-                seen.append(list(loop.tracker.ring))   # on the capture thread: the ring holds still
-        loop.on_frame = on_frame
-        t = threading.Thread(target=loop.run_supervised, daemon=True)
-        t.start()
-        try:
-            wait_until(lambda: seen, 30, "30 frames")
-        finally:
-            stop.set()
-            t.join(10)
-            sinks.close()
-    ring = seen[0]
+    loop, ring = ring_after_frames(tmp_path, 30, events={"pre_roll_seconds": 2.0}, detection={"fps": 5})
     grey = [f for f in ring if f.gray_decoded]
     assert len(ring) >= 20 and all(isinstance(f, JpegFrame) and not f.decoded for f in ring)
     assert len(ring) / 4 <= len(grey) <= len(ring) / 2, f"{len(grey)} of {len(ring)} decoded to grey"
