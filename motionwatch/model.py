@@ -45,6 +45,13 @@ class Frame:
         w, h = self.size
         return w * h * 3
 
+    def detect_picture(self, recording: bool) -> np.ndarray | None:
+        """What the detector looks at: `gray` when the frame carries one, else the BGR
+        picture. `recording`: an event's clip is being encoded from this frame, so a
+        frame that must decode in full for it may take the grey from that decode
+        (media.jpeg.JpegFrame). None when the picture does not decode."""
+        return self.image if self.gray is None else self.gray
+
     def with_picture(self) -> Frame | None:
         """The frame with its picture: itself, unless the source left it undecoded
         (media.frames.UndecodedFrame); None if that picture cannot be had."""

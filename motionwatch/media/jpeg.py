@@ -159,6 +159,11 @@ class JpegFrame(Frame):
         self._yuv = yuv
         return self._gray
 
+    def detect_picture(self, recording: bool) -> np.ndarray | None:
+        """The reduced grey, decoded now that the frame is due: from the full decode
+        the clip encoder needs anyway while an event is recorded. None for a damaged JPEG."""
+        return self.decode_for_clip() if recording else self.gray
+
     def take_yuv(self) -> av.VideoFrame | None:
         """The full decode `decode_for_clip` made, handed over once (the clip writer
         lets go of it after encoding, so the pre-roll ring does not keep it)."""

@@ -23,7 +23,6 @@ from motionwatch.errors import ConfigError, SourceError
 from motionwatch.events import EPS, ClipPackets, EventEnded, EventStarted, EventTracker
 from motionwatch.pipeline.lighting_log import LightingLog
 from motionwatch.detect.masks import detection_size, watch_mask
-from motionwatch.media.jpeg import JpegFrame
 from motionwatch.model import Detection, Frame, iso
 from motionwatch.sources import FrameSource, SourceOptions, open_source
 
@@ -323,22 +322,14 @@ class CameraLoop:
         return due
 
     def _picture(self, frame: Frame):
-        """What the detector looks at: `gray` when the frame carries one (an AvFrame's
-        Y plane; a JpegFrame's reduced grey, decoded only now that the frame is due,
-        from the full decode the clip needs when an event is being recorded), else
-        the BGR picture. None for a damaged JPEG, which is skipped."""
-        if isinstance(frame, JpegFrame) and self.tracker.clip and self.tracker.active:
-            gray = frame.decode_for_clip()   # the clip encoder needs it decoded in full anyway
-        else:
-            gray = frame.gray
-        if gray is not None:
-            return gray
-        if isinstance(frame, JpegFrame):
+        """What the detector looks at (`Frame.detect_picture`); None for a picture that
+        does not decode (a damaged JPEG), which is skipped and counted."""
+        pic = frame.detect_picture(self.tracker.clip and self.tracker.active)
+        if pic is None:
             self.bad_frames += 1
             if self.bad_frames == 1:
-                log.warning("%s: skipping a JPEG that does not decode (more are not logged)", self.cam.name)
-            return None
-        return frame.image
+                log.warning("%s: skipping a frame that does not decode (more are not logged)", self.cam.name)
+        return pic
 
     def _setup(self, size: tuple[int, int]) -> None:
         """(Re)build detector and tracker for a frame size (new source or a size change)."""

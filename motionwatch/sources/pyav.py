@@ -317,7 +317,8 @@ class AvLiveSource(LiveSource):
             self.kind = "stream"
             self._target, self._fmt = spec, None
         self._last_size: tuple[int, int] | None = None
-        self._plans: list[SkipPlan] = []   # one per connection that leaves packets out
+        self._plan: SkipPlan | None = None   # this connection's packets left out
+        self._left_out_before = 0            # ... and earlier connections' count
 
     def _connect(self):
         if is_index(self.spec) and int(self.spec) > MAX_CAMERA_INDEX:
@@ -358,11 +359,14 @@ class AvLiveSource(LiveSource):
         def wanted(index: int) -> bool:
             t0 = self._t0
             return t0 is None or self.options.wanted(index, time.monotonic() - t0 + delay)
-        self._plans.append(SkipPlan(f.codec, prefix, wanted))
-        return self._plans[-1]
+        if self._plan is not None:
+            self._left_out_before += self._plan.left_out
+        self._plan = SkipPlan(f.codec, prefix, wanted)
+        return self._plan
 
     def stats(self) -> SourceStats:
-        return replace(super().stats(), undecoded=sum(p.left_out for p in self._plans))
+        now = self._plan.left_out if self._plan is not None else 0
+        return replace(super().stats(), undecoded=self._left_out_before + now)
 
     def _open(self):
         if self._fmt == "v4l2":
