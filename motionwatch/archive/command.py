@@ -1,13 +1,14 @@
 """`motionwatch scan PATH...` over many files: find them, skip what was scanned,
 run one task per file, write the events, print a per-file table and a total.
 
-A file is never split into segments scanned side by side: the detector's state
-(the background, and the per-pixel variability `mad` and flip rate, exponential
+A file is never detected in segments side by side: the detector's state (the
+background, and the per-pixel variability `mad` and flip rate, exponential
 averages over tens of seconds) at a frame depends on every frame before it, and a
 segment that starts later never reaches the same state bit for bit; on busy
-scenes its decisions differ for minutes (docs/performance.md, 2026-12-05). One
-file uses more than one core by decoding on FFmpeg frame threads beside the
-detecting thread, which gives exactly the events of `--jobs 1`."""
+scenes its decisions differ for minutes (docs/performance.md, 2026-12-05). When
+there are fewer files than jobs, a long file's decoding is split instead: chunks
+cut at clean keyframes are decoded by worker processes and detected in order
+(sources.parallel), which gives exactly the events of `--jobs 1`."""
 
 from __future__ import annotations
 
@@ -87,11 +88,12 @@ def plan_rows(rows: list[FileRow], cfg, args, jobs: int, start_wall: float | Non
     todo = [r for r in rows if r.status == "todo"]
     keys = itertools.count()
     threads = decoder_threads(jobs, len(todo), args.cluster)
+    processes = decode_processes(jobs, len(todo), args.cluster)
     for row in todo:
         wall = start_wall if start_wall is not None else row.path.stat().st_mtime - row.duration
         # Absolute paths: a cluster's workers read the same files from other folders.
         row.tasks = [ScanTask(os.path.abspath(row.path), row.camera, cfg, wall, args.detect_every, next(keys),
-                              threads)]
+                              threads, processes)]
     if jobs > 1:
         todo = sorted(todo, key=lambda r: -r.frames)
     return [r.tasks[0] for r in todo]
@@ -109,6 +111,16 @@ def decoder_threads(jobs: int, tasks: int, cluster: str | None) -> int:
     workers = 1 if jobs <= 1 or tasks <= 1 else min(jobs, tasks)
     share = min(jobs // workers, default_jobs())
     return share if share >= 2 else 1
+
+
+def decode_processes(jobs: int, tasks: int, cluster: str | None) -> int:
+    """Worker processes each file may be decoded on when there are fewer files than
+    jobs (sources.parallel): the jobs shared out, when that gives a file two or more
+    (0: decoded in its own scan's process). Not on a cluster, whose workers Dask sizes."""
+    if cluster or tasks < 1:
+        return 0
+    share = jobs // tasks
+    return share if share >= 2 else 0
 
 
 def classify(rows: list[FileRow], cfg, args, index, root: Path) -> dict[str, Ledger]:

@@ -42,6 +42,7 @@ class ScanTask:
     detect_every: int = 1
     key: int = 0              # the task's place in the client's plan
     decoder_threads: int = 0  # FFmpeg threads per worker, so --jobs N stays about N cores (0: the default)
+    decode_jobs: int = 0      # worker processes decoding a long file (sources.parallel; 0: none)
 
 
 @dataclass
@@ -71,6 +72,7 @@ class TaskLoop(CameraLoop):
         super().__init__(cfg.cameras[0], cfg, None, stop, scan=True, start_wall=task.start_wall)
         self.detect_every = task.detect_every
         self.decoder_threads = task.decoder_threads
+        self.decode_jobs = task.decode_jobs
         self.on_frames = on_frames
         self.walls: dict[str, float] = {}     # event id -> wall time of its first frame
         self.reasons: dict[str, str] = {}     # event id -> why it ended

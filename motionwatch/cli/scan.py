@@ -34,7 +34,7 @@ def add_scan(sub) -> None:
 
 def cmd_scan(args) -> int:
     # Imported here: `--help` and the light commands start without OpenCV, PyAV or pydantic.
-    from motionwatch.archive.command import check_args, decoder_threads, scan_archive, single_file
+    from motionwatch.archive.command import check_args, decode_processes, decoder_threads, scan_archive, single_file
     from motionwatch.archive.ledger import open_ledger
     from motionwatch.archive.notify import Sent, scan_sinks
     from motionwatch.archive.runners import default_jobs
@@ -59,6 +59,7 @@ def cmd_scan(args) -> int:
     loop = CameraLoop(cfg.cameras[0], cfg, None, stop, scan=True, start_wall=start_wall)
     loop.detect_every = args.detect_every
     loop.decoder_threads = decoder_threads(args.jobs or default_jobs(), 1, None)
+    loop.decode_jobs = decode_processes(args.jobs or default_jobs(), 1, None)
     src = loop.open()
     try:   # after the source opened: a bad file never touches the recordings
         index, _ = prepare_recordings(cfg.recordings, live=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 import av
+import cv2
 import numpy as np
 
 from motionwatch.model import Frame
@@ -105,3 +106,42 @@ class UndecodedFrame(Frame):
 
     def __repr__(self) -> str:
         return f"UndecodedFrame(index={self.index}, ts={self.ts:.3f}, pts={self.pts})"
+
+
+class SmallFrame(Frame):
+    """A frame decoded in another process (sources.parallel): `gray` is its luma
+    already at detection size, made by the resize the detector's Preprocess does,
+    so detection sees what it would have made of the whole plane. The picture
+    itself is decoded again, at full quality, only if the frame is saved
+    (`decode(pts)`, from its keyframe)."""
+
+    __slots__ = ("pts", "_size", "_decode", "_bgr")
+
+    def __init__(self, small: np.ndarray, pts: int | None, size: tuple[int, int], index: int, ts: float,
+                 wall: float, decode: Callable[[int], av.VideoFrame | None]):
+        Frame.__init__(self, None, index, ts, wall, small)
+        self.pts = pts
+        self._size = size
+        self._decode = decode
+        self._bgr = None
+
+    @property
+    def image(self) -> np.ndarray:
+        if self._bgr is None:
+            full = self._decode(self.pts) if self.pts is not None else None
+            if full is not None:
+                self._bgr = full.to_ndarray(format="bgr24", threads=1)
+            else:   # the file changed under us, or a frame without a time: the grey we have, enlarged
+                self._bgr = cv2.cvtColor(cv2.resize(self.gray, self._size), cv2.COLOR_GRAY2BGR)
+        return self._bgr
+
+    @image.setter
+    def image(self, value) -> None:
+        self._bgr = value
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._size
+
+    def __repr__(self) -> str:
+        return f"SmallFrame(index={self.index}, ts={self.ts:.3f}, pts={self.pts}, size={self._size})"

@@ -16,7 +16,8 @@ size) or with Annex-B start codes (MPEG-TS, RTSP, raw .h264).
 
 from __future__ import annotations
 
-H264_SLICES = frozenset({1, 5})     # a coded slice, an IDR slice
+H264_IDR = 5
+H264_SLICES = frozenset({1, H264_IDR})     # a coded slice, an IDR slice
 HEVC_SLICE_TYPES = 32               # NAL types 0..31 are slices
 HEVC_REFERENCE_TYPES = frozenset(range(16, 32)) | frozenset(range(1, 16, 2))   # IRAP, reserved, *_R
 # Bytes looked at for the first slice of an Annex-B packet: access unit
@@ -47,6 +48,19 @@ def disposable(data, codec: str, prefix: int) -> bool:
     if codec == "h264":
         return header >> 5 & 3 == 0
     return (header >> 1 & 0x3F) not in HEVC_REFERENCE_TYPES
+
+
+def refreshes(data, codec: str, prefix: int) -> bool:
+    """Whether the picture in packet `data` starts the stream afresh, so a decoder that
+    begins there decodes every later picture as one that began earlier does: an H.264
+    IDR; an HEVC IRAP (IDR, CRA or BLA: a CRA's leading pictures may refer to earlier
+    ones, which the caller rules out by their display times). False when no slice is found."""
+    header = _first_slice(data, codec, prefix)
+    if header is None:
+        return False
+    if codec == "h264":
+        return header & 0x1F == H264_IDR
+    return 16 <= (header >> 1 & 0x3F) <= 21
 
 
 def _is_slice(header: int, codec: str) -> bool:

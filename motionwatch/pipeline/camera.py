@@ -128,6 +128,7 @@ class CameraLoop:
         self._fps_window: list[float] = []
         self.detect_every = 1   # `scan --detect-every N`: analyse every Nth frame, read them all
         self.decoder_threads = 0   # `scan --jobs`: FFmpeg threads this scan may decode on (0: the source's choice)
+        self.decode_jobs = 0       # `scan --jobs` of one long file: worker processes decoding it (sources.parallel)
         # A file's frames that will not be analysed and that no picture refers to are
         # not decoded (sources.undecoded); off: every frame is (tests compare the two).
         self.skip_undecoded = True
@@ -178,7 +179,8 @@ class CameraLoop:
             copy_codecs=COPY_CODECS[ev.clip_codec] if copy else frozenset(),
             copy_max_width=ev.clip_width if ev.clip_codec == "auto" else 0,
             fast_decode=self.det_cfg.fast_decode, decoder_threads=self.decoder_threads,
-            wanted=self._wanted if self.skip_undecoded else None)
+            wanted=self._wanted if self.skip_undecoded else None,
+            wanted_range=self._wanted_range if self.skip_undecoded else None, decode_jobs=self.decode_jobs)
 
     def run(self) -> CameraStatus:
         if self.source is None:
@@ -313,13 +315,33 @@ class CameraLoop:
         fps = self.source.fps if self.source is not None else 0
         if self.tracker is None or self.tracker.clip or not fps:
             return True
-        next_ts, detected, due = self._next_detect_ts, self._detected_index, True
-        for i in range(self._last_index + 1, index + 1):
-            t = i / fps if ts is None else ts - (index - i) / fps
+        due = True
+        for _, due in self._schedule(index + 1, fps, ts):
+            pass
+        return due
+
+    def _wanted_range(self, first: int, stop: int) -> frozenset | None:
+        """The indices in [first, stop) of a file's frames that will be analysed, asked
+        ahead of the loop by a source that decodes in other processes; None: all."""
+        fps = self.source.fps if self.source is not None else 0
+        if (self.tracker is not None and self.tracker.clip) or not fps:
+            return None
+        if self.tracker is None:   # before the first frame: the schedule needs the source's rate only
+            self._detect_step = self._frames_per_analysis()
+        return frozenset(i for i, due in self._schedule(stop, fps) if due and i >= first)
+
+    def _schedule(self, stop: int, fps: float, ts: float | None = None):
+        """(index, due) for the frames after the last one processed up to `stop`, by the
+        schedule `_due` keeps, run on a copy: a file's frame times are index / fps; a
+        live frame handed out at `ts` has times a frame interval apart up to it."""
+        next_ts, detected = self._next_detect_ts, self._detected_index
+        last = stop - 1
+        for i in range(self._last_index + 1, stop):
+            t = i / fps if ts is None else ts - (last - i) / fps
             due = self._is_due(i, t, next_ts, detected)
             if due and self._detect_interval:
                 next_ts, detected = t + self._detect_interval, i
-        return due
+            yield i, due
 
     def _picture(self, frame: Frame):
         """What the detector looks at (`Frame.detect_picture`); None for a picture that

@@ -38,6 +38,9 @@ def open_source(spec: str, options: SourceOptions | None = None, **kw) -> FrameS
             from motionwatch.sources.mjpeg import probe
             src, answer = probe(spec, options.timeout, options)
         src = src or AvLiveSource(spec, options, answer)
+    elif options.scan and options.decode_jobs >= 2:
+        from motionwatch.sources.parallel import ParallelFileSource
+        src = ParallelFileSource(spec, options)
     else:
         from motionwatch.sources.pyav import AvFileSource
         src = AvFileSource(spec, options)

@@ -50,6 +50,10 @@ class SourceOptions:
     # sources]) -> whether the capture loop will analyse that frame. Frames it will
     # not, whose pictures nothing refers to, may go undecoded (sources.undecoded).
     wanted: Callable[..., bool] | None = None
+    # (first, stop) -> the frame indices in that range of a file the capture loop will
+    # analyse (None: all of them), for sources that decode ahead in other processes.
+    wanted_range: Callable[[int, int], frozenset | None] | None = None
+    decode_jobs: int = 0                # worker processes a long file may be decoded on (sources.parallel)
 
 
 @dataclass(frozen=True)

@@ -208,10 +208,14 @@ class AvFileSource(FrameSource):
             wall = time.time()
         else:
             wall = self.start_wall + ts
-        if isinstance(av_frame, int):   # a pts the plan left undecoded
-            return UndecodedFrame(av_frame, self._last_size, i, ts, wall, self._decode_late)
-        self._last_size = (av_frame.width, av_frame.height)
-        return AvFrame(av_frame, i, ts, wall, self._redecode if self._fast else None)
+        return self._frame_for(av_frame, i, ts, wall)
+
+    def _frame_for(self, item, i: int, ts: float, wall: float):
+        """The Frame for what `_decode` gave: a decoded frame, or the pts of one left undecoded."""
+        if isinstance(item, int):   # a pts the plan left undecoded
+            return UndecodedFrame(item, self._last_size, i, ts, wall, self._decode_late)
+        self._last_size = (item.width, item.height)
+        return AvFrame(item, i, ts, wall, self._redecode if self._fast else None)
 
     def _decode_late(self, frame: UndecodedFrame) -> AvFrame | None:
         """An undecoded frame the capture loop wants after all (the plan's guess of its

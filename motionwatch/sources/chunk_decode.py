@@ -1,0 +1,171 @@
+"""Decoding one chunk of a file (sources.cuts) in a worker process, for
+`sources.parallel`.
+
+The worker decodes the chunk's packets as the file source's own decoder would
+(one thread, the same fast-decode option, the same disposable packets left out)
+and hands back, in display order, each frame's time and size and, for the frames
+the capture loop will analyse, the luma plane already shrunk to detection size
+with the resize the detector's Preprocess makes: only that small picture
+crosses between processes, and the shrinking is done on the worker's core.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+
+import av
+import cv2
+import numpy as np
+
+from motionwatch.detect.masks import detection_size
+from motionwatch.media.frames import luma_view
+from motionwatch.sources.undecoded import SkipPlan
+
+# As sources.pyav.MAX_BAD_IN_ROW: this many undecodable packets in a row end the file.
+MAX_BAD_IN_ROW = 250
+# How far before a keyframe a seek may land, at most (MPEG-TS seeks are by byte).
+MAX_SEEK_BACK_S = 64
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    path: str
+    key_pts: int | None       # the keyframe to start at (None: the file's start)
+    first: int                # the index the chunk's first frame has, if no earlier packet was damaged
+    count: int                # packets to decode
+    due: frozenset | None     # frame indices the loop will analyse (None: all)
+    detect_width: int
+    fast: bool                # skip_loop_filter, as the file source decodes for analysis
+    codec: str
+    prefix: int | None        # media.nal.length_size: None when no packet can be left out
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One frame, in display order."""
+
+    pts: int | None
+    size: tuple[int, int] | None     # None: left undecoded
+    failures: int                    # damaged packets in the chunk before this frame came out
+    picture: np.ndarray | None = None   # luma at detection size, for a frame that is due
+
+
+@dataclass
+class ChunkResult:
+    entries: list[Entry] = field(default_factory=list)
+    failures: int = 0
+    left_out: int = 0
+    ended: bool = False       # the file ended inside the chunk (damage, a cut-off container)
+
+
+def init_worker() -> None:
+    """Ctrl-C reaches the whole process group: the scan decides what stops."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    cv2.setNumThreads(1)
+
+
+def decode_chunk(job: ChunkJob) -> ChunkResult:
+    from motionwatch.sources.pyav import decoder   # here: pyav imports this module's neighbours
+    out = ChunkResult()
+    with av.open(job.path) as container:
+        stream = container.streams.video[0]
+        decoder(stream, 1, job.fast)
+        plan = SkipPlan(job.codec, job.prefix, _wanted(job.due)) if job.prefix is not None and job.due is not None \
+            else None
+        bad = 0
+
+        def position() -> int:
+            return job.first + len(out.entries) + out.failures
+
+        try:
+            for pkt in _packets(container, stream, job):
+                if plan is not None and plan.leave_out(pkt, position()):
+                    continue
+                try:
+                    frames = stream.decode(pkt)
+                except av.InvalidDataError:
+                    bad += 1
+                    out.failures += 1
+                    if plan is not None:
+                        plan.stopped = True
+                    if bad >= MAX_BAD_IN_ROW:
+                        out.ended = True
+                        break
+                    continue
+                bad = 0
+                _take(out, frames, plan, job, position)
+            if not out.ended:
+                _take(out, _drain(stream, out), plan, job, position)
+        except av.FFmpegError:   # a truncated or damaged container: what was decoded stands
+            out.ended = True
+    if plan is not None:
+        out.entries.extend(Entry(pts, None, out.failures) for pts in plan.rest())
+        out.left_out = plan.left_out
+    return out
+
+
+def _drain(stream, out: ChunkResult) -> list:
+    """The frames the decoder still holds at the chunk's end."""
+    try:
+        return stream.decode(None)
+    except av.InvalidDataError:
+        out.failures += 1
+        return []
+
+
+def _wanted(due: frozenset):
+    return due.__contains__
+
+
+def _take(out: ChunkResult, frames, plan: SkipPlan | None, job: ChunkJob, position) -> None:
+    for f in frames:
+        if plan is not None:
+            out.entries.extend(Entry(pts, None, out.failures) for pts in plan.before(f.pts))
+        # A frame without a time cannot be decoded again later: it always comes with its picture.
+        due = job.due is None or position() in job.due or f.pts is None
+        picture = _small(f, job.detect_width) if due else None
+        out.entries.append(Entry(f.pts, (f.width, f.height), out.failures, picture))
+
+
+def _small(frame: av.VideoFrame, width: int) -> np.ndarray:
+    """What detect.preprocess.Preprocess's resize makes of the frame's luma plane
+    (same call, same interpolation), so its own resize is then a copy."""
+    return cv2.resize(luma_view(frame), detection_size(frame.width, frame.height, width),
+                      interpolation=cv2.INTER_LINEAR)
+
+
+def _packets(container, stream, job: ChunkJob):
+    """The chunk's packets with data, in decode order, from its keyframe."""
+    it = _from_key(container, stream, job.key_pts) if job.key_pts is not None else container.demux(stream)
+    n = 0
+    for pkt in it:
+        if pkt.size == 0:
+            continue
+        yield pkt
+        n += 1
+        if n == job.count:
+            return
+
+
+def _from_key(container, stream, key_pts: int):
+    """Demuxed packets starting at the keyframe shown at `key_pts`: a seek lands on
+    it (MP4) or before it (MPEG-TS lands anywhere; then packets are passed over,
+    and a seek that landed after it is tried again further back)."""
+    second = max(1, round(1 / stream.time_base))
+    back = 0
+    while True:
+        container.seek(key_pts - back, stream=stream, backward=True)
+        packets = container.demux(stream)
+        for pkt in packets:
+            if pkt.size == 0 or pkt.pts is None:
+                continue
+            if pkt.pts == key_pts and pkt.is_keyframe:
+                yield pkt
+                yield from packets
+                return
+            if pkt.is_keyframe and pkt.pts > key_pts:
+                break   # landed after it
+        if back >= MAX_SEEK_BACK_S * second:
+            raise LookupError(f"the keyframe at pts {key_pts} is not where the file's first read found it")
+        back = 2 * back or second

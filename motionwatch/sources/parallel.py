@@ -1,0 +1,175 @@
+"""A long video file decoded on several cores, for `scan`: chunks that start at
+clean keyframes (sources.cuts) are decoded side by side in worker processes
+(sources.chunk_decode) while this process detects on their frames in order.
+
+The detector's state at a frame depends on every frame before it (the
+background and the per-pixel variability are averages over tens of seconds),
+so a file cannot be detected in segments and joined without its events
+differing from a scan in one pass (docs/scanning.md). Decoding can: a chunk
+decoded from a clean keyframe gives the very frames a decode of the whole file
+gives. So only decoding is spread, which is most of the work, and the frames
+reach the one detector in the same order with the same pictures: the events
+are those of `--jobs 1`, by construction.
+
+What crosses between processes is, per frame the capture loop will analyse,
+its luma at detection size (320x180 for 720p: 57 kB); frames it will not analyse
+are only counted, and one found due after all is decoded here from its keyframe.
+Saved pictures are decoded again at full quality, as with detection.fast_decode.
+The packets for clips are demuxed here, in step with the frames handed out, so
+the pre-roll ring holds what it holds in a one-pass scan.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
+
+import av
+
+from motionwatch.errors import SourceError
+from motionwatch.media.frames import SmallFrame
+from motionwatch.media.nal import length_size
+from motionwatch.sources.base import redact
+from motionwatch.sources.chunk_decode import ChunkJob, Entry, decode_chunk, init_worker
+from motionwatch.sources.cuts import CUTTABLE, Cutter
+from motionwatch.sources.pyav import AvFileSource
+
+log = logging.getLogger("motionwatch")
+
+# Containers whose seeks land on the keyframe asked for (they carry an index).
+SEEKABLE = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"})
+# Seconds of video per chunk, at least: a worker opens the file and seeks for
+# each (a few ms), and chunks decoded but not yet detected wait in memory.
+CHUNK_S = 8.0
+# Shorter files are decoded in this process: starting the workers (each imports
+# PyAV and OpenCV) costs about a second.
+MIN_PARALLEL_S = 40.0
+# Chunks decoding or decoded ahead of the detector, per worker.
+AHEAD_PER_WORKER = 2
+# Packets pushed to the clip ring ahead of the frame handed out (a decoder's
+# reorder delay), as a one-pass decode has them pushed.
+RING_LEAD = 3
+
+
+def parallel_worth(workers: int, codec: str, container_format: str, duration_s: float) -> bool:
+    return (workers >= 2 and codec in CUTTABLE and container_format in SEEKABLE
+            and duration_s >= MIN_PARALLEL_S)
+
+
+class ParallelFileSource(AvFileSource):
+    """A video file for `scan`, decoded by `options.decode_jobs` worker processes
+    when it is long enough and cut at clean keyframes; otherwise exactly an AvFileSource."""
+
+    def __init__(self, spec, options=None):
+        super().__init__(spec, options)
+        self.parallel = False
+        self._pool: ProcessPoolExecutor | None = None
+        self._left_out = 0
+        self._handed = 0      # entries handed out
+        self._pushed = 0      # packets pushed to the clip ring
+
+    def open(self) -> None:
+        super().open()
+        fmt = self.container.format.name
+        duration = self.total_frames / self.fps if self.total_frames else 0.0
+        self.parallel = parallel_worth(self.options.decode_jobs, self.codec, fmt, duration)
+
+    def _decode(self):
+        if not self.parallel:
+            yield from super()._decode()
+            return
+        ctx = multiprocessing.get_context("spawn")   # the scan holds threads and SQLite: no fork
+        self._pool = ProcessPoolExecutor(self.options.decode_jobs, mp_context=ctx, initializer=init_worker)
+        ring = self.container.demux(self.stream) if self.packets is not None else None
+        for result in self._results():
+            base = self.decode_failures
+            for e in result.entries:
+                if ring is not None:
+                    self._feed_ring(ring)
+                self.decode_failures = base + e.failures
+                self._handed += 1
+                yield e
+            self.decode_failures = base + result.failures
+            self._left_out += result.left_out
+            if result.ended:
+                return
+
+    def _results(self):
+        """The chunks' results in file order, with workers kept busy ahead of the detector."""
+        pending: deque = deque()
+        chunks = self._chunks()
+        ahead = AHEAD_PER_WORKER * self.options.decode_jobs
+        while True:
+            while len(pending) < ahead:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    break
+                pending.append((chunk, self._pool.submit(decode_chunk, self._job(chunk))))
+            if not pending:
+                return
+            chunk, future = pending.popleft()
+            try:
+                yield future.result()
+            except BrokenProcessPool:
+                raise SourceError(f"{redact(self.spec)}: a decoding worker process died") from None
+            except (LookupError, av.FFmpegError) as e:
+                raise SourceError(f"{redact(self.spec)}: cannot decode the part from frame {chunk.first} "
+                                  f"in parallel ({e}); --jobs 1 scans it in one pass") from None
+
+    def _chunks(self):
+        """The file's chunks, found by a demux of its own that runs ahead of the frames."""
+        prefix = length_size(self.codec, self.stream.codec_context.extradata)
+        cutter = Cutter(self.codec, prefix, round(CHUNK_S * self.fps))
+        with av.open(self.spec) as container:
+            try:
+                for pkt in container.demux(container.streams.video[0]):
+                    if pkt.size:
+                        chunk = cutter.feed(pkt.pts, pkt.is_keyframe, pkt if pkt.is_keyframe else None)
+                        if chunk is not None:
+                            yield chunk
+            except av.FFmpegError as e:   # a damaged container: the workers stop where it does
+                log.debug("%s: demuxing stopped: %s", self.spec, e)
+        yield from cutter.end()
+
+    def _job(self, chunk) -> ChunkJob:
+        due = None
+        if self.options.wanted_range is not None:
+            due = self.options.wanted_range(chunk.first, chunk.first + chunk.count)
+        prefix = length_size(self.codec, self.stream.codec_context.extradata)
+        return ChunkJob(self.spec, chunk.key_pts, chunk.first, chunk.count, due, self.options.detect_width,
+                        self._fast, self.codec, prefix)
+
+    def _feed_ring(self, ring) -> None:
+        while self._pushed <= self._handed + RING_LEAD:
+            pkt = next(ring, None)
+            if pkt is None:
+                self._pushed = 1 << 62
+                return
+            if pkt.size:
+                self.packets.push(pkt)
+                self._pushed += 1
+
+    def _frame_for(self, item, i: int, ts: float, wall: float):
+        if not isinstance(item, Entry):
+            return super()._frame_for(item, i, ts, wall)
+        if item.size is not None:
+            self._last_size = item.size
+            if self.packets is not None:
+                self.packets.follow_size(item.size)
+        if item.picture is None:
+            return super()._frame_for(item.pts, i, ts, wall)
+        return SmallFrame(item.picture, item.pts, item.size, i, ts, wall, self._redecode)
+
+    def stats(self):
+        stats = super().stats()
+        return replace(stats, undecoded=self._left_out) if self.parallel else stats
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        super().close()
