@@ -97,6 +97,21 @@ def events_json(recordings: Path) -> list[dict]:
     return json.loads(proc.stdout)
 
 
+def same_events(seq_root: Path, par_root: Path) -> list[dict]:
+    """The events of two scans are the same: count, frames, motion counted, snapshot
+    and clip bytes; the sequential scan's, sorted."""
+    seq = sorted(events_json(seq_root), key=lambda e: e["start_frame"])
+    par = sorted(events_json(par_root), key=lambda e: e["start_frame"])
+    assert len(seq) == len(par)
+    for s, p in zip(seq, par):
+        assert (s["start_frame"], s["end_frame"]) == (p["start_frame"], p["end_frame"])
+        assert (s["frames_with_motion"], s["peak_fraction"]) == (p["frames_with_motion"], p["peak_fraction"])
+        assert (seq_root / s["snapshot"]).read_bytes() == (par_root / p["snapshot"]).read_bytes()
+        assert [(seq_root / c).read_bytes() for c in s["clip_parts"]] == \
+               [(par_root / c).read_bytes() for c in p["clip_parts"]]
+    return seq
+
+
 @pytest.fixture
 def recordings(tmp_path: Path) -> Path:
     return tmp_path / "recordings"

@@ -17,7 +17,7 @@ import pytest
 
 from motionwatch.sources.scene import Scene, Walker, write_h264
 
-from conftest import events_json, interrupt_when, mw, wait_until
+from conftest import events_json, interrupt_when, mw, same_events, wait_until
 
 # A visit 2 s into each clip, long enough that a scan of one takes a moment.
 VISIT = Scene(width=640, height=480, fps=15, duration_s=30, seed=6, noise=3.0, walkers=(Walker(2.0, 6.0),))
@@ -113,21 +113,6 @@ def long_clip(tmp_path_factory) -> Path:
     write_h264(LONG, folder / "long.mp4", 300_000, 16)
     (folder / "settle.yaml").write_text(FAST_SETTLE)
     return folder / "long.mp4"
-
-
-def same_events(seq_root: Path, par_root: Path) -> list[dict]:
-    """The events of two scans are the same: count, frames, motion counted, snapshot
-    and clip bytes; the sequential scan's, sorted."""
-    seq = sorted(events_json(seq_root), key=lambda e: e["start_frame"])
-    par = sorted(events_json(par_root), key=lambda e: e["start_frame"])
-    assert len(seq) == len(par)
-    for s, p in zip(seq, par):
-        assert (s["start_frame"], s["end_frame"]) == (p["start_frame"], p["end_frame"])
-        assert (s["frames_with_motion"], s["peak_fraction"]) == (p["frames_with_motion"], p["peak_fraction"])
-        assert (seq_root / s["snapshot"]).read_bytes() == (par_root / p["snapshot"]).read_bytes()
-        assert [(seq_root / c).read_bytes() for c in s["clip_parts"]] == \
-               [(par_root / c).read_bytes() for c in p["clip_parts"]]
-    return seq
 
 
 @pytest.mark.parametrize("detection_fps", [None, 3])

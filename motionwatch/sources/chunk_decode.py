@@ -12,6 +12,7 @@ crosses between processes, and the shrinking is done on the worker's core.
 from __future__ import annotations
 
 import signal
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 import av
@@ -33,12 +34,13 @@ class ChunkJob:
     path: str
     key_pts: int | None       # the keyframe to start at (None: the file's start)
     first: int                # the index the chunk's first frame has, if no earlier packet was damaged
-    count: int                # packets to decode
-    due: frozenset | None     # frame indices the loop will analyse (None: all)
+    count: int | None         # packets to decode (None: to the file's end)
+    due: Container[int] | None   # frame indices the loop will analyse (None: all)
     detect_width: int
     fast: bool                # skip_loop_filter, as the file source decodes for analysis
     codec: str
     prefix: int | None        # media.nal.length_size: None when no packet can be left out
+    threads: int = 1          # decoder threads: one in a worker, whose core is one of the jobs
 
 
 @dataclass(frozen=True)
@@ -66,17 +68,32 @@ def init_worker() -> None:
 
 
 def decode_chunk(job: ChunkJob) -> ChunkResult:
-    from motionwatch.sources.pyav import decoder   # here: pyav imports this module's neighbours
+    """The chunk's frames, all at once (in a worker: one result to send back)."""
     out = ChunkResult()
+    out.entries.extend(chunk_entries(job, out))
+    return out
+
+
+def chunk_entries(job: ChunkJob, out: ChunkResult):
+    """The chunk's frames one by one, as they come out of the decoder; `out` counts
+    the damaged packets and those left out as it goes, and says if the file ended."""
+    from motionwatch.sources.pyav import decoder   # here: pyav imports this module's neighbours
     with av.open(job.path) as container:
         stream = container.streams.video[0]
-        decoder(stream, 1, job.fast)
-        plan = SkipPlan(job.codec, job.prefix, _wanted(job.due)) if job.prefix is not None and job.due is not None \
-            else None
+        decoder(stream, job.threads, job.fast)
+        plan = SkipPlan(job.codec, job.prefix, job.due.__contains__) \
+            if job.prefix is not None and job.due is not None else None
+        handed = 0
         bad = 0
 
         def position() -> int:
-            return job.first + len(out.entries) + out.failures
+            return job.first + handed + out.failures
+
+        def entries(frames):
+            nonlocal handed
+            for entry in _entries(frames, plan, job, position, out):
+                yield entry
+                handed += 1
 
         try:
             for pkt in _packets(container, stream, job):
@@ -94,15 +111,14 @@ def decode_chunk(job: ChunkJob) -> ChunkResult:
                         break
                     continue
                 bad = 0
-                _take(out, frames, plan, job, position)
+                yield from entries(frames)
             if not out.ended:
-                _take(out, _drain(stream, out), plan, job, position)
+                yield from entries(_drain(stream, out))
         except av.FFmpegError:   # a truncated or damaged container: what was decoded stands
             out.ended = True
     if plan is not None:
-        out.entries.extend(Entry(pts, None, out.failures) for pts in plan.rest())
+        yield from (Entry(pts, None, out.failures) for pts in plan.rest())
         out.left_out = plan.left_out
-    return out
 
 
 def _drain(stream, out: ChunkResult) -> list:
@@ -114,18 +130,14 @@ def _drain(stream, out: ChunkResult) -> list:
         return []
 
 
-def _wanted(due: frozenset):
-    return due.__contains__
-
-
-def _take(out: ChunkResult, frames, plan: SkipPlan | None, job: ChunkJob, position) -> None:
+def _entries(frames, plan: SkipPlan | None, job: ChunkJob, position, out: ChunkResult):
     for f in frames:
         if plan is not None:
-            out.entries.extend(Entry(pts, None, out.failures) for pts in plan.before(f.pts))
+            for pts in plan.before(f.pts):
+                yield Entry(pts, None, out.failures)
         # A frame without a time cannot be decoded again later: it always comes with its picture.
         due = job.due is None or position() in job.due or f.pts is None
-        picture = _small(f, job.detect_width) if due else None
-        out.entries.append(Entry(f.pts, (f.width, f.height), out.failures, picture))
+        yield Entry(f.pts, (f.width, f.height), out.failures, _small(f, job.detect_width) if due else None)
 
 
 def _small(frame: av.VideoFrame, width: int) -> np.ndarray:
@@ -144,7 +156,7 @@ def _packets(container, stream, job: ChunkJob):
             continue
         yield pkt
         n += 1
-        if n == job.count:
+        if n == job.count:   # never, for None: to the end
             return
 
 

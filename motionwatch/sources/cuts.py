@@ -20,8 +20,12 @@ from dataclasses import dataclass
 
 from motionwatch.media.nal import refreshes
 
-# Codecs whose keyframes (with the display-order check) start a clean decode.
-CUTTABLE = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video", "mjpeg", "vp8", "vp9"})
+# Codecs whose keyframes (with the display-order check) start a clean decode: an
+# intra picture after which nothing refers to a picture before it (MPEG-1/2/4 and
+# the H.263 family refer to the last anchors only; VP8/VP9 keyframes reset every
+# reference slot).
+CUTTABLE = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video", "msmpeg4", "msmpeg4v2", "msmpeg4v1",
+                      "wmv1", "wmv2", "h263", "flv1", "mjpeg", "vp8", "vp9"})
 # ... of which only these need the picture itself to say so (refreshes()).
 NEEDS_REFRESH = frozenset({"h264", "hevc"})
 # Packets after a keyframe checked for leading pictures: reordering spans a few
@@ -33,17 +37,22 @@ LEAD_CHECK = 32
 class Chunk:
     key_pts: int | None   # the keyframe decoding starts at (None: the file's first packet)
     first: int            # packets before it: the index of its first frame, when each packet is one frame
-    count: int            # packets in the chunk
+    count: int | None     # packets in the chunk (None: the rest of the file, found uncuttable)
 
 
 class Cutter:
     """Fed a file's packets in decode order, hands out its chunks of at least
-    `min_packets` packets each (the last may be shorter)."""
+    `min_packets` packets each (the last may be shorter). When no cut comes within
+    `max_packets` (open GOPs, a keyframe a minute), the rest of the file is one
+    chunk (`count` None), handed out at once: the caller decodes it as it goes
+    rather than wait for a chunk too big to hold."""
 
-    def __init__(self, codec: str, prefix: int | None, min_packets: int):
+    def __init__(self, codec: str, prefix: int | None, min_packets: int, max_packets: int = 1 << 62):
         self.codec = codec
         self.prefix = prefix
         self.min_packets = max(1, min_packets)
+        self.max_packets = max(self.min_packets, max_packets)
+        self.rest: Chunk | None = None   # handed out: nothing more to cut
         self.cuttable = codec in CUTTABLE and (codec not in NEEDS_REFRESH or prefix is not None)
         self.seen = 0                 # packets fed
         self._start = 0               # the current chunk's first packet
@@ -56,9 +65,12 @@ class Cutter:
         completes, if any."""
         pos = self.seen
         self.seen += 1
-        if pts is None:
-            self.cuttable = False   # a packet without a time cannot be placed in display order
+        if self.rest is not None:
             return None
+        if pts is None:
+            # A packet without a time cannot be placed in display order: no cut can be checked.
+            self.cuttable, self._candidate = False, None
+            return self._give_up(pos)
         done = None
         if self._candidate is not None:
             cand_pos, cand_pts = self._candidate
@@ -71,11 +83,19 @@ class Cutter:
                 and (self.codec not in NEEDS_REFRESH or refreshes(data, self.codec, self.prefix))):
             self._candidate = (pos, pts)
         self._latest_shown = pts if self._latest_shown is None else max(self._latest_shown, pts)
-        return done
+        return done if done is not None or self._candidate is not None else self._give_up(pos)
+
+    def _give_up(self, pos: int) -> Chunk | None:
+        """The rest of the file as one chunk, once the current one has grown too long."""
+        if pos + 1 - self._start >= self.max_packets:
+            self.rest = Chunk(self._start_pts, self._start, None)
+        return self.rest
 
     def end(self) -> list[Chunk]:
         """The chunks still open once the file has ended."""
-        out = [self._cut()] if self._candidate is not None and self.cuttable else []
+        if self.rest is not None:
+            return []
+        out = [self._cut()] if self._candidate is not None else []
         if self.seen > self._start:
             out.append(Chunk(self._start_pts, self._start, self.seen - self._start))
         return out

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 
@@ -34,9 +34,9 @@ from motionwatch.errors import SourceError
 from motionwatch.media.frames import SmallFrame
 from motionwatch.media.nal import length_size
 from motionwatch.sources.base import redact
-from motionwatch.sources.chunk_decode import ChunkJob, Entry, decode_chunk, init_worker
+from motionwatch.sources.chunk_decode import ChunkJob, ChunkResult, Entry, chunk_entries, decode_chunk, init_worker
 from motionwatch.sources.cuts import CUTTABLE, Cutter
-from motionwatch.sources.pyav import AvFileSource
+from motionwatch.sources.pyav import SCAN_DECODER_THREADS, AvFileSource
 
 log = logging.getLogger("motionwatch")
 
@@ -45,11 +45,17 @@ SEEKABLE = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi"})
 # Seconds of video per chunk, at least: a worker opens the file and seeks for
 # each (a few ms), and chunks decoded but not yet detected wait in memory.
 CHUNK_S = 8.0
+# A chunk that has found no clean keyframe to end at by then (open GOPs, a keyframe
+# a minute) is the rest of the file, decoded in this process as it goes: its
+# pictures would not fit in memory at once.
+MAX_CHUNK_S = 40.0
 # Shorter files are decoded in this process: starting the workers (each imports
 # PyAV and OpenCV) costs about a second.
 MIN_PARALLEL_S = 40.0
-# Chunks decoding or decoded ahead of the detector, per worker.
-AHEAD_PER_WORKER = 2
+# Chunks decoding or decoded ahead of the detector, beyond one per worker: enough
+# that no worker waits for the next, few enough that waiting pictures stay small
+# (8 s at detection.fps 15: 7 MB).
+AHEAD_SPARE = 2
 # Packets pushed to the clip ring ahead of the frame handed out (a decoder's
 # reorder delay), as a one-pass decode has them pushed.
 RING_LEAD = 3
@@ -71,59 +77,102 @@ class ParallelFileSource(AvFileSource):
         self._left_out = 0
         self._handed = 0      # entries handed out
         self._pushed = 0      # packets pushed to the clip ring
+        self._prefix = None   # media.nal.length_size of the stream
+        self._broken = False  # a worker died: the rest is decoded here
 
     def open(self) -> None:
         super().open()
         fmt = self.container.format.name
         duration = self.total_frames / self.fps if self.total_frames else 0.0
         self.parallel = parallel_worth(self.options.decode_jobs, self.codec, fmt, duration)
+        self._prefix = length_size(self.codec, self.stream.codec_context.extradata)
 
     def _decode(self):
         if not self.parallel:
             yield from super()._decode()
             return
-        ctx = multiprocessing.get_context("spawn")   # the scan holds threads and SQLite: no fork
-        self._pool = ProcessPoolExecutor(self.options.decode_jobs, mp_context=ctx, initializer=init_worker)
         ring = self.container.demux(self.stream) if self.packets is not None else None
-        for result in self._results():
-            base = self.decode_failures
-            for e in result.entries:
-                if ring is not None:
-                    self._feed_ring(ring)
-                self.decode_failures = base + e.failures
-                self._handed += 1
-                yield e
-            self.decode_failures = base + result.failures
-            self._left_out += result.left_out
-            if result.ended:
+        for chunk, job, future in self._ordered():
+            if future is None:   # the rest of the file, cut nowhere: decoded here as it goes
+                out = ChunkResult()
+                threads = self.options.decoder_threads or SCAN_DECODER_THREADS
+                yield from self._hand_out(chunk_entries(replace(job, threads=threads), out), out, ring)
+            else:
+                out = self._result(chunk, job, future)
+                yield from self._hand_out(out.entries, out, ring)
+            if out.ended:
                 return
 
-    def _results(self):
-        """The chunks' results in file order, with workers kept busy ahead of the detector."""
+    def _hand_out(self, entries, out: ChunkResult, ring):
+        """A chunk's entries in order, with the damaged packets counted where they fell
+        and the clip ring fed in step."""
+        base = self.decode_failures
+        for e in entries:
+            if ring is not None:
+                self._feed_ring(ring)
+            self.decode_failures = base + e.failures
+            self._handed += 1
+            yield e
+        self.decode_failures = base + out.failures
+        self._left_out += out.left_out
+
+    def _ordered(self):
+        """(chunk, job, future) in file order, with workers kept busy ahead of the
+        detector; the future is None for the uncut rest of a file."""
         pending: deque = deque()
         chunks = self._chunks()
-        ahead = AHEAD_PER_WORKER * self.options.decode_jobs
+        ahead = self.options.decode_jobs + AHEAD_SPARE
         while True:
-            while len(pending) < ahead:
-                chunk = next(chunks, None)
-                if chunk is None:
+            while len(pending) < ahead and (chunk := next(chunks, None)) is not None:
+                job = self._job(chunk)
+                pending.append((chunk, job, self._submit(job) if chunk.count is not None else None))
+                if chunk.count is None:
                     break
-                pending.append((chunk, self._pool.submit(decode_chunk, self._job(chunk))))
             if not pending:
                 return
-            chunk, future = pending.popleft()
-            try:
-                yield future.result()
-            except BrokenProcessPool:
-                raise SourceError(f"{redact(self.spec)}: a decoding worker process died") from None
-            except (LookupError, av.FFmpegError) as e:
-                raise SourceError(f"{redact(self.spec)}: cannot decode the part from frame {chunk.first} "
-                                  f"in parallel ({e}); --jobs 1 scans it in one pass") from None
+            yield pending.popleft()
+
+    def _result(self, chunk, job, future):
+        """A chunk's result; one whose worker failed (killed, out of memory) is decoded
+        here instead, which gives the same frames."""
+        try:
+            return future.result()
+        except (BrokenProcessPool, CancelledError, OSError) as e:
+            log.warning("%s: a decoding worker failed (%s); decoding frames from %d here",
+                        redact(self.spec), type(e).__name__, chunk.first)
+            self._abandon_pool()
+        except LookupError as e:
+            raise SourceError(f"{redact(self.spec)}: cannot decode the part from frame {chunk.first} "
+                              f"on its own ({e}); --jobs 1 scans it in one pass") from None
+        return decode_chunk(job)
+
+    def _abandon_pool(self) -> None:
+        """Kill the workers of a broken pool and decode here from now on. The executor's
+        own clean-up joins the survivors after a SIGTERM, and was seen to wait for ever."""
+        pool, self._pool, self._broken = self._pool, None, True
+        if pool is None:
+            return
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def _submit(self, job: ChunkJob) -> Future:
+        if self._broken:
+            failed: Future = Future()
+            failed.set_exception(BrokenProcessPool("the decoding workers are gone"))
+            return failed
+        if self._pool is None:
+            ctx = multiprocessing.get_context("spawn")   # the scan holds threads and SQLite: no fork
+            self._pool = ProcessPoolExecutor(self.options.decode_jobs, mp_context=ctx, initializer=init_worker)
+        try:
+            return self._pool.submit(decode_chunk, job)
+        except (BrokenProcessPool, RuntimeError):   # the pool is gone: `_result` decodes it here
+            self._abandon_pool()
+            return self._submit(job)
 
     def _chunks(self):
         """The file's chunks, found by a demux of its own that runs ahead of the frames."""
-        prefix = length_size(self.codec, self.stream.codec_context.extradata)
-        cutter = Cutter(self.codec, prefix, round(CHUNK_S * self.fps))
+        cutter = Cutter(self.codec, self._prefix, round(CHUNK_S * self.fps), round(MAX_CHUNK_S * self.fps))
         with av.open(self.spec) as container:
             try:
                 for pkt in container.demux(container.streams.video[0]):
@@ -131,17 +180,20 @@ class ParallelFileSource(AvFileSource):
                         chunk = cutter.feed(pkt.pts, pkt.is_keyframe, pkt if pkt.is_keyframe else None)
                         if chunk is not None:
                             yield chunk
+                        if cutter.rest is not None:
+                            return
             except av.FFmpegError as e:   # a damaged container: the workers stop where it does
                 log.debug("%s: demuxing stopped: %s", self.spec, e)
         yield from cutter.end()
 
     def _job(self, chunk) -> ChunkJob:
         due = None
-        if self.options.wanted_range is not None:
+        if chunk.count is None:   # decoded here, in step with the loop: it can be asked frame by frame
+            due = _Asking(self.options.wanted) if self.options.wanted is not None else None
+        elif self.options.wanted_range is not None:
             due = self.options.wanted_range(chunk.first, chunk.first + chunk.count)
-        prefix = length_size(self.codec, self.stream.codec_context.extradata)
         return ChunkJob(self.spec, chunk.key_pts, chunk.first, chunk.count, due, self.options.detect_width,
-                        self._fast, self.codec, prefix)
+                        self._fast, self.codec, self._prefix)
 
     def _feed_ring(self, ring) -> None:
         while self._pushed <= self._handed + RING_LEAD:
@@ -173,3 +225,13 @@ class ParallelFileSource(AvFileSource):
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         super().close()
+
+
+class _Asking:
+    """The capture loop's `wanted`, as the set of due frames a chunk job takes."""
+
+    def __init__(self, wanted):
+        self.wanted = wanted
+
+    def __contains__(self, index: int) -> bool:
+        return self.wanted(index)
