@@ -12,7 +12,8 @@ Run by hand (pytest does not collect it; it takes several minutes):
   camera file (../shared/footage, three times over, stream-copied by ffmpeg):
   `--jobs 1` against `--jobs 2`, events compared;
 * one 10-minute 1280x720 file, generated and real (the traffic camera 26 times
-  over): `--jobs 1` against `--jobs 2` (one pass on two cores), events compared;
+  over): `--jobs 1` against `--jobs 2` (its decoding split into chunks decoded by two
+  worker processes, detected in order), events compared;
 * a Dask cluster on loopback (a scheduler and two one-thread workers started
   here) on the eight generated files: events compared with `--jobs 1`, and the
   overhead per task against the local `--jobs 2` pool.
