@@ -19,7 +19,7 @@ pytest.importorskip("distributed")
 from dask_support import LoopbackCluster  # noqa: E402
 from motionwatch.sources.scene import Scene, Walker, write_h264  # noqa: E402
 
-from conftest import events_json, mw  # noqa: E402
+from conftest import events_json, mw, same_events  # noqa: E402
 
 SCENE = Scene(width=640, height=480, fps=15, duration_s=30, seed=8, noise=3.0,
               walkers=(Walker(3.0, 5.0), Walker(18.0, 6.0, shade=70, x_from=1.15, x_to=-0.15)))
@@ -80,6 +80,35 @@ def test_cluster_scan_with_a_worker_killed_equals_local_scan(tmp_path):
     calls = [json.loads(line) for line in (tmp_path / "hooks.jsonl").read_text().splitlines()]
     assert sorted((c["id"], c["state"]) for c in calls) == \
         sorted((e["id"], state) for e in events_json(tmp_path / "remote") for state in ("start", "end"))
+
+
+# 60 s: long enough that a lone file's decoding is split into chunks for the workers.
+LONG = Scene(width=320, height=240, fps=10, duration_s=60, seed=9, noise=3.0,
+             walkers=(Walker(5.0, 6.0), Walker(24.0, 7.0, shade=70, x_from=1.15, x_to=-0.15), Walker(45.0, 6.0)))
+
+
+def test_a_lone_long_file_is_decoded_by_the_cluster_with_a_worker_killed_and_equals_local_scan(tmp_path):
+    """The file is detected in the scanning process, its chunks decoded on the
+    cluster; the chunk the killed worker had is run again by Dask."""
+    write_h264(LONG, tmp_path / "long.mp4", 300_000, 20)
+    mw("scan", "long.mp4", "--jobs", "1", "--recordings", "local", cwd=tmp_path, check=True)
+    with LoopbackCluster(2, tmp_path) as cluster:
+        out = open(tmp_path / "scan.log", "w+")
+        scan = subprocess.Popen([sys.executable, "-m", "motionwatch", "scan", "long.mp4", "--cluster",
+                                 cluster.address, "--recordings", "remote", "--no-progress"],
+                                cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            victim = cluster.workers[0]
+            wait_until_busy(cluster.address, "w0", scan)   # decoding a chunk
+            victim.kill()
+            code = scan.wait(300)
+        finally:
+            if scan.poll() is None:
+                scan.kill()
+            out.close()
+    log = (tmp_path / "scan.log").read_text()
+    assert code == 0 and "Traceback" not in log, log
+    assert len(same_events(tmp_path / "local", tmp_path / "remote")) == len(LONG.walkers)
 
 
 # Appends each call (which event, start or end) to the file it is given.

@@ -93,7 +93,7 @@ def plan_rows(rows: list[FileRow], cfg, args, jobs: int, start_wall: float | Non
         wall = start_wall if start_wall is not None else row.path.stat().st_mtime - row.duration
         # Absolute paths: a cluster's workers read the same files from other folders.
         row.tasks = [ScanTask(os.path.abspath(row.path), row.camera, cfg, wall, args.detect_every, next(keys),
-                              threads, processes)]
+                              threads, processes, args.cluster if processes else None)]
     if jobs > 1:
         todo = sorted(todo, key=lambda r: -r.frames)
     return [r.tasks[0] for r in todo]
@@ -116,8 +116,9 @@ def decoder_threads(jobs: int, tasks: int, cluster: str | None) -> int:
 def decode_processes(jobs: int, tasks: int, cluster: str | None) -> int:
     """Worker processes each file may be decoded on when there are fewer files than
     jobs (sources.parallel): the jobs shared out, when that gives a file two or more
-    (0: decoded in its own scan's process). Not on a cluster, whose workers Dask sizes."""
-    if cluster or tasks < 1:
+    (0: decoded in its own scan's process). On a cluster only a lone file's: it is
+    detected here and decoded by the cluster's workers (`jobs`: their threads)."""
+    if tasks < 1 or (cluster and tasks > 1):
         return 0
     share = jobs // tasks
     return share if share >= 2 else 0
@@ -168,6 +169,10 @@ def scan_archive(args, found=None) -> int:
     runner = make_runner(args.jobs or default_jobs(), args.cluster, 2) if args.cluster else None
     jobs = runner.jobs if runner is not None else (args.jobs or default_jobs())
     tasks = plan_rows(rows, cfg, args, jobs, start_wall)
+    if runner is not None and any(t.decode_cluster for t in tasks):
+        # A lone file on a cluster: detected here, its chunks decoded by the cluster.
+        runner.close()
+        runner = None
     runner = runner or make_runner(jobs, None, len(tasks))
     for row in rows:
         if row.status == "todo":

@@ -43,6 +43,7 @@ class ScanTask:
     key: int = 0              # the task's place in the client's plan
     decoder_threads: int = 0  # FFmpeg threads per worker, so --jobs N stays about N cores (0: the default)
     decode_jobs: int = 0      # worker processes decoding a long file (sources.parallel; 0: none)
+    decode_cluster: str | None = None   # ... or a Dask cluster's workers (its address)
 
 
 @dataclass
@@ -73,6 +74,7 @@ class TaskLoop(CameraLoop):
         self.detect_every = task.detect_every
         self.decoder_threads = task.decoder_threads
         self.decode_jobs = task.decode_jobs
+        self.decode_cluster = task.decode_cluster
         self.on_frames = on_frames
         self.walls: dict[str, float] = {}     # event id -> wall time of its first frame
         self.reasons: dict[str, str] = {}     # event id -> why it ended

@@ -129,6 +129,7 @@ class CameraLoop:
         self.detect_every = 1   # `scan --detect-every N`: analyse every Nth frame, read them all
         self.decoder_threads = 0   # `scan --jobs`: FFmpeg threads this scan may decode on (0: the source's choice)
         self.decode_jobs = 0       # `scan --jobs` of one long file: worker processes decoding it (sources.parallel)
+        self.decode_cluster: str | None = None   # ... on a Dask cluster's workers instead (`scan --cluster`)
         # A file's frames that will not be analysed and that no picture refers to are
         # not decoded (sources.undecoded); off: every frame is (tests compare the two).
         self.skip_undecoded = True
@@ -180,7 +181,8 @@ class CameraLoop:
             copy_max_width=ev.clip_width if ev.clip_codec == "auto" else 0,
             fast_decode=self.det_cfg.fast_decode, decoder_threads=self.decoder_threads,
             wanted=self._wanted if self.skip_undecoded else None,
-            wanted_range=self._wanted_range if self.skip_undecoded else None, decode_jobs=self.decode_jobs)
+            wanted_range=self._wanted_range if self.skip_undecoded else None, decode_jobs=self.decode_jobs,
+            decode_cluster=self.decode_cluster)
 
     def run(self) -> CameraStatus:
         if self.source is None:

@@ -54,6 +54,7 @@ class SourceOptions:
     # analyse (None: all of them), for sources that decode ahead in other processes.
     wanted_range: Callable[[int, int], frozenset | None] | None = None
     decode_jobs: int = 0                # worker processes a long file may be decoded on (sources.parallel)
+    decode_cluster: str | None = None   # ... a Dask scheduler's address: its workers decode instead
 
 
 @dataclass(frozen=True)

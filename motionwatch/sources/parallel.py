@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from collections import deque
-from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 
@@ -137,14 +137,20 @@ class ParallelFileSource(AvFileSource):
         here instead, which gives the same frames."""
         try:
             return future.result()
-        except (BrokenProcessPool, CancelledError, OSError) as e:
-            log.warning("%s: a decoding worker failed (%s); decoding frames from %d here",
-                        redact(self.spec), type(e).__name__, chunk.first)
-            self._abandon_pool()
         except LookupError as e:
             raise SourceError(f"{redact(self.spec)}: cannot decode the part from frame {chunk.first} "
                               f"on its own ({e}); --jobs 1 scans it in one pass") from None
+        except Exception as e:   # noqa: BLE001  (a dead process, a lost cluster: decoding here gives the same frames)
+            log.warning("%s: a decoding worker failed (%s); decoding frames from %d here",
+                        redact(self.spec), type(e).__name__, chunk.first)
+            self._abandon_pool()
         return decode_chunk(job)
+
+    def _start_pool(self):
+        if self.options.decode_cluster:
+            return ClusterPool(self.options.decode_cluster)
+        ctx = multiprocessing.get_context("spawn")   # the scan holds threads and SQLite: no fork
+        return ProcessPoolExecutor(self.options.decode_jobs, mp_context=ctx, initializer=init_worker)
 
     def _abandon_pool(self) -> None:
         """Kill the workers of a broken pool and decode here from now on. The executor's
@@ -162,8 +168,7 @@ class ParallelFileSource(AvFileSource):
             failed.set_exception(BrokenProcessPool("the decoding workers are gone"))
             return failed
         if self._pool is None:
-            ctx = multiprocessing.get_context("spawn")   # the scan holds threads and SQLite: no fork
-            self._pool = ProcessPoolExecutor(self.options.decode_jobs, mp_context=ctx, initializer=init_worker)
+            self._pool = self._start_pool()
         try:
             return self._pool.submit(decode_chunk, job)
         except (BrokenProcessPool, RuntimeError):   # the pool is gone: `_result` decodes it here
@@ -235,3 +240,22 @@ class _Asking:
 
     def __contains__(self, index: int) -> bool:
         return self.wanted(index)
+
+
+class ClusterPool:
+    """Chunks decoded by a Dask cluster's workers (`scan --cluster` of a lone file),
+    as the local pool's processes would: the workers read the file by the same path.
+    A worker that dies has its chunk run again elsewhere by Dask."""
+
+    def __init__(self, address: str):
+        from distributed import Client
+        try:
+            self.client = Client(address, timeout=15, set_as_default=False)
+        except (OSError, TimeoutError) as e:
+            raise SourceError(f"--cluster {address}: cannot reach the Dask scheduler: {e}") from None
+
+    def submit(self, fn, job):
+        return self.client.submit(fn, job, pure=False)
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        self.client.close()
