@@ -47,22 +47,26 @@ def small(picture, size):
     return cv2.resize(picture, detection_size(*size, 320), interpolation=cv2.INTER_LINEAR)
 
 
-def assert_same_pictures(path: Path, due) -> parallel.ParallelFileSource:
-    """Frame by frame, the parallel source's analysed pictures are the one-pass decode's, shrunk."""
+def assert_same_pictures(path: Path, due) -> tuple[parallel.ParallelFileSource, int, int]:
+    """Frame by frame, the parallel source's analysed pictures are the one-pass decode's,
+    shrunk; also how many analysed frames each left undecoded (decoded late, from their
+    keyframe: the one-pass source guesses wrong where frames are hidden too)."""
     one, _ = read_all(path, wanted=(lambda i: i in due(i, i + 1)) if due else None)
     many, src = read_all(path, decode_jobs=2, wanted_range=due)
     assert src.parallel
     assert [(f.index, f.pts) for f in many] == [(f.index, f.pts) for f in one]
-    compared = 0
+    compared, late_one, late_many = 0, 0, 0
     for a, b in zip(one, many):
         if due is not None and a.index not in due(a.index, a.index + 1):
             continue
-        assert isinstance(b, SmallFrame), b
+        late_one += isinstance(a, UndecodedFrame)
+        late_many += isinstance(b, UndecodedFrame)
         a = a.with_picture() if isinstance(a, UndecodedFrame) else a
-        assert (b.gray == small(a.gray, a.size)).all(), a.index
+        b = b.with_picture() if isinstance(b, UndecodedFrame) else b
+        assert ((b.gray if isinstance(b, SmallFrame) else small(b.gray, b.size)) == small(a.gray, a.size)).all(), a.index
         compared += 1
     assert compared >= (len(one) // 3 if due else len(one))
-    return src
+    return src, late_one, late_many
 
 
 @pytest.fixture
@@ -75,8 +79,8 @@ def short_files_in_parallel(monkeypatch):
 def test_a_real_camera_file_in_chunks_gives_the_one_pass_pictures(short_files_in_parallel, due):
     """traffic_camera.mp4: B-frames, BT.709 tags; also with frames left undecoded."""
     path = footage(TRAFFIC)
-    src = assert_same_pictures(path, due)
-    assert len(list(src._chunks())) > 1
+    src, _, late = assert_same_pictures(path, due)
+    assert len(list(src._chunks())) > 1 and late == 0
 
 
 @pytest.mark.parametrize("max_chunk_s", [parallel.MAX_CHUNK_S, 5.0])
@@ -92,7 +96,7 @@ def test_an_open_gop_file_is_not_cut_at_its_recovery_points(short_files_in_paral
                     "-f", "lavfi", "-t", "12", "-i", "cellauto=s=320x240:r=15:rule=18",
                     "-filter_complex", "[0][1][0][1]concat=n=4", "-c:v", "libx264", "-bf", "3",
                     "-x264-params", "open-gop=1:keyint=40:min-keyint=10:scenecut=40", str(path)], check=True)
-    src = assert_same_pictures(path, every_third)
+    src, _, _ = assert_same_pictures(path, every_third)
     assert len(list(src._chunks())) == 1
 
 
@@ -147,8 +151,8 @@ def test_a_killed_decoding_worker_loses_nothing(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert "a decoding worker failed" in log.read_text()
-    assert same_events(tmp_path / "one", tmp_path / "two")
+    assert "a decoding worker failed" in log.read_text(), log.read_text()
+    assert same_events(tmp_path / "one", tmp_path / "two"), log.read_text()
 
 
 def test_ctrl_c_stops_the_decoding_workers_and_keeps_the_open_event_whole(tmp_path):
@@ -167,3 +171,16 @@ def test_ctrl_c_stops_the_decoding_workers_and_keeps_the_open_event_whole(tmp_pa
     assert event["end_frame"] > event["start_frame"] and (tmp_path / "rec" / event["snapshot"]).exists()
     time.sleep(0.5)
     assert not [w for w in workers if Path(f"/proc/{w}").exists()], "a decoding worker outlived the scan"
+
+
+def test_a_file_whose_edit_list_hides_its_first_frames_is_planned_from_the_true_index(
+        short_files_in_parallel, tmp_path, monkeypatch):
+    """`ffmpeg -ss 2.5 -c copy` keeps the GOP before the cut and hides its first 63
+    frames with an edit list: the packets outnumber the frames, so every chunk after
+    the first begins 63 frames earlier than its packets say. The chunks are planned
+    again from the true index, and no analysed frame has to be decoded late."""
+    path = tmp_path / "cut.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-ss", "2.5", "-i", str(footage(TRAFFIC)), "-c", "copy", str(path)],
+                   check=True)
+    src, late_one, late_many = assert_same_pictures(path, every_third)
+    assert src._shift < 0 and late_many <= late_one <= 2

@@ -79,6 +79,7 @@ class ParallelFileSource(AvFileSource):
         self._pushed = 0      # packets pushed to the clip ring
         self._prefix = None   # media.nal.length_size of the stream
         self._broken = False  # a worker died: the rest is decoded here
+        self._shift = 0       # frame index minus packet position, as found (sources.cuts guesses 0)
 
     def open(self) -> None:
         super().open()
@@ -130,7 +131,27 @@ class ParallelFileSource(AvFileSource):
                     break
             if not pending:
                 return
+            if pending[0][1].first != self._position():
+                self._replan(pending)
             yield pending.popleft()
+
+    def _replan(self, pending: deque) -> None:
+        """The next chunk does not begin at the frame its job assumed: the file has
+        fewer frames than packets (an MP4 edit list hiding the first ones, field
+        pictures) or more. The waiting chunks would leave the wrong frames undecoded,
+        so they are planned again from the true index, and later ones follow."""
+        shift = self._position() - pending[0][1].first
+        log.debug("%s: frame %d is where frame %d was expected; planning the chunks again",
+                  self.spec, self._position(), pending[0][1].first)
+        self._shift += shift
+        again = [chunk for chunk, _, _ in pending]
+        for _, _, future in pending:
+            if future is not None:
+                future.cancel()
+        pending.clear()
+        for chunk in again:
+            job = self._job(chunk)
+            pending.append((chunk, job, self._submit(job) if chunk.count is not None else None))
 
     def _result(self, chunk, job, future):
         """A chunk's result; one whose worker failed (killed, out of memory) is decoded
@@ -192,12 +213,12 @@ class ParallelFileSource(AvFileSource):
         yield from cutter.end()
 
     def _job(self, chunk) -> ChunkJob:
-        due = None
+        first, due = chunk.first + self._shift, None
         if chunk.count is None:   # decoded here, in step with the loop: it can be asked frame by frame
             due = _Asking(self.options.wanted) if self.options.wanted is not None else None
         elif self.options.wanted_range is not None:
-            due = self.options.wanted_range(chunk.first, chunk.first + chunk.count)
-        return ChunkJob(self.spec, chunk.key_pts, chunk.first, chunk.count, due, self.options.detect_width,
+            due = self.options.wanted_range(first, first + chunk.count)
+        return ChunkJob(self.spec, chunk.key_pts, first, chunk.count, due, self.options.detect_width,
                         self._fast, self.codec, self._prefix)
 
     def _feed_ring(self, ring) -> None:

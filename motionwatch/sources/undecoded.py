@@ -38,7 +38,7 @@ class SkipPlan:
         """Whether to keep `pkt` from the decoder; `position` is the index the next
         frame out will have. Packets that go to the decoder are remembered."""
         pts = pkt.pts
-        if pts is None:
+        if pts is None or pkt.is_discard:   # an edit list hides its frame: the decoder drops it, nothing to place
             return False
         # The disposable check first: it is the cheaper one, and most packets are not.
         if (self.stopped or not disposable(pkt, self.codec, self.prefix)
