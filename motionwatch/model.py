@@ -68,6 +68,14 @@ class Frame:
 Box = tuple[int, int, int, int]
 
 
+def detection_size(src_w: int, src_h: int, width: int) -> tuple[int, int]:
+    """The detector's picture size for a source picture: `width` wide (never upscaled),
+    aspect kept. Here, below both, because sources shrink pictures for the detector too."""
+    w = min(width, src_w)
+    h = max(2, int(round(src_h * w / src_w)))
+    return max(2, w), h
+
+
 @dataclass(slots=True)
 class Detection:
     """What the detector concluded about one frame.

@@ -11,7 +11,8 @@ import pytest
 from conftest import mw
 from motionwatch.config import CameraConfig
 from motionwatch.errors import ConfigError
-from motionwatch.detect.masks import detection_size, draw_preview, source_mask, watch_mask
+from motionwatch.detect.masks import draw_preview, source_mask, watch_mask
+from motionwatch.model import detection_size
 
 
 def test_no_mask_means_watch_everything():

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from motionwatch.detect.masks import detection_size
+from motionwatch.model import detection_size
 from motionwatch.media.frames import SmallFrame, UndecodedFrame
 from motionwatch.sources import SourceOptions, open_source
 from motionwatch.sources import parallel

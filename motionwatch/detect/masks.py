@@ -12,13 +12,7 @@ import numpy as np
 
 from motionwatch.config import CameraConfig
 from motionwatch.errors import ConfigError
-
-
-def detection_size(src_w: int, src_h: int, width: int) -> tuple[int, int]:
-    """Detection image size: `width` wide (never upscaled), aspect kept, even sizes."""
-    w = min(width, src_w)
-    h = max(2, int(round(src_h * w / src_w)))
-    return max(2, w), h
+from motionwatch.model import detection_size
 
 
 def watch_mask(cam: CameraConfig, src_size: tuple[int, int], det_size: tuple[int, int],

@@ -15,7 +15,7 @@ import numpy as np
 
 from motionwatch.config import DetectionConfig
 from motionwatch.detect.preprocess import Preprocess
-from motionwatch.detect.masks import detection_size
+from motionwatch.model import detection_size
 from motionwatch.model import Detection
 
 MAX_BOXES = 16

@@ -19,7 +19,7 @@ import av
 import cv2
 import numpy as np
 
-from motionwatch.detect.masks import detection_size
+from motionwatch.model import detection_size
 from motionwatch.media.frames import luma_view
 from motionwatch.sources.undecoded import SkipPlan
 
