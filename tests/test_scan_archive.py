@@ -360,3 +360,28 @@ def test_jobs_bound_the_cores_a_scan_decodes_on(visit_clip):
 
     assert threads(SourceOptions(scan=True, decoder_threads=1)) == 1
     assert threads(SourceOptions(scan=True)) == SCAN_DECODER_THREADS
+
+
+@pytest.mark.parametrize("target", ["single.mp4", "archive"])
+def test_what_an_interrupted_split_scan_of_an_earlier_version_kept_is_removed(tmp_path, visit_clip, target):
+    """Versions that split long files kept finished segments in recordings/.scan-parts
+    and index rows `FILE#frames=L:A-B`; files are no longer split, so the next scan
+    (of one file or a folder) removes both, and scans the file whole."""
+    archive(tmp_path, visit_clip, ["a.mp4"])
+    shutil.copy2(visit_clip, tmp_path / "single.mp4")
+    mw("scan", "archive", "--jobs", "1", "--no-progress", cwd=tmp_path, check=True)   # makes the index
+    rec = tmp_path / "recordings"
+    (rec / ".scan-parts").mkdir()
+    (rec / ".scan-parts" / "0123456789abcdef0123.pickle").write_bytes(b"old segment")
+    from motionwatch.index.database import EventIndex
+    index = EventIndex(rec)
+    key = f"{(tmp_path / 'single.mp4').resolve()}#frames=0:120-"
+    index.set_scanned(key, "single", 1, 1.0, "0" * 16, True, [])
+    index.close()
+    mw("scan", target, "--jobs", "1", "--no-progress", cwd=tmp_path, check=True)
+    assert not (rec / ".scan-parts").exists()
+    index = EventIndex(rec)
+    try:
+        assert index.scanned(key, "single") is None
+    finally:
+        index.close()

@@ -42,6 +42,29 @@ def wait_until_busy(address: str, name: str, scan: subprocess.Popen) -> None:
             time.sleep(0.05)
 
 
+def scan_killing_a_worker(tmp_path, args: list[str], pause: float) -> tuple[int, str, subprocess.Popen]:
+    """`scan ARGS --cluster` into `remote` on a loopback cluster of two workers, one
+    killed `pause` s after it began running one of the scan's tasks: (exit code, output,
+    the killed worker)."""
+    with LoopbackCluster(2, tmp_path) as cluster:
+        out = open(tmp_path / "scan.log", "w+")
+        scan = subprocess.Popen([sys.executable, "-m", "motionwatch", "scan", *args, "--cluster", cluster.address,
+                                 "--recordings", "remote", "--no-progress"],
+                                cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            victim = cluster.workers[0]
+            wait_until_busy(cluster.address, "w0", scan)
+            time.sleep(pause)
+            assert scan.poll() is None, (tmp_path / "scan.log").read_text()   # killed mid-run
+            victim.kill()
+            code = scan.wait(300)
+        finally:
+            if scan.poll() is None:
+                scan.kill()
+            out.close()
+    return code, (tmp_path / "scan.log").read_text(), victim
+
+
 def test_cluster_scan_with_a_worker_killed_equals_local_scan(tmp_path):
     clip = tmp_path / "clip.mp4"
     write_h264(SCENE, clip, 600_000, 30)
@@ -55,23 +78,8 @@ def test_cluster_scan_with_a_worker_killed_equals_local_scan(tmp_path):
     (tmp_path / "hook.py").write_text(HOOK)
     hook = [sys.executable, str(tmp_path / "hook.py"), str(tmp_path / "hooks.jsonl")]
     (tmp_path / "hooks.yaml").write_text(json.dumps({"hooks": {"on_event_start": hook, "on_event_end": hook}}))
-    with LoopbackCluster(2, tmp_path) as cluster:
-        out = open(tmp_path / "scan.log", "w+")
-        scan = subprocess.Popen([sys.executable, "-m", "motionwatch", "scan", "archive", "--cluster",
-                                 cluster.address, "--recordings", "remote", "--config", "hooks.yaml", "--no-progress"],
-                                cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            victim = cluster.workers[0]
-            wait_until_busy(cluster.address, "w0", scan)
-            time.sleep(random.uniform(0.0, 1.0))   # a random moment of its task
-            assert scan.poll() is None, (tmp_path / "scan.log").read_text()   # killed mid-run
-            victim.kill()
-            code = scan.wait(300)
-        finally:
-            if scan.poll() is None:
-                scan.kill()
-            out.close()
-    log = (tmp_path / "scan.log").read_text()
+    code, log, victim = scan_killing_a_worker(tmp_path, ["archive", "--config", "hooks.yaml"],
+                                              random.uniform(0.0, 1.0))   # a random moment of its task
     assert victim.returncode is not None
     assert code == 0, log
     assert "Traceback" not in log
@@ -92,21 +100,7 @@ def test_a_lone_long_file_is_decoded_by_the_cluster_with_a_worker_killed_and_equ
     cluster; the chunk the killed worker had is run again by Dask."""
     write_h264(LONG, tmp_path / "long.mp4", 300_000, 20)
     mw("scan", "long.mp4", "--jobs", "1", "--recordings", "local", cwd=tmp_path, check=True)
-    with LoopbackCluster(2, tmp_path) as cluster:
-        out = open(tmp_path / "scan.log", "w+")
-        scan = subprocess.Popen([sys.executable, "-m", "motionwatch", "scan", "long.mp4", "--cluster",
-                                 cluster.address, "--recordings", "remote", "--no-progress"],
-                                cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            victim = cluster.workers[0]
-            wait_until_busy(cluster.address, "w0", scan)   # decoding a chunk
-            victim.kill()
-            code = scan.wait(300)
-        finally:
-            if scan.poll() is None:
-                scan.kill()
-            out.close()
-    log = (tmp_path / "scan.log").read_text()
+    code, log, _ = scan_killing_a_worker(tmp_path, ["long.mp4"], 0.0)   # while it decodes a chunk
     assert code == 0 and "Traceback" not in log, log
     assert len(same_events(tmp_path / "local", tmp_path / "remote")) == len(LONG.walkers)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import av
 
 from motionwatch.archive.discover import find_videos
-from motionwatch.archive.ledger import Ledger, config_hash
+from motionwatch.archive.ledger import Ledger, config_hash, sweep_split_leftovers
 from motionwatch.archive.notify import Notifier, Sent
 from motionwatch.archive.runners import default_jobs, make_runner
 from motionwatch.archive.task import ScanTask, TaskResult, sweep_stale_temp
@@ -165,6 +165,7 @@ def scan_archive(args, found=None) -> int:
     rows = [FileRow(p, args.camera or camera_name_for(str(p))) for p in found.files]
     rows += [FileRow(Path(m), "-", status="failed: no such file or folder", failed=True) for m in found.missing]
     rows += [FileRow(Path(m), "-", status=f"failed: {why}", failed=True) for m, why in found.failed]
+    sweep_split_leftovers(index, root)
     ledgers = classify(rows, cfg, args, index, root)
     runner = make_runner(args.jobs or default_jobs(), args.cluster, 2) if args.cluster else None
     jobs = runner.jobs if runner is not None else (args.jobs or default_jobs())

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from motionwatch.config import Config, to_plain
@@ -106,4 +107,20 @@ class EventIds(Sink):
 def open_ledger(index: EventIndex, cfg: Config, args) -> tuple[Ledger, EventIds]:
     """The ledger and id collector of a single-file scan (commands.cmd_scan)."""
     digest = config_hash(cfg, cfg.cameras[0].name, args.detect_every, args.start_time)
+    sweep_split_leftovers(index, Path(cfg.recordings.path))
     return Ledger(index, Path(cfg.recordings.path), digest), EventIds()
+
+
+# Where versions that split long files kept a split file's finished segments.
+SPLIT_PARTS_DIR = ".scan-parts"
+
+
+def sweep_split_leftovers(index: EventIndex, root: Path) -> None:
+    """Remove what a run interrupted under an earlier version left of a split file: its
+    kept segments and their index rows. The file itself is scanned again whole, since
+    its own row never said done."""
+    parts = root / SPLIT_PARTS_DIR
+    if parts.is_dir():
+        shutil.rmtree(parts, ignore_errors=True)
+    if index.forget_split_segments():
+        log.info("removed the kept segments of an interrupted split scan (files are no longer split)")

@@ -301,6 +301,12 @@ class EventIndex:
         with self.db:
             self.db.execute("DELETE FROM scanned_files WHERE path = ? AND camera = ?", (path, camera))
 
+    def forget_split_segments(self) -> int:
+        """Drop the rows earlier versions kept for the finished segments of a split file
+        (`/abs/file.mp4#frames=L:A-B`); how many. Files are no longer split."""
+        with self.db:
+            return self.db.execute("DELETE FROM scanned_files WHERE instr(path, '#frames=') > 0").rowcount
+
     def notified(self, path: str, camera: str) -> set[tuple[int, str]]:
         """(start frame, "start" or "end") of each of a scanned file's events the notifiers were told of."""
         return set(self.db.execute("SELECT start_frame, state FROM scan_notified WHERE path = ? AND camera = ?",
