@@ -94,9 +94,10 @@ class ParallelFileSource(AvFileSource):
             return
         ring = self.container.demux(self.stream) if self.packets is not None else None
         for chunk, job, future in self._ordered():
-            if future is None:   # the rest of the file, cut nowhere: decoded here as it goes
+            if future is None:   # decoded here as it goes: the first chunk, or the uncut rest of the file
                 out = ChunkResult()
-                threads = self.options.decoder_threads or SCAN_DECODER_THREADS
+                # The rest of the file on frame threads; the first chunk on one, as the workers start.
+                threads = 1 if chunk.count is not None else self.options.decoder_threads or SCAN_DECODER_THREADS
                 yield from self._hand_out(chunk_entries(replace(job, threads=threads), out), out, ring)
             else:
                 out = self._result(chunk, job, future)
@@ -119,14 +120,19 @@ class ParallelFileSource(AvFileSource):
 
     def _ordered(self):
         """(chunk, job, future) in file order, with workers kept busy ahead of the
-        detector; the future is None for the uncut rest of a file."""
+        detector; the future is None for a chunk decoded here (the first, and the uncut rest of a file)."""
         pending: deque = deque()
         chunks = self._chunks()
         ahead = self.options.decode_jobs + AHEAD_SPARE
+        first = True
         while True:
             while len(pending) < ahead and (chunk := next(chunks, None)) is not None:
                 job = self._job(chunk)
-                pending.append((chunk, job, self._submit(job) if chunk.count is not None else None))
+                # The first chunk is decoded here: the detector would otherwise wait for a
+                # worker to start and decode it, with nothing to do.
+                here = first or chunk.count is None
+                pending.append((chunk, job, None if here else self._submit(job)))
+                first = False
                 if chunk.count is None:
                     break
             if not pending:
