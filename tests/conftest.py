@@ -21,6 +21,11 @@ from support.footage import FOOTAGE
 REQUIRE_FOOTAGE = os.environ.get("MOTIONWATCH_REQUIRE_FOOTAGE") == "1"
 
 
+# A scan decodes a file on worker processes only when it is long (sources.parallel);
+# this lets the tests' short clips take that path.
+PARALLEL_ANY_LENGTH = {"MOTIONWATCH_PARALLEL_MIN_WORK": "0"}
+
+
 def footage(rel: str) -> Path:
     """A real clip from ../shared/footage; skip the test when it is absent, or fail
     where MOTIONWATCH_REQUIRE_FOOTAGE=1 (CI)."""

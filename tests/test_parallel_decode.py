@@ -21,7 +21,7 @@ from motionwatch.media.frames import SmallFrame, UndecodedFrame
 from motionwatch.sources import SourceOptions, open_source
 from motionwatch.sources import parallel
 
-from conftest import events_json, footage, mw, same_events, wait_until
+from conftest import PARALLEL_ANY_LENGTH, events_json, footage, mw, same_events, wait_until
 
 TRAFFIC = "dvrscan_traffic_camera/traffic_camera.mp4"
 VTEST = "opencv_vtest/vtest.avi"
@@ -72,7 +72,7 @@ def assert_same_pictures(path: Path, due) -> tuple[parallel.ParallelFileSource, 
 @pytest.fixture
 def short_files_in_parallel(monkeypatch):
     """The real clips here are shorter than a scan decodes in parallel by default."""
-    monkeypatch.setattr(parallel, "MIN_PARALLEL_S", 0.0)
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_WORK", 0.0)
 
 
 @pytest.mark.parametrize("due", [None, every_third], ids=["every frame", "every third"])
@@ -112,10 +112,12 @@ def test_a_file_without_an_index_is_decoded_in_one_pass(short_files_in_parallel,
 
 
 def test_a_real_mpeg4_file_scanned_on_two_jobs_equals_the_one_job_scan(tmp_path):
-    """vtest.avi (MS-MPEG-4, 80 s: long enough to be decoded in parallel by default)."""
+    """vtest.avi (MS-MPEG-4, 80 s)."""
     shutil.copy2(footage(VTEST), tmp_path / "vtest.avi")
     mw("scan", "vtest.avi", "--jobs", "1", "--recordings", "one", cwd=tmp_path, check=True)
-    mw("scan", "vtest.avi", "--jobs", "2", "--recordings", "two", cwd=tmp_path, check=True)
+    two = mw("scan", "vtest.avi", "--jobs", "2", "--recordings", "two", cwd=tmp_path, env=PARALLEL_ANY_LENGTH,
+             check=True)
+    assert "decoding on 2 worker processes" in two.stderr
     assert same_events(tmp_path / "one", tmp_path / "two")
 
 
@@ -135,7 +137,8 @@ def start_scan(tmp_path: Path, name: str) -> tuple[subprocess.Popen, Path]:
     log = tmp_path / f"{name}.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "motionwatch", "scan", "vtest.avi", "--jobs", "2",
-                                 "--recordings", name], cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+                                 "--recordings", name], cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, **PARALLEL_ANY_LENGTH})
     return proc, log
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from motionwatch.sources.scene import Scene, Walker, write_h264
 
-from conftest import events_json, interrupt_when, mw, same_events, wait_until
+from conftest import PARALLEL_ANY_LENGTH, events_json, interrupt_when, mw, same_events, wait_until
 
 # A visit 2 s into each clip, long enough that a scan of one takes a moment.
 VISIT = Scene(width=640, height=480, fps=15, duration_s=30, seed=6, noise=3.0, walkers=(Walker(2.0, 6.0),))
@@ -123,8 +123,9 @@ def test_long_file_on_several_jobs_equals_sequential_scan(tmp_path, long_clip, d
     shutil.copy2(long_clip, work / "long.mp4")
     (work / "settle.yaml").write_text(FAST_SETTLE + (f"  fps: {detection_fps}\n" if detection_fps else ""))
     mw("scan", "long.mp4", "--config", "settle.yaml", "--jobs", "1", "--recordings", "seq", cwd=work, check=True)
-    mw("scan", "long.mp4", "--config", "settle.yaml", "--jobs", "3", "--recordings", "par", "--no-progress",
-       cwd=work, check=True)
+    par = mw("scan", "long.mp4", "--config", "settle.yaml", "--jobs", "3", "--recordings", "par", "--no-progress",
+       cwd=work, env=PARALLEL_ANY_LENGTH, check=True)
+    assert "worker processes" in par.stderr
     seq = same_events(work / "seq", work / "par")
     assert len(seq) == len(LONG.walkers)
     assert all(e["clip_parts"] for e in seq)   # compared byte for byte above
@@ -196,8 +197,9 @@ def test_motion_that_never_stops_on_several_jobs_equals_sequential_scan(tmp_path
     shutil.copy2(busy_clip, tmp_path / "busy.mp4")
     shutil.copy2(busy_clip.with_name("settle.yaml"), tmp_path / "settle.yaml")
     mw("scan", "busy.mp4", "--config", "settle.yaml", "--jobs", "1", "--recordings", "seq", cwd=tmp_path, check=True)
-    mw("scan", "busy.mp4", "--config", "settle.yaml", "--jobs", "3", "--recordings", "par", "--no-progress",
-       cwd=tmp_path, check=True)
+    par = mw("scan", "busy.mp4", "--config", "settle.yaml", "--jobs", "3", "--recordings", "par", "--no-progress",
+       cwd=tmp_path, env=PARALLEL_ANY_LENGTH, check=True)
+    assert "worker processes" in par.stderr
     [s] = same_events(tmp_path / "seq", tmp_path / "par")
     assert s["end_frame"] - s["start_frame"] > 0.9 * BUSY.fps * BUSY.duration_s   # it never stopped
     assert len(s["clip_parts"]) > 1
@@ -209,8 +211,9 @@ def test_never_quiet_background_on_several_jobs_equals_sequential_scan(tmp_path)
     write_h264(MOVERS, tmp_path / "movers.mp4", 300_000, 16)
     (tmp_path / "settle.yaml").write_text(FAST_SETTLE)
     mw("scan", "movers.mp4", "--config", "settle.yaml", "--jobs", "1", "--recordings", "seq", cwd=tmp_path, check=True)
-    mw("scan", "movers.mp4", "--config", "settle.yaml", "--jobs", "2", "--recordings", "par", "--no-progress",
-       cwd=tmp_path, check=True)
+    par = mw("scan", "movers.mp4", "--config", "settle.yaml", "--jobs", "2", "--recordings", "par", "--no-progress",
+       cwd=tmp_path, env=PARALLEL_ANY_LENGTH, check=True)
+    assert "worker processes" in par.stderr
     seq = same_events(tmp_path / "seq", tmp_path / "par")
     assert seq and seq[0]["frames_with_motion"] > 0.8 * MOVERS.fps * MOVERS.duration_s   # always something moving
     (tmp_path / "both").mkdir()

@@ -6,6 +6,7 @@ and the event hooks run once for each event, though Dask ran a task twice."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ pytest.importorskip("distributed")
 from dask_support import LoopbackCluster  # noqa: E402
 from motionwatch.sources.scene import Scene, Walker, write_h264  # noqa: E402
 
-from conftest import events_json, mw, same_events  # noqa: E402
+from conftest import PARALLEL_ANY_LENGTH, events_json, mw, same_events  # noqa: E402
 
 SCENE = Scene(width=640, height=480, fps=15, duration_s=30, seed=8, noise=3.0,
               walkers=(Walker(3.0, 5.0), Walker(18.0, 6.0, shade=70, x_from=1.15, x_to=-0.15)))
@@ -50,7 +51,8 @@ def scan_killing_a_worker(tmp_path, args: list[str], pause: float) -> tuple[int,
         out = open(tmp_path / "scan.log", "w+")
         scan = subprocess.Popen([sys.executable, "-m", "motionwatch", "scan", *args, "--cluster", cluster.address,
                                  "--recordings", "remote", "--no-progress"],
-                                cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+                                cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, **PARALLEL_ANY_LENGTH})
         try:
             victim = cluster.workers[0]
             wait_until_busy(cluster.address, "w0", scan)
@@ -90,7 +92,7 @@ def test_cluster_scan_with_a_worker_killed_equals_local_scan(tmp_path):
         sorted((e["id"], state) for e in events_json(tmp_path / "remote") for state in ("start", "end"))
 
 
-# 60 s: long enough that a lone file's decoding is split into chunks for the workers.
+# 60 s of 10 fps: chunks enough for the workers (any length is split here: PARALLEL_ANY_LENGTH).
 LONG = Scene(width=320, height=240, fps=10, duration_s=60, seed=9, noise=3.0,
              walkers=(Walker(5.0, 6.0), Walker(24.0, 7.0, shade=70, x_from=1.15, x_to=-0.15), Walker(45.0, 6.0)))
 
@@ -102,6 +104,7 @@ def test_a_lone_long_file_is_decoded_by_the_cluster_with_a_worker_killed_and_equ
     mw("scan", "long.mp4", "--jobs", "1", "--recordings", "local", cwd=tmp_path, check=True)
     code, log, _ = scan_killing_a_worker(tmp_path, ["long.mp4"], 0.0)   # while it decodes a chunk
     assert code == 0 and "Traceback" not in log, log
+    assert "decoding on the cluster's workers" in log
     assert len(same_events(tmp_path / "local", tmp_path / "remote")) == len(LONG.walkers)
 
 

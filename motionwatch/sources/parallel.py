@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -49,9 +50,13 @@ CHUNK_S = 8.0
 # a minute) is the rest of the file, decoded in this process as it goes: its
 # pictures would not fit in memory at once.
 MAX_CHUNK_S = 40.0
-# Shorter files are decoded in this process: starting the workers (each imports
-# PyAV and OpenCV) costs about a second.
-MIN_PARALLEL_S = 40.0
+# Files with less decoding work (frames x pixels) are decoded in this process: a
+# worker costs about 0.3 s of CPU to start (PyAV, OpenCV, the config models) and
+# 10 ms a chunk to open the file, 0.7 s for two on a 720p file. 2e9 is about 5 s of
+# one core's decoding (720p: 2,200 frames, 1.5 minutes at 25 fps; 1080p: 40 s;
+# 640x480: 4.3 minutes), where that is 13 % of the CPU for half the wall time.
+# MOTIONWATCH_PARALLEL_MIN_WORK sets another floor (the tests' short clips: 0).
+MIN_PARALLEL_WORK = float(os.environ.get("MOTIONWATCH_PARALLEL_MIN_WORK", 2e9))
 # Chunks decoding or decoded ahead of the detector, beyond one per worker: enough
 # that no worker waits for the next, few enough that waiting pictures stay small
 # (8 s at detection.fps 15: 7 MB).
@@ -61,9 +66,9 @@ AHEAD_SPARE = 2
 RING_LEAD = 3
 
 
-def parallel_worth(workers: int, codec: str, container_format: str, duration_s: float) -> bool:
-    return (workers >= 2 and codec in CUTTABLE and container_format in SEEKABLE
-            and duration_s >= MIN_PARALLEL_S)
+def parallel_worth(workers: int, codec: str, container_format: str, frames: int, size) -> bool:
+    return (workers >= 2 and codec in CUTTABLE and container_format in SEEKABLE and size is not None
+            and frames * size[0] * size[1] >= MIN_PARALLEL_WORK)
 
 
 class ParallelFileSource(AvFileSource):
@@ -84,8 +89,7 @@ class ParallelFileSource(AvFileSource):
     def open(self) -> None:
         super().open()
         fmt = self.container.format.name
-        duration = self.total_frames / self.fps if self.total_frames else 0.0
-        self.parallel = parallel_worth(self.options.decode_jobs, self.codec, fmt, duration)
+        self.parallel = parallel_worth(self.options.decode_jobs, self.codec, fmt, self.total_frames, self.size)
         self._prefix = length_size(self.codec, self.stream.codec_context.extradata)
 
     def _decode(self):
@@ -175,7 +179,9 @@ class ParallelFileSource(AvFileSource):
 
     def _start_pool(self):
         if self.options.decode_cluster:
+            log.info("%s: decoding on the cluster's workers, detecting here", redact(self.spec))
             return ClusterPool(self.options.decode_cluster)
+        log.info("%s: decoding on %d worker processes, detecting here", redact(self.spec), self.options.decode_jobs)
         ctx = multiprocessing.get_context("spawn")   # the scan holds threads and SQLite: no fork
         return ProcessPoolExecutor(self.options.decode_jobs, mp_context=ctx, initializer=init_worker)
 
