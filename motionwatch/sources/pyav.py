@@ -46,6 +46,9 @@ MAX_SEEK_BACK_S = 64
 # Frames a live decoder holds back to reorder B-frames (x264's B-pyramid: 2):
 # a left-out frame would have been handed out that much later.
 LIVE_REORDER_FRAMES = 2
+# A paced file's frames that will not be analysed are handed out with the next one
+# that will (`_handout_index`), at most this many frames late.
+MAX_HELD_FRAMES = 8
 # Codecs whose decode detection.fast_decode makes cheaper (skip_loop_filter).
 FAST_DECODE_CODECS = frozenset({"h264", "hevc"})
 # The ring keeps this much more than the pre-roll: the motion streak before the
@@ -202,16 +205,27 @@ class AvFileSource(FrameSource):
         self.frames_read += 1
         ts = i / self.fps
         if self.paced:
-            delay = self._t0 + ts - time.monotonic()
+            delay = self._t0 + self._handout_index(i) / self.fps - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            wall = time.time()
+            # When it was due to be shown, also if it is handed out later.
+            wall = time.time() - max(0.0, time.monotonic() - (self._t0 + ts))
         else:
             wall = self.start_wall + ts
         if isinstance(av_frame, int):   # a pts the plan left undecoded
             return UndecodedFrame(av_frame, self._last_size, i, ts, wall, self._decode_late)
         self._last_size = (av_frame.width, av_frame.height)
         return AvFrame(av_frame, i, ts, wall, self._redecode if self._fast else None)
+
+    def _handout_index(self, index: int) -> int:
+        """The frame whose time frame `index` of a paced file is handed out at: its own,
+        or, when the capture loop will not analyse it, the next one it will. Frames
+        nobody looks at then go with that one, a wake-up for them all: each wake-up of
+        a paced loop cost about what decoding a frame does (docs/performance.md)."""
+        wanted, last = self.options.wanted, index + MAX_HELD_FRAMES
+        while wanted is not None and index < last and not wanted(index):
+            index += 1
+        return index
 
     def _decode_late(self, frame: UndecodedFrame) -> AvFrame | None:
         """An undecoded frame the capture loop wants after all (the plan's guess of its
