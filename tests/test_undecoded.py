@@ -288,3 +288,21 @@ def test_a_paced_file_hands_frames_nobody_analyses_out_with_the_next_analysed_on
         assert at == pytest.approx(min(nxt, index + pyav.MAX_HELD_FRAMES) / 30) or index > max(due)
         assert shown == pytest.approx(index / 30)
     assert sum(at > index / 30 + 1e-6 for index, at, _ in handed) > frames // 3
+
+
+def test_saved_frames_are_the_full_decode_though_other_disposable_pictures_are_not_decoded(clips):
+    """A snapshot (fast_decode: decoded again in full, from its keyframe) leaves the
+    other disposable pictures on its way undecoded: it is still the full decode, whether
+    it is itself disposable or not."""
+    path = str(h264(clips, 30))
+    full = read_all(open_source(path, scan=True))
+    src = open_source(path, scan=True, fast_decode=True)
+    fast = read_all(src)
+    with av.open(path) as c:
+        stream = c.streams.video[0]
+        prefix = length_size("h264", stream.codec_context.extradata)
+        kinds = {p.pts: disposable(p, "h264", prefix) for p in c.demux(stream) if p.pts is not None}
+    picks = [f for f in fast[40:100] if kinds[f.pts]][:3] + [f for f in fast[40:100] if not kinds[f.pts]][-3:]
+    assert len(picks) == 6
+    for f in reversed(picks):
+        assert np.array_equal(f.image, full[f.index].image), f.index

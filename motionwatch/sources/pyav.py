@@ -24,7 +24,7 @@ import av
 
 from motionwatch.errors import SourceError
 from motionwatch.media.frames import TV_TO_FULL, AvFrame, UndecodedFrame
-from motionwatch.media.nal import length_size
+from motionwatch.media.nal import disposable, length_size
 from motionwatch.media.probe import facts
 from motionwatch.media.remux import CodecTemplate
 from motionwatch.media.ring import PacketRing
@@ -254,6 +254,9 @@ class AvFileSource(FrameSource):
             try:
                 if container is None:
                     container = av.open(self.spec)
+                    # One thread: a snapshot decodes a GOP's worth of frames at most, and
+                    # FFmpeg's frame threads cost more CPU than they save in that.
+                    decoder(container.streams.video[0], 1, False)
                     if not self._closed:
                         self._again = container
                 return _decode_at(container, pts)
@@ -302,7 +305,7 @@ def _decode_at(container, pts: int) -> av.VideoFrame | None:
     back = 0
     while True:
         container.seek(pts - back, stream=stream, backward=True)
-        frames = (f for f in container.decode(stream) if f.pts is not None)
+        frames = _decoded_towards(container, stream, pts)
         f = next(frames, None)
         if (f is not None and f.pts <= pts) or back >= MAX_SEEK_BACK_S * second:
             break
@@ -310,6 +313,19 @@ def _decode_at(container, pts: int) -> av.VideoFrame | None:
     while f is not None and f.pts < pts:
         f = next(frames, None)
     return f if f is not None and f.pts == pts else None
+
+
+def _decoded_towards(container, stream, pts: int):
+    """Frames decoded from where the container stands, for the one shown at `pts`:
+    other disposable pictures (media.nal) are not decoded, no picture refers to them."""
+    codec = stream.codec_context.name
+    prefix = length_size(codec, stream.codec_context.extradata)
+    for pkt in container.demux(stream):
+        if prefix is not None and pkt.pts is not None and pkt.pts != pts and disposable(pkt, codec, prefix):
+            continue
+        for f in stream.decode(pkt):
+            if f.pts is not None:
+                yield f
 
 
 class AvLiveSource(LiveSource):
