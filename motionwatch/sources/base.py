@@ -242,6 +242,11 @@ class LiveSource(FrameSource):
             return False
         return not wanted(self.frames_read + len(self._held), mono - self._t0)
 
+    def _next_index(self) -> int:
+        """The index the next frame to come will have: after those handed out, those
+        kept for the loop and the newest one if it was not taken yet."""
+        return self.frames_read + len(self._held) + (self._seq > self._taken)
+
     def read(self, timeout: float = 10.0) -> Frame | None:
         deadline = time.monotonic() + timeout
         with self._cond:

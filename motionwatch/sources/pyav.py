@@ -376,7 +376,7 @@ class AvLiveSource(LiveSource):
             self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
         else:
             self.packets = self.template = None
-        return _Connection(container, stream, self.packets, self._skip_plan(f, stream), lambda: self.frames_read)
+        return _Connection(container, stream, self.packets, self._skip_plan(f, stream), self._next_index)
 
     def _skip_plan(self, f, stream) -> SkipPlan | None:
         """Disposable packets left out (sources.undecoded) when the loop would not analyse
