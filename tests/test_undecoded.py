@@ -246,3 +246,73 @@ def test_scan_detect_every_leaves_out_only_frames_it_skips(clips, tmp_path):
     assert skipped[3] > 0
     assert [a[0] for a in full[0]] == list(range(0, full[2], 3))
     assert skipped[:3] == full[:3]
+
+
+class FakeClock:
+    """`time` for a paced source: sleeping moves the clock on at once, and the hand-out
+    time of each frame is kept."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now + 5e8
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_a_paced_file_hands_frames_nobody_analyses_out_with_the_next_analysed_one(clips, tmp_path, monkeypatch):
+    """`run` on a file (paced like a camera) at detection.fps 15 on 30 fps: a frame that
+    will not be analysed is handed out at the next analysed frame's time, one wake-up
+    for both, stamped with its own time; the analysed pictures and events are a scan's."""
+    import motionwatch.sources.pyav as pyav
+    path = str(h264(clips, 30))
+    scanned, scan_events, frames, _ = scan(path, True, False, tmp_path / "scan")
+    clock = FakeClock()
+    monkeypatch.setattr(pyav, "time", clock)
+    cfg = Config(recordings=RecordingsConfig(path=str(tmp_path / "rec"), min_free_gb=0.0), events=EventsConfig(clip=False))
+    analysed, handed = [], []
+    loop = CameraLoop(CameraConfig(name="cam", source=path), cfg, Signals(), threading.Event(),
+                      on_frame=lambda f, d: analysed.append(
+                          (f.index, f.ts, hashlib.md5(np.ascontiguousarray(f.gray)).hexdigest(), d.fraction)))
+    src = loop.open()
+    read = src.read
+
+    def timed_read(timeout=10.0):
+        f = read(timeout)
+        if f is not None:
+            handed.append((f.index, clock.now - src._t0, f.wall - 5e8 - src._t0))
+        return f
+    src.read = timed_read
+    loop.run()
+    assert analysed == scanned
+    assert [e[:6] for e in loop.sinks.events] == [e[:6] for e in scan_events]
+    assert len(handed) == frames and src.stats().undecoded > 0
+    due = {a[0] for a in analysed}
+    for index, at, shown in handed:
+        nxt = min((i for i in due if i >= index), default=index)
+        assert at == pytest.approx(min(nxt, index + pyav.MAX_HELD_FRAMES) / 30) or index > max(due)
+        assert shown == pytest.approx(index / 30)
+    assert sum(at > index / 30 + 1e-6 for index, at, _ in handed) > frames // 3
+
+
+def test_saved_frames_are_the_full_decode_though_other_disposable_pictures_are_not_decoded(clips):
+    """A snapshot (fast_decode: decoded again in full, from its keyframe) leaves the
+    other disposable pictures on its way undecoded: it is still the full decode, whether
+    it is itself disposable or not."""
+    path = str(h264(clips, 30))
+    full = read_all(open_source(path, scan=True))
+    src = open_source(path, scan=True, fast_decode=True)
+    fast = read_all(src)
+    with av.open(path) as c:
+        stream = c.streams.video[0]
+        prefix = length_size("h264", stream.codec_context.extradata)
+        kinds = {p.pts: disposable(p, "h264", prefix) for p in c.demux(stream) if p.pts is not None}
+    picks = [f for f in fast[40:100] if kinds[f.pts]][:3] + [f for f in fast[40:100] if not kinds[f.pts]][-3:]
+    assert len(picks) == 6
+    for f in reversed(picks):
+        assert np.array_equal(f.image, full[f.index].image), f.index

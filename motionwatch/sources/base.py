@@ -120,6 +120,9 @@ class FrameSource:
 # MAX_STUCK_READERS such threads per source before reconnects wait for them,
 # so a driver that never returns cannot leak threads and sockets without bound.
 CLOSE_WAIT_S = 2.0
+# Frames the capture loop will not analyse that a live source keeps for it to take
+# with the next one (LiveSource._keep_for_loop); beyond that they are dropped.
+MAX_HELD = 8
 MAX_STUCK_READERS = 3
 MAX_CAMERA_INDEX = 9999
 
@@ -149,6 +152,10 @@ class LiveSource(FrameSource):
         self._latest_mono = 0.0
         self._seq = 0
         self._taken = 0
+        # Frames the capture loop will not analyse, kept (oldest first) for it to take
+        # with the next frame it will instead of waking it for each (_keep_for_loop).
+        self._held: list[tuple[object, float]] = []
+        self._latest_held = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stuck: list[threading.Thread] = []
@@ -166,6 +173,7 @@ class LiveSource(FrameSource):
             self._stop = stop
             self._seq = self._taken = 0
             self._latest = None
+            self._held, self._latest_held = [], False
             self.ended = False
             self.error = None
         handle = self._connect()
@@ -205,11 +213,13 @@ class LiveSource(FrameSource):
                     if stop.is_set():   # closed while we were blocked: this frame is stale
                         break
                     if self._seq > self._taken:
-                        self.dropped += 1
+                        self._keep_or_drop()
                     self._latest = img
                     self._latest_mono = time.monotonic()
                     self._seq += 1
-                    self._cond.notify_all()
+                    self._latest_held = self._keep_for_loop(self._latest_mono)
+                    if not self._latest_held:
+                        self._cond.notify_all()
         finally:
             try:
                 self._release(handle)
@@ -219,6 +229,28 @@ class LiveSource(FrameSource):
                 if self._stop is stop:
                     self.ended = True
                     self._cond.notify_all()
+
+    def _keep_or_drop(self) -> None:
+        """The newest frame was not taken before the next one came: a frame the loop
+        will not analyse is kept for it (at most MAX_HELD), any other is dropped."""
+        if self._latest_held and len(self._held) < MAX_HELD:
+            self._held.append((self._latest, self._latest_mono))
+        else:
+            self.dropped += 1
+
+    def _keep_for_loop(self, mono: float) -> bool:
+        """Whether the frame that came at `mono` can wait for the next one: the capture
+        loop will not analyse it (SourceOptions.wanted), so it takes it along with that
+        one. A wake-up of the loop for each frame cost more than the frame's own work."""
+        wanted = self.options.wanted
+        if wanted is None or self._t0 is None:
+            return False
+        return not wanted(self.frames_read + len(self._held), mono - self._t0)
+
+    def _next_index(self) -> int:
+        """The index the next frame to come will have: after those handed out, those
+        kept for the loop and the newest one if it was not taken yet."""
+        return self.frames_read + len(self._held) + (self._seq > self._taken)
 
     def read(self, timeout: float = 10.0) -> Frame | None:
         deadline = time.monotonic() + timeout
@@ -230,13 +262,17 @@ class LiveSource(FrameSource):
                 self._cond.wait(min(left, 0.25))
             if self._seq == self._taken:
                 return None
-            img, mono = self._latest, self._latest_mono
-            self._taken = self._seq
+            if self._held:
+                img, mono = self._held.pop(0)
+            else:
+                img, mono = self._latest, self._latest_mono
+                self._taken = self._seq
+            # Counted here, where the reader reads it (_keep_for_loop).
+            i = self.frames_read
+            self.frames_read += 1
+            if self._t0 is None:
+                self._t0 = mono
         now_wall = time.time() - (time.monotonic() - mono)
-        if self._t0 is None:
-            self._t0 = mono
-        i = self.frames_read
-        self.frames_read += 1
         return self._frame(img, i, mono - self._t0, now_wall)
 
     def _frame(self, item, index: int, ts: float, wall: float) -> Frame:

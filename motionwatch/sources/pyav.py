@@ -24,7 +24,7 @@ import av
 
 from motionwatch.errors import SourceError
 from motionwatch.media.frames import TV_TO_FULL, AvFrame, UndecodedFrame
-from motionwatch.media.nal import length_size
+from motionwatch.media.nal import disposable, length_size
 from motionwatch.media.probe import facts
 from motionwatch.media.remux import CodecTemplate
 from motionwatch.media.ring import PacketRing
@@ -46,6 +46,9 @@ MAX_SEEK_BACK_S = 64
 # Frames a live decoder holds back to reorder B-frames (x264's B-pyramid: 2):
 # a left-out frame would have been handed out that much later.
 LIVE_REORDER_FRAMES = 2
+# A paced file's frames that will not be analysed are handed out with the next one
+# that will (`_handout_index`), at most this many frames late.
+MAX_HELD_FRAMES = 8
 # Codecs whose decode detection.fast_decode makes cheaper (skip_loop_filter).
 FAST_DECODE_CODECS = frozenset({"h264", "hevc"})
 # The ring keeps this much more than the pre-roll: the motion streak before the
@@ -202,10 +205,11 @@ class AvFileSource(FrameSource):
         self.frames_read += 1
         ts = i / self.fps
         if self.paced:
-            delay = self._t0 + ts - time.monotonic()
+            delay = self._t0 + self._handout_index(i) / self.fps - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            wall = time.time()
+            # When it was due to be shown, also if it is handed out later.
+            wall = time.time() - max(0.0, time.monotonic() - (self._t0 + ts))
         else:
             wall = self.start_wall + ts
         return self._frame_for(av_frame, i, ts, wall)
@@ -216,6 +220,16 @@ class AvFileSource(FrameSource):
             return UndecodedFrame(item, self._last_size, i, ts, wall, self._decode_late)
         self._last_size = (item.width, item.height)
         return AvFrame(item, i, ts, wall, self._redecode if self._fast else None)
+
+    def _handout_index(self, index: int) -> int:
+        """The frame whose time frame `index` of a paced file is handed out at: its own,
+        or, when the capture loop will not analyse it, the next one it will. Frames
+        nobody looks at then go with that one, a wake-up for them all: each wake-up of
+        a paced loop cost about what decoding a frame does (docs/performance.md)."""
+        wanted, last = self.options.wanted, index + MAX_HELD_FRAMES
+        while wanted is not None and index < last and not wanted(index):
+            index += 1
+        return index
 
     def _decode_late(self, frame: UndecodedFrame) -> AvFrame | None:
         """An undecoded frame the capture loop wants after all (the plan's guess of its
@@ -244,6 +258,9 @@ class AvFileSource(FrameSource):
             try:
                 if container is None:
                     container = av.open(self.spec)
+                    # One thread: a snapshot decodes a GOP's worth of frames at most, and
+                    # FFmpeg's frame threads cost more CPU than they save in that.
+                    decoder(container.streams.video[0], 1, False)
                     if not self._closed:
                         self._again = container
                 return _decode_at(container, pts)
@@ -292,7 +309,7 @@ def _decode_at(container, pts: int) -> av.VideoFrame | None:
     back = 0
     while True:
         container.seek(pts - back, stream=stream, backward=True)
-        frames = (f for f in container.decode(stream) if f.pts is not None)
+        frames = _decoded_towards(container, stream, pts)
         f = next(frames, None)
         if (f is not None and f.pts <= pts) or back >= MAX_SEEK_BACK_S * second:
             break
@@ -300,6 +317,19 @@ def _decode_at(container, pts: int) -> av.VideoFrame | None:
     while f is not None and f.pts < pts:
         f = next(frames, None)
     return f if f is not None and f.pts == pts else None
+
+
+def _decoded_towards(container, stream, pts: int):
+    """Frames decoded from where the container stands, for the one shown at `pts`:
+    other disposable pictures (media.nal) are not decoded, no picture refers to them."""
+    codec = stream.codec_context.name
+    prefix = length_size(codec, stream.codec_context.extradata)
+    for pkt in container.demux(stream):
+        if prefix is not None and pkt.pts is not None and pkt.pts != pts and disposable(pkt, codec, prefix):
+            continue
+        for f in stream.decode(pkt):
+            if f.pts is not None:
+                yield f
 
 
 class AvLiveSource(LiveSource):
@@ -350,7 +380,7 @@ class AvLiveSource(LiveSource):
             self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
         else:
             self.packets = self.template = None
-        return _Connection(container, stream, self.packets, self._skip_plan(f, stream), lambda: self.frames_read)
+        return _Connection(container, stream, self.packets, self._skip_plan(f, stream), self._next_index)
 
     def _skip_plan(self, f, stream) -> SkipPlan | None:
         """Disposable packets left out (sources.undecoded) when the loop would not analyse
