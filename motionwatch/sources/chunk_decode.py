@@ -67,55 +67,100 @@ def init_worker() -> None:
     cv2.setNumThreads(1)
 
 
+# A worker's open file, kept from one chunk to the next: opening an MP4 parses its
+# index (10 ms for a 10-minute file), a seek on the open one costs next to nothing.
+_kept: dict = {}
+
+
 def decode_chunk(job: ChunkJob) -> ChunkResult:
     """The chunk's frames, all at once (in a worker: one result to send back)."""
     out = ChunkResult()
-    out.entries.extend(chunk_entries(job, out))
+    if job.key_pts is None:   # from the file's start: a file just opened is there
+        out.entries.extend(chunk_entries(job, out))
+        return out
+    container = _container(job)
+    try:
+        out.entries.extend(_decode(container, job, out))
+    except BaseException:
+        forget()   # left in a state nobody knows: the next chunk opens the file anew
+        raise
+    if out.ended:
+        forget()
+    else:
+        container.streams.video[0].codec_context.flush_buffers()   # drained: ready for the next chunk
     return out
 
 
-def chunk_entries(job: ChunkJob, out: ChunkResult):
-    """The chunk's frames one by one, as they come out of the decoder; `out` counts
-    the damaged packets and those left out as it goes, and says if the file ended."""
+def forget() -> None:
+    """Close the file kept open for the next chunk."""
+    for container in _kept.values():
+        container.close()
+    _kept.clear()
+
+
+def _container(job: ChunkJob):
+    """The worker's open file for this job (same file, same decoder settings), or a new one."""
+    key = (job.path, job.threads, job.fast)
+    if key not in _kept:
+        forget()
+        container = av.open(job.path)
+        _decoder(container.streams.video[0], job)
+        _kept[key] = container
+    return _kept[key]
+
+
+def _decoder(stream, job: ChunkJob) -> None:
     from motionwatch.sources.pyav import decoder   # here: pyav imports this module's neighbours
+    decoder(stream, job.threads, job.fast)
+
+
+def chunk_entries(job: ChunkJob, out: ChunkResult):
+    """The chunk's frames one by one, as they come out of the decoder, from a file
+    opened for it; `out` counts the damaged packets and those left out as it goes,
+    and says if the file ended."""
     with av.open(job.path) as container:
-        stream = container.streams.video[0]
-        decoder(stream, job.threads, job.fast)
-        plan = SkipPlan(job.codec, job.prefix, job.due.__contains__) \
-            if job.prefix is not None and job.due is not None else None
-        handed = 0
-        bad = 0
+        _decoder(container.streams.video[0], job)
+        yield from _decode(container, job, out)
 
-        def position() -> int:
-            return job.first + handed + out.failures
 
-        def entries(frames):
-            nonlocal handed
-            for entry in _entries(frames, plan, job, position, out):
-                yield entry
-                handed += 1
+def _decode(container, job: ChunkJob, out: ChunkResult):
+    """The frames of `job`'s chunk from an open file."""
+    stream = container.streams.video[0]
+    plan = SkipPlan(job.codec, job.prefix, job.due.__contains__) \
+        if job.prefix is not None and job.due is not None else None
+    handed = 0
+    bad = 0
 
-        try:
-            for pkt in _packets(container, stream, job):
-                if plan is not None and plan.leave_out(pkt, position()):
-                    continue
-                try:
-                    frames = stream.decode(pkt)
-                except av.InvalidDataError:
-                    bad += 1
-                    out.failures += 1
-                    if plan is not None:
-                        plan.stopped = True
-                    if bad >= MAX_BAD_IN_ROW:
-                        out.ended = True
-                        break
-                    continue
-                bad = 0
-                yield from entries(frames)
-            if not out.ended:
-                yield from entries(_drain(stream, out))
-        except av.FFmpegError:   # a truncated or damaged container: what was decoded stands
-            out.ended = True
+    def position() -> int:
+        return job.first + handed + out.failures
+
+    def entries(frames):
+        nonlocal handed
+        for entry in _entries(frames, plan, job, position, out):
+            yield entry
+            handed += 1
+
+    try:
+        for pkt in _packets(container, stream, job):
+            if plan is not None and plan.leave_out(pkt, position()):
+                continue
+            try:
+                frames = stream.decode(pkt)
+            except av.InvalidDataError:
+                bad += 1
+                out.failures += 1
+                if plan is not None:
+                    plan.stopped = True
+                if bad >= MAX_BAD_IN_ROW:
+                    out.ended = True
+                    break
+                continue
+            bad = 0
+            yield from entries(frames)
+        if not out.ended:
+            yield from entries(_drain(stream, out))
+    except av.FFmpegError:   # a truncated or damaged container: what was decoded stands
+        out.ended = True
     if plan is not None:
         yield from (Entry(pts, None, out.failures) for pts in plan.rest())
         out.left_out = plan.left_out

@@ -35,7 +35,7 @@ from motionwatch.errors import SourceError
 from motionwatch.media.frames import SmallFrame
 from motionwatch.media.nal import length_size
 from motionwatch.sources.base import redact
-from motionwatch.sources.chunk_decode import ChunkJob, ChunkResult, Entry, chunk_entries, decode_chunk, init_worker
+from motionwatch.sources.chunk_decode import ChunkJob, ChunkResult, Entry, chunk_entries, decode_chunk, forget, init_worker
 from motionwatch.sources.cuts import CUTTABLE, Cutter
 from motionwatch.sources.pyav import SCAN_DECODER_THREADS, AvFileSource
 
@@ -262,6 +262,7 @@ class ParallelFileSource(AvFileSource):
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        forget()   # a chunk decoded here after a worker failed kept the file open
         super().close()
 
 
