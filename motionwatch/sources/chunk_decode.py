@@ -11,6 +11,7 @@ crosses between processes, and the shrinking is done on the worker's core.
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Container
 from dataclasses import dataclass, field
@@ -99,8 +100,11 @@ def forget() -> None:
 
 
 def _container(job: ChunkJob):
-    """The worker's open file for this job (same file, same decoder settings), or a new one."""
-    key = (job.path, job.threads, job.fast)
+    """The worker's open file for this job (same file, same decoder settings), or a new
+    one. A Dask worker outlives scans: a file rewritten since (same path, another size
+    or time) is opened anew."""
+    st = os.stat(job.path)
+    key = (job.path, st.st_size, st.st_mtime_ns, st.st_ino, job.threads, job.fast)
     if key not in _kept:
         forget()
         container = av.open(job.path)
