@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 
 import h11
@@ -27,6 +28,12 @@ MAX_CONNECTIONS = 200     # open connections (each costs a socket, no thread)
 MAX_PER_ADDRESS = 50      # of those, from one client address: one client cannot fill the cap
 REQUEST_SECONDS = 10.0    # from connecting (or the previous response) until the whole request (head, body) arrived
 STALL_SECONDS = 30.0      # a client that reads nothing for this long while we have bytes for it is dropped
+# The kernel's send buffer per connection. Linux grows it up to net.ipv4.tcp_wmem's
+# maximum (4 MB here) for a client that reads nothing: the live view's frames then
+# filled it for about a minute before a stalled viewer counted as stalled at all, and
+# each such viewer held 4 MB. 256 kB (Linux doubles it) still carries the live view
+# and downloads at LAN speed.
+SEND_BUFFER = 256 * 1024
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -37,6 +44,12 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+            except OSError:
+                pass   # a socket that refuses it keeps the kernel's own size
         self._opened = time.monotonic()
         self._head_timer: asyncio.TimerHandle | None = None
         self._stall_timer: asyncio.TimerHandle | None = None
