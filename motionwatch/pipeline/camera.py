@@ -150,6 +150,9 @@ class CameraLoop:
 
         The camera counts as connected only once a frame arrives, never on open."""
         self.source = open_source(self.cam.source, self.source_options())
+        # The schedule needs only the source's rate: a source that plans ahead
+        # (_wanted_range) asks before the first frame sets the loop up.
+        self._detect_step = self._frames_per_analysis()
         ev = self.cfg.events
         if ev.clip and ev.clip_codec == "copy" and not self.source.copying:
             what = f"its video is {self.source.codec}" if self.source.codec else f"a {self.source.kind} has no packets"
@@ -329,8 +332,6 @@ class CameraLoop:
         fps = self.source.fps if self.source is not None else 0
         if (self.tracker is not None and self.tracker.clip) or not fps:
             return None
-        if self.tracker is None:   # before the first frame: the schedule needs the source's rate only
-            self._detect_step = self._frames_per_analysis()
         return frozenset(i for i, due in self._schedule(stop, fps) if due and i >= first)
 
     def _schedule(self, stop: int, fps: float, ts: float | None = None):

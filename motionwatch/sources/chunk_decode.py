@@ -22,12 +22,9 @@ import numpy as np
 
 from motionwatch.model import detection_size
 from motionwatch.media.frames import luma_view
+from motionwatch.sources.pyav import MAX_BAD_IN_ROW, MAX_SEEK_BACK_S, decoder
 from motionwatch.sources.undecoded import SkipPlan
 
-# As sources.pyav.MAX_BAD_IN_ROW: this many undecodable packets in a row end the file.
-MAX_BAD_IN_ROW = 250
-# How far before a keyframe a seek may land, at most (MPEG-TS seeks are by byte).
-MAX_SEEK_BACK_S = 64
 
 
 @dataclass(frozen=True)
@@ -114,7 +111,6 @@ def _container(job: ChunkJob):
 
 
 def _decoder(stream, job: ChunkJob) -> None:
-    from motionwatch.sources.pyav import decoder   # here: pyav imports this module's neighbours
     decoder(stream, job.threads, job.fast)
 
 

@@ -33,7 +33,6 @@ import av
 
 from motionwatch.errors import SourceError
 from motionwatch.media.frames import SmallFrame
-from motionwatch.media.nal import length_size
 from motionwatch.sources.base import redact
 from motionwatch.sources.chunk_decode import ChunkJob, ChunkResult, Entry, chunk_entries, decode_chunk, forget, init_worker
 from motionwatch.sources.cuts import CUTTABLE, Cutter
@@ -80,9 +79,7 @@ class ParallelFileSource(AvFileSource):
         self.parallel = False
         self._pool: ProcessPoolExecutor | None = None
         self._left_out = 0
-        self._handed = 0      # entries handed out
         self._pushed = 0      # packets pushed to the clip ring
-        self._prefix = None   # media.nal.length_size of the stream
         self._broken = False  # a worker died: the rest is decoded here
         self._shift = 0       # frame index minus packet position, as found (sources.cuts guesses 0)
 
@@ -90,7 +87,6 @@ class ParallelFileSource(AvFileSource):
         super().open()
         fmt = self.container.format.name
         self.parallel = parallel_worth(self.options.decode_jobs, self.codec, fmt, self.total_frames, self.size)
-        self._prefix = length_size(self.codec, self.stream.codec_context.extradata)
 
     def _decode(self):
         if not self.parallel:
@@ -117,7 +113,6 @@ class ParallelFileSource(AvFileSource):
             if ring is not None:
                 self._feed_ring(ring)
             self.decode_failures = base + e.failures
-            self._handed += 1
             yield e
         self.decode_failures = base + out.failures
         self._left_out += out.left_out
@@ -234,7 +229,7 @@ class ParallelFileSource(AvFileSource):
                         self._fast, self.codec, self._prefix)
 
     def _feed_ring(self, ring) -> None:
-        while self._pushed <= self._handed + RING_LEAD:
+        while self._pushed <= self.frames_read + RING_LEAD:   # frames_read: the entries handed out
             pkt = next(ring, None)
             if pkt is None:
                 self._pushed = 1 << 62

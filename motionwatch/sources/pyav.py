@@ -114,6 +114,7 @@ class AvFileSource(FrameSource):
         self._plan: SkipPlan | None = None   # packets left undecoded (options.wanted)
         self._catch_up = None   # a decoder like the analysis one, for undecoded frames wanted after all
         self._last_size = None
+        self._prefix: int | None = None   # media.nal.length_size (None: no packet can be told disposable)
 
     def open(self) -> None:
         path = Path(self.spec)
@@ -149,9 +150,9 @@ class AvFileSource(FrameSource):
         if self.copying or self.options.encode_packets:
             self.template = CodecTemplate(self.stream)
             self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
-        prefix = length_size(f.codec, self.stream.codec_context.extradata)
-        if self.options.wanted is not None and prefix is not None:
-            self._plan = SkipPlan(f.codec, prefix, self.options.wanted)
+        self._prefix = length_size(f.codec, self.stream.codec_context.extradata)
+        if self.options.wanted is not None and self._prefix is not None:
+            self._plan = SkipPlan(f.codec, self._prefix, self.options.wanted)
         self._last_size = self.size
         self._frames = self._decode()
 
