@@ -6,9 +6,6 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
-
 
 class Progress:
     """Frames done of `total` (0: unknown), frames per second and time left.
@@ -19,16 +16,26 @@ class Progress:
     def __init__(self, total: int, enabled: bool, stream=None, label: str = ""):
         self.enabled = enabled
         self.done = 0
-        self.bar = tqdm(total=total or None, disable=not enabled, file=stream or sys.stderr, desc=label or None,
-                        unit=" frames", mininterval=0.2, dynamic_ncols=True, leave=True)
+        self.bar = None
+        if enabled:
+            # Imported only for a bar: tqdm brings asyncio, 30 ms of CPU at every
+            # start of a scan run from a script or a pipe (docs/performance.md).
+            from tqdm import tqdm
+            self.bar = tqdm(total=total or None, file=stream or sys.stderr, desc=label or None,
+                            unit=" frames", mininterval=0.2, dynamic_ncols=True, leave=True)
 
     def update(self, done: int) -> None:
-        self.bar.update(done - self.done)
+        if self.bar is not None:
+            self.bar.update(done - self.done)
         self.done = done
 
     def logging(self):
         """While this is open, log records are written above the bar (tqdm.write)."""
-        return logging_redirect_tqdm() if self.enabled else contextlib.nullcontext()
+        if self.bar is None:
+            return contextlib.nullcontext()
+        from tqdm.contrib.logging import logging_redirect_tqdm
+        return logging_redirect_tqdm()
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
