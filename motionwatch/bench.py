@@ -1,6 +1,7 @@
 """`motionwatch bench [FILE]`: will this machine keep up?
 
-Runs a bare decode-only loop (PyAV: every frame decoded, its Y plane read)
+Runs a bare decode-only loop (PyAV with its own decoder settings: every frame
+decoded, its Y plane read)
 and the full scan pipeline (decode, detect, track events, write snapshots and
 clips) on the same file, each in its own process, alternating the two for a
 few rounds, and prints the medians: frames/s, CPU milliseconds per frame,
@@ -77,17 +78,21 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
 
 
-def decode_only(path: str) -> dict:
-    """The floor: a bare PyAV loop that decodes every frame with the scan's decoder
-    settings and reads its Y plane, and does nothing else."""
+def decode_only(path: str, threads: int | None = None) -> dict:
+    """The floor: a bare PyAV loop that decodes every frame and reads its Y plane, and
+    does nothing else. With `threads` None the decoder keeps PyAV's own settings, the
+    loop anyone would write (slice threads: one thread's CPU on most camera files);
+    with a number it decodes on that many FFmpeg frame threads, as a lone file's scan
+    does, which costs a quarter to a third more CPU per frame (docs/performance.md)."""
     import av
     from motionwatch.media.frames import luma_view
-    from motionwatch.sources.pyav import SCAN_DECODER_THREADS, decoder
+    from motionwatch.sources.pyav import decoder
     c0, t0 = _cpu(), time.perf_counter()
     n = 0
     with av.open(path) as container:
         stream = container.streams.video[0]
-        decoder(stream, SCAN_DECODER_THREADS, False)
+        if threads is not None:
+            decoder(stream, threads, False)
         for frame in container.decode(stream):
             luma_view(frame)
             n += 1
