@@ -17,8 +17,8 @@ class Fed(LiveSource):
 
     kind = "camera"
 
-    def __init__(self, wanted=None):
-        super().__init__("fed", SourceOptions(wanted=wanted))
+    def __init__(self, analysed=None):
+        super().__init__("fed", SourceOptions(analysed=analysed))
         self.feed: queue.Queue = queue.Queue()
         self.wakeups = 0
         notify_all = self._cond.notify_all
@@ -48,7 +48,7 @@ class Fed(LiveSource):
 
 @pytest.fixture
 def every_other():
-    src = Fed(wanted=lambda index, ts: index % 2 == 0)
+    src = Fed(analysed=lambda index, ts: index % 2 == 0)
     src.open()
     yield src
     src.end()

@@ -127,6 +127,39 @@ def test_preroll_holds_jpeg_bytes_and_nothing_is_decoded_in_colour_without_an_ev
     assert loop.status.events == 0
 
 
+def test_with_clips_on_frames_not_analysed_wait_for_the_next_analysed_one(tmp_path):
+    """A 30 fps camera analysed at 15 (the defaults, clips on): a frame the loop will not
+    analyse is kept and handed out with the next one it will, one wake-up for both,
+    though the clip needs every frame; none is dropped. A wake-up cost the capture
+    thread more than such a frame's own work (docs/performance.md)."""
+    with ServerProcess(fps=30, size="640x480", mode="still") as cam:
+        cfg = load_config(write_config(tmp_path / "c.yaml", tmp_path / "rec",
+                                       [{"name": "door", "source": cam.url, "timeout_seconds": 5.0}]))
+        stop = threading.Event()
+        sinks = SinkRunner([])
+        loop = CameraLoop(cfg.cameras[0], cfg, sinks, stop)
+        src = loop.open()
+        wakeups = [0]
+        notify_all = src._cond.notify_all
+
+        def counted() -> None:
+            wakeups[0] += 1
+            notify_all()
+        src._cond.notify_all = counted
+        t = threading.Thread(target=loop.run, daemon=True)
+        t.start()
+        try:
+            wait_until(lambda: loop.status.frames >= 90, 30, "90 frames")
+        finally:
+            stop.set()
+            t.join(10)
+            sinks.close()
+    st = src.stats()
+    assert loop.tracker.clip and loop.status.analysed <= 0.6 * st.frames_read
+    assert st.dropped <= 2, st
+    assert wakeups[0] <= 0.7 * st.frames_read, f"{wakeups[0]} wake-ups for {st.frames_read} frames"
+
+
 def test_frames_not_analysed_are_never_decoded_and_damaged_ones_are_skipped(tmp_path):
     """A 15 fps camera analysed at 5 fps: two frames in three go to the pre-roll as
     JPEG bytes without even their grey decoded; the analysed ones decode grey only."""

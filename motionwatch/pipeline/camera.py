@@ -184,7 +184,7 @@ class CameraLoop:
             copy_codecs=COPY_CODECS[ev.clip_codec] if copy else frozenset(),
             copy_max_width=ev.clip_width if ev.clip_codec == "auto" else 0,
             fast_decode=self.det_cfg.fast_decode, decoder_threads=self.decoder_threads,
-            wanted=self._wanted if self.skip_undecoded else None,
+            wanted=self._wanted if self.skip_undecoded else None, analysed=self._analysed,
             wanted_range=self._wanted_range if self.skip_undecoded else None, decode_jobs=self.decode_jobs,
             decode_cluster=self.decode_cluster)
 
@@ -312,14 +312,22 @@ class CameraLoop:
             self.on_frame(frame, det)
 
     def _wanted(self, index: int, ts: float | None = None) -> bool:
+        """Whether frame `index`'s picture will be needed, asked by the source ahead of
+        the loop (sources.undecoded): when it will be analysed (`_analysed`), before the
+        first frame set the loop up, and while the tracker keeps decoded frames for clips."""
+        if self.tracker is not None and self.tracker.clip:
+            return True
+        return self._analysed(index, ts)
+
+    def _analysed(self, index: int, ts: float | None = None) -> bool:
         """Whether frame `index` will be analysed, asked by the source ahead of the loop
-        (sources.undecoded): the schedule `_due` keeps, run on (on a copy) from the last
-        frame processed over a file's frame times (index / fps), or for a live frame
-        handed out at `ts` over times a frame interval apart up to it. True whenever
-        the frame might be needed anyway: before the first frame set the loop up, or
-        while the tracker keeps decoded frames for clips."""
+        (a frame that will not be can wait for the next one that will, instead of waking
+        the loop): the schedule `_due` keeps, run on (on a copy) from the last frame
+        processed over a file's frame times (index / fps), or for a live frame handed
+        out at `ts` over times a frame interval apart up to it. True before the first
+        frame set the loop up, or when the source states no rate."""
         fps = self.source.fps if self.source is not None else 0
-        if self.tracker is None or self.tracker.clip or not fps:
+        if self.tracker is None or not fps:
             return True
         due = True
         for _, due in self._schedule(index + 1, fps, ts):

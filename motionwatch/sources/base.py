@@ -48,7 +48,11 @@ class SourceOptions:
     decoder_threads: int = 0            # FFmpeg decoder threads (0: the source's own choice for its kind)
     # (frame index[, seconds since the first frame it will be handed out at: live
     # sources]) -> whether the capture loop will analyse that frame. Frames it will
-    # not, whose pictures nothing refers to, may go undecoded (sources.undecoded).
+    # not are handed out with the next one it will, one wake-up for them all.
+    analysed: Callable[..., bool] | None = None
+    # The same question, answered True also when the frame's picture is needed
+    # anyway (clips made from decoded frames). Frames it is not, whose pictures
+    # nothing refers to, may go undecoded (sources.undecoded).
     wanted: Callable[..., bool] | None = None
     # (first, stop) -> the frame indices in that range of a file the capture loop will
     # analyse (None: all of them), for sources that decode ahead in other processes.
@@ -240,12 +244,12 @@ class LiveSource(FrameSource):
 
     def _keep_for_loop(self, mono: float) -> bool:
         """Whether the frame that came at `mono` can wait for the next one: the capture
-        loop will not analyse it (SourceOptions.wanted), so it takes it along with that
+        loop will not analyse it (SourceOptions.analysed), so it takes it along with that
         one. A wake-up of the loop for each frame cost more than the frame's own work."""
-        wanted = self.options.wanted
-        if wanted is None or self._t0 is None:
+        analysed = self.options.analysed
+        if analysed is None or self._t0 is None:
             return False
-        return not wanted(self.frames_read + len(self._held), mono - self._t0)
+        return not analysed(self.frames_read + len(self._held), mono - self._t0)
 
     def _next_index(self) -> int:
         """The index the next frame to come will have: after those handed out, those

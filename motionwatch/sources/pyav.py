@@ -227,8 +227,8 @@ class AvFileSource(FrameSource):
         or, when the capture loop will not analyse it, the next one it will. Frames
         nobody looks at then go with that one, a wake-up for them all: each wake-up of
         a paced loop cost about what decoding a frame does (docs/performance.md)."""
-        wanted, last = self.options.wanted, index + MAX_HELD_FRAMES
-        while wanted is not None and index < last and not wanted(index):
+        analysed, last = self.options.analysed, index + MAX_HELD_FRAMES
+        while analysed is not None and index < last and not analysed(index):
             index += 1
         return index
 
