@@ -336,12 +336,14 @@ def test_an_interrupted_scan_and_its_rerun_tell_the_hooks_of_each_event_once(tmp
     assert third.returncode == 0 and len(calls()) == len(told) + 2 * len(names)
 
 
-def test_jobs_bound_the_cores_a_scan_decodes_on(visit_clip):
+def test_jobs_bound_the_cores_a_scan_decodes_on(visit_clip, tmp_path):
     """`--jobs N` keeps about N cores busy, as `make -j` does: a worker that shares the
     jobs with others (or `--jobs 1`) decodes on one thread, one with cores to spare on
-    its share of them (at most the cores there are). Checked on the decoder PyAV really opened."""
+    its share of them (at most the cores there are) when its pictures are larger than
+    1280x720. Checked on the decoder PyAV really opened."""
     from motionwatch.archive.command import decoder_threads
     from motionwatch.archive.runners import default_jobs
+    from motionwatch.bench import make_clip
     from motionwatch.sources.base import SourceOptions
     from motionwatch.sources.pyav import SCAN_DECODER_THREADS, AvFileSource
 
@@ -353,16 +355,24 @@ def test_jobs_bound_the_cores_a_scan_decodes_on(visit_clip):
     assert decoder_threads(8, 2, None) == min(4, cores)   # cores to spare per worker
     assert decoder_threads(2, 8, "tcp://h:8786") == 0   # a cluster's workers are sized by Dask
 
-    def threads(options: SourceOptions) -> int:
-        src = AvFileSource(str(visit_clip), options)
+    def threads(clip: Path, options: SourceOptions) -> int:
+        src = AvFileSource(str(clip), options)
         src.open()
         try:
             return src.stream.codec_context.thread_count
         finally:
             src.close()
 
-    assert threads(SourceOptions(scan=True, decoder_threads=1)) == 1
-    assert threads(SourceOptions(scan=True)) == SCAN_DECODER_THREADS
+    big = tmp_path / "1080p.mp4"
+    make_clip(big, 1920, 1080, 1.0)
+    assert threads(big, SourceOptions(scan=True, decoder_threads=1)) == 1
+    assert threads(big, SourceOptions(scan=True)) == SCAN_DECODER_THREADS
+    # Pictures up to 1280x720 decode on one thread whatever the share: frame threads
+    # cost them more CPU than they save in time.
+    small = tmp_path / "720p.mp4"
+    make_clip(small, 1280, 720, 1.0)
+    for clip in (small, visit_clip):
+        assert threads(clip, SourceOptions(scan=True, decoder_threads=2)) == 1
 
 
 @pytest.mark.parametrize("target", ["single.mp4", "archive"])

@@ -105,7 +105,8 @@ def decoder_threads(jobs: int, tasks: int, cluster: str | None) -> int:
     thread); a worker with cores to spare (one file, or fewer files than jobs) decodes
     on its share of them, frame threads working ahead while Python detects, since a
     file's frames are detected in order on one thread and decoding is the part that
-    spreads. 0 keeps the default (a cluster's workers: Dask sizes them)."""
+    spreads (pictures above 1280x720 only: sources.pyav.scan_threads). 0 keeps the
+    default (a cluster's workers: Dask sizes them)."""
     if cluster:
         return 0
     workers = 1 if jobs <= 1 or tasks <= 1 else min(jobs, tasks)

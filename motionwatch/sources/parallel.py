@@ -36,7 +36,7 @@ from motionwatch.media.frames import SmallFrame
 from motionwatch.sources.base import redact
 from motionwatch.sources.chunk_decode import ChunkJob, ChunkResult, Entry, chunk_entries, decode_chunk, forget, init_worker
 from motionwatch.sources.cuts import CUTTABLE, Cutter
-from motionwatch.sources.pyav import SCAN_DECODER_THREADS, AvFileSource
+from motionwatch.sources.pyav import AvFileSource, scan_threads
 
 log = logging.getLogger("motionwatch")
 
@@ -97,7 +97,7 @@ class ParallelFileSource(AvFileSource):
             if future is None:   # decoded here as it goes: the first chunk, or the uncut rest of the file
                 out = ChunkResult()
                 # The rest of the file on frame threads; the first chunk on one, as the workers start.
-                threads = 1 if chunk.count is not None else self.options.decoder_threads or SCAN_DECODER_THREADS
+                threads = 1 if chunk.count is not None else scan_threads(self.options.decoder_threads, self.size)
                 yield from self._hand_out(chunk_entries(replace(job, threads=threads), out), out, ring)
             else:
                 out = self._result(chunk, job, future)

@@ -41,6 +41,11 @@ MAX_BAD_IN_ROW = 250
 # frame threads decode the next frames while Python detects on this one.
 PACED_DECODER_THREADS = 1
 SCAN_DECODER_THREADS = min(2, os.cpu_count() or 1)
+# ... but only above 1280x720. Up to there frame threads cost 8-20% more CPU for at
+# most 8% less wall time (a small picture's scan is bound by the detector, and on a
+# busy machine the second core is not free), so smaller pictures decode on one
+# thread (docs/performance.md, 2026-12-05), as clips encode (media.encode).
+FRAME_THREADS_ABOVE_PIXELS = 1280 * 720
 # How far before a frame a seek for it may have to aim (_decode_at).
 MAX_SEEK_BACK_S = 64
 # Frames a live decoder holds back to reorder B-frames (x264's B-pyramid: 2):
@@ -65,6 +70,13 @@ def decoder(stream, threads: int, fast: bool) -> None:
         # The deblocking filter is a quarter of H.264's decode time; detection at
         # 320 px cannot tell. Saved frames are decoded again without it.
         cc.options = {**cc.options, "skip_loop_filter": "all"}
+
+
+def scan_threads(requested: int, size: tuple[int, int] | None) -> int:
+    """Decoder threads for a scan that may use `requested` (0: the default)."""
+    if size and size[0] * size[1] <= FRAME_THREADS_ABOVE_PIXELS:
+        return 1
+    return requested or SCAN_DECODER_THREADS
 
 
 def copies(f, options: SourceOptions) -> bool:
@@ -142,8 +154,9 @@ class AvFileSource(FrameSource):
             length = self.total_frames / self.fps if self.total_frames else 0.0
             self.start_wall = path.stat().st_mtime - length
         self._fast = self.options.fast_decode and f.codec in FAST_DECODE_CODECS
-        decoder(self.stream, self.options.decoder_threads or (PACED_DECODER_THREADS if self.paced else SCAN_DECODER_THREADS),
-                self._fast)
+        threads = (self.options.decoder_threads or PACED_DECODER_THREADS) if self.paced else \
+            scan_threads(self.options.decoder_threads, self.size)
+        decoder(self.stream, threads, self._fast)
         self.luma_levels = None if f.full_range else TV_TO_FULL
         self.codec = f.codec
         self.copying = copies(f, self.options)
