@@ -66,6 +66,15 @@ class AvFrame(Frame):
     def image(self, value) -> None:
         self._bgr = value
 
+    @property
+    def glance(self) -> np.ndarray:
+        """The analysis decode in BGR, not kept: the live view must not decode a GOP
+        again on the capture thread for each picture it shows, and a later save
+        still gets the full-quality one."""
+        if self._bgr is not None or self.redecode is None:
+            return self.image
+        return self.av_frame.to_ndarray(format="bgr24", threads=1)
+
     def full_quality(self) -> av.VideoFrame:
         if self.redecode is not None and self.pts is not None:
             again = self.redecode(self.pts)
