@@ -8,7 +8,10 @@ demuxes, before they are decoded: clips are muxed from them (H.264/HEVC) or
 decoded again and encoded from them (other codecs), so no decoded picture is
 kept for the pre-roll. A file's packets whose frames the capture loop will not
 analyse and that no other picture refers to are not decoded at all
-(sources.undecoded); their frames are still counted.
+(sources.undecoded); their frames are still counted. With detection.fast_decode,
+H.264/HEVC is analysed without the deblocking filter and a saved frame is decoded
+again in full: a file's by seeking it, a live stream's from its GOP's kept packets
+(media.gop).
 """
 
 from __future__ import annotations
