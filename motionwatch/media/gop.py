@@ -56,8 +56,8 @@ class GopRuns:
 
     def push(self, pkt: av.Packet) -> None:
         """A demuxed packet, before it goes to the analysis decoder."""
-        if pkt.pts is None or pkt.size == 0:
-            return
+        if pkt.size == 0:
+            return   # a flush packet
         if pkt.is_keyframe:
             self._before, self._run = self._run, Run()
         run = self._run
@@ -68,8 +68,11 @@ class GopRuns:
             log.debug("a GOP longer than %d packets or %d MB: its later frames are saved from the analysis decode",
                       MAX_RUN_PACKETS, MAX_RUN_BYTES >> 20)
             return
+        # An RTSP stream's first packets may have no time yet (before the first RTCP
+        # report), its keyframe among them: kept, the GOP's later frames refer to it.
         run.packets.append(pkt)
-        run.pts.add(pkt.pts)
+        if pkt.pts is not None:
+            run.pts.add(pkt.pts)
         run.nbytes += pkt.size
 
     def redecode_for(self, pts: int | None) -> Redecode:
