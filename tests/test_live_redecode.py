@@ -154,3 +154,20 @@ def test_a_stream_joined_mid_gop_saves_full_quality_snapshots(tmp_path):
     got, src = frame_hashes(rec / ev["clip"]), frame_hashes(source)
     start = src.index(got[0])
     assert ev["clip_copied"] is True and src[start:start + len(got)] == got
+
+
+def test_a_picture_size_change_mid_stream_is_saved_in_full(tmp_path):
+    """Two sizes back to back in one MPEG-TS stream: frames of both are decoded again
+    in full (the new size's parameter sets come in band with its first keyframe)."""
+    parts, full = [], set()
+    for scene, name in ((Scene(width=320, height=240, fps=FPS, duration_s=3, seed=3, noise=3.0), "a.mp4"),
+                        (Scene(width=480, height=360, fps=FPS, duration_s=3, seed=4, noise=3.0,
+                               walkers=(Walker(0.5, 2.5, height=0.6),)), "b.mp4")):
+        write_h264(scene, tmp_path / name, 400_000, FPS)
+        parts.append(to_ts(tmp_path / name).read_bytes())
+        full |= {planes(f) for f in full_decode(tmp_path / name).values()}
+    both = tmp_path / "both.ts"
+    both.write_bytes(b"".join(parts))
+    frames = read_live(both, 6.0)
+    assert {f.size for f in frames} == {(320, 240), (480, 360)}
+    assert all(planes(f.full_quality()) in full for f in frames if f.pts is not None)
