@@ -52,6 +52,12 @@ class Frame:
         (media.jpeg.JpegFrame). None when the picture does not decode."""
         return self.image if self.gray is None else self.gray
 
+    @property
+    def glance(self) -> np.ndarray:
+        """The BGR picture for a look on the capture thread (the live view): `image`,
+        unless getting that means decoding the frame again (media.frames.AvFrame)."""
+        return self.image
+
     def with_picture(self) -> Frame | None:
         """The frame with its picture: itself, unless the source left it undecoded
         (media.frames.UndecodedFrame); None if that picture cannot be had."""

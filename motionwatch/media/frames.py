@@ -8,6 +8,7 @@ paletted) are converted to grey once, by swscale.
 
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 import av
@@ -15,6 +16,8 @@ import cv2
 import numpy as np
 
 from motionwatch.model import Frame
+
+log = logging.getLogger("motionwatch")
 
 # Pixel formats whose first plane is 8-bit luma, one byte per pixel.
 LUMA_FIRST = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p",
@@ -66,12 +69,24 @@ class AvFrame(Frame):
     def image(self, value) -> None:
         self._bgr = value
 
+    @property
+    def glance(self) -> np.ndarray:
+        """The analysis decode in BGR, not kept: the live view must not decode a GOP
+        again on the capture thread for each picture it shows, and a later save
+        still gets the full-quality one."""
+        if self._bgr is not None or self.redecode is None:
+            return self.image
+        return self.av_frame.to_ndarray(format="bgr24", threads=1)
+
     def full_quality(self) -> av.VideoFrame:
-        if self.redecode is not None and self.pts is not None:
+        if self.redecode is not None and self.pts is None:
+            # (an RTSP stream's first frames, before its clock is known): nothing to find it by
+            log.debug("frame %d has no timestamp: saved from the analysis decode", self.index)
+        elif self.redecode is not None:
             again = self.redecode(self.pts)
-            self.redecode = None
             if again is not None:
                 self.av_frame = again
+        self.redecode = None
         return self.av_frame
 
     @property

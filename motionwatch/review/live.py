@@ -61,7 +61,7 @@ class LiveCamera:
             # During warm-up or a lighting change the mask is not motion: show none.
             note = "lighting change: ignored" if det.lighting_change else "" if det.ready else "warming up"
             mask = det.mask.copy() if det.mask is not None and not note else None
-            self._grab = (frame.image.copy(), mask, list(det.boxes), det.fraction, note)
+            self._grab = (frame.glance.copy(), mask, list(det.boxes), det.fraction, note)
             self._want = False
             self._cond.notify_all()
 

@@ -8,7 +8,10 @@ demuxes, before they are decoded: clips are muxed from them (H.264/HEVC) or
 decoded again and encoded from them (other codecs), so no decoded picture is
 kept for the pre-roll. A file's packets whose frames the capture loop will not
 analyse and that no other picture refers to are not decoded at all
-(sources.undecoded); their frames are still counted.
+(sources.undecoded); their frames are still counted. With detection.fast_decode,
+H.264/HEVC is analysed without the deblocking filter and a saved frame is decoded
+again in full: a file's by seeking it, a live stream's from its GOP's kept packets
+(media.gop).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import av
 
 from motionwatch.errors import SourceError
 from motionwatch.media.frames import TV_TO_FULL, AvFrame, UndecodedFrame
+from motionwatch.media.gop import GopRuns
 from motionwatch.media.nal import disposable, length_size
 from motionwatch.media.probe import facts
 from motionwatch.media.remux import CodecTemplate
@@ -384,8 +388,12 @@ class AvLiveSource(LiveSource):
         f = facts(stream)
         self.fps = f.fps
         self.size = (f.width, f.height) if f.width and f.height else None
-        # fast_decode is for files only: a live frame cannot be decoded again for its snapshot.
-        decoder(stream, PACED_DECODER_THREADS, False)
+        # A live frame cannot be sought again: with fast_decode its GOP's packets are
+        # kept (media.gop), and a saved frame is decoded again from them.
+        fast = self.options.fast_decode and f.codec in FAST_DECODE_CODECS
+        decoder(stream, PACED_DECODER_THREADS, fast)
+        gops = GopRuns(f.codec, stream.codec_context.extradata, f.time_base,
+                       length_size(f.codec, stream.codec_context.extradata)) if fast else None
         self.luma_levels = None if f.full_range else TV_TO_FULL
         self.codec = f.codec
         self.copying = copies(f, self.options)
@@ -394,7 +402,7 @@ class AvLiveSource(LiveSource):
             self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
         else:
             self.packets = self.template = None
-        return _Connection(container, stream, self.packets, self._skip_plan(f, stream), self._next_index)
+        return _Connection(container, stream, self.packets, self._skip_plan(f, stream), self._next_index, gops)
 
     def _skip_plan(self, f, stream) -> SkipPlan | None:
         """Disposable packets left out (sources.undecoded) when the loop would not analyse
@@ -427,7 +435,7 @@ class AvLiveSource(LiveSource):
         opts = {"rtsp_transport": "tcp"} if self.spec.lower().startswith(("rtsp://", "rtsps://")) else {}
         return open_input(self.spec, self._target, None, opts, self._timeout_s)
 
-    def _grab_from(self, conn: _Connection) -> av.VideoFrame | None:
+    def _grab_from(self, conn: _Connection) -> tuple | int | None:
         return next(conn.frames, None)
 
     def _release(self, conn: _Connection) -> None:
@@ -437,11 +445,12 @@ class AvLiveSource(LiveSource):
         except av.FFmpegError:
             pass   # a dead connection may fail to close cleanly; there is nothing left to do with it
 
-    def _frame(self, item: av.VideoFrame | int, index: int, ts: float, wall: float) -> AvFrame | UndecodedFrame:
+    def _frame(self, item: tuple | int, index: int, ts: float, wall: float) -> AvFrame | UndecodedFrame:
         if isinstance(item, int):   # the pts of a packet left undecoded: a live picture cannot be had later
             return UndecodedFrame(item, self._last_size or self.size, index, ts, wall, lambda _frame: None)
-        self._last_size = (item.width, item.height)
-        return AvFrame(item, index, ts, wall)
+        av_frame, redecode = item
+        self._last_size = (av_frame.width, av_frame.height)
+        return AvFrame(av_frame, index, ts, wall, redecode)
 
     def describe(self) -> str:
         return f"{self.kind} {redact(self.spec)}"
@@ -452,15 +461,19 @@ class _Connection:
     undecoded, at their places), pushing packets into the ring on the way.
     `position()` is the index the next frame handed out will have."""
 
-    def __init__(self, container, stream, ring: PacketRing | None, plan: SkipPlan | None, position):
+    def __init__(self, container, stream, ring: PacketRing | None, plan: SkipPlan | None, position,
+                 gops: GopRuns | None = None):
         self.container = container
         self.stream = stream
-        self.frames = self._decode(ring, plan, position)
+        self.frames = self._decode(ring, plan, position, gops)
 
-    def _decode(self, ring: PacketRing | None, plan: SkipPlan | None, position):
+    def _decode(self, ring: PacketRing | None, plan: SkipPlan | None, position, gops: GopRuns | None):
+        """(frame, its Redecode or None) for decoded frames, the pts for those left out."""
         for pkt in self.container.demux(self.stream):
             if ring is not None:
                 ring.push(pkt)
+            if gops is not None:
+                gops.push(pkt)
             if plan is not None and plan.leave_out(pkt, position()):
                 continue
             try:
@@ -472,4 +485,4 @@ class _Connection:
             for f in frames:
                 if plan is not None:
                     yield from plan.before(f.pts)
-                yield f
+                yield f, (gops.redecode_for(f.pts) if gops is not None else None)

@@ -1,14 +1,16 @@
 """Live CPU of `run` (defaults) on the loopback MJPEG camera: this tree against a git ref.
 
     PYTHONPATH=. .venv/bin/python tests/bench/live_ab.py [--baseline-ref HEAD~1] [--rounds 3] [--window 15]
-        [--source mjpeg|h264-file] [--clips-off]
+        [--source mjpeg|h264-file|ts-stream] [--stream 1920x1080@25] [--clips-off]
 
 Both trees watch the same 640x480@30 camera (tests/mjpeg_server.py, someone always
 moving, so clips are always being encoded), in turn, round by round; CPU per 1000
 frames as compare_peers.py measures it, and this tree's median as a ratio to the
 baseline's. `--source h264-file` plays compare_peers.py's 640x480@30 H.264 file
 instead (generated into the temp folder once), `--clips-off` runs with
-`events.clip: false`.
+`events.clip: false`. `--source ts-stream` serves a generated H.264 clip of
+`--stream`'s size and rate as a live MPEG-TS camera over HTTP on loopback
+(tests/ts_server.py, looped to outlast the window); each run joins it from the start.
 """
 
 from __future__ import annotations
@@ -24,8 +26,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_peers import live_cpu, start_mjpeg  # noqa: E402
 from motionwatch.bench import make_clip  # noqa: E402
 from scan_cpu import export  # noqa: E402
+from ts_server import TsServer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def start_ts(work: Path, stream: str, seconds: float) -> tuple[TsServer, str]:
+    """A looped live MPEG-TS camera of `stream` (WxH@FPS) lasting at least `seconds`."""
+    import av
+    size, fps = stream.split("@")
+    w, h = (int(v) for v in size.split("x"))
+    mp4 = work / f"stream-{w}x{h}-{fps}fps.mp4"
+    if not mp4.exists():
+        make_clip(mp4, w, h, 20.0, fps=float(fps))
+    ts = mp4.with_suffix(".ts")
+    if not ts.exists():
+        with av.open(str(mp4)) as src, av.open(str(ts), "w", format="mpegts") as dst:
+            out = dst.add_stream_from_template(src.streams.video[0])
+            for pkt in src.demux(video=0):
+                if pkt.size:
+                    pkt.stream = out
+                    dst.mux(pkt)
+    server = TsServer(ts, 20.0, loops=int(seconds // 20.0) + 1)
+    return server, server.url
 
 
 def main() -> int:
@@ -33,7 +56,8 @@ def main() -> int:
     ap.add_argument("--baseline-ref", default="HEAD~1")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--window", type=float, default=15.0)
-    ap.add_argument("--source", choices=("mjpeg", "h264-file"), default="mjpeg")
+    ap.add_argument("--source", choices=("mjpeg", "h264-file", "ts-stream"), default="mjpeg")
+    ap.add_argument("--stream", default="640x480@30", help="WxH@FPS of the ts-stream camera")
     ap.add_argument("--clips-off", action="store_true")
     args = ap.parse_args()
     trees = {"baseline": export(args.baseline_ref), "ours": REPO}
@@ -43,6 +67,8 @@ def main() -> int:
     config.write_text("events:\n  clip: false\n" if args.clips_off else "{}\n")
     if args.source == "mjpeg":
         server, url = start_mjpeg(work)
+    elif args.source == "ts-stream":
+        server, url = start_ts(work, args.stream, 4.0 + args.window + 5.0)
     else:
         server, url = None, work / "live-640x480-30fps.mp4"
         if not url.exists():
@@ -57,7 +83,9 @@ def main() -> int:
                     cpu[name].append(live_cpu(cmd, 4.0, args.window, cwd=rec))
                 print(f"round {r + 1}: {name:8s} {cpu[name][-1]:.2f} CPU s / 1000 frames", flush=True)
     finally:
-        if server is not None:
+        if isinstance(server, TsServer):
+            server.close()
+        elif server is not None:
             server.stdin.close()
             server.terminate()
             server.wait(timeout=10)
