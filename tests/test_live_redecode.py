@@ -87,6 +87,21 @@ def test_live_frames_are_analysed_fast_and_saved_in_full(stream):
     assert (f0.image == full[f0.pts].to_ndarray(format="bgr24")).all()
 
 
+def test_a_stream_larger_than_720p_is_analysed_in_full(tmp_path):
+    """Above 1280x720 a saved picture's second decode would add its reference pictures
+    to the camera's peak memory (18 MB at 1080p): such a stream is decoded in full
+    for detection, and its frames are saved as they were analysed."""
+    mp4 = tmp_path / "big.mp4"
+    write_h264(Scene(width=1440, height=816, fps=FPS, duration_s=1, seed=21, noise=4.0), mp4, 600_000, FPS)
+    ts = to_ts(mp4)
+    full = full_decode(ts)
+    frames = read_live(ts, 1.0)
+    assert len(frames) > 10
+    for f in frames:
+        assert planes(f.av_frame) == planes(full[f.pts]), f
+        assert f.redecode is None
+
+
 @pytest.mark.skipif(not rtsp_server_runs(), reason="needs GStreamer's RTSP server for /usr/bin/python3")
 def test_rtsp_frames_are_saved_in_full(tmp_path):
     """RTSP (GStreamer's server): the parameter sets come in the SDP, the timestamps are

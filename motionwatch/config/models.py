@@ -126,9 +126,9 @@ class DetectionConfig:
         "second). 15 found every visit of the scene suite and the real clips, as soon\n"
         "as every frame did, for about half the detector's CPU; 10 found someone in\n"
         "view at start late. docs/media.md has the table."))
-    fast_decode: bool = flag(True, "decode H.264/HEVC video (files and live streams) for detection without "
-                             "the deblocking filter (less CPU); saved snapshots are decoded again in full "
-                             "(a live stream's from the packets of their GOP)", notes=(
+    fast_decode: bool = flag(True, "decode H.264/HEVC video (files, and live streams up to 1280x720) for "
+                             "detection without the deblocking filter (less CPU); saved snapshots are decoded "
+                             "again in full (a live stream's from the packets of their GOP)", notes=(
         "A 320-px detection picture cannot tell (the same events on the real and\n"
         "generated H.264 clips; docs/performance.md)."))
 

@@ -60,6 +60,11 @@ LIVE_REORDER_FRAMES = 2
 MAX_HELD_FRAMES = 8
 # Codecs whose decode detection.fast_decode makes cheaper (skip_loop_filter).
 FAST_DECODE_CODECS = frozenset({"h264", "hevc"})
+# ... for live streams only up to this size: a saved picture's second decoder holds
+# its GOP's reference pictures while it decodes, which at 1080p took the peak of a
+# camera with the defaults from 150 to 168 MB (the memory target is 150); at 640x480
+# they weigh 3 MB, and fast_decode saves 7% of the CPU (docs/performance.md).
+LIVE_FAST_DECODE_MAX_PIXELS = 1280 * 720
 # The ring keeps this much more than the pre-roll: the motion streak before the
 # trigger (min_frames) and the frames decoded but not yet analysed.
 RING_SLACK_S = 2.0
@@ -390,7 +395,8 @@ class AvLiveSource(LiveSource):
         self.size = (f.width, f.height) if f.width and f.height else None
         # A live frame cannot be sought again: with fast_decode its GOP's packets are
         # kept (media.gop), and a saved frame is decoded again from them.
-        fast = self.options.fast_decode and f.codec in FAST_DECODE_CODECS
+        fast = (self.options.fast_decode and f.codec in FAST_DECODE_CODECS and bool(f.width and f.height)
+                and f.width * f.height <= LIVE_FAST_DECODE_MAX_PIXELS)
         decoder(stream, PACED_DECODER_THREADS, fast)
         gops = GopRuns(f.codec, stream.codec_context.extradata, f.time_base,
                        length_size(f.codec, stream.codec_context.extradata)) if fast else None
