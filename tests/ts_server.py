@@ -47,3 +47,17 @@ class TsServer:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def remux_to_ts(mp4: Path) -> Path:
+    """The MP4's video as MPEG-TS beside it (PyAV, no ffmpeg program), made once."""
+    ts = mp4.with_suffix(".ts")
+    if not ts.exists():
+        import av
+        with av.open(str(mp4)) as src, av.open(str(ts), "w", format="mpegts") as dst:
+            out = dst.add_stream_from_template(src.streams.video[0])
+            for pkt in src.demux(video=0):
+                if pkt.size:
+                    pkt.stream = out
+                    dst.mux(pkt)
+    return ts

@@ -442,21 +442,12 @@ def peak_rss(cmd: list[str], seconds: float, cwd: str | None = None, env: dict |
 
 def memory_row(work: Path, seconds: float) -> dict:
     """Peak RSS of `run` (defaults) on a live 1080p25 H.264 camera served as MPEG-TS over HTTP."""
-    from ts_server import TsServer
+    from ts_server import TsServer, remux_to_ts
     mp4 = work / "live-1920x1080-25fps.mp4"
     if not mp4.exists():
         print(f"generating {mp4.name} ...", flush=True)
         make_clip(mp4, 1920, 1080, 20.0, fps=25.0)
-    ts = mp4.with_suffix(".ts")
-    if not ts.exists():
-        import av
-        with av.open(str(mp4)) as src, av.open(str(ts), "w", format="mpegts") as dst:
-            out = dst.add_stream_from_template(src.streams.video[0])
-            for pkt in src.demux(video=0):
-                if pkt.size:
-                    pkt.stream = out
-                    dst.mux(pkt)
-    server = TsServer(ts, 20.0, loops=max(1, round(seconds / 20.0)))
+    server = TsServer(remux_to_ts(mp4), 20.0, loops=max(1, round(seconds / 20.0)))
     out = Path(tempfile.mkdtemp(prefix="mw-mem-", dir=work))
     try:
         peak = peak_rss(MW + ["run", "--source", server.url, "--recordings", str(out / "rec"), "-q"],

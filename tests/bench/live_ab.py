@@ -26,28 +26,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_peers import live_cpu, start_mjpeg  # noqa: E402
 from motionwatch.bench import make_clip  # noqa: E402
 from scan_cpu import export  # noqa: E402
-from ts_server import TsServer  # noqa: E402
+from ts_server import TsServer, remux_to_ts  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def start_ts(work: Path, stream: str, seconds: float) -> tuple[TsServer, str]:
     """A looped live MPEG-TS camera of `stream` (WxH@FPS) lasting at least `seconds`."""
-    import av
     size, fps = stream.split("@")
     w, h = (int(v) for v in size.split("x"))
     mp4 = work / f"stream-{w}x{h}-{fps}fps.mp4"
     if not mp4.exists():
         make_clip(mp4, w, h, 20.0, fps=float(fps))
-    ts = mp4.with_suffix(".ts")
-    if not ts.exists():
-        with av.open(str(mp4)) as src, av.open(str(ts), "w", format="mpegts") as dst:
-            out = dst.add_stream_from_template(src.streams.video[0])
-            for pkt in src.demux(video=0):
-                if pkt.size:
-                    pkt.stream = out
-                    dst.mux(pkt)
-    server = TsServer(ts, 20.0, loops=int(seconds // 20.0) + 1)
+    server = TsServer(remux_to_ts(mp4), 20.0, loops=int(seconds // 20.0) + 1)
     return server, server.url
 
 
