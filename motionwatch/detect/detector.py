@@ -18,8 +18,7 @@ import numpy as np
 from motionwatch.config import DetectionConfig
 from motionwatch.detect.dynamic import Dynamics
 from motionwatch.detect.preprocess import Preprocess
-from motionwatch.model import detection_size
-from motionwatch.model import Detection
+from motionwatch.model import Detection, detection_size
 
 # Most boxes reported per frame; more are merged into the picture's noise anyway.
 MAX_BOXES = 16

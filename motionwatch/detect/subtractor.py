@@ -15,8 +15,7 @@ import numpy as np
 
 from motionwatch.config import DetectionConfig
 from motionwatch.detect.preprocess import Preprocess
-from motionwatch.model import detection_size
-from motionwatch.model import Detection
+from motionwatch.model import Detection, detection_size
 
 MAX_BOXES = 16
 

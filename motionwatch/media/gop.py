@@ -17,7 +17,7 @@ import threading
 
 import av
 
-from motionwatch.media.nal import disposable
+from motionwatch.media.nal import skippable_towards
 
 log = logging.getLogger("motionwatch")
 
@@ -113,9 +113,8 @@ class Redecode:
         try:
             dec = _decoder(runs)
             for packet in self._run.packets[:self._n]:
-                if (packet.pts != pts and runs.prefix is not None
-                        and disposable(packet, runs.codec, runs.prefix)):
-                    continue   # nothing refers to it and it is not the one wanted
+                if skippable_towards(packet, pts, runs.codec, runs.prefix):
+                    continue
                 found = _shown_at(dec.decode(_own(packet, runs.time_base)), pts)
                 if found is not None:
                     return found

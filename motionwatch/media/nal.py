@@ -50,6 +50,12 @@ def disposable(data, codec: str, prefix: int) -> bool:
     return (header >> 1 & 0x3F) not in HEVC_REFERENCE_TYPES
 
 
+def skippable_towards(pkt, pts: int, codec: str, prefix: int | None) -> bool:
+    """Whether a decode that only wants the picture shown at `pts` may leave packet
+    `pkt` out: a picture nothing refers to, and not that one."""
+    return prefix is not None and pkt.pts != pts and disposable(pkt, codec, prefix)
+
+
 def refreshes(data, codec: str, prefix: int) -> bool:
     """Whether the picture in packet `data` starts the stream afresh, so a decoder that
     begins there decodes every later picture as one that began earlier does: an H.264

@@ -23,8 +23,7 @@ from motionwatch.errors import ConfigError, SourceError
 from motionwatch.events import EPS, ClipPackets, EventEnded, EventStarted, EventTracker
 from motionwatch.pipeline.lighting_log import LightingLog
 from motionwatch.detect.masks import watch_mask
-from motionwatch.model import detection_size
-from motionwatch.model import Detection, Frame, iso
+from motionwatch.model import Detection, Frame, detection_size, iso
 from motionwatch.sources import FrameSource, SourceOptions, open_source
 
 log = logging.getLogger("motionwatch")

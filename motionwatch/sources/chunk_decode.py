@@ -105,13 +105,9 @@ def _container(job: ChunkJob):
     if key not in _kept:
         forget()
         container = av.open(job.path)
-        _decoder(container.streams.video[0], job)
+        decoder(container.streams.video[0], job.threads, job.fast)
         _kept[key] = container
     return _kept[key]
-
-
-def _decoder(stream, job: ChunkJob) -> None:
-    decoder(stream, job.threads, job.fast)
 
 
 def chunk_entries(job: ChunkJob, out: ChunkResult):
@@ -119,7 +115,7 @@ def chunk_entries(job: ChunkJob, out: ChunkResult):
     opened for it; `out` counts the damaged packets and those left out as it goes,
     and says if the file ended."""
     with av.open(job.path) as container:
-        _decoder(container.streams.video[0], job)
+        decoder(container.streams.video[0], job.threads, job.fast)
         yield from _decode(container, job, out)
 
 

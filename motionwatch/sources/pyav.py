@@ -28,7 +28,7 @@ import av
 from motionwatch.errors import SourceError
 from motionwatch.media.frames import TV_TO_FULL, AvFrame, UndecodedFrame
 from motionwatch.media.gop import GopRuns
-from motionwatch.media.nal import disposable, length_size
+from motionwatch.media.nal import length_size, skippable_towards
 from motionwatch.media.probe import facts
 from motionwatch.media.remux import CodecTemplate
 from motionwatch.media.ring import PacketRing
@@ -348,7 +348,7 @@ def _decoded_towards(container, stream, pts: int):
     codec = stream.codec_context.name
     prefix = length_size(codec, stream.codec_context.extradata)
     for pkt in container.demux(stream):
-        if prefix is not None and pkt.pts is not None and pkt.pts != pts and disposable(pkt, codec, prefix):
+        if pkt.pts is not None and skippable_towards(pkt, pts, codec, prefix):
             continue
         for f in stream.decode(pkt):
             if f.pts is not None:
@@ -398,8 +398,8 @@ class AvLiveSource(LiveSource):
         fast = (self.options.fast_decode and f.codec in FAST_DECODE_CODECS and bool(f.width and f.height)
                 and f.width * f.height <= LIVE_FAST_DECODE_MAX_PIXELS)
         decoder(stream, PACED_DECODER_THREADS, fast)
-        gops = GopRuns(f.codec, stream.codec_context.extradata, f.time_base,
-                       length_size(f.codec, stream.codec_context.extradata)) if fast else None
+        prefix = length_size(f.codec, stream.codec_context.extradata)
+        gops = GopRuns(f.codec, stream.codec_context.extradata, f.time_base, prefix) if fast else None
         self.luma_levels = None if f.full_range else TV_TO_FULL
         self.codec = f.codec
         self.copying = copies(f, self.options)
@@ -408,12 +408,12 @@ class AvLiveSource(LiveSource):
             self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
         else:
             self.packets = self.template = None
-        return _Connection(container, stream, self.packets, self._skip_plan(f, stream), self._next_index, gops)
+        return _Connection(container, stream, self.packets, self._skip_plan(f, stream, prefix), self._next_index,
+                           gops)
 
-    def _skip_plan(self, f, stream) -> SkipPlan | None:
+    def _skip_plan(self, f, stream, prefix: int | None) -> SkipPlan | None:
         """Disposable packets left out (sources.undecoded) when the loop would not analyse
         a frame handed out when theirs would be: now, plus the decoder's reorder delay."""
-        prefix = length_size(f.codec, stream.codec_context.extradata)
         if self.options.wanted is None or prefix is None or not f.fps:
             return None
         delay = (LIVE_REORDER_FRAMES if stream.codec_context.has_b_frames else 0) / f.fps
