@@ -4,7 +4,7 @@
 Run by hand (pytest does not collect it; it takes several minutes):
 
     .venv/bin/python tests/bench/compare_peers.py [--rounds 3] [--quick] [--skip-dvr] [--skip-live]
-        [--baseline-ref REF] [--tools NAME ...] [--live-only MJPEG]
+        [--baseline-ref REF] [--tools NAME ...] [--live-only MJPEG] [--clips FILE ...]
 
 Everything is measured in this run, on the same inputs, and reported as ratios
 against the decode-only baseline measured alongside, because the machine's
@@ -22,7 +22,8 @@ speed (and whoever else is using it) changes from run to run:
   (640x480, 1280x720, 1920x1080; textured room, sensor noise, people walking,
   encoded at IP-camera bitrates and tagged BT.709 limited range like camera
   files), the real camera file ../shared/footage/dvrscan_traffic_camera/
-  traffic_camera.mp4 and ../shared/footage/opencv_vtest/vtest.avi. Each tool runs as its own process;
+  traffic_camera.mp4 and ../shared/footage/opencv_vtest/vtest.avi, and any files
+  given with --clips (your own camera's recordings). Each tool runs as its own process;
   CPU seconds come from wait4() (the process and the children it waited for,
   e.g. the ffmpeg clip encoder), peak RSS from sampling /proc/PID/status VmHWM.
   Runs are interleaved round by round and the median is reported.
@@ -151,8 +152,10 @@ def _children(pid: int) -> list[int]:
 
 # --- inputs ----------------------------------------------------------------------
 
-def clips(work: Path, seconds: float) -> list[tuple[str, Path, list]]:
-    """(label, path, truth intervals) for the scan table; generated once and kept in `work`."""
+def clips(work: Path, seconds: float, own: list[Path] | None = None) -> list[tuple[str, Path, list]]:
+    """(label, path, truth intervals) for the scan table; generated once and kept in
+    `work`. `own`: files of the caller's (real camera recordings), each labelled by
+    its name and picture size, with no truth: their events are counted."""
     out = []
     for w, h in ((640, 480), (1280, 720), (1920, 1080)):
         path = work / f"bench-{w}x{h}-{seconds:g}s.mp4"
@@ -166,7 +169,16 @@ def clips(work: Path, seconds: float) -> list[tuple[str, Path, list]]:
         out.append(("vtest.avi 768x576", VTEST, None))
     else:
         print(f"skipping vtest: {VTEST} not found", flush=True)
+    for path in own or []:
+        out.append((f"{path.name} {picture_size(path)}", path, None))
     return out
+
+
+def picture_size(path: Path) -> str:
+    import av
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return f"{s.codec_context.width}x{s.codec_context.height} {s.codec_context.name}"
 
 
 def frame_count(path: Path) -> int:
@@ -261,7 +273,8 @@ def baseline_tools(ref: str, noclip_cfg: Path) -> dict:
 
 
 def scan_table(work: Path, rounds: int, seconds: float, dvr: Path | None, only: list[str] | None = None,
-               baseline: str | None = None, tool_words: list[str] | None = None) -> list[dict]:
+               baseline: str | None = None, tool_words: list[str] | None = None,
+               own: list[Path] | None = None) -> list[dict]:
     noclip = work / "noclip.yaml"
     noclip.write_text("events:\n  clip: false\n")
     encode = work / "encode.yaml"
@@ -279,7 +292,7 @@ def scan_table(work: Path, rounds: int, seconds: float, dvr: Path | None, only: 
     if tool_words:
         tools = {t: c for t, c in tools.items() if t == "decode-only" or t in tool_words}
     rows = []
-    for label, path, truth in clips(work, seconds):
+    for label, path, truth in clips(work, seconds, own):
         if only and not any(word in label for word in only):
             continue
         n = frame_count(path)
@@ -521,9 +534,10 @@ def report(scan_rows: list[dict], live_rows: list[dict], header: str, memory: di
     for clip in dict.fromkeys(r["clip"] for r in scan_rows):
         for peer, mine in peers:
             if (clip, peer) in by and (clip, mine) in by:
+                off = by.get((clip, mine + ", clips off"))   # not measured when --tools left it out
                 extra.append(f"| {clip} | {peer} | "
                              f"{by[(clip, peer)]['cpu_ms'] / by[(clip, mine)]['cpu_ms']:.2f}× | "
-                             f"{by[(clip, peer)]['cpu_ms'] / by[(clip, mine + ', clips off')]['cpu_ms']:.2f}× |")
+                             + (f"{by[(clip, peer)]['cpu_ms'] / off['cpu_ms']:.2f}× |" if off else "|"))
     if extra:
         lines += ["", "| clip | peer | peer CPU ÷ motionwatch scan | ÷ motionwatch scan, clips off |",
                   "|---|---|---:|---:|"]
@@ -556,6 +570,9 @@ def main() -> int:
     ap.add_argument("--skip-live", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--only", nargs="+", metavar="WORD", help="scan only the clips whose label has one of these words")
+    ap.add_argument("--clips", nargs="+", type=Path, metavar="FILE", default=[],
+                    help="also scan these video files (your own camera recordings); --only their name "
+                         "scans only them")
     ap.add_argument("--baseline-ref", metavar="REF", help="also scan with the tree at this git ref (before/after)")
     ap.add_argument("--tools", nargs="+", metavar="NAME",
                     help="scan only with these tools, named as the table names them (and decode-only)")
@@ -566,6 +583,10 @@ def main() -> int:
     a = ap.parse_args()
     if a.quick:
         a.rounds, a.seconds, a.live_window = 1, 10.0, 6.0
+    missing = [str(c) for c in a.clips if not c.is_file()]
+    if missing:
+        ap.error(f"--clips: no such file: {', '.join(missing)}")
+    a.clips = [c.resolve() for c in a.clips]
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
     # As pip does for a normal install: an editable checkout run with
@@ -576,7 +597,7 @@ def main() -> int:
     print(header, flush=True)
     dvr = None if a.skip_dvr or a.skip_scan else dvr_scan_bin(work)
     scan_rows = [] if a.skip_scan else scan_table(work, a.rounds, a.seconds, dvr, a.only,
-                                                      a.baseline_ref, a.tools)
+                                                      a.baseline_ref, a.tools, a.clips)
     live_rows = [] if a.skip_live else live_table(work, a.rounds, a.live_window, a.live_only)
     memory = None if a.skip_memory else memory_row(work, a.memory_seconds)
     text = report(scan_rows, live_rows, header, memory)
