@@ -1,4 +1,4 @@
-"""Clips of H.264 sources by stream copy (events.clip_codec auto/copy): the
+"""Clips of H.264 and HEVC sources by stream copy (events.clip_codec auto/copy): the
 source's own packets, kept compressed in the pre-roll ring and muxed into MP4.
 
 The clips are checked packet by packet against the source: the MD5 of every
@@ -255,14 +255,14 @@ def test_run_on_a_file_cuts_its_clips_too(recordings, tmp_path):
     checked_cut(ev, recordings, short)
 
 
-def test_hevc_is_copied_with_copy_and_encoded_with_auto(recordings, tmp_path):
-    """HEVC plays in Safari and desktop players, not in every browser: `copy` copies it
-    (tagged hvc1, the source's packets), `auto` encodes H.264."""
+def test_hevc_is_copied_by_default_and_encoded_with_h264(recordings, tmp_path):
+    """Most HEVC cameras are 1080p and up, where encoding every event frame costs
+    more than the scan: `auto` copies HEVC (tagged hvc1 for Safari, the source's
+    packets); `clip_codec: h264`, for clips every browser plays, encodes H.264."""
     hevc = tmp_path / "visit-hevc.mp4"
     assert encode_with_ffmpeg(VISIT, hevc, ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params",
                                             f"log-level=error:keyint={GOP}", "-pix_fmt", "yuv420p"]) == 0
-    mw("scan", str(hevc), "--recordings", str(recordings), "--config",
-       str(config(tmp_path, "events:\n  clip_codec: copy\n")), check=True)
+    mw("scan", str(hevc), "--recordings", str(recordings), "--config", str(config(tmp_path, "")), check=True)
     (ev,) = events_json(recordings)
     assert ev["clip_format"] == "hevc" and ev["clip_copied"] is True
     clip = recordings / ev["clip"]
@@ -271,9 +271,10 @@ def test_hevc_is_copied_with_copy_and_encoded_with_auto(recordings, tmp_path):
     assert out == ["hvc1"]
     source, tb, t0 = packets(hevc)
     place(clip, source, tb, t0)
-    auto = tmp_path / "auto-rec"
-    mw("scan", str(hevc), "--recordings", str(auto), "--config", str(config(tmp_path, "")), check=True)
-    (ev,) = events_json(auto)
+    encoded = tmp_path / "h264-rec"
+    mw("scan", str(hevc), "--recordings", str(encoded), "--config",
+       str(config(tmp_path, "events:\n  clip_codec: h264\n")), check=True)
+    (ev,) = events_json(encoded)
     assert ev["clip_format"] == "h264" and "clip_copied" not in ev
 
 

@@ -177,6 +177,37 @@ def test_event_page_snapshot_boxes_chart_and_clip(page, server):
     assert not page.errors
 
 
+def test_an_hevc_clip_plays_or_the_page_says_to_download_it(page, tmp_path, two_visits_video):
+    """HEVC clips are copied as the camera sent them; Chrome and Firefox play HEVC
+    only where the machine decodes it. Where this Chromium cannot (Debian's cannot),
+    the event page keeps the snapshot and says to use Download, naming the format."""
+    hevc = tmp_path / "visit-hevc.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(two_visits_video[0]), "-c:v", "libx265", "-preset",
+                    "ultrafast", "-x265-params", "log-level=error", "-pix_fmt", "yuv420p", str(hevc)], check=True)
+    rec = tmp_path / "rec"
+    subprocess.run([sys.executable, "-m", "motionwatch", "scan", str(hevc), "--recordings", str(rec),
+                    "--no-progress"], check=True, capture_output=True, timeout=120)
+    p = Proc(["serve", "--recordings", str(rec), "--port", "0"])
+    try:
+        ev = p.get_json("/api/events")["events"][0]
+        assert p.get_json(f"/api/events/{ev['id']}")["clip_format"] == "hevc"
+        page.goto(f"{p.base}/#/event/{ev['id']}")
+        page.wait_for_selector("#clip")
+        page.wait_for_function("() => document.querySelector('#snapshot').complete")
+        plays = page.evaluate("document.querySelector('#clip').canPlayType('video/mp4; codecs=\"hvc1.1.6.L93.B0\"')")
+        if plays:
+            page.wait_for_function("() => document.querySelector('#clip').readyState >= 1", timeout=15000)
+            assert page.evaluate("document.querySelector('#clip').error") is None
+        else:
+            page.wait_for_selector("#clip-note:not([hidden])", timeout=15000)
+            note = page.inner_text("#clip-note")
+            assert "cannot play this clip (hevc)" in note and "Download" in note
+            assert natural_width(page, "#snapshot") > 0
+    finally:
+        p.stop()
+    assert not page.errors
+
+
 def test_keep_and_delete_from_the_event_page(page, tmp_path, two_visits_video):
     rec = tmp_path / "rec"
     scan_into(two_visits_video[0], rec, "shed", "2026-11-22T12:00:00")

@@ -204,15 +204,17 @@ class EventsConfig:
         "For encoded clips it is also the size the pre-roll is kept at in memory, for\n"
         "one resize per frame."))
     clip_codec: Literal["auto", "copy", "h264", "mp4v"] = parsed("auto", "clip format", notes=(
-        "auto: when the source's video is H.264 (a file, an RTSP/HTTP stream, a\n"
-        "  camera that sends H.264), each clip is the source's own packets copied\n"
-        "  into MP4 without re-encoding (lossless, nearly free; the pre-roll is kept\n"
-        "  compressed, and the clip starts on the keyframe at or before it, so it\n"
-        "  may begin up to one keyframe interval earlier). A clip_width makes auto\n"
-        "  encode instead. Every other source is encoded to H.264 in process.\n"
-        "copy: like auto, HEVC sources are copied too (plays in Safari and desktop\n"
-        "  players, not in every browser).\n"
-        "h264: always encode H.264 MP4 in process (libx264); plays in every browser.\n"
+        "auto: when the source's video is H.264 or HEVC (a file, an RTSP/HTTP\n"
+        "  stream, a camera that sends them), each clip is the source's own packets\n"
+        "  copied into MP4 without re-encoding (lossless, nearly free; the pre-roll is\n"
+        "  kept compressed, and the clip starts on the keyframe at or before it, so it\n"
+        "  may begin up to one keyframe interval earlier). HEVC clips play in Safari,\n"
+        "  desktop players and phones, in Chrome and Firefox only where the machine\n"
+        "  decodes HEVC. A clip_width makes auto encode instead. Every other source is\n"
+        "  encoded to H.264 in process.\n"
+        "copy: like auto, and copies even when clip_width is set.\n"
+        "h264: always encode H.264 MP4 in process (libx264); plays in every browser,\n"
+        "  but encoding every event frame of a 1080p camera costs more than detection.\n"
         "mp4v: encode MPEG-4 Part 2 MP4; plays in VLC and desktop players,\n"
         "  browsers only download it."))
     snapshot: Literal["best", "first", "both"] = parsed(

@@ -32,9 +32,11 @@ log = logging.getLogger("motionwatch")
 # more than they save (docs/performance.md); FFmpeg's decoder threads are
 # separate and unaffected.
 OPENCV_THREADS = 1
-# Codecs copied into clips: auto copies what browsers play, copy also HEVC
-# (Safari and desktop players; Chrome/Firefox only on some machines).
-COPY_CODECS = {"auto": frozenset({"h264"}), "copy": frozenset({"h264", "hevc"})}
+# Codecs copied into clips. HEVC too, although Chrome and Firefox play it only
+# where the machine decodes it (the review page then offers the download): most
+# HEVC cameras are 1080p and up, where encoding the clip instead cost 4x the
+# scan's decode and more than a Pi has (docs/performance.md, 2026-12-05 12:26).
+COPY_CODECS = {"auto": frozenset({"h264", "hevc"}), "copy": frozenset({"h264", "hevc"})}
 
 # While an event is open its packets go to the clip every this many frames:
 # fewer queue signals than one per frame, and the sink holds about a GOP.
