@@ -163,3 +163,48 @@ def test_a_recording_still_being_written_is_scanned_again_next_time(tmp_path):
     assert told == ["event_start", "event_end", "event_start", "event_end"], told
     third = mw(*args, cwd=tmp_path, check=True)
     assert "skipped" in third.stdout
+
+
+@pytest.mark.parametrize("codec", ["h264", "hevc"])
+def test_a_raw_elementary_stream_export_gets_its_clip(tmp_path, good_clip, codec):
+    """Some cameras and NVRs export raw .264/.h265 streams: FFmpeg gives their packets
+    no timestamps, so no clip can be copied from them. The clip is encoded from the
+    decoded pictures instead (it was silently missing), and the event is the one the
+    same video in MP4 gives."""
+    raw = tmp_path / ("export.264" if codec == "h264" else "export.h265")
+    if codec == "h264":
+        ffmpeg("-i", str(good_clip), "-c", "copy", "-bsf:v", "h264_mp4toannexb", "-f", "h264", str(raw))
+    else:
+        ffmpeg("-i", str(good_clip), "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error",
+               "-f", "hevc", str(raw))
+    proc = mw("scan", raw.name, "--no-progress", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    (ev,) = events_json(tmp_path / "recordings")
+    assert ev["clip"] and ev["clip_format"] == "h264" and not ev.get("clip_copied")
+    clip = tmp_path / "recordings" / ev["clip"]
+    got = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames",
+                          "-of", "csv=p=0", str(clip)], capture_output=True, text=True, check=True).stdout.strip()
+    assert int(got) / VISIT.fps >= ev["end_offset_s"] - ev["start_offset_s"]
+    assert (clip.parent / "snapshot.jpg").stat().st_size > 0
+    mw("scan", str(good_clip), "--no-progress", "--recordings", str(tmp_path / "mp4-rec"), check=True, timeout=120)
+    (mp4_ev,) = events_json(tmp_path / "mp4-rec")
+    assert abs(ev["start_offset_s"] - mp4_ev["start_offset_s"]) <= 1 / VISIT.fps + 1e-6
+    assert abs(ev["end_offset_s"] - mp4_ev["end_offset_s"]) <= 1 / VISIT.fps + 1e-6
+
+
+def test_a_folder_scan_finds_raw_streams_by_their_first_bytes(tmp_path, good_clip):
+    """An NVR export named `.bin` or `.dav`-less is still found in a folder when it
+    begins like a raw H.264 or HEVC stream (x264 starts with an SEI, x265 with a VPS);
+    other files are skipped."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    ffmpeg("-i", str(good_clip), "-c", "copy", "-bsf:v", "h264_mp4toannexb", "-f", "h264", str(folder / "ch1.bin"))
+    ffmpeg("-i", str(good_clip), "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error",
+           "-f", "hevc", str(folder / "ch2.bin"))
+    (folder / "notes.bin").write_bytes(b"\x00\x00\x00\x01" + b"\xff" * 60)   # a start code, no video after it
+    (folder / "readme.txt").write_text("exported 2026-12-05\n")
+    proc = mw("scan", "export", "--no-progress", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = rows_of(proc.stdout)
+    assert rows == {"export/ch1.bin": "done", "export/ch2.bin": "done"}, proc.stdout
+    assert "2 non-video file(s) skipped" in proc.stdout

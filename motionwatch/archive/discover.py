@@ -15,7 +15,11 @@ from motionwatch.sources.base import VIDEO_SUFFIXES
 # Container signatures: (offset, bytes). Enough to recognise what DVRs and
 # cameras write without opening every file with FFmpeg.
 SIGNATURES = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (0, b"RIFF"), (0, b"\x00\x00\x01\xba"),
-              (0, b"\x47"), (0, b"FLV"), (0, b"\x00\x00\x00\x01\x67"), (0, b"\x00\x00\x01\x67"))
+              (0, b"\x47"), (0, b"FLV"))
+# A raw H.264/HEVC export starts with a start code and a parameter set, an access unit
+# delimiter or an SEI: H.264 NAL types (low 5 bits) 6, 7, 9; HEVC's (bits 1-6) 32-35, 39.
+H264_FIRST_NALS = {6, 7, 9}
+HEVC_FIRST_NALS = {32, 33, 34, 35, 39}
 
 
 @dataclass
@@ -36,7 +40,18 @@ def looks_like_video(path: Path) -> bool:
         return False
     if head[:1] == b"\x47":   # MPEG-TS: a sync byte every 188 bytes, not just the first
         return _ts_sync(path)
-    return any(head[at:at + len(sig)] == sig for at, sig in SIGNATURES if sig != b"\x47")
+    return any(head[at:at + len(sig)] == sig for at, sig in SIGNATURES if sig != b"\x47") or _annex_b(head)
+
+
+def _annex_b(head: bytes) -> bool:
+    """Whether the bytes begin a raw H.264 or HEVC elementary stream."""
+    for code in (b"\x00\x00\x00\x01", b"\x00\x00\x01"):
+        if head.startswith(code) and len(head) > len(code) + 1:
+            nal = head[len(code)]
+            if nal & 0x80:      # the forbidden bit
+                return False
+            return nal & 0x1F in H264_FIRST_NALS or (nal >> 1) & 0x3F in HEVC_FIRST_NALS
+    return False
 
 
 def _ts_sync(path: Path) -> bool:

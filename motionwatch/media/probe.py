@@ -10,6 +10,11 @@ import av
 
 # Codecs an MP4 clip can carry as the source's own packets (stream copy).
 COPY_CODECS = frozenset({"h264", "hevc"})
+# Raw elementary-stream demuxers (a camera's .264/.h265 export): FFmpeg gives their
+# packets and pictures no timestamps, and their "average rate" is its own default
+# (25); the rate the stream itself says (H.264/HEVC timing info) is the codec's.
+UNTIMED_FORMATS = frozenset({"h264", "hevc", "vvc", "m4v", "mpegvideo", "cavsvideo", "avs2", "avs3", "vc1",
+                             "dirac", "mjpeg", "mjpeg_2000", "h261", "h263"})
 # FFmpeg's own log lines would repeat our one-line messages for every retry of a
 # dead camera; AV_LOG_QUIET unless the user asks for them.
 if not os.environ.get("MOTIONWATCH_FFMPEG_LOG"):
@@ -27,6 +32,7 @@ class StreamFacts:
     duration_s: float       # 0.0 when unknown (live)
     start_pts: int
     full_range: bool        # pc (JPEG) range: the Y plane spans 0..255
+    timed: bool = True      # packets carry timestamps (not a raw elementary stream)
 
     @property
     def copyable(self) -> bool:
@@ -40,7 +46,11 @@ def sane_fps(fps: float | None, unknown: float = 0.0) -> float:
 
 def facts(stream: av.video.stream.VideoStream) -> StreamFacts:
     cc = stream.codec_context
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    timed = stream.container.format.name not in UNTIMED_FORMATS
+    if timed:
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    else:
+        rate = cc.framerate or stream.guessed_rate or stream.average_rate
     tb = stream.time_base or Fraction(1, 90000)
     duration = float(stream.duration * tb) if stream.duration else 0.0
     if not duration and stream.container.duration:
@@ -49,4 +59,5 @@ def facts(stream: av.video.stream.VideoStream) -> StreamFacts:
         codec=cc.name, width=cc.width, height=cc.height, fps=sane_fps(float(rate) if rate else 0.0),
         time_base=Fraction(tb), frames=max(0, stream.frames or 0), duration_s=duration,
         start_pts=stream.start_time or 0,
-        full_range=cc.color_range == 2 or (cc.format is not None and cc.format.name.startswith("yuvj")))
+        full_range=cc.color_range == 2 or (cc.format is not None and cc.format.name.startswith("yuvj")),
+        timed=timed)

@@ -156,7 +156,12 @@ class CameraLoop:
         self._detect_step = self._frames_per_analysis()
         ev = self.cfg.events
         if ev.clip and ev.clip_codec == "copy" and not self.source.copying:
-            what = f"its video is {self.source.codec}" if self.source.codec else f"a {self.source.kind} has no packets"
+            if self.source.codec in COPY_CODECS["copy"]:
+                what = "its packets carry no timestamps (a raw stream)"
+            elif self.source.codec:
+                what = f"its video is {self.source.codec}"
+            else:
+                what = f"a {self.source.kind} has no packets"
             log.info("%s: clip_codec copy: %s, which an MP4 clip cannot hold as it is; encoding them instead",
                      self.cam.name, what)
         return self.source

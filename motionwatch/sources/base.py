@@ -27,7 +27,8 @@ log = logging.getLogger("motionwatch")
 OPEN_TIMEOUT_MS = 10000
 READ_TIMEOUT_MS = 10000
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts",
-                  ".mjpeg", ".mjpg", ".wmv", ".flv", ".3gp", ".h264", ".264", ".hevc"}
+                  ".mjpeg", ".mjpg", ".wmv", ".flv", ".3gp", ".h264", ".264", ".hevc", ".h265", ".265",
+                  ".mts", ".m2ts"}
 
 
 @dataclass(frozen=True)

@@ -162,14 +162,19 @@ class AvFileSource(FrameSource):
             # Best guess at when the recording began: its mtime minus its length.
             length = self.total_frames / self.fps if self.total_frames else 0.0
             self.start_wall = path.stat().st_mtime - length
-        self._fast = self.options.fast_decode and f.codec in FAST_DECODE_CODECS
+        # A raw elementary stream (a camera's .264/.h265 export) has no timestamps on its
+        # packets or pictures: its clips cannot be placed from packets, so they are encoded
+        # from the decoded pictures as a pipe's are, and a saved picture cannot be found
+        # again to decode in full, so all of them are.
+        timed = f.timed
+        self._fast = timed and self.options.fast_decode and f.codec in FAST_DECODE_CODECS
         threads = (self.options.decoder_threads or PACED_DECODER_THREADS) if self.paced else \
             scan_threads(self.options.decoder_threads, self.size)
         decoder(self.stream, threads, self._fast)
         self.luma_levels = None if f.full_range else TV_TO_FULL
         self.codec = f.codec
-        self.copying = copies(f, self.options)
-        if self.copying or self.options.encode_packets:
+        self.copying = timed and copies(f, self.options)
+        if self.copying or (timed and self.options.encode_packets):
             self.template = CodecTemplate(self.stream)
             self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
         self._prefix = length_size(f.codec, self.stream.codec_context.extradata)
@@ -395,15 +400,16 @@ class AvLiveSource(LiveSource):
         self.size = (f.width, f.height) if f.width and f.height else None
         # A live frame cannot be sought again: with fast_decode its GOP's packets are
         # kept (media.gop), and a saved frame is decoded again from them.
-        fast = (self.options.fast_decode and f.codec in FAST_DECODE_CODECS and bool(f.width and f.height)
+        fast = (f.timed and self.options.fast_decode and f.codec in FAST_DECODE_CODECS and bool(f.width and f.height)
                 and f.width * f.height <= LIVE_FAST_DECODE_MAX_PIXELS)
         decoder(stream, PACED_DECODER_THREADS, fast)
         prefix = length_size(f.codec, stream.codec_context.extradata)
         gops = GopRuns(f.codec, stream.codec_context.extradata, f.time_base, prefix) if fast else None
         self.luma_levels = None if f.full_range else TV_TO_FULL
         self.codec = f.codec
-        self.copying = copies(f, self.options)
-        if self.copying or self.options.encode_packets:
+        # A raw stream's packets have no timestamps to place them in a clip by (see AvFileSource).
+        self.copying = f.timed and copies(f, self.options)
+        if self.copying or (f.timed and self.options.encode_packets):
             self.template = CodecTemplate(stream)
             self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
         else:
