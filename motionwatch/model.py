@@ -53,6 +53,12 @@ class Frame:
         return self.image if self.gray is None else self.gray
 
     @property
+    def undecodable(self) -> bool:
+        """Known not to decode, without decoding it (media.jpeg.JpegFrame); a picture
+        already decoded never is."""
+        return False
+
+    @property
     def glance(self) -> np.ndarray:
         """The BGR picture for a look on the capture thread (the live view): `image`,
         unless getting that means decoding the frame again (media.frames.AvFrame)."""

@@ -143,10 +143,10 @@ def rtsp_server_runs() -> bool:
         return False
 
 
-def start_rtsp(source: Path, port: int = 0) -> tuple[subprocess.Popen, int]:
+def start_rtsp(source: Path, port: int = 0, codec: str = "h264") -> tuple[subprocess.Popen, int]:
     """tests/rtsp_server.py serving `source`; (process, port) once it listens."""
     server = Path(__file__).parent / "rtsp_server.py"
-    proc = subprocess.Popen([RTSP_PYTHON, str(server), "--file", str(source), "--port", str(port)],
+    proc = subprocess.Popen([RTSP_PYTHON, str(server), "--file", str(source), "--port", str(port), "--codec", codec],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline().split()
     if line[:1] != ["listening"]:
@@ -196,6 +196,50 @@ def test_rtsp_camera_cut_and_restored(tmp_path):
         start = src.index(got[0])
         assert src[start:start + len(got)] == got, "the clip's frames are not a run of the stream's own"
         assert len(got) / FPS >= ev["end_offset_s"] - ev["start_offset_s"] + 1.0
+
+
+def jpeg_mov(scene: Scene, path: Path) -> Path:
+    """The scene as a MOV of JPEGs with the standard Huffman tables, what an RTSP JPEG
+    camera sends (RFC 2435 carries no tables of its own)."""
+    mp4 = path.with_suffix(".mp4")
+    write_h264(scene, mp4, 400_000, FPS)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(mp4), "-c:v", "mjpeg", "-huffman", "default",
+                    "-q:v", "4", "-pix_fmt", "yuvj420p", "-f", "mov", str(path)], check=True)
+    return path
+
+
+@pytest.mark.skipif(not rtsp_server_runs(), reason="needs GStreamer's RTSP server for /usr/bin/python3 "
+                    "(apt: gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)")
+def test_an_rtsp_jpeg_camera_records_its_visit_and_decodes_only_what_it_analyses(tmp_path):
+    """An MJPEG stream FFmpeg opens (RTSP JPEG here; a V4L2 camera's MJPEG mode the
+    same way) is not decoded in full on the reader thread: its JPEGs are handed out,
+    and only an analysed frame's grey is decoded, reduced (as the MJPEG-over-HTTP
+    reader does). A real `run` records the visit with an H.264 clip."""
+    from motionwatch.media.jpeg import JpegFrame
+    from motionwatch.sources.base import SourceOptions
+    from motionwatch.sources.pyav import AvLiveSource
+    source = jpeg_mov(Scene(width=320, height=240, fps=FPS, duration_s=14, seed=21, noise=4.0,
+                            walkers=(Walker(4.0, 2.5, height=0.6),)), tmp_path / "visit.mov")
+    server, port = start_rtsp(source, codec="mjpeg")
+    url = f"rtsp://127.0.0.1:{port}/cam"
+    try:
+        cam = AvLiveSource(url, SourceOptions(gray_on_demand=True, detect_width=160))
+        cam.open()
+        try:
+            frames = [cam.read(10.0) for _ in range(12)]
+        finally:
+            cam.close()
+        assert all(isinstance(f, JpegFrame) for f in frames), frames
+        for f in frames[::2]:
+            assert f.gray.shape == (120, 160)     # libjpeg's 1/2 scale: the detection width
+        assert not any(f.gray_decoded or f.decoded for f in frames[1::2])
+        rec = run_until_an_event_ends(tmp_path, url, lambda: None, pre_roll_seconds=1.0, post_roll_seconds=1.0)
+    finally:
+        stop_rtsp(server)
+    (ev,) = events_json(rec)
+    assert ev["clip_format"] == "h264" and not ev.get("clip_copied") and ev["frame_size"] == [320, 240]
+    got = frame_hashes(rec / ev["clip"])
+    assert len(got) / FPS >= ev["end_offset_s"] - ev["start_offset_s"] + 1.0
 
 
 class _Page(http.server.BaseHTTPRequestHandler):

@@ -11,7 +11,9 @@ analyse and that no other picture refers to are not decoded at all
 (sources.undecoded); their frames are still counted. With detection.fast_decode,
 H.264/HEVC is analysed without the deblocking filter and a saved frame is decoded
 again in full: a file's by seeking it, a live stream's from its GOP's kept packets
-(media.gop).
+(media.gop). A live MJPEG stream (a V4L2 camera's MJPEG mode, RTSP JPEG) is not
+decoded by FFmpeg at all: its packets are the camera's JPEGs, handed out as an
+MJPEG camera's are (media.jpeg: grey decoded reduced, only for analysed frames).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import av
 from motionwatch.errors import SourceError
 from motionwatch.media.frames import TV_TO_FULL, AvFrame, UndecodedFrame
 from motionwatch.media.gop import GopRuns
+from motionwatch.media.jpeg import JpegFrames
 from motionwatch.media.nal import length_size, skippable_towards
 from motionwatch.media.probe import facts
 from motionwatch.media.remux import CodecTemplate
@@ -60,6 +63,8 @@ LIVE_REORDER_FRAMES = 2
 MAX_HELD_FRAMES = 8
 # Codecs whose decode detection.fast_decode makes cheaper (skip_loop_filter).
 FAST_DECODE_CODECS = frozenset({"h264", "hevc"})
+# Live codecs whose packets are JPEGs, handed out undecoded (AvLiveSource._connect_jpegs).
+JPEG_CODECS = frozenset({"mjpeg"})
 # ... for live streams only up to this size: a saved picture's second decoder holds
 # its GOP's reference pictures while it decodes, which at 1080p took the peak of a
 # camera with the defaults from 150 to 168 MB (the memory target is 150); at 640x480
@@ -360,9 +365,10 @@ def _decoded_towards(container, stream, pts: int):
                 yield f
 
 
-class AvLiveSource(LiveSource):
+class AvLiveSource(JpegFrames, LiveSource):
     """A stream URL or a V4L2 camera: the reader thread demuxes and decodes, `read()`
     hands out the newest frame. Each connection's container belongs to its reader.
+    MJPEG is not decoded on the reader thread: its JPEGs go to `JpegFrames`.
 
     `answer` is what an HTTP server said to a plain GET (status, content type), told
     when FFmpeg cannot open the URL either."""
@@ -381,6 +387,7 @@ class AvLiveSource(LiveSource):
         self._last_size: tuple[int, int] | None = None
         self._plan: SkipPlan | None = None   # this connection's packets left out
         self._left_out_before = 0            # ... and earlier connections' count
+        self.detect_width = self.options.detect_width
 
     def _connect(self):
         if is_index(self.spec) and int(self.spec) > MAX_CAMERA_INDEX:
@@ -398,6 +405,9 @@ class AvLiveSource(LiveSource):
         f = facts(stream)
         self.fps = f.fps
         self.size = (f.width, f.height) if f.width and f.height else None
+        self.codec = f.codec
+        if f.codec in JPEG_CODECS:
+            return self._connect_jpegs(container, stream)
         # A live frame cannot be sought again: with fast_decode its GOP's packets are
         # kept (media.gop), and a saved frame is decoded again from them.
         fast = (f.timed and self.options.fast_decode and f.codec in FAST_DECODE_CODECS and bool(f.width and f.height)
@@ -406,7 +416,6 @@ class AvLiveSource(LiveSource):
         prefix = length_size(f.codec, stream.codec_context.extradata)
         gops = GopRuns(f.codec, stream.codec_context.extradata, f.time_base, prefix) if fast else None
         self.luma_levels = None if f.full_range else TV_TO_FULL
-        self.codec = f.codec
         # A raw stream's packets have no timestamps to place them in a clip by (see AvFileSource).
         self.copying = f.timed and copies(f, self.options)
         if self.copying or (f.timed and self.options.encode_packets):
@@ -416,6 +425,16 @@ class AvLiveSource(LiveSource):
             self.packets = self.template = None
         return _Connection(container, stream, self.packets, self._skip_plan(f, stream, prefix), self._next_index,
                            gops)
+
+    def _connect_jpegs(self, container, stream) -> _Connection:
+        """An MJPEG stream: its packets are whole JPEGs, handed out undecoded. The grey
+        the detector needs is decoded reduced by libjpeg, only for analysed frames
+        (FFmpeg would decode every frame in full); clips are encoded from the JPEGs,
+        which are also the pre-roll."""
+        self.luma_levels = None          # a JPEG's grey is full range already
+        self.copying = False
+        self.packets = self.template = None
+        return _Connection(container, stream, None, None, self._next_index, jpegs=True)
 
     def _skip_plan(self, f, stream, prefix: int | None) -> SkipPlan | None:
         """Disposable packets left out (sources.undecoded) when the loop would not analyse
@@ -457,7 +476,9 @@ class AvLiveSource(LiveSource):
         except av.FFmpegError:
             pass   # a dead connection may fail to close cleanly; there is nothing left to do with it
 
-    def _frame(self, item: tuple | int, index: int, ts: float, wall: float) -> AvFrame | UndecodedFrame:
+    def _frame(self, item: tuple | int | bytes, index: int, ts: float, wall: float):
+        if isinstance(item, bytes):   # a JPEG of an MJPEG stream
+            return JpegFrames._frame(self, item, index, ts, wall)
         if isinstance(item, int):   # the pts of a packet left undecoded: a live picture cannot be had later
             return UndecodedFrame(item, self._last_size or self.size, index, ts, wall, lambda _frame: None)
         av_frame, redecode = item
@@ -474,10 +495,16 @@ class _Connection:
     `position()` is the index the next frame handed out will have."""
 
     def __init__(self, container, stream, ring: PacketRing | None, plan: SkipPlan | None, position,
-                 gops: GopRuns | None = None):
+                 gops: GopRuns | None = None, jpegs: bool = False):
         self.container = container
         self.stream = stream
-        self.frames = self._decode(ring, plan, position, gops)
+        self.frames = self._jpegs() if jpegs else self._decode(ring, plan, position, gops)
+
+    def _jpegs(self):
+        """The packets' bytes, undecoded: an MJPEG stream's JPEGs."""
+        for pkt in self.container.demux(self.stream):
+            if pkt.size:
+                yield bytes(pkt)
 
     def _decode(self, ring: PacketRing | None, plan: SkipPlan | None, position, gops: GopRuns | None):
         """(frame, its Redecode or None) for decoded frames, the pts for those left out."""
