@@ -1,7 +1,7 @@
 """Live CPU of `run` (defaults) on the loopback MJPEG camera: this tree against a git ref.
 
     PYTHONPATH=. .venv/bin/python tests/bench/live_ab.py [--baseline-ref HEAD~1] [--rounds 3] [--window 15]
-        [--source mjpeg|h264-file|ts-stream] [--stream 1920x1080@25] [--clips-off]
+        [--source mjpeg|h264-file|ts-stream|rtsp-jpeg] [--stream 1920x1080@25] [--clips-off]
 
 Both trees watch the same 640x480@30 camera (tests/mjpeg_server.py, someone always
 moving, so clips are always being encoded), in turn, round by round; CPU per 1000
@@ -11,12 +11,16 @@ instead (generated into the temp folder once), `--clips-off` runs with
 `events.clip: false`. `--source ts-stream` serves a generated H.264 clip of
 `--stream`'s size and rate as a live MPEG-TS camera over HTTP on loopback
 (tests/ts_server.py, looped to outlast the window); each run joins it from the start.
+`--source rtsp-jpeg` serves the 640x480@30 file as JPEGs from GStreamer's RTSP server
+(tests/rtsp_server.py --codec mjpeg: an RTSP JPEG camera, read through FFmpeg as a
+V4L2 webcam's MJPEG mode is), from the start to each run.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -42,12 +46,31 @@ def start_ts(work: Path, stream: str, seconds: float) -> tuple[TsServer, str]:
     return server, server.url
 
 
+def start_rtsp_jpeg(work: Path, window: float) -> tuple[subprocess.Popen, str]:
+    """GStreamer's RTSP server serving the 640x480@30 bench file as JPEGs (standard
+    Huffman tables: RFC 2435 carries none)."""
+    mp4 = work / "live-640x480-30fps.mp4"
+    if not mp4.exists():
+        make_clip(mp4, 640, 480, window + 30.0, fps=30.0)
+    mov = work / "live-640x480-30fps-jpeg.mov"
+    if not mov.exists():
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(mp4), "-c:v", "mjpeg", "-huffman", "default",
+                        "-q:v", "5", "-pix_fmt", "yuvj420p", "-an", "-f", "mov", str(mov)], check=True)
+    proc = subprocess.Popen(["/usr/bin/python3", str(REPO / "tests" / "rtsp_server.py"), "--file", str(mov),
+                             "--codec", "mjpeg"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().split()
+    if line[:1] != ["listening"]:
+        proc.kill()
+        raise RuntimeError(f"the RTSP server did not start: {line}")
+    return proc, f"rtsp://127.0.0.1:{line[1]}/cam"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline-ref", default="HEAD~1")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--window", type=float, default=15.0)
-    ap.add_argument("--source", choices=("mjpeg", "h264-file", "ts-stream"), default="mjpeg")
+    ap.add_argument("--source", choices=("mjpeg", "h264-file", "ts-stream", "rtsp-jpeg"), default="mjpeg")
     ap.add_argument("--stream", default="640x480@30", help="WxH@FPS of the ts-stream camera")
     ap.add_argument("--clips-off", action="store_true")
     args = ap.parse_args()
@@ -60,6 +83,8 @@ def main() -> int:
         server, url = start_mjpeg(work)
     elif args.source == "ts-stream":
         server, url = start_ts(work, args.stream, 4.0 + args.window + 5.0)
+    elif args.source == "rtsp-jpeg":
+        server, url = start_rtsp_jpeg(work, args.window)
     else:
         server, url = None, work / "live-640x480-30fps.mp4"
         if not url.exists():
