@@ -336,11 +336,13 @@ def test_an_interrupted_scan_and_its_rerun_tell_the_hooks_of_each_event_once(tmp
     assert third.returncode == 0 and len(calls()) == len(told) + 2 * len(names)
 
 
-def test_jobs_bound_the_cores_a_scan_decodes_on(visit_clip, tmp_path):
+def test_jobs_bound_the_cores_a_scan_decodes_on(visit_clip, tmp_path, monkeypatch):
     """`--jobs N` keeps about N cores busy, as `make -j` does: a worker that shares the
     jobs with others (or `--jobs 1`) decodes on one thread, one with cores to spare on
     its share of them (at most the cores there are) when its pictures are larger than
-    1280x720. Checked on the decoder PyAV really opened."""
+    1280x720 and the file has more than a few seconds of decoding. Checked on the
+    decoder PyAV really opened."""
+    from motionwatch.sources import pyav
     from motionwatch.archive.command import decoder_threads
     from motionwatch.archive.runners import default_jobs
     from motionwatch.bench import make_clip
@@ -365,6 +367,9 @@ def test_jobs_bound_the_cores_a_scan_decodes_on(visit_clip, tmp_path):
 
     big = tmp_path / "1080p.mp4"
     make_clip(big, 1920, 1080, 1.0)
+    # A second of 1080p: frame threads would cost more CPU than the time they save.
+    assert threads(big, SourceOptions(scan=True)) == 1
+    monkeypatch.setattr(pyav, "SPREAD_WORK", 1e6)   # as if it were a long file
     assert threads(big, SourceOptions(scan=True, decoder_threads=1)) == 1
     assert threads(big, SourceOptions(scan=True)) == SCAN_DECODER_THREADS
     # Pictures up to 1280x720 decode on one thread whatever the share: frame threads

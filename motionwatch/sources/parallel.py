@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -36,7 +35,7 @@ from motionwatch.media.frames import SmallFrame
 from motionwatch.sources.base import redact
 from motionwatch.sources.chunk_decode import ChunkJob, ChunkResult, Entry, chunk_entries, decode_chunk, forget, init_worker
 from motionwatch.sources.cuts import CUTTABLE, Cutter
-from motionwatch.sources.pyav import AvFileSource, scan_threads
+from motionwatch.sources.pyav import SPREAD_WORK, AvFileSource, scan_threads
 
 log = logging.getLogger("motionwatch")
 
@@ -55,7 +54,7 @@ MAX_CHUNK_S = 40.0
 # one core's decoding (720p: 2,200 frames, 1.5 minutes at 25 fps; 1080p: 40 s;
 # 640x480: 4.3 minutes), where that is 13 % of the CPU for half the wall time.
 # MOTIONWATCH_PARALLEL_MIN_WORK sets another floor (the tests' short clips: 0).
-MIN_PARALLEL_WORK = float(os.environ.get("MOTIONWATCH_PARALLEL_MIN_WORK", 2e9))
+MIN_PARALLEL_WORK = SPREAD_WORK
 # Chunks decoding or decoded ahead of the detector, beyond one per worker: enough
 # that no worker waits for the next, few enough that waiting pictures stay small
 # (8 s at detection.fps 15: 7 MB).
@@ -97,7 +96,8 @@ class ParallelFileSource(AvFileSource):
             if future is None:   # decoded here as it goes: the first chunk, or the uncut rest of the file
                 out = ChunkResult()
                 # The rest of the file on frame threads; the first chunk on one, as the workers start.
-                threads = 1 if chunk.count is not None else scan_threads(self.options.decoder_threads, self.size)
+                threads = 1 if chunk.count is not None else \
+                    scan_threads(self.options.decoder_threads, self.size, self.total_frames)
                 yield from self._hand_out(chunk_entries(replace(job, threads=threads), out), out, ring)
             else:
                 out = self._result(chunk, job, future)

@@ -53,6 +53,12 @@ SCAN_DECODER_THREADS = min(2, os.cpu_count() or 1)
 # busy machine the second core is not free), so smaller pictures decode on one
 # thread (docs/performance.md, 2026-12-05), as clips encode (media.encode).
 FRAME_THREADS_ABOVE_PIXELS = 1280 * 720
+# ... and only for files with this much decoding (frames x pixels; 2e9 is about 5 s of
+# one core's): above 1280x720 frame threads cost 12-25% more CPU for 1.2-1.25x less
+# wall time (1080p and 4K camera files, docs/performance.md 2026-12-05 12:20), a second
+# or two on a smaller file. The same floor as sources.parallel's worker processes,
+# which take over above it where the file can be cut.
+SPREAD_WORK = float(os.environ.get("MOTIONWATCH_PARALLEL_MIN_WORK", 2e9))
 # How far before a frame a seek for it may have to aim (_decode_at).
 MAX_SEEK_BACK_S = 64
 # Frames a live decoder holds back to reorder B-frames (x264's B-pyramid: 2):
@@ -86,9 +92,10 @@ def decoder(stream, threads: int, fast: bool) -> None:
         cc.options = {**cc.options, "skip_loop_filter": "all"}
 
 
-def scan_threads(requested: int, size: tuple[int, int] | None) -> int:
-    """Decoder threads for a scan that may use `requested` (0: the default)."""
-    if size and size[0] * size[1] <= FRAME_THREADS_ABOVE_PIXELS:
+def scan_threads(requested: int, size: tuple[int, int] | None, frames: int) -> int:
+    """Decoder threads for a scan of `frames` frames (0: unknown) that may use
+    `requested` (0: the default)."""
+    if size and (size[0] * size[1] <= FRAME_THREADS_ABOVE_PIXELS or frames * size[0] * size[1] < SPREAD_WORK):
         return 1
     return requested or SCAN_DECODER_THREADS
 
@@ -174,7 +181,7 @@ class AvFileSource(FrameSource):
         timed = f.timed
         self._fast = timed and self.options.fast_decode and f.codec in FAST_DECODE_CODECS
         threads = (self.options.decoder_threads or PACED_DECODER_THREADS) if self.paced else \
-            scan_threads(self.options.decoder_threads, self.size)
+            scan_threads(self.options.decoder_threads, self.size, self.total_frames)
         decoder(self.stream, threads, self._fast)
         self.luma_levels = None if f.full_range else TV_TO_FULL
         self.codec = f.codec
