@@ -23,6 +23,7 @@ import pytest
 
 from conftest import events_json, mw
 from live_run import RunProcess, write_config
+from rtsp_camera import jpeg_mov, rtsp_server_runs, start_rtsp, stop_rtsp
 from ts_server import TsServer
 from motionwatch.sources.scene import Scene, Walker, write_h264
 
@@ -131,35 +132,6 @@ def header_size(clip: Path) -> tuple[int, int]:
     return int(w), int(h)
 
 
-RTSP_PYTHON = "/usr/bin/python3"   # GStreamer's RTSP server is reached through Debian's python3-gi
-
-
-def rtsp_server_runs() -> bool:
-    probe = ("import gi; gi.require_version('GstRtspServer', '1.0'); "
-             "from gi.repository import GstRtspServer")
-    try:
-        return subprocess.run([RTSP_PYTHON, "-c", probe], capture_output=True, timeout=30).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-def start_rtsp(source: Path, port: int = 0, codec: str = "h264") -> tuple[subprocess.Popen, int]:
-    """tests/rtsp_server.py serving `source`; (process, port) once it listens."""
-    server = Path(__file__).parent / "rtsp_server.py"
-    proc = subprocess.Popen([RTSP_PYTHON, str(server), "--file", str(source), "--port", str(port), "--codec", codec],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline().split()
-    if line[:1] != ["listening"]:
-        proc.kill()
-        raise RuntimeError(f"the RTSP server did not start: {line}")
-    return proc, int(line[1])
-
-
-def stop_rtsp(proc: subprocess.Popen) -> None:
-    proc.kill()
-    proc.wait(timeout=10)
-
-
 @pytest.mark.skipif(not rtsp_server_runs(), reason="needs GStreamer's RTSP server for /usr/bin/python3 "
                     "(apt: gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)")
 def test_rtsp_camera_cut_and_restored(tmp_path):
@@ -198,16 +170,6 @@ def test_rtsp_camera_cut_and_restored(tmp_path):
         assert len(got) / FPS >= ev["end_offset_s"] - ev["start_offset_s"] + 1.0
 
 
-def jpeg_mov(scene: Scene, path: Path) -> Path:
-    """The scene as a MOV of JPEGs with the standard Huffman tables, what an RTSP JPEG
-    camera sends (RFC 2435 carries no tables of its own)."""
-    mp4 = path.with_suffix(".mp4")
-    write_h264(scene, mp4, 400_000, FPS)
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(mp4), "-c:v", "mjpeg", "-huffman", "default",
-                    "-q:v", "4", "-pix_fmt", "yuvj420p", "-f", "mov", str(path)], check=True)
-    return path
-
-
 @pytest.mark.skipif(not rtsp_server_runs(), reason="needs GStreamer's RTSP server for /usr/bin/python3 "
                     "(apt: gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)")
 def test_an_rtsp_jpeg_camera_records_its_visit_and_decodes_only_what_it_analyses(tmp_path):
@@ -218,8 +180,10 @@ def test_an_rtsp_jpeg_camera_records_its_visit_and_decodes_only_what_it_analyses
     from motionwatch.media.jpeg import JpegFrame
     from motionwatch.sources.base import SourceOptions
     from motionwatch.sources.pyav import AvLiveSource
-    source = jpeg_mov(Scene(width=320, height=240, fps=FPS, duration_s=14, seed=21, noise=4.0,
-                            walkers=(Walker(4.0, 2.5, height=0.6),)), tmp_path / "visit.mov")
+    mp4 = tmp_path / "visit.mp4"
+    write_h264(Scene(width=320, height=240, fps=FPS, duration_s=14, seed=21, noise=4.0,
+                     walkers=(Walker(4.0, 2.5, height=0.6),)), mp4, 400_000, FPS)
+    source = jpeg_mov(mp4, tmp_path / "visit.mov")
     server, port = start_rtsp(source, codec="mjpeg")
     url = f"rtsp://127.0.0.1:{port}/cam"
     try:

@@ -102,8 +102,16 @@ def scan_threads(requested: int, size: tuple[int, int] | None, frames: int) -> i
 
 def copies(f, options: SourceOptions) -> bool:
     """Whether clips of this stream are stream copies (else encoded: from its packets
-    with `encode_packets`, from decoded frames without)."""
-    return f.codec in options.copy_codecs and not (options.copy_max_width and f.width > options.copy_max_width)
+    with `encode_packets`, from decoded frames without). A raw elementary stream's
+    packets have no timestamps to place them in a clip by."""
+    return f.timed and f.codec in options.copy_codecs and \
+        not (options.copy_max_width and f.width > options.copy_max_width)
+
+
+def keeps_packets(f, options: SourceOptions) -> bool:
+    """Whether the source fills a packet ring: for copied clips, or for clips encoded
+    from packets (never a raw stream's: see `copies`)."""
+    return f.timed and (copies(f, options) or options.encode_packets)
 
 
 def _why(e: Exception) -> str:
@@ -175,18 +183,16 @@ class AvFileSource(FrameSource):
             length = self.total_frames / self.fps if self.total_frames else 0.0
             self.start_wall = path.stat().st_mtime - length
         # A raw elementary stream (a camera's .264/.h265 export) has no timestamps on its
-        # packets or pictures: its clips cannot be placed from packets, so they are encoded
-        # from the decoded pictures as a pipe's are, and a saved picture cannot be found
-        # again to decode in full, so all of them are.
-        timed = f.timed
-        self._fast = timed and self.options.fast_decode and f.codec in FAST_DECODE_CODECS
+        # packets or pictures: a saved picture could not be found again to decode in
+        # full, so all of them are (and its clips are encoded from them: keeps_packets).
+        self._fast = f.timed and self.options.fast_decode and f.codec in FAST_DECODE_CODECS
         threads = (self.options.decoder_threads or PACED_DECODER_THREADS) if self.paced else \
             scan_threads(self.options.decoder_threads, self.size, self.total_frames)
         decoder(self.stream, threads, self._fast)
         self.luma_levels = None if f.full_range else TV_TO_FULL
         self.codec = f.codec
-        self.copying = timed and copies(f, self.options)
-        if self.copying or (timed and self.options.encode_packets):
+        self.copying = copies(f, self.options)
+        if keeps_packets(f, self.options):
             self.template = CodecTemplate(self.stream)
             self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
         self._prefix = length_size(f.codec, self.stream.codec_context.extradata)
@@ -423,9 +429,8 @@ class AvLiveSource(JpegFrames, LiveSource):
         prefix = length_size(f.codec, stream.codec_context.extradata)
         gops = GopRuns(f.codec, stream.codec_context.extradata, f.time_base, prefix) if fast else None
         self.luma_levels = None if f.full_range else TV_TO_FULL
-        # A raw stream's packets have no timestamps to place them in a clip by (see AvFileSource).
-        self.copying = f.timed and copies(f, self.options)
-        if self.copying or (f.timed and self.options.encode_packets):
+        self.copying = copies(f, self.options)
+        if keeps_packets(f, self.options):
             self.template = CodecTemplate(stream)
             self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
         else:

@@ -176,9 +176,10 @@ def clips(work: Path, seconds: float, own: list[Path] | None = None) -> list[tup
 
 def picture_size(path: Path) -> str:
     import av
+    from motionwatch.media.probe import facts
     with av.open(str(path)) as c:
-        s = c.streams.video[0]
-        return f"{s.codec_context.width}x{s.codec_context.height} {s.codec_context.name}"
+        f = facts(c.streams.video[0])
+    return f"{f.width}x{f.height} {f.codec}"
 
 
 def frame_count(path: Path) -> int:

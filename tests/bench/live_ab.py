@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from compare_peers import live_cpu, start_mjpeg  # noqa: E402
 from motionwatch.bench import make_clip  # noqa: E402
+from rtsp_camera import jpeg_mov, start_rtsp, stop_rtsp  # noqa: E402
 from scan_cpu import export  # noqa: E402
 from ts_server import TsServer, remux_to_ts  # noqa: E402
 
@@ -47,22 +48,15 @@ def start_ts(work: Path, stream: str, seconds: float) -> tuple[TsServer, str]:
 
 
 def start_rtsp_jpeg(work: Path, window: float) -> tuple[subprocess.Popen, str]:
-    """GStreamer's RTSP server serving the 640x480@30 bench file as JPEGs (standard
-    Huffman tables: RFC 2435 carries none)."""
+    """GStreamer's RTSP server serving the 640x480@30 bench file as JPEGs."""
     mp4 = work / "live-640x480-30fps.mp4"
     if not mp4.exists():
         make_clip(mp4, 640, 480, window + 30.0, fps=30.0)
     mov = work / "live-640x480-30fps-jpeg.mov"
     if not mov.exists():
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(mp4), "-c:v", "mjpeg", "-huffman", "default",
-                        "-q:v", "5", "-pix_fmt", "yuvj420p", "-an", "-f", "mov", str(mov)], check=True)
-    proc = subprocess.Popen(["/usr/bin/python3", str(REPO / "tests" / "rtsp_server.py"), "--file", str(mov),
-                             "--codec", "mjpeg"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline().split()
-    if line[:1] != ["listening"]:
-        proc.kill()
-        raise RuntimeError(f"the RTSP server did not start: {line}")
-    return proc, f"rtsp://127.0.0.1:{line[1]}/cam"
+        jpeg_mov(mp4, mov)
+    proc, port = start_rtsp(mov, codec="mjpeg")
+    return proc, f"rtsp://127.0.0.1:{port}/cam"
 
 
 def main() -> int:
@@ -101,6 +95,8 @@ def main() -> int:
     finally:
         if isinstance(server, TsServer):
             server.close()
+        elif args.source == "rtsp-jpeg":
+            stop_rtsp(server)
         elif server is not None:
             server.stdin.close()
             server.terminate()
