@@ -137,7 +137,7 @@ def report_damage(name: str, src, interrupted: bool) -> None:
     parts = [f"{bad} damaged frame(s) skipped"] if bad else []
     if missing:
         parts.append(f"the last {missing} frame(s) missing (the file looks truncated; "
-                     f"decoding stopped at {(stats.frames_read + bad) / src.fps:.1f} s)")
+                     f"decoding stopped at {src.stopped_at:.1f} s)")
     print(f"motionwatch: warning: {name}: {bad + missing} of {total} frames "
           f"({100 * (bad + missing) / max(total, 1):.0f}%) could not be decoded: {'; '.join(parts)}",
           file=sys.stderr)

@@ -260,6 +260,14 @@ class CameraLoop:
             self._detected_index = index
         return True
 
+    def _schedule_ts(self, frame: Frame) -> float:
+        """The time `_due` schedules a frame by: a live frame's arrival, a file frame's
+        index / fps. A file's frames carry their own timestamps (media.clock), which in
+        a variable-rate file differ from that; analysing by count keeps which frames
+        are analysed what `_analysed` predicts ahead of the loop for the decoder."""
+        fps = self.source.fps if self.source is not None and not self.source.live else 0
+        return frame.index / fps if fps else frame.ts
+
     def _is_due(self, index: int, ts: float, next_ts: float, detected: int) -> bool:
         """`_due`'s rule for a schedule at `next_ts` whose last analysed frame was `detected`."""
         if index % self.detect_every:
@@ -282,7 +290,7 @@ class CameraLoop:
         if size != self._size:
             self._setup(size)
         schedule = self._next_detect_ts, self._detected_index
-        due = self._due(frame.index, frame.ts)
+        due = self._due(frame.index, self._schedule_ts(frame))
         if due:
             # A frame the source left undecoded is decoded after all; if it cannot be,
             # it is as if it was never due, so the next frame is.

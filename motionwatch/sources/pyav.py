@@ -28,6 +28,7 @@ from pathlib import Path
 import av
 
 from motionwatch.errors import SourceError
+from motionwatch.media.clock import FileClock
 from motionwatch.media.frames import TV_TO_FULL, AvFrame, UndecodedFrame
 from motionwatch.media.gop import GopRuns
 from motionwatch.media.jpeg import JpegFrames
@@ -177,6 +178,11 @@ class AvFileSource(FrameSource):
         f = facts(self.stream)
         self.fps = f.fps or 25.0
         self.total_frames = f.frames or (round(f.duration_s * self.fps) if f.duration_s else 0)
+        # A container's own frame count is exact; one from the duration is not (a
+        # variable-rate file), so whether the end is missing is then told by time.
+        self._counted = bool(f.frames)
+        self._duration_s = f.duration_s
+        self._clock = FileClock(f.time_base if f.timed else None, self.fps)
         self.size = (f.width, f.height) if f.width and f.height else None
         if self.start_wall is None:
             # Best guess at when the recording began: its mtime minus its length.
@@ -249,7 +255,7 @@ class AvFileSource(FrameSource):
         # Position in the file, damaged frames included.
         i = self._position()
         self.frames_read += 1
-        ts = i / self.fps
+        ts = self._clock.time(av_frame if isinstance(av_frame, int) else getattr(av_frame, "pts", None), i)
         if self.paced:
             delay = self._t0 + self._handout_index(i) / self.fps - time.monotonic()
             if delay > 0:
@@ -323,8 +329,17 @@ class AvFileSource(FrameSource):
         """Frames the container promised but that never came (a truncated file).
 
         Frame counts are estimates in some containers, so a couple are forgiven."""
-        missing = self.total_frames - self.frames_read - self.decode_failures
+        if self._counted or not self._duration_s or self._clock.last is None:
+            missing = self.total_frames - self.frames_read - self.decode_failures
+        else:   # the time after the last frame's interval that the container says it lasts
+            missing = round((self._duration_s - self._clock.last) * self.fps) - 1
         return missing if missing > max(2, self.total_frames // 100) else 0
+
+    @property
+    def stopped_at(self) -> float:
+        """Seconds into the file of the end of the last frame read."""
+        last = self._clock.last
+        return last + 1 / self.fps if last is not None else (self.frames_read + self.decode_failures) / self.fps
 
     def stats(self) -> SourceStats:
         return SourceStats(frames_read=self.frames_read, decode_failures=self.decode_failures,

@@ -1,0 +1,111 @@
+"""A recorded file's event times come from its own timestamps, as a player seeks.
+
+Cameras and NVRs write files whose frame rate varies or that have gaps (frames
+dropped under load, motion-triggered segments joined in one export). Counting
+frames at the average rate put every event after such a gap early, so the
+offset in event.json showed the wrong moment, and a container without a frame
+count (MKV, MPEG-TS) was reported truncated. Real `motionwatch scan` runs on
+files made from one generated scene with ffmpeg."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import PARALLEL_ANY_LENGTH, events_json, mw
+from motionwatch.media.clock import MAX_GAP_S, FileClock
+from motionwatch.sources.scene import Scene, Walker, write_video
+
+# A walker at 6-8 s of the scene; the files skip 3 s after the scene's 3 s.
+SCENE = Scene(width=320, height=240, fps=15, duration_s=10, seed=5, noise=3.0,
+              walkers=(Walker(6.0, 2.0, height=0.6),))
+GAP_S = 3.0
+
+
+@pytest.fixture(scope="module")
+def gapped(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("times")
+    src = Path(write_video(SCENE, str(d / "scene.mp4")))
+    out = {"plain": src}
+    for suffix in ("mkv", "mp4", "ts"):
+        dst = d / f"gap.{suffix}"
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(src),
+                        "-vf", f"setpts=PTS+gt(T\\,3)*{GAP_S}/TB", "-fps_mode", "passthrough",
+                        "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", str(dst)],
+                       check=True, timeout=120)
+        out[suffix] = dst
+    return out
+
+
+def scan(path: Path, rec: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return mw("scan", str(path), "--recordings", str(rec), "--no-progress", *extra, timeout=120, env=env)
+
+
+def test_the_frame_count_places_events_in_a_constant_rate_file(gapped, tmp_path):
+    proc = scan(gapped["plain"], tmp_path / "rec")
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    [ev] = events_json(tmp_path / "rec")
+    assert 5.5 <= ev["start_offset_s"] <= 7.0
+    assert ev["start_offset_s"] == round(ev["start_frame"] / SCENE.fps, 3)
+
+
+@pytest.mark.parametrize("suffix", ["mkv", "mp4", "ts"])
+def test_an_event_after_a_gap_is_at_its_timestamp(gapped, tmp_path, suffix):
+    proc = scan(gapped[suffix], tmp_path / "rec")
+    assert proc.returncode == 0, proc.stderr
+    # The file has all its frames: a gap is not a truncated end.
+    assert "truncated" not in proc.stderr and "could not be decoded" not in proc.stderr, proc.stderr
+    [ev] = events_json(tmp_path / "rec")
+    assert 5.5 + GAP_S <= ev["start_offset_s"] <= 7.0 + GAP_S, ev
+    assert ev["end_offset_s"] - ev["start_offset_s"] < 3.0
+    # Frame indices still count the frames read.
+    assert 5.5 * SCENE.fps <= ev["start_frame"] <= 7.0 * SCENE.fps
+    # The clip is cut at the same moment: its first frame is the pre-roll before the start.
+    if ev.get("clip_start_offset_s") is not None:
+        assert ev["start_offset_s"] - 3.0 <= ev["clip_start_offset_s"] <= ev["start_offset_s"]
+
+
+def test_worker_processes_give_the_same_times(gapped, tmp_path):
+    one = scan(gapped["mkv"], tmp_path / "one", "--jobs", "1")
+    two = scan(gapped["mkv"], tmp_path / "two", "--jobs", "2", env=PARALLEL_ANY_LENGTH)
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    fields = ("start_offset_s", "end_offset_s", "start_frame", "end_frame", "start", "end")
+    pick = lambda rec: [{k: e[k] for k in fields} for e in events_json(rec)]  # noqa: E731
+    assert pick(tmp_path / "one") == pick(tmp_path / "two") and len(pick(tmp_path / "one")) == 1
+
+
+def test_a_truncated_file_without_a_frame_count_says_where_it_stopped(gapped, tmp_path):
+    """An MKV states its duration but no frame count: cut after the gap, the end is
+    missing by time, and the warning names the time in the file."""
+    data = gapped["mkv"].read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[:len(data) // 2])
+    proc = scan(cut, tmp_path / "rec")
+    assert proc.returncode == 0, proc.stderr
+    assert "the file looks truncated" in proc.stderr, proc.stderr
+    read = int(proc.stdout.split("scanned ")[1].split()[0])
+    stopped = float(proc.stderr.split("decoding stopped at ")[1].split()[0])
+    # Past the gap: later than the frames read at the average rate would say.
+    assert read / SCENE.fps + GAP_S - 0.5 <= stopped <= read / SCENE.fps + GAP_S + 0.5, proc.stderr
+
+
+def test_the_clock_falls_back_to_the_frame_interval():
+    """Unit: timestamps missing, repeated, going back or jumping past MAX_GAP_S
+    count one frame interval per frame; later timestamps count from there."""
+    from fractions import Fraction
+    c = FileClock(Fraction(1, 1000), 10.0)
+    assert c.time(5000, 0) == 0.0
+    assert c.time(5100, 1) == pytest.approx(0.1)
+    assert c.time(8100, 2) == pytest.approx(3.1)           # a 3 s gap is time that passed
+    assert c.time(None, 3) == pytest.approx(3.2)           # no timestamp: one interval
+    assert c.time(8300, 4) == pytest.approx(3.3)           # counted from the last frame with one
+    assert c.time(8300, 5) == pytest.approx(3.4)           # repeated
+    assert c.time(100, 6) == pytest.approx(3.5)            # backwards (a reset)
+    assert c.time(200, 7) == pytest.approx(3.6)            # ... and on from the reset
+    far = 200 + int((MAX_GAP_S + 1) * 1000)
+    assert c.time(far, 8) == pytest.approx(3.7)            # a jump past MAX_GAP_S
+    assert c.time(None, 10) == pytest.approx(3.9)          # a damaged frame between
+    assert FileClock(None, 25.0).time(None, 50) == 2.0     # a raw stream: index / fps
