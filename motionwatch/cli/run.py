@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from motionwatch.cli.args import common
+from motionwatch.cli.memory import limit_arenas
 from motionwatch.cli.signals import install_signals
 from motionwatch.cli.web_option import with_web
 
@@ -24,6 +25,7 @@ def cmd_run(args) -> int:
     from motionwatch.pipeline.preflight import check_config, check_seconds
     from motionwatch.pipeline.runtime import Runtime
     from motionwatch.review import start_for_run
+    limit_arenas()
     cfg = with_web(effective_config(args), args.web)
     check_seconds(args.duration, "--duration")
     check_config(cfg, source_flag=args.source is not None)
