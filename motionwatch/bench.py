@@ -86,11 +86,12 @@ def decode_only(path: str, threads: int | None = None) -> dict:
     does, which costs a quarter to a third more CPU per frame (docs/performance.md)."""
     import av
     from motionwatch.media.frames import luma_view
+    from motionwatch.media.probe import video_stream
     from motionwatch.sources.pyav import decoder
     c0, t0 = _cpu(), time.perf_counter()
     n = 0
     with av.open(path) as container:
-        stream = container.streams.video[0]
+        stream = video_stream(container)
         if threads is not None:
             decoder(stream, threads, False)
         for frame in container.decode(stream):
@@ -185,10 +186,13 @@ def summarize(rs: list[dict]) -> dict:
 
 def describe(path: str) -> str:
     import av
-    from motionwatch.media.probe import facts
+    from motionwatch.media.probe import facts, video_stream
     try:
         with av.open(path) as container:
-            f = facts(container.streams.video[0])
+            stream = video_stream(container)
+            if stream is None:
+                raise IndexError("no video stream")
+            f = facts(stream)
     except (av.FFmpegError, IndexError):
         raise SourceError(f"{path}: not a video FFmpeg can decode") from None
     return f"{f.width}x{f.height}, {f.fps:g} fps, {f.frames} frames, {f.codec}"

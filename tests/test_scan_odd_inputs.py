@@ -208,3 +208,23 @@ def test_a_folder_scan_finds_raw_streams_by_their_first_bytes(tmp_path, good_cli
     rows = rows_of(proc.stdout)
     assert rows == {"export/ch1.bin": "done", "export/ch2.bin": "done"}, proc.stdout
     assert "2 non-video file(s) skipped" in proc.stdout
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_still_picture_track_before_the_video_is_not_what_is_watched(tmp_path, good_clip, jobs):
+    """An exporter that puts a thumbnail or cover picture first (a one-frame MJPEG
+    track in an MKV): the scan watches the video, as ffmpeg and players pick it, and
+    its snapshot and clip are of that video, on worker processes too."""
+    ffmpeg("-i", str(good_clip), "-frames:v", "1", "-vf", "scale=160:120", str(tmp_path / "thumb.jpg"))
+    ffmpeg("-i", str(tmp_path / "thumb.jpg"), "-i", str(good_clip), "-map", "0", "-map", "1:v",
+           "-c", "copy", str(tmp_path / "door.mkv"))
+    proc = mw("scan", "door.mkv", "--no-progress", "--jobs", jobs, cwd=tmp_path, timeout=120,
+              env={"MOTIONWATCH_PARALLEL_MIN_WORK": "0"})
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr and "warning" not in proc.stderr, proc.stderr
+    assert f"scanned {VISIT.frames} frames" in proc.stdout
+    [ev] = events_json(tmp_path / "recordings")
+    assert ev["frame_size"] == [VISIT.width, VISIT.height]
+    clip = tmp_path / "recordings" / ev["clip"]
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width",
+                            "-of", "csv=p=0", str(clip)], capture_output=True, text=True, check=True)
+    assert probe.stdout.split() == [f"h264,{VISIT.width}"]

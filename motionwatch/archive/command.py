@@ -32,7 +32,7 @@ from motionwatch.archive.write import save_event
 from motionwatch.config.overrides import effective_config
 from motionwatch.config.source_spec import camera_name_for
 from motionwatch.errors import ConfigError
-from motionwatch.media.probe import facts
+from motionwatch.media.probe import facts, video_stream
 
 log = logging.getLogger("motionwatch")
 
@@ -72,9 +72,10 @@ def probe(path: Path) -> tuple[float, int, float]:
         raise ValueError("an empty file (0 bytes)")
     try:
         with av.open(str(path)) as c:
-            if not c.streams.video:
+            stream = video_stream(c)
+            if stream is None:
                 raise ValueError("has no video stream")
-            f = facts(c.streams.video[0])
+            f = facts(stream)
     except av.FFmpegError as e:
         raise ValueError(f"cannot read any video from it: {getattr(e, 'strerror', None) or e}") from None
     fps = f.fps or 25.0

@@ -22,6 +22,7 @@ import numpy as np
 
 from motionwatch.model import detection_size
 from motionwatch.media.frames import luma_view
+from motionwatch.media.probe import video_stream
 from motionwatch.sources.pyav import MAX_BAD_IN_ROW, MAX_SEEK_BACK_S, decoder
 from motionwatch.sources.undecoded import SkipPlan
 
@@ -39,6 +40,7 @@ class ChunkJob:
     codec: str
     prefix: int | None        # media.nal.length_size: None when no packet can be left out
     threads: int = 1          # decoder threads: one in a worker, whose core is one of the jobs
+    stream: int = 0           # the video stream's index in the file (media.probe.video_stream)
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def decode_chunk(job: ChunkJob) -> ChunkResult:
     if out.ended:
         forget()
     else:
-        container.streams.video[0].codec_context.flush_buffers()   # drained: ready for the next chunk
+        video_stream(container, job.stream).codec_context.flush_buffers()   # drained: ready for the next chunk
     return out
 
 
@@ -101,11 +103,11 @@ def _container(job: ChunkJob):
     one. A Dask worker outlives scans: a file rewritten since (same path, another size
     or time) is opened anew."""
     st = os.stat(job.path)
-    key = (job.path, st.st_size, st.st_mtime_ns, st.st_ino, job.threads, job.fast)
+    key = (job.path, st.st_size, st.st_mtime_ns, st.st_ino, job.threads, job.fast, job.stream)
     if key not in _kept:
         forget()
         container = av.open(job.path)
-        decoder(container.streams.video[0], job.threads, job.fast)
+        decoder(video_stream(container, job.stream), job.threads, job.fast)
         _kept[key] = container
     return _kept[key]
 
@@ -115,13 +117,13 @@ def chunk_entries(job: ChunkJob, out: ChunkResult):
     opened for it; `out` counts the damaged packets and those left out as it goes,
     and says if the file ended."""
     with av.open(job.path) as container:
-        decoder(container.streams.video[0], job.threads, job.fast)
+        decoder(video_stream(container, job.stream), job.threads, job.fast)
         yield from _decode(container, job, out)
 
 
 def _decode(container, job: ChunkJob, out: ChunkResult):
     """The frames of `job`'s chunk from an open file."""
-    stream = container.streams.video[0]
+    stream = video_stream(container, job.stream)
     plan = SkipPlan(job.codec, job.prefix, job.due.__contains__) \
         if job.prefix is not None and job.due is not None else None
     handed = 0

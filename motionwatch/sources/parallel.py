@@ -208,7 +208,7 @@ class ParallelFileSource(AvFileSource):
         cutter = Cutter(self.codec, self._prefix, round(CHUNK_S * self.fps), round(MAX_CHUNK_S * self.fps))
         with av.open(self.spec) as container:
             try:
-                for pkt in container.demux(container.streams.video[0]):
+                for pkt in container.demux(container.streams[self.stream_index]):
                     if pkt.size:
                         chunk = cutter.feed(pkt.pts, pkt.is_keyframe, pkt if pkt.is_keyframe else None)
                         if chunk is not None:
@@ -226,7 +226,7 @@ class ParallelFileSource(AvFileSource):
         elif self.options.wanted_range is not None:
             due = self.options.wanted_range(first, first + chunk.count)
         return ChunkJob(self.spec, chunk.key_pts, first, chunk.count, due, self.options.detect_width,
-                        self._fast, self.codec, self._prefix)
+                        self._fast, self.codec, self._prefix, stream=self.stream_index)
 
     def _feed_ring(self, ring) -> None:
         while self._pushed <= self.frames_read + RING_LEAD:   # frames_read: the entries handed out

@@ -33,7 +33,7 @@ from motionwatch.media.frames import TV_TO_FULL, AvFrame, UndecodedFrame
 from motionwatch.media.gop import GopRuns
 from motionwatch.media.jpeg import JpegFrames
 from motionwatch.media.nal import length_size, skippable_towards
-from motionwatch.media.probe import facts
+from motionwatch.media.probe import facts, video_stream
 from motionwatch.media.remux import CodecTemplate
 from motionwatch.media.ring import PacketRing
 from motionwatch.sources.base import (MAX_CAMERA_INDEX, READ_TIMEOUT_MS, FrameSource, LiveSource,
@@ -127,10 +127,11 @@ def open_input(spec: str, target: str, fmt: str | None, options: dict, timeout: 
                             timeout=(timeout, timeout) if timeout else None)
     except av.FFmpegError as e:
         raise SourceError(f"{redact(spec)}: cannot open it: {_why(e)}") from None
-    if not container.streams.video:
+    stream = video_stream(container)
+    if stream is None:
         container.close()
         raise SourceError(f"{redact(spec)}: has no video stream")
-    return container, container.streams.video[0]
+    return container, stream
 
 
 class AvFileSource(FrameSource):
@@ -157,6 +158,7 @@ class AvFileSource(FrameSource):
         self._catch_up = None   # a decoder like the analysis one, for undecoded frames wanted after all
         self._last_size = None
         self._prefix: int | None = None   # media.nal.length_size (None: no packet can be told disposable)
+        self.stream_index = 0
 
     def open(self) -> None:
         path = Path(self.spec)
@@ -176,6 +178,9 @@ class AvFileSource(FrameSource):
             raise SourceError(f"{redact(self.spec)}: cannot read any video from it: not a video, or "
                               "damaged (an MP4 cut off while recording has no index)") from None
         f = facts(self.stream)
+        # Kept: a file opened again (snapshots, late frames) must decode the same stream,
+        # also after this one is closed and its stream object freed.
+        self.stream_index = self.stream.index
         self.fps = f.fps or 25.0
         self.total_frames = f.frames or (round(f.duration_s * self.fps) if f.duration_s else 0)
         # A container's own frame count is exact; one from the duration is not (a
@@ -290,8 +295,8 @@ class AvFileSource(FrameSource):
         try:
             if self._catch_up is None:
                 self._catch_up = av.open(self.spec)
-                decoder(self._catch_up.streams.video[0], 1, self._fast)
-            av_frame = _decode_at(self._catch_up, frame.pts)
+                decoder(video_stream(self._catch_up, self.stream_index), 1, self._fast)
+            av_frame = _decode_at(self._catch_up, self.stream_index, frame.pts)
         except av.FFmpegError as e:
             av_frame = None
             log.debug("%s: %s", self.spec, e)
@@ -312,10 +317,10 @@ class AvFileSource(FrameSource):
                     container = av.open(self.spec)
                     # One thread: a snapshot decodes a GOP's worth of frames at most, and
                     # FFmpeg's frame threads cost more CPU than they save in that.
-                    decoder(container.streams.video[0], 1, False)
+                    decoder(video_stream(container, self.stream_index), 1, False)
                     if not self._closed:
                         self._again = container
-                return _decode_at(container, pts)
+                return _decode_at(container, self.stream_index, pts)
             except av.FFmpegError as e:
                 log.warning("%s: could not decode frame at pts %d again (%s); saving the analysis decode",
                             self.spec, pts, e)
@@ -359,13 +364,13 @@ class AvFileSource(FrameSource):
             self.container = self._again = self._catch_up = None
 
 
-def _decode_at(container, pts: int) -> av.VideoFrame | None:
-    """The frame shown at `pts`, decoded from the keyframe before it (None if the seek missed it).
+def _decode_at(container, index: int, pts: int) -> av.VideoFrame | None:
+    """The frame of stream `index` shown at `pts`, decoded from the keyframe before it (None if the seek missed it).
 
     An MPEG-TS seek can land on the keyframe after the one asked for, or near its
     end past every frame (seen on a remuxed H.264 clip): then it seeks again,
     further back each time."""
-    stream = container.streams.video[0]
+    stream = video_stream(container, index)
     second = max(1, round(1 / stream.time_base))
     back = 0
     while True:
