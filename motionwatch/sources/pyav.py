@@ -159,6 +159,8 @@ class AvFileSource(FrameSource):
         self._last_size = None
         self._prefix: int | None = None   # media.nal.length_size (None: no packet can be told disposable)
         self.stream_index = 0
+        self._counted, self._duration_s = False, 0.0
+        self._clock = FileClock(None, 25.0)
 
     def open(self) -> None:
         path = Path(self.spec)
