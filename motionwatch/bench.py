@@ -190,11 +190,11 @@ def describe(path: str) -> str:
     try:
         with av.open(path) as container:
             stream = video_stream(container)
-            if stream is None:
-                raise IndexError("no video stream")
-            f = facts(stream)
-    except (av.FFmpegError, IndexError):
-        raise SourceError(f"{path}: not a video FFmpeg can decode") from None
+            f = facts(stream) if stream is not None else None
+    except av.FFmpegError:
+        f = None
+    if f is None:
+        raise SourceError(f"{path}: not a video FFmpeg can decode")
     return f"{f.width}x{f.height}, {f.fps:g} fps, {f.frames} frames, {f.codec}"
 
 

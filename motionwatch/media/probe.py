@@ -44,13 +44,11 @@ def sane_fps(fps: float | None, unknown: float = 0.0) -> float:
     return float(fps) if fps and 0.5 <= fps <= 240 else unknown
 
 
-def video_stream(container, index: int | None = None):
-    """The video stream to watch: stream `index` of a file opened again, else the one
-    FFmpeg's own tools pick (av_find_best_stream): a stream of several frames before a
-    still (cover art, a thumbnail track an exporter put first), the default one before
-    others. None when there is no video."""
-    if index is not None:
-        return container.streams[index]
+def video_stream(container):
+    """The video stream to watch: the one FFmpeg's own tools pick (av_find_best_stream),
+    a stream of several frames before a still (cover art, a thumbnail track an exporter
+    put first), the default one before others. None when there is no video. A file
+    opened again takes the same stream by its index."""
     if not container.streams.video:
         return None
     return container.streams.best("video") or container.streams.video[0]

@@ -22,7 +22,6 @@ import numpy as np
 
 from motionwatch.model import detection_size
 from motionwatch.media.frames import luma_view
-from motionwatch.media.probe import video_stream
 from motionwatch.sources.pyav import MAX_BAD_IN_ROW, MAX_SEEK_BACK_S, decoder
 from motionwatch.sources.undecoded import SkipPlan
 
@@ -40,7 +39,7 @@ class ChunkJob:
     codec: str
     prefix: int | None        # media.nal.length_size: None when no packet can be left out
     threads: int = 1          # decoder threads: one in a worker, whose core is one of the jobs
-    stream: int = 0           # the video stream's index in the file (media.probe.video_stream)
+    stream: int = 0           # the index of the file's video stream (media.probe.video_stream picked it)
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ def decode_chunk(job: ChunkJob) -> ChunkResult:
     if out.ended:
         forget()
     else:
-        video_stream(container, job.stream).codec_context.flush_buffers()   # drained: ready for the next chunk
+        container.streams[job.stream].codec_context.flush_buffers()   # drained: ready for the next chunk
     return out
 
 
@@ -107,7 +106,7 @@ def _container(job: ChunkJob):
     if key not in _kept:
         forget()
         container = av.open(job.path)
-        decoder(video_stream(container, job.stream), job.threads, job.fast)
+        decoder(container.streams[job.stream], job.threads, job.fast)
         _kept[key] = container
     return _kept[key]
 
@@ -117,13 +116,13 @@ def chunk_entries(job: ChunkJob, out: ChunkResult):
     opened for it; `out` counts the damaged packets and those left out as it goes,
     and says if the file ended."""
     with av.open(job.path) as container:
-        decoder(video_stream(container, job.stream), job.threads, job.fast)
+        decoder(container.streams[job.stream], job.threads, job.fast)
         yield from _decode(container, job, out)
 
 
 def _decode(container, job: ChunkJob, out: ChunkResult):
     """The frames of `job`'s chunk from an open file."""
-    stream = video_stream(container, job.stream)
+    stream = container.streams[job.stream]
     plan = SkipPlan(job.codec, job.prefix, job.due.__contains__) \
         if job.prefix is not None and job.due is not None else None
     handed = 0

@@ -297,7 +297,7 @@ class AvFileSource(FrameSource):
         try:
             if self._catch_up is None:
                 self._catch_up = av.open(self.spec)
-                decoder(video_stream(self._catch_up, self.stream_index), 1, self._fast)
+                decoder(self._catch_up.streams[self.stream_index], 1, self._fast)
             av_frame = _decode_at(self._catch_up, self.stream_index, frame.pts)
         except av.FFmpegError as e:
             av_frame = None
@@ -319,7 +319,7 @@ class AvFileSource(FrameSource):
                     container = av.open(self.spec)
                     # One thread: a snapshot decodes a GOP's worth of frames at most, and
                     # FFmpeg's frame threads cost more CPU than they save in that.
-                    decoder(video_stream(container, self.stream_index), 1, False)
+                    decoder(container.streams[self.stream_index], 1, False)
                     if not self._closed:
                         self._again = container
                 return _decode_at(container, self.stream_index, pts)
@@ -372,7 +372,7 @@ def _decode_at(container, index: int, pts: int) -> av.VideoFrame | None:
     An MPEG-TS seek can land on the keyframe after the one asked for, or near its
     end past every frame (seen on a remuxed H.264 clip): then it seeks again,
     further back each time."""
-    stream = video_stream(container, index)
+    stream = container.streams[index]
     second = max(1, round(1 / stream.time_base))
     back = 0
     while True:
