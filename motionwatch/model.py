@@ -30,6 +30,11 @@ class Frame:
     wall: float
     gray: np.ndarray | None = None
 
+    # The display turn (degrees counter-clockwise) a clip encoded from the frame's
+    # coded picture must carry (media.frames.AvFrame.av_frame). `image`, `gray`
+    # and `size` are always upright, as a player shows the picture.
+    rotation = 0
+
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) of the picture in source pixels, what boxes and masks refer to.

@@ -57,15 +57,21 @@ def even(size: tuple[int, int]) -> tuple[int, int]:
 
 
 class Mp4Encoder:
-    """One MP4 file encoded frame by frame; `add` takes an `av.VideoFrame` or a BGR array."""
+    """One MP4 file encoded frame by frame; `add` takes an `av.VideoFrame` or a BGR array.
 
-    def __init__(self, path: Path, size: tuple[int, int], fps: float, fmt: str = "h264"):
+    `rotation` (degrees counter-clockwise) is written as the file's display matrix,
+    as the source's was: pictures are encoded as decoded, and players turn them, as
+    they do a copied clip's (turning every picture would cost a pass over each)."""
+
+    def __init__(self, path: Path, size: tuple[int, int], fps: float, fmt: str = "h264", rotation: int = 0):
         self.path = path
         self.size = even(size)
         self.out = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
         rate = Fraction(fps).limit_denominator(1001)
         self.stream = self.out.add_stream(ENCODERS[fmt], rate=rate)
         self.stream.width, self.stream.height = self.size
+        if rotation:
+            self.stream.set_display_rotation(rotation)
         self.stream.pix_fmt = "yuv420p"
         cc = self.stream.codec_context
         self.time_base = 1 / rate

@@ -25,6 +25,10 @@ LUMA_FIRST = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p",
 # Limited (tv) range Y 16..235 stretched to 0..255, so thresholds mean the same as on a
 # full-range JPEG or BGR picture: (scale, offset) for cv2.convertScaleAbs.
 TV_TO_FULL = (255 / 219, -16 * 255 / 219)
+# The turns that show a picture as players and FFmpeg's own tools do, by the display
+# matrix's counter-clockwise angle: a phone held upright records landscape pictures
+# tagged 90 (or 270), a camera mounted upside down 180. Mirroring is not applied.
+TURNS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
 
 
 def luma_view(frame: av.VideoFrame) -> np.ndarray:
@@ -36,12 +40,32 @@ def luma_view(frame: av.VideoFrame) -> np.ndarray:
     return frame.to_ndarray(format="gray")
 
 
+def display_rotation(frame: av.VideoFrame) -> int:
+    """The turn a player gives this picture: 0, 90, 180 or 270 degrees counter-clockwise."""
+    return round(frame.rotation / 90) % 4 * 90
+
+
+def upright(picture: np.ndarray, rotation: int) -> np.ndarray:
+    """A decoded picture turned the way it is shown (itself when it needs no turn)."""
+    return cv2.rotate(picture, TURNS[rotation]) if rotation else picture
+
+
+def turned(size: tuple[int, int], rotation: int) -> tuple[int, int]:
+    """(width, height) after a turn by `rotation` (either way: a quarter turn swaps them)."""
+    return (size[1], size[0]) if rotation in (90, 270) else size
+
+
 def is_full_range(frame: av.VideoFrame) -> bool:
     return frame.color_range == 2 or frame.format.name.startswith("yuvj")
 
 
 class AvFrame(Frame):
     """A decoded frame: `gray` is its Y plane (a view), `image` BGR made on first use.
+
+    Both are upright, as a player shows the picture: a picture the stream says is
+    turned (`rotation`, the display matrix) is turned when they are first asked
+    for, which a detector's frame is and most others never are; `av_frame` stays
+    as decoded, and a clip encoded from it carries the same turn (media.encode).
 
     The frame holds its `av.VideoFrame` by reference, so a frame kept as an
     event's first or best picture costs one decoded picture and no conversion
@@ -50,10 +74,11 @@ class AvFrame(Frame):
     (detection.fast_decode); it is asked only for the saved picture.
     """
 
-    __slots__ = ("_bgr", "av_frame", "pts", "redecode")
+    __slots__ = ("_bgr", "av_frame", "pts", "redecode", "rotation", "_luma", "_upright")
 
     def __init__(self, av_frame: av.VideoFrame, index: int, ts: float, wall: float,
                  redecode: Callable[[int], av.VideoFrame | None] | None = None):
+        self.rotation = display_rotation(av_frame)
         Frame.__init__(self, None, index, ts, wall, luma_view(av_frame))
         self.av_frame = av_frame
         self.pts = av_frame.pts
@@ -62,12 +87,24 @@ class AvFrame(Frame):
     @property
     def image(self) -> np.ndarray:
         if self._bgr is None:
-            self._bgr = self.full_quality().to_ndarray(format="bgr24", threads=1)
+            self._bgr = upright(self.full_quality().to_ndarray(format="bgr24", threads=1), self.rotation)
         return self._bgr
 
     @image.setter
     def image(self, value) -> None:
         self._bgr = value
+
+    @property
+    def gray(self) -> np.ndarray:
+        if not self.rotation:
+            return self._luma
+        if self._upright is None:
+            self._upright = upright(self._luma, self.rotation)
+        return self._upright
+
+    @gray.setter
+    def gray(self, value) -> None:
+        self._luma, self._upright = value, None
 
     @property
     def glance(self) -> np.ndarray:
@@ -76,7 +113,7 @@ class AvFrame(Frame):
         still gets the full-quality one."""
         if self._bgr is not None or self.redecode is None:
             return self.image
-        return self.av_frame.to_ndarray(format="bgr24", threads=1)
+        return upright(self.av_frame.to_ndarray(format="bgr24", threads=1), self.rotation)
 
     def full_quality(self) -> av.VideoFrame:
         if self.redecode is not None and self.pts is None:
@@ -91,7 +128,7 @@ class AvFrame(Frame):
 
     @property
     def size(self) -> tuple[int, int]:
-        return self.av_frame.width, self.av_frame.height
+        return turned((self.av_frame.width, self.av_frame.height), self.rotation)
 
     def __repr__(self) -> str:
         return f"AvFrame(index={self.index}, ts={self.ts:.3f}, pts={self.pts}, size={self.size})"
@@ -124,8 +161,8 @@ class UndecodedFrame(Frame):
 
 
 class SmallFrame(Frame):
-    """A frame decoded in another process (sources.parallel): `gray` is its luma
-    already at detection size, made by the resize the detector's Preprocess does,
+    """A frame decoded in another process (sources.parallel): `gray` is its luma,
+    upright, already at detection size, made by the resize the detector's Preprocess does,
     so detection sees what it would have made of the whole plane. The picture
     itself is decoded again, at full quality, only if the frame is saved
     (`decode(pts)`, from its keyframe)."""
@@ -145,7 +182,7 @@ class SmallFrame(Frame):
         if self._bgr is None:
             full = self._decode(self.pts) if self.pts is not None else None
             if full is not None:
-                self._bgr = full.to_ndarray(format="bgr24", threads=1)
+                self._bgr = upright(full.to_ndarray(format="bgr24", threads=1), display_rotation(full))
             else:   # the file changed under us, or a frame without a time: the grey we have, enlarged
                 self._bgr = cv2.cvtColor(cv2.resize(self.gray, self._size), cv2.COLOR_GRAY2BGR)
         return self._bgr

@@ -59,6 +59,10 @@ class CodecTemplate:
         cc = self.stream.codec_context
         self.size = (cc.width, cc.height)
         self.in_band = False    # parameter sets come with the keyframes, not from the template
+        # The display turn of the pictures (media.frames.display_rotation), told by the
+        # source once it decoded one. A copied packet keeps it by itself: the display
+        # matrix is among the parameters `add_stream_from_template` copies.
+        self.rotation = 0
 
     def resized(self, size: tuple[int, int]) -> CodecTemplate:
         """The parameters of the same stream after its picture size changed mid-stream.
@@ -68,7 +72,7 @@ class CodecTemplate:
         carries them in-band (the decoder could not have found the new size otherwise)."""
         again = CodecTemplate(self.stream, self.time_base)
         # (the holder's stream has an encoder's context: its name may be e.g. libx264)
-        again.codec, again.size, again.in_band = self.codec, size, True
+        again.codec, again.size, again.in_band, again.rotation = self.codec, size, True, self.rotation
         return again
 
     def add_to(self, out: av.container.OutputContainer) -> av.video.stream.VideoStream:

@@ -85,12 +85,17 @@ class PacketRing:
             while items[0].seq < keys[0].seq:
                 items.popleft()
 
-    def follow_size(self, size: tuple[int, int]) -> None:
-        """The decoder saw pictures of `size`: if that is a new size (a camera
-        reconfigured mid-stream), packets from the newest keyframe on, and all
-        pushed later, carry stream facts of the new size, so a clip part that
-        starts there is muxed with them (sinks.clip_remux)."""
-        if self.template is None or size == self.template.size:
+    def follow_size(self, size: tuple[int, int], rotation: int = 0) -> None:
+        """The decoder saw pictures of `size` (coded) shown turned by `rotation`: if that
+        is a new size (a camera reconfigured mid-stream), packets from the newest
+        keyframe on, and all pushed later, carry stream facts of the new size, so a
+        clip part that starts there is muxed with them (sinks.clip_remux)."""
+        if self.template is None:
+            return
+        # A clip encoded from the packets carries the turn (their own decoder, made
+        # from codec parameters alone, does not see the container's display matrix).
+        self.template.rotation = rotation
+        if size == self.template.size:
             return
         self.template = template = self.template.resized(size)
         with self._lock:

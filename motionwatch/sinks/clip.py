@@ -27,6 +27,7 @@ import av
 
 from motionwatch.media.jpeg import JpegFrame, decode_yuv
 from motionwatch.media.encode import Mp4Encoder
+from motionwatch.media.frames import turned
 from motionwatch.model import Frame
 from motionwatch.index.database import TMP_PREFIX, fsync_file
 
@@ -56,13 +57,16 @@ def oserror_of(e: Exception) -> OSError:
 class PartWriter:
     """One clip file. `write` and `close` raise OSError with a readable reason."""
 
-    def __init__(self, final: Path, size: tuple[int, int], fps: float, fmt: str):
+    def __init__(self, final: Path, size: tuple[int, int], fps: float, fmt: str, rotation: int = 0):
+        """`size` is the frames' (upright); `rotation` the turn of the coded pictures
+        `picture` hands on (Frame.rotation): they are encoded as they are and the
+        clip carries the turn."""
         self.final = final
         self.tmp = tmp_name(final)
         self.size = size
         self.frames = 0
         try:
-            self.enc = Mp4Encoder(self.tmp, size, fps, fmt)
+            self.enc = Mp4Encoder(self.tmp, turned(size, rotation), fps, fmt, rotation)
         except av.FFmpegError as e:
             raise oserror_of(e) from None
 
@@ -124,7 +128,7 @@ def publish(tmp: Path, final: Path, done: list[Path], unrenamed: list[tuple[Path
 
 def open_part(final: Path, frame: Frame, fps: float, fmt: str) -> PartWriter:
     """The writer for a part whose first frame is `frame` (its size is the part's)."""
-    return PartWriter(final, frame.size, fps, fmt)
+    return PartWriter(final, frame.size, fps, fmt, frame.rotation)
 
 
 class EventClip:

@@ -21,16 +21,18 @@ from pathlib import Path
 
 import av
 
+from motionwatch.media.frames import turned
 from motionwatch.sinks.clip import EventClip
 
 
 class Decoded:
-    """What `EventClip` needs of a frame: a decoded picture at a source time and a clip size."""
+    """What `EventClip` needs of a frame: a decoded picture at a source time, a clip
+    size (upright) and the picture's display turn (see Frame.rotation)."""
 
-    __slots__ = ("av_frame", "index", "ts", "size")
+    __slots__ = ("av_frame", "index", "ts", "size", "rotation")
 
-    def __init__(self, av_frame: av.VideoFrame, index: int, ts: float, size: tuple[int, int]):
-        self.av_frame, self.index, self.ts, self.size = av_frame, index, ts, size
+    def __init__(self, av_frame: av.VideoFrame, index: int, ts: float, size: tuple[int, int], rotation: int):
+        self.av_frame, self.index, self.ts, self.size, self.rotation = av_frame, index, ts, size, rotation
 
 
 def clip_size(size: tuple[int, int], width: int) -> tuple[int, int]:
@@ -110,7 +112,9 @@ class PacketEncodeClip(EventClip):
                 if self._part_ts is None or ts - self._part_ts >= self.max_seconds - 1e-6:
                     self.split()   # events.max_seconds: a new part (the tracker's ClipPart, for frames)
                     self._part_ts = ts
-                self.add(Decoded(f, self._count, ts, clip_size((f.width, f.height), self.width)))
+                rotation = self._template.rotation
+                self.add(Decoded(f, self._count, ts, turned(clip_size((f.width, f.height), self.width), rotation),
+                                 rotation))
                 self._count += 1
         return True
 

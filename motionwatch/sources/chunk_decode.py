@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from motionwatch.model import detection_size
-from motionwatch.media.frames import luma_view
+from motionwatch.media.frames import display_rotation, luma_view, upright
 from motionwatch.sources.pyav import MAX_BAD_IN_ROW, MAX_SEEK_BACK_S, decoder
 from motionwatch.sources.undecoded import SkipPlan
 
@@ -49,7 +49,8 @@ class Entry:
     pts: int | None
     size: tuple[int, int] | None     # None: left undecoded
     failures: int                    # damaged packets in the chunk before this frame came out
-    picture: np.ndarray | None = None   # luma at detection size, for a frame that is due
+    picture: np.ndarray | None = None   # upright luma at detection size, for a frame that is due
+    rotation: int = 0                # the display turn (media.frames.display_rotation); `size` is coded
 
 
 @dataclass
@@ -179,14 +180,17 @@ def _entries(frames, plan: SkipPlan | None, job: ChunkJob, position, out: ChunkR
                 yield Entry(pts, None, out.failures)
         # A frame without a time cannot be decoded again later: it always comes with its picture.
         due = job.due is None or position() in job.due or f.pts is None
-        yield Entry(f.pts, (f.width, f.height), out.failures, _small(f, job.detect_width) if due else None)
+        rotation = display_rotation(f)
+        yield Entry(f.pts, (f.width, f.height), out.failures,
+                    _small(f, rotation, job.detect_width) if due else None, rotation)
 
 
-def _small(frame: av.VideoFrame, width: int) -> np.ndarray:
-    """What detect.preprocess.Preprocess's resize makes of the frame's luma plane
-    (same call, same interpolation), so its own resize is then a copy."""
-    return cv2.resize(luma_view(frame), detection_size(frame.width, frame.height, width),
-                      interpolation=cv2.INTER_LINEAR)
+def _small(frame: av.VideoFrame, rotation: int, width: int) -> np.ndarray:
+    """What detect.preprocess.Preprocess's resize makes of the frame's upright luma
+    plane (AvFrame.gray: same turn, same call, same interpolation), so its own
+    resize is then a copy."""
+    luma = upright(luma_view(frame), rotation)
+    return cv2.resize(luma, detection_size(luma.shape[1], luma.shape[0], width), interpolation=cv2.INTER_LINEAR)
 
 
 def _packets(container, stream, job: ChunkJob):

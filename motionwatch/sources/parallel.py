@@ -31,7 +31,7 @@ from dataclasses import replace
 import av
 
 from motionwatch.errors import SourceError
-from motionwatch.media.frames import SmallFrame
+from motionwatch.media.frames import SmallFrame, turned
 from motionwatch.sources.base import redact
 from motionwatch.sources.chunk_decode import ChunkJob, ChunkResult, Entry, chunk_entries, decode_chunk, forget, init_worker
 from motionwatch.sources.cuts import CUTTABLE, Cutter
@@ -242,12 +242,12 @@ class ParallelFileSource(AvFileSource):
         if not isinstance(item, Entry):
             return super()._frame_for(item, i, ts, wall)
         if item.size is not None:
-            self._last_size = item.size
+            self._last_size = turned(item.size, item.rotation)
             if self.packets is not None:
-                self.packets.follow_size(item.size)
+                self.packets.follow_size(item.size, item.rotation)
         if item.picture is None:
             return super()._frame_for(item.pts, i, ts, wall)
-        return SmallFrame(item.picture, item.pts, item.size, i, ts, wall, self._redecode)
+        return SmallFrame(item.picture, item.pts, self._last_size, i, ts, wall, self._redecode)
 
     def stats(self):
         stats = super().stats()

@@ -29,7 +29,7 @@ import av
 
 from motionwatch.errors import SourceError
 from motionwatch.media.clock import FileClock
-from motionwatch.media.frames import TV_TO_FULL, AvFrame, UndecodedFrame
+from motionwatch.media.frames import TV_TO_FULL, AvFrame, UndecodedFrame, display_rotation
 from motionwatch.media.gop import GopRuns
 from motionwatch.media.jpeg import JpegFrames
 from motionwatch.media.nal import length_size, skippable_towards
@@ -237,7 +237,7 @@ class AvFileSource(FrameSource):
                     continue
                 bad = 0
                 if frames and self.packets is not None:
-                    self.packets.follow_size((frames[-1].width, frames[-1].height))
+                    self.packets.follow_size((frames[-1].width, frames[-1].height), display_rotation(frames[-1]))
                 for f in frames:
                     if plan is not None:
                         yield from plan.before(f.pts)
@@ -277,8 +277,9 @@ class AvFileSource(FrameSource):
         """The Frame for what `_decode` gave: a decoded frame, or the pts of one left undecoded."""
         if isinstance(item, int):   # a pts the plan left undecoded
             return UndecodedFrame(item, self._last_size, i, ts, wall, self._decode_late)
-        self._last_size = (item.width, item.height)
-        return AvFrame(item, i, ts, wall, self._redecode if self._fast else None)
+        frame = AvFrame(item, i, ts, wall, self._redecode if self._fast else None)
+        self._last_size = frame.size
+        return frame
 
     def _handout_index(self, index: int) -> int:
         """The frame whose time frame `index` of a paced file is handed out at: its own,
@@ -516,8 +517,9 @@ class AvLiveSource(JpegFrames, LiveSource):
         if isinstance(item, int):   # the pts of a packet left undecoded: a live picture cannot be had later
             return UndecodedFrame(item, self._last_size or self.size, index, ts, wall, lambda _frame: None)
         av_frame, redecode = item
-        self._last_size = (av_frame.width, av_frame.height)
-        return AvFrame(av_frame, index, ts, wall, redecode)
+        frame = AvFrame(av_frame, index, ts, wall, redecode)
+        self._last_size = frame.size
+        return frame
 
     def describe(self) -> str:
         return f"{self.kind} {redact(self.spec)}"
@@ -554,7 +556,7 @@ class _Connection:
             except av.InvalidDataError:
                 continue   # a damaged packet on the wire: the next keyframe repairs the picture
             if frames and ring is not None:
-                ring.follow_size((frames[-1].width, frames[-1].height))
+                ring.follow_size((frames[-1].width, frames[-1].height), display_rotation(frames[-1]))
             for f in frames:
                 if plan is not None:
                     yield from plan.before(f.pts)
