@@ -93,6 +93,19 @@ def detection_size(src_w: int, src_h: int, width: int) -> tuple[int, int]:
     return max(2, w), h
 
 
+def detection_width(size: tuple[int, int], width: int, rotation: int) -> int:
+    """The detection width for pictures of `size` (upright) shown turned by `rotation`.
+
+    A quarter-turned video (a phone shot upright) is detected on at the turn of its
+    stored picture's detection size: as the same video unturned, with the same detail,
+    sensitivity and cost, not as a portrait picture `width` wide (3.2 times the pixels
+    of a 16:9 one). A picture that is portrait as stored keeps `width`. Never below
+    32, the lowest `detection.width` allowed."""
+    if rotation in (90, 270):
+        return max(32, detection_size(size[1], size[0], width)[1])
+    return width
+
+
 @dataclass(slots=True)
 class Detection:
     """What the detector concluded about one frame.

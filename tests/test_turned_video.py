@@ -20,7 +20,8 @@ from motionwatch.sources.scene import Scene, SceneRenderer, Walker
 
 from conftest import events_json, mw
 
-VISIT = Scene(width=320, height=240, fps=10, duration_s=12, seed=7, noise=3.0, walkers=(Walker(2.0, 4.0),))
+# Larger than the detection picture, so it is shrunk (by the worker processes too).
+VISIT = Scene(width=480, height=272, fps=10, duration_s=12, seed=7, noise=3.0, walkers=(Walker(2.0, 4.0),))
 
 
 def write_turned(path: Path, codec: str, rotation: int) -> None:
@@ -70,7 +71,7 @@ def test_a_turned_recording_is_watched_and_saved_upright(tmp_path, codec, rotati
     assert rotation_tag(tmp_path / "phone.mp4") == rotation
     reference = shown(tmp_path / "phone.mp4", tmp_path)
     h, w = reference.shape[:2]
-    assert (w, h) == ((240, 320) if rotation in (90, 270) else (320, 240))
+    assert (w, h) == ((VISIT.height, VISIT.width) if rotation in (90, 270) else (VISIT.width, VISIT.height))
 
     command = ["run", "--source", "phone.mp4"] if jobs == "run" else ["scan", "phone.mp4", "--no-progress",
                                                                        "--jobs", jobs]
@@ -94,3 +95,55 @@ def test_a_turned_recording_is_watched_and_saved_upright(tmp_path, codec, rotati
     first = shown(clip, tmp_path)
     assert first.shape == reference.shape
     assert difference(first, reference) < 0.5 * difference(first, cv2.rotate(reference, cv2.ROTATE_180))
+
+
+def turn_box(box: list[int], size: tuple[int, int], rotation: int) -> list[int]:
+    """A box in a (width, height) picture, in that picture turned counter-clockwise."""
+    x, y, w, h = box
+    width, height = size
+    if rotation == 90:
+        return [y, width - x - w, h, w]
+    if rotation == 270:
+        return [height - y - h, x, h, w]
+    return [width - x - w, height - y - h, w, h]
+
+
+@pytest.mark.parametrize("rotation,jobs", [(90, "1"), (90, "2"), (270, "1")])
+def test_a_turned_recording_has_the_events_of_the_same_recording_unturned(tmp_path, rotation, jobs):
+    """Only how the pictures are shown differs: the detector sees the same picture
+    turned, at the turn of the same detection size (not a portrait picture
+    `detection.width` wide, three times the pixels), so it finds the same events
+    with the same figures, and their boxes are the same boxes turned."""
+    write_turned(tmp_path / "phone.mp4", "h264", rotation)
+    write_turned(tmp_path / "plain.mp4", "h264", 0)
+    found = {}
+    for name in ("phone", "plain"):
+        proc = mw("scan", f"{name}.mp4", "--no-progress", "--jobs", jobs, "--recordings", name, cwd=tmp_path,
+                  timeout=120, env={"MOTIONWATCH_PARALLEL_MIN_WORK": "0"})
+        assert proc.returncode == 0, proc.stderr
+        found[name] = events_json(tmp_path / name)
+    # Blur, thresholds and regions turn with the picture; the detector's sampled
+    # statistics (a grid of pixels for the noise floor) do not, exactly.
+    assert len(found["phone"]) == len(found["plain"]) >= 1
+    for turned, plain in zip(found["phone"], found["plain"]):
+        for key in ("start_offset_s", "end_offset_s"):
+            assert abs(turned[key] - plain[key]) <= 1 / VISIT.fps + 1e-6, key
+        assert abs(turned["frames_with_motion"] - plain["frames_with_motion"]) <= 2
+        assert turned["peak_fraction"] == pytest.approx(plain["peak_fraction"], rel=0.03)
+        assert turned["frame_size"] == plain["frame_size"][::-1]
+        want = turn_box(plain["boxes"][0], tuple(plain["frame_size"]), rotation)
+        assert max(abs(a - b) for a, b in zip(turned["boxes"][0], want)) <= 4, (turned["boxes"][0], want)
+
+
+def test_a_quarter_turned_picture_is_detected_on_at_the_turned_detection_size():
+    """A 1280x720 picture shown as 720x1280 is detected on at 180x320 (the turn of
+    its stored picture's 320x180), not 320x569 as a portrait picture 320 wide; a
+    picture stored portrait keeps the configured width."""
+    from motionwatch.config import Config
+    from motionwatch.pipeline.camera import camera_stages
+    cfg = Config()
+    cam = cfg.cameras[0]
+    assert camera_stages(cfg, cam, (720, 1280), 25.0, rotation=90)[0].det_size == (180, 320)
+    assert camera_stages(cfg, cam, (720, 1280), 25.0, rotation=270)[0].det_size == (180, 320)
+    assert camera_stages(cfg, cam, (1280, 720), 25.0, rotation=180)[0].det_size == (320, 180)
+    assert camera_stages(cfg, cam, (720, 1280), 25.0)[0].det_size == (320, 569)

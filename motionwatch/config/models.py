@@ -61,7 +61,9 @@ class DetectionConfig:
 
     width: int = integer(320, "width in pixels of the image motion is detected on", 32, 1920, notes=(
         "The aspect is kept and the picture is never upscaled. Smaller is faster and\n"
-        "less sensitive to tiny things."))
+        "less sensitive to tiny things. A video shown turned a quarter (a phone shot\n"
+        "upright) is detected on at the turn of its stored picture's size, as the\n"
+        "same video unturned."))
     blur: Odd = integer(5, "Gaussian blur kernel size (odd; 1 = none) applied before differencing",
                         1, 31, allowed="an odd integer 1..31",
                         notes="It smooths sensor noise before frames are compared.")

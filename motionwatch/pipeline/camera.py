@@ -11,7 +11,7 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -23,7 +23,7 @@ from motionwatch.errors import ConfigError, SourceError
 from motionwatch.events import EPS, ClipPackets, EventEnded, EventStarted, EventTracker
 from motionwatch.pipeline.lighting_log import LightingLog
 from motionwatch.detect.masks import watch_mask
-from motionwatch.model import Detection, Frame, detection_size, iso
+from motionwatch.model import Detection, Frame, detection_size, detection_width, iso
 from motionwatch.sources import FrameSource, SourceOptions, open_source
 
 log = logging.getLogger("motionwatch")
@@ -65,11 +65,15 @@ def analysis_fps(source_fps: float, limit: float, every: int = 1) -> float:
 
 
 def camera_stages(cfg: Config, cam: CameraConfig, size: tuple[int, int], fps: float,
-                  clip: bool | None = None, clip_fps: float | None = None
+                  clip: bool | None = None, clip_fps: float | None = None, rotation: int = 0
                   ) -> tuple[MotionDetector, EventTracker]:
     """The detector (with the camera's mask) and the event tracker for one camera
-    at one picture size: the capture loop, `tune` and the evaluation all use these."""
+    at one picture size (upright; `rotation`: the source's display turn): the
+    capture loop, `tune` and the evaluation all use these."""
     det_cfg = cfg.camera_detection(cam)
+    width = detection_width(size, det_cfg.width, rotation)
+    if width != det_cfg.width:
+        det_cfg = replace(det_cfg, width=width)
     base = Path(cfg.source_file).parent if cfg.source_file else None
     watch = watch_mask(cam, size, detection_size(size[0], size[1], det_cfg.width), base)
     detector = MotionDetector(det_cfg, size, fps, watch)
@@ -392,7 +396,8 @@ class CameraLoop:
         copying = self.source is not None and self.source.packets is not None
         self.detector, self.tracker = camera_stages(
             self.cfg, self.cam, size, self._analysis_fps(),
-            clip=False if copying else None, clip_fps=self.source.fps if self.source else None)
+            clip=False if copying else None, clip_fps=self.source.fps if self.source else None,
+            rotation=self.source.rotation if self.source else 0)
         self.detector.luma_levels = self.source.luma_levels if self.source else None
 
     def _count_stall(self, seconds: float) -> None:

@@ -101,6 +101,9 @@ class FrameSource:
         # limited-range (tv) video; None when `gray` is full range already.
         self.luma_levels: tuple[float, float] | None = None
         self.codec: str | None = None    # the compressed video's codec, when the source has one
+        # The display turn of the frames handed out (media.frames.display_rotation; their
+        # pictures and sizes are upright), known once one was decoded.
+        self.rotation = 0
 
     def open(self) -> None:
         raise NotImplementedError

@@ -20,7 +20,7 @@ import av
 import cv2
 import numpy as np
 
-from motionwatch.model import detection_size
+from motionwatch.model import detection_size, detection_width
 from motionwatch.media.frames import display_rotation, luma_view, upright
 from motionwatch.sources.pyav import MAX_BAD_IN_ROW, MAX_SEEK_BACK_S, decoder
 from motionwatch.sources.undecoded import SkipPlan
@@ -190,7 +190,9 @@ def _small(frame: av.VideoFrame, rotation: int, width: int) -> np.ndarray:
     plane (AvFrame.gray: same turn, same call, same interpolation), so its own
     resize is then a copy."""
     luma = upright(luma_view(frame), rotation)
-    return cv2.resize(luma, detection_size(luma.shape[1], luma.shape[0], width), interpolation=cv2.INTER_LINEAR)
+    size = luma.shape[1], luma.shape[0]
+    return cv2.resize(luma, detection_size(*size, detection_width(size, width, rotation)),
+                      interpolation=cv2.INTER_LINEAR)
 
 
 def _packets(container, stream, job: ChunkJob):

@@ -242,7 +242,7 @@ class ParallelFileSource(AvFileSource):
         if not isinstance(item, Entry):
             return super()._frame_for(item, i, ts, wall)
         if item.size is not None:
-            self._last_size = turned(item.size, item.rotation)
+            self._last_size, self.rotation = turned(item.size, item.rotation), item.rotation
             if self.packets is not None:
                 self.packets.follow_size(item.size, item.rotation)
         if item.picture is None:

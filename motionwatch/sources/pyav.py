@@ -278,7 +278,7 @@ class AvFileSource(FrameSource):
         if isinstance(item, int):   # a pts the plan left undecoded
             return UndecodedFrame(item, self._last_size, i, ts, wall, self._decode_late)
         frame = AvFrame(item, i, ts, wall, self._redecode if self._fast else None)
-        self._last_size = frame.size
+        self._last_size, self.rotation = frame.size, frame.rotation
         return frame
 
     def _handout_index(self, index: int) -> int:
@@ -518,7 +518,7 @@ class AvLiveSource(JpegFrames, LiveSource):
             return UndecodedFrame(item, self._last_size or self.size, index, ts, wall, lambda _frame: None)
         av_frame, redecode = item
         frame = AvFrame(av_frame, index, ts, wall, redecode)
-        self._last_size = frame.size
+        self._last_size, self.rotation = frame.size, frame.rotation
         return frame
 
     def describe(self) -> str:

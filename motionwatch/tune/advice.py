@@ -74,7 +74,7 @@ def replay_source(cfg: Config, spec: str, seconds: float | None) -> Trace:
             if src.live and seconds is not None and time.monotonic() - start > seconds + cam.timeout_seconds:
                 break
             if detector is None:
-                detector, tracker = camera_stages(cfg, cam, frame.size, trace.fps, clip=False)
+                detector, tracker = camera_stages(cfg, cam, frame.size, trace.fps, clip=False, rotation=src.rotation)
                 detector.luma_levels = src.luma_levels   # as the capture loop does
             # The decoder's grey when the frame has it: no colour picture is made for tune.
             det = detector.update(frame.gray if frame.gray is not None else frame.image)
