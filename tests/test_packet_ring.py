@@ -114,3 +114,16 @@ def test_a_clock_that_jumps_back_does_not_grow_the_ring():
     assert ring.since(275)[0].pts == 270 and ring.since(275)[0].key
     fill(ring, 300, 600)    # ... and carries on rising past where it was before
     assert len(ring) <= 30 and ring.since(575)[0].pts == 570
+
+
+def test_the_pre_roll_of_a_picture_just_after_the_times_started_again_is_the_pre_roll_seconds():
+    """Recordings joined end to end (`cat a.ts b.ts`) or a camera that restarted its
+    counter: an event 0.5 s after the restart gets `back` of pre-roll on the ring's
+    clock, which carries on across the restart (as the scan's file times and a player
+    do), not every packet the ring holds because all times before the restart are larger."""
+    ring = PacketRing(Fraction(1, 10), keep_s=4.0)
+    fill(ring, 0, 120)
+    fill(ring, 0, 5)        # the clock starts again at 0
+    got = ring.since(4, back=20)     # 2 s before the picture at 4: from the keyframe at 100
+    assert got[0].pts == 100 and got[0].key and [p.pts for p in got][-6:] == [119, 0, 1, 2, 3, 4]
+    assert got[0].clock == 100 and got[-1].clock == 124

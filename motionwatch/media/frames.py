@@ -55,6 +55,23 @@ def turned(size: tuple[int, int], rotation: int) -> tuple[int, int]:
     return (size[1], size[0]) if rotation in (90, 270) else size
 
 
+# A picture decoded again for saving is found by its timestamp, and a file whose
+# times started again (recordings joined end to end) has two pictures at each such
+# time: seeking finds either. So it is compared with the picture the scan decoded,
+# at 64x36: two decodes of one frame differ by at most 19 grey levels in any cell
+# (real camera files with and without the deblocking filter), another moment where
+# something moved by about 50 and more (tests/bench/same_picture.py; docs/performance.md).
+CHECK_SIZE = (64, 36)
+SAME_PICTURE_MAX_DIFF = 40
+
+
+def same_picture(luma: np.ndarray, other: np.ndarray) -> bool:
+    """Whether two luma planes (any sizes of one aspect) show the same moment."""
+    a = cv2.resize(luma, CHECK_SIZE, interpolation=cv2.INTER_AREA)
+    b = cv2.resize(other, CHECK_SIZE, interpolation=cv2.INTER_AREA)
+    return int(cv2.absdiff(a, b).max()) <= SAME_PICTURE_MAX_DIFF
+
+
 def is_full_range(frame: av.VideoFrame) -> bool:
     return frame.color_range == 2 or frame.format.name.startswith("yuvj")
 
@@ -121,7 +138,7 @@ class AvFrame(Frame):
             log.debug("frame %d has no timestamp: saved from the analysis decode", self.index)
         elif self.redecode is not None:
             again = self.redecode(self.pts)
-            if again is not None:
+            if again is not None and _found_again(again, self._luma, self.index):
                 self.av_frame = again
         self.redecode = None
         return self.av_frame
@@ -132,6 +149,18 @@ class AvFrame(Frame):
 
     def __repr__(self) -> str:
         return f"AvFrame(index={self.index}, ts={self.ts:.3f}, pts={self.pts}, size={self.size})"
+
+
+def _found_again(again: av.VideoFrame, luma: np.ndarray, index: int, rotation: int = 0) -> bool:
+    """Whether a picture decoded again by its timestamp (turned by `rotation`) is the
+    frame whose luma the scan saw; says so when it is not."""
+    seen = upright(luma_view(again), rotation)
+    aspects = seen.shape[1] / seen.shape[0], luma.shape[1] / luma.shape[0]
+    if abs(aspects[0] - aspects[1]) <= 0.02 * aspects[1] and same_picture(seen, luma):
+        return True
+    log.info("frame %d: the picture found again by its time is another one (the file's times "
+             "repeat, e.g. recordings joined end to end); saved as the scan decoded it", index)
+    return False
 
 
 class UndecodedFrame(Frame):
@@ -181,6 +210,8 @@ class SmallFrame(Frame):
     def image(self) -> np.ndarray:
         if self._bgr is None:
             full = self._decode(self.pts) if self.pts is not None else None
+            if full is not None and not _found_again(full, self.gray, self.index, display_rotation(full)):
+                full = None
             if full is not None:
                 self._bgr = upright(full.to_ndarray(format="bgr24", threads=1), display_rotation(full))
             else:   # the file changed under us, or a frame without a time: the grey we have, enlarged

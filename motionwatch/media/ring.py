@@ -105,13 +105,20 @@ class PacketRing:
                     break
                 p.template = template
 
-    def since(self, pts: int) -> list[Packet]:
-        """Packets from the last keyframe shown at or before `pts` (the oldest keyframe if none is)."""
+    def since(self, pts: int, back: int = 0) -> list[Packet]:
+        """Packets from the last keyframe shown at or before `back` ticks before the
+        newest packet shown at `pts` (the oldest keyframe if none is).
+
+        Reckoned on the ring's clock: in a stream whose times started again (files
+        joined end to end, a camera that restarted its counter) the pre-roll of a
+        picture just after the restart stops there, instead of reaching for the
+        larger times from before it."""
         with self._lock:
             items = list(self._items)
+            at = next((p.clock for p in reversed(items) if p.pts == pts), pts + self._offset)
         start = 0
         for i, p in enumerate(items):
-            if p.key and p.pts <= pts:
+            if p.key and p.clock <= at - back:
                 start = i
         while start < len(items) and not items[start].key:
             start += 1

@@ -38,6 +38,8 @@ OPENCV_THREADS = 1
 # scan's decode and more than a Pi has (docs/performance.md, 2026-12-05 12:26).
 COPY_CODECS = {"auto": frozenset({"h264", "hevc"}), "copy": frozenset({"h264", "hevc"})}
 
+# Why an event ends when the picture size changes (a camera reconfigured mid-stream).
+SIZE_CHANGED = "size changed"
 # While an event is open its packets go to the clip every this many frames:
 # fewer queue signals than one per frame, and the sink holds about a GOP.
 COPY_BATCH = 8
@@ -125,6 +127,7 @@ class CameraLoop:
         self.tracker: EventTracker | None = None
         self._size: tuple[int, int] | None = None
         self._copy_seq = -1     # the last ring packet handed to the open event's stream-copy clip
+        self._copy_facts = None  # the stream facts (picture size) of that clip's packets
         self._next_detect_ts = 0.0
         self._detected_index = 0   # the index of the last analysed frame, for _detect_step
         self._detect_step = 0      # source frames between analysed ones at detection.fps (0: by time only)
@@ -388,7 +391,7 @@ class CameraLoop:
         if self._size is not None:
             log.warning("%s: picture size changed from %dx%d to %dx%d; re-learning the background",
                         self.cam.name, *self._size, *size)
-            self._flush("size changed")
+            self._flush(SIZE_CHANGED)
         self._size = size
         self._ready_frames = 0
         self._stall_s = 1.0 / self._source_fps()
@@ -475,9 +478,11 @@ class CameraLoop:
                 return
             tb = ring.time_base
             if self._copy_seq < 0:
-                packets = ring.since(first - int(self.cfg.events.pre_roll_seconds / tb))
+                packets = ring.since(first, int(self.cfg.events.pre_roll_seconds / tb))
                 if not packets:
                     return
+                self._copy_facts = next((p.template for p in reversed(packets) if p.pts == first),
+                                        packets[-1].template)
             else:
                 packets = ring.after(self._copy_seq)
             if packets:
@@ -485,14 +490,19 @@ class CameraLoop:
                 # What the clip has is the sink's now: the ring keeps only what is still
                 # to hand over, so a long event costs no more memory than a short one.
                 ring.pin(self._copy_seq + 1)
+                # A picture size change ends an event, so its clip is of one size: the
+                # pre-roll starts at the keyframe that brought it (the ring tags packets
+                # from there on), the post-roll stops before the next one.
+                packets = [p for p in packets if p.template is self._copy_facts]
             end_pts = None if end is None else last + int(self.cfg.events.post_roll_seconds / tb)
+            # The stream's packets of this size are whole at its end and at a size change.
             self.sinks.put(ClipPackets(ev, packets, self.source.template, tb, last, end_pts,
-                                       at_eof=end == "source ended", copy=self.source.copying))
+                                       at_eof=end in ("source ended", SIZE_CHANGED), copy=self.source.copying))
         finally:
             if end is not None:   # the next event starts a new clip, from a trimmed ring
                 if ring is not None:
                     ring.pin(None)
-                self._copy_seq = -1
+                self._copy_seq, self._copy_facts = -1, None
 
     def _flush(self, reason: str) -> None:
         self._say_lighting(self.lighting_log.finish())

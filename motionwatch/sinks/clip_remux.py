@@ -43,6 +43,10 @@ class PacketClip:
         self.failed = False
         self.seconds = 0.0
         self.first_pts: int | None = None
+        # The ring's clock (media.ring.Packet.clock) at the clip's first packet and at the
+        # event's first picture: it rises across a stream whose times started again.
+        self._start_clock: int | None = None
+        self._event_clock: int | None = None
         self.finished = False
 
     def add(self, frame, cut: bool = False) -> None:   # frames are not needed: the packets are the clip
@@ -93,6 +97,11 @@ class PacketClip:
                 self.part.write(p.pts, p.dts, p.duration, p.key, p.data)
             except (OSError, av.FFmpegError) as e:
                 self._fail(e)
+                return
+            if self._start_clock is None:
+                self._start_clock = p.clock
+            if self._event_clock is None and p.pts == getattr(self.event.first, "pts", None):
+                self._event_clock = p.clock
 
     def _open_part(self, template) -> None:
         self.number += 1
@@ -141,7 +150,11 @@ class PacketClip:
         fields = {"clip_format": self.fmt, "clip_fps": round(self.fps, 3),
                   "clip_seconds": round(self.seconds, 2) if parts else 0.0}
         first = self.event.first
-        if parts and self.first_pts is not None and getattr(first, "pts", None) is not None:
+        if parts and self._start_clock is not None and self._event_clock is not None:
+            offset = first.ts - float((self._event_clock - self._start_clock) * self.time_base)
+        elif parts and self.first_pts is not None and getattr(first, "pts", None) is not None:
             offset = first.ts - float((first.pts - self.first_pts) * self.time_base)
-            fields.update(clip_start_offset_s=round(max(0.0, offset), 3), clip_copied=True)
+        else:
+            return fields
+        fields.update(clip_start_offset_s=round(max(0.0, offset), 3), clip_copied=True)
         return fields
