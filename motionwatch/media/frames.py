@@ -210,10 +210,11 @@ class SmallFrame(Frame):
     def image(self) -> np.ndarray:
         if self._bgr is None:
             full = self._decode(self.pts) if self.pts is not None else None
-            if full is not None and not _found_again(full, self.gray, self.index, display_rotation(full)):
+            turn = display_rotation(full) if full is not None else 0
+            if full is not None and not _found_again(full, self.gray, self.index, turn):
                 full = None
             if full is not None:
-                self._bgr = upright(full.to_ndarray(format="bgr24", threads=1), display_rotation(full))
+                self._bgr = upright(full.to_ndarray(format="bgr24", threads=1), turn)
             else:   # the file changed under us, or a frame without a time: the grey we have, enlarged
                 self._bgr = cv2.cvtColor(cv2.resize(self.gray, self._size), cv2.COLOR_GRAY2BGR)
         return self._bgr

@@ -109,10 +109,11 @@ class PacketRing:
         """Packets from the last keyframe shown at or before `back` ticks before the
         newest packet shown at `pts` (the oldest keyframe if none is).
 
-        Reckoned on the ring's clock: in a stream whose times started again (files
-        joined end to end, a camera that restarted its counter) the pre-roll of a
-        picture just after the restart stops there, instead of reaching for the
-        larger times from before it."""
+        Reckoned on the ring's clock, which runs on across a stream whose times
+        started again (files joined end to end, a camera that restarted its
+        counter): the pre-roll of a picture just after the restart is `back` of the
+        stream as it came, not every packet kept because all times before the
+        restart are larger."""
         with self._lock:
             items = list(self._items)
             at = next((p.clock for p in reversed(items) if p.pts == pts), pts + self._offset)
