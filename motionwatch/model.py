@@ -101,7 +101,7 @@ def detection_width(size: tuple[int, int], width: int, rotation: int) -> int:
     sensitivity and cost, not as a portrait picture `width` wide (3.2 times the pixels
     of a 16:9 one). A picture that is portrait as stored keeps `width`. Never below
     32, the lowest `detection.width` allowed."""
-    if rotation in (90, 270):
+    if rotation % 180 == 90:
         return max(32, detection_size(size[1], size[0], width)[1])
     return width
 

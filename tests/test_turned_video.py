@@ -24,16 +24,16 @@ from conftest import events_json, mw
 VISIT = Scene(width=480, height=272, fps=10, duration_s=12, seed=7, noise=3.0, walkers=(Walker(2.0, 4.0),))
 
 
-def write_turned(path: Path, codec: str, rotation: int) -> None:
+def write_turned(path: Path, codec: str, rotation: int, mirror: bool = False) -> None:
     """The scene encoded as it was filmed, tagged to be shown turned `rotation` degrees
-    counter-clockwise (the display matrix a phone writes)."""
+    counter-clockwise (the display matrix a phone writes), and mirrored after that."""
     rate = Fraction(VISIT.fps)
     renderer = SceneRenderer(VISIT)
     with av.open(str(path), "w", format="mp4") as out:
         st = out.add_stream("libx264" if codec == "h264" else "mpeg4", rate=rate)
         st.width, st.height, st.pix_fmt = VISIT.width, VISIT.height, "yuv420p"
         st.codec_context.gop_size = 20
-        st.set_display_rotation(rotation)
+        st.set_display_rotation(rotation, hflip=mirror)
         for i in range(VISIT.frames):
             frame = av.VideoFrame.from_ndarray(renderer.render(i), format="bgr24").reformat(format="yuv420p")
             frame.pts, frame.time_base = i, 1 / rate
@@ -49,6 +49,33 @@ def shown(path: Path, tmp: Path) -> np.ndarray:
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(path), "-frames:v", "1", str(png)],
                    check=True, timeout=60)
     return cv2.imread(str(png))
+
+
+def display_matrix(path: Path) -> str:
+    probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                            "stream_side_data=displaymatrix", "-of", "json", str(path)],
+                           capture_output=True, text=True, check=True)
+    sides = json.loads(probe.stdout)["streams"][0].get("side_data_list", [])
+    return next((s["displaymatrix"] for s in sides if "displaymatrix" in s), "")
+
+
+@pytest.mark.parametrize("rotation,mirror", [(0, True), (90, True), (180, True)])
+def test_a_mirrored_recording_is_shown_as_ffmpeg_shows_it(tmp_path, rotation, mirror):
+    """A display matrix that mirrors as well (180 + mirror is a vertical flip): the
+    snapshot is the picture ffmpeg shows, and the encoded clip carries the same
+    matrix (decoded on worker processes: the default --jobs with no floor)."""
+    write_turned(tmp_path / "front.mp4", "mpeg4", rotation, mirror)
+    reference = shown(tmp_path / "front.mp4", tmp_path)
+    proc = mw("scan", "front.mp4", "--no-progress", cwd=tmp_path, timeout=120, env={"MOTIONWATCH_PARALLEL_MIN_WORK": "0"})
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    [ev] = events_json(tmp_path / "recordings")
+    snap = cv2.imread(str(tmp_path / "recordings" / ev["snapshot"]))
+    assert snap.shape == reference.shape
+    assert difference(snap, reference) < 0.5 * difference(snap, cv2.flip(reference, 1))
+    clip = tmp_path / "recordings" / ev["clip"]
+    assert display_matrix(clip) == display_matrix(tmp_path / "front.mp4") != ""
+    first = shown(clip, tmp_path)
+    assert difference(first, reference) < 0.5 * difference(first, cv2.flip(reference, 1))
 
 
 def rotation_tag(path: Path) -> int:

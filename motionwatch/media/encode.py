@@ -14,6 +14,8 @@ import av
 import cv2
 import numpy as np
 
+from motionwatch.media.frames import MIRRORED
+
 # ultrafast/crf 23: the cheapest x264 setting, still far smaller than MJPEG.
 X264_OPTIONS = {"preset": "ultrafast", "crf": "23"}
 # x264's threads cost more in hand-offs than they save below 720p: one thread
@@ -59,9 +61,9 @@ def even(size: tuple[int, int]) -> tuple[int, int]:
 class Mp4Encoder:
     """One MP4 file encoded frame by frame; `add` takes an `av.VideoFrame` or a BGR array.
 
-    `rotation` (degrees counter-clockwise) is written as the file's display matrix,
-    as the source's was: pictures are encoded as decoded, and players turn them, as
-    they do a copied clip's (turning every picture would cost a pass over each)."""
+    `rotation` (media.frames.display_rotation) is written as the file's display
+    matrix, as the source's was: pictures are encoded as decoded, and players turn
+    them, as they do a copied clip's (turning every picture would cost a pass over each)."""
 
     def __init__(self, path: Path, size: tuple[int, int], fps: float, fmt: str = "h264", rotation: int = 0):
         self.path = path
@@ -71,7 +73,7 @@ class Mp4Encoder:
         self.stream = self.out.add_stream(ENCODERS[fmt], rate=rate)
         self.stream.width, self.stream.height = self.size
         if rotation:
-            self.stream.set_display_rotation(rotation)
+            self.stream.set_display_rotation(rotation % MIRRORED, hflip=rotation >= MIRRORED)
         self.stream.pix_fmt = "yuv420p"
         cc = self.stream.codec_context
         self.time_base = 1 / rate

@@ -9,6 +9,7 @@ paletted) are converted to grey once, by swscale.
 from __future__ import annotations
 
 import logging
+import struct
 from typing import Callable
 
 import av
@@ -16,6 +17,8 @@ import cv2
 import numpy as np
 
 from motionwatch.model import Frame
+
+DISPLAYMATRIX = av.sidedata.sidedata.Type.DISPLAYMATRIX
 
 log = logging.getLogger("motionwatch")
 
@@ -27,8 +30,16 @@ LUMA_FIRST = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p",
 TV_TO_FULL = (255 / 219, -16 * 255 / 219)
 # The turns that show a picture as players and FFmpeg's own tools do, by the display
 # matrix's counter-clockwise angle: a phone held upright records landscape pictures
-# tagged 90 (or 270), a camera mounted upside down 180. Mirroring is not applied.
+# tagged 90 (or 270), a camera mounted upside down 180.
 TURNS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
+# A display matrix may also mirror the picture after the turn (some phones' front
+# cameras): such a turn is told as its angle plus MIRRORED, so one int says it all.
+MIRRORED = 360
+# The display matrix's signs (entries 0, 1, 3, 4: its 2x2 part) -> the turn ffmpeg's
+# autorotate shows the picture with (checked against ffmpeg for all eight).
+MATRIX_TURNS = {(1, 0, 0, 1): 0, (0, -1, 1, 0): 90, (-1, 0, 0, -1): 180, (0, 1, -1, 0): 270,
+                (-1, 0, 0, 1): MIRRORED, (0, -1, -1, 0): 90 + MIRRORED,
+                (1, 0, 0, -1): 180 + MIRRORED, (0, 1, 1, 0): 270 + MIRRORED}
 
 
 def luma_view(frame: av.VideoFrame) -> np.ndarray:
@@ -41,18 +52,27 @@ def luma_view(frame: av.VideoFrame) -> np.ndarray:
 
 
 def display_rotation(frame: av.VideoFrame) -> int:
-    """The turn a player gives this picture: 0, 90, 180 or 270 degrees counter-clockwise."""
-    return round(frame.rotation / 90) % 4 * 90
+    """The turn a player gives this picture: 0, 90, 180 or 270 degrees counter-clockwise,
+    plus MIRRORED when it is mirrored after that. A matrix that is no quarter turn
+    (rare) is shown at its nearest quarter turn."""
+    matrix = frame.side_data.get(DISPLAYMATRIX)
+    if matrix is None:
+        return 0
+    m = struct.unpack_from("=5i", bytes(matrix))
+    key = tuple((v > 0) - (v < 0) for v in (m[0], m[1], m[3], m[4]))
+    return MATRIX_TURNS.get(key, round(frame.rotation / 90) % 4 * 90)
 
 
 def upright(picture: np.ndarray, rotation: int) -> np.ndarray:
     """A decoded picture turned the way it is shown (itself when it needs no turn)."""
-    return cv2.rotate(picture, TURNS[rotation]) if rotation else picture
+    if rotation % MIRRORED:
+        picture = cv2.rotate(picture, TURNS[rotation % MIRRORED])
+    return cv2.flip(picture, 1) if rotation >= MIRRORED else picture
 
 
 def turned(size: tuple[int, int], rotation: int) -> tuple[int, int]:
     """(width, height) after a turn by `rotation` (either way: a quarter turn swaps them)."""
-    return (size[1], size[0]) if rotation in (90, 270) else size
+    return (size[1], size[0]) if rotation % 180 == 90 else size
 
 
 # A picture decoded again for saving is found by its timestamp, and a file whose
