@@ -75,12 +75,14 @@ def turned(size: tuple[int, int], rotation: int) -> tuple[int, int]:
     return (size[1], size[0]) if rotation % 180 == 90 else size
 
 
-# A picture decoded again for saving is found by its timestamp, and a file whose
-# times started again (recordings joined end to end) has two pictures at each such
-# time: seeking finds either. So it is compared with the picture the scan decoded,
-# at 64x36: two decodes of one frame differ by at most 19 grey levels in any cell
-# (real camera files with and without the deblocking filter), another moment where
-# something moved by about 50 and more (tests/bench/same_picture.py; docs/performance.md).
+# A picture decoded again for saving is found by its timestamp, and a stream file
+# whose times started again (MPEG-TS/PS recordings joined end to end) has two
+# pictures at each such time: seeking finds either. So there it is compared with
+# the picture the scan decoded, at 64x36: two decodes of one frame differ by at most
+# 19 grey levels in any cell (real camera files with and without the deblocking
+# filter), another moment where something moved by about 50 and more. A file
+# compressed to ruin (x264 crf 45) differs from itself by up to 64 and then keeps
+# the scan's decode (tests/bench/same_picture.py; docs/performance.md).
 CHECK_SIZE = (64, 36)
 SAME_PICTURE_MAX_DIFF = 40
 
@@ -108,18 +110,20 @@ class AvFrame(Frame):
     event's first or best picture costs one decoded picture and no conversion
     until it is saved. `redecode` (when set) gives a full-quality decode of the
     same frame, for sources that analyse with a cheaper decode
-    (detection.fast_decode); it is asked only for the saved picture.
+    (detection.fast_decode); it is asked only for the saved picture. `verify`: the
+    picture it finds by the frame's time may be another one (SAME_PICTURE_MAX_DIFF).
     """
 
-    __slots__ = ("_bgr", "av_frame", "pts", "redecode", "rotation", "_luma", "_upright")
+    __slots__ = ("_bgr", "av_frame", "pts", "redecode", "rotation", "_luma", "_upright", "verify")
 
     def __init__(self, av_frame: av.VideoFrame, index: int, ts: float, wall: float,
-                 redecode: Callable[[int], av.VideoFrame | None] | None = None):
+                 redecode: Callable[[int], av.VideoFrame | None] | None = None, verify: bool = False):
         self.rotation = display_rotation(av_frame)
         Frame.__init__(self, None, index, ts, wall, luma_view(av_frame))
         self.av_frame = av_frame
         self.pts = av_frame.pts
         self.redecode = redecode
+        self.verify = verify
 
     @property
     def image(self) -> np.ndarray:
@@ -158,7 +162,7 @@ class AvFrame(Frame):
             log.debug("frame %d has no timestamp: saved from the analysis decode", self.index)
         elif self.redecode is not None:
             again = self.redecode(self.pts)
-            if again is not None and _found_again(again, self._luma, self.index):
+            if again is not None and (not self.verify or _found_again(again, self._luma, self.index)):
                 self.av_frame = again
         self.redecode = None
         return self.av_frame
@@ -171,12 +175,11 @@ class AvFrame(Frame):
         return f"AvFrame(index={self.index}, ts={self.ts:.3f}, pts={self.pts}, size={self.size})"
 
 
-def _found_again(again: av.VideoFrame, luma: np.ndarray, index: int, rotation: int = 0) -> bool:
-    """Whether a picture decoded again by its timestamp (turned by `rotation`) is the
-    frame whose luma the scan saw; says so when it is not."""
-    seen = upright(luma_view(again), rotation)
-    aspects = seen.shape[1] / seen.shape[0], luma.shape[1] / luma.shape[0]
-    if abs(aspects[0] - aspects[1]) <= 0.02 * aspects[1] and same_picture(seen, luma):
+def _found_again(again: av.VideoFrame, luma: np.ndarray, index: int) -> bool:
+    """Whether a picture decoded again by its timestamp is the frame whose luma the
+    scan saw; says so when it is not."""
+    seen = luma_view(again)
+    if seen.shape == luma.shape and same_picture(seen, luma):
         return True
     log.info("frame %d: the picture found again by its time is another one (the file's times "
              "repeat, e.g. recordings joined end to end); saved as the scan decoded it", index)
@@ -230,11 +233,8 @@ class SmallFrame(Frame):
     def image(self) -> np.ndarray:
         if self._bgr is None:
             full = self._decode(self.pts) if self.pts is not None else None
-            turn = display_rotation(full) if full is not None else 0
-            if full is not None and not _found_again(full, self.gray, self.index, turn):
-                full = None
             if full is not None:
-                self._bgr = upright(full.to_ndarray(format="bgr24", threads=1), turn)
+                self._bgr = upright(full.to_ndarray(format="bgr24", threads=1), display_rotation(full))
             else:   # the file changed under us, or a frame without a time: the grey we have, enlarged
                 self._bgr = cv2.cvtColor(cv2.resize(self.gray, self._size), cv2.COLOR_GRAY2BGR)
         return self._bgr

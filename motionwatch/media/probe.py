@@ -15,6 +15,10 @@ COPY_CODECS = frozenset({"h264", "hevc"})
 # (25); the rate the stream itself says (H.264/HEVC timing info) is the codec's.
 UNTIMED_FORMATS = frozenset({"h264", "hevc", "vvc", "m4v", "mpegvideo", "cavsvideo", "avs2", "avs3", "vc1",
                              "dirac", "mjpeg", "mjpeg_2000", "h261", "h263"})
+# Stream formats that files are joined end to end in (`cat a.ts b.ts`), whose times
+# then start again, and which have no index: a seek by time searches the file and
+# may land in either recording (media.frames.SAME_PICTURE_MAX_DIFF).
+JOINABLE_FORMATS = frozenset({"mpegts", "mpeg", "dhav"})
 # FFmpeg's own log lines would repeat our one-line messages for every retry of a
 # dead camera; AV_LOG_QUIET unless the user asks for them.
 if not os.environ.get("MOTIONWATCH_FFMPEG_LOG"):
@@ -33,6 +37,7 @@ class StreamFacts:
     start_pts: int
     full_range: bool        # pc (JPEG) range: the Y plane spans 0..255
     timed: bool = True      # packets carry timestamps (not a raw elementary stream)
+    joinable: bool = False  # a stream format whose times may recur (JOINABLE_FORMATS)
 
     @property
     def copyable(self) -> bool:
@@ -70,4 +75,4 @@ def facts(stream: av.video.stream.VideoStream) -> StreamFacts:
         time_base=Fraction(tb), frames=max(0, stream.frames or 0), duration_s=duration,
         start_pts=stream.start_time or 0,
         full_range=cc.color_range == 2 or (cc.format is not None and cc.format.name.startswith("yuvj")),
-        timed=timed)
+        timed=timed, joinable=stream.container.format.name in JOINABLE_FORMATS)

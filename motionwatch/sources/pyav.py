@@ -153,6 +153,7 @@ class AvFileSource(FrameSource):
         self._again = None    # a second decoder for full-quality saved frames (fast_decode)
         self._again_lock = threading.Lock()   # saved frames are converted on the sink thread
         self._fast = False
+        self._verify = False   # saved pictures found again by time are checked (StreamFacts.joinable)
         self._closed = False
         self._plan: SkipPlan | None = None   # packets left undecoded (options.wanted)
         self._catch_up = None   # a decoder like the analysis one, for undecoded frames wanted after all
@@ -199,6 +200,7 @@ class AvFileSource(FrameSource):
         # packets or pictures: a saved picture could not be found again to decode in
         # full, so all of them are (and its clips are encoded from them: keeps_packets).
         self._fast = f.timed and self.options.fast_decode and f.codec in FAST_DECODE_CODECS
+        self._verify = f.joinable
         threads = (self.options.decoder_threads or PACED_DECODER_THREADS) if self.paced else \
             scan_threads(self.options.decoder_threads, self.size, self.total_frames)
         decoder(self.stream, threads, self._fast)
@@ -277,7 +279,7 @@ class AvFileSource(FrameSource):
         """The Frame for what `_decode` gave: a decoded frame, or the pts of one left undecoded."""
         if isinstance(item, int):   # a pts the plan left undecoded
             return UndecodedFrame(item, self._last_size, i, ts, wall, self._decode_late)
-        frame = AvFrame(item, i, ts, wall, self._redecode if self._fast else None)
+        frame = AvFrame(item, i, ts, wall, self._redecode if self._fast else None, self._verify)
         self._last_size, self.rotation = frame.size, frame.rotation
         return frame
 
@@ -306,7 +308,8 @@ class AvFileSource(FrameSource):
         if av_frame is None:
             log.warning("%s: could not decode frame %d after all; it is not analysed", self.spec, frame.index)
             return None
-        return AvFrame(av_frame, frame.index, frame.ts, frame.wall, self._redecode if self._fast else None)
+        return AvFrame(av_frame, frame.index, frame.ts, frame.wall, self._redecode if self._fast else None,
+                       self._verify)
 
     def _redecode(self, pts: int) -> av.VideoFrame | None:
         """Frame `pts` decoded again at full quality (from its keyframe, by a second decoder).
