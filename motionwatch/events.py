@@ -112,16 +112,19 @@ class ClipPart:
 @dataclass
 class ClipPackets:
     """A run of the source's compressed packets for a stream-copy clip, in decode order
-    (the first batch starts on a keyframe). Packets before the newest keyframe shown
-    at or before `upto_pts` belong in the clip for sure; the last batch (`end_pts`
-    set) says where the clip ends."""
+    (the first batch starts on a keyframe). Times are on the packet ring's clock
+    (media.ring.Packet.clock: the stream's times, run on across a restart of them):
+    `first` is the event's first picture's, packets before the newest keyframe shown
+    at or before `upto` belong in the clip for sure; the last batch (`end` set) says
+    where the clip ends."""
 
     event: OpenEvent
     packets: list             # media.ring.Packet
     template: object          # the source's av stream: codec parameters for the muxer
-    time_base: object         # fractions.Fraction of the packets' pts
-    upto_pts: int
-    end_pts: int | None = None
+    time_base: object         # fractions.Fraction of the packets' times
+    first: int
+    upto: int
+    end: int | None = None
     at_eof: bool = False
     copy: bool = True         # the clip is these packets as they are (else encoded from them)
 

@@ -24,13 +24,16 @@ FPS = 25
 SMALL = (96, 54)
 
 
-def joined(tmp: Path, first: Scene, second: Scene) -> Path:
+def joined(tmp: Path, first: Scene, second: Scene, codec: str = "copy") -> Path:
+    """Two recordings as MPEG-TS, one after the other in one file; `codec` mpeg4: a
+    codec whose clips are encoded (an old DVR's), else the H.264 as it is."""
     parts = []
+    video = ["-c:v", "mpeg4", "-q:v", "4", "-g", str(2 * FPS)] if codec == "mpeg4" else ["-c", "copy"]
     for name, scene in (("a", first), ("b", second)):
         mp4 = tmp / f"{name}.mp4"
         write_h264(scene, mp4, 600_000, 2 * FPS)
         ts = tmp / f"{name}.ts"
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(mp4), "-c", "copy", "-f", "mpegts", str(ts)],
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(mp4), *video, "-f", "mpegts", str(ts)],
                        check=True, timeout=60)
         parts.append(ts.read_bytes())
     out = tmp / "day.ts"
@@ -104,3 +107,19 @@ def test_a_visit_just_after_the_join_is_saved_from_its_own_recording(tmp_path, j
     assert proc.returncode == 0, proc.stderr
     events = check_events(tmp_path, tmp_path / "recordings", pictures(day), 10 * FPS)
     assert len(events) == 2 and events[1]["start_frame"] >= 10 * FPS
+
+
+@pytest.mark.parametrize("codec", ["copy", "mpeg4"])
+def test_a_visit_across_the_join_has_its_whole_clip(tmp_path, codec):
+    """Someone walking when the first recording ends and still there as the second
+    starts: one event, and its clip (copied, or encoded from the packets) runs on
+    across the join to the post-roll after the last motion."""
+    day = joined(tmp_path,
+                 Scene(width=640, height=360, fps=FPS, duration_s=12, seed=3, noise=3.0, walkers=(Walker(9.5, 5.0),)),
+                 Scene(width=640, height=360, fps=FPS, duration_s=12, seed=3, noise=3.0,
+                       walkers=(Walker(0.0, 3.0, x_from=0.5),)), codec)
+    proc = mw("scan", day.name, "--no-progress", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    [ev] = check_events(tmp_path, tmp_path / "recordings", pictures(day), 12 * FPS)
+    assert ev["start_frame"] < 12 * FPS < ev["end_frame"]
+    assert round((ev["clip_start_offset_s"] + ev["clip_seconds"]) * FPS) >= ev["end_frame"] + 2 * FPS - 1

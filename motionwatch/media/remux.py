@@ -22,17 +22,19 @@ class Timed(Protocol):
     key: bool
 
 
-def closing_end(packets: Sequence[Timed], last_pts: int, at_eof: bool) -> int:
+def closing_end(packets: Sequence[Timed], last_pts: int, at_eof: bool, time: str = "pts") -> int:
     """Number of leading packets to copy: the fewest that reach `last_pts` and whose display
-    times form one run with nothing later in the stream shown before them (B-frames)."""
+    times (the attribute `time`) form one run with nothing later in the stream shown
+    before them (B-frames)."""
     n = len(packets)
+    shown = [getattr(p, time) for p in packets]
     tail_min = [math.inf] * (n + 1)
     for i in range(n - 1, -1, -1):
-        tail_min[i] = min(tail_min[i + 1], packets[i].pts)
+        tail_min[i] = min(tail_min[i + 1], shown[i])
     best_closed = 0
     top = -math.inf
-    for i, p in enumerate(packets[:-1] if not at_eof else packets):
-        top = max(top, p.pts)
+    for i in range(n if at_eof else n - 1):
+        top = max(top, shown[i])
         if top < tail_min[i + 1]:
             best_closed = i + 1
             if top >= last_pts:

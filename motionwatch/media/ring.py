@@ -116,7 +116,7 @@ class PacketRing:
         restart are larger."""
         with self._lock:
             items = list(self._items)
-            at = next((p.clock for p in reversed(items) if p.pts == pts), pts + self._offset)
+        at = self.clock_at(pts, items)
         start = 0
         for i, p in enumerate(items):
             if p.key and p.clock <= at - back:
@@ -124,6 +124,14 @@ class PacketRing:
         while start < len(items) and not items[start].key:
             start += 1
         return items[start:]
+
+    def clock_at(self, pts: int, items: list[Packet] | None = None) -> int:
+        """The ring's clock of the newest packet shown at `pts` (a picture decoded from
+        the ring's packets), or `pts` on the clock as it runs now when none is kept."""
+        if items is None:
+            with self._lock:
+                items = list(self._items)
+        return next((p.clock for p in reversed(items) if p.pts == pts), pts + self._offset)
 
     def after(self, seq: int) -> list[Packet]:
         """Packets pushed after the one numbered `seq`."""

@@ -128,6 +128,7 @@ class CameraLoop:
         self._size: tuple[int, int] | None = None
         self._copy_seq = -1     # the last ring packet handed to the open event's stream-copy clip
         self._copy_facts = None  # the stream facts (picture size) of that clip's packets
+        self._copy_first = 0     # the ring's clock at that event's first picture
         self._next_detect_ts = 0.0
         self._detected_index = 0   # the index of the last analysed frame, for _detect_step
         self._detect_step = 0      # source frames between analysed ones at detection.fps (0: by time only)
@@ -481,6 +482,7 @@ class CameraLoop:
                 packets = ring.since(first, int(self.cfg.events.pre_roll_seconds / tb))
                 if not packets:
                     return
+                self._copy_first = ring.clock_at(first)
                 self._copy_facts = next((p.template for p in reversed(packets) if p.pts == first),
                                         packets[-1].template)
             else:
@@ -494,9 +496,10 @@ class CameraLoop:
                 # pre-roll starts at the keyframe that brought it (the ring tags packets
                 # from there on), the post-roll stops before the next one.
                 packets = [p for p in packets if p.template is self._copy_facts]
-            end_pts = None if end is None else last + int(self.cfg.events.post_roll_seconds / tb)
+            upto = ring.clock_at(last)
+            stop = None if end is None else upto + int(self.cfg.events.post_roll_seconds / tb)
             # The stream's packets of this size are whole at its end and at a size change.
-            self.sinks.put(ClipPackets(ev, packets, self.source.template, tb, last, end_pts,
+            self.sinks.put(ClipPackets(ev, packets, self.source.template, tb, self._copy_first, upto, stop,
                                        at_eof=end in ("source ended", SIZE_CHANGED), copy=self.source.copying))
         finally:
             if end is not None:   # the next event starts a new clip, from a trimmed ring

@@ -60,7 +60,10 @@ class PacketEncodeClip(EventClip):
     """An `EventClip` fed with packet batches (`ClipPackets`) instead of frames."""
 
     def __init__(self, folder: Path, event, template, time_base: Fraction, fmt: str, fps: float,
-                 rolls: tuple[float, float], width: int, max_seconds: float):
+                 rolls: tuple[float, float], width: int, max_seconds: float, first: int):
+        """`first`: the ring's clock at the event's first picture (events.ClipPackets:
+        the pictures are placed on that clock, which runs on across a restart of the
+        stream's own times)."""
         super().__init__(folder, fmt, fps)
         self.event = event
         self.time_base = time_base
@@ -68,7 +71,8 @@ class PacketEncodeClip(EventClip):
         self.max_seconds = max_seconds
         self._part_ts: float | None = None   # source time of the current part's first picture
         pre_roll_s, post_roll_s = rolls
-        self.start_pts = event.first.pts - int(pre_roll_s / time_base)
+        self.first_clock = first
+        self.start = first - int(pre_roll_s / time_base)
         self.post_roll = int(post_roll_s / time_base)
         self._template = template
         self._decoder = None
@@ -76,14 +80,14 @@ class PacketEncodeClip(EventClip):
         self._held: list = []          # decoded pictures past what the event is known to reach
         self._count = 0
 
-    def packets(self, packets: list, upto_pts: int) -> None:
-        """More of the event's packets: the event reaches at least `upto_pts` (a frame
+    def packets(self, packets: list, upto: int) -> None:
+        """More of the event's packets: the event reaches at least `upto` (a frame
         with motion) plus the post-roll, so the pictures up to there are encoded now."""
         self._queue.extend(packets)
-        self._run(upto_pts + self.post_roll, flush=False)
+        self._run(upto + self.post_roll, flush=False)
 
-    def end(self, end_pts: int, at_eof: bool) -> None:
-        self._run(end_pts, flush=True)
+    def end(self, end: int, at_eof: bool) -> None:
+        self._run(end, flush=True)
         self._queue.clear()
         self._held = []
 
@@ -107,8 +111,8 @@ class PacketEncodeClip(EventClip):
             if pts > limit:
                 self._held = list(frames[i:])
                 return False
-            if pts >= self.start_pts:
-                ts = self.event.first.ts + float((pts - self.event.first.pts) * self.time_base)
+            if pts >= self.start:
+                ts = self.event.first.ts + float((pts - self.first_clock) * self.time_base)
                 if self._part_ts is None or ts - self._part_ts >= self.max_seconds - 1e-6:
                     self.split()   # events.max_seconds: a new part (the tracker's ClipPart, for frames)
                     self._part_ts = ts
@@ -126,8 +130,11 @@ class PacketEncodeClip(EventClip):
             if self._decoder is None or template is not self._template:
                 self._decoder, self._template = decoder_for(template), template
             # A packet of our own: the ring's may still be in the demuxing thread's hands.
+            # Its times are the ring's clock, so the pictures are too.
             pkt = av.Packet(packet.data)
-            pkt.pts, pkt.dts, pkt.time_base = packet.pts, packet.dts, self.time_base
+            shift = packet.clock - packet.pts
+            pkt.pts, pkt.time_base = packet.clock, self.time_base
+            pkt.dts = None if packet.dts is None else packet.dts + shift
             return self._decoder.decode(pkt)
         except av.FFmpegError as e:
             if not self.errors or "decoded" not in self.errors[-1]:

@@ -25,7 +25,11 @@ from motionwatch.sinks.clip import oserror_of, publish, tmp_name
 class PacketClip:
     """Same bookkeeping as `EventClip` (done, unrenamed, errors) so the recorder treats both alike."""
 
-    def __init__(self, folder: Path, event, template, time_base: Fraction, fps: float, max_seconds: float):
+    def __init__(self, folder: Path, event, template, time_base: Fraction, fps: float, max_seconds: float,
+                 first: int):
+        """`first`: the ring's clock at the event's first picture (events.ClipPackets:
+        the clip's times are on that clock, which runs on across a restart of the
+        stream's own)."""
         self.folder = folder
         self.event = event
         self.template = template
@@ -42,11 +46,8 @@ class PacketClip:
         self.number = 0
         self.failed = False
         self.seconds = 0.0
-        self.first_pts: int | None = None
-        # The ring's clock (media.ring.Packet.clock) at the clip's first packet and at the
-        # event's first picture: it rises across a stream whose times started again.
-        self._start_clock: int | None = None
-        self._event_clock: int | None = None
+        self.first_clock = first
+        self._start: int | None = None       # the clock at the first whole part's first packet
         self.finished = False
 
     def add(self, frame, cut: bool = False) -> None:   # frames are not needed: the packets are the clip
@@ -55,21 +56,21 @@ class PacketClip:
     def split(self) -> None:
         pass
 
-    def packets(self, packets: list, upto_pts: int) -> None:
+    def packets(self, packets: list, upto: int) -> None:
         """More of the event's packets; those before the newest keyframe shown at or
-        before `upto_pts` (a frame with motion: the clip reaches it) are muxed now."""
+        before `upto` (a frame with motion: the clip reaches it) are muxed now."""
         self.pending.extend(packets)
         cut = 0
         for i, p in enumerate(self.pending):
-            if i and p.key and p.pts <= upto_pts:
+            if i and p.key and p.clock <= upto:
                 cut = i
         if cut:
             self._mux(self.pending[:cut])
             del self.pending[:cut]
 
-    def end(self, end_pts: int, at_eof: bool) -> None:
-        """The event is over: the clip ends once display order is whole past `end_pts`."""
-        n = closing_end(self.pending, end_pts, at_eof) if self.pending else 0
+    def end(self, end: int, at_eof: bool) -> None:
+        """The event is over: the clip ends once display order is whole past `end`."""
+        n = closing_end(self.pending, end, at_eof, time="clock") if self.pending else 0
         self._mux(self.pending[:n])
         self.pending = []
 
@@ -89,19 +90,15 @@ class PacketClip:
                 self._close_part()   # the picture size changed: a new part with the new stream facts
             if self.part is None and not p.key:
                 continue   # a part must start on a keyframe
-            if self.part is not None and p.key and p.pts - self.part.first_pts >= self.max_pts:
+            if self.part is not None and p.key and p.clock - self.part.start >= self.max_pts:
                 self._close_part()
             try:
                 if self.part is None:
                     self._open_part(template)
+                    self.part.start = p.clock
                 self.part.write(p.pts, p.dts, p.duration, p.key, p.data)
             except (OSError, av.FFmpegError) as e:
                 self._fail(e)
-                return
-            if self._start_clock is None:
-                self._start_clock = p.clock
-            if self._event_clock is None and p.pts == getattr(self.event.first, "pts", None):
-                self._event_clock = p.clock
 
     def _open_part(self, template) -> None:
         self.number += 1
@@ -136,8 +133,8 @@ class PacketClip:
             self.part = part
             self._fail(e)
             return
-        if self.first_pts is None:
-            self.first_pts = part.first_pts
+        if self._start is None:
+            self._start = part.start
         self.seconds += part.seconds
         publish(part.path, part.final, self.done, self.unrenamed)
 
@@ -149,12 +146,7 @@ class PacketClip:
         """event.json's clip_* fields for the parts that exist."""
         fields = {"clip_format": self.fmt, "clip_fps": round(self.fps, 3),
                   "clip_seconds": round(self.seconds, 2) if parts else 0.0}
-        first = self.event.first
-        if parts and self._start_clock is not None and self._event_clock is not None:
-            offset = first.ts - float((self._event_clock - self._start_clock) * self.time_base)
-        elif parts and self.first_pts is not None and getattr(first, "pts", None) is not None:
-            offset = first.ts - float((first.pts - self.first_pts) * self.time_base)
-        else:
-            return fields
-        fields.update(clip_start_offset_s=round(max(0.0, offset), 3), clip_copied=True)
+        if parts and self._start is not None:
+            offset = self.event.first.ts - float((self.first_clock - self._start) * self.time_base)
+            fields.update(clip_start_offset_s=round(max(0.0, offset), 3), clip_copied=True)
         return fields

@@ -147,17 +147,17 @@ class Recorder(Sink):
                 return
             folder = self.folders[ev.id]
             if s.copy:
-                clip = PacketClip(folder, ev, s.template, s.time_base, ev.clip_fps, self.ev.max_seconds)
+                clip = PacketClip(folder, ev, s.template, s.time_base, ev.clip_fps, self.ev.max_seconds, s.first)
             else:
                 clip = PacketEncodeClip(folder, ev, s.template, s.time_base, self._fmt, ev.clip_fps,
                                         (self.ev.pre_roll_seconds, self.ev.post_roll_seconds), self.ev.clip_width,
-                                        self.ev.max_seconds)
+                                        self.ev.max_seconds, s.first)
             self.clips[ev.id] = clip
         if not isinstance(clip, (PacketClip, PacketEncodeClip)):
             return
-        clip.packets(s.packets, s.upto_pts)
-        if s.end_pts is not None:
-            clip.end(s.end_pts, s.at_eof)
+        clip.packets(s.packets, s.upto)
+        if s.end is not None:
+            clip.end(s.end, s.at_eof)
         if len(clip.errors) > clip.reported:
             clip.reported = len(clip.errors)
             self._fail(ev.id, clip.folder, OSError(0, clip.errors[-1]))
