@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from motionwatch.model import detection_size, detection_width
-from motionwatch.media.frames import display_rotation, luma_view, upright
+from motionwatch.media.frames import StreamTurn, luma_view, upright
 from motionwatch.sources.pyav import MAX_BAD_IN_ROW, MAX_SEEK_BACK_S, decoder
 from motionwatch.sources.undecoded import SkipPlan
 
@@ -132,9 +132,11 @@ def _decode(container, job: ChunkJob, out: ChunkResult):
     def position() -> int:
         return job.first + handed + out.failures
 
+    turn = StreamTurn()
+
     def entries(frames):
         nonlocal handed
-        for entry in _entries(frames, plan, job, position, out):
+        for entry in _entries(frames, plan, job, position, out, turn):
             yield entry
             handed += 1
 
@@ -173,14 +175,14 @@ def _drain(stream, out: ChunkResult) -> list:
         return []
 
 
-def _entries(frames, plan: SkipPlan | None, job: ChunkJob, position, out: ChunkResult):
+def _entries(frames, plan: SkipPlan | None, job: ChunkJob, position, out: ChunkResult, turn: StreamTurn):
     for f in frames:
         if plan is not None:
             for pts in plan.before(f.pts):
                 yield Entry(pts, None, out.failures)
         # A frame without a time cannot be decoded again later: it always comes with its picture.
         due = job.due is None or position() in job.due or f.pts is None
-        rotation = display_rotation(f)
+        rotation = turn.of(f)
         yield Entry(f.pts, (f.width, f.height), out.failures,
                     _small(f, rotation, job.detect_width) if due else None, rotation)
 

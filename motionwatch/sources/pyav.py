@@ -29,7 +29,7 @@ import av
 
 from motionwatch.errors import SourceError
 from motionwatch.media.clock import FileClock
-from motionwatch.media.frames import TV_TO_FULL, AvFrame, UndecodedFrame, display_rotation
+from motionwatch.media.frames import TV_TO_FULL, AvFrame, StreamTurn, UndecodedFrame
 from motionwatch.media.gop import GopRuns
 from motionwatch.media.jpeg import JpegFrames
 from motionwatch.media.nal import length_size, skippable_towards
@@ -154,6 +154,7 @@ class AvFileSource(FrameSource):
         self._again_lock = threading.Lock()   # saved frames are converted on the sink thread
         self._fast = False
         self._verify = False   # saved pictures found again by time are checked (StreamFacts.joinable)
+        self._turn = StreamTurn()
         self._closed = False
         self._plan: SkipPlan | None = None   # packets left undecoded (options.wanted)
         self._catch_up = None   # a decoder like the analysis one, for undecoded frames wanted after all
@@ -239,7 +240,7 @@ class AvFileSource(FrameSource):
                     continue
                 bad = 0
                 if frames and self.packets is not None:
-                    self.packets.follow_size((frames[-1].width, frames[-1].height), display_rotation(frames[-1]))
+                    self.packets.follow_size((frames[-1].width, frames[-1].height), self._turn.of(frames[-1]))
                 for f in frames:
                     if plan is not None:
                         yield from plan.before(f.pts)
@@ -279,7 +280,7 @@ class AvFileSource(FrameSource):
         """The Frame for what `_decode` gave: a decoded frame, or the pts of one left undecoded."""
         if isinstance(item, int):   # a pts the plan left undecoded
             return UndecodedFrame(item, self._last_size, i, ts, wall, self._decode_late)
-        frame = AvFrame(item, i, ts, wall, self._redecode if self._fast else None, self._verify)
+        frame = AvFrame(item, i, ts, wall, self._redecode if self._fast else None, self._verify, self._turn.of(item))
         self._last_size, self.rotation = frame.size, frame.rotation
         return frame
 
@@ -309,7 +310,7 @@ class AvFileSource(FrameSource):
             log.warning("%s: could not decode frame %d after all; it is not analysed", self.spec, frame.index)
             return None
         return AvFrame(av_frame, frame.index, frame.ts, frame.wall, self._redecode if self._fast else None,
-                       self._verify)
+                       self._verify, self._turn.of(av_frame))
 
     def _redecode(self, pts: int) -> av.VideoFrame | None:
         """Frame `pts` decoded again at full quality (from its keyframe, by a second decoder).
@@ -519,8 +520,8 @@ class AvLiveSource(JpegFrames, LiveSource):
             return JpegFrames._frame(self, item, index, ts, wall)
         if isinstance(item, int):   # the pts of a packet left undecoded: a live picture cannot be had later
             return UndecodedFrame(item, self._last_size or self.size, index, ts, wall, lambda _frame: None)
-        av_frame, redecode = item
-        frame = AvFrame(av_frame, index, ts, wall, redecode)
+        av_frame, redecode, turn = item
+        frame = AvFrame(av_frame, index, ts, wall, redecode, rotation=turn)
         self._last_size, self.rotation = frame.size, frame.rotation
         return frame
 
@@ -546,7 +547,9 @@ class _Connection:
                 yield bytes(pkt)
 
     def _decode(self, ring: PacketRing | None, plan: SkipPlan | None, position, gops: GopRuns | None):
-        """(frame, its Redecode or None) for decoded frames, the pts for those left out."""
+        """(frame, its Redecode or None, the display turn) for decoded frames, the pts
+        for those left out."""
+        turn = StreamTurn()
         for pkt in self.container.demux(self.stream):
             if ring is not None:
                 ring.push(pkt)
@@ -559,8 +562,8 @@ class _Connection:
             except av.InvalidDataError:
                 continue   # a damaged packet on the wire: the next keyframe repairs the picture
             if frames and ring is not None:
-                ring.follow_size((frames[-1].width, frames[-1].height), display_rotation(frames[-1]))
+                ring.follow_size((frames[-1].width, frames[-1].height), turn.of(frames[-1]))
             for f in frames:
                 if plan is not None:
                     yield from plan.before(f.pts)
-                yield f, (gops.redecode_for(f.pts) if gops is not None else None)
+                yield f, (gops.redecode_for(f.pts) if gops is not None else None), turn.of(f)
