@@ -34,6 +34,9 @@ class Frame:
     # coded picture must carry (media.frames.AvFrame.av_frame). `image`, `gray`
     # and `size` are always upright, as a player shows the picture.
     rotation = 0
+    # A frame that passes its turn to be analysed to the next one (sources.undecoded):
+    # a disposable picture the next frame shown makes no dearer to analyse.
+    passes_turn = False
 
     @property
     def size(self) -> tuple[int, int]:

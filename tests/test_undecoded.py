@@ -48,6 +48,19 @@ def h264(clips: Path, fps: int = 25) -> Path:
     return path if path.exists() else make_clip(path, 640, 480, 16.0, fps=fps)
 
 
+def alternating(clips: Path) -> Path:
+    """The bench scene with one B-frame after each P-frame and a keyframe every 25
+    frames: every other GOP has its B-frames on even indices, the frames detection.fps
+    15 analyses on 25 fps (x264's adaptive B-frames put them anywhere, as in
+    traffic_camera.mp4)."""
+    path = clips / "alternating.mp4"
+    if not path.exists():
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(h264(clips)), "-c:v", "libx264", "-preset", "veryfast",
+                        "-x264-params", "bframes=1:b-adapt=0:keyint=25:min-keyint=25:scenecut=0", str(path)],
+                       check=True)
+    return path
+
+
 def annex_b(clips: Path) -> Path:
     path = clips / "b25.ts"
     if not path.exists():
@@ -168,7 +181,7 @@ class Signals:
         return {k: v for k, v in asdict(signal.record).items() if k != "id"}
 
 
-def scan(path: str, skip: bool, clip: bool, tmp: Path, every: int = 1):
+def scan(path: str, skip: bool, clip: bool, tmp: Path, every: int = 1, passing: bool = True):
     cfg = Config(recordings=RecordingsConfig(path=str(tmp / "rec"), min_free_gb=0.0), events=EventsConfig(clip=clip))
     analysed = []
     loop = CameraLoop(CameraConfig(name="cam", source=path), cfg, Signals(), threading.Event(), scan=True,
@@ -176,9 +189,41 @@ def scan(path: str, skip: bool, clip: bool, tmp: Path, every: int = 1):
                           (f.index, f.ts, hashlib.md5(np.ascontiguousarray(f.gray)).hexdigest(), d.fraction)))
     loop.skip_undecoded = skip
     loop.detect_every = every
+    loop.pass_turns = passing
     src = loop.open()
     status = loop.run()
     return analysed, loop.sinks.events, status.frames, src.stats().undecoded
+
+
+@needs_ffmpeg
+def test_a_due_disposable_frame_passes_its_turn_on_and_is_left_undecoded(clips, tmp_path, monkeypatch):
+    """A due B-frame whose next frame is a P-frame (decoded anyway) passes its turn: the
+    P-frame is analysed instead and the B-frame is not decoded. As many frames are
+    analysed, each the schedule's own or the one after it; a scan decoding every frame
+    and one decoding in worker processes analyse the very same frames; the visits are
+    found at the same frames within one analysed frame."""
+    import motionwatch.sources.parallel as parallel
+    path = str(alternating(clips))
+    kept, kept_events, frames, kept_out = scan(path, True, False, tmp_path / "kept", passing=False)
+    passed, events, _, left_out = scan(path, True, False, tmp_path / "passed")
+    assert scan(path, False, False, tmp_path / "all")[:2] == (passed, events)
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_WORK", 0.0)
+    monkeypatch.setattr(parallel, "CHUNK_S", 2.0)
+    cfg = Config(recordings=RecordingsConfig(path=str(tmp_path / "jobs"), min_free_gb=0.0), events=EventsConfig(clip=False))
+    in_workers = []
+    loop = CameraLoop(CameraConfig(name="cam", source=path), cfg, Signals(), threading.Event(), scan=True,
+                      on_frame=lambda f, d: in_workers.append((f.index, d.fraction)))
+    loop.decode_jobs = 2
+    loop.open()
+    loop.run()
+    assert in_workers == [(a[0], a[3]) for a in passed]
+    assert len(passed) == len(kept)
+    schedule = {a[0] for a in kept}
+    moved = [a[0] for a in passed if a[0] not in schedule]
+    assert moved and all(i - 1 in schedule for i in moved)
+    assert len(moved) > frames // 10 and left_out >= kept_out + len(moved)
+    assert [e[0] for e in events] == [e[0] for e in kept_events]
+    assert all(abs(a[2] - b[2]) <= 2 for a, b in zip(events, kept_events))
 
 
 @pytest.mark.parametrize("clip", [False, True])
@@ -268,10 +313,11 @@ class FakeClock:
 def test_a_paced_file_hands_frames_nobody_analyses_out_with_the_next_analysed_one(clips, tmp_path, monkeypatch):
     """`run` on a file (paced like a camera) at detection.fps 15 on 30 fps: a frame that
     will not be analysed is handed out at the next analysed frame's time, one wake-up
-    for both, stamped with its own time; the analysed pictures and events are a scan's."""
+    for both, stamped with its own time; the analysed pictures and events are a scan's
+    whose frames keep their turns (`run` does not pass turns on)."""
     import motionwatch.sources.pyav as pyav
     path = str(h264(clips, 30))
-    scanned, scan_events, frames, _ = scan(path, True, False, tmp_path / "scan")
+    scanned, scan_events, frames, _ = scan(path, True, False, tmp_path / "scan", passing=False)
     clock = FakeClock()
     monkeypatch.setattr(pyav, "time", clock)
     cfg = Config(recordings=RecordingsConfig(path=str(tmp_path / "rec"), min_free_gb=0.0), events=EventsConfig(clip=False))

@@ -133,12 +133,13 @@ class AvFrame(Frame):
     `rotation`: the stream's display turn (StreamTurn).
     """
 
-    __slots__ = ("_bgr", "av_frame", "pts", "redecode", "rotation", "_luma", "_upright", "verify")
+    __slots__ = ("_bgr", "av_frame", "pts", "redecode", "rotation", "_luma", "_upright", "verify", "passes_turn")
 
     def __init__(self, av_frame: av.VideoFrame, index: int, ts: float, wall: float,
                  redecode: Callable[[int], av.VideoFrame | None] | None = None, verify: bool = False,
-                 rotation: int = 0):
+                 rotation: int = 0, passes_turn: bool = False):
         self.rotation = rotation
+        self.passes_turn = passes_turn
         Frame.__init__(self, None, index, ts, wall, luma_view(av_frame))
         self.av_frame = av_frame
         self.pts = av_frame.pts
@@ -212,12 +213,13 @@ class UndecodedFrame(Frame):
     it. It counts like any frame (index, time, motion counts, events); `with_picture()`
     decodes it after all (`decode(pts)`), should the loop want it."""
 
-    __slots__ = ("pts", "_size", "_decode")
+    __slots__ = ("pts", "_size", "_decode", "passes_turn")
 
     def __init__(self, pts: int, size: tuple[int, int], index: int, ts: float, wall: float,
-                 decode: Callable[[UndecodedFrame], Frame | None]):
+                 decode: Callable[[UndecodedFrame], Frame | None], passes_turn: bool = False):
         Frame.__init__(self, None, index, ts, wall, None)
         self.pts = pts
+        self.passes_turn = passes_turn
         self._size = size
         self._decode = decode
 
@@ -239,12 +241,13 @@ class SmallFrame(Frame):
     itself is decoded again, at full quality, only if the frame is saved
     (`decode(pts)`, from its keyframe)."""
 
-    __slots__ = ("pts", "_size", "_decode", "_bgr")
+    __slots__ = ("pts", "_size", "_decode", "_bgr", "passes_turn")
 
     def __init__(self, small: np.ndarray, pts: int | None, size: tuple[int, int], index: int, ts: float,
-                 wall: float, decode: Callable[[int], av.VideoFrame | None]):
+                 wall: float, decode: Callable[[int], av.VideoFrame | None], passes_turn: bool = False):
         Frame.__init__(self, None, index, ts, wall, small)
         self.pts = pts
+        self.passes_turn = passes_turn
         self._size = size
         self._decode = decode
         self._bgr = None

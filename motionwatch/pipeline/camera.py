@@ -132,6 +132,7 @@ class CameraLoop:
         self._next_detect_ts = 0.0
         self._detected_index = 0   # the index of the last analysed frame, for _detect_step
         self._detect_step = 0      # source frames between analysed ones at detection.fps (0: by time only)
+        self._owed = False         # the last frame passed its turn on: this one is analysed (_due)
         # detection.fps as seconds between analysed frames (0: analyse every frame).
         self._detect_interval = 1.0 / self.det_cfg.fps if self.det_cfg.fps else 0.0
         self._stall_s = 0.1     # a frame interval of the current source, set per source in _setup
@@ -143,6 +144,9 @@ class CameraLoop:
         # A file's frames that will not be analysed and that no picture refers to are
         # not decoded (sources.undecoded); off: every frame is (tests compare the two).
         self.skip_undecoded = True
+        # A due disposable frame may pass its turn to the next (sources.undecoded); off:
+        # the schedule's own frames are analysed (tests compare with `run`, which does not).
+        self.pass_turns = True
         self._last_index = -1      # the index of the last frame processed, for _wanted
         self._backoff = BACKOFF_START
         self._up_since = 0.0   # monotonic time of the last (re)connection
@@ -198,7 +202,7 @@ class CameraLoop:
             copy_codecs=COPY_CODECS[ev.clip_codec] if copy else frozenset(),
             copy_max_width=ev.clip_width if ev.clip_codec == "auto" else 0,
             fast_decode=self.det_cfg.fast_decode, decoder_threads=self.decoder_threads,
-            wanted=self._wanted if self.skip_undecoded else None, analysed=self._analysed,
+            wanted=self._wanted if self.skip_undecoded else None, analysed=self._analysed, passing=self._passing,
             wanted_range=self._wanted_range if self.skip_undecoded else None, decode_jobs=self.decode_jobs,
             decode_cluster=self.decode_cluster)
 
@@ -261,6 +265,9 @@ class CameraLoop:
 
     def _due(self, index: int, ts: float) -> bool:
         """Whether this frame is analysed (detection.fps, `scan --detect-every`); moves the schedule on."""
+        if self._owed:   # the frame before passed its turn on; the schedule stays as it set it
+            self._owed = False
+            return True
         if not self._is_due(index, ts, self._next_detect_ts, self._detected_index):
             return False
         if self._detect_interval:
@@ -299,6 +306,10 @@ class CameraLoop:
             self._setup(size)
         schedule = self._next_detect_ts, self._detected_index
         due = self._due(frame.index, self._schedule_ts(frame))
+        if due and frame.passes_turn and self._passing():
+            # A disposable picture whose next frame is decoded anyway: that one is
+            # analysed instead, a frame later, and the schedule keeps to this one's time.
+            self._owed, due = True, False
         if due:
             # A frame the source left undecoded is decoded after all; if it cannot be,
             # it is as if it was never due, so the next frame is.
@@ -332,6 +343,15 @@ class CameraLoop:
         st.in_event = self.tracker.active
         if self.on_frame is not None:
             self.on_frame(frame, det)
+
+    def _passing(self) -> bool:
+        """Whether a due frame that passes its turn on (sources.undecoded) may: in a scan
+        (a file paced like a camera wakes for the analysed frames, and would wake once
+        more for it), not when every frame is analysed (nor with `--detect-every`, which
+        names the frames), nor while decoded frames are kept for clips (they are decoded
+        anyway)."""
+        return self.scan and self.pass_turns and self._detect_step >= 2 and self.detect_every == 1 and not (
+            self.tracker is not None and self.tracker.clip)
 
     def _wanted(self, index: int, ts: float | None = None) -> bool:
         """Whether frame `index`'s picture will be needed, asked by the source ahead of
@@ -372,6 +392,9 @@ class CameraLoop:
         last = stop - 1
         for i in range(self._last_index + 1, stop):
             t = i / fps if ts is None else ts - (last - i) / fps
+            if i == self._last_index + 1 and self._owed:
+                yield i, True
+                continue
             due = self._is_due(i, t, next_ts, detected)
             if due and self._detect_interval:
                 next_ts, detected = t + self._detect_interval, i

@@ -55,6 +55,9 @@ class SourceOptions:
     # anyway (clips made from decoded frames). Frames it is not, whose pictures
     # nothing refers to, may go undecoded (sources.undecoded).
     wanted: Callable[..., bool] | None = None
+    # () -> whether the loop lets a due frame pass its turn to be analysed to the next
+    # frame (sources.undecoded): a file's frames that do are left undecoded when due.
+    passing: Callable[[], bool] | None = None
     # (first, stop) -> the frame indices in that range of a file the capture loop will
     # analyse (None: all of them), for sources that decode ahead in other processes.
     wanted_range: Callable[[int, int], frozenset | None] | None = None

@@ -39,6 +39,7 @@ class ChunkJob:
     codec: str
     prefix: int | None        # media.nal.length_size: None when no packet can be left out
     threads: int = 1          # decoder threads: one in a worker, whose core is one of the jobs
+    passing: bool = False     # due frames that pass their turn on (sources.undecoded) are left out
     stream: int = 0           # the index of the file's video stream (media.probe.video_stream picked it)
 
 
@@ -51,6 +52,7 @@ class Entry:
     failures: int                    # damaged packets in the chunk before this frame came out
     picture: np.ndarray | None = None   # upright luma at detection size, for a frame that is due
     rotation: int = 0                # the display turn (media.frames.display_rotation); `size` is coded
+    passes: bool = False             # it passes its turn to be analysed on (sources.undecoded)
 
 
 @dataclass
@@ -124,7 +126,7 @@ def chunk_entries(job: ChunkJob, out: ChunkResult):
 def _decode(container, job: ChunkJob, out: ChunkResult):
     """The frames of `job`'s chunk from an open file."""
     stream = container.streams[job.stream]
-    plan = SkipPlan(job.codec, job.prefix, job.due.__contains__) \
+    plan = SkipPlan(job.codec, job.prefix, job.due.__contains__, lambda: job.passing) \
         if job.prefix is not None and job.due is not None else None
     handed = 0
     bad = 0
@@ -176,15 +178,20 @@ def _drain(stream, out: ChunkResult) -> list:
 
 
 def _entries(frames, plan: SkipPlan | None, job: ChunkJob, position, out: ChunkResult, turn: StreamTurn):
+    owed = False   # the last frame was due and may pass its turn on: this one's picture is sent
     for f in frames:
         if plan is not None:
             for pts in plan.before(f.pts):
-                yield Entry(pts, None, out.failures)
+                passes = plan.passes_on(pts)
+                owed = passes and position() in job.due
+                yield Entry(pts, None, out.failures, passes=passes)
         # A frame without a time cannot be decoded again later: it always comes with its picture.
-        due = job.due is None or position() in job.due or f.pts is None
+        due = job.due is None or position() in job.due or f.pts is None or owed
+        passes = plan is not None and plan.passes_on(f.pts)
+        owed = passes and due   # the loop decides whether it passes: have the next picture ready
         rotation = turn.of(f)
         yield Entry(f.pts, (f.width, f.height), out.failures,
-                    _small(f, rotation, job.detect_width) if due else None, rotation)
+                    _small(f, rotation, job.detect_width) if due else None, rotation, passes)
 
 
 def _small(frame: av.VideoFrame, rotation: int, width: int) -> np.ndarray:

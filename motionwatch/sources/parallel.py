@@ -225,8 +225,9 @@ class ParallelFileSource(AvFileSource):
             due = _Asking(self.options.wanted) if self.options.wanted is not None else None
         elif self.options.wanted_range is not None:
             due = self.options.wanted_range(first, first + chunk.count)
+        passing = self.options.passing is not None and self.options.passing()
         return ChunkJob(self.spec, chunk.key_pts, first, chunk.count, due, self.options.detect_width,
-                        self._fast, self.codec, self._prefix, stream=self.stream_index)
+                        self._fast, self.codec, self._prefix, stream=self.stream_index, passing=passing)
 
     def _feed_ring(self, ring) -> None:
         while self._pushed <= self.frames_read + RING_LEAD:   # frames_read: the entries handed out
@@ -246,8 +247,10 @@ class ParallelFileSource(AvFileSource):
             if self.packets is not None:
                 self.packets.follow_size(item.size, item.rotation)
         if item.picture is None:
-            return super()._frame_for(item.pts, i, ts, wall)
-        return SmallFrame(item.picture, item.pts, self._last_size, i, ts, wall, self._redecode)
+            frame = super()._frame_for(item.pts, i, ts, wall)
+            frame.passes_turn = item.passes
+            return frame
+        return SmallFrame(item.picture, item.pts, self._last_size, i, ts, wall, self._redecode, item.passes)
 
     def stats(self):
         stats = super().stats()

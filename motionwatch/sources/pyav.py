@@ -212,8 +212,10 @@ class AvFileSource(FrameSource):
             self.template = CodecTemplate(self.stream)
             self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
         self._prefix = length_size(f.codec, self.stream.codec_context.extradata)
-        if self.options.wanted is not None and self._prefix is not None:
-            self._plan = SkipPlan(f.codec, self._prefix, self.options.wanted)
+        if self._prefix is not None and (self.options.wanted is not None or self.options.passing is not None):
+            # Without `wanted` every frame is decoded; the plan still marks the frames
+            # that pass their turn on, so the same frames are analysed either way.
+            self._plan = SkipPlan(f.codec, self._prefix, self.options.wanted, self.options.passing)
         self._last_size = self.size
         self._frames = self._decode()
 
@@ -278,9 +280,12 @@ class AvFileSource(FrameSource):
 
     def _frame_for(self, item, i: int, ts: float, wall: float):
         """The Frame for what `_decode` gave: a decoded frame, or the pts of one left undecoded."""
+        plan = self._plan
         if isinstance(item, int):   # a pts the plan left undecoded
-            return UndecodedFrame(item, self._last_size, i, ts, wall, self._decode_late)
-        frame = AvFrame(item, i, ts, wall, self._redecode if self._fast else None, self._verify, self._turn.of(item))
+            return UndecodedFrame(item, self._last_size, i, ts, wall, self._decode_late,
+                                  plan is not None and plan.passes_on(item))
+        frame = AvFrame(item, i, ts, wall, self._redecode if self._fast else None, self._verify, self._turn.of(item),
+                        plan is not None and plan.passes_on(item.pts))
         self._last_size, self.rotation = frame.size, frame.rotation
         return frame
 
@@ -310,7 +315,7 @@ class AvFileSource(FrameSource):
             log.warning("%s: could not decode frame %d after all; it is not analysed", self.spec, frame.index)
             return None
         return AvFrame(av_frame, frame.index, frame.ts, frame.wall, self._redecode if self._fast else None,
-                       self._verify, self._turn.of(av_frame))
+                       self._verify, self._turn.of(av_frame), frame.passes_turn)
 
     def _redecode(self, pts: int) -> av.VideoFrame | None:
         """Frame `pts` decoded again at full quality (from its keyframe, by a second decoder).

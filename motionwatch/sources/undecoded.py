@@ -12,6 +12,14 @@ frames before it in display order still on their way: the pts sent to the
 decoder and not yet out, and those left out and not yet placed. A guess that is
 wrong (a stream that reorders across more than that) costs no exactness: the
 frame is decoded after all when the loop finds it due (`UndecodedFrame.with_picture`).
+
+A disposable frame whose next frame shown is decoded anyway (it was sent to the
+decoder before it, as the P-frame after a lone B-frame is) may pass its turn to
+be analysed to that frame (`passes`): the capture loop analyses the next frame
+instead, one frame interval later, and keeps its schedule. The frame is then
+left out even when due: x264's adaptive B-frames land on the analysed frames
+about half the time, and decoding them only to be analysed cost a tenth of a
+scan of a real camera file (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -22,13 +30,22 @@ from typing import Callable
 from motionwatch.media.nal import disposable
 
 
+# More frames marked as passing their turn on than can be waiting to come out.
+MAX_PASSES = 256
+
+
 class SkipPlan:
     """One stream's packets left out, and the places in display order of their frames."""
 
-    def __init__(self, codec: str, prefix: int, wanted: Callable[[int], bool]):
+    def __init__(self, codec: str, prefix: int, wanted: Callable[[int], bool] | None,
+                 passing: Callable[[], bool] | None = None):
         self.codec = codec
         self.prefix = prefix
-        self.wanted = wanted          # frame index -> will the capture loop analyse it
+        # frame index -> does the capture loop need its picture (None: every frame
+        # is decoded; the plan only marks the frames that pass their turn on)
+        self.wanted = wanted
+        self.passing = passing        # () -> the loop lets a due frame that `passes` pass its turn on
+        self.passes: set[int] = set()   # pts of disposable frames whose next frame shown is decoded anyway
         self.stopped = False          # no more packets are left out (after a damaged packet)
         self.left_out = 0
         self._sent: list[int] = []    # pts decoding, not yet out
@@ -41,13 +58,37 @@ class SkipPlan:
         if pts is None or pkt.is_discard:   # an edit list hides its frame: the decoder drops it, nothing to place
             return False
         # The disposable check first: it is the cheaper one, and most packets are not.
-        if (self.stopped or not disposable(pkt, self.codec, self.prefix)
-                or self.wanted(position + self._ahead(pts))):
+        if not disposable(pkt, self.codec, self.prefix):
+            insort(self._sent, pts)
+            return False
+        # Which frames pass their turn depends on the packets alone, never on what
+        # is left out, so every way of decoding a file analyses the same frames.
+        passes = self.passing is not None and self._next_is_sent(pkt)
+        if passes:
+            self.passes.add(pts)
+        if self.stopped or self.wanted is None or (
+                self.wanted(position + self._ahead(pts)) and not (passes and self.passing())):
             insort(self._sent, pts)
             return False
         insort(self._skipped, pts)
         self.left_out += 1
         return True
+
+    def _next_is_sent(self, pkt) -> bool:
+        """Whether the frame shown right after `pkt`'s (one frame duration later) is
+        decoding already. Without a duration nothing can be said: no."""
+        after = pkt.pts + (pkt.duration or 0)
+        i = bisect_left(self._sent, after)
+        return after > pkt.pts and i < len(self._sent) and self._sent[i] == after
+
+    def passes_on(self, pts: int | None) -> bool:
+        """Whether the frame shown at `pts` passes its turn on (asked once, as it is handed out)."""
+        if pts in self.passes:
+            self.passes.discard(pts)
+            return True
+        if len(self.passes) > MAX_PASSES:   # marked frames the decoder never gave out
+            self.passes = {p for p in self.passes if p > (pts or 0)}
+        return False
 
     def _ahead(self, pts: int) -> int:
         """Frames still to come out that are shown before `pts`."""
