@@ -164,7 +164,7 @@ def _decode(container, job: ChunkJob, out: ChunkResult):
     except av.FFmpegError:   # a truncated or damaged container: what was decoded stands
         out.ended = True
     if plan is not None:
-        yield from (Entry(pts, None, out.failures) for pts in plan.rest())
+        yield from (Entry(pts, None, out.failures, passes=plan.passes_on(pts)) for pts in plan.rest())
         out.left_out = plan.left_out
 
 
