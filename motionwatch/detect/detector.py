@@ -482,10 +482,8 @@ class MotionDetector:
         order = keep[np.argsort(-stats[keep, cv2.CC_STAT_AREA])][:MAX_BOXES]
         sx = self.src_size[0] / self.det_size[0]
         sy = self.src_size[1] / self.det_size[1]
-        boxes = []
-        for i in order:
-            x, y, w, h = (int(v) for v in stats[i, :4])
-            boxes.append((int(x * sx), int(y * sy), int(round(w * sx)), int(round(h * sy))))
+        boxes = [(int(x * sx), int(y * sy), int(round(w * sx)), int(round(h * sy)))
+                 for x, y, w, h in stats[order, :4].tolist()]
         return boxes, total
 
     def _evidence(self, labels: np.ndarray, roi: tuple[slice, slice], areas: np.ndarray, n: int) -> np.ndarray:
