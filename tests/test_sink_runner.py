@@ -49,3 +49,41 @@ def test_a_lone_clip_frame_is_written_and_an_event_start_at_once():
         assert sink.wait_for(2, 5) and sink.seen[1][0] == "EventFrame"
     finally:
         assert runner.close(10)
+
+
+def test_between_events_the_worker_sleeps_until_it_is_woken(monkeypatch):
+    """Nothing comes unannounced between events, so the worker waits without a timeout
+    (a poll five times a second was 2 % of a live camera's CPU); while an event is open
+    a batch of clip frames may be short, and it looks every BATCH_WAIT_S."""
+    import types
+
+    import motionwatch.sinks.runner as runner_module
+    from motionwatch.events import EventEnded
+
+    timeouts: list = []
+
+    class Counting(threading.Condition):
+        def wait(self, timeout=None):
+            timeouts.append(timeout)
+            return super().wait(timeout)
+
+    monkeypatch.setattr(runner_module, "threading", types.SimpleNamespace(Condition=Counting, Thread=threading.Thread))
+    tr = EventTracker("cam", EventsConfig(), trigger_fraction=0.01, min_frames=1, fps=10, clip=True)
+    started = tr.feed(Frame(IMG, 0, 0.0, 1000.0), Detection(0.1, [(0, 0, 2, 2)], None))[0]
+    sink = Log()
+    runner = SinkRunner([sink])
+    try:
+        time.sleep(3 * BATCH_WAIT_S)
+        assert timeouts == [None]                      # asleep, not polling
+        runner.put(started)
+        assert sink.wait_for(1, 5)
+        time.sleep(3 * BATCH_WAIT_S)
+        assert timeouts[-1] == BATCH_WAIT_S and len(timeouts) >= 3   # an event is open
+        runner.put(EventEnded(started.event, started.event.record(), "gap"))
+        assert sink.wait_for(2, 5)
+        time.sleep(0.05)
+        n = len(timeouts)
+        time.sleep(3 * BATCH_WAIT_S)
+        assert timeouts[-1] is None and len(timeouts) == n
+    finally:
+        assert runner.close(10)

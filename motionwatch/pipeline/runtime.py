@@ -8,7 +8,6 @@ something started with a `close()`, so pipeline never imports the review layer.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from typing import Callable, Protocol, Sequence
@@ -59,6 +58,8 @@ class Runtime:
         self.sinks: SinkRunner | None = None
         self._threads: list[threading.Thread] = []
         self._reported: set[CameraLoop] = set()
+        self._lock = threading.Lock()
+        self._running = 0   # camera threads not yet ended
 
     def start(self) -> None:
         """Open what `run` needs; on any failure close what was opened and raise."""
@@ -81,20 +82,30 @@ class Runtime:
         for loop in late:
             loop.announce_lost()
         self.loops = [loop for loop in self.loops if loop.source is not None or loop in late]
-        self._threads = [threading.Thread(target=guarded, args=(loop,), name=f"camera-{loop.cam.name}",
+        self._threads = [threading.Thread(target=self._camera, args=(loop,), name=f"camera-{loop.cam.name}",
                                           daemon=True) for loop in self.loops]
+        self._running = len(self._threads)
         for t in self._threads:
             t.start()
 
+    def _camera(self, loop: CameraLoop) -> None:
+        """One camera's thread: its failure is told as it stops; the last one to end
+        ends the run (wait() sleeps until then: a poll five times a second was 2 % of a
+        live camera's CPU)."""
+        try:
+            guarded(loop)
+        finally:
+            self.report_failures()
+            with self._lock:
+                self._running -= 1
+                last = self._running == 0
+            if last:
+                self.stop.set()
+
     def wait(self, duration: float | None) -> None:
         """Until `duration` seconds passed, `stop` is set or every camera has ended."""
-        deadline = time.monotonic() + (duration or math.inf)
-        while any(t.is_alive() for t in self._threads) and not self.stop.is_set():
-            self.report_failures()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            self.stop.wait(min(0.2, left))
+        if self._threads:
+            self.stop.wait(duration or None)
 
     def close(self) -> int:
         """Stop everything and say how many events were recorded; raises the config
@@ -126,10 +137,11 @@ class Runtime:
 
     def report_failures(self) -> None:
         """Say once that a camera stopped over its config while others went on."""
-        for loop in self.loops:
-            if loop.failure is not None and loop not in self._reported:
-                self._reported.add(loop)
-                log.error("%s: stopped: %s; the other cameras go on", loop.cam.name, loop.failure)
+        with self._lock:
+            new = [loop for loop in self.loops if loop.failure is not None and loop not in self._reported]
+            self._reported.update(new)
+        for loop in new:
+            log.error("%s: stopped: %s; the other cameras go on", loop.cam.name, loop.failure)
 
 
 def open_cameras(loops: list[CameraLoop], cfg: Config) -> list[CameraLoop]:
