@@ -127,7 +127,8 @@ class DetectionConfig:
         "at 15 is analysed every second frame, at fps 10 every third (8.3 or 10 a\n"
         "second). 15 found every visit of the scene suite and the real clips, as soon\n"
         "as every frame did, for about half the detector's CPU; 10 found someone in\n"
-        "view at start late. docs/media.md has the table."))
+        "view at start late. docs/media.md has the table. A scan analyses the frame\n"
+        "after a due B-frame when that one is decoded anyway (docs/media.md)."))
     fast_decode: bool = flag(True, "decode H.264/HEVC video (files, and live streams up to 1280x720) for "
                              "detection without the deblocking filter (less CPU); saved snapshots are decoded "
                              "again in full (a live stream's from the packets of their GOP)", notes=(
