@@ -203,12 +203,16 @@ def test_a_due_disposable_frame_passes_its_turn_on_and_is_left_undecoded(clips, 
     and one decoding in worker processes analyse the very same frames; the visits are
     found at the same frames within one analysed frame."""
     import motionwatch.sources.parallel as parallel
+    import motionwatch.sources.pyav as pyav
     path = str(alternating(clips))
     kept, kept_events, frames, kept_out = scan(path, True, False, tmp_path / "kept", passing=False)
     passed, events, _, left_out = scan(path, True, False, tmp_path / "passed")
     assert scan(path, False, False, tmp_path / "all")[:2] == (passed, events)
     monkeypatch.setattr(parallel, "MIN_PARALLEL_WORK", 0.0)
     monkeypatch.setattr(parallel, "CHUNK_S", 2.0)
+    late = []   # frames the workers left without the picture the loop then wanted (decoded again here)
+    decode_late = pyav.AvFileSource._decode_late
+    monkeypatch.setattr(pyav.AvFileSource, "_decode_late", lambda self, f: late.append(f.index) or decode_late(self, f))
     cfg = Config(recordings=RecordingsConfig(path=str(tmp_path / "jobs"), min_free_gb=0.0), events=EventsConfig(clip=False))
     in_workers = []
     loop = CameraLoop(CameraConfig(name="cam", source=path), cfg, Signals(), threading.Event(), scan=True,
@@ -216,7 +220,7 @@ def test_a_due_disposable_frame_passes_its_turn_on_and_is_left_undecoded(clips, 
     loop.decode_jobs = 2
     loop.open()
     loop.run()
-    assert in_workers == [(a[0], a[3]) for a in passed]
+    assert in_workers == [(a[0], a[3]) for a in passed] and late == []
     assert len(passed) == len(kept)
     schedule = {a[0] for a in kept}
     moved = [a[0] for a in passed if a[0] not in schedule]
@@ -224,6 +228,27 @@ def test_a_due_disposable_frame_passes_its_turn_on_and_is_left_undecoded(clips, 
     assert len(moved) > frames // 10 and left_out >= kept_out + len(moved)
     assert [e[0] for e in events] == [e[0] for e in kept_events]
     assert all(abs(a[2] - b[2]) <= 2 for a, b in zip(events, kept_events))
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("leave_out", [True, False])
+def test_a_decoding_worker_sends_the_picture_after_a_due_frame_that_may_pass_its_turn(clips, leave_out):
+    """The loop decides whether a due frame passes its turn; the worker cannot know, so
+    the frame after it comes with its picture, also when the due frame was decoded (a
+    chunk planned before the loop knew its rate, a damaged stream) and came out of the
+    decoder a packet earlier than the next one."""
+    from motionwatch.sources.chunk_decode import ChunkJob, ChunkResult, chunk_entries
+    path = str(alternating(clips))
+    with av.open(path) as c:
+        prefix = length_size("h264", c.streams.video[0].codec_context.extradata)
+        count = c.streams.video[0].frames
+    due = frozenset(range(0, count, 2))
+    job = ChunkJob(path, None, 0, None, due, 320, True, "h264", prefix, passing=leave_out)
+    entries = list(chunk_entries(job, ChunkResult()))
+    passing = [i for i, e in enumerate(entries) if e.passes and i in due]
+    assert len(passing) > count // 10
+    assert all(entries[i + 1].picture is not None for i in passing)
+    assert all((entries[i].picture is None) == leave_out for i in passing)
 
 
 @pytest.mark.parametrize("clip", [False, True])

@@ -135,10 +135,13 @@ def _decode(container, job: ChunkJob, out: ChunkResult):
         return job.first + handed + out.failures
 
     turn = StreamTurn()
+    # The last frame was due and may pass its turn on: the next one out (perhaps from a
+    # later packet's decode) comes with its picture.
+    owed = [False]
 
     def entries(frames):
         nonlocal handed
-        for entry in _entries(frames, plan, job, position, out, turn):
+        for entry in _entries(frames, plan, job, position, out, turn, owed):
             yield entry
             handed += 1
 
@@ -177,18 +180,20 @@ def _drain(stream, out: ChunkResult) -> list:
         return []
 
 
-def _entries(frames, plan: SkipPlan | None, job: ChunkJob, position, out: ChunkResult, turn: StreamTurn):
-    owed = False   # the last frame was due and may pass its turn on: this one's picture is sent
+def _entries(frames, plan: SkipPlan | None, job: ChunkJob, position, out: ChunkResult, turn: StreamTurn,
+             owed: list[bool]):
+    """`owed[0]`: the frame before was due and may pass its turn on (the loop decides
+    whether it does), so this one's picture is sent too."""
     for f in frames:
         if plan is not None:
             for pts in plan.before(f.pts):
                 passes = plan.passes_on(pts)
-                owed = passes and position() in job.due
+                owed[0] = passes and position() in job.due
                 yield Entry(pts, None, out.failures, passes=passes)
         # A frame without a time cannot be decoded again later: it always comes with its picture.
-        due = job.due is None or position() in job.due or f.pts is None or owed
+        due = job.due is None or position() in job.due or f.pts is None or owed[0]
         passes = plan is not None and plan.passes_on(f.pts)
-        owed = passes and due   # the loop decides whether it passes: have the next picture ready
+        owed[0] = passes and due
         rotation = turn.of(f)
         yield Entry(f.pts, (f.width, f.height), out.failures,
                     _small(f, rotation, job.detect_width) if due else None, rotation, passes)
