@@ -390,11 +390,12 @@ class CameraLoop:
         live frame handed out at `ts` has times a frame interval apart up to it."""
         next_ts, detected = self._next_detect_ts, self._detected_index
         last = stop - 1
-        for i in range(self._last_index + 1, stop):
+        first = self._last_index + 1
+        if self._owed and first < stop:   # the frame before passed its turn to this one
+            yield first, True
+            first += 1
+        for i in range(first, stop):
             t = i / fps if ts is None else ts - (last - i) / fps
-            if i == self._last_index + 1 and self._owed:
-                yield i, True
-                continue
             due = self._is_due(i, t, next_ts, detected)
             if due and self._detect_interval:
                 next_ts, detected = t + self._detect_interval, i

@@ -247,9 +247,7 @@ class ParallelFileSource(AvFileSource):
             if self.packets is not None:
                 self.packets.follow_size(item.size, item.rotation)
         if item.picture is None:
-            frame = super()._frame_for(item.pts, i, ts, wall)
-            frame.passes_turn = item.passes
-            return frame
+            return self._undecoded(item.pts, i, ts, wall, item.passes)
         return SmallFrame(item.picture, item.pts, self._last_size, i, ts, wall, self._redecode, item.passes)
 
     def stats(self):

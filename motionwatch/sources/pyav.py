@@ -282,12 +282,15 @@ class AvFileSource(FrameSource):
         """The Frame for what `_decode` gave: a decoded frame, or the pts of one left undecoded."""
         plan = self._plan
         if isinstance(item, int):   # a pts the plan left undecoded
-            return UndecodedFrame(item, self._last_size, i, ts, wall, self._decode_late,
-                                  plan is not None and plan.passes_on(item))
+            return self._undecoded(item, i, ts, wall, plan is not None and plan.passes_on(item))
         frame = AvFrame(item, i, ts, wall, self._redecode if self._fast else None, self._verify, self._turn.of(item),
                         plan is not None and plan.passes_on(item.pts))
         self._last_size, self.rotation = frame.size, frame.rotation
         return frame
+
+    def _undecoded(self, pts: int, i: int, ts: float, wall: float, passes_turn: bool) -> UndecodedFrame:
+        """A frame without its picture, decoded here should the loop want it after all."""
+        return UndecodedFrame(pts, self._last_size, i, ts, wall, self._decode_late, passes_turn)
 
     def _handout_index(self, index: int) -> int:
         """The frame whose time frame `index` of a paced file is handed out at: its own,
