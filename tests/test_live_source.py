@@ -1,15 +1,17 @@
 """LiveSource, the reader thread every live camera shares: a frame the capture loop
 will not analyse waits to be taken with the next one instead of waking the loop,
-and is neither lost nor reordered."""
+and is neither lost nor reordered; a source with small frames hands them out in
+batches."""
 
 from __future__ import annotations
 
 import queue
+import time
 
 import pytest
 
 from conftest import wait_until
-from motionwatch.sources.base import LiveSource, SourceOptions
+from motionwatch.sources.base import MAX_HELD, LiveSource, SourceOptions
 
 
 class Fed(LiveSource):
@@ -89,3 +91,41 @@ def test_without_a_schedule_only_the_newest_frame_is_handed_out():
         assert src.stats().dropped == 1
     finally:
         src.end()
+
+
+@pytest.fixture
+def batching():
+    src = Fed(analysed=lambda index, ts: True)
+    src.open()
+    yield src
+    src.end()
+
+
+def test_a_batch_waits_for_its_oldest_frame_to_be_due_and_goes_out_whole(batching):
+    """Small frames (JPEG bytes) wait for the loop even when it analyses them all,
+    until the oldest has waited batch_s: the loop takes them in one go, in order, and
+    none is dropped for a newer one."""
+    src = batching
+    src.batch_s = 0.4
+    src.put("f0")
+    assert src.read(5).image == "f0"
+    t0 = time.monotonic()
+    src.put("f1", "f2", "f3")
+    got = [src.read(5) for _ in range(3)]
+    waited = time.monotonic() - t0
+    assert [(f.image, f.index) for f in got] == [("f1", 1), ("f2", 2), ("f3", 3)]
+    assert 0.35 <= waited < 2.0
+    assert src.stats().dropped == 0
+
+
+def test_a_full_batch_goes_out_at_once(batching):
+    """A batch does not wait past BATCH_HELD frames: a slow loop is not made slower."""
+    src = batching
+    src.batch_s = 30.0
+    names = [f"f{i}" for i in range(MAX_HELD + 1)]
+    t0 = time.monotonic()
+    src.put(*names)
+    got = [src.read(5) for _ in names]
+    assert [f.image for f in got] == names
+    assert time.monotonic() - t0 < 5.0
+    assert src.stats().dropped == 0

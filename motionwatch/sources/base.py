@@ -134,6 +134,15 @@ CLOSE_WAIT_S = 2.0
 # Frames the capture loop will not analyse that a live source keeps for it to take
 # with the next one (LiveSource._keep_for_loop); beyond that they are dropped.
 MAX_HELD = 8
+# A source whose frames are small to keep (JPEG bytes, pictures up to 1280x720) hands
+# them to the loop in batches of up to this many seconds: a wake-up of the loop for
+# each analysed frame made the work after it 40% dearer (a paced file's `run` cost
+# 2.8 s of CPU a minute, its scan 1.7; docs/performance.md). Events keep the frames'
+# own times; a batch is analysed at most this much later (plus the loop's 0.25 s poll).
+LIVE_BATCH_S = 0.2
+# ... or once this many wait besides the newest, leaving room for the frames that come
+# while the loop takes them (60 fps: batches of 7).
+BATCH_HELD = MAX_HELD - 2
 MAX_STUCK_READERS = 3
 MAX_CAMERA_INDEX = 9999
 
@@ -167,6 +176,8 @@ class LiveSource(FrameSource):
         # with the next frame it will instead of waking it for each (_keep_for_loop).
         self._held: list[tuple[object, float]] = []
         self._latest_held = False
+        self.batch_s = 0.0     # LIVE_BATCH_S where the connection's frames are small to keep
+        self._draining = False     # the loop is taking a batch that was due
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stuck: list[threading.Thread] = []
@@ -185,6 +196,7 @@ class LiveSource(FrameSource):
             self._seq = self._taken = 0
             self._latest = None
             self._held, self._latest_held = [], False
+            self._draining = False
             self.ended = False
             self.error = None
         handle = self._connect()
@@ -242,9 +254,10 @@ class LiveSource(FrameSource):
                     self._cond.notify_all()
 
     def _keep_or_drop(self) -> None:
-        """The newest frame was not taken before the next one came: a frame the loop
-        will not analyse is kept for it (at most MAX_HELD), any other is dropped."""
-        if self._latest_held and len(self._held) < MAX_HELD:
+        """The newest frame was not taken before the next one came: it is kept for the
+        loop (at most MAX_HELD) if the loop will not analyse it, or takes a batch now,
+        or the source batches; otherwise it is dropped, and the loop gets the newer."""
+        if (self._latest_held or self._draining or self.batch_s) and len(self._held) < MAX_HELD:
             self._held.append((self._latest, self._latest_mono))
         else:
             self.dropped += 1
@@ -253,10 +266,20 @@ class LiveSource(FrameSource):
         """Whether the frame that came at `mono` can wait for the next one: the capture
         loop will not analyse it (SourceOptions.analysed), so it takes it along with that
         one. A wake-up of the loop for each frame cost more than the frame's own work."""
+        if self._batch_left(mono) > 0:
+            return True
         analysed = self.options.analysed
         if analysed is None or self._t0 is None:
             return False
         return not analysed(self.frames_read + len(self._held), mono - self._t0)
+
+    def _batch_left(self, now: float) -> float:
+        """Seconds the unread frames may still wait for more (batch_s after the oldest
+        came); 0 once the batch is due, or full, or with no batching."""
+        if not self.batch_s or len(self._held) >= BATCH_HELD or self._seq == self._taken:
+            return 0.0
+        oldest = self._held[0][1] if self._held else self._latest_mono
+        return max(0.0, oldest + self.batch_s - now)
 
     def _next_index(self) -> int:
         """The index the next frame to come will have: after those handed out, those
@@ -266,18 +289,25 @@ class LiveSource(FrameSource):
     def read(self, timeout: float = 10.0) -> Frame | None:
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._seq == self._taken and not self.ended:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._stop.is_set() or (self.options.cancel is not None and self.options.cancel.is_set()):
+            if self._stop.is_set():   # closed: what it read last is not handed out
+                return None
+            while self._seq == self._taken or (not self._draining and self._batch_left(time.monotonic()) > 0):
+                if self._stop.is_set() or (self.options.cancel is not None and self.options.cancel.is_set()):
                     return None
-                self._cond.wait(min(left, 0.25))
+                left = deadline - time.monotonic()
+                if self.ended or left <= 0:
+                    break
+                self._cond.wait(min(left, 0.25, self._batch_left(time.monotonic()) or 0.25))
             if self._seq == self._taken:
                 return None
+            # A batch once due is taken whole, though the next oldest frame is younger.
+            self._draining = True
             if self._held:
                 img, mono = self._held.pop(0)
             else:
                 img, mono = self._latest, self._latest_mono
                 self._taken = self._seq
+                self._draining = False
             # Counted here, where the reader reads it (_keep_for_loop).
             i = self.frames_read
             self.frames_read += 1

@@ -30,7 +30,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 from motionwatch.errors import SourceError
 from motionwatch.media.jpeg import JpegFrames
 from motionwatch.media.probe import sane_fps
-from motionwatch.sources.base import READ_TIMEOUT_MS, LiveSource, SourceOptions, redact
+from motionwatch.sources.base import LIVE_BATCH_S, READ_TIMEOUT_MS, LiveSource, SourceOptions, redact
 
 log = logging.getLogger("motionwatch")
 
@@ -264,6 +264,7 @@ class MjpegSource(JpegFrames, LiveSource):
                  options: SourceOptions | None = None):
         super().__init__(spec, options)
         self.detect_width = self.options.detect_width
+        self.batch_s = LIVE_BATCH_S    # its frames are JPEG bytes until analysed
         self._timeout_s = timeout or READ_TIMEOUT_MS / 1000
         self._first = first
         self._stream: HttpStream | None = None

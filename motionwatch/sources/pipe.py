@@ -24,7 +24,7 @@ import numpy as np
 
 from motionwatch.errors import SourceError
 from motionwatch.media.jpeg import JpegFrames
-from motionwatch.sources.base import OPEN_TIMEOUT_MS, LiveSource, SourceOptions
+from motionwatch.sources.base import LIVE_BATCH_S, OPEN_TIMEOUT_MS, LiveSource, SourceOptions
 
 log = logging.getLogger("motionwatch.pipe")
 
@@ -136,6 +136,7 @@ class PipeSource(JpegFrames, LiveSource):
     def __init__(self, spec: str, options: SourceOptions | None = None):
         super().__init__(spec, options)
         self.detect_width = self.options.detect_width
+        self.batch_s = LIVE_BATCH_S    # its frames are JPEG bytes until analysed
         self.command = spec[len("pipe:"):].strip()
         try:
             self.argv = shlex.split(self.command)

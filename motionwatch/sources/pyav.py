@@ -36,7 +36,7 @@ from motionwatch.media.nal import length_size, skippable_towards
 from motionwatch.media.probe import facts, video_stream
 from motionwatch.media.remux import CodecTemplate
 from motionwatch.media.ring import PacketRing
-from motionwatch.sources.base import (MAX_CAMERA_INDEX, READ_TIMEOUT_MS, FrameSource, LiveSource,
+from motionwatch.sources.base import (LIVE_BATCH_S, MAX_CAMERA_INDEX, READ_TIMEOUT_MS, FrameSource, LiveSource,
                                       SourceOptions, SourceStats, _exists, is_index, redact)
 from motionwatch.sources.undecoded import SkipPlan
 
@@ -68,6 +68,12 @@ LIVE_REORDER_FRAMES = 2
 # A paced file's frames that will not be analysed are handed out with the next one
 # that will (`_handout_index`), at most this many frames late.
 MAX_HELD_FRAMES = 8
+# ... and its frames come out in batches of this many seconds: a file's frames are all
+# there, and waking the loop for each analysed one cost more than the waiting (the
+# work after a wake-up from 66 ms asleep ran 40% slower than back to back; `run` on a
+# 640x480@30 file used 2.8 s of CPU a minute, a scan of it 1.7, docs/performance.md).
+# Frames keep their own times; only their hand-out waits, up to this long.
+PACED_BATCH_S = 0.2
 # Codecs whose decode detection.fast_decode makes cheaper (skip_loop_filter).
 FAST_DECODE_CODECS = frozenset({"h264", "hevc"})
 # Live codecs whose packets are JPEGs, handed out undecoded (AvLiveSource._connect_jpegs).
@@ -77,6 +83,9 @@ JPEG_CODECS = frozenset({"mjpeg"})
 # camera with the defaults from 150 to 168 MB (the memory target is 150); at 640x480
 # they weigh 3 MB, and fast_decode saves 7% of the CPU (docs/performance.md).
 LIVE_FAST_DECODE_MAX_PIXELS = 1280 * 720
+# Decoded live pictures up to this size wait for a batch (LiveSource.batch_s); a
+# 1080p camera's would hold 15 MB more at the peak, against the 150 MB target.
+BATCH_MAX_PIXELS = 1280 * 720
 # The ring keeps this much more than the pre-roll: the motion streak before the
 # trigger (min_frames) and the frames decoded but not yet analysed.
 RING_SLACK_S = 2.0
@@ -293,10 +302,13 @@ class AvFileSource(FrameSource):
         return UndecodedFrame(pts, self._last_size, i, ts, wall, self._decode_late, passes_turn)
 
     def _handout_index(self, index: int) -> int:
-        """The frame whose time frame `index` of a paced file is handed out at: its own,
-        or, when the capture loop will not analyse it, the next one it will. Frames
-        nobody looks at then go with that one, a wake-up for them all: each wake-up of
-        a paced loop cost about what decoding a frame does (docs/performance.md)."""
+        """The frame whose time frame `index` of a paced file is handed out at: the last
+        of its batch (PACED_BATCH_S), or, when the capture loop will not analyse that one,
+        the next one it will. Frames nobody looks at then go with that one, a wake-up for
+        them all: each wake-up of a paced loop cost about what decoding a frame does
+        (docs/performance.md)."""
+        batch = max(1, round(PACED_BATCH_S * self.fps))
+        index = (index // batch + 1) * batch - 1
         analysed, last = self.options.analysed, index + MAX_HELD_FRAMES
         while analysed is not None and index < last and not analysed(index):
             index += 1
@@ -454,6 +466,10 @@ class AvLiveSource(JpegFrames, LiveSource):
         self.fps = f.fps
         self.size = (f.width, f.height) if f.width and f.height else None
         self.codec = f.codec
+        # Pictures kept for a batch pin decoder buffers (3 MB each at 1080p): only
+        # JPEG bytes and small pictures wait for one.
+        small = bool(self.size) and self.size[0] * self.size[1] <= BATCH_MAX_PIXELS
+        self.batch_s = LIVE_BATCH_S if f.codec in JPEG_CODECS or small else 0.0
         if f.codec in JPEG_CODECS:
             return self._connect_jpegs(container, stream)
         # A live frame cannot be sought again: with fast_decode its GOP's packets are
