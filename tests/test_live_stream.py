@@ -260,3 +260,37 @@ def test_hls_stream_is_watched_and_its_clip_copied(tmp_path):
     got, src = frame_hashes(rec / ev["clip"]), frame_hashes(source)
     start = src.index(got[0])
     assert src[start:start + len(got)] == got
+
+
+@pytest.mark.parametrize("size,batched", [((320, 240), True), ((1920, 1080), False)], ids=["small", "1080p"])
+def test_a_live_cameras_small_pictures_reach_the_loop_in_batches_and_large_ones_do_not(tmp_path, size, batched):
+    """Decoded pictures kept for a batch pin the decoder's buffers: a small camera's
+    wait for one (the loop sleeps once for several analysed frames), a 1080p camera's
+    (3 MB each) are handed out as they come."""
+    from motionwatch.sources import open_source
+    from motionwatch.sources.base import LIVE_BATCH_S, SourceOptions
+    scene = Scene(width=size[0], height=size[1], fps=FPS, duration_s=3, seed=5, noise=3.0)
+    write_h264(scene, tmp_path / "cam.mp4", 2_000_000, FPS)
+    server = TsServer(to_ts(tmp_path / "cam.mp4"), 3.0, loops=2)
+    src = open_source(server.url, SourceOptions(timeout=5.0, analysed=lambda index, ts: True))
+    sleeps = [0]
+    wait = src._cond.wait
+
+    def counted_wait(timeout=None) -> bool:
+        sleeps[0] += 1
+        return wait(timeout)
+    src._cond.wait = counted_wait
+    try:
+        assert src.read(5) is not None
+        sleeps[0] = 0
+        frames = [src.read(5) for _ in range(50)]
+    finally:
+        src.close()
+        server.close()
+    assert all(f is not None for f in frames)
+    assert [f.index for f in frames] == list(range(1, 51)) and src.stats().dropped == 0
+    assert src.batch_s == (LIVE_BATCH_S if batched else 0.0)
+    if batched:
+        assert sleeps[0] <= 50 / 3, f"the loop slept {sleeps[0]} times for 50 frames"
+    else:
+        assert sleeps[0] >= 50 / 2, f"the loop slept only {sleeps[0]} times for 50 frames"

@@ -466,10 +466,7 @@ class AvLiveSource(JpegFrames, LiveSource):
         self.fps = f.fps
         self.size = (f.width, f.height) if f.width and f.height else None
         self.codec = f.codec
-        # Pictures kept for a batch pin decoder buffers (3 MB each at 1080p): only
-        # JPEG bytes and small pictures wait for one.
-        small = bool(self.size) and self.size[0] * self.size[1] <= BATCH_MAX_PIXELS
-        self.batch_s = LIVE_BATCH_S if f.codec in JPEG_CODECS or small else 0.0
+        self.batch_s = LIVE_BATCH_S if f.codec in JPEG_CODECS else self._batch_for(self.size)
         if f.codec in JPEG_CODECS:
             return self._connect_jpegs(container, stream)
         # A live frame cannot be sought again: with fast_decode its GOP's packets are
@@ -498,6 +495,12 @@ class AvLiveSource(JpegFrames, LiveSource):
         self.copying = False
         self.packets = self.template = None
         return _Connection(container, stream, None, None, self._next_index, jpegs=True)
+
+    @staticmethod
+    def _batch_for(size: tuple[int, int] | None) -> float:
+        """How long decoded pictures of `size` may wait for a batch (LiveSource.batch_s):
+        kept pictures pin decoder buffers (3 MB each at 1080p), so only small ones do."""
+        return LIVE_BATCH_S if size and size[0] * size[1] <= BATCH_MAX_PIXELS else 0.0
 
     def _skip_plan(self, f, stream, prefix: int | None) -> SkipPlan | None:
         """Disposable packets left out (sources.undecoded) when the loop would not analyse
@@ -546,6 +549,8 @@ class AvLiveSource(JpegFrames, LiveSource):
             return UndecodedFrame(item, self._last_size or self.size, index, ts, wall, lambda _frame: None)
         av_frame, redecode, turn = item
         frame = AvFrame(av_frame, index, ts, wall, redecode, rotation=turn)
+        if frame.size != self._last_size:   # a camera reconfigured mid-stream
+            self.batch_s = self._batch_for(frame.size)
         self._last_size, self.rotation = frame.size, frame.rotation
         return frame
 
