@@ -347,9 +347,9 @@ class CameraLoop:
     def _passing(self) -> bool:
         """Whether a due frame that passes its turn on (sources.undecoded) may: in a scan
         (a paced file's batches end at an analysed frame, and the frame after it would
-        often need a wake-up of its own), not when every frame is analysed (nor with `--detect-every`, which
-        names the frames), nor while decoded frames are kept for clips (they are decoded
-        anyway)."""
+        often need a wake-up of its own), not when every frame is analysed (nor with
+        `--detect-every`, which names the frames), nor while decoded frames are kept for
+        clips (they are decoded anyway)."""
         return self.scan and self.pass_turns and self._detect_step >= 2 and self.detect_every == 1 and not (
             self.tracker is not None and self.tracker.clip)
 

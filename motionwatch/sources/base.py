@@ -263,9 +263,10 @@ class LiveSource(FrameSource):
             self.dropped += 1
 
     def _keep_for_loop(self, mono: float) -> bool:
-        """Whether the frame that came at `mono` can wait for the next one: the capture
-        loop will not analyse it (SourceOptions.analysed), so it takes it along with that
-        one. A wake-up of the loop for each frame cost more than the frame's own work."""
+        """Whether the frame that came at `mono` can wait for the next one: its batch is
+        not due yet (batch_s), or the capture loop will not analyse it
+        (SourceOptions.analysed), so it takes it along with that one. A wake-up of the
+        loop for each frame cost more than the frame's own work."""
         if self._batch_left(mono) > 0:
             return True
         analysed = self.options.analysed
