@@ -180,3 +180,16 @@ def static_noisy_video(tmp_path_factory) -> Path:
     scene = Scene(width=640, height=480, fps=15, duration_s=15, seed=5, noise=9.0)
     path = tmp_path_factory.mktemp("videos") / "static_noisy.mp4"
     return Path(write_video(scene, str(path)))
+
+
+def count_sleeps(source) -> list[int]:
+    """Count the capture loop's sleeps in a live source's `read()` (each wait on its
+    condition is one sleep and one wake-up); the count is the list's one item."""
+    sleeps = [0]
+    wait = source._cond.wait
+
+    def counted_wait(timeout=None) -> bool:
+        sleeps[0] += 1
+        return wait(timeout)
+    source._cond.wait = counted_wait
+    return sleeps

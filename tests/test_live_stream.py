@@ -21,7 +21,7 @@ from pathlib import Path
 import av
 import pytest
 
-from conftest import events_json, mw
+from conftest import count_sleeps, events_json, mw
 from live_run import RunProcess, write_config
 from rtsp_camera import jpeg_mov, rtsp_server_runs, start_rtsp, stop_rtsp
 from ts_server import TsServer
@@ -273,13 +273,7 @@ def test_a_live_cameras_small_pictures_reach_the_loop_in_batches_and_large_ones_
     write_h264(scene, tmp_path / "cam.mp4", 2_000_000, FPS)
     server = TsServer(to_ts(tmp_path / "cam.mp4"), 3.0, loops=2)
     src = open_source(server.url, SourceOptions(timeout=5.0, analysed=lambda index, ts: True))
-    sleeps = [0]
-    wait = src._cond.wait
-
-    def counted_wait(timeout=None) -> bool:
-        sleeps[0] += 1
-        return wait(timeout)
-    src._cond.wait = counted_wait
+    sleeps = count_sleeps(src)
     try:
         assert src.read(5) is not None
         sleeps[0] = 0

@@ -15,7 +15,7 @@ import time
 import cv2
 import pytest
 
-from conftest import events_json, mw, wait_until
+from conftest import count_sleeps, events_json, mw, wait_until
 from live_run import RunProcess, write_config
 from mjpeg_server import ServerProcess
 from test_clip_jpeg import damage
@@ -146,13 +146,7 @@ def test_with_clips_on_frames_reach_the_loop_in_batches(tmp_path):
             wakeups[0] += 1
             notify_all()
         src._cond.notify_all = counted
-        sleeps = [0]
-        wait = src._cond.wait
-
-        def counted_wait(timeout=None) -> bool:
-            sleeps[0] += 1
-            return wait(timeout)
-        src._cond.wait = counted_wait
+        sleeps = count_sleeps(src)
         t = threading.Thread(target=loop.run, daemon=True)
         t.start()
         try:
