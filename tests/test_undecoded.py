@@ -337,7 +337,7 @@ class FakeClock:
 
 def test_a_paced_file_hands_frames_nobody_analyses_out_with_the_next_analysed_one(clips, tmp_path, monkeypatch):
     """`run` on a file (paced like a camera) at detection.fps 15 on 30 fps: frames are
-    handed out in batches (the last frame's time of each PACED_BATCH_S), and a frame
+    handed out in batches (the last frame's time of each LIVE_BATCH_S), and a frame
     that will not be analysed at the next analysed frame's time, one wake-up for them
     all, each stamped with its own time; the analysed pictures and events are a scan's
     whose frames keep their turns (`run` does not pass turns on)."""
@@ -365,7 +365,7 @@ def test_a_paced_file_hands_frames_nobody_analyses_out_with_the_next_analysed_on
     assert [e[:6] for e in loop.sinks.events] == [e[:6] for e in scan_events]
     assert len(handed) == frames and src.stats().undecoded > 0
     due = {a[0] for a in analysed}
-    batch = round(pyav.PACED_BATCH_S * 30)
+    batch = round(pyav.LIVE_BATCH_S * 30)
     for index, at, shown in handed:
         end = (index // batch + 1) * batch - 1
         nxt = min((i for i in due if i >= end), default=end)

@@ -68,12 +68,7 @@ LIVE_REORDER_FRAMES = 2
 # A paced file's frames that will not be analysed are handed out with the next one
 # that will (`_handout_index`), at most this many frames late.
 MAX_HELD_FRAMES = 8
-# ... and its frames come out in batches of this many seconds: a file's frames are all
-# there, and waking the loop for each analysed one cost more than the waiting (the
-# work after a wake-up from 66 ms asleep ran 40% slower than back to back; `run` on a
-# 640x480@30 file used 2.8 s of CPU a minute, a scan of it 1.7, docs/performance.md).
-# Frames keep their own times; only their hand-out waits, up to this long.
-PACED_BATCH_S = 0.2
+# ... and its frames come out in batches of LIVE_BATCH_S, as a live camera's do.
 # Codecs whose decode detection.fast_decode makes cheaper (skip_loop_filter).
 FAST_DECODE_CODECS = frozenset({"h264", "hevc"})
 # Live codecs whose packets are JPEGs, handed out undecoded (AvLiveSource._connect_jpegs).
@@ -303,11 +298,11 @@ class AvFileSource(FrameSource):
 
     def _handout_index(self, index: int) -> int:
         """The frame whose time frame `index` of a paced file is handed out at: the last
-        of its batch (PACED_BATCH_S), or, when the capture loop will not analyse that one,
+        of its batch (LIVE_BATCH_S), or, when the capture loop will not analyse that one,
         the next one it will. Frames nobody looks at then go with that one, a wake-up for
         them all: each wake-up of a paced loop cost about what decoding a frame does
         (docs/performance.md)."""
-        batch = max(1, round(PACED_BATCH_S * self.fps))
+        batch = max(1, round(LIVE_BATCH_S * self.fps))
         index = (index // batch + 1) * batch - 1
         analysed, last = self.options.analysed, index + MAX_HELD_FRAMES
         while analysed is not None and index < last and not analysed(index):
