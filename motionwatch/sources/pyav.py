@@ -461,7 +461,8 @@ class AvLiveSource(JpegFrames, LiveSource):
         self.fps = f.fps
         self.size = (f.width, f.height) if f.width and f.height else None
         self.codec = f.codec
-        self.batch_s = LIVE_BATCH_S if f.codec in JPEG_CODECS else self._batch_for(self.size)
+        # A stream that states no size (MPEG-TS) batches until its first picture says.
+        self.batch_s = LIVE_BATCH_S if f.codec in JPEG_CODECS or not self.size else self._batch_for(self.size)
         if f.codec in JPEG_CODECS:
             return self._connect_jpegs(container, stream)
         # A live frame cannot be sought again: with fast_decode its GOP's packets are
