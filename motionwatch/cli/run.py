@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from motionwatch.cli.args import common
-from motionwatch.cli.memory import limit_arenas
+from motionwatch.cli.memory import limit_arenas, release_fresh_library_pages
 from motionwatch.cli.signals import install_signals
 from motionwatch.cli.web_option import with_web
 
@@ -20,7 +20,9 @@ def add_run(sub) -> None:
 
 def cmd_run(args) -> int:
     # Imported here, not at the top: `--help` and the light commands start without
-    # OpenCV, PyAV, pydantic or Starlette (see docs/performance.md).
+    # OpenCV, PyAV, pydantic or Starlette (see docs/performance.md); and the libraries'
+    # pages can be released only before they are mapped.
+    release_fresh_library_pages()
     from motionwatch.config.overrides import effective_config
     from motionwatch.pipeline.preflight import check_config, check_seconds
     from motionwatch.pipeline.runtime import Runtime
