@@ -101,16 +101,36 @@ def test_twenty_viewers_and_ten_stalled_do_not_slow_the_camera(tmp_path):
         p.stop()
 
 
+def server_side_state(port: int, client: socket.socket) -> str | None:
+    """The TCP state of the server's end of `client`'s connection, from the kernel's own
+    table (/proc/net/tcp): it changes when the server closes, whether or not the closing
+    FIN can reach a client that reads nothing."""
+    client_port = client.getsockname()[1]
+    for line in open("/proc/net/tcp").readlines()[1:]:
+        local, remote, state = line.split()[1:4]
+        if int(local.split(":")[1], 16) == port and int(remote.split(":")[1], 16) == client_port:
+            return state
+    return None
+
+
 def test_a_stalled_viewer_is_dropped_after_the_stall_deadline(tmp_path):
     """A viewer that never reads is cut off once its send buffer has been full for
-    30 s (STALL_SECONDS), so it cannot hold a viewer slot for ever."""
+    30 s (STALL_SECONDS), so it cannot hold a viewer slot for ever. Reading before the
+    server let go would un-stall it, so the test watches the server's end of the
+    connection in the kernel's table instead, and drains only after it changed."""
     from motionwatch.review.protocol import STALL_SECONDS
     port = free_port()
     p = Proc(["run", "--source", "demo", "--recordings", str(tmp_path / "rec"), "--web", f"127.0.0.1:{port}",
               "--duration", "180"], port=port)
     try:
         s = stalled(port)
-        time.sleep(STALL_SECONDS + 15)   # the buffers fill within seconds at 5 fps, then the deadline runs
+        start = time.monotonic()
+        established = "01"
+        assert server_side_state(port, s) == established
+        # The buffers fill within seconds at 5 fps, then the deadline runs.
+        while server_side_state(port, s) == established and time.monotonic() - start < STALL_SECONDS + 30:
+            time.sleep(0.5)
+        assert time.monotonic() - start >= STALL_SECONDS, "dropped before the stall deadline"
         s.settimeout(5)
         ended = False
         deadline = time.monotonic() + 20   # draining what was buffered takes a moment; a live stream never ends
