@@ -1,6 +1,7 @@
 """Peak RSS of a live `run` on 1080p sources: this tree against a baseline git ref.
 
     PYTHONPATH=. .venv/bin/python tests/bench/preroll_memory.py [--baseline-ref ff14022] [--seconds 40]
+        [--rounds N] [--fresh-install]
 
 Two 1080p sources, each watched with the default config (clips on, 2 s pre-roll) by
 both trees in turn, each for the same seconds:
@@ -9,7 +10,13 @@ both trees in turn, each for the same seconds:
 * an MPEG-4 Part 2 file (what OpenCV writes) played at its own rate with
   `run --source FILE` (clips are encoded), two people walking by.
 
-Peak RSS is sampled from /proc/PID/status (VmHWM). Prints one Markdown row per source.
+Peak RSS is sampled from /proc/PID/status (VmHWM). Prints one Markdown row per source
+and round.
+
+`--fresh-install` writes the installed OpenCV, NumPy, PyAV and pydantic-core
+libraries again with their own bytes before every run, as `pip install` leaves
+them (in the page cache, in large folios on Linux 6.18): the state a user's first
+`run` after an install meets (cli.memory). It rewrites files of the venv in place.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from compare_peers import make_clip, peak_rss  # noqa: E402
 from scan_cpu import export  # noqa: E402
 from ts_server import TsServer  # noqa: E402
 
+from motionwatch.cli.memory import LIBRARY_PACKAGES, library_files  # noqa: E402
 from motionwatch.sources.scene import Scene, Walker, write_video  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,8 +60,20 @@ def mpeg4_file(work: Path, seconds: float) -> Path:
     return path
 
 
-def run_peak(tree: Path, source: str, seconds: float) -> tuple[float, int]:
+def write_libraries_again() -> None:
+    """Each library file written anew with its own bytes, as pip unpacks a wheel."""
+    for path in library_files(LIBRARY_PACKAGES):
+        data, mode = path.read_bytes(), path.stat().st_mode
+        path.unlink()
+        path.write_bytes(data)
+        path.chmod(mode)
+    os.sync()
+
+
+def run_peak(tree: Path, source: str, seconds: float, fresh: bool = False) -> tuple[float, int]:
     """(peak RSS in MB, events recorded) of `run --source` for `seconds`."""
+    if fresh:
+        write_libraries_again()
     with tempfile.TemporaryDirectory() as rec:
         env = dict(os.environ, PYTHONPATH=str(tree))
         peak = peak_rss([sys.executable, "-m", "motionwatch", "run", "--source", source, "--recordings", rec, "-q"],
@@ -65,6 +85,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline-ref", default="ff14022")
     ap.add_argument("--seconds", type=float, default=40.0)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--fresh-install", action="store_true",
+                    help="before each run, write the libraries again as pip install does (rewrites the venv's files)")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "motionwatch-peers"))
     args = ap.parse_args()
     work = Path(args.work)
@@ -76,8 +99,8 @@ def main() -> int:
     print(f"| 1080p25 source, {args.seconds:g} s | before peak RSS | ours peak RSS | events (before / ours) |")
     print("|---|---:|---:|---|")
     try:
-        for label, source in sources.items():
-            got = {name: run_peak(tree, source, args.seconds) for name, tree in trees.items()}
+        for label, source in [item for _ in range(args.rounds) for item in sources.items()]:
+            got = {name: run_peak(tree, source, args.seconds, args.fresh_install) for name, tree in trees.items()}
             print(f"| {label} | {got['before'][0]:.0f} MB | {got['ours'][0]:.0f} MB | "
                   f"{got['before'][1]} / {got['ours'][1]} |", flush=True)
     finally:
