@@ -27,7 +27,7 @@ class DemoSource(LiveSource):
 
     def _connect(self) -> None:
         from motionwatch.sources.scene import SceneRenderer
-        self._renderer = SceneRenderer(self.scene)
+        self._renderer = SceneRenderer(self.scene, whole_noise=True)
         self._i = 0
         self._start = time.monotonic()
 
