@@ -62,7 +62,7 @@ class OpenEvent:
 
     id: str
     camera: str
-    first: Frame
+    first: Frame | Mark       # a Mark when events.snapshot is "best" and it is not the best
     first_boxes: list[Box]
     last_motion: Frame | Mark      # a Mark: only its times are needed
     best: Frame
@@ -154,8 +154,9 @@ class EventTracker:
         self.fps = fps if fps and fps > 0 else 10.0
         self.clip_fps = clip_fps if clip_fps and clip_fps > 0 else self.fps
         self.min_frames = analysed_run(min_frames, self.clip_fps / self.fps)
-        # The current streak over the trigger; only its first and best frames keep
-        # their pictures (either may become the snapshot), the others are Marks.
+        # The current streak over the trigger; only the frames that may become a
+        # snapshot keep their pictures (the best, and the first unless events.snapshot
+        # is "best"), the others are Marks.
         self.run: list[tuple[Frame | Mark, Detection]] = []
         self._run_best = 0
         self.ring: deque[Frame] = deque()               # pre-roll buffer
@@ -183,11 +184,12 @@ class EventTracker:
     def _extend_run(self, frame: Frame, det: Detection) -> None:
         run = self.run
         run.append((frame, det))
-        i = len(run) - 1
-        if i and det.fraction > run[self._run_best][1].fraction:   # ties keep the earlier, as max() does
-            i, self._run_best = self._run_best, i
-        if i:
-            run[i] = (mark(run[i][0]), run[i][1])
+        demote = len(run) - 1
+        if demote and det.fraction > run[self._run_best][1].fraction:   # ties keep the earlier, as max() does
+            demote, self._run_best = self._run_best, demote
+        # The first frame keeps its picture only where it may be saved for being first.
+        if demote != self._run_best and (demote or self.cfg.snapshot == "best"):
+            run[demote] = (mark(run[demote][0]), run[demote][1])
 
     def carry(self, frame: Frame) -> list[Signal]:
         """A frame that was read but not analysed (detection.fps): it still

@@ -32,11 +32,18 @@ def alive(refs: list) -> list[int]:
     return [i for i, r in enumerate(refs) if r() is not None]
 
 
-def test_an_event_holds_only_its_first_and_best_pictures():
+@pytest.mark.parametrize("snapshot, kept_at_5, kept_from_7", [
+    ("best", [3], [7]),            # the default: only the best so far may be saved
+    ("first", [2, 3], [2, 7]),     # the first is saved too
+    ("both", [2, 3], [2, 7]),
+])
+def test_an_event_holds_only_the_pictures_it_may_save(snapshot, kept_at_5, kept_from_7):
     """A copied-clip camera (the tracker keeps no clip frames): while a streak
-    builds up and while the event is open, only the frames that may become the
-    snapshot (the first and the best so far) are held, not the last one with motion."""
-    tr = EventTracker("cam", EventsConfig(), trigger_fraction=0.01, min_frames=5, fps=10, clip=False)
+    builds up and while the event is open, only the frames that may become a
+    snapshot (the best so far, and the first where events.snapshot saves it) are
+    held, not the last one with motion."""
+    tr = EventTracker("cam", EventsConfig(snapshot=snapshot), trigger_fraction=0.01, min_frames=5, fps=10,
+                      clip=False)
     fractions = [0.0, 0.0, 0.02, 0.05, 0.03, 0.04, 0.02, 0.2, 0.1, 0.1, 0.1, 0.1, 0.0]
     refs, signals = [], []
     for i, frac in enumerate(fractions):
@@ -46,14 +53,28 @@ def test_an_event_holds_only_its_first_and_best_pictures():
         del frame
         held = alive(refs)
         if i == 5:
-            assert held == [2, 3]          # the streak's first and best; 4 and 5 are not kept
+            assert held == kept_at_5       # 4 and 5 are not kept
         if i >= 7:
-            assert held == [2, 7]          # the event's first and its new best
+            assert held == kept_from_7     # the event's new best
     ev = next(s for s in signals if isinstance(s, EventStarted)).event
     assert (ev.first.index, ev.best.index, ev.last_motion.index) == (2, 7, 11)
+    assert (ev.first.ts, ev.first.wall) == (0.2, 1000.2)   # the event's start, picture or not
     ended = tr.flush("source ended")[0]
     assert (ended.record.start_frame, ended.record.end_frame) == (2, 11)
     assert ended.record.peak_fraction == 0.2
+
+
+def test_a_first_frame_that_is_the_best_keeps_its_picture():
+    tr = EventTracker("cam", EventsConfig(), trigger_fraction=0.01, min_frames=3, fps=10, clip=False)
+    refs, signals = [], []
+    for i, frac in enumerate([0.3, 0.1, 0.1, 0.1, 0.0]):
+        frame = Pic(IMG, i, i / 10, 1000 + i / 10)
+        refs.append(weakref.ref(frame))
+        signals += tr.feed(frame, Detection(frac, [(0, 0, 2, 2)] if frac else [], None))
+        del frame
+        assert alive(refs) == [0]
+    ev = next(s for s in signals if isinstance(s, EventStarted)).event
+    assert ev.first is ev.best and ev.best.image is IMG
 
 
 class Seen(Sink):
