@@ -50,13 +50,12 @@ def release_fresh_library_pages() -> None:
 
     A file just written (pip unpacking a wheel) sits in the page cache in large
     folios, and Linux (6.18 here, ext4) maps a whole folio on the first touch: right
-    after `pip install`, `run` held 60-75 MB more RSS than the same tree after a
-    reboot (OpenCV's library 65 MB resident against 14), for as long as it ran
-    (docs/performance.md, 2026-12-06). Pages read back from disk come in readahead's
-    small folios, so this happens once after an install, not at every start.
-    A library is dropped only if it is wholly cached (what a write leaves) and one
-    read of it maps more pages than fault-around would; pages another process maps
-    stay where they are."""
+    after `pip install`, `run` held tens of MB more RSS than after a reboot, for as
+    long as it ran (docs/performance.md, 2026-12-06 03:40 UTC). Pages read back from
+    disk come in readahead's small folios, so this happens once after an install,
+    not at every start. A library is dropped only if it is wholly cached (what a
+    write leaves) and one read of it maps more pages than fault-around would; pages
+    another process maps stay where they are."""
     if sys.platform.startswith("linux"):
         release_large_folios(library_files(LIBRARY_PACKAGES))
 

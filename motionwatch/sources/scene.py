@@ -163,9 +163,9 @@ class SceneRenderer:
     NOISE_BANK = 24
 
     def __init__(self, scene: Scene, whole_noise: bool = False):
-        """`whole_noise` keeps the noise bank in whole levels (int8): a quarter of the
-        memory (22 MB instead of 88 at 640x480) and 20% less CPU a frame, for the live
-        demo; generated test clips keep the exact float noise their expectations were set on."""
+        """`whole_noise` keeps the noise bank in whole levels (int8), for the live demo:
+        a quarter of float32's memory, and cheaper to add (docs/performance.md, 2026-12-06).
+        Generated test clips keep the exact float noise their expectations were set on."""
         self.scene = scene
         self.base = room(scene.width, scene.height, scene.seed)
         rng = np.random.default_rng(scene.seed + 1000)
