@@ -340,10 +340,10 @@ def test_a_paced_file_hands_frames_nobody_analyses_out_with_the_next_analysed_on
     handed out in batches (the last frame's time of each LIVE_BATCH_S), and a frame
     that will not be analysed at the next analysed frame's time, one wake-up for them
     all, each stamped with its own time; the analysed pictures and events are a scan's
-    whose frames keep their turns (`run` does not pass turns on)."""
+    (a due B-frame passes its turn on in both)."""
     import motionwatch.sources.pyav as pyav
     path = str(h264(clips, 30))
-    scanned, scan_events, frames, _ = scan(path, True, False, tmp_path / "scan", passing=False)
+    scanned, scan_events, frames, _ = scan(path, True, False, tmp_path / "scan")
     clock = FakeClock()
     monkeypatch.setattr(pyav, "time", clock)
     cfg = Config(recordings=RecordingsConfig(path=str(tmp_path / "rec"), min_free_gb=0.0), events=EventsConfig(clip=False))
@@ -365,12 +365,15 @@ def test_a_paced_file_hands_frames_nobody_analyses_out_with_the_next_analysed_on
     assert [e[:6] for e in loop.sinks.events] == [e[:6] for e in scan_events]
     assert len(handed) == frames and src.stats().undecoded > 0
     due = {a[0] for a in analysed}
+    # The source batches by the schedule's frames; a turn passed on is the frame after one of them.
+    scheduled = {a[0] for a in scan(path, True, False, tmp_path / "kept", passing=False)[0]}
+    assert due != scheduled and all(i in scheduled or i - 1 in scheduled for i in due)
     batch = round(pyav.LIVE_BATCH_S * 30)
     for index, at, shown in handed:
         end = (index // batch + 1) * batch - 1
-        nxt = min((i for i in due if i >= end), default=end)
+        nxt = min((i for i in scheduled if i >= end), default=end)
         # The first batch goes out before the loop is set up to say which frames it analyses.
-        assert at == pytest.approx(min(nxt, end + pyav.MAX_HELD_FRAMES) / 30) or end > max(due) or \
+        assert at == pytest.approx(min(nxt, end + pyav.MAX_HELD_FRAMES) / 30) or end > max(scheduled) or \
             (index < batch and index / 30 <= at <= nxt / 30)
         assert shown == pytest.approx(index / 30)
     wakeups = len({round(at, 6) for _, at, _ in handed})

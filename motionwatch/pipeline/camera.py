@@ -145,7 +145,7 @@ class CameraLoop:
         # not decoded (sources.undecoded); off: every frame is (tests compare the two).
         self.skip_undecoded = True
         # A due disposable frame may pass its turn to the next (sources.undecoded); off:
-        # the schedule's own frames are analysed (tests compare with `run`, which does not).
+        # the schedule's own frames are analysed (tests compare the two).
         self.pass_turns = True
         self._last_index = -1      # the index of the last frame processed, for _wanted
         self._backoff = BACKOFF_START
@@ -345,12 +345,12 @@ class CameraLoop:
             self.on_frame(frame, det)
 
     def _passing(self) -> bool:
-        """Whether a due frame that passes its turn on (sources.undecoded) may: in a scan
-        (a paced file's batches end at an analysed frame, and the frame after it would
-        often need a wake-up of its own), not when every frame is analysed (nor with
-        `--detect-every`, which names the frames), nor while decoded frames are kept for
-        clips (they are decoded anyway)."""
-        return self.scan and self.pass_turns and self._detect_step >= 2 and self.detect_every == 1 and not (
+        """Whether a due frame that passes its turn on (sources.undecoded) may: not when
+        every frame is analysed (nor with `--detect-every`, which names the frames), nor
+        while decoded frames are kept for clips (they are decoded anyway). In `run` too,
+        since frames reach the loop in batches (LIVE_BATCH_S): the frame after a paced
+        file's batch comes with the next batch, not at a wake-up of its own."""
+        return self.pass_turns and self._detect_step >= 2 and self.detect_every == 1 and not (
             self.tracker is not None and self.tracker.clip)
 
     def _wanted(self, index: int, ts: float | None = None) -> bool:
