@@ -1,8 +1,8 @@
 """`run` drops from the page cache the libraries a fresh install left in large folios
 (cli.memory): Linux maps a whole large folio at the first touch, so right after
-`pip install` a live camera's RSS was 60-75 MB above its 150 MB budget. Checked on
-a file written here, as pip writes a wheel's libraries, with the kernel's own
-accounting of what one read maps (/proc/self/smaps)."""
+`pip install` a live camera's RSS was far above its 150 MB budget (docs/performance.md).
+Checked on a file written here, as pip writes a wheel's libraries, with the kernel's
+own accounting of what one read maps (/proc/self/smaps)."""
 
 from __future__ import annotations
 
