@@ -135,10 +135,10 @@ CLOSE_WAIT_S = 2.0
 # with the next one (LiveSource._keep_for_loop); beyond that they are dropped.
 MAX_HELD = 8
 # A source whose frames are small to keep (JPEG bytes, pictures up to 1280x720), and a
-# file played at its own rate, hand them to the loop in batches of up to this many seconds: a wake-up of the loop for
-# each analysed frame made the work after it 40% dearer (a paced file's `run` cost
-# 2.8 s of CPU a minute, its scan 1.7; docs/performance.md). Events keep the frames'
-# own times; a batch is analysed at most this much later (plus the loop's 0.25 s poll).
+# file played at its own rate, hand them to the loop in batches of up to this many
+# seconds: a wake-up of the loop for each analysed frame made the work after it dearer
+# (docs/performance.md, 2026-12-06 00:50 UTC). Events keep the frames' own times; a
+# batch is analysed at most this much later (plus the loop's 0.25 s poll).
 LIVE_BATCH_S = 0.2
 # ... or once this many wait besides the newest, leaving room for the frames that come
 # while the loop takes them (60 fps: batches of 7).

@@ -545,9 +545,10 @@ class AvLiveSource(JpegFrames, LiveSource):
             return UndecodedFrame(item, self._last_size or self.size, index, ts, wall, lambda _frame: None)
         av_frame, redecode, turn = item
         frame = AvFrame(av_frame, index, ts, wall, redecode, rotation=turn)
-        if frame.size != self._last_size:   # a camera reconfigured mid-stream
-            self.batch_s = self._batch_for(frame.size)
-        self._last_size, self.rotation = frame.size, frame.rotation
+        size = frame.size
+        if size != self._last_size:   # a camera reconfigured mid-stream
+            self.batch_s = self._batch_for(size)
+        self._last_size, self.rotation = size, frame.rotation
         return frame
 
     def describe(self) -> str:
