@@ -228,3 +228,78 @@ def test_a_still_picture_track_before_the_video_is_not_what_is_watched(tmp_path,
     probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width",
                             "-of", "csv=p=0", str(clip)], capture_output=True, text=True, check=True)
     assert probe.stdout.split() == [f"h264,{VISIT.width}"]
+
+
+def has_encoder(name: str) -> bool:
+    out = subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    return any(line.split()[1:2] == [name] for line in out.splitlines())
+
+
+def assert_clip_covers(recordings: Path, reference: dict) -> dict:
+    """The one event of `recordings`: at the reference's times, with an H.264 clip
+    encoded for it that holds the whole event."""
+    (ev,) = events_json(recordings)
+    assert abs(ev["start_offset_s"] - reference["start_offset_s"]) <= 1 / VISIT.fps + 1e-6
+    assert abs(ev["end_offset_s"] - reference["end_offset_s"]) <= 1 / VISIT.fps + 1e-6
+    assert ev["clip"] and ev["clip_format"] == "h264" and not ev.get("clip_copied")
+    got = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=codec_name,nb_read_frames",
+                          "-of", "csv=p=0", str(recordings / ev["clip"])],
+                         capture_output=True, text=True, check=True).stdout.strip().split(",")
+    assert got[0] == "h264" and int(got[1]) / VISIT.fps >= ev["end_offset_s"] - ev["start_offset_s"]
+    return ev
+
+
+@pytest.fixture(scope="module")
+def reference_event(good_clip, tmp_path_factory) -> dict:
+    rec = tmp_path_factory.mktemp("reference") / "recordings"
+    mw("scan", str(good_clip), "--no-progress", "--recordings", str(rec), check=True, timeout=120)
+    (ev,) = events_json(rec)
+    return ev
+
+
+@pytest.mark.parametrize("name, encoder, args", [
+    ("export.mkv", "libsvtav1", ("-c:v", "libsvtav1", "-preset", "12", "-svtav1-params", "loglevel=0")),
+    ("edit.mov", "prores_ks", ("-c:v", "prores_ks", "-profile:v", "0")),
+])
+def test_a_codec_an_mp4_clip_cannot_copy_gets_an_encoded_clip(tmp_path, good_clip, reference_event,
+                                                              name, encoder, args):
+    """AV1 (read by libdav1d, a decoder with no encoder of its name) and ProRes (which
+    neither MP4 nor NUT takes) once ended the scan with a traceback at open, where the
+    stream's facts are copied for the clip. They are scanned like any file now, with
+    an H.264 clip of the event."""
+    if not has_encoder(encoder):
+        pytest.skip(f"this ffmpeg has no {encoder} encoder to make the file with")
+    ffmpeg("-i", str(good_clip), *args, str(tmp_path / name))
+    proc = mw("scan", name, "--no-progress", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert_clip_covers(tmp_path / "recordings", reference_event)
+
+
+def test_a_codec_nothing_can_hold_a_copy_of_gets_a_clip_from_its_frames(tmp_path, good_clip, reference_event,
+                                                                         monkeypatch, caplog):
+    """Where no container here takes a copy of the stream's facts (simulated: MP4 alone
+    is offered, and it refuses ProRes), the source keeps no packets and the clip is
+    encoded from the decoded frames, as a raw stream's is; the log says so."""
+    import logging
+    import threading
+
+    from motionwatch.config import CameraConfig, Config, RecordingsConfig
+    from motionwatch.media import remux
+    from motionwatch.pipeline.camera import CameraLoop
+    from motionwatch.sinks.recorder import Recorder
+    from motionwatch.sinks.runner import SinkRunner
+
+    if not has_encoder("prores_ks"):
+        pytest.skip("this ffmpeg has no prores_ks encoder to make the file with")
+    path = tmp_path / "edit.mov"
+    ffmpeg("-i", str(good_clip), "-c:v", "prores_ks", "-profile:v", "0", str(path))
+    monkeypatch.setattr(remux, "HOLDERS", ("mp4",))
+    cfg = Config(recordings=RecordingsConfig(path=str(tmp_path / "recordings"), min_free_gb=0.0))
+    sinks = SinkRunner([Recorder(cfg.recordings, cfg.events)])
+    loop = CameraLoop(CameraConfig(name="cam", source=str(path)), cfg, sinks, threading.Event(), scan=True)
+    with caplog.at_level(logging.INFO, logger="motionwatch"):
+        loop.run()
+    sinks.close()
+    assert loop.source.packets is None
+    assert "clips are encoded from decoded frames" in caplog.text
+    assert_clip_covers(tmp_path / "recordings", reference_event)

@@ -42,20 +42,33 @@ def closing_end(packets: Sequence[Timed], last_pts: int, at_eof: bool, time: str
     return n if at_eof else max(best_closed, 1)
 
 
+# Containers that may hold the copy, in turn: MP4 first (the copied clips are MP4);
+# NUT and Matroska take the codecs of clips encoded from packets that MP4 refuses
+# (msmpeg4; ProRes, which NUT refuses too).
+HOLDERS = ("mp4", "nut", "matroska")
+
+
+def holder_copy(stream: av.video.stream.VideoStream):
+    """(holder, its copy of `stream`, opaque): the copy is made under an encoder of the
+    codec where there is one, else (`opaque`) under the stream's own decoder (AV1 read
+    by libdav1d names no encoder). ValueError when no holder takes the codec."""
+    for fmt in HOLDERS:
+        for opaque in (False, True):
+            holder = av.open(io.BytesIO(), "w", format=fmt)
+            try:
+                return holder, holder.add_stream_from_template(stream, opaque=opaque), opaque
+            except ValueError:   # the format refuses the codec, or no encoder has its name
+                holder.close()
+    raise ValueError(f"no container here takes a copy of a {stream.codec_context.name} stream")
+
+
 class CodecTemplate:
     """A private copy of a stream's codec parameters (SPS/PPS, size), taken at open
     before the first decode: the clip muxer reads it on the sink thread while the
     decoder goes on with the original, and it outlives the source's connection."""
 
     def __init__(self, stream: av.video.stream.VideoStream, time_base: Fraction | None = None):
-        # The holder is never written: it only owns the copy. NUT takes any codec, for
-        # the streams whose clips are encoded from their packets (MP4 refuses e.g. msmpeg4).
-        self._holder = av.open(io.BytesIO(), "w", format="mp4")
-        try:
-            self.stream = self._holder.add_stream_from_template(stream)
-        except ValueError:
-            self._holder = av.open(io.BytesIO(), "w", format="nut")
-            self.stream = self._holder.add_stream_from_template(stream)
+        self._holder, self.stream, self._opaque = holder_copy(stream)
         self.codec = stream.codec_context.name
         self.time_base = Fraction(time_base or stream.time_base)
         cc = self.stream.codec_context
@@ -79,7 +92,7 @@ class CodecTemplate:
 
     def add_to(self, out: av.container.OutputContainer) -> av.video.stream.VideoStream:
         """A stream of `out` with these parameters."""
-        stream = out.add_stream_from_template(self.stream)
+        stream = out.add_stream_from_template(self.stream, opaque=self._opaque)
         if self.in_band:
             cc = stream.codec_context
             cc.width, cc.height = self.size

@@ -119,6 +119,19 @@ def keeps_packets(f, options: SourceOptions) -> bool:
     return f.timed and (copies(f, options) or options.encode_packets)
 
 
+def packet_ring(stream, f, options: SourceOptions, spec: str) -> tuple[CodecTemplate | None, PacketRing | None]:
+    """The stream's facts and the packet ring clips are cut or encoded from; (None, None),
+    with a word in the log, for a codec nothing here can hold a copy of (ProRes in a
+    build without Matroska): its clips are then encoded from decoded frames, as a raw
+    stream's are."""
+    try:
+        template = CodecTemplate(stream)
+    except ValueError as e:
+        log.info("%s: %s; clips are encoded from decoded frames", redact(spec), e)
+        return None, None
+    return template, PacketRing(f.time_base, options.packet_seconds + RING_SLACK_S, template)
+
+
 def _why(e: Exception) -> str:
     text = getattr(e, "strerror", None) or str(e) or type(e).__name__
     return text.rstrip(".").lower() if text[:1].isupper() and not text[:2].isupper() else text.rstrip(".")
@@ -213,8 +226,8 @@ class AvFileSource(FrameSource):
         self.codec = f.codec
         self.copying = copies(f, self.options)
         if keeps_packets(f, self.options):
-            self.template = CodecTemplate(self.stream)
-            self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
+            self.template, self.packets = packet_ring(self.stream, f, self.options, self.spec)
+            self.copying = self.copying and self.packets is not None
         self._prefix = length_size(f.codec, self.stream.codec_context.extradata)
         if self._prefix is not None and (self.options.wanted is not None or self.options.passing is not None):
             # Without `wanted` every frame is decoded; the plan still marks the frames
@@ -475,8 +488,8 @@ class AvLiveSource(JpegFrames, LiveSource):
         self.luma_levels = None if f.full_range else TV_TO_FULL
         self.copying = copies(f, self.options)
         if keeps_packets(f, self.options):
-            self.template = CodecTemplate(stream)
-            self.packets = PacketRing(f.time_base, self.options.packet_seconds + RING_SLACK_S, self.template)
+            self.template, self.packets = packet_ring(stream, f, self.options, self.spec)
+            self.copying = self.copying and self.packets is not None
         else:
             self.packets = self.template = None
         return _Connection(container, stream, self.packets, self._skip_plan(f, stream, prefix), self._next_index,
