@@ -14,7 +14,7 @@ import av
 import cv2
 import numpy as np
 
-from motionwatch.media.frames import MIRRORED
+from motionwatch.media.frames import MIRRORED, reformatter
 
 # ultrafast/crf 23: the cheapest x264 setting, still far smaller than MJPEG.
 X264_OPTIONS = {"preset": "ultrafast", "crf": "23"}
@@ -96,8 +96,8 @@ class Mp4Encoder:
         if (frame.format.name, frame.width, frame.height) == ("yuvj420p", w, h):
             frame = jpeg_to_tv(frame)
         else:
-            frame = frame.reformat(width=w, height=h, format="yuv420p", dst_colorspace=5, dst_color_range=1,
-                                   interpolation="AREA")
+            frame = reformatter().reformat(frame, width=w, height=h, format="yuv420p", dst_colorspace=5,
+                                           dst_color_range=1, interpolation="AREA")
         frame.pts = self.frames
         frame.time_base = self.time_base   # a decoded frame brings its source's; the timeline is ours
         self.frames += 1

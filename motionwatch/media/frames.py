@@ -9,10 +9,13 @@ paletted) are converted to grey once, by swscale.
 from __future__ import annotations
 
 import logging
+import re
 import struct
+import threading
 from typing import Callable
 
 import av
+import av.video.reformatter
 import cv2
 import numpy as np
 
@@ -25,6 +28,8 @@ log = logging.getLogger("motionwatch")
 # Pixel formats whose first plane is 8-bit luma, one byte per pixel.
 LUMA_FIRST = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p",
                         "yuv440p", "yuvj440p", "yuv411p", "yuv410p", "nv12", "nv21", "nv16", "gray"})
+# Planar formats whose Y samples are 9-16 bits, little-endian, in the low bits of two bytes.
+DEEP_LUMA = re.compile(r"^(yuv4\d\dp|gray)(9|10|12|14|16)le$")
 # Limited (tv) range Y 16..235 stretched to 0..255, so thresholds mean the same as on a
 # full-range JPEG or BGR picture: (scale, offset) for cv2.convertScaleAbs.
 TV_TO_FULL = (255 / 219, -16 * 255 / 219)
@@ -42,13 +47,41 @@ MATRIX_TURNS = {(1, 0, 0, 1): 0, (0, -1, 1, 0): 90, (-1, 0, 0, -1): 180, (0, 1, 
                 (1, 0, 0, -1): 180 + MIRRORED, (0, 1, 1, 0): 270 + MIRRORED}
 
 
+_reformatters = threading.local()
+
+
+def reformatter() -> av.video.reformatter.VideoReformatter:
+    """This thread's swscale converter. It keeps its context while the pictures and the
+    conversion stay the same; `VideoFrame.reformat` and `to_ndarray(format=...)` set a
+    new one up for every frame, which cost 3-4x the conversion itself (media.md)."""
+    conv = getattr(_reformatters, "conv", None)
+    if conv is None:
+        conv = _reformatters.conv = av.video.reformatter.VideoReformatter()
+    return conv
+
+
+def to_bgr(frame: av.VideoFrame) -> np.ndarray:
+    """The picture in BGR (one swscale thread: it runs beside the decoder's)."""
+    return reformatter().reformat(frame, format="bgr24", threads=1).to_ndarray()
+
+
 def luma_view(frame: av.VideoFrame) -> np.ndarray:
-    """The frame's Y plane (height x width, uint8) as a view of the decoder's buffer."""
-    if frame.format.name in LUMA_FIRST:
+    """The frame's Y plane (height x width, uint8), on the stream's own levels (16..235
+    for limited range): a view of the decoder's buffer where it is 8-bit, else made."""
+    name = frame.format.name
+    if name in LUMA_FIRST:
         plane = frame.planes[0]
         rows = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
         return rows[:, :frame.width]
-    return frame.to_ndarray(format="gray")
+    deep = DEEP_LUMA.match(name)
+    if deep:
+        # 10-bit and deeper: the top 8 bits of Y. swscale's grey would be stretched to
+        # full range, and the detector's limited-range stretch would then apply twice.
+        plane = frame.planes[0]
+        rows = np.frombuffer(plane, "<u2").reshape(frame.height, plane.line_size // 2)[:, :frame.width]
+        return cv2.convertScaleAbs(rows, alpha=1 / (1 << (int(deep.group(2)) - 8)))
+    gray = reformatter().reformat(frame, format="gray").to_ndarray()   # full range, whatever the source's
+    return gray if is_full_range(frame) else cv2.convertScaleAbs(gray, alpha=219 / 255, beta=16)
 
 
 def display_rotation(frame: av.VideoFrame) -> int:
@@ -149,7 +182,7 @@ class AvFrame(Frame):
     @property
     def image(self) -> np.ndarray:
         if self._bgr is None:
-            self._bgr = upright(self.full_quality().to_ndarray(format="bgr24", threads=1), self.rotation)
+            self._bgr = upright(to_bgr(self.full_quality()), self.rotation)
         return self._bgr
 
     @image.setter
@@ -175,7 +208,7 @@ class AvFrame(Frame):
         still gets the full-quality one."""
         if self._bgr is not None or self.redecode is None:
             return self.image
-        return upright(self.av_frame.to_ndarray(format="bgr24", threads=1), self.rotation)
+        return upright(to_bgr(self.av_frame), self.rotation)
 
     def full_quality(self) -> av.VideoFrame:
         if self.redecode is not None and self.pts is None:
@@ -257,7 +290,7 @@ class SmallFrame(Frame):
         if self._bgr is None:
             full = self._decode(self.pts) if self.pts is not None else None
             if full is not None:
-                self._bgr = upright(full.to_ndarray(format="bgr24", threads=1), display_rotation(full))
+                self._bgr = upright(to_bgr(full), display_rotation(full))
             else:   # the file changed under us, or a frame without a time: the grey we have, enlarged
                 self._bgr = cv2.cvtColor(cv2.resize(self.gray, self._size), cv2.COLOR_GRAY2BGR)
         return self._bgr

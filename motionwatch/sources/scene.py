@@ -302,6 +302,8 @@ def write_h264(scene: Scene, path, bitrate: int, gop: int, camera_tags: bool = T
     recordings are (BT.709, limited range), else leaves the colour untagged."""
     import av
     from fractions import Fraction
+
+    from motionwatch.media.frames import reformatter
     rate = Fraction(scene.fps).limit_denominator(1001)
     with av.open(str(path), "w", format="mp4") as out:
         st = out.add_stream("libx264", rate=rate)
@@ -316,7 +318,7 @@ def write_h264(scene: Scene, path, bitrate: int, gop: int, camera_tags: bool = T
         renderer = SceneRenderer(scene)
         for i in range(scene.frames):
             frame = av.VideoFrame.from_ndarray(renderer.render(i), format="bgr24")
-            frame = frame.reformat(format="yuv420p", dst_colorspace=space, dst_color_range=1)
+            frame = reformatter().reformat(frame, format="yuv420p", dst_colorspace=space, dst_color_range=1)
             frame.pts = i
             frame.time_base = 1 / rate
             for pkt in st.encode(frame):
