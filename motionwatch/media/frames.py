@@ -2,8 +2,8 @@
 
 A decoded picture's rows are `line_size` bytes apart (FFmpeg pads them for
 SIMD), so the plane is viewed as (height, line_size) and sliced to the width:
-no copy, no conversion. Formats without an 8-bit luma plane (10-bit, RGB,
-paletted) are converted to grey once, by swscale.
+no copy, no conversion. A deeper planar Y (10-bit) gives its top 8 bits; other
+formats (RGB, paletted) are converted to grey by swscale.
 """
 
 from __future__ import annotations
