@@ -53,7 +53,7 @@ _reformatters = threading.local()
 def reformatter() -> av.video.reformatter.VideoReformatter:
     """This thread's swscale converter. It keeps its context while the pictures and the
     conversion stay the same; `VideoFrame.reformat` and `to_ndarray(format=...)` set a
-    new one up for every frame, which cost 3-4x the conversion itself (docs/media.md)."""
+    new one up for every frame, which cost more than the conversion itself (docs/media.md)."""
     conv = getattr(_reformatters, "conv", None)
     if conv is None:
         conv = _reformatters.conv = av.video.reformatter.VideoReformatter()
