@@ -235,8 +235,10 @@ def test_a_url_that_answers_a_web_page_says_what_came_back(tmp_path):
 def test_hls_stream_is_watched_and_its_clip_copied(tmp_path):
     """An HLS playlist of H.264 segments over HTTP (how many NVRs and restreamers publish).
 
-    Its frames arrive in bursts, a segment at a time: with detection.fps scheduled by
-    arrival time alone, most of a burst went unanalysed and this visit was missed."""
+    Its frames arrive in bursts, a segment at a time. With detection.fps scheduled by
+    arrival time alone, most of a burst went unanalysed and this visit was missed;
+    with frames timed by their arrival, the event lasted a few milliseconds. They
+    are handed on at the pace of their timestamps now, so the event spans the visit."""
     source = tmp_path / "visit.mp4"
     write_h264(VISIT, source, 400_000, FPS)
     hls = tmp_path / "hls"
@@ -257,6 +259,9 @@ def test_hls_stream_is_watched_and_its_clip_copied(tmp_path):
     rec = run_until_an_event_ends(tmp_path, url, server.shutdown)
     (ev,) = events_json(rec)
     assert ev["clip_copied"] is True
+    walker = VISIT.walkers[0]
+    assert ev["end_offset_s"] - ev["start_offset_s"] >= 0.6 * walker.duration_s, ev
+    assert ev["frames_with_motion"] >= 0.6 * walker.duration_s * 15, ev   # detection.fps 15
     got, src = frame_hashes(rec / ev["clip"]), frame_hashes(source)
     start = src.index(got[0])
     assert src[start:start + len(got)] == got

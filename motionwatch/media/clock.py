@@ -51,3 +51,33 @@ class FileClock:
     def last(self) -> float | None:
         """The time of the last frame given, None before the first."""
         return self._last[1] if self._last is not None else None
+
+
+class StreamPacer:
+    """The pace of a stream that arrives in bursts (HLS, DASH: a whole segment of
+    seconds of frames at once): each frame is held until as long after the one
+    the schedule is anchored on as their timestamps are apart. A live loop times
+    frames by their arrival and takes only what it can, so a burst left it a few
+    frames a segment and events a few milliseconds long.
+
+    The schedule follows the latest frame: one that comes later than it is due
+    becomes the anchor (a new segment, a slow network), so a steady stream is
+    never held back by more than its own jitter. A frame due more than `max_lead_s`
+    from now (the stream's clock jumped, or a camera clock running slow has built
+    up that much) is the anchor too, which bounds the hold."""
+
+    def __init__(self, time_base: Fraction, max_lead_s: float):
+        self.tb = float(time_base)
+        self.max_lead_s = max_lead_s
+        self._anchor: tuple[int, float] | None = None   # (pts, monotonic time it was handed on)
+
+    def delay(self, pts: int | None, now: float) -> float:
+        """Seconds to hold the frame shown at `pts` that came at `now` (monotonic)."""
+        if pts is None or not self.tb:
+            return 0.0
+        if self._anchor is not None:
+            due = self._anchor[1] + (pts - self._anchor[0]) * self.tb
+            if now < due <= now + self.max_lead_s:
+                return due - now
+        self._anchor = (pts, now)
+        return 0.0

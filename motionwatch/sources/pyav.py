@@ -28,7 +28,7 @@ from pathlib import Path
 import av
 
 from motionwatch.errors import SourceError
-from motionwatch.media.clock import FileClock
+from motionwatch.media.clock import FileClock, StreamPacer
 from motionwatch.media.frames import TV_TO_FULL, AvFrame, StreamTurn, UndecodedFrame
 from motionwatch.media.gop import GopRuns
 from motionwatch.media.jpeg import JpegFrames
@@ -48,6 +48,11 @@ MAX_BAD_IN_ROW = 250
 # costs less CPU than FFmpeg's threads waking for each frame. In `scan` FFmpeg's
 # frame threads decode the next frames while Python detects on this one.
 PACED_DECODER_THREADS = 1
+# Live formats that deliver whole segments (seconds of frames at once): their frames
+# are handed on at the pace of their timestamps (media.clock.StreamPacer), holding
+# one at most this long; HLS segments are 2-10 s and players start 3 back.
+SEGMENTED_FORMATS = frozenset({"hls", "dash"})
+PACE_MAX_LEAD_S = 40.0
 SCAN_DECODER_THREADS = min(2, os.cpu_count() or 1)
 # ... but only above 1280x720. Up to there frame threads cost 8-20% more CPU for at
 # most 8% less wall time (a small picture's scan is bound by the detector, and on a
@@ -542,7 +547,13 @@ class AvLiveSource(JpegFrames, LiveSource):
         return open_input(self.spec, self._target, None, opts, self._timeout_s)
 
     def _grab_from(self, conn: _Connection) -> tuple | int | None:
-        return next(conn.frames, None)
+        item = next(conn.frames, None)
+        if conn.pacer is not None and item is not None and not isinstance(item, bytes):
+            pts = item if isinstance(item, int) else item[0].pts
+            hold = conn.pacer.delay(pts, time.monotonic())
+            if hold:
+                self._stop.wait(hold)   # close() ends the wait
+        return item
 
     def _release(self, conn: _Connection) -> None:
         conn.frames = iter(())
@@ -577,6 +588,9 @@ class _Connection:
                  gops: GopRuns | None = None, jpegs: bool = False):
         self.container = container
         self.stream = stream
+        # Segmented streams come a segment at a time: handed on at their own pace.
+        self.pacer = StreamPacer(stream.time_base, PACE_MAX_LEAD_S) \
+            if container.format.name in SEGMENTED_FORMATS and stream.time_base else None
         self.frames = self._jpegs() if jpegs else self._decode(ring, plan, position, gops)
 
     def _jpegs(self):
