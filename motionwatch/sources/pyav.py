@@ -498,7 +498,7 @@ class AvLiveSource(JpegFrames, LiveSource):
         else:
             self.packets = self.template = None
         return _Connection(container, stream, self.packets, self._skip_plan(f, stream, prefix), self._next_index,
-                           gops)
+                           gops, stop=self._stop)
 
     def _connect_jpegs(self, container, stream) -> _Connection:
         """An MJPEG stream: its packets are whole JPEGs, handed out undecoded. The grey
@@ -547,13 +547,7 @@ class AvLiveSource(JpegFrames, LiveSource):
         return open_input(self.spec, self._target, None, opts, self._timeout_s)
 
     def _grab_from(self, conn: _Connection) -> tuple | int | None:
-        item = next(conn.frames, None)
-        if conn.pacer is not None and item is not None and not isinstance(item, bytes):
-            pts = item if isinstance(item, int) else item[0].pts
-            hold = conn.pacer.delay(pts, time.monotonic())
-            if hold:
-                self._stop.wait(hold)   # close() ends the wait
-        return item
+        return next(conn.frames, None)
 
     def _release(self, conn: _Connection) -> None:
         conn.frames = iter(())
@@ -579,19 +573,29 @@ class AvLiveSource(JpegFrames, LiveSource):
         return f"{self.kind} {redact(self.spec)}"
 
 
+def _paced(items, pacer: StreamPacer, stop: threading.Event):
+    """A connection's frames (or the pts of those left undecoded) held until their
+    timestamps say they are due; the connection's close (`stop`) ends a hold."""
+    for item in items:
+        hold = pacer.delay(item if isinstance(item, int) else item[0].pts, time.monotonic())
+        if hold:
+            stop.wait(hold)
+        yield item
+
+
 class _Connection:
     """One open stream: its decoded frames (and the pts of those its plan left
     undecoded, at their places), pushing packets into the ring on the way.
     `position()` is the index the next frame handed out will have."""
 
     def __init__(self, container, stream, ring: PacketRing | None, plan: SkipPlan | None, position,
-                 gops: GopRuns | None = None, jpegs: bool = False):
+                 gops: GopRuns | None = None, jpegs: bool = False, stop: threading.Event | None = None):
         self.container = container
         self.stream = stream
-        # Segmented streams come a segment at a time: handed on at their own pace.
-        self.pacer = StreamPacer(stream.time_base, PACE_MAX_LEAD_S) \
-            if container.format.name in SEGMENTED_FORMATS and stream.time_base else None
         self.frames = self._jpegs() if jpegs else self._decode(ring, plan, position, gops)
+        if not jpegs and stop is not None and container.format.name in SEGMENTED_FORMATS and stream.time_base:
+            # A segment comes at once: its frames are handed on at their own pace.
+            self.frames = _paced(self.frames, StreamPacer(stream.time_base, PACE_MAX_LEAD_S), stop)
 
     def _jpegs(self):
         """The packets' bytes, undecoded: an MJPEG stream's JPEGs."""

@@ -25,16 +25,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # tests/: footage and the camera
 
 from motionwatch.media.encode import jpeg_to_tv  # noqa: E402
+from motionwatch.media.frames import luma_view  # noqa: E402
 from motionwatch.media.jpeg import decode_yuv  # noqa: E402
 from support.footage import FOOTAGE  # noqa: E402
 
 FILES = ("opencv_vtest/vtest.avi", "motorway_timestamp/video02.avi",
          "dvrscan_brightness_change/issue53_brightness_change.avi", "dvrscan_traffic_camera/traffic_camera.mp4")
-
-
-def luma(frame: av.VideoFrame) -> np.ndarray:
-    p = frame.planes[0]
-    return np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:frame.height, :frame.width].astype(np.float32)
 
 
 def file_frames(path: Path, n: int) -> list[av.VideoFrame]:
@@ -78,7 +74,8 @@ def encode(frames: list[av.VideoFrame], setting: str) -> tuple[float, bytes]:
 
 def psnr(data: bytes, ref: list[av.VideoFrame]) -> float:
     with av.open(io.BytesIO(data)) as c:
-        errs = [float(((luma(f) - luma(r)) ** 2).mean()) for f, r in zip(c.decode(video=0), ref)]
+        errs = [float(((luma_view(f).astype(np.float32) - luma_view(r)) ** 2).mean())
+                for f, r in zip(c.decode(video=0), ref)]
     return float(np.mean([10 * np.log10(255 ** 2 / max(1e-9, e)) for e in errs]))
 
 
