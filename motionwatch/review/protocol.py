@@ -58,13 +58,21 @@ class GuardedH11Protocol(H11Protocol):
         mine = self._same_address()
         if len(mine) > self.max_per_address and not self._evict_idle(mine):
             log.debug("web: %d connections from %s; closing a new one", len(mine) - 1, self._address())
-            transport.abort()
+            self._refuse()
             return
         if len(self.connections) > self.max_connections and not self._evict_idle(self.connections):
             log.debug("web: %d connections all busy; closing a new one", len(self.connections) - 1)
-            transport.abort()   # before reading a byte: cheaper than any answer
+            self._refuse()
             return
         self._arm_head_deadline()
+
+    def _refuse(self) -> None:
+        """Close this new connection before reading a byte (cheaper than any answer),
+        counted out at once as an evicted one is: its connection_lost comes later on
+        the loop, and a burst of refused ones still counted made the cap refuse the
+        next client too."""
+        self.connections.discard(self)
+        self.transport.abort()
 
     def _address(self) -> str | None:
         return self.client[0] if self.client else None
