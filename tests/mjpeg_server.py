@@ -42,14 +42,18 @@ from motionwatch.sources.scene import Scene, SceneRenderer, Walker
 
 BOUNDARY = b"mwframe"
 MODES = ("motion", "still", "standing")
+SAMPLING = {"420": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420, "422": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422}
 LOOP_S = 4.0   # one person crossing per LOOP_S seconds while in `motion`
 
 
 class Camera:
     """Pre-renders a loop of JPEG frames per (size, mode) so serving costs no CPU."""
 
-    def __init__(self, fps: float, size: tuple[int, int], mode: str, auth: str | None = None):
+    def __init__(self, fps: float, size: tuple[int, int], mode: str, auth: str | None = None,
+                 sampling: str = "420"):
         self.fps = fps
+        # JPEG chroma sampling: OpenCV's 4:2:0, or 4:2:2 as most USB webcams send.
+        self.params = [cv2.IMWRITE_JPEG_QUALITY, 80, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, SAMPLING[sampling]]
         self.auth = auth
         self.size = size
         self.mode = mode
@@ -69,7 +73,7 @@ class Camera:
             scene = Scene(width=w, height=h, fps=self.fps, duration_s=LOOP_S, seed=7, noise=3.0,
                           walkers=walkers)
             r = SceneRenderer(scene)
-            self._cache[key] = [cv2.imencode(".jpg", r.render(i), [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
+            self._cache[key] = [cv2.imencode(".jpg", r.render(i), self.params)[1].tobytes()
                                 for i in range(scene.frames)]
         return self._cache[key]
 
@@ -256,9 +260,10 @@ def main() -> int:
     ap.add_argument("--size", default="320x240")
     ap.add_argument("--mode", choices=MODES, default="motion", help="what the room shows at start")
     ap.add_argument("--auth", metavar="USER:PASS", help="ask for HTTP Basic auth with this login")
+    ap.add_argument("--sampling", choices=sorted(SAMPLING), default="420", help="JPEG chroma sampling")
     a = ap.parse_args()
     w, h = (int(v) for v in a.size.split("x"))
-    cam = Camera(a.fps, (w, h), a.mode, a.auth)
+    cam = Camera(a.fps, (w, h), a.mode, a.auth, a.sampling)
     cam.frames()
     listener = Listener(a.port, cam)
     listener.start()

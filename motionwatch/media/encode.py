@@ -36,22 +36,43 @@ def _plane(frame: av.VideoFrame, k: int) -> np.ndarray:
     return np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:p.height, :p.width]
 
 
+# A decoded JPEG's formats (full range, planar), any chroma sampling a camera sends:
+# USB webcams' MJPEG is mostly 4:2:2.
+JPEG_FORMATS = frozenset({"yuvj420p", "yuvj422p", "yuvj440p", "yuvj444p"})
+
+
 def jpeg_to_tv(frame: av.VideoFrame) -> av.VideoFrame:
-    """A decoded 4:2:0 JPEG (yuvj420p, full range) as limited-range yuv420p, the
+    """A decoded JPEG (`JPEG_FORMATS`: full range) as limited-range yuv420p, the
     range every clip has (Chromium shows a full-range H.264 clip with too much
     contrast). Hand-written because swscale's range conversion dithers: its clips
     of camera JPEGs were several times larger, further from the JPEG, and cost more
     CPU to convert and encode (tests/bench/clip_cost.py --mjpeg, docs/performance.md).
     `convertScaleAbs` rather than a 256-entry `LUT`: the same levels, in 0.04 against
-    0.10 ms for a 640x480 luma plane (its SIMD path; LUT's is a gather)."""
+    0.10 ms for a 640x480 luma plane (its SIMD path; LUT's is a gather). Chroma
+    sampled finer than 4:2:0 is averaged down, as swscale's area scaler does but
+    without its dither (`_to_tv`)."""
     out = av.VideoFrame(frame.width, frame.height, "yuv420p")
     for k, (scale, offset) in ((0, FULL_TO_TV_Y), (1, FULL_TO_TV_C), (2, FULL_TO_TV_C)):
         dst = _plane(out, k)
-        got = cv2.convertScaleAbs(_plane(frame, k), dst=dst, alpha=scale, beta=offset)
+        got = _to_tv(_plane(frame, k), dst, scale, offset)
         if got is not dst and not np.shares_memory(got, dst):   # OpenCV could not write in place
             dst[...] = got
     out.colorspace, out.color_range = 5, 1
     return out
+
+
+def _to_tv(src: np.ndarray, dst: np.ndarray, scale: float, offset: float) -> np.ndarray:
+    """`src * scale + offset` into `dst`, rounded, averaging `src` down to `dst`'s size.
+    4:2:2 chroma (twice the rows) is averaged a pair of rows at a time in the same
+    pass (`addWeighted` on the two row views: 0.02 ms for 640x480's chroma, where
+    `resize` takes 0.1-0.2 ms on one axis); other sizes are resized first (at exactly
+    half, `INTER_LINEAR` is the rounded average of each 2x2 or pair of pixels)."""
+    if src.shape == dst.shape:
+        return cv2.convertScaleAbs(src, dst=dst, alpha=scale, beta=offset)
+    if src.shape == (2 * dst.shape[0], dst.shape[1]):
+        return cv2.addWeighted(src[0::2], scale / 2, src[1::2], scale / 2, offset, dst=dst)
+    small = cv2.resize(src, dst.shape[::-1], interpolation=cv2.INTER_LINEAR)
+    return cv2.convertScaleAbs(small, dst=dst, alpha=scale, beta=offset)
 
 
 def even(size: tuple[int, int]) -> tuple[int, int]:
@@ -93,7 +114,7 @@ class Mp4Encoder:
         else:
             frame = picture
         w, h = self.size
-        if (frame.format.name, frame.width, frame.height) == ("yuvj420p", w, h):
+        if frame.format.name in JPEG_FORMATS and (frame.width, frame.height) == (w, h):
             frame = jpeg_to_tv(frame)
         else:
             frame = reformatter().reformat(frame, width=w, height=h, format="yuv420p", dst_colorspace=5,

@@ -4,7 +4,7 @@
 Run by hand (pytest does not collect it; it takes several minutes):
 
     .venv/bin/python tests/bench/compare_peers.py [--rounds 3] [--quick] [--skip-dvr] [--skip-live]
-        [--baseline-ref REF] [--tools NAME ...] [--live-only MJPEG] [--clips FILE ...]
+        [--baseline-ref REF] [--tools NAME ...] [--live-only MJPEG] [--mjpeg-sampling 422] [--clips FILE ...]
 
 Everything is measured in this run, on the same inputs, and reported as ratios
 against the decode-only baseline measured alongside, because the machine's
@@ -349,9 +349,10 @@ stream_port 0
 """
 
 
-def start_mjpeg(work: Path) -> tuple[subprocess.Popen, str]:
+def start_mjpeg(work: Path, sampling: str = "420") -> tuple[subprocess.Popen, str]:
     server = REPO / "tests" / "mjpeg_server.py"
-    proc = subprocess.Popen([PY, str(server), "--port", "0", "--fps", "30", "--size", "640x480", "--mode", "motion"],
+    proc = subprocess.Popen([PY, str(server), "--port", "0", "--fps", "30", "--size", "640x480", "--mode", "motion",
+                             "--sampling", sampling],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=str(REPO))
     line = proc.stdout.readline().split()
     if len(line) < 2 or line[0] != "listening":
@@ -380,7 +381,8 @@ def live_cpu(cmd: list[str], warmup: float, window: float, cwd: str | None = Non
     return (c1 - c0) / ((t1 - t0) * 30.0) * 1000.0
 
 
-def live_table(work: Path, rounds: int, window: float, only: list[str] | None = None) -> list[dict]:
+def live_table(work: Path, rounds: int, window: float, only: list[str] | None = None,
+               sampling: str = "420") -> list[dict]:
     live_clip = work / "live-640x480-30fps.mp4"
     wanted = lambda label: not only or any(w.lower() in label.lower() for w in only)  # noqa: E731
     if wanted("file 640x480@30") and not live_clip.exists():
@@ -391,7 +393,7 @@ def live_table(work: Path, rounds: int, window: float, only: list[str] | None = 
     rate15 = work / "live-fps15.yaml"
     rate15.write_text("detection:\n  fps: 15\n")
     rows = []
-    server, url = start_mjpeg(work)
+    server, url = start_mjpeg(work, sampling)
     try:
         sources = {"file 640x480@30": (str(live_clip), f"file://{live_clip}"),
                    "MJPEG/HTTP 640x480@30": (url, url)}
@@ -579,6 +581,8 @@ def main() -> int:
                     help="scan only with these tools, named as the table names them (and decode-only)")
     ap.add_argument("--live-only", nargs="+", metavar="WORD",
                     help="live: only the sources whose label has one of these words (file, MJPEG)")
+    ap.add_argument("--mjpeg-sampling", choices=("420", "422"), default="420",
+                    help="the MJPEG camera's chroma sampling (most USB webcams send 4:2:2)")
     ap.add_argument("--memory-seconds", type=float, default=40.0)
     ap.add_argument("--out", help="also write the table (markdown) to this file")
     a = ap.parse_args()
@@ -599,7 +603,7 @@ def main() -> int:
     dvr = None if a.skip_dvr or a.skip_scan else dvr_scan_bin(work)
     scan_rows = [] if a.skip_scan else scan_table(work, a.rounds, a.seconds, dvr, a.only,
                                                       a.baseline_ref, a.tools, a.clips)
-    live_rows = [] if a.skip_live else live_table(work, a.rounds, a.live_window, a.live_only)
+    live_rows = [] if a.skip_live else live_table(work, a.rounds, a.live_window, a.live_only, a.mjpeg_sampling)
     memory = None if a.skip_memory else memory_row(work, a.memory_seconds)
     text = report(scan_rows, live_rows, header, memory)
     print()
