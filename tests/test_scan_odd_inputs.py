@@ -303,3 +303,22 @@ def test_a_codec_nothing_can_hold_a_copy_of_gets_a_clip_from_its_frames(tmp_path
     assert loop.source.packets is None
     assert "clips are encoded from decoded frames" in caplog.text
     assert_clip_covers(tmp_path / "recordings", reference_event)
+
+
+def test_a_folder_scan_finds_nvr_and_older_containers(tmp_path, good_clip):
+    """DVD-style program streams (.vob), ASF and IVF files are found by their names,
+    and an IVF or ASF file with a name no player knows by its first bytes; each is
+    scanned to its event."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    ffmpeg("-i", str(good_clip), "-c:v", "mpeg2video", "-q:v", "4", "-f", "vob", str(folder / "cam.vob"))
+    ffmpeg("-i", str(good_clip), "-c:v", "msmpeg4v2", "-q:v", "4", "-f", "asf", str(folder / "cam.asf"))
+    ffmpeg("-i", str(good_clip), "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k",
+           "-f", "ivf", str(folder / "cam.ivf"))
+    shutil.copy(folder / "cam.ivf", folder / "channel3.bin")
+    shutil.copy(folder / "cam.asf", folder / "channel4.dat")
+    proc = mw("scan", "export", "--no-progress", cwd=tmp_path, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert rows_of(proc.stdout) == {f"export/{n}": "done" for n in
+                                    ("cam.vob", "cam.asf", "cam.ivf", "channel3.bin", "channel4.dat")}, proc.stdout
+    assert len(events_json(tmp_path / "recordings")) == 5

@@ -15,7 +15,8 @@ from motionwatch.sources.base import VIDEO_SUFFIXES
 # Container signatures: (offset, bytes). Enough to recognise what DVRs and
 # cameras write without opening every file with FFmpeg.
 SIGNATURES = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (0, b"RIFF"), (0, b"\x00\x00\x01\xba"),
-              (0, b"\x47"), (0, b"FLV"))
+              (0, b"\x47"), (0, b"FLV"), (0, b"DHAV"), (0, b"DKIF"),   # Dahua export, IVF (VP8/VP9/AV1)
+              (0, b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"))   # ASF (.asf/.wmv)
 # A raw H.264/HEVC export starts with a start code and a parameter set, an access unit
 # delimiter or an SEI: H.264 NAL types (low 5 bits) 6, 7, 9; HEVC's (bits 1-6) 32-35, 39.
 H264_FIRST_NALS = {6, 7, 9}

@@ -28,7 +28,8 @@ OPEN_TIMEOUT_MS = 10000
 READ_TIMEOUT_MS = 10000
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts",
                   ".mjpeg", ".mjpg", ".wmv", ".flv", ".3gp", ".h264", ".264", ".hevc", ".h265", ".265",
-                  ".mts", ".m2ts"}
+                  ".mts", ".m2ts", ".m2t", ".vob", ".asf", ".ogv", ".ivf", ".mxf", ".nut", ".f4v", ".3g2",
+                  ".dav"}   # .dav: Dahua NVR exports (FFmpeg's dhav demuxer)
 
 
 @dataclass(frozen=True)
