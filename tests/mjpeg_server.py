@@ -42,7 +42,9 @@ from motionwatch.sources.scene import Scene, SceneRenderer, Walker
 
 BOUNDARY = b"mwframe"
 MODES = ("motion", "still", "standing")
-SAMPLING = {"420": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420, "422": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422}
+# "grey": one-component JPEGs, as some cameras send in night mode.
+SAMPLING = {"420": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420, "422": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+            "grey": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420}
 LOOP_S = 4.0   # one person crossing per LOOP_S seconds while in `motion`
 
 
@@ -52,8 +54,9 @@ class Camera:
     def __init__(self, fps: float, size: tuple[int, int], mode: str, auth: str | None = None,
                  sampling: str = "420"):
         self.fps = fps
-        # JPEG chroma sampling: OpenCV's 4:2:0, or 4:2:2 as most USB webcams send.
+        # JPEG chroma sampling: OpenCV's 4:2:0, 4:2:2 as most USB webcams send, or grey.
         self.params = [cv2.IMWRITE_JPEG_QUALITY, 80, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, SAMPLING[sampling]]
+        self.grey = sampling == "grey"
         self.auth = auth
         self.size = size
         self.mode = mode
@@ -73,9 +76,12 @@ class Camera:
             scene = Scene(width=w, height=h, fps=self.fps, duration_s=LOOP_S, seed=7, noise=3.0,
                           walkers=walkers)
             r = SceneRenderer(scene)
-            self._cache[key] = [cv2.imencode(".jpg", r.render(i), self.params)[1].tobytes()
+            self._cache[key] = [cv2.imencode(".jpg", self._picture(r.render(i)), self.params)[1].tobytes()
                                 for i in range(scene.frames)]
         return self._cache[key]
+
+    def _picture(self, bgr):
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if self.grey else bgr
 
     def tick_forever(self) -> None:
         """Publish the next frame at the camera's rate (only while serving)."""
@@ -198,8 +204,9 @@ class ServerProcess:
     """The server as a child process a test can command, kill and start again on the same port."""
 
     def __init__(self, fps: float = 10.0, size: str = "320x240", mode: str = "still", port: int = 0,
-                 auth: str | None = None):
+                 auth: str | None = None, sampling: str = "420"):
         self.fps, self.size, self.mode, self.port, self.auth = fps, size, mode, port, auth
+        self.sampling = sampling
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -210,7 +217,8 @@ class ServerProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--port", str(self.port), "--fps", str(self.fps), "--size", self.size,
-             "--mode", mode or self.mode] + (["--auth", self.auth] if self.auth else []), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+             "--mode", mode or self.mode, "--sampling", self.sampling] + (["--auth", self.auth] if self.auth else []),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.port = int(self._line("listening").split()[1])
         return self
 

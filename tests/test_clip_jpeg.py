@@ -337,10 +337,12 @@ def check_recorded_clip(recordings: Path, size: tuple[int, int]) -> None:
     assert_same_picture(got, first)
 
 
-def test_run_on_an_mjpeg_camera_records_h264_clips_from_its_jpegs(tmp_path, recordings):
+@pytest.mark.parametrize("sampling", ["420", "422", "grey"])
+def test_run_on_an_mjpeg_camera_records_h264_clips_from_its_jpegs(tmp_path, recordings, sampling):
+    """As USB webcams (4:2:2) and cameras in night mode (grey JPEGs) send them too."""
     cfg = tmp_path / "mw.yaml"
     cfg.write_text("events: {snapshot: both}\n")
-    with ServerProcess(fps=15, size="320x240", mode="motion") as cam:
+    with ServerProcess(fps=15, size="320x240", mode="motion", sampling=sampling) as cam:
         proc = mw("run", "--source", cam.url, "--config", str(cfg), "--recordings", str(recordings),
                   "--duration", "7", env={"PATH": no_ffmpeg_path(tmp_path)})
     assert proc.returncode == 0, proc.stderr

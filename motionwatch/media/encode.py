@@ -37,12 +37,13 @@ def _plane(frame: av.VideoFrame, k: int) -> np.ndarray:
 
 
 # A decoded JPEG's formats (full range, planar), any chroma sampling a camera sends:
-# USB webcams' MJPEG is mostly 4:2:2.
-JPEG_FORMATS = frozenset({"yuvj420p", "yuvj422p", "yuvj440p", "yuvj444p"})
+# USB webcams' MJPEG is mostly 4:2:2; a camera's night mode may send grey JPEGs.
+JPEG_FORMATS = frozenset({"yuvj420p", "yuvj422p", "yuvj440p", "yuvj444p", "gray"})
+NEUTRAL_CHROMA = 128
 
 
 def jpeg_to_tv(frame: av.VideoFrame) -> av.VideoFrame:
-    """A decoded JPEG (`JPEG_FORMATS`: full range) as limited-range yuv420p, the
+    """A decoded JPEG (`is_jpeg_picture`) as limited-range yuv420p, the
     range every clip has (Chromium shows a full-range H.264 clip with too much
     contrast). Hand-written because swscale's range conversion dithers: its clips
     of camera JPEGs were several times larger, further from the JPEG, and cost more
@@ -54,11 +55,21 @@ def jpeg_to_tv(frame: av.VideoFrame) -> av.VideoFrame:
     out = av.VideoFrame(frame.width, frame.height, "yuv420p")
     for k, (scale, offset) in ((0, FULL_TO_TV_Y), (1, FULL_TO_TV_C), (2, FULL_TO_TV_C)):
         dst = _plane(out, k)
+        if k >= len(frame.planes):   # a grey JPEG: no colour
+            dst[...] = NEUTRAL_CHROMA
+            continue
         got = _to_tv(_plane(frame, k), dst, scale, offset)
         if got is not dst and not np.shares_memory(got, dst):   # OpenCV could not write in place
             dst[...] = got
     out.colorspace, out.color_range = 5, 1
     return out
+
+
+def is_jpeg_picture(frame: av.VideoFrame) -> bool:
+    """Whether `jpeg_to_tv` takes the frame: a full-range JPEG picture (a "gray"
+    frame only when full range: other grey video is already on tv levels)."""
+    name = frame.format.name
+    return name in JPEG_FORMATS and (name != "gray" or frame.color_range == 2)
 
 
 def _to_tv(src: np.ndarray, dst: np.ndarray, scale: float, offset: float) -> np.ndarray:
@@ -114,7 +125,7 @@ class Mp4Encoder:
         else:
             frame = picture
         w, h = self.size
-        if frame.format.name in JPEG_FORMATS and (frame.width, frame.height) == (w, h):
+        if is_jpeg_picture(frame) and (frame.width, frame.height) == (w, h):
             frame = jpeg_to_tv(frame)
         else:
             frame = reformatter().reformat(frame, width=w, height=h, format="yuv420p", dst_colorspace=5,

@@ -581,8 +581,8 @@ def main() -> int:
                     help="scan only with these tools, named as the table names them (and decode-only)")
     ap.add_argument("--live-only", nargs="+", metavar="WORD",
                     help="live: only the sources whose label has one of these words (file, MJPEG)")
-    ap.add_argument("--mjpeg-sampling", choices=("420", "422"), default="420",
-                    help="the MJPEG camera's chroma sampling (most USB webcams send 4:2:2)")
+    ap.add_argument("--mjpeg-sampling", choices=("420", "422", "grey"), default="420",
+                    help="the MJPEG camera's chroma sampling (most USB webcams send 4:2:2; grey: night mode)")
     ap.add_argument("--memory-seconds", type=float, default=40.0)
     ap.add_argument("--out", help="also write the table (markdown) to this file")
     a = ap.parse_args()
