@@ -40,6 +40,9 @@ def _plane(frame: av.VideoFrame, k: int) -> np.ndarray:
 # USB webcams' MJPEG is mostly 4:2:2; a camera's night mode may send grey JPEGs.
 JPEG_FORMATS = frozenset({"yuvj420p", "yuvj422p", "yuvj440p", "yuvj444p", "gray"})
 NEUTRAL_CHROMA = 128
+# A JPEG's matrix is BT.601 (JFIF); unspecified is read as BT.601 by swscale too.
+# A full-range BT.709 picture (a camera's raw H.264 export) needs swscale's matrix change.
+BT601_MATRICES = frozenset({2, 5, 6})   # unspecified, BT.470BG, SMPTE 170M
 
 
 def jpeg_to_tv(frame: av.VideoFrame) -> av.VideoFrame:
@@ -66,10 +69,12 @@ def jpeg_to_tv(frame: av.VideoFrame) -> av.VideoFrame:
 
 
 def is_jpeg_picture(frame: av.VideoFrame) -> bool:
-    """Whether `jpeg_to_tv` takes the frame: a full-range JPEG picture (a "gray"
-    frame only when full range: other grey video is already on tv levels)."""
+    """Whether `jpeg_to_tv` takes the frame: a full-range JPEG picture on BT.601's
+    matrix (a "gray" frame only when full range: other grey video is already on tv
+    levels)."""
     name = frame.format.name
-    return name in JPEG_FORMATS and (name != "gray" or frame.color_range == 2)
+    return (name in JPEG_FORMATS and frame.colorspace in BT601_MATRICES
+            and (name != "gray" or frame.color_range == 2))
 
 
 def _to_tv(src: np.ndarray, dst: np.ndarray, scale: float, offset: float) -> np.ndarray:
