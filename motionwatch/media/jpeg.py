@@ -73,7 +73,14 @@ def decode_yuv(jpeg: bytes) -> av.VideoFrame | None:
         frames = dec.decode(av.Packet(jpeg))
     except av.FFmpegError:
         return None
-    return frames[-1] if frames else None
+    if not frames:
+        return None
+    frame = frames[-1]
+    if frame.format.name == "gray":
+        # A grey JPEG is full range like any JPEG, but FFmpeg tags it so only when
+        # the decoder's last picture was colour.
+        frame.color_range = 2
+    return frame
 
 
 def colour_and_gray(jpeg: bytes, size: tuple[int, int], detect_width: int
