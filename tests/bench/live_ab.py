@@ -2,6 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python tests/bench/live_ab.py [--baseline-ref HEAD~1] [--rounds 3] [--window 15]
         [--source mjpeg|h264-file|ts-stream|rtsp-jpeg] [--stream 1920x1080@25] [--clips-off]
+        [--mjpeg-sampling 420|422|grey]
 
 Both trees watch the same 640x480@30 camera (tests/mjpeg_server.py, someone always
 moving, so clips are always being encoded), in turn, round by round; CPU per 1000
@@ -13,7 +14,9 @@ instead (generated into the temp folder once), `--clips-off` runs with
 (tests/ts_server.py, looped to outlast the window); each run joins it from the start.
 `--source rtsp-jpeg` serves the 640x480@30 file as JPEGs from GStreamer's RTSP server
 (tests/rtsp_server.py --codec mjpeg: an RTSP JPEG camera, read through FFmpeg as a
-V4L2 webcam's MJPEG mode is), from the start to each run.
+V4L2 webcam's MJPEG mode is), from the start to each run. `--mjpeg-sampling` makes
+the MJPEG camera send 4:2:2 JPEGs (as most USB webcams do) or grey ones (night
+mode). Each run's clips' total size is printed too.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ def main() -> int:
     ap.add_argument("--source", choices=("mjpeg", "h264-file", "ts-stream", "rtsp-jpeg"), default="mjpeg")
     ap.add_argument("--stream", default="640x480@30", help="WxH@FPS of the ts-stream camera")
     ap.add_argument("--clips-off", action="store_true")
+    ap.add_argument("--mjpeg-sampling", choices=("420", "422", "grey"), default="420")
     args = ap.parse_args()
     trees = {"baseline": export(args.baseline_ref), "ours": REPO}
     work = Path(tempfile.gettempdir()) / "motionwatch-live-ab"
@@ -74,7 +78,7 @@ def main() -> int:
     config = work / ("clips-off.yaml" if args.clips_off else "defaults.yaml")
     config.write_text("events:\n  clip: false\n" if args.clips_off else "{}\n")
     if args.source == "mjpeg":
-        server, url = start_mjpeg(work)
+        server, url = start_mjpeg(work, args.mjpeg_sampling)
     elif args.source == "ts-stream":
         server, url = start_ts(work, args.stream, 4.0 + args.window + 5.0)
     elif args.source == "rtsp-jpeg":
@@ -91,7 +95,9 @@ def main() -> int:
                     cmd = ["env", f"PYTHONPATH={trees[name]}", sys.executable, "-m", "motionwatch", "run",
                            "--source", str(url), "--recordings", rec, "--config", str(config), "-q"]
                     cpu[name].append(live_cpu(cmd, 4.0, args.window, cwd=rec))
-                print(f"round {r + 1}: {name:8s} {cpu[name][-1]:.2f} CPU s / 1000 frames", flush=True)
+                    clips = sum(f.stat().st_size for f in Path(rec).rglob("*.mp4")) / 1e6
+                print(f"round {r + 1}: {name:8s} {cpu[name][-1]:.2f} CPU s / 1000 frames, clips {clips:.1f} MB",
+                      flush=True)
     finally:
         if isinstance(server, TsServer):
             server.close()
