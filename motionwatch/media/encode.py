@@ -130,9 +130,12 @@ class Mp4Encoder:
         else:
             frame = picture
         w, h = self.size
-        if is_jpeg_picture(frame) and (frame.width, frame.height) == (w, h):
+        if is_jpeg_picture(frame):
+            # Mapped by hand before any scaling (a clip width, an odd size): through
+            # swscale the range conversion dithers, 3x the clip's size at clip width.
             frame = jpeg_to_tv(frame)
-        else:
+        if (frame.format.name, frame.width, frame.height, frame.color_range, frame.colorspace) != (
+                "yuv420p", w, h, 1, 5):
             frame = reformatter().reformat(frame, width=w, height=h, format="yuv420p", dst_colorspace=5,
                                            dst_color_range=1, interpolation="AREA")
         frame.pts = self.frames
