@@ -53,6 +53,12 @@ def test_finer_chroma_is_averaged_down_to_420_and_mapped(fmt):
         assert np.abs(_plane(out, k).astype(np.float64) - want).max() <= 1.0, f"plane {k}"
 
 
+def textured_room(h: int, w: int, blur: int) -> np.ndarray:
+    """A colour texture wider than the camera's view, to pan across."""
+    noise = np.random.default_rng(3).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    return cv2.normalize(cv2.GaussianBlur(noise, (blur, blur), 0), None, 20, 230, cv2.NORM_MINMAX)
+
+
 def _clip_bytes(path, jpegs) -> int:
     enc = Mp4Encoder(path, (320, 240), 10)
     for jpeg in jpegs:
@@ -65,9 +71,7 @@ def test_a_422_camera_clip_is_as_small_as_a_420_one(tmp_path):
     """The same scene sent as 4:2:2 and as 4:2:0 JPEGs makes clips of about one size.
     Through swscale (dithering the range conversion) the 4:2:2 clip was 2.8 times
     larger on real footage: dither is noise x264 must spend bits on."""
-    rng = np.random.default_rng(3)
-    room = cv2.GaussianBlur(rng.integers(0, 256, (240, 400, 3), dtype=np.uint8), (9, 9), 0)
-    room = cv2.normalize(room, None, 20, 230, cv2.NORM_MINMAX)
+    room = textured_room(240, 400, 9)
     sizes = {}
     for name, sampling in (("420", cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420), ("422", cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422)):
         jpegs = [cv2.imencode(".jpg", room[:, 2 * i:2 * i + 320], [cv2.IMWRITE_JPEG_QUALITY, 85,
@@ -94,9 +98,7 @@ def test_a_night_mode_camera_clip_is_smaller_than_a_colour_one(tmp_path):
     """A grey clip has no colour to spend bits on. Grey JPEGs went through swscale,
     whose dither made their clips as large as the same scene's colour clip here
     (2.4 times as large on real footage); now they are a sixth of it."""
-    rng = np.random.default_rng(3)
-    room = cv2.GaussianBlur(rng.integers(0, 256, (240, 400, 3), dtype=np.uint8), (9, 9), 0)
-    room = cv2.normalize(room, None, 20, 230, cv2.NORM_MINMAX)
+    room = textured_room(240, 400, 9)
     views = [room[:, 2 * i:2 * i + 320] for i in range(20)]
     colour = [cv2.imencode(".jpg", v, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes() for v in views]
     grey = [cv2.imencode(".jpg", cv2.cvtColor(v, cv2.COLOR_BGR2GRAY), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
@@ -138,9 +140,7 @@ def test_a_camera_clip_at_a_clip_width_is_not_dithered(tmp_path):
     """With `events.clip_width` the encoder scales a camera's JPEG pictures. They are
     mapped to limited range by hand first: when swscale scaled and converted the range
     in one go its dither made the clip 3-5 times larger (real footage: 1088 against 368 kB)."""
-    rng = np.random.default_rng(3)
-    room = cv2.GaussianBlur(rng.integers(0, 256, (480, 800, 3), dtype=np.uint8), (17, 17), 0)
-    room = cv2.normalize(room, None, 20, 230, cv2.NORM_MINMAX)
+    room = textured_room(480, 800, 17)
     views = [room[:, 4 * i:4 * i + 640] for i in range(20)]
     jpegs = [cv2.imencode(".jpg", v, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for v in views]
     scaled = Mp4Encoder(tmp_path / "scaled.mp4", (320, 240), 10)
