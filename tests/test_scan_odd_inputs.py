@@ -322,3 +322,28 @@ def test_a_folder_scan_finds_nvr_and_older_containers(tmp_path, good_clip):
     assert rows_of(proc.stdout) == {f"export/{n}": "done" for n in
                                     ("cam.vob", "cam.asf", "cam.ivf", "channel3.bin", "channel4.dat")}, proc.stdout
     assert len(events_json(tmp_path / "recordings")) == 5
+
+
+def test_a_dahua_dav_export_is_scanned_like_its_mp4(tmp_path, good_clip):
+    """A Dahua NVR's `.dav` export (written here by tests/dhav.py, as FFmpeg's `dhav`
+    demuxer reads them; no real sample may be committed), in a folder with a name
+    that says nothing: found by its first bytes, its event is the MP4's, and its
+    clip is the camera's own packets copied. Dahua cameras record without B-frames."""
+    from dhav import write_dhav
+    plain = tmp_path / "plain.mp4"
+    ffmpeg("-i", str(good_clip), "-c:v", "libx264", "-bf", "0", "-g", "20", "-preset", "veryfast", "-b:v", "300k",
+           str(plain))
+    folder = tmp_path / "nvr"
+    folder.mkdir()
+    assert write_dhav(plain, folder / "ch01_20260301120000.dav") == round(VISIT.fps * VISIT.duration_s)
+    shutil.copy(folder / "ch01_20260301120000.dav", folder / "ch02.bin")
+    proc = mw("scan", "nvr", "--no-progress", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert rows_of(proc.stdout) == {"nvr/ch01_20260301120000.dav": "done", "nvr/ch02.bin": "done"}, proc.stdout
+    mw("scan", str(plain), "--no-progress", "--recordings", str(tmp_path / "mp4-rec"), check=True, timeout=120)
+    (want,) = events_json(tmp_path / "mp4-rec")
+    got = events_json(tmp_path / "recordings")
+    assert len(got) == 2
+    for ev in got:
+        assert (ev["start_offset_s"], ev["end_offset_s"]) == (want["start_offset_s"], want["end_offset_s"])
+        assert ev["clip_copied"] and ev["clip_format"] == "h264"
