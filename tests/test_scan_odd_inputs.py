@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -326,9 +327,10 @@ def test_a_folder_scan_finds_nvr_and_older_containers(tmp_path, good_clip):
 
 def test_a_dahua_dav_export_is_scanned_like_its_mp4(tmp_path, good_clip):
     """A Dahua NVR's `.dav` export (written here by tests/dhav.py, as FFmpeg's `dhav`
-    demuxer reads them; no real sample may be committed), in a folder with a name
-    that says nothing: found by its first bytes, its event is the MP4's, and its
-    clip is the camera's own packets copied. Dahua cameras record without B-frames."""
+    demuxer reads them; no real sample may be committed), also under a name that
+    says nothing: found by its first bytes, its event is the MP4's, its clip is the
+    camera's own packets copied, and it is dated by the NVR's clock the file
+    carries. Dahua cameras record without B-frames."""
     from dhav import write_dhav
     plain = tmp_path / "plain.mp4"
     ffmpeg("-i", str(good_clip), "-c:v", "libx264", "-bf", "0", "-g", "20", "-preset", "veryfast", "-b:v", "300k",
@@ -344,6 +346,11 @@ def test_a_dahua_dav_export_is_scanned_like_its_mp4(tmp_path, good_clip):
     (want,) = events_json(tmp_path / "mp4-rec")
     got = events_json(tmp_path / "recordings")
     assert len(got) == 2
+    recorded = datetime(2026, 3, 1, 12, 0, 0)   # write_dhav's NVR clock
     for ev in got:
         assert (ev["start_offset_s"], ev["end_offset_s"]) == (want["start_offset_s"], want["end_offset_s"])
         assert ev["clip_copied"] and ev["clip_format"] == "h264"
+        # Dated by the NVR's clock in the file (local time), not by when it was copied here.
+        at = datetime.fromisoformat(ev["start"]).replace(tzinfo=None)
+        assert abs((at - recorded).total_seconds() - ev["start_offset_s"]) < 0.01, ev["start"]
+        assert "/2026-03-01/" in ev["clip"]

@@ -45,6 +45,7 @@ class FileRow:
     camera: str
     duration: float = 0.0
     frames: int = 0
+    recorded_at: float | None = None   # when the file says it was recorded (an NVR's clock)
     status: str = "done"
     events: int = 0
     tasks: list[ScanTask] = field(default_factory=list)
@@ -62,8 +63,9 @@ def check_args(args) -> None:
                           "such as tcp://HOST:8786")
 
 
-def probe(path: Path) -> tuple[float, int, float]:
-    """(duration s, frames, fps) from the container's header, or a SourceError-like ValueError."""
+def probe(path: Path) -> tuple[float, int, float | None]:
+    """(duration s, frames, epoch time the file says it was recorded at or None) from
+    the container's header, or a SourceError-like ValueError."""
     try:
         size = path.stat().st_size
     except OSError as e:   # gone since it was found, or a link that leads nowhere
@@ -80,7 +82,7 @@ def probe(path: Path) -> tuple[float, int, float]:
         raise ValueError(f"cannot read any video from it: {getattr(e, 'strerror', None) or e}") from None
     fps = f.fps or 25.0
     frames = f.frames or round(f.duration_s * fps)
-    return (f.duration_s or frames / fps), frames, fps
+    return (f.duration_s or frames / fps), frames, f.recorded_at
 
 
 def plan_rows(rows: list[FileRow], cfg, args, jobs: int, start_wall: float | None) -> list[ScanTask]:
@@ -91,7 +93,8 @@ def plan_rows(rows: list[FileRow], cfg, args, jobs: int, start_wall: float | Non
     threads = decoder_threads(jobs, len(todo), args.cluster)
     processes = decode_processes(jobs, len(todo), args.cluster)
     for row in todo:
-        wall = start_wall if start_wall is not None else row.path.stat().st_mtime - row.duration
+        wall = start_wall if start_wall is not None else row.recorded_at if row.recorded_at is not None \
+            else row.path.stat().st_mtime - row.duration
         # Absolute paths: a cluster's workers read the same files from other folders.
         row.tasks = [ScanTask(os.path.abspath(row.path), row.camera, cfg, wall, args.detect_every, next(keys),
                               threads, processes, args.cluster if processes else None)]
@@ -136,7 +139,7 @@ def classify(rows: list[FileRow], cfg, args, index, root: Path) -> dict[str, Led
         ledgers[row.camera] = ledger = ledgers.get(row.camera) or Ledger(
             index, root, config_hash(cfg, row.camera, args.detect_every, args.start_time))
         try:
-            row.duration, row.frames, _ = probe(row.path)
+            row.duration, row.frames, row.recorded_at = probe(row.path)
         except ValueError as e:
             row.status, row.failed = f"failed: {e}", True
             continue

@@ -24,7 +24,8 @@ def add_scan(sub) -> None:
     p.add_argument("--cluster", metavar="tcp://HOST:PORT", help="run on this Dask scheduler's workers "
                    "(needs pip install '.[cluster]' in the checkout; workers read the files by the same path)")
     p.add_argument("--start-time", metavar="ISO", help="wall-clock time of the first frame "
-                   "(default: the file's modification time minus its length)")
+                   "(default: the recorder's clock where the file carries it, as a Dahua .dav does; "
+                   "else the file's modification time minus its length)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--detect-every", type=int, default=1, metavar="N",
                    help="analyse every Nth frame (all are still read and go into clips); "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -19,6 +20,11 @@ UNTIMED_FORMATS = frozenset({"h264", "hevc", "vvc", "m4v", "mpegvideo", "cavsvid
 # then start again, and which have no index: a seek by time searches the file and
 # may land in either recording (media.frames.SAME_PICTURE_MAX_DIFF).
 JOINABLE_FORMATS = frozenset({"mpegts", "mpeg", "dhav"})
+# Formats whose timestamps are the recorder's wall clock: Dahua's DHAV stamps every
+# frame with the NVR's local date and time, which FFmpeg gives as milliseconds
+# since 1970 read as if UTC.
+WALL_CLOCK_FORMATS = frozenset({"dhav"})
+EPOCH_2000 = 946684800
 # FFmpeg's own log lines would repeat our one-line messages for every retry of a
 # dead camera; AV_LOG_QUIET unless the user asks for them.
 if not os.environ.get("MOTIONWATCH_FFMPEG_LOG"):
@@ -38,6 +44,7 @@ class StreamFacts:
     full_range: bool        # pc (JPEG) range: the Y plane spans 0..255
     timed: bool = True      # packets carry timestamps (not a raw elementary stream)
     joinable: bool = False  # a stream format whose times may recur (JOINABLE_FORMATS)
+    recorded_at: float | None = None   # epoch time of the first frame, where the file says it
 
     @property
     def copyable(self) -> bool:
@@ -75,4 +82,18 @@ def facts(stream: av.video.stream.VideoStream) -> StreamFacts:
         time_base=Fraction(tb), frames=max(0, stream.frames or 0), duration_s=duration,
         start_pts=stream.start_time or 0,
         full_range=cc.color_range == 2 or (cc.format is not None and cc.format.name.startswith("yuvj")),
-        timed=timed, joinable=stream.container.format.name in JOINABLE_FORMATS)
+        timed=timed, joinable=stream.container.format.name in JOINABLE_FORMATS,
+        recorded_at=recorded_at(stream, tb))
+
+
+def recorded_at(stream: av.video.stream.VideoStream, tb: Fraction) -> float | None:
+    """When the recording began, where the format's timestamps are a wall clock
+    (WALL_CLOCK_FORMATS): the recorder's local date and time, taken as this
+    machine's local time (the recorder and its owner are usually in one zone).
+    None for other formats, or a clock that is not set (before 2000)."""
+    if stream.container.format.name not in WALL_CLOCK_FORMATS or not stream.start_time:
+        return None
+    as_utc = float(stream.start_time * tb)
+    if as_utc < EPOCH_2000:
+        return None
+    return time.mktime(time.gmtime(as_utc)[:8] + (-1,))

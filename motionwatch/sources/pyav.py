@@ -216,9 +216,10 @@ class AvFileSource(FrameSource):
         self._clock = FileClock(f.time_base if f.timed else None, self.fps)
         self.size = (f.width, f.height) if f.width and f.height else None
         if self.start_wall is None:
-            # Best guess at when the recording began: its mtime minus its length.
+            # When the recording began: as the file says (an NVR's clock), or, the best
+            # guess, its mtime minus its length.
             length = self.total_frames / self.fps if self.total_frames else 0.0
-            self.start_wall = path.stat().st_mtime - length
+            self.start_wall = f.recorded_at if f.recorded_at is not None else path.stat().st_mtime - length
         # A raw elementary stream (a camera's .264/.h265 export) has no timestamps on its
         # packets or pictures: a saved picture could not be found again to decode in
         # full, so all of them are (and its clips are encoded from them: keeps_packets).
