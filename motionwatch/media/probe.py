@@ -96,4 +96,4 @@ def recorded_at(stream: av.video.stream.VideoStream, tb: Fraction) -> float | No
     as_utc = float(stream.start_time * tb)
     if as_utc < EPOCH_2000:
         return None
-    return time.mktime(time.gmtime(as_utc)[:8] + (-1,))
+    return time.mktime(time.gmtime(as_utc)[:8] + (-1,)) + as_utc % 1   # gmtime drops the milliseconds
