@@ -10,11 +10,11 @@ FFmpeg's `dhav` demuxer reads; PyAV opens the file with that demuxer."""
 from __future__ import annotations
 
 import struct
-import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import av
+from av.bitstream import BitStreamFilterContext
 
 KEY, PFRAME = 0xFD, 0xFC
 H264 = 0x2
@@ -36,21 +36,16 @@ def frame_chunk(payload: bytes, key: bool, number: int, at: datetime, ms: int, s
 def write_dhav(mp4: Path, out: Path, start: datetime = datetime(2026, 3, 1, 12, 0, 0)) -> int:
     """`mp4`'s H.264 frames as a .dav file (frames in decoding order, timed at the
     clip's frame rate from `start`); returns how many frames were written."""
-    annexb = out.with_suffix(".annexb.264")
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(mp4), "-c", "copy", "-bsf:v", "h264_mp4toannexb",
-                    "-f", "h264", str(annexb)], check=True, timeout=60)
-    with av.open(str(mp4)) as c:
+    n = 0
+    with av.open(str(mp4)) as c, open(out, "wb") as f:
         stream = c.streams.video[0]
         fps = round(float(stream.average_rate))
         size = (stream.codec_context.width, stream.codec_context.height)
-    n = 0
-    with av.open(str(annexb)) as c, open(out, "wb") as f:
-        for pkt in c.demux(video=0):
-            if pkt.size == 0:
-                continue
+        to_annex_b = BitStreamFilterContext("h264_mp4toannexb", stream)
+        packets = (q for p in c.demux(stream) for q in to_annex_b.filter(None if p.size == 0 else p))
+        for pkt in packets:
             at = start + timedelta(seconds=n / fps)
             f.write(frame_chunk(bytes(pkt), pkt.is_keyframe, n, at.replace(microsecond=0),
                                 round(n * 1000 / fps), size, fps))
             n += 1
-    annexb.unlink()
     return n

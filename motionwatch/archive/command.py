@@ -32,7 +32,7 @@ from motionwatch.archive.write import save_event
 from motionwatch.config.overrides import effective_config
 from motionwatch.config.source_spec import camera_name_for
 from motionwatch.errors import ConfigError
-from motionwatch.media.probe import facts, video_stream
+from motionwatch.media.probe import facts, file_start, video_stream
 
 log = logging.getLogger("motionwatch")
 
@@ -93,8 +93,7 @@ def plan_rows(rows: list[FileRow], cfg, args, jobs: int, start_wall: float | Non
     threads = decoder_threads(jobs, len(todo), args.cluster)
     processes = decode_processes(jobs, len(todo), args.cluster)
     for row in todo:
-        wall = start_wall if start_wall is not None else row.recorded_at if row.recorded_at is not None \
-            else row.path.stat().st_mtime - row.duration
+        wall = start_wall if start_wall is not None else file_start(row.path, row.recorded_at, row.duration)
         # Absolute paths: a cluster's workers read the same files from other folders.
         row.tasks = [ScanTask(os.path.abspath(row.path), row.camera, cfg, wall, args.detect_every, next(keys),
                               threads, processes, args.cluster if processes else None)]

@@ -97,3 +97,10 @@ def recorded_at(stream: av.video.stream.VideoStream, tb: Fraction) -> float | No
     if as_utc < EPOCH_2000:
         return None
     return time.mktime(time.gmtime(as_utc)[:8] + (-1,)) + as_utc % 1   # gmtime drops the milliseconds
+
+
+def file_start(path: os.PathLike, recorded_at: float | None, length_s: float) -> float:
+    """Epoch time of a file's first frame when the user did not say (`scan
+    --start-time`): as the file says (`recorded_at`, an NVR's clock), or, the best
+    guess, its modification time minus its length."""
+    return recorded_at if recorded_at is not None else os.stat(path).st_mtime - length_s

@@ -33,7 +33,7 @@ from motionwatch.media.frames import TV_TO_FULL, AvFrame, StreamTurn, UndecodedF
 from motionwatch.media.gop import GopRuns
 from motionwatch.media.jpeg import JpegFrames
 from motionwatch.media.nal import length_size, skippable_towards
-from motionwatch.media.probe import facts, video_stream
+from motionwatch.media.probe import facts, file_start, video_stream
 from motionwatch.media.remux import CodecTemplate
 from motionwatch.media.ring import PacketRing
 from motionwatch.sources.base import (LIVE_BATCH_S, MAX_CAMERA_INDEX, READ_TIMEOUT_MS, FrameSource, LiveSource,
@@ -216,10 +216,7 @@ class AvFileSource(FrameSource):
         self._clock = FileClock(f.time_base if f.timed else None, self.fps)
         self.size = (f.width, f.height) if f.width and f.height else None
         if self.start_wall is None:
-            # When the recording began: as the file says (an NVR's clock), or, the best
-            # guess, its mtime minus its length.
-            length = self.total_frames / self.fps if self.total_frames else 0.0
-            self.start_wall = f.recorded_at if f.recorded_at is not None else path.stat().st_mtime - length
+            self.start_wall = file_start(path, f.recorded_at, self.total_frames / self.fps)
         # A raw elementary stream (a camera's .264/.h265 export) has no timestamps on its
         # packets or pictures: a saved picture could not be found again to decode in
         # full, so all of them are (and its clips are encoded from them: keeps_packets).
