@@ -34,7 +34,7 @@ def test_every_full_range_level_lands_on_the_rounded_bt601_level():
 @pytest.mark.parametrize("fmt", ["yuvj422p", "yuvj444p", "yuvj440p"])
 def test_finer_chroma_is_averaged_down_to_420_and_mapped(fmt):
     """USB webcams send 4:2:2 JPEGs: each 4:2:0 chroma sample is the rounded mean of
-    the samples it covers, then mapped to the limited range, with no dither."""
+    the samples it covers, then mapped to the limited range."""
     frame = av.VideoFrame(64, 32, fmt)
     rng = np.random.default_rng(7)
     for k in range(3):
@@ -69,8 +69,8 @@ def _clip_bytes(path, jpegs) -> int:
 
 def test_a_422_camera_clip_is_as_small_as_a_420_one(tmp_path):
     """The same scene sent as 4:2:2 and as 4:2:0 JPEGs makes clips of about one size.
-    Through swscale (dithering the range conversion) the 4:2:2 clip was 2.8 times
-    larger on real footage: dither is noise x264 must spend bits on."""
+    Through swscale, which copied the JPEG's I-frame picture type to x264, every
+    frame of the 4:2:2 clip was a keyframe: 2.8 times larger on real footage."""
     room = textured_room(240, 400, 9)
     sizes = {}
     for name, sampling in (("420", cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420), ("422", cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422)):
@@ -96,8 +96,9 @@ def test_a_grey_jpeg_is_mapped_with_neutral_colour():
 
 def test_a_night_mode_camera_clip_is_smaller_than_a_colour_one(tmp_path):
     """A grey clip has no colour to spend bits on. Grey JPEGs went through swscale,
-    whose dither made their clips as large as the same scene's colour clip here
-    (2.4 times as large on real footage); now they are a sixth of it."""
+    whose copy of the I-frame picture type made every frame a keyframe and the clip
+    as large as the same scene's colour clip here (2.4 times as large on real
+    footage); now they are a sixth of it."""
     room = textured_room(240, 400, 9)
     views = [room[:, 2 * i:2 * i + 320] for i in range(20)]
     colour = [cv2.imencode(".jpg", v, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes() for v in views]
@@ -136,10 +137,11 @@ def test_a_full_range_bt709_picture_keeps_its_colours_in_the_clip(tmp_path):
     assert inner.mean() < 4.0, inner.mean()   # 2.3 now
 
 
-def test_a_camera_clip_at_a_clip_width_is_not_dithered(tmp_path):
-    """With `events.clip_width` the encoder scales a camera's JPEG pictures. They are
-    mapped to limited range by hand first: when swscale scaled and converted the range
-    in one go its dither made the clip 3-5 times larger (real footage: 1088 against 368 kB)."""
+def test_a_camera_clip_at_a_clip_width_is_as_small_as_one_of_small_pictures(tmp_path):
+    """With `events.clip_width` the encoder scales a camera's JPEG pictures. When
+    swscale scaled the JPEG's own frame it copied its I-frame picture type, every
+    frame became a keyframe and the clip 3-5 times larger (real footage: 1088
+    against 368 kB)."""
     room = textured_room(480, 800, 17)
     views = [room[:, 4 * i:4 * i + 640] for i in range(20)]
     jpegs = [cv2.imencode(".jpg", v, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for v in views]

@@ -13,6 +13,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from av.video.frame import PictureType
 
 from motionwatch.media.frames import MIRRORED, reformatter
 
@@ -48,13 +49,12 @@ BT601_MATRICES = frozenset({2, 5, 6})   # unspecified, BT.470BG, SMPTE 170M
 def jpeg_to_tv(frame: av.VideoFrame) -> av.VideoFrame:
     """A decoded JPEG (`is_jpeg_picture`) as limited-range yuv420p, the
     range every clip has (Chromium shows a full-range H.264 clip with too much
-    contrast). Hand-written because swscale's range conversion dithers: its clips
-    of camera JPEGs were several times larger, further from the JPEG, and cost more
-    CPU to convert and encode (tests/bench/clip_cost.py --mjpeg, docs/performance.md).
+    contrast). Hand-written because it is cheaper than swscale's conversion (0.11
+    against 0.15-0.19 ms for a 640x480 JPEG picture, 4:2:0 or 4:2:2), with the same
+    luma and chroma within one level (docs/performance.md, 2026-12-06 12:10).
     `convertScaleAbs` rather than a 256-entry `LUT`: the same levels, in 0.04 against
     0.10 ms for a 640x480 luma plane (its SIMD path; LUT's is a gather). Chroma
-    sampled finer than 4:2:0 is averaged down, as swscale's area scaler does but
-    without its dither (`_to_tv`)."""
+    sampled finer than 4:2:0 is averaged down, as swscale's area scaler does (`_to_tv`)."""
     out = av.VideoFrame(frame.width, frame.height, "yuv420p")
     for k, (scale, offset) in ((0, FULL_TO_TV_Y), (1, FULL_TO_TV_C), (2, FULL_TO_TV_C)):
         dst = _plane(out, k)
@@ -131,8 +131,7 @@ class Mp4Encoder:
             frame = picture
         w, h = self.size
         if is_jpeg_picture(frame):
-            # Mapped by hand before any scaling (a clip width, an odd size): through
-            # swscale the range conversion dithers, 3x the clip's size at clip width.
+            # Mapped by hand (cheaper) before any scaling (a clip width, an odd size).
             frame = jpeg_to_tv(frame)
         if (frame.format.name, frame.width, frame.height, frame.color_range, frame.colorspace) != (
                 "yuv420p", w, h, 1, 5):
@@ -140,6 +139,10 @@ class Mp4Encoder:
                                            dst_color_range=1, interpolation="AREA")
         frame.pts = self.frames
         frame.time_base = self.time_base   # a decoded frame brings its source's; the timeline is ours
+        # libx264 obeys a frame's picture type, and a decoded frame keeps its source's
+        # (swscale copies it): every frame of an intra-only source (a raw V4L2 webcam,
+        # ProRes, MJPEG) would be a keyframe, its clip 7x the size. x264 decides.
+        frame.pict_type = PictureType.NONE
         self.frames += 1
         for pkt in self.stream.encode(frame):
             self.out.mux(pkt)

@@ -71,7 +71,8 @@ X264 = {"preset": "ultrafast", "crf": "23"}
 MJPEG_VARIANTS = {
     # name: (x264 options, x264 threads, how the JPEG becomes the encoder's picture)
     "motionwatch (EventClip: FFmpeg decode, table to tv range)": None,
-    "FFmpeg decode, swscale to tv yuv420p (before)": (X264, 1, "swscale"),
+    "FFmpeg decode, swscale to tv yuv420p": (X264, 1, "swscale"),
+    "... the JPEG's I-frame type kept (before 2026-12-06: a keyframe per frame)": (X264, 1, "swscale, keep type"),
     "FFmpeg decode, yuvj420p as it is (full range tags)": (X264, 1, "full"),
     "... and tune zerolatency": ({**X264, "tune": "zerolatency"}, 1, "full"),
     "swscale, x264 threads auto": (X264, 0, "swscale"),
@@ -106,6 +107,7 @@ def camera_jpegs(n: int) -> dict[str, list[bytes]]:
 def mjpeg_variant(name: str, jpegs: list[bytes], folder: Path) -> tuple[float, int]:
     """(CPU ms per frame, clip bytes) of one way of encoding the JPEGs at 30 fps."""
     import av
+    from av.video.frame import PictureType
     path = folder / f"{abs(hash(name))}.mp4"
     spec = MJPEG_VARIANTS[name]
     if spec is None:
@@ -135,6 +137,8 @@ def mjpeg_variant(name: str, jpegs: list[bytes], folder: Path) -> tuple[float, i
             f = dec.decode(av.Packet(j))[-1]
         if how != "full":
             f = f.reformat(format="yuv420p", dst_colorspace=5, dst_color_range=1, interpolation="AREA")
+        if how != "swscale, keep type":
+            f.pict_type = PictureType.NONE   # x264 decides, as media.encode.Mp4Encoder lets it
         f.pts, f.time_base = i, Fraction(1, 30)
         for pkt in stream.encode(f):
             out.mux(pkt)
