@@ -4,7 +4,7 @@
 Run by hand (pytest does not collect it; it takes several minutes):
 
     .venv/bin/python tests/bench/compare_peers.py [--rounds 3] [--quick] [--skip-dvr] [--skip-live]
-        [--baseline-ref REF] [--tools NAME ...] [--live-only MJPEG] [--mjpeg-sampling 422] [--clips FILE ...]
+        [--baseline-ref REF] [--tools NAME ...] [--live-only MJPEG] [--live-file F] [--mjpeg-sampling 422] [--clips FILE ...]
 
 Everything is measured in this run, on the same inputs, and reported as ratios
 against the decode-only baseline measured alongside, because the machine's
@@ -382,8 +382,8 @@ def live_cpu(cmd: list[str], warmup: float, window: float, cwd: str | None = Non
 
 
 def live_table(work: Path, rounds: int, window: float, only: list[str] | None = None,
-               sampling: str = "420") -> list[dict]:
-    live_clip = work / "live-640x480-30fps.mp4"
+               sampling: str = "420", live_file: Path | None = None) -> list[dict]:
+    live_clip = live_file or work / "live-640x480-30fps.mp4"
     wanted = lambda label: not only or any(w.lower() in label.lower() for w in only)  # noqa: E731
     if wanted("file 640x480@30") and not live_clip.exists():
         print(f"generating {live_clip.name} ...", flush=True)
@@ -579,6 +579,9 @@ def main() -> int:
     ap.add_argument("--baseline-ref", metavar="REF", help="also scan with the tree at this git ref (before/after)")
     ap.add_argument("--tools", nargs="+", metavar="NAME",
                     help="scan only with these tools, named as the table names them (and decode-only)")
+    ap.add_argument("--live-file", type=Path, metavar="FILE",
+                    help="live: watch this 640x480@30 video file instead of the generated one "
+                         "(your own camera's recording: no B-frames, real noise)")
     ap.add_argument("--live-only", nargs="+", metavar="WORD",
                     help="live: only the sources whose label has one of these words (file, MJPEG)")
     ap.add_argument("--mjpeg-sampling", choices=("420", "422", "grey"), default="420",
@@ -603,7 +606,8 @@ def main() -> int:
     dvr = None if a.skip_dvr or a.skip_scan else dvr_scan_bin(work)
     scan_rows = [] if a.skip_scan else scan_table(work, a.rounds, a.seconds, dvr, a.only,
                                                       a.baseline_ref, a.tools, a.clips)
-    live_rows = [] if a.skip_live else live_table(work, a.rounds, a.live_window, a.live_only, a.mjpeg_sampling)
+    live_rows = [] if a.skip_live else live_table(work, a.rounds, a.live_window, a.live_only, a.mjpeg_sampling,
+                                                  a.live_file)
     memory = None if a.skip_memory else memory_row(work, a.memory_seconds)
     text = report(scan_rows, live_rows, header, memory)
     print()
