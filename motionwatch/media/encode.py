@@ -51,7 +51,7 @@ def jpeg_to_tv(frame: av.VideoFrame) -> av.VideoFrame:
     range every clip has (Chromium shows a full-range H.264 clip with too much
     contrast). Hand-written because it is cheaper than swscale's conversion (0.11
     against 0.15-0.19 ms for a 640x480 JPEG picture, 4:2:0 or 4:2:2), with the same
-    luma and chroma within one level (docs/performance.md, 2026-12-06 12:10).
+    luma and chroma within one level (docs/performance.md, 2026-12-06 11:50).
     `convertScaleAbs` rather than a 256-entry `LUT`: the same levels, in 0.04 against
     0.10 ms for a 640x480 luma plane (its SIMD path; LUT's is a gather). Chroma
     sampled finer than 4:2:0 is averaged down, as swscale's area scaler does (`_to_tv`)."""
@@ -141,7 +141,7 @@ class Mp4Encoder:
         frame.time_base = self.time_base   # a decoded frame brings its source's; the timeline is ours
         # libx264 obeys a frame's picture type, and a decoded frame keeps its source's
         # (swscale copies it): every frame of an intra-only source (a raw V4L2 webcam,
-        # ProRes, MJPEG) would be a keyframe, its clip 7x the size. x264 decides.
+        # ProRes, MJPEG) would be a keyframe, its clip 3-7x the size. x264 decides.
         frame.pict_type = PictureType.NONE
         self.frames += 1
         for pkt in self.stream.encode(frame):
