@@ -20,6 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+from av.video.frame import PictureType
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # tests/: footage and the camera
@@ -63,6 +64,7 @@ def encode(frames: list[av.VideoFrame], setting: str) -> tuple[float, bytes]:
     t = time.process_time()
     for i, f in enumerate(frames):
         f.pts, f.time_base = i, Fraction(1, 30)
+        f.pict_type = PictureType.NONE   # x264 decides, as the clip encoder lets it (not the source's I/P/B)
         for pkt in stream.encode(f):
             out.mux(pkt)
     for pkt in stream.encode(None):
