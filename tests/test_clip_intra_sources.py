@@ -5,14 +5,12 @@ keyframe, then P-frames), not a keyframe per frame at several times the size."""
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import pytest
 
-from motionwatch.media.frames import reformatter
-from motionwatch.sources.scene import Scene, SceneRenderer, Walker
+from motionwatch.sources.scene import Scene, Walker, encode_scene, scene_rate
 
 from conftest import events_json, mw
 
@@ -22,21 +20,11 @@ SCENE = Scene(width=320, height=240, fps=10, duration_s=10, seed=5, noise=2.0, w
 
 def write_intra(path: Path, codec: str, pix_fmt: str, colorspace: int, color_range: int) -> None:
     """The scene in an intra-only codec, tagged as given (written by PyAV: no ffmpeg)."""
-    rate = Fraction(SCENE.fps).limit_denominator(1001)
-    renderer = SceneRenderer(SCENE)
     with av.open(str(path), "w") as out:
-        st = out.add_stream(codec, rate=rate)
+        st = out.add_stream(codec, rate=scene_rate(SCENE))
         st.width, st.height, st.pix_fmt = SCENE.width, SCENE.height, pix_fmt
         st.codec_context.colorspace, st.codec_context.color_range = colorspace, color_range
-        for i in range(SCENE.frames):
-            frame = av.VideoFrame.from_ndarray(renderer.render(i), format="bgr24")
-            frame = reformatter().reformat(frame, format=pix_fmt, dst_colorspace=colorspace,
-                                           dst_color_range=color_range)
-            frame.pts, frame.time_base = i, 1 / rate
-            for pkt in st.encode(frame):
-                out.mux(pkt)
-        for pkt in st.encode(None):
-            out.mux(pkt)
+        encode_scene(SCENE, out, st, colorspace, color_range)
 
 
 def keyframes_and_frames(clip: Path) -> tuple[int, int]:

@@ -59,10 +59,11 @@ def textured_room(h: int, w: int, blur: int) -> np.ndarray:
     return cv2.normalize(cv2.GaussianBlur(noise, (blur, blur), 0), None, 20, 230, cv2.NORM_MINMAX)
 
 
-def _clip_bytes(path, jpegs) -> int:
+def _clip_bytes(path, pictures) -> int:
+    """The size of a 320x240 clip of `pictures` (anything `Mp4Encoder.add` takes)."""
     enc = Mp4Encoder(path, (320, 240), 10)
-    for jpeg in jpegs:
-        enc.add(decode_yuv(jpeg))
+    for picture in pictures:
+        enc.add(picture)
     enc.close()
     return path.stat().st_size
 
@@ -77,7 +78,7 @@ def test_a_422_camera_clip_is_as_small_as_a_420_one(tmp_path):
         jpegs = [cv2.imencode(".jpg", room[:, 2 * i:2 * i + 320], [cv2.IMWRITE_JPEG_QUALITY, 85,
                               cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling])[1].tobytes() for i in range(20)]
         assert decode_yuv(jpegs[0]).format.name == f"yuvj{name}p"
-        sizes[name] = _clip_bytes(tmp_path / f"{name}.mp4", jpegs)
+        sizes[name] = _clip_bytes(tmp_path / f"{name}.mp4", map(decode_yuv, jpegs))
     assert sizes["422"] < 1.25 * sizes["420"], sizes
 
 
@@ -107,10 +108,10 @@ def test_a_night_mode_camera_clip_is_smaller_than_a_colour_one(tmp_path):
     assert decode_yuv(grey[0]).format.name == "gray"
     # Grey first, in a thread of its own: a fresh decoder, as a night-mode camera's.
     sizes = {}
-    worker = threading.Thread(target=lambda: sizes.update(grey=_clip_bytes(tmp_path / "g.mp4", grey)))
+    worker = threading.Thread(target=lambda: sizes.update(grey=_clip_bytes(tmp_path / "g.mp4", map(decode_yuv, grey))))
     worker.start()
     worker.join()
-    sizes["colour"] = _clip_bytes(tmp_path / "c.mp4", colour)
+    sizes["colour"] = _clip_bytes(tmp_path / "c.mp4", map(decode_yuv, colour))
     assert sizes["grey"] < 0.6 * sizes["colour"], sizes
 
 
@@ -145,13 +146,8 @@ def test_a_camera_clip_at_a_clip_width_is_as_small_as_one_of_small_pictures(tmp_
     room = textured_room(480, 800, 17)
     views = [room[:, 4 * i:4 * i + 640] for i in range(20)]
     jpegs = [cv2.imencode(".jpg", v, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for v in views]
-    scaled = Mp4Encoder(tmp_path / "scaled.mp4", (320, 240), 10)
-    for jpeg in jpegs:
-        scaled.add(decode_yuv(jpeg))
-    scaled.close()
-    small = Mp4Encoder(tmp_path / "small.mp4", (320, 240), 10)   # the same pictures, shrunk beforehand
-    for v in views:
-        small.add(cv2.resize(v, (320, 240), interpolation=cv2.INTER_AREA))
-    small.close()
-    sizes = {p: (tmp_path / p).stat().st_size for p in ("scaled.mp4", "small.mp4")}
+    sizes = {"scaled.mp4": _clip_bytes(tmp_path / "scaled.mp4", map(decode_yuv, jpegs)),
+             # the same pictures, shrunk beforehand
+             "small.mp4": _clip_bytes(tmp_path / "small.mp4",
+                                      (cv2.resize(v, (320, 240), interpolation=cv2.INTER_AREA) for v in views))}
     assert sizes["scaled.mp4"] < 1.3 * sizes["small.mp4"], sizes

@@ -301,12 +301,9 @@ def write_h264(scene: Scene, path, bitrate: int, gop: int, camera_tags: bool = T
     constant bitrate like an IP camera's; `camera_tags` tags it as most camera
     recordings are (BT.709, limited range), else leaves the colour untagged."""
     import av
-    from fractions import Fraction
 
-    from motionwatch.media.frames import reformatter
-    rate = Fraction(scene.fps).limit_denominator(1001)
     with av.open(str(path), "w", format="mp4") as out:
-        st = out.add_stream("libx264", rate=rate)
+        st = out.add_stream("libx264", rate=scene_rate(scene))
         st.width, st.height, st.pix_fmt = scene.width, scene.height, "yuv420p"
         cc = st.codec_context
         cc.bit_rate = bitrate
@@ -315,13 +312,29 @@ def write_h264(scene: Scene, path, bitrate: int, gop: int, camera_tags: bool = T
         space = 1 if camera_tags else 5   # BT.709, or the BT.601 swscale assumes when untagged
         if camera_tags:
             cc.color_range, cc.colorspace, cc.color_primaries, cc.color_trc = 1, 1, 1, 1
-        renderer = SceneRenderer(scene)
-        for i in range(scene.frames):
-            frame = av.VideoFrame.from_ndarray(renderer.render(i), format="bgr24")
-            frame = reformatter().reformat(frame, format="yuv420p", dst_colorspace=space, dst_color_range=1)
-            frame.pts = i
-            frame.time_base = 1 / rate
-            for pkt in st.encode(frame):
-                out.mux(pkt)
-        for pkt in st.encode(None):
+        encode_scene(scene, out, st, space, 1)
+
+
+def scene_rate(scene: Scene):
+    """The scene's frame rate as the Fraction an encoder's stream is opened with."""
+    from fractions import Fraction
+    return Fraction(scene.fps).limit_denominator(1001)
+
+
+def encode_scene(scene: Scene, out, stream, colorspace: int, color_range: int) -> None:
+    """Render every frame of `scene` into `stream` of the open output `out` (in the
+    stream's pixel format, on the matrix and range given), then flush the encoder."""
+    import av
+
+    from motionwatch.media.frames import reformatter
+    rate = scene_rate(scene)
+    renderer = SceneRenderer(scene)
+    for i in range(scene.frames):
+        frame = av.VideoFrame.from_ndarray(renderer.render(i), format="bgr24")
+        frame = reformatter().reformat(frame, format=stream.pix_fmt, dst_colorspace=colorspace,
+                                       dst_color_range=color_range)
+        frame.pts, frame.time_base = i, 1 / rate
+        for pkt in stream.encode(frame):
             out.mux(pkt)
+    for pkt in stream.encode(None):
+        out.mux(pkt)
