@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:   # annotations only: `motionwatch events` reads records without OpenCV or numpy
+    from fractions import Fraction
+
     import numpy as np
 
 
@@ -29,6 +31,11 @@ class Frame:
     ts: float
     wall: float
     gray: np.ndarray | None = None
+    # The shape of a stored pixel (width/height, a Fraction) when it is not square:
+    # a PAL DVD's or an analogue DVR's 720x576 shown 16:9 has 64/45. `image`, `gray`,
+    # `size` and boxes stay in stored pixels; a clip carries it and snapshots are
+    # widened by it, as a player shows them (media.frames.pixel_aspect). None: square.
+    sar: Fraction | None = None
 
     # The display turn (degrees counter-clockwise) a clip encoded from the frame's
     # coded picture must carry (media.frames.AvFrame.av_frame). `image`, `gray`
@@ -82,7 +89,7 @@ class Frame:
         A frame that can hand its picture over undecoded overrides this."""
         import cv2   # here, not at the top: the event records below need no OpenCV
         small = cv2.resize(self.image, size, interpolation=cv2.INTER_AREA)
-        return Frame(small, self.index, self.ts, self.wall)
+        return Frame(small, self.index, self.ts, self.wall, sar=self.sar)   # scaled alike both ways
 
 
 Box = tuple[int, int, int, int]

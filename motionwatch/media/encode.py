@@ -100,9 +100,12 @@ class Mp4Encoder:
 
     `rotation` (media.frames.display_rotation) is written as the file's display
     matrix, as the source's was: pictures are encoded as decoded, and players turn
-    them, as they do a copied clip's (turning every picture would cost a pass over each)."""
+    them, as they do a copied clip's (turning every picture would cost a pass over each).
+    `sar` (Frame.sar), the shape of non-square pixels, is written alike (the stream's
+    VUI and the MP4's `pasp`), so players widen the clip as they did the source."""
 
-    def __init__(self, path: Path, size: tuple[int, int], fps: float, fmt: str = "h264", rotation: int = 0):
+    def __init__(self, path: Path, size: tuple[int, int], fps: float, fmt: str = "h264", rotation: int = 0,
+                 sar: Fraction | None = None):
         self.path = path
         self.size = even(size)
         self.out = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
@@ -118,6 +121,8 @@ class Mp4Encoder:
         # Said outright so every clip is tagged alike, whatever the source was.
         cc.color_range = 1          # tv
         cc.colorspace = 5           # bt470bg (BT.601)
+        if sar is not None:
+            cc.sample_aspect_ratio = sar
         if fmt == "h264":
             cc.options = dict(X264_OPTIONS)
         if self.size[0] * self.size[1] <= ONE_THREAD_PIXELS:

@@ -12,6 +12,7 @@ import logging
 import re
 import struct
 import threading
+from fractions import Fraction
 from typing import Callable
 
 import av
@@ -126,6 +127,38 @@ def turned(size: tuple[int, int], rotation: int) -> tuple[int, int]:
     return (size[1], size[0]) if rotation % 180 == 90 else size
 
 
+# Pixel shapes outside these are a broken header, not a picture (a player's limits
+# are wider, but no camera or disc format comes near them: DV and DVD 8/9 to 64/45,
+# HDV 4/3, analogue DVRs' D1 and 960H 10/11 to 16/11).
+PIXEL_ASPECT_RANGE = (Fraction(1, 4), Fraction(4))
+
+
+def pixel_aspect(ratio: Fraction | None) -> Fraction | None:
+    """A stream's sample aspect ratio (PyAV's `sample_aspect_ratio`) as Frame.sar:
+    None when the pixels are square, or when it is unset (0/1) or absurd."""
+    if not ratio or ratio == 1 or not PIXEL_ASPECT_RANGE[0] <= ratio <= PIXEL_ASPECT_RANGE[1]:
+        return None
+    return Fraction(ratio)
+
+
+def widened(picture: np.ndarray, sar: Fraction | None, rotation: int = 0) -> np.ndarray:
+    """An upright picture of non-square pixels stretched to the shape a player shows
+    (ffmpeg's `scale=iw*sar:ih`): stored width times `sar`, height kept; for a picture
+    turned a quarter, the stored width is its height. Itself when the pixels are square."""
+    if sar is None:
+        return picture
+    h, w = picture.shape[:2]
+    if rotation % 180 == 90:
+        size = (w, max(2, round(h * sar)))
+    else:
+        size = (max(2, round(w * sar)), h)
+    if size == (w, h):
+        return picture
+    # Area averaging where a side shrinks (an NTSC DVD's 8/9), linear where it grows.
+    shrinks = size[0] < w or size[1] < h
+    return cv2.resize(picture, size, interpolation=cv2.INTER_AREA if shrinks else cv2.INTER_LINEAR)
+
+
 # A picture decoded again for saving is found by its timestamp, and a stream file
 # whose times started again (MPEG-TS/PS recordings joined end to end) has two
 # pictures at each such time: seeking finds either. So there it is compared with
@@ -163,17 +196,18 @@ class AvFrame(Frame):
     same frame, for sources that analyse with a cheaper decode
     (detection.fast_decode); it is asked only for the saved picture. `verify`: the
     picture it finds by the frame's time may be another one (SAME_PICTURE_MAX_DIFF).
-    `rotation`: the stream's display turn (StreamTurn).
+    `rotation`: the stream's display turn (StreamTurn); `sar`: its pixels' shape
+    (pixel_aspect of the decoder's `sample_aspect_ratio`; None: square).
     """
 
     __slots__ = ("_bgr", "av_frame", "pts", "redecode", "rotation", "_luma", "_upright", "verify", "passes_turn")
 
     def __init__(self, av_frame: av.VideoFrame, index: int, ts: float, wall: float,
                  redecode: Callable[[int], av.VideoFrame | None] | None = None, verify: bool = False,
-                 rotation: int = 0, passes_turn: bool = False):
+                 rotation: int = 0, passes_turn: bool = False, sar: Fraction | None = None):
         self.rotation = rotation
         self.passes_turn = passes_turn
-        Frame.__init__(self, None, index, ts, wall, luma_view(av_frame))
+        Frame.__init__(self, None, index, ts, wall, luma_view(av_frame), sar)
         self.av_frame = av_frame
         self.pts = av_frame.pts
         self.redecode = redecode
@@ -277,8 +311,9 @@ class SmallFrame(Frame):
     __slots__ = ("pts", "_size", "_decode", "_bgr", "passes_turn")
 
     def __init__(self, small: np.ndarray, pts: int | None, size: tuple[int, int], index: int, ts: float,
-                 wall: float, decode: Callable[[int], av.VideoFrame | None], passes_turn: bool = False):
-        Frame.__init__(self, None, index, ts, wall, small)
+                 wall: float, decode: Callable[[int], av.VideoFrame | None], passes_turn: bool = False,
+                 sar: Fraction | None = None):
+        Frame.__init__(self, None, index, ts, wall, small, sar)
         self.pts = pts
         self.passes_turn = passes_turn
         self._size = size

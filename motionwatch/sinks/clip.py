@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import os
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -57,16 +58,17 @@ def oserror_of(e: Exception) -> OSError:
 class PartWriter:
     """One clip file. `write` and `close` raise OSError with a readable reason."""
 
-    def __init__(self, final: Path, size: tuple[int, int], fps: float, fmt: str, rotation: int = 0):
+    def __init__(self, final: Path, size: tuple[int, int], fps: float, fmt: str, rotation: int = 0,
+                 sar: Fraction | None = None):
         """`size` is the frames' (upright); `rotation` the turn of the coded pictures
         `picture` hands on (Frame.rotation): they are encoded as they are and the
-        clip carries the turn."""
+        clip carries the turn, as it carries the pixels' shape (`sar`, Frame.sar)."""
         self.final = final
         self.tmp = tmp_name(final)
         self.size = size
         self.frames = 0
         try:
-            self.enc = Mp4Encoder(self.tmp, turned(size, rotation), fps, fmt, rotation)
+            self.enc = Mp4Encoder(self.tmp, turned(size, rotation), fps, fmt, rotation, sar)
         except av.FFmpegError as e:
             raise oserror_of(e) from None
 
@@ -128,7 +130,7 @@ def publish(tmp: Path, final: Path, done: list[Path], unrenamed: list[tuple[Path
 
 def open_part(final: Path, frame: Frame, fps: float, fmt: str) -> PartWriter:
     """The writer for a part whose first frame is `frame` (its size is the part's)."""
-    return PartWriter(final, frame.size, fps, fmt, frame.rotation)
+    return PartWriter(final, frame.size, fps, fmt, frame.rotation, frame.sar)
 
 
 class EventClip:

@@ -21,18 +21,20 @@ from pathlib import Path
 
 import av
 
-from motionwatch.media.frames import turned
+from motionwatch.media.frames import pixel_aspect, turned
 from motionwatch.sinks.clip import EventClip
 
 
 class Decoded:
     """What `EventClip` needs of a frame: a decoded picture at a source time, a clip
-    size (upright) and the picture's display turn (see Frame.rotation)."""
+    size (upright), the picture's display turn and its pixels' shape (see Frame.rotation, Frame.sar)."""
 
-    __slots__ = ("av_frame", "index", "ts", "size", "rotation")
+    __slots__ = ("av_frame", "index", "ts", "size", "rotation", "sar")
 
-    def __init__(self, av_frame: av.VideoFrame, index: int, ts: float, size: tuple[int, int], rotation: int):
+    def __init__(self, av_frame: av.VideoFrame, index: int, ts: float, size: tuple[int, int], rotation: int,
+                 sar: Fraction | None = None):
         self.av_frame, self.index, self.ts, self.size, self.rotation = av_frame, index, ts, size, rotation
+        self.sar = sar
 
 
 def clip_size(size: tuple[int, int], width: int) -> tuple[int, int]:
@@ -118,7 +120,7 @@ class PacketEncodeClip(EventClip):
                     self._part_ts = ts
                 rotation = self._template.rotation
                 self.add(Decoded(f, self._count, ts, turned(clip_size((f.width, f.height), self.width), rotation),
-                                 rotation))
+                                 rotation, pixel_aspect(self._decoder.sample_aspect_ratio)))
                 self._count += 1
         return True
 

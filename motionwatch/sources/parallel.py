@@ -248,7 +248,8 @@ class ParallelFileSource(AvFileSource):
                 self.packets.follow_size(item.size, item.rotation)
         if item.picture is None:
             return self._undecoded(item.pts, i, ts, wall, item.passes)
-        return SmallFrame(item.picture, item.pts, self._last_size, i, ts, wall, self._redecode, item.passes)
+        return SmallFrame(item.picture, item.pts, self._last_size, i, ts, wall, self._redecode, item.passes,
+                          self._pixel_aspect())
 
     def stats(self):
         stats = super().stats()

@@ -29,7 +29,7 @@ import av
 
 from motionwatch.errors import SourceError
 from motionwatch.media.clock import FileClock, StreamPacer
-from motionwatch.media.frames import TV_TO_FULL, AvFrame, StreamTurn, UndecodedFrame
+from motionwatch.media.frames import TV_TO_FULL, AvFrame, StreamTurn, UndecodedFrame, pixel_aspect
 from motionwatch.media.gop import GopRuns
 from motionwatch.media.jpeg import JpegFrames
 from motionwatch.media.nal import length_size, skippable_towards
@@ -304,7 +304,7 @@ class AvFileSource(FrameSource):
         if isinstance(item, int):   # a pts the plan left undecoded
             return self._undecoded(item, i, ts, wall, plan is not None and plan.passes_on(item))
         frame = AvFrame(item, i, ts, wall, self._redecode if self._fast else None, self._verify, self._turn.of(item),
-                        plan is not None and plan.passes_on(item.pts))
+                        plan is not None and plan.passes_on(item.pts), self._pixel_aspect())
         self._last_size, self.rotation = frame.size, frame.rotation
         return frame
 
@@ -341,7 +341,11 @@ class AvFileSource(FrameSource):
             log.warning("%s: could not decode frame %d after all; it is not analysed", self.spec, frame.index)
             return None
         return AvFrame(av_frame, frame.index, frame.ts, frame.wall, self._redecode if self._fast else None,
-                       self._verify, self._turn.of(av_frame), frame.passes_turn)
+                       self._verify, self._turn.of(av_frame), frame.passes_turn, self._pixel_aspect())
+
+    def _pixel_aspect(self):
+        """The shape of the stream's pixels (Frame.sar), as its decoder last read it."""
+        return pixel_aspect(self.stream.codec_context.sample_aspect_ratio)
 
     def _redecode(self, pts: int) -> av.VideoFrame | None:
         """Frame `pts` decoded again at full quality (from its keyframe, by a second decoder).
@@ -559,8 +563,8 @@ class AvLiveSource(JpegFrames, LiveSource):
             return JpegFrames._frame(self, item, index, ts, wall)
         if isinstance(item, int):   # the pts of a packet left undecoded: a live picture cannot be had later
             return UndecodedFrame(item, self._last_size or self.size, index, ts, wall, lambda _frame: None)
-        av_frame, redecode, turn = item
-        frame = AvFrame(av_frame, index, ts, wall, redecode, rotation=turn)
+        av_frame, redecode, turn, sar = item
+        frame = AvFrame(av_frame, index, ts, wall, redecode, rotation=turn, sar=sar)
         size = frame.size
         if size != self._last_size:   # a camera reconfigured mid-stream
             self.batch_s = self._batch_for(size)
@@ -602,8 +606,8 @@ class _Connection:
                 yield bytes(pkt)
 
     def _decode(self, ring: PacketRing | None, plan: SkipPlan | None, position, gops: GopRuns | None):
-        """(frame, its Redecode or None, the display turn) for decoded frames, the pts
-        for those left out."""
+        """(frame, its Redecode or None, the display turn, the pixels' shape) for decoded
+        frames, the pts for those left out."""
         turn = StreamTurn()
         for pkt in self.container.demux(self.stream):
             if ring is not None:
@@ -621,4 +625,5 @@ class _Connection:
             for f in frames:
                 if plan is not None:
                     yield from plan.before(f.pts)
-                yield f, (gops.redecode_for(f.pts) if gops is not None else None), turn.of(f)
+                yield (f, (gops.redecode_for(f.pts) if gops is not None else None), turn.of(f),
+                       pixel_aspect(self.stream.codec_context.sample_aspect_ratio))
