@@ -19,6 +19,7 @@ from collections import deque
 import cv2
 import numpy as np
 
+from motionwatch.media.frames import widened
 from motionwatch.model import Detection, Frame
 from motionwatch.sinks.recorder import encode_jpeg
 
@@ -38,6 +39,7 @@ class LiveCamera:
         self._cond = threading.Condition()
         self._want = False
         self._grab: tuple | None = None
+        self._shape: tuple = (None, 0)   # the grabbed frame's (sar, rotation)
         self._jpeg: dict[bool, bytes] = {}
         self._seq = 0
         self._viewers = 0
@@ -62,6 +64,7 @@ class LiveCamera:
             note = "lighting change: ignored" if det.lighting_change else "" if det.ready else "warming up"
             mask = det.mask.copy() if det.mask is not None and not note else None
             self._grab = (frame.glance.copy(), mask, list(det.boxes), det.fraction, note)
+            self._shape = (frame.sar, frame.rotation)   # drawn in stored pixels, shown widened
             self._want = False
             self._cond.notify_all()
 
@@ -84,12 +87,13 @@ class LiveCamera:
                 if not self._cond.wait_for(lambda: not self._want or self._stop.is_set(), timeout=1.0):
                     continue  # no frame (camera lost or stalled): keep the last picture
                 grab, self._grab = self._grab, None
+                shape = self._shape
                 overlay = time.monotonic() < self._overlay_until
             if grab is None:
                 continue
-            jpegs = {False: _encode(_fit(grab[0]))}
+            jpegs = {False: _encode(_fit(widened(grab[0], *shape)))}
             if overlay:
-                jpegs[True] = _encode(_fit(draw_overlay(*grab, self.trigger)))
+                jpegs[True] = _encode(_fit(widened(draw_overlay(*grab, self.trigger), *shape)))
             with self._cond:
                 self._jpeg = jpegs
                 self._seq += 1

@@ -25,7 +25,8 @@ import numpy as np
 from motionwatch.config import EventsConfig, RecordingsConfig
 from motionwatch.index.diskspace import disk_full, write_problem
 from motionwatch.events import ClipPackets, ClipPart, EventEnded, EventFrame, EventStarted, OpenEvent
-from motionwatch.model import iso
+from motionwatch.media.frames import widened
+from motionwatch.model import Frame, iso
 from motionwatch.sinks.clip import EventClip, choose_format
 from motionwatch.sinks.clip_decode import PacketEncodeClip
 from motionwatch.sinks.clip_remux import PacketClip
@@ -43,6 +44,11 @@ def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
     if not ok:
         raise OSError("JPEG encoding failed")
     return buf.tobytes()
+
+
+def shown(frame: Frame, picture: np.ndarray) -> np.ndarray:
+    """A frame's picture as a player shows it: non-square pixels (Frame.sar) widened."""
+    return widened(picture, frame.sar, frame.rotation)
 
 
 def annotate(image: np.ndarray, boxes, wall: float, camera: str) -> np.ndarray:
@@ -193,22 +199,27 @@ class Recorder(Sink):
         name = "first.jpg" if first else "snapshot.jpg"
         jpegs: dict[str, bytes] = {}
         if self.ev.snapshot in ("first", "both") and not (folder / "first.jpg").exists():
-            jpegs["first.jpg"] = encode_jpeg(ev.first.image, q)
+            jpegs["first.jpg"] = encode_jpeg(shown(ev.first, ev.first.image), q)
         if not first:
-            jpegs["snapshot.jpg"] = encode_jpeg(ev.best.image, q)
+            jpegs["snapshot.jpg"] = encode_jpeg(shown(ev.best, ev.best.image), q)
         rec["snapshot"] = rel(name)
         rec["boxes"] = [list(b) for b in boxes]
         if self.ev.snapshot == "both":
             rec["snapshot_first"] = rel("first.jpg")
             rec["boxes_first"] = [list(b) for b in ev.first_boxes]
         h, w = primary.image.shape[:2]
-        tw = min(self.ev.thumbnail_width, w)
-        thumb = cv2.resize(primary.image, (tw, max(1, round(h * tw / w))), interpolation=cv2.INTER_AREA)
+        rec["frame_size"] = [w, h]   # stored pixels, as the boxes
+        if primary.sar is not None:
+            rec["pixel_aspect"] = [primary.sar.numerator, primary.sar.denominator]
+        picture = shown(primary, primary.image)
+        sh, sw = picture.shape[:2]
+        tw = min(self.ev.thumbnail_width, sw)
+        thumb = cv2.resize(picture, (tw, max(1, round(sh * tw / sw))), interpolation=cv2.INTER_AREA)
         jpegs["thumb.jpg"] = encode_jpeg(thumb, 80)
         rec["thumbnail"] = rel("thumb.jpg")
-        rec["frame_size"] = [w, h]
         if self.ev.annotate:
-            jpegs["annotated.jpg"] = encode_jpeg(annotate(primary.image, boxes, primary.wall, ev.camera), q)
+            drawn = annotate(primary.image, boxes, primary.wall, ev.camera)
+            jpegs["annotated.jpg"] = encode_jpeg(shown(primary, drawn), q)
             rec["annotated"] = rel("annotated.jpg")
         rec["kept"] = False
         return jpegs

@@ -1,0 +1,116 @@
+"""Recordings with non-square pixels: a PAL DVD's or an analogue DVR's 720x576 shown
+16:9 (sample aspect ratio 64:45), an NTSC one's 720x480 shown 4:3 (8:9). Players
+widen or narrow such pictures by the stream's aspect; so must what motionwatch
+saves. The clip carries the source's aspect, copied (H.264) or encoded (MPEG-2,
+MPEG-4 Part 2); the snapshot and thumbnail are saved at the shape a player
+shows; `frame_size` and `boxes` stay in the stored pixels and `pixel_aspect`
+says how to widen them. Checked on `scan` (one core and worker processes) and on a
+live MPEG-TS stream over loopback (the clip encoded from the packet ring), with
+PyAV reading what was written and ffprobe as the referee of the clip's aspect.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import pytest
+
+from conftest import events_json, mw
+from live_run import RunProcess, write_config
+from ts_server import TsServer
+from motionwatch.sources.scene import Scene, Walker, encode_scene, scene_rate
+
+PAL = Scene(width=720, height=576, fps=10, duration_s=12, seed=5, noise=3.0, walkers=(Walker(3.0, 4.0),))
+NTSC = Scene(width=720, height=480, fps=10, duration_s=12, seed=6, noise=3.0, walkers=(Walker(3.0, 4.0),))
+ENCODERS = {"h264": ("libx264", "mp4"), "mpeg2": ("mpeg2video", "mpegts"), "mpeg4": ("mpeg4", "mp4")}
+
+
+def write_anamorphic(path: Path, scene: Scene, codec: str, sar: Fraction) -> None:
+    """The scene encoded with its pixels tagged `sar` (the codec's own header says it,
+    and the MP4's `pasp` box where the container has one)."""
+    name, fmt = ENCODERS[codec]
+    with av.open(str(path), "w", format=fmt) as out:
+        st = out.add_stream(name, rate=scene_rate(scene))
+        st.width, st.height, st.pix_fmt = scene.width, scene.height, "yuv420p"
+        cc = st.codec_context
+        cc.gop_size, cc.bit_rate = 20, 3_000_000
+        cc.sample_aspect_ratio = sar
+        encode_scene(scene, out, st, 5, 1)
+
+
+def probed_sar(path: Path) -> str:
+    """The clip's sample aspect ratio as ffprobe reads it (N/A when untagged)."""
+    return subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                           "stream=sample_aspect_ratio", "-of", "csv=p=0", str(path)],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def check_event(rec: Path, stored: tuple[int, int], shown: tuple[int, int], sar: Fraction) -> None:
+    """One event whose snapshot is the shown shape and whose clip keeps the stored pictures and the aspect."""
+    [ev] = events_json(rec)
+    assert ev["frame_size"] == list(stored)
+    assert ev["pixel_aspect"] == [sar.numerator, sar.denominator]
+    for x, y, w, h in ev["boxes"]:   # stored pixels, as frame_size
+        assert 0 <= x and x + w <= stored[0] and 0 <= y and y + h <= stored[1]
+    snap = cv2.imread(str(rec / ev["snapshot"]))
+    assert (snap.shape[1], snap.shape[0]) == shown
+    thumb = cv2.imread(str(rec / ev["thumbnail"]))
+    assert abs(thumb.shape[1] / thumb.shape[0] - shown[0] / shown[1]) < 0.02
+    clip = rec / ev["clip"]
+    with av.open(str(clip)) as c:
+        st = c.streams.video[0]
+        assert st.codec_context.name == "h264"
+        assert (st.width, st.height) == stored
+        assert st.sample_aspect_ratio == sar
+    assert probed_sar(clip) == f"{sar.numerator}:{sar.denominator}"
+
+
+pytestmark = pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs ffprobe as the referee")
+
+
+@pytest.mark.parametrize("scene,codec,sar,shown,jobs", [
+    (PAL, "h264", Fraction(64, 45), (1024, 576), "1"),      # copied clip
+    (PAL, "mpeg2", Fraction(64, 45), (1024, 576), "1"),     # encoded clip
+    (PAL, "mpeg2", Fraction(64, 45), (1024, 576), "2"),     # ... decoded on worker processes
+    (NTSC, "mpeg4", Fraction(8, 9), (640, 480), "1"),       # narrower than stored
+], ids=["h264-copied", "mpeg2-encoded", "mpeg2-workers", "ntsc-mpeg4"])
+def test_a_scan_saves_non_square_pixels_as_a_player_shows_them(tmp_path, scene, codec, sar, shown, jobs):
+    name = f"dvr.{'ts' if codec == 'mpeg2' else 'mp4'}"
+    write_anamorphic(tmp_path / name, scene, codec, sar)
+    proc = mw("scan", name, "--no-progress", "--jobs", jobs, cwd=tmp_path, timeout=120,
+              env={"MOTIONWATCH_PARALLEL_MIN_WORK": "0"})
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    check_event(tmp_path / "recordings", (scene.width, scene.height), shown, sar)
+
+
+def test_square_pixels_say_no_pixel_aspect(tmp_path):
+    """A source tagged 1:1 (or untagged, as most are) is saved as it is stored."""
+    write_anamorphic(tmp_path / "cam.mp4", NTSC, "h264", Fraction(1))
+    proc = mw("scan", "cam.mp4", "--no-progress", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    [ev] = events_json(tmp_path / "recordings")
+    assert "pixel_aspect" not in ev and ev["frame_size"] == [720, 480]
+    snap = cv2.imread(str(tmp_path / "recordings" / ev["snapshot"]))
+    assert snap.shape[:2] == (480, 720)
+
+
+def test_a_live_mpeg2_camera_clip_keeps_its_pixel_aspect(tmp_path):
+    """An MPEG-2 stream over loopback (an analogue DVR's encoder): its clip is
+    encoded on the sink thread from the packet ring and carries the aspect."""
+    write_anamorphic(tmp_path / "dvr.ts", PAL, "mpeg2", Fraction(64, 45))
+    server = TsServer(tmp_path / "dvr.ts", PAL.duration_s)
+    rec = tmp_path / "rec"
+    cfg = write_config(tmp_path / "c.yaml", rec, [{"name": "dvr", "source": server.url, "timeout_seconds": 5.0}])
+    run = RunProcess(tmp_path, "--config", str(cfg))
+    try:
+        run.wait_for(r"dvr: event \w+ ended", timeout=60)
+    finally:
+        code = run.stop()
+        server.close()
+    assert code == 0 and "Traceback" not in run.log, run.log
+    check_event(rec, (720, 576), (1024, 576), Fraction(64, 45))
