@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,27 @@ def test_a_truncated_file_without_a_frame_count_says_where_it_stopped(gapped, tm
     stopped = float(proc.stderr.split("decoding stopped at ")[1].split()[0])
     # Past the gap: later than the frames read at the average rate would say.
     assert read / SCENE.fps + GAP_S - 0.5 <= stopped <= read / SCENE.fps + GAP_S + 0.5, proc.stderr
+
+
+def test_an_mkv_whose_times_start_late_is_whole_and_dated_by_its_length(gapped, tmp_path):
+    """A Matroska file whose timestamps start at 10 h (a remux that kept a long
+    recording's times, ffmpeg -copyts) states a Duration of 10 h plus its length:
+    it is not reported truncated, and its events are dated from its own length
+    before the file's time, not 10 h earlier. Cut in half, it still is truncated."""
+    late = tmp_path / "late.mkv"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(gapped["plain"]), "-c", "copy",
+                    "-output_ts_offset", "36000", str(late)], check=True, timeout=60)
+    proc = scan(late, tmp_path / "rec")
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    [ev] = events_json(tmp_path / "rec")
+    assert 5.5 <= ev["start_offset_s"] <= 7.0
+    started = datetime.fromisoformat(ev["start"]).timestamp()
+    assert late.stat().st_mtime - SCENE.duration_s - 5 <= started <= late.stat().st_mtime, ev["start"]
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(late.read_bytes()[:late.stat().st_size // 2])
+    proc = scan(cut, tmp_path / "rec2")
+    assert proc.returncode == 0 and "the file looks truncated" in proc.stderr, proc.stderr
+    assert float(proc.stderr.split("decoding stopped at ")[1].split()[0]) < SCENE.duration_s
 
 
 def test_the_clock_falls_back_to_the_frame_interval():

@@ -76,7 +76,7 @@ def facts(stream: av.video.stream.VideoStream) -> StreamFacts:
     tb = stream.time_base or Fraction(1, 90000)
     duration = float(stream.duration * tb) if stream.duration else 0.0
     if not duration and stream.container.duration:
-        duration = stream.container.duration / av.time_base
+        duration = container_span(stream.container)
     return StreamFacts(
         codec=cc.name, width=cc.width, height=cc.height, fps=sane_fps(float(rate) if rate else 0.0),
         time_base=Fraction(tb), frames=max(0, stream.frames or 0), duration_s=duration,
@@ -84,6 +84,18 @@ def facts(stream: av.video.stream.VideoStream) -> StreamFacts:
         full_range=cc.color_range == 2 or (cc.format is not None and cc.format.name.startswith("yuvj")),
         timed=timed, joinable=stream.container.format.name in JOINABLE_FORMATS,
         recorded_at=recorded_at(stream, tb))
+
+
+def container_span(container) -> float:
+    """Seconds from the container's first picture to its end. A Matroska (MKV, WebM)
+    Duration is its segment's, whose timeline starts at 0: a file whose times start
+    at 10 h (kept by a remux with -copyts, or cut from a long recording) says 10 h plus
+    its length, and was taken for a file with 10 h of pictures missing, dated 10 h early."""
+    span = container.duration / av.time_base
+    start = (container.start_time or 0) / av.time_base
+    if container.format.name.startswith("matroska") and 0 < start <= span:
+        span -= start
+    return span
 
 
 def recorded_at(stream: av.video.stream.VideoStream, tb: Fraction) -> float | None:
