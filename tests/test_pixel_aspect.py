@@ -114,3 +114,18 @@ def test_a_live_mpeg2_camera_clip_keeps_its_pixel_aspect(tmp_path):
         server.close()
     assert code == 0 and "Traceback" not in run.log, run.log
     check_event(rec, (720, 576), (1024, 576), Fraction(64, 45))
+
+
+def test_tunes_strip_draws_the_peaks_widened():
+    """`motionwatch tune`'s strip of peak frames: a 720x576 picture of 64:45 pixels is
+    drawn 16:9, as the snapshot is."""
+    import numpy as np
+
+    from motionwatch.tune.strip import Peaks, strip
+    peaks = Peaks()
+    mask = np.zeros((256, 320), np.uint8)
+    mask[10:20, 10:20] = 255
+    peaks.offer(1.0, 0.01, np.full((576, 720, 3), 100, np.uint8), mask, Fraction(64, 45))
+    out = strip(peaks, 680)
+    tile_w = 680 - 20
+    assert out.shape[0] - 40 == round(tile_w * 9 / 16)

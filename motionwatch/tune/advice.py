@@ -82,7 +82,7 @@ def replay_source(cfg: Config, spec: str, seconds: float | None) -> Trace:
             trace.fraction.append(det.fraction)
             trace.raw_fraction.append(det.raw_fraction)
             trace.shift.append(det.shift)
-            trace.peaks.offer(frame.ts, det.fraction, frame.image, det.mask)
+            trace.peaks.offer(frame.ts, det.fraction, frame.image, det.mask, frame.sar)
             trace.ready.append(det.ready)
             trace.lighting.append(det.lighting_change)
             trace.threshold = det.threshold or trace.threshold

@@ -9,6 +9,7 @@ estimate (the shift the detector compensated) over time.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import cv2
 import numpy as np
@@ -23,10 +24,13 @@ class Peaks:
     def __init__(self, n: int = 6, spacing_s: float = 1.0):
         self.n, self.spacing = n, spacing_s
         self.kept: list[tuple[float, float, np.ndarray, np.ndarray]] = []   # (fraction, ts, picture, mask)
+        self.sar: Fraction | None = None   # the source's pixel shape (Frame.sar): tiles are drawn widened
 
-    def offer(self, ts: float, fraction: float, picture: np.ndarray, mask: np.ndarray | None) -> None:
+    def offer(self, ts: float, fraction: float, picture: np.ndarray, mask: np.ndarray | None,
+              sar: Fraction | None = None) -> None:
         if mask is None or fraction <= 0:
             return
+        self.sar = sar
         near = [k for k in self.kept if abs(k[1] - ts) < self.spacing]
         if any(k[0] >= fraction for k in near):
             return
@@ -54,7 +58,7 @@ def strip(peaks: Peaks, width: int) -> np.ndarray | None:
         tiles.append(tile)
     cols = len(tiles)
     tw = (width - 10 * (cols + 1)) // cols
-    th = int(round(tw * tiles[0].shape[0] / tiles[0].shape[1]))
+    th = int(round(tw * tiles[0].shape[0] / (tiles[0].shape[1] * (peaks.sar or 1))))
     out = np.full((th + 40, width, 3), 255, np.uint8)
     for i, (tile, (fraction, ts, _, _)) in enumerate(zip(tiles, sorted(peaks.kept, key=lambda k: k[1]))):
         x = 10 + i * (tw + 10)
