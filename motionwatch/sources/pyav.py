@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import time
+from fractions import Fraction
 from dataclasses import replace
 from pathlib import Path
 
@@ -173,6 +174,7 @@ class AvFileSource(FrameSource):
         self._frames = None
         self._t0 = 0.0
         self._again = None    # a second decoder for full-quality saved frames (fast_decode)
+        self._sar_size, self._sar = None, None   # _pixel_aspect's last picture size and answer
         self._again_lock = threading.Lock()   # saved frames are converted on the sink thread
         self._fast = False
         self._verify = False   # saved pictures found again by time are checked (StreamFacts.joinable)
@@ -304,7 +306,7 @@ class AvFileSource(FrameSource):
         if isinstance(item, int):   # a pts the plan left undecoded
             return self._undecoded(item, i, ts, wall, plan is not None and plan.passes_on(item))
         frame = AvFrame(item, i, ts, wall, self._redecode if self._fast else None, self._verify, self._turn.of(item),
-                        plan is not None and plan.passes_on(item.pts), self._pixel_aspect())
+                        plan is not None and plan.passes_on(item.pts), self._pixel_aspect((item.width, item.height)))
         self._last_size, self.rotation = frame.size, frame.rotation
         return frame
 
@@ -341,11 +343,16 @@ class AvFileSource(FrameSource):
             log.warning("%s: could not decode frame %d after all; it is not analysed", self.spec, frame.index)
             return None
         return AvFrame(av_frame, frame.index, frame.ts, frame.wall, self._redecode if self._fast else None,
-                       self._verify, self._turn.of(av_frame), frame.passes_turn, self._pixel_aspect())
+                       self._verify, self._turn.of(av_frame), frame.passes_turn,
+                       self._pixel_aspect((av_frame.width, av_frame.height)))
 
-    def _pixel_aspect(self):
-        """The shape of the stream's pixels (Frame.sar), as its decoder last read it."""
-        return pixel_aspect(self.stream.codec_context.sample_aspect_ratio)
+    def _pixel_aspect(self, size: tuple[int, int]) -> Fraction | None:
+        """The shape of the stream's pixels (Frame.sar) for a picture of `size` (coded),
+        as the decoder read it, read again only when the size changes (PyAV makes a
+        Fraction each time)."""
+        if size != self._sar_size:
+            self._sar_size, self._sar = size, pixel_aspect(self.stream.codec_context.sample_aspect_ratio)
+        return self._sar
 
     def _redecode(self, pts: int) -> av.VideoFrame | None:
         """Frame `pts` decoded again at full quality (from its keyframe, by a second decoder).
@@ -609,6 +616,7 @@ class _Connection:
         """(frame, its Redecode or None, the display turn, the pixels' shape) for decoded
         frames, the pts for those left out."""
         turn = StreamTurn()
+        sar_size = sar = None   # read again only when the picture size changes (as AvFileSource)
         for pkt in self.container.demux(self.stream):
             if ring is not None:
                 ring.push(pkt)
@@ -625,5 +633,6 @@ class _Connection:
             for f in frames:
                 if plan is not None:
                     yield from plan.before(f.pts)
-                yield (f, (gops.redecode_for(f.pts) if gops is not None else None), turn.of(f),
-                       pixel_aspect(self.stream.codec_context.sample_aspect_ratio))
+                if (f.width, f.height) != sar_size:
+                    sar_size, sar = (f.width, f.height), pixel_aspect(self.stream.codec_context.sample_aspect_ratio)
+                yield f, (gops.redecode_for(f.pts) if gops is not None else None), turn.of(f), sar
