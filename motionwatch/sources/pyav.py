@@ -22,8 +22,8 @@ import logging
 import os
 import threading
 import time
-from fractions import Fraction
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 import av
