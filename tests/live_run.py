@@ -92,3 +92,20 @@ class RunProcess:
             self.proc.wait(10)
         self._log.close()
 
+
+def run_until_an_event_ends(tmp_path: Path, url: str, close, first: str | None = None, **events) -> Path:
+    """A real `run` on one camera ("gate") at `url` until an event has ended (after
+    `first` appeared in the log, when given); `close` stops the server. Returns the recordings."""
+    rec = tmp_path / "rec"
+    cfg = write_config(tmp_path / "c.yaml", rec, [{"name": "gate", "source": url, "timeout_seconds": 5.0}],
+                       events=events)
+    run = RunProcess(tmp_path, "--config", str(cfg))
+    try:
+        if first is not None:
+            run.wait_for(first, timeout=60)
+        run.wait_for(r"gate: event \w+ ended", timeout=60)
+    finally:
+        code = run.stop()
+        close()
+    assert code == 0 and "Traceback" not in run.log, run.log
+    return rec

@@ -18,7 +18,7 @@ import av
 import pytest
 
 from conftest import events_json
-from live_run import RunProcess, write_config
+from live_run import run_until_an_event_ends
 from test_live_stream import FPS, VISIT, frame_hashes, rtsp_server_runs, start_rtsp, stop_rtsp, to_ts
 from ts_server import TsServer
 from motionwatch.media import gop
@@ -150,16 +150,8 @@ def test_a_stream_joined_mid_gop_saves_full_quality_snapshots(tmp_path):
     joined = tmp_path / "joined.ts"
     joined.write_bytes(data[cut:])
     server = TsServer(joined, VISIT.duration_s - 1.5)
-    rec = tmp_path / "rec"
-    cfg = write_config(tmp_path / "c.yaml", rec, [{"name": "gate", "source": server.url, "timeout_seconds": 5.0}],
-                       events={"snapshot": "both", "pre_roll_seconds": 1.0, "post_roll_seconds": 1.0})
-    run = RunProcess(tmp_path, "--config", str(cfg))
-    try:
-        run.wait_for(r"gate: event \w+ ended", timeout=60)
-    finally:
-        code = run.stop()
-        server.close()
-    assert code == 0 and "Traceback" not in run.log, run.log
+    rec = run_until_an_event_ends(tmp_path, server.url, server.close, snapshot="both", pre_roll_seconds=1.0,
+                                  post_roll_seconds=1.0)
     (ev,) = events_json(rec)
     full = full_decode(source)
     full_jpegs = {encode_jpeg(f.to_ndarray(format="bgr24"), JPEG_QUALITY) for f in full.values()}

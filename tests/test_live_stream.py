@@ -22,7 +22,7 @@ import av
 import pytest
 
 from conftest import count_sleeps, events_json, mw
-from live_run import RunProcess, write_config
+from live_run import RunProcess, run_until_an_event_ends, write_config
 from rtsp_camera import jpeg_mov, rtsp_server_runs, start_rtsp, stop_rtsp
 from ts_server import TsServer
 from motionwatch.sources.scene import Scene, Walker, write_h264
@@ -39,24 +39,6 @@ def to_ts(mp4: Path) -> Path:
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(mp4), "-c", "copy", "-bsf:v", "h264_mp4toannexb",
                     "-f", "mpegts", str(ts)], check=True)
     return ts
-
-
-def run_until_an_event_ends(tmp_path: Path, url: str, close, first: str | None = None, **events) -> Path:
-    """A real `run` on one camera at `url` until an event has ended (after `first`
-    appeared in the log, when given); `close` stops the server. Returns the recordings."""
-    rec = tmp_path / "rec"
-    cfg = write_config(tmp_path / "c.yaml", rec, [{"name": "gate", "source": url, "timeout_seconds": 5.0}],
-                       events=events)
-    run = RunProcess(tmp_path, "--config", str(cfg))
-    try:
-        if first is not None:
-            run.wait_for(first, timeout=60)
-        run.wait_for(r"gate: event \w+ ended", timeout=60)
-    finally:
-        code = run.stop()
-        close()
-    assert code == 0 and "Traceback" not in run.log, run.log
-    return rec
 
 
 def frame_hashes(path: Path) -> list[str]:

@@ -21,7 +21,7 @@ import cv2
 import pytest
 
 from conftest import events_json, mw
-from live_run import RunProcess, write_config
+from live_run import run_until_an_event_ends
 from ts_server import TsServer
 from motionwatch.sources.scene import Scene, Walker, encode_scene, scene_rate
 
@@ -104,15 +104,7 @@ def test_a_live_mpeg2_camera_clip_keeps_its_pixel_aspect(tmp_path):
     encoded on the sink thread from the packet ring and carries the aspect."""
     write_anamorphic(tmp_path / "dvr.ts", PAL, "mpeg2", Fraction(64, 45))
     server = TsServer(tmp_path / "dvr.ts", PAL.duration_s)
-    rec = tmp_path / "rec"
-    cfg = write_config(tmp_path / "c.yaml", rec, [{"name": "dvr", "source": server.url, "timeout_seconds": 5.0}])
-    run = RunProcess(tmp_path, "--config", str(cfg))
-    try:
-        run.wait_for(r"dvr: event \w+ ended", timeout=60)
-    finally:
-        code = run.stop()
-        server.close()
-    assert code == 0 and "Traceback" not in run.log, run.log
+    rec = run_until_an_event_ends(tmp_path, server.url, server.close)
     check_event(rec, (720, 576), (1024, 576), Fraction(64, 45))
 
 
