@@ -208,6 +208,38 @@ def test_an_hevc_clip_plays_or_the_page_says_to_download_it(page, tmp_path, two_
     assert not page.errors
 
 
+def test_boxes_land_on_a_snapshot_of_non_square_pixels(page, tmp_path):
+    """A DVR's 720x576 picture of 64:45 pixels: the snapshot is saved 1024x576 (as a
+    player shows it) while the boxes stay in stored pixels, and the event page still
+    draws each box over the same part of the picture."""
+    from fractions import Fraction
+
+    from test_pixel_aspect import PAL, write_anamorphic
+    write_anamorphic(tmp_path / "dvr.ts", PAL, "mpeg2", Fraction(64, 45))
+    rec = tmp_path / "rec"
+    subprocess.run([sys.executable, "-m", "motionwatch", "scan", str(tmp_path / "dvr.ts"), "--recordings", str(rec),
+                    "--no-progress"], check=True, capture_output=True, timeout=120)
+    p = Proc(["serve", "--recordings", str(rec), "--port", "0"])
+    try:
+        ev = p.get_json(f"/api/events/{p.get_json('/api/events')['events'][0]['id']}")
+        page.goto(f"{p.base}/#/event/{ev['id']}")
+        page.wait_for_selector("#stage svg.boxes rect")
+        page.wait_for_function("() => document.querySelector('#snapshot').complete")
+        assert natural_width(page, "#snapshot") == 1024 and ev["frame_size"] == [720, 576]
+        img = page.locator("#snapshot").bounding_box()
+        rect = page.locator("#stage svg.boxes rect").first.bounding_box()
+        x, y, w, h = ev["boxes"][0]
+        sx, sy = img["width"] / 720, img["height"] / 576
+        # Centres and sizes (the outline's stroke widens the drawn box by a few pixels).
+        assert abs(rect["x"] + rect["width"] / 2 - img["x"] - (x + w / 2) * sx) < 1.5
+        assert abs(rect["y"] + rect["height"] / 2 - img["y"] - (y + h / 2) * sy) < 1.5
+        assert abs(rect["width"] - w * sx) < 5 and abs(rect["height"] - h * sy) < 5
+        assert abs(img["width"] / img["height"] - 16 / 9) < 0.02
+    finally:
+        p.stop()
+    assert not page.errors
+
+
 def test_keep_and_delete_from_the_event_page(page, tmp_path, two_visits_video):
     rec = tmp_path / "rec"
     scan_into(two_visits_video[0], rec, "shed", "2026-11-22T12:00:00")
