@@ -2,8 +2,8 @@
 16:9 (sample aspect ratio 64:45), an NTSC one's 720x480 shown 4:3 (8:9). Players
 widen or narrow such pictures by the stream's aspect; so must what motionwatch
 saves. The clip carries the source's aspect, copied (H.264) or encoded (MPEG-2,
-MPEG-4 Part 2); the snapshot and thumbnail are saved at the shape a player
-shows; `frame_size` and `boxes` stay in the stored pixels and `pixel_aspect`
+MPEG-4 Part 2); the snapshot, thumbnail, live view and `tune`'s strip are at the
+shape a player shows; `frame_size` and `boxes` stay in the stored pixels and `pixel_aspect`
 says how to widen them. Checked on `scan` (one core and worker processes) and on a
 live MPEG-TS stream over loopback (the clip encoded from the packet ring), with
 PyAV reading what was written and ffprobe as the referee of the clip's aspect.
@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import cv2
+import numpy as np
 import pytest
 
 from conftest import events_json, mw
 from live_run import run_until_an_event_ends
 from ts_server import TsServer
+from web_support import Proc, free_port
 from motionwatch.sources.scene import Scene, Walker, encode_scene, scene_rate
+from motionwatch.tune.strip import Peaks, strip
 
 PAL = Scene(width=720, height=576, fps=10, duration_s=12, seed=5, noise=3.0, walkers=(Walker(3.0, 4.0),))
 NTSC = Scene(width=720, height=480, fps=10, duration_s=12, seed=6, noise=3.0, walkers=(Walker(3.0, 4.0),))
@@ -111,9 +115,6 @@ def test_a_live_mpeg2_camera_clip_keeps_its_pixel_aspect(tmp_path):
 def test_tunes_strip_draws_the_peaks_widened():
     """`motionwatch tune`'s strip of peak frames: a 720x576 picture of 64:45 pixels is
     drawn 16:9, as the snapshot is."""
-    import numpy as np
-
-    from motionwatch.tune.strip import Peaks, strip
     peaks = Peaks()
     mask = np.zeros((256, 320), np.uint8)
     mask[10:20, 10:20] = 255
@@ -121,3 +122,24 @@ def test_tunes_strip_draws_the_peaks_widened():
     out = strip(peaks, 680)
     tile_w = 680 - 20
     assert out.shape[0] - 40 == round(tile_w * 9 / 16)
+
+
+def test_the_live_view_shows_non_square_pixels_widened(tmp_path):
+    """`run --web` watching the PAL file as it plays: the live picture is 16:9."""
+    write_anamorphic(tmp_path / "dvr.ts", PAL, "mpeg2", Fraction(64, 45))
+    port = free_port()
+    p = Proc(["run", "--source", str(tmp_path / "dvr.ts"), "--recordings", str(tmp_path / "rec"),
+              "--web", f"127.0.0.1:{port}"], port=port)
+    try:
+        deadline, body = time.monotonic() + 20, b""
+        while time.monotonic() < deadline:
+            status, _, body = p.request("GET", "/live/dvr.jpg")
+            if status == 200 and body[:2] == b"\xff\xd8":
+                break
+            time.sleep(0.3)
+        picture = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+        assert picture is not None, body[:200]
+        h, w = picture.shape[:2]
+        assert abs(w / h - 16 / 9) < 0.02, (w, h)
+    finally:
+        p.stop()
