@@ -115,6 +115,26 @@ class StreamTurn:
         return self.value
 
 
+class StreamAspect:
+    """The shape of a decoder's pixels (Frame.sar), read again only when the picture
+    size changes: PyAV makes new Fractions at every read of `sample_aspect_ratio`,
+    and the test for square pixels compares them, a cost on every frame."""
+
+    __slots__ = ("_codec", "_size", "value")
+
+    def __init__(self, codec_context):
+        self._codec, self._size, self.value = codec_context, None, None
+
+    def at(self, size: tuple[int, int]) -> Fraction | None:
+        """For a picture of `size` (coded, as decoded)."""
+        if size != self._size:
+            self._size, self.value = size, pixel_aspect(self._codec.sample_aspect_ratio)
+        return self.value
+
+    def of(self, frame: av.VideoFrame) -> Fraction | None:
+        return self.at((frame.width, frame.height))
+
+
 def upright(picture: np.ndarray, rotation: int) -> np.ndarray:
     """A decoded picture turned the way it is shown (itself when it needs no turn)."""
     if rotation % MIRRORED:

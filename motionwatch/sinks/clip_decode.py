@@ -21,7 +21,7 @@ from pathlib import Path
 
 import av
 
-from motionwatch.media.frames import pixel_aspect, turned
+from motionwatch.media.frames import StreamAspect, turned
 from motionwatch.sinks.clip import EventClip
 
 
@@ -78,6 +78,7 @@ class PacketEncodeClip(EventClip):
         self.post_roll = int(post_roll_s / time_base)
         self._template = template
         self._decoder = None
+        self._aspect: StreamAspect | None = None   # the decoder's pixel shape
         self._queue: deque = deque()   # packets not yet decoded (decode order)
         self._held: list = []          # decoded pictures past what the event is known to reach
         self._count = 0
@@ -120,7 +121,7 @@ class PacketEncodeClip(EventClip):
                     self._part_ts = ts
                 rotation = self._template.rotation
                 self.add(Decoded(f, self._count, ts, turned(clip_size((f.width, f.height), self.width), rotation),
-                                 rotation, pixel_aspect(self._decoder.sample_aspect_ratio)))
+                                 rotation, self._aspect.of(f)))
                 self._count += 1
         return True
 
@@ -131,6 +132,7 @@ class PacketEncodeClip(EventClip):
             template = packet.template or self._template
             if self._decoder is None or template is not self._template:
                 self._decoder, self._template = decoder_for(template), template
+                self._aspect = StreamAspect(self._decoder)
             # A packet of our own: the ring's may still be in the demuxing thread's hands.
             # Its times are the ring's clock, so the pictures are too.
             pkt = av.Packet(packet.data)

@@ -23,14 +23,13 @@ import os
 import threading
 import time
 from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
 
 import av
 
 from motionwatch.errors import SourceError
 from motionwatch.media.clock import FileClock, StreamPacer
-from motionwatch.media.frames import TV_TO_FULL, AvFrame, StreamTurn, UndecodedFrame, pixel_aspect
+from motionwatch.media.frames import TV_TO_FULL, AvFrame, StreamAspect, StreamTurn, UndecodedFrame
 from motionwatch.media.gop import GopRuns
 from motionwatch.media.jpeg import JpegFrames
 from motionwatch.media.nal import length_size, skippable_towards
@@ -174,7 +173,7 @@ class AvFileSource(FrameSource):
         self._frames = None
         self._t0 = 0.0
         self._again = None    # a second decoder for full-quality saved frames (fast_decode)
-        self._sar_size, self._sar = None, None   # _pixel_aspect's last picture size and answer
+        self._aspect: StreamAspect | None = None   # set at open, with the stream
         self._again_lock = threading.Lock()   # saved frames are converted on the sink thread
         self._fast = False
         self._verify = False   # saved pictures found again by time are checked (StreamFacts.joinable)
@@ -202,6 +201,7 @@ class AvFileSource(FrameSource):
                               "scan reads video files")
         try:
             self.container, self.stream = open_input(self.spec, str(path), None, {}, None)
+            self._aspect = StreamAspect(self.stream.codec_context)
         except SourceError:
             raise SourceError(f"{redact(self.spec)}: cannot read any video from it: not a video, or "
                               "damaged (an MP4 cut off while recording has no index)") from None
@@ -306,7 +306,7 @@ class AvFileSource(FrameSource):
         if isinstance(item, int):   # a pts the plan left undecoded
             return self._undecoded(item, i, ts, wall, plan is not None and plan.passes_on(item))
         frame = AvFrame(item, i, ts, wall, self._redecode if self._fast else None, self._verify, self._turn.of(item),
-                        plan is not None and plan.passes_on(item.pts), self._pixel_aspect((item.width, item.height)))
+                        plan is not None and plan.passes_on(item.pts), self._aspect.of(item))
         self._last_size, self.rotation = frame.size, frame.rotation
         return frame
 
@@ -343,16 +343,7 @@ class AvFileSource(FrameSource):
             log.warning("%s: could not decode frame %d after all; it is not analysed", self.spec, frame.index)
             return None
         return AvFrame(av_frame, frame.index, frame.ts, frame.wall, self._redecode if self._fast else None,
-                       self._verify, self._turn.of(av_frame), frame.passes_turn,
-                       self._pixel_aspect((av_frame.width, av_frame.height)))
-
-    def _pixel_aspect(self, size: tuple[int, int]) -> Fraction | None:
-        """The shape of the stream's pixels (Frame.sar) for a picture of `size` (coded),
-        as the decoder read it, read again only when the size changes (PyAV makes a
-        Fraction each time)."""
-        if size != self._sar_size:
-            self._sar_size, self._sar = size, pixel_aspect(self.stream.codec_context.sample_aspect_ratio)
-        return self._sar
+                       self._verify, self._turn.of(av_frame), frame.passes_turn, self._aspect.of(av_frame))
 
     def _redecode(self, pts: int) -> av.VideoFrame | None:
         """Frame `pts` decoded again at full quality (from its keyframe, by a second decoder).
@@ -615,8 +606,7 @@ class _Connection:
     def _decode(self, ring: PacketRing | None, plan: SkipPlan | None, position, gops: GopRuns | None):
         """(frame, its Redecode or None, the display turn, the pixels' shape) for decoded
         frames, the pts for those left out."""
-        turn = StreamTurn()
-        sar_size = sar = None   # read again only when the picture size changes (as AvFileSource)
+        turn, aspect = StreamTurn(), StreamAspect(self.stream.codec_context)
         for pkt in self.container.demux(self.stream):
             if ring is not None:
                 ring.push(pkt)
@@ -633,6 +623,4 @@ class _Connection:
             for f in frames:
                 if plan is not None:
                     yield from plan.before(f.pts)
-                if (f.width, f.height) != sar_size:
-                    sar_size, sar = (f.width, f.height), pixel_aspect(self.stream.codec_context.sample_aspect_ratio)
-                yield f, (gops.redecode_for(f.pts) if gops is not None else None), turn.of(f), sar
+                yield f, (gops.redecode_for(f.pts) if gops is not None else None), turn.of(f), aspect.of(f)
