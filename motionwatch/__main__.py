@@ -1,3 +1,3 @@
-from motionwatch.cli import main
+from motionwatch.cli import console
 
-raise SystemExit(main())
+console()

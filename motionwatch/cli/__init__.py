@@ -18,6 +18,7 @@ from motionwatch.cli.args import Parser, setup_logging, shared
 from motionwatch.cli.bench import add_bench
 from motionwatch.cli.check_config import add_check_config
 from motionwatch.cli.events import add_events
+from motionwatch.cli.exiting import leave
 from motionwatch.cli.run import add_run
 from motionwatch.cli.scan import add_scan
 from motionwatch.cli.serve import add_serve
@@ -36,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     for register in COMMANDS:
         register(sub)
     return parser
+
+
+def console() -> None:
+    """The `motionwatch` program and `python -m motionwatch`: the command, then exit."""
+    leave(main())
 
 
 def main(argv: list[str] | None = None) -> int:
