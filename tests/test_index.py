@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -49,6 +50,24 @@ def test_reindex_after_deleting_events_db(rec):
                                  for r in rows))
     assert strip(after) == strip(before)
     assert {r["id"]: r["kept"] for r in after} == {before[0]["id"]: True, before[1]["id"]: False}
+
+
+def test_events_db_alone_holds_every_event_after_each_command(rec, tmp_path):
+    """Each command closes events.db on its way out, so SQLite folds the write-ahead
+    log back in: the file on its own (a backup or a copy of just that file) holds
+    every event, and no -wal or -shm is left beside it. The program leaves without
+    Python's teardown (cli/exiting.py), which used to close what a command left open;
+    `rec` is a copy of what a real `scan` left."""
+    ids = [e["id"] for e in events_json(rec)]
+    for n, args in enumerate(([], ["keep", ids[0]], ["--reindex"], ["delete", ids[1]])):
+        assert not list(rec.glob("events.db-*")), args
+        copy = tmp_path / f"copy-{n}.db"
+        shutil.copyfile(rec / "events.db", copy)
+        db = sqlite3.connect(copy)
+        assert sorted(r[0] for r in db.execute("SELECT id FROM events")) == sorted(ids), args
+        db.close()
+        mw("events", *args, "--recordings", str(rec), check=True)
+    assert not list(rec.glob("events.db-*"))
 
 
 def test_missing_index_is_rebuilt_when_listing(rec):

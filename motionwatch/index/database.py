@@ -7,6 +7,7 @@ rebuilt from the `event.json` files (`motionwatch events --reindex`).
 
 from __future__ import annotations
 
+import atexit
 import errno
 import json
 import logging
@@ -17,6 +18,7 @@ import sqlite3
 import stat
 import tempfile
 import time
+import weakref
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
@@ -116,6 +118,23 @@ def _epoch(iso_text: str) -> float:
     return datetime.fromisoformat(iso_text).timestamp()
 
 
+class _Connection(sqlite3.Connection):
+    """An index connection that `_OPEN` can hold weakly (sqlite3's own cannot be)."""
+
+
+# Connections still open: closed at exit, when SQLite folds the write-ahead log back
+# into events.db. The interpreter's teardown did that for any a command left to the
+# garbage collector; the `motionwatch` program skips that teardown (cli/exiting.py)
+# but runs atexit.
+_OPEN: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_connections() -> None:
+    for db in list(_OPEN):
+        db.close()
+
+
 class EventIndex:
     """`events.db` at the recordings root (SQLite in WAL mode, so a running
     `motionwatch run` can write while `events` or the web UI read)."""
@@ -135,7 +154,8 @@ class EventIndex:
         self.db.executescript(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(str(self.path), timeout=10.0, check_same_thread=False)
+        db = sqlite3.connect(str(self.path), timeout=10.0, check_same_thread=False, factory=_Connection)
+        _OPEN.add(db)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
