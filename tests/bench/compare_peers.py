@@ -13,10 +13,11 @@ speed (and whoever else is using it) changes from run to run:
 * The package is byte-compiled first, as pip does for a normal install.
 * decode-only: a PyAV loop that decodes every frame with PyAV's own decoder
   settings and reads its Y plane as a NumPy view, importing nothing else (the
-  loop the issue names); the ratios are against it, start-up included. "decode-only, 2 frame threads" is the
-  same loop on FFmpeg frame threads as a lone file's default scan decodes
-  (until 2026-12-05 the baseline: it costs a quarter more CPU, which flattered
-  every ratio).
+  loop the issue names); the ratios are against it, start-up included.
+  "decode-only, 2 frame threads" is the same loop on FFmpeg frame threads as a
+  lone file's default scan decodes (until 2026-12-05 the baseline: it costs a
+  quarter more CPU, which flattered every ratio). A 5-frame file's row shows
+  what start-up and exit cost on their own.
 * scan (defaults, clips re-encoded with `clip_codec: h264`, clips off,
   fast_decode off, detection.fps 15, 10 and 5): generated H.264 clips
   (640x480, 1280x720, 1920x1080; textured room, sensor noise, people walking,
@@ -180,6 +181,12 @@ def clips(work: Path, seconds: float, own: list[Path] | None = None) -> list[tup
             print(f"generating {path.name} ...", flush=True)
             make_clip(path, w, h, seconds, fps=25.0)
         out.append((f"{w}x{h} H.264", path, bench_scene(w, h, seconds, 25.0).truth()))
+    # What every scan pays before its first frame and after its last (imports, the
+    # config models, opening the index, exiting): a file of a fifth of a second.
+    start = work / "bench-startup-640x480.mp4"
+    if not start.exists():
+        make_clip(start, 640, 480, 0.2, fps=25.0)
+    out.append(("start-up: 5-frame 640x480", start, None))
     if TRAFFIC.exists():
         out.append(("traffic_camera.mp4 1280x720", TRAFFIC, None))
     if VTEST.exists():
