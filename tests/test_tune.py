@@ -34,6 +34,22 @@ def test_tune_plots_a_file_and_lists_its_events(tmp_path: Path, two_visits_video
     assert bands == 2
 
 
+def test_tune_names_its_plot_after_the_file_when_no_camera_is_configured(tmp_path: Path, static_noisy_video):
+    """With the built-in defaults the plot is named after the source, as `scan` names
+    its cameras (it was tune-demo.png, after the default camera, for any file); a
+    configured camera keeps its own name."""
+    proc = mw("tune", str(static_noisy_video), "--seconds", "2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    plot = f"tune-{static_noisy_video.stem}.png"
+    assert sorted(p.name for p in tmp_path.glob("tune-*")) == [plot]
+    assert proc.stdout.startswith(plot + ":")
+    cfg = tmp_path / "motionwatch.yaml"
+    cfg.write_text("cameras:\n  - name: porch\n    source: /dev/video0\n")
+    proc = mw("tune", str(static_noisy_video), "--seconds", "2", "--config", cfg.name, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "tune-porch.png").exists() and proc.stdout.startswith("tune-porch.png:")
+
+
 def test_tune_static_scene_suggests_from_the_noise_floor(tmp_path: Path, static_noisy_video):
     out = tmp_path / "quiet.png"
     proc = mw("tune", str(static_noisy_video), "--seconds", "8", "-o", str(out))

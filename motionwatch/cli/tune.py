@@ -53,13 +53,18 @@ def cmd_tune(args) -> int:
 
 
 def tune_config(args):
-    """The configured camera (by --camera, else the first) watching SOURCE."""
+    """The configured camera (by --camera, else the first) watching SOURCE. The
+    built-in default camera (no cameras configured) is named after SOURCE, as `scan`
+    names its cameras: `tune driveway.mp4` writes tune-driveway.png, not tune-demo.png."""
     from dataclasses import replace
 
-    from motionwatch.config import load_config
+    from motionwatch.config import CameraConfig, load_config
+    from motionwatch.config.source_spec import camera_name_for
     cfg = load_config(args.config)
     cams = [c for c in cfg.cameras if not args.camera or c.name == args.camera]
     if not cams:
         names = ", ".join(c.name for c in cfg.cameras)
         raise ConfigError(f"--camera: no camera named {args.camera!r}; configured: {names}")
-    return replace(cfg, cameras=(replace(cams[0], source=args.source_arg),))
+    cam = cams[0]
+    name = camera_name_for(args.source_arg) if cam == CameraConfig() else cam.name
+    return replace(cfg, cameras=(replace(cam, name=name, source=args.source_arg),))
