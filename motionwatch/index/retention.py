@@ -49,6 +49,7 @@ class Pass:
     free: int = 0
     deleted: list[tuple[str, int, str]] = field(default_factory=list)   # (folder, bytes, reason)
     short: str | None = None   # a limit that could not be met
+    folders: list[Path] = field(default_factory=list)   # the event folders the pass found
 
 
 def folder_size(folder: Path) -> int:
@@ -132,7 +133,7 @@ class Retention:
         # Forget folders gone since the last pass (deleted here, by `events delete`,
         # the web UI or by hand), so the cache does not grow for months.
         self._sizes = {f: self._sizes[f] for f in folders if f in self._sizes}
-        result.events = len(folders)
+        result.events, result.folders = len(folders), folders
         result.bytes = sum(sizes.values()) + self._db_bytes()
         usage = self.disk_usage(str(self.root))
         result.free = usage.free
@@ -221,8 +222,10 @@ class Retention:
         except Exception as e:   # rebuildable; the folder is what matters
             log.error("retention: could not remove event %s from the index: %s", event_id, e)
 
-    def reconcile(self, index: EventIndex) -> None:
-        self._reconcile(index, iter_event_folders(self.root), Pass())
+    def reconcile(self, index: EventIndex, folders: list[Path] | None = None) -> None:
+        """`folders`: a pass's listing, so the tree is not walked again (a folder it
+        deleted since has no event.json and counts as gone)."""
+        self._reconcile(index, iter_event_folders(self.root) if folders is None else folders, Pass())
 
     def _reconcile(self, index: EventIndex, folders: list[Path], result: Pass) -> None:
         """Drop rows whose folder is gone; add events whose row is missing."""
@@ -294,7 +297,7 @@ def prepare_recordings(cfg: RecordingsConfig, live: bool = True) -> tuple[EventI
     if index is not None:
         for rel, _, _ in done.deleted:
             retention._unindex(index, root / rel)
-        retention.reconcile(index)   # adds events the index lacks, drops rows of vanished folders
+        retention.reconcile(index, done.folders)   # adds events the index lacks, drops rows of vanished folders
     log.info("recordings: %d event(s), %.2f GB in %s; %.1f GB free%s", done.events - len(done.deleted),
              done.bytes / GB, root, done.free / GB,
              f"; retention deleted {len(done.deleted)} event(s)" if done.deleted else "")
