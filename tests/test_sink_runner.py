@@ -81,7 +81,12 @@ def test_between_events_the_worker_sleeps_until_it_is_woken(monkeypatch):
         assert timeouts[-1] == BATCH_WAIT_S and len(timeouts) >= 3   # an event is open
         runner.put(EventEnded(started.event, started.event.record(), "gap"))
         assert sink.wait_for(2, 5)
-        time.sleep(0.05)
+        # The worker may still finish a BATCH_WAIT_S wait it was in when the event
+        # ended (on a busy machine later than 0.05 s): wait until it has gone back to
+        # sleep, then it must stay asleep.
+        deadline = time.monotonic() + 5
+        while timeouts[-1] is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
         n = len(timeouts)
         time.sleep(3 * BATCH_WAIT_S)
         assert timeouts[-1] is None and len(timeouts) == n
