@@ -58,13 +58,10 @@ def tune_config(args):
     names its cameras: `tune driveway.mp4` writes tune-driveway.png, not tune-demo.png."""
     from dataclasses import replace
 
-    from motionwatch.config import CameraConfig, load_config
+    from motionwatch.config import CameraConfig
+    from motionwatch.config.overrides import effective_config
     from motionwatch.config.source_spec import camera_name_for
-    cfg = load_config(args.config)
-    cams = [c for c in cfg.cameras if not args.camera or c.name == args.camera]
-    if not cams:
-        names = ", ".join(c.name for c in cfg.cameras)
-        raise ConfigError(f"--camera: no camera named {args.camera!r}; configured: {names}")
-    cam = cams[0]
+    cfg = effective_config(args)   # --camera picks a configured camera (SOURCE is not --source)
+    cam = cfg.cameras[0]
     name = camera_name_for(args.source_arg) if cam == CameraConfig() else cam.name
     return replace(cfg, cameras=(replace(cam, name=name, source=args.source_arg),))

@@ -44,12 +44,15 @@ TIGHT_SHARE = 0.25         # warn when limits leave recordings less than this sh
 class Pass:
     """What one retention pass found and did."""
 
-    events: int = 0
+    folders: list[Path] = field(default_factory=list)   # the event folders the pass found
     bytes: int = 0
     free: int = 0
     deleted: list[tuple[str, int, str]] = field(default_factory=list)   # (folder, bytes, reason)
     short: str | None = None   # a limit that could not be met
-    folders: list[Path] = field(default_factory=list)   # the event folders the pass found
+
+    @property
+    def events(self) -> int:
+        return len(self.folders)
 
 
 def folder_size(folder: Path) -> int:
@@ -133,7 +136,7 @@ class Retention:
         # Forget folders gone since the last pass (deleted here, by `events delete`,
         # the web UI or by hand), so the cache does not grow for months.
         self._sizes = {f: self._sizes[f] for f in folders if f in self._sizes}
-        result.events, result.folders = len(folders), folders
+        result.folders = folders
         result.bytes = sum(sizes.values()) + self._db_bytes()
         usage = self.disk_usage(str(self.root))
         result.free = usage.free
@@ -222,10 +225,10 @@ class Retention:
         except Exception as e:   # rebuildable; the folder is what matters
             log.error("retention: could not remove event %s from the index: %s", event_id, e)
 
-    def reconcile(self, index: EventIndex, folders: list[Path] | None = None) -> None:
+    def reconcile(self, index: EventIndex, folders: list[Path]) -> None:
         """`folders`: a pass's listing, so the tree is not walked again (a folder it
         deleted since has no event.json and counts as gone)."""
-        self._reconcile(index, iter_event_folders(self.root) if folders is None else folders, Pass())
+        self._reconcile(index, folders, Pass())
 
     def _reconcile(self, index: EventIndex, folders: list[Path], result: Pass) -> None:
         """Drop rows whose folder is gone; add events whose row is missing."""
