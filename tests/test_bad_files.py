@@ -45,7 +45,28 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     out["garbage.mp4"] = d / "garbage.mp4"
     (d / "empty.avi").write_bytes(b"")
     out["empty.avi"] = d / "empty.avi"
+    # A cut by stream copy from between keyframes: the MP4's edit list hides the
+    # frames from the keyframe before the cut up to it, and players skip them.
+    cut = d / "cut.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-ss", "1.3", "-i", str(fast), "-c", "copy",
+                    str(cut)], check=True, timeout=60)
+    out["cut.mp4"] = cut
+    # The same with the edit list's length halved: it hides the end as well.
+    data = bytearray(cut.read_bytes())
+    at = data.index(b"elst") + 12   # version 0: entry 1's segment duration (4 bytes)
+    data[at:at + 4] = (int.from_bytes(data[at:at + 4], "big") // 2).to_bytes(4, "big")
+    (d / "halved.mp4").write_bytes(bytes(data))
+    out["halved.mp4"] = d / "halved.mp4"
     return out
+
+
+def shown_frames(path: Path) -> tuple[int, int]:
+    """(frames stored, frames a player shows) by ffprobe, the independent referee."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+                          "-show_entries", "stream=nb_frames,nb_read_frames", "-of", "csv=p=0", str(path)],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    stored, shown = out.strip().split(",")[:2]
+    return int(stored), int(shown)
 
 
 def scan(path: Path, rec: Path) -> subprocess.CompletedProcess:
@@ -91,6 +112,29 @@ def test_whole_file_reports_no_damage(clips, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "could not be decoded" not in proc.stderr
     assert f"scanned {SCENE.frames} frames" in proc.stdout
+
+
+def test_cut_by_stream_copy_is_whole(clips, tmp_path):
+    """Frames an edit list hides are not the video's: no damage is reported for a
+    cut made with `ffmpeg -ss ... -c copy` (it was, as a truncated file), and scan
+    counts what a player shows."""
+    stored, shown = shown_frames(clips["cut.mp4"])
+    assert shown < stored   # the fixture does hide frames
+    proc = scan(clips["cut.mp4"], tmp_path / "rec")
+    assert proc.returncode == 0, proc.stderr
+    assert "could not be decoded" not in proc.stderr and "truncated" not in proc.stderr, proc.stderr
+    assert f"scanned {shown} frames" in proc.stdout
+
+
+def test_cut_with_its_end_hidden_is_whole(clips, tmp_path):
+    """The edit list may hide the end too (here its length halved): a player stops
+    there, and so does scan, without calling the file truncated."""
+    stored, shown = shown_frames(clips["halved.mp4"])
+    assert shown < stored * 0.6
+    proc = scan(clips["halved.mp4"], tmp_path / "rec")
+    assert proc.returncode == 0, proc.stderr
+    assert "could not be decoded" not in proc.stderr, proc.stderr
+    assert f"scanned {shown} frames" in proc.stdout
 
 
 @pytest.mark.parametrize("name", ["garbage.mp4", "empty.avi", "trunc_noindex.mp4"])

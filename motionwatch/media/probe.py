@@ -24,6 +24,8 @@ JOINABLE_FORMATS = frozenset({"mpegts", "mpeg", "dhav"})
 # frame with the NVR's local date and time, which FFmpeg gives as milliseconds
 # since 1970 read as if UTC.
 WALL_CLOCK_FORMATS = frozenset({"dhav"})
+# Formats with edit lists (FFmpeg's demuxer name for MP4, MOV, 3GP): see shown_frames.
+EDITED_FORMATS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2"})
 EPOCH_2000 = 946684800
 # FFmpeg's own log lines would repeat our one-line messages for every retry of a
 # dead camera; AV_LOG_QUIET unless the user asks for them.
@@ -38,7 +40,7 @@ class StreamFacts:
     height: int
     fps: float              # 0.0 when the stream does not say
     time_base: Fraction
-    frames: int             # 0 when unknown
+    frames: int             # frames a player shows (shown_frames); 0 when unknown
     duration_s: float       # 0.0 when unknown (live)
     start_pts: int
     full_range: bool        # pc (JPEG) range: the Y plane spans 0..255
@@ -79,11 +81,25 @@ def facts(stream: av.video.stream.VideoStream) -> StreamFacts:
         duration = container_span(stream.container)
     return StreamFacts(
         codec=cc.name, width=cc.width, height=cc.height, fps=sane_fps(float(rate) if rate else 0.0),
-        time_base=Fraction(tb), frames=max(0, stream.frames or 0), duration_s=duration,
+        time_base=Fraction(tb), frames=shown_frames(stream, duration, float(rate) if rate else 0.0),
+        duration_s=duration,
         start_pts=stream.start_time or 0,
         full_range=cc.color_range == 2 or (cc.format is not None and cc.format.name.startswith("yuvj")),
         timed=timed, joinable=stream.container.format.name in JOINABLE_FORMATS,
         recorded_at=recorded_at(stream, tb))
+
+
+def shown_frames(stream: av.video.stream.VideoStream, duration_s: float, fps: float) -> int:
+    """The stream's frame count, 0 when unknown. An MP4's counts the frames its edit
+    list hides too (a cut by stream copy keeps them from the keyframe before the cut),
+    which FFmpeg drops as players do; its duration is the edit's, so the fewer of the
+    two is shown. (An AVI's duration is what could be indexed, and a truncated one's
+    header still counts what was recorded: there the count stands.)"""
+    frames = max(0, stream.frames or 0)
+    if stream.container.format.name not in EDITED_FORMATS or not frames or not duration_s or not fps:
+        return frames
+    by_time = round(duration_s * fps)
+    return by_time if frames - by_time > max(2, frames // 100) else frames
 
 
 def container_span(container) -> float:
