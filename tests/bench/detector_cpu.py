@@ -1,6 +1,7 @@
 """Detector `update()` alone on decoded luma planes: this tree against detect/ at a git ref.
 
     PYTHONPATH=. .venv/bin/python tests/bench/detector_cpu.py [--baseline-ref 8c37c48] [--rounds 3]
+    PYTHONPATH=. .venv/bin/python tests/bench/detector_cpu.py --widths 320 256 240 160
 
 Frames are decoded once with PyAV (the Y plane, as `scan` feeds the detector)
 from real footage and a generated 640x480 clip tagged like a camera file (and
@@ -9,12 +10,14 @@ fed to both detectors interleaved frame by frame, so both see the same machine
 load, taking turns to go first (the second finds the frame in the CPU cache).
 Prints CPU ms a frame and the ratio to the baseline measured in the same run,
 and whether every frame's fraction, boxes and reported mask were equal (a cost
-change must not change what is detected).
+change must not change what is detected). With --widths, this tree's detector at
+each `detection.width` instead, interleaved alike, against the first width.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import sys
 import tempfile
 import time
@@ -90,10 +93,13 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--frames", type=int, default=600)
     ap.add_argument("--fps", type=float, default=0.0, help="analysis rate the detector is built for (0: source's)")
+    ap.add_argument("--widths", type=int, nargs="+", metavar="W", help="compare detection widths, not trees")
     args = ap.parse_args()
     # One OpenCV thread, as the capture loop runs (pipeline/camera.py): a thread
     # pool's wake-ups on these small pictures would count as detector CPU.
     cv2.setNumThreads(1)
+    if args.widths:
+        return compare_widths(args)
     before = load_package(args.baseline_ref)
     cfg = DetectionConfig()
     print(f"| clip (frames) | {args.baseline_ref} ms/frame | ours ms/frame | ours / {args.baseline_ref} | "
@@ -120,6 +126,33 @@ def main() -> int:
             per = {m: 1000 * v / (args.rounds * len(planes)) for m, v in spent.items()}
             print(f"| {name} ({len(planes)}) | {per['before']:.3f} | {per['ours']:.3f} | "
                   f"{per['ours'] / per['before']:.2f} | {'yes' if equal else 'NO'} |", flush=True)
+    return 0
+
+
+def compare_widths(args) -> int:
+    """CPU ms a frame of this tree's detector at each width, frame by frame in turn."""
+    widths = args.widths
+    print("| clip (frames) | " + " | ".join(f"width {w} ms/frame" for w in widths) + " |\n|---|"
+          + "---:|" * len(widths))
+    with tempfile.TemporaryDirectory() as work:
+        for name, fps, planes, levels in inputs(args.frames, Path(work)):
+            size = (planes[0].shape[1], planes[0].shape[0])
+            rate = analysis_fps(fps, args.fps)
+            planes = planes[::int(round(fps / rate))]
+            spent = dict.fromkeys(widths, 0.0)
+            for r in range(args.rounds):
+                dets = {w: MotionDetector(replace(DetectionConfig(), width=w), size, rate, None) for w in widths}
+                for d in dets.values():
+                    d.luma_levels = levels
+                for i, img in enumerate(planes):
+                    turn = list(dets.items())
+                    for w, d in turn[i % len(turn):] + turn[:i % len(turn)]:   # a different one first
+                        t = time.process_time()
+                        d.update(img)
+                        spent[w] += time.process_time() - t
+            per = [1000 * spent[w] / (args.rounds * len(planes)) for w in widths]
+            print(f"| {name} ({len(planes)}) | " + " | ".join(
+                f"{v:.3f} ({v / per[0]:.2f})" for v in per) + " |", flush=True)
     return 0
 
 
