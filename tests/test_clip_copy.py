@@ -315,3 +315,32 @@ def test_a_long_event_holds_no_more_packets_than_a_short_one(tmp_path):
                            "stream=nb_read_frames", "-of", "csv=p=0", str(rec / ev["clip"])],
                           capture_output=True, text=True, check=True).stdout
     assert int(info) / FPS >= ev["end_offset_s"] - ev["start_offset_s"] + 2.0
+
+
+def test_packets_the_muxer_refuses_are_a_source_problem_not_a_write_failure(tmp_path):
+    """A damaged file's timestamps can be beyond what MP4 stores (here a picture shown
+    before it is decoded): the muxer refuses them. That clip is abandoned and said so
+    as the source's fault, apart from write failures (which put the recorder in its
+    broken state, "recording resumes when writing works again"); no file is left."""
+    import av
+    from motionwatch.media.remux import CodecTemplate
+    from motionwatch.media.ring import PacketRing
+    from motionwatch.sinks.clip_remux import PacketClip
+    src = write_h264(Scene(width=320, height=240, fps=FPS, duration_s=3, seed=2, noise=4.0,
+                           walkers=(Walker(0.5, 2.0, height=0.6),)), tmp_path / "src.mp4")
+    with av.open(str(src)) as c:
+        stream = c.streams.video[0]
+        ring = PacketRing(stream.time_base, keep_s=60.0, template=CodecTemplate(stream))
+        for pkt in c.demux(stream):
+            ring.push(pkt)
+    kept = ring.since(0)
+    assert len(kept) == 3 * FPS and kept[0].key
+    kept[5].pts = kept[5].dts - 10 * kept[5].duration   # shown before it is decoded
+    folder = tmp_path / "event"
+    clip = PacketClip(folder, None, kept[0].template, ring.time_base, FPS, 300.0, kept[0].clock)
+    clip.packets(kept, kept[-1].clock)
+    clip.end(kept[-1].clock, at_eof=True)
+    clip.finish()
+    assert clip.errors == []
+    assert len(clip.refused) == 1 and "source's packets cannot be copied" in clip.refused[0], clip.refused
+    assert clip.parts == [] and not list(folder.glob("*.mp4")) and not list(folder.glob(".tmp-*"))

@@ -23,7 +23,7 @@ from motionwatch.sinks.clip import oserror_of, publish, tmp_name
 
 
 class PacketClip:
-    """Same bookkeeping as `EventClip` (done, unrenamed, errors) so the recorder treats both alike."""
+    """Same bookkeeping as `EventClip` (done, unrenamed, errors, refused) so the recorder treats both alike."""
 
     def __init__(self, folder: Path, event, template, time_base: Fraction, fps: float, max_seconds: float,
                  first: int):
@@ -41,6 +41,7 @@ class PacketClip:
         self.unrenamed: list[tuple[Path, Path]] = []
         self.errors: list[str] = []
         self.reported = 0
+        self.refused: list[str] = []  # what the source's packets could not become (see _fail)
         self.pending: list = []       # packets not yet muxed (decode order)
         self.part: Mp4Remux | None = None
         self.number = 0
@@ -111,7 +112,13 @@ class PacketClip:
         err = oserror_of(e)
         part, self.part = self.part, None
         name = part.final.name if part is not None else f"clip-{self.number:03d}.mp4"
-        self.errors.append(f"{name} abandoned: {err.strerror or err}")
+        if isinstance(e, av.FFmpegError) and not isinstance(e, OSError):
+            # The muxer refused the packets themselves (a damaged file's timestamps,
+            # say), not the disk: writing is not broken, and a retry would fail alike.
+            self.refused.append(f"{name} abandoned: the source's packets cannot be copied into an MP4 "
+                                f"({err.strerror or e})")
+        else:
+            self.errors.append(f"{name} abandoned: {err.strerror or err}")
         self.failed = True
         if part is not None:
             try:

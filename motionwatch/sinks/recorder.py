@@ -99,9 +99,7 @@ class Recorder(Sink):
             clip = self.clips.get(signal.event.id)
             if clip is not None:
                 clip.add(signal.frame, signal.cut)
-                if len(clip.errors) > clip.reported:
-                    clip.reported = len(clip.errors)
-                    self._fail(signal.event.id, clip.folder, OSError(0, clip.errors[-1]))
+                self._clip_trouble(signal.event.id, clip)
             return
         if isinstance(signal, ClipPackets):
             self._packets(signal)
@@ -164,9 +162,17 @@ class Recorder(Sink):
         clip.packets(s.packets, s.upto)
         if s.end is not None:
             clip.end(s.end, s.at_eof)
+        self._clip_trouble(ev.id, clip)
+
+    def _clip_trouble(self, event_id: str, clip) -> None:
+        """Report what went wrong with a clip since the last call: a write failure
+        puts the recorder in its broken state; a source the clip cannot be made of
+        is a warning (the event is saved with its snapshot)."""
         if len(clip.errors) > clip.reported:
             clip.reported = len(clip.errors)
-            self._fail(ev.id, clip.folder, OSError(0, clip.errors[-1]))
+            self._fail(event_id, clip.folder, OSError(0, clip.errors[-1]))
+        while clip.refused:
+            log.warning("event %s: %s; the event is saved with its snapshot", event_id, clip.refused.pop(0))
 
     def _ended(self, s: EventEnded) -> None:
         ev = s.event
