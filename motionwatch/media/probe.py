@@ -70,7 +70,8 @@ def video_stream(container):
 
 def facts(stream: av.video.stream.VideoStream) -> StreamFacts:
     cc = stream.codec_context
-    timed = stream.container.format.name not in UNTIMED_FORMATS
+    fmt = stream.container.format.name
+    timed = fmt not in UNTIMED_FORMATS
     if timed:
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     else:
@@ -79,24 +80,24 @@ def facts(stream: av.video.stream.VideoStream) -> StreamFacts:
     duration = float(stream.duration * tb) if stream.duration else 0.0
     if not duration and stream.container.duration:
         duration = container_span(stream.container)
+    fps = sane_fps(float(rate) if rate else 0.0)
     return StreamFacts(
-        codec=cc.name, width=cc.width, height=cc.height, fps=sane_fps(float(rate) if rate else 0.0),
-        time_base=Fraction(tb), frames=shown_frames(stream, duration, float(rate) if rate else 0.0),
-        duration_s=duration,
+        codec=cc.name, width=cc.width, height=cc.height, fps=fps, time_base=Fraction(tb),
+        frames=shown_frames(fmt, max(0, stream.frames or 0), duration, fps), duration_s=duration,
         start_pts=stream.start_time or 0,
         full_range=cc.color_range == 2 or (cc.format is not None and cc.format.name.startswith("yuvj")),
-        timed=timed, joinable=stream.container.format.name in JOINABLE_FORMATS,
+        timed=timed, joinable=fmt in JOINABLE_FORMATS,
         recorded_at=recorded_at(stream, tb))
 
 
-def shown_frames(stream: av.video.stream.VideoStream, duration_s: float, fps: float) -> int:
-    """The stream's frame count, 0 when unknown. An MP4's counts the frames its edit
+def shown_frames(fmt: str, frames: int, duration_s: float, fps: float) -> int:
+    """A stream's frame count (`frames`, the container's; 0 when unknown) as a
+    player shows it, in a file of FFmpeg format `fmt`. An MP4's counts the frames its edit
     list hides too (a cut by stream copy keeps them from the keyframe before the cut),
     which FFmpeg drops as players do; its duration is the edit's, so the fewer of the
     two is shown. (An AVI's duration is what could be indexed, and a truncated one's
     header still counts what was recorded: there the count stands.)"""
-    frames = max(0, stream.frames or 0)
-    if stream.container.format.name not in EDITED_FORMATS or not frames or not duration_s or not fps:
+    if fmt not in EDITED_FORMATS or not frames or not duration_s or not fps:
         return frames
     by_time = round(duration_s * fps)
     return by_time if frames - by_time > max(2, frames // 100) else frames

@@ -153,7 +153,7 @@ class EventClip:
         self.unrenamed: list[tuple[Path, Path]] = []  # (tmp, final): whole but not renamed yet
         self.errors: list[str] = []
         self.reported = 0        # how many of `errors` the recorder has logged
-        self.refused: list[str] = []   # source problems (PacketClip): logged, not a write failure
+        self.refused: list[str] = []   # stays empty: encoded clips fail only in writing (PacketClip fills its own)
         self.failed_ts: float | None = None
         self.first: Frame | None = None
         self.frames = 0

@@ -101,31 +101,13 @@ def main() -> int:
     if args.widths:
         return compare_widths(args)
     before = load_package(args.baseline_ref)
-    cfg = DetectionConfig()
     print(f"| clip (frames) | {args.baseline_ref} ms/frame | ours ms/frame | ours / {args.baseline_ref} | "
           "same results |\n|---|---:|---:|---:|---|")
-    with tempfile.TemporaryDirectory() as work:
-        for name, fps, planes, levels in inputs(args.frames, Path(work)):
-            size = (planes[0].shape[1], planes[0].shape[0])
-            rate = analysis_fps(fps, args.fps)   # as the capture loop analyses
-            planes = planes[::int(round(fps / rate))]
-            spent = {"before": 0.0, "ours": 0.0}
-            equal = True
-            for _ in range(args.rounds):
-                dets = {"before": before(cfg, size, rate, None), "ours": MotionDetector(cfg, size, rate, None)}
-                for d in dets.values():
-                    d.luma_levels = levels
-                for i, img in enumerate(planes):
-                    got = {}
-                    # Alternate who goes first: the second finds the plane in the CPU cache.
-                    for m, d in (dets.items() if i % 2 else reversed(dets.items())):
-                        t = time.process_time()
-                        got[m] = d.update(img)
-                        spent[m] += time.process_time() - t
-                    equal = equal and same(got["before"], got["ours"])
-            per = {m: 1000 * v / (args.rounds * len(planes)) for m, v in spent.items()}
-            print(f"| {name} ({len(planes)}) | {per['before']:.3f} | {per['ours']:.3f} | "
-                  f"{per['ours'] / per['before']:.2f} | {'yes' if equal else 'NO'} |", flush=True)
+    for name, planes, per, equal in race(args, lambda size, rate: {
+            "before": before(DetectionConfig(), size, rate, None),
+            "ours": MotionDetector(DetectionConfig(), size, rate, None)}):
+        print(f"| {name} ({len(planes)}) | {per['before']:.3f} | {per['ours']:.3f} | "
+              f"{per['ours'] / per['before']:.2f} | {'yes' if equal else 'NO'} |", flush=True)
     return 0
 
 
@@ -134,26 +116,37 @@ def compare_widths(args) -> int:
     widths = args.widths
     print("| clip (frames) | " + " | ".join(f"width {w} ms/frame" for w in widths) + " |\n|---|"
           + "---:|" * len(widths))
+    for name, planes, per, _ in race(args, lambda size, rate: {
+            w: MotionDetector(replace(DetectionConfig(), width=w), size, rate, None) for w in widths}):
+        print(f"| {name} ({len(planes)}) | " + " | ".join(
+            f"{per[w]:.3f} ({per[w] / per[widths[0]]:.2f})" for w in widths) + " |", flush=True)
+    return 0
+
+
+def race(args, build):
+    """Per input clip: (name, analysed planes, CPU ms a frame per detector, whether
+    all gave the same results), the detectors `build(size, rate)` fed each frame in
+    turn, a different one first each frame (the later ones find the plane in the CPU
+    cache), rebuilt for each of `args.rounds` rounds."""
     with tempfile.TemporaryDirectory() as work:
         for name, fps, planes, levels in inputs(args.frames, Path(work)):
             size = (planes[0].shape[1], planes[0].shape[0])
-            rate = analysis_fps(fps, args.fps)
+            rate = analysis_fps(fps, args.fps)   # as the capture loop analyses
             planes = planes[::int(round(fps / rate))]
-            spent = dict.fromkeys(widths, 0.0)
-            for r in range(args.rounds):
-                dets = {w: MotionDetector(replace(DetectionConfig(), width=w), size, rate, None) for w in widths}
-                for d in dets.values():
+            spent: dict = {}
+            equal = True
+            for _ in range(args.rounds):
+                turn = list(build(size, rate).items())
+                for _, d in turn:
                     d.luma_levels = levels
                 for i, img in enumerate(planes):
-                    turn = list(dets.items())
-                    for w, d in turn[i % len(turn):] + turn[:i % len(turn)]:   # a different one first
+                    got = []
+                    for key, d in turn[i % len(turn):] + turn[:i % len(turn)]:
                         t = time.process_time()
-                        d.update(img)
-                        spent[w] += time.process_time() - t
-            per = [1000 * spent[w] / (args.rounds * len(planes)) for w in widths]
-            print(f"| {name} ({len(planes)}) | " + " | ".join(
-                f"{v:.3f} ({v / per[0]:.2f})" for v in per) + " |", flush=True)
-    return 0
+                        got.append(d.update(img))
+                        spent[key] = spent.get(key, 0.0) + time.process_time() - t
+                    equal = equal and all(same(got[0], g) for g in got[1:])
+            yield name, planes, {k: 1000 * v / (args.rounds * len(planes)) for k, v in spent.items()}, equal
 
 
 if __name__ == "__main__":
