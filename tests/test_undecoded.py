@@ -308,6 +308,52 @@ def test_a_live_h264_stream_leaves_frames_undecoded_and_still_finds_the_visit(tm
     assert analysed and all(isinstance(f, AvFrame) for f in analysed)
 
 
+@needs_ffmpeg_live
+def test_a_live_stream_without_b_frames_lets_go_of_pictures_nobody_looks_at(tmp_path):
+    """An HTTP MPEG-TS camera as IP cameras send it (no B-frames: every picture is a
+    reference, so every one is decoded) at 30 fps, detection.fps 15, clips copied:
+    the pictures the loop will not analyse reach it as their pts alone, so none of
+    them is held (each one held keeps a buffer of the decoder's pool busy, 3 MB at
+    1080p), every analysed frame is a decoded picture, and the visit is found."""
+    from motionwatch.media.frames import AvFrame
+    from motionwatch.sources.scene import Scene, Walker, write_h264
+    from ts_server import TsServer
+    scene = Scene(width=320, height=240, fps=30, duration_s=8, seed=21, noise=4.0,
+                  walkers=(Walker(2.5, 3.0, height=0.6),))
+    mp4 = tmp_path / "visit.mp4"
+    write_h264(scene, mp4, 400_000, 30)
+    ts = tmp_path / "visit.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(mp4), "-c:v", "libx264", "-preset", "veryfast",
+                    "-bf", "0", "-g", "30", "-f", "mpegts", str(ts)], check=True)
+    server = TsServer(ts, scene.duration_s)
+    cfg = Config(recordings=RecordingsConfig(path=str(tmp_path / "rec"), min_free_gb=0.0))
+    stop = threading.Event()
+    analysed, handed = [], []
+    sink = Signals()
+    loop = CameraLoop(CameraConfig(name="cam", source=server.url, timeout_seconds=5.0), cfg, sink, stop,
+                      on_frame=lambda f, d: analysed.append(f.index))
+    src = loop.open()
+    read = src.read
+    src.read = lambda *a, **k: handed.append(read(*a, **k)) or handed[-1]
+    runner = threading.Thread(target=loop.run)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(e[0] == "EventEnded" for e in sink.events):
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        runner.join(30)
+        server.close()
+    assert any(e[0] == "EventEnded" for e in sink.events)
+    assert src.stats().undecoded == 0            # nothing is left out of the decoder ...
+    frames = {f.index: f for f in handed if f is not None}
+    bare = {i for i, f in frames.items() if isinstance(f, UndecodedFrame)}
+    assert len(bare) > len(frames) / 4           # ... but about half the pictures are let go at once
+    assert analysed and not bare & set(analysed)
+    assert all(isinstance(frames[i], AvFrame) for i in analysed)
+
+
 def test_scan_detect_every_leaves_out_only_frames_it_skips(clips, tmp_path):
     """`scan --detect-every 3` at detection.fps 15 on 25 fps: every third frame is analysed."""
     path = str(h264(clips))
