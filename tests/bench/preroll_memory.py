@@ -3,10 +3,12 @@
     PYTHONPATH=. .venv/bin/python tests/bench/preroll_memory.py [--baseline-ref ff14022] [--seconds 40]
         [--rounds N] [--fresh-install]
 
-Two 1080p sources, each watched with the default config (clips on, 2 s pre-roll) by
+Three 1080p sources, each watched with the default config (clips on, 2 s pre-roll) by
 both trees in turn, each for the same seconds:
 
 * H.264 served as live MPEG-TS over HTTP on loopback (clips are stream copies);
+* the same pictures as most IP cameras encode them (no B-frames, one reference
+  frame, a keyframe every 2 s), served alike;
 * an MPEG-4 Part 2 file (what OpenCV writes) played at its own rate with
   `run --source FILE` (clips are encoded), two people walking by.
 
@@ -48,6 +50,16 @@ def h264_ts(work: Path) -> Path:
         make_clip(mp4, 1920, 1080, 20.0, fps=25.0)
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(mp4), "-c", "copy", "-f", "mpegts", str(ts)],
                        check=True)
+    return ts
+
+
+def ip_camera_ts(work: Path) -> Path:
+    """The H.264 stream re-encoded as IP cameras send it: every picture a reference."""
+    ts = work / "mem-1920x1080-25fps-noB.ts"
+    if not ts.exists():
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(h264_ts(work)), "-c:v", "libx264", "-preset",
+                        "veryfast", "-bf", "0", "-refs", "1", "-g", "50", "-b:v", "5M", "-maxrate", "5M",
+                        "-bufsize", "5M", "-f", "mpegts", str(ts)], check=True)
     return ts
 
 
@@ -93,8 +105,10 @@ def main() -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     trees = {"before": export(args.baseline_ref), "ours": REPO}
-    server = TsServer(h264_ts(work), 20.0, loops=max(1, round(args.seconds / 20.0)) + 1)
+    loops = max(1, round(args.seconds / 20.0)) + 1
+    server, ip_server = TsServer(h264_ts(work), 20.0, loops=loops), TsServer(ip_camera_ts(work), 20.0, loops=loops)
     sources = {"H.264 MPEG-TS over HTTP (copied clips)": server.url,
+               "H.264 without B-frames, one reference (an IP camera's), MPEG-TS over HTTP": ip_server.url,
                "MPEG-4 Part 2 file, paced (encoded clips)": str(mpeg4_file(work, args.seconds))}
     print(f"| 1080p25 source, {args.seconds:g} s | before peak RSS | ours peak RSS | events (before / ours) |")
     print("|---|---:|---:|---|")
@@ -105,6 +119,7 @@ def main() -> int:
                   f"{got['before'][1]} / {got['ours'][1]} |", flush=True)
     finally:
         server.close()
+        ip_server.close()
     return 0
 
 
