@@ -523,31 +523,31 @@ class AvLiveSource(JpegFrames, LiveSource):
         if self.options.wanted is None or prefix is None or not f.fps:
             return None
         delay = (LIVE_REORDER_FRAMES if stream.codec_context.has_b_frames else 0) / f.fps
-
-        def wanted(index: int) -> bool:
-            t0 = self._t0
-            return t0 is None or self.options.wanted(index, time.monotonic() - t0 + delay)
         if self._plan is not None:
             self._left_out_before += self._plan.left_out
-        self._plan = SkipPlan(f.codec, prefix, wanted)
+        self._plan = SkipPlan(f.codec, prefix, self._wanted_in(delay))
         return self._plan
 
     def _looked_at(self, f) -> Callable[[int], bool] | None:
-        """Whether the capture loop will want frame `index`'s picture if it is handed out
-        now (None: every picture is kept). One it will not is handed on as its pts alone:
-        a decoded picture held for the loop (LiveSource._held, up to MAX_HELD) keeps a
-        buffer of the decoder's pool busy, and the pool never shrinks (3 MB a picture at
-        1080p). Asked half a frame later than now, so a frame at the edge of its turn
-        keeps its picture: the loop times it as it is handed out, a moment after this."""
-        wanted = self.options.wanted
-        if wanted is None or not f.fps:
+        """Whether the capture loop will look at frame `index`'s picture, handed out now
+        (None: every picture is handed on). One it will not look at goes on as its pts
+        alone (`_let_go`): a decoded picture held for the loop (LiveSource._held, up to
+        MAX_HELD) keeps a buffer of the decoder's pool busy, and the pool never shrinks
+        (3 MB a picture at 1080p). Asked half a frame ahead, so a frame at the edge of
+        its turn keeps its picture: the loop times it a moment after this."""
+        if self.options.wanted is None or not f.fps:
             return None
-        late = 0.5 / f.fps
+        return self._wanted_in(0.5 / f.fps)
 
-        def looked_at(index: int) -> bool:
+    def _wanted_in(self, ahead_s: float) -> Callable[[int], bool]:
+        """The capture loop's `wanted` for frame `index` handed out `ahead_s` from now
+        (everything is wanted before the first frame)."""
+        wanted = self.options.wanted
+
+        def asked(index: int) -> bool:
             t0 = self._t0
-            return t0 is None or wanted(index, time.monotonic() - t0 + late)
-        return looked_at
+            return t0 is None or wanted(index, time.monotonic() - t0 + ahead_s)
+        return asked
 
     def stats(self) -> SourceStats:
         now = self._plan.left_out if self._plan is not None else 0
