@@ -24,7 +24,6 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import av
 
@@ -499,7 +498,7 @@ class AvLiveSource(JpegFrames, LiveSource):
         else:
             self.packets = self.template = None
         return _Connection(container, stream, self.packets, self._skip_plan(f, stream, prefix), self._next_index,
-                           gops, stop=self._stop, looked_at=self._looked_at(f))
+                           gops, stop=self._stop)
 
     def _connect_jpegs(self, container, stream) -> _Connection:
         """An MJPEG stream: its packets are whole JPEGs, handed out undecoded. The grey
@@ -523,31 +522,14 @@ class AvLiveSource(JpegFrames, LiveSource):
         if self.options.wanted is None or prefix is None or not f.fps:
             return None
         delay = (LIVE_REORDER_FRAMES if stream.codec_context.has_b_frames else 0) / f.fps
+
+        def wanted(index: int) -> bool:
+            t0 = self._t0
+            return t0 is None or self.options.wanted(index, time.monotonic() - t0 + delay)
         if self._plan is not None:
             self._left_out_before += self._plan.left_out
-        self._plan = SkipPlan(f.codec, prefix, self._wanted_in(delay))
+        self._plan = SkipPlan(f.codec, prefix, wanted)
         return self._plan
-
-    def _looked_at(self, f) -> Callable[[int], bool] | None:
-        """Whether the capture loop will look at frame `index`'s picture, handed out now
-        (None: every picture is handed on). One it will not look at goes on as its pts
-        alone (`_let_go`): a decoded picture held for the loop (LiveSource._held, up to
-        MAX_HELD) keeps a buffer of the decoder's pool busy, and the pool never shrinks
-        (3 MB a picture at 1080p). Asked half a frame ahead, so a frame at the edge of
-        its turn keeps its picture: the loop times it a moment after this."""
-        if self.options.wanted is None or not f.fps:
-            return None
-        return self._wanted_in(0.5 / f.fps)
-
-    def _wanted_in(self, ahead_s: float) -> Callable[[int], bool]:
-        """The capture loop's `wanted` for frame `index` handed out `ahead_s` from now
-        (everything is wanted before the first frame)."""
-        wanted = self.options.wanted
-
-        def asked(index: int) -> bool:
-            t0 = self._t0
-            return t0 is None or wanted(index, time.monotonic() - t0 + ahead_s)
-        return asked
 
     def stats(self) -> SourceStats:
         now = self._plan.left_out if self._plan is not None else 0
@@ -601,35 +583,19 @@ def _paced(items, pacer: StreamPacer, stop: threading.Event):
         yield item
 
 
-def _let_go(items, looked_at: Callable[[int], bool], position):
-    """A connection's items as they are handed out, a decoded frame the capture loop
-    will not look at (AvLiveSource._looked_at) as its pts alone: its picture goes back
-    to the decoder's pool now. Asked at hand-out, after any pacing, when the loop's
-    schedule can tell."""
-    for item in items:
-        if isinstance(item, tuple) and item[0].pts is not None and not looked_at(position()):
-            yield item[0].pts
-        else:
-            yield item
-
-
 class _Connection:
     """One open stream: its decoded frames (and the pts of those its plan left
     undecoded, at their places), pushing packets into the ring on the way.
     `position()` is the index the next frame handed out will have."""
 
     def __init__(self, container, stream, ring: PacketRing | None, plan: SkipPlan | None, position,
-                 gops: GopRuns | None = None, jpegs: bool = False, stop: threading.Event | None = None,
-                 looked_at: Callable[[int], bool] | None = None):
-        """`looked_at`: AvLiveSource._looked_at (None: every picture is handed out)."""
+                 gops: GopRuns | None = None, jpegs: bool = False, stop: threading.Event | None = None):
         self.container = container
         self.stream = stream
         self.frames = self._jpegs() if jpegs else self._decode(ring, plan, position, gops)
         if not jpegs and stop is not None and container.format.name in SEGMENTED_FORMATS and stream.time_base:
             # A segment comes at once: its frames are handed on at their own pace.
             self.frames = _paced(self.frames, StreamPacer(stream.time_base, PACE_MAX_LEAD_S), stop)
-        if not jpegs and looked_at is not None:
-            self.frames = _let_go(self.frames, looked_at, position)
 
     def _jpegs(self):
         """The packets' bytes, undecoded: an MJPEG stream's JPEGs."""
