@@ -50,7 +50,7 @@ class Fed(LiveSource):
 
 @pytest.fixture
 def every_other():
-    src = Fed(analysed=lambda index, ts: index % 2 == 0)
+    src = Fed(analysed=lambda index, ts, arrived: index % 2 == 0)
     src.open()
     yield src
     src.end()
@@ -95,7 +95,7 @@ def test_without_a_schedule_only_the_newest_frame_is_handed_out():
 
 @pytest.fixture
 def batching():
-    src = Fed(analysed=lambda index, ts: True)
+    src = Fed(analysed=lambda index, ts, arrived: True)
     src.open()
     yield src
     src.end()

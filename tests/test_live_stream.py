@@ -259,7 +259,7 @@ def test_a_live_cameras_small_pictures_reach_the_loop_in_batches_and_large_ones_
     scene = Scene(width=size[0], height=size[1], fps=FPS, duration_s=3, seed=5, noise=3.0)
     write_h264(scene, tmp_path / "cam.mp4", 2_000_000, FPS)
     server = TsServer(to_ts(tmp_path / "cam.mp4"), 3.0, loops=2)
-    src = open_source(server.url, SourceOptions(timeout=5.0, analysed=lambda index, ts: True))
+    src = open_source(server.url, SourceOptions(timeout=5.0, analysed=lambda index, ts, arrived: True))
     sleeps = count_sleeps(src)
     try:
         assert src.read(5) is not None

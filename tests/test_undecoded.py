@@ -269,13 +269,9 @@ def test_a_scan_leaving_frames_undecoded_finds_the_same_events(clips, tmp_path, 
 needs_ffmpeg_live = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg to serve the stream")
 
 
-@needs_ffmpeg_live
-def test_a_live_h264_stream_leaves_frames_undecoded_and_still_finds_the_visit(tmp_path):
-    """An HTTP MPEG-TS camera (Annex-B, B-frames) at 30 fps, detection.fps 15: disposable
-    frames the schedule will not want stay undecoded, every analysed frame is a decoded
-    picture, and the visit is found. A live frame's time is its arrival, so which ones
-    are analysed is not compared with a decode of every frame."""
-    from motionwatch.media.frames import AvFrame
+def live_visit(tmp_path: Path, encode: list[str]):
+    """A 30 fps visit served as an HTTP MPEG-TS camera, its H.264 made by ffmpeg's
+    `encode` arguments from one with B-frames."""
     from motionwatch.sources.scene import Scene, Walker, write_h264
     from ts_server import TsServer
     scene = Scene(width=320, height=240, fps=30, duration_s=8, seed=21, noise=4.0,
@@ -283,16 +279,22 @@ def test_a_live_h264_stream_leaves_frames_undecoded_and_still_finds_the_visit(tm
     mp4 = tmp_path / "visit.mp4"
     write_h264(scene, mp4, 400_000, 30)
     ts = tmp_path / "visit.ts"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(mp4), "-c", "copy", "-f", "mpegts", str(ts)], check=True)
-    server = TsServer(ts, scene.duration_s)
-    cfg = Config(recordings=RecordingsConfig(path=str(tmp_path / "rec"), min_free_gb=0.0),
-                 events=EventsConfig(clip=False))
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(mp4), *encode, "-f", "mpegts", str(ts)], check=True)
+    return TsServer(ts, scene.duration_s)
+
+
+def watch_until_an_event_ends(tmp_path: Path, server, events: EventsConfig):
+    """`run`'s capture loop on the camera until an event ends: (signals, the source,
+    the frames it handed out, the indices of those analysed)."""
+    cfg = Config(recordings=RecordingsConfig(path=str(tmp_path / "rec"), min_free_gb=0.0), events=events)
     stop = threading.Event()
-    analysed = []
+    analysed, handed = [], []
     sink = Signals()
     loop = CameraLoop(CameraConfig(name="cam", source=server.url, timeout_seconds=5.0), cfg, sink, stop,
-                      on_frame=lambda f, d: analysed.append(f))
+                      on_frame=lambda f, d: analysed.append(f.index))
     src = loop.open()
+    read = src.read
+    src.read = lambda *a, **k: handed.append(read(*a, **k)) or handed[-1]
     runner = threading.Thread(target=loop.run)
     runner.start()
     try:
@@ -303,9 +305,56 @@ def test_a_live_h264_stream_leaves_frames_undecoded_and_still_finds_the_visit(tm
         stop.set()
         runner.join(30)
         server.close()
+    return sink, src, {f.index: f for f in handed if f is not None}, analysed
+
+
+@needs_ffmpeg_live
+def test_a_live_h264_stream_leaves_frames_undecoded_and_still_finds_the_visit(tmp_path):
+    """An HTTP MPEG-TS camera (Annex-B, B-frames) at 30 fps, detection.fps 15: disposable
+    frames the schedule will not want stay undecoded, every analysed frame is a decoded
+    picture, and the visit is found. A live frame's time is its arrival, so which ones
+    are analysed is not compared with a decode of every frame."""
+    from motionwatch.media.frames import AvFrame
+    server = live_visit(tmp_path, ["-c", "copy"])
+    sink, src, frames, analysed = watch_until_an_event_ends(tmp_path, server, EventsConfig(clip=False))
     assert any(e[0] == "EventEnded" for e in sink.events)
     assert src.stats().undecoded > 0
-    assert analysed and all(isinstance(f, AvFrame) for f in analysed)
+    assert analysed and all(isinstance(frames[i], AvFrame) for i in analysed)
+
+
+@needs_ffmpeg_live
+def test_a_live_stream_without_b_frames_lets_go_of_pictures_nobody_looks_at(tmp_path):
+    """An HTTP MPEG-TS camera as IP cameras send it (no B-frames: every picture is a
+    reference, so every one is decoded) at 30 fps, detection.fps 15, clips copied:
+    the pictures the loop will not analyse reach it as their pts alone, so none of
+    them is held (each one held keeps a buffer of the decoder's pool busy, 3 MB at
+    1080p), every analysed frame is a decoded picture, and the visit is found."""
+    from motionwatch.media.frames import AvFrame
+    server = live_visit(tmp_path, ["-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "30"])
+    sink, src, frames, analysed = watch_until_an_event_ends(tmp_path, server, EventsConfig())
+    assert any(e[0] == "EventEnded" for e in sink.events)
+    assert src.stats().undecoded == 0            # nothing is left out of the decoder ...
+    bare = {i for i, f in frames.items() if isinstance(f, UndecodedFrame)}
+    assert len(bare) > len(frames) / 4           # ... but about half the pictures are let go at once
+    assert analysed and not bare & set(analysed)
+    assert all(isinstance(frames[i], AvFrame) for i in analysed)
+    # No due frame lost its picture: the frames analysed are the schedule's over the
+    # times the frames came, though the server sends them in bursts (a lost one would
+    # have the next frame analysed in its place).
+    assert analysed == scheduled(frames, fps=30.0, limit=15.0)
+
+
+def scheduled(frames: dict, fps: float, limit: float) -> list[int]:
+    """The indices `_due` analyses at detection.fps `limit` over frames handed out with
+    their own (arrival) times, as in camera.py, written out again."""
+    from motionwatch.events import EPS
+    from motionwatch.pipeline.camera import analysis_step
+    step, out, next_ts, detected = analysis_step(fps, limit), [], 0.0, 0
+    for i in sorted(frames):
+        if frames[i].ts >= next_ts - EPS or step <= i - detected:
+            out.append(i)
+            next_ts, detected = frames[i].ts + 1 / limit, i
+    return out
 
 
 def test_scan_detect_every_leaves_out_only_frames_it_skips(clips, tmp_path):

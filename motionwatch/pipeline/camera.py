@@ -44,6 +44,10 @@ SIZE_CHANGED = "size changed"
 # fewer queue signals than one per frame, and the sink holds about a GOP.
 COPY_BATCH = 8
 
+# A live source's (arrival time, has a picture) of frame `index`, while it knows them:
+# seconds since its first frame, and False for a frame left undecoded.
+Arrived = Callable[[int], "tuple[float, bool] | None"]
+
 BACKOFF_START = 1.0
 BACKOFF_CAP = 30.0
 
@@ -133,6 +137,9 @@ class CameraLoop:
         self._detected_index = 0   # the index of the last analysed frame, for _detect_step
         self._detect_step = 0      # source frames between analysed ones at detection.fps (0: by time only)
         self._owed = False         # the last frame passed its turn on: this one is analysed (_due)
+        # A live source's reader thread runs the schedule ahead (_schedule): it must
+        # see the last frame processed and the schedule after that frame together.
+        self._schedule_lock = threading.Lock()
         # detection.fps as seconds between analysed frames (0: analyse every frame).
         self._detect_interval = 1.0 / self.det_cfg.fps if self.det_cfg.fps else 0.0
         self._stall_s = 0.1     # a frame interval of the current source, set per source in _setup
@@ -298,24 +305,26 @@ class CameraLoop:
     def _process(self, frame: Frame) -> None:
         st = self.status
         st.frames += 1
-        self._last_index = frame.index
         # The detector is built for the frame's size in source pixels, what boxes
         # and masks refer to (a JpegFrame knows it from the header, undecoded).
         size = frame.size
         if size != self._size:
             self._setup(size)
-        schedule = self._next_detect_ts, self._detected_index
-        due = self._due(frame.index, self._schedule_ts(frame))
-        if due and frame.passes_turn and self._passing():
-            # A disposable picture whose next frame is decoded anyway: that one is
-            # analysed instead, a frame later, and the schedule keeps to this one's time.
-            self._owed, due = True, False
+        with self._schedule_lock:
+            self._last_index = frame.index
+            schedule = self._next_detect_ts, self._detected_index
+            due = self._due(frame.index, self._schedule_ts(frame))
+            if due and frame.passes_turn and self._passing():
+                # A disposable picture whose next frame is decoded anyway: that one is
+                # analysed instead, a frame later, and the schedule keeps to this one's time.
+                self._owed, due = True, False
         if due:
             # A frame the source left undecoded is decoded after all; if it cannot be,
             # it is as if it was never due, so the next frame is.
             decoded = frame.with_picture()
             if decoded is None:
-                self._next_detect_ts, self._detected_index = schedule
+                with self._schedule_lock:
+                    self._next_detect_ts, self._detected_index = schedule
                 due = False
             else:
                 frame = decoded
@@ -353,26 +362,25 @@ class CameraLoop:
         return self.pass_turns and self._detect_step >= 2 and self.detect_every == 1 and not (
             self.tracker is not None and self.tracker.clip)
 
-    def _wanted(self, index: int, ts: float | None = None) -> bool:
+    def _wanted(self, index: int, ts: float | None = None, arrived: Arrived | None = None) -> bool:
         """Whether frame `index`'s picture will be needed, asked by the source ahead of
         the loop (sources.undecoded): when it will be analysed (`_analysed`), before the
         first frame set the loop up, and while the tracker keeps decoded frames for clips."""
         if self.tracker is not None and self.tracker.clip:
             return True
-        return self._analysed(index, ts)
+        return self._analysed(index, ts, arrived)
 
-    def _analysed(self, index: int, ts: float | None = None) -> bool:
+    def _analysed(self, index: int, ts: float | None = None, arrived: Arrived | None = None) -> bool:
         """Whether frame `index` will be analysed, asked by the source ahead of the loop
         (a frame that will not be can wait for the next one that will, instead of waking
         the loop): the schedule `_due` keeps, run on (on a copy) from the last frame
-        processed over a file's frame times (index / fps), or for a live frame handed
-        out at `ts` over times a frame interval apart up to it. True before the first
-        frame set the loop up, or when the source states no rate."""
+        processed (`_schedule`). True before the first frame set the loop up, or when
+        the source states no rate."""
         fps = self.source.fps if self.source is not None else 0
         if self.tracker is None or not fps:
             return True
         due = True
-        for _, due in self._schedule(index + 1, fps, ts):
+        for _, due in self._schedule(index + 1, fps, ts, arrived):
             pass
         return due
 
@@ -384,22 +392,31 @@ class CameraLoop:
             return None
         return frozenset(i for i, due in self._schedule(stop, fps) if due and i >= first)
 
-    def _schedule(self, stop: int, fps: float, ts: float | None = None):
+    def _schedule(self, stop: int, fps: float, ts: float | None = None, arrived: Arrived | None = None):
         """(index, due) for the frames after the last one processed up to `stop`, by the
-        schedule `_due` keeps, run on a copy: a file's frame times are index / fps; a
-        live frame handed out at `ts` has times a frame interval apart up to it."""
-        next_ts, detected = self._next_detect_ts, self._detected_index
+        schedule `_due` keeps, run on a copy. A file's frame times are index / fps. A
+        live frame's time is its arrival: `arrived(i)` where the source still knows it
+        (frames handed out or waiting), else a frame interval apart up to `ts`, the
+        time the last one is asked for. Frames that come together (an HLS segment, a
+        camera catching up) are scheduled as the loop will, not as if spread out."""
+        with self._schedule_lock:
+            next_ts, detected = self._next_detect_ts, self._detected_index
+            first, owed = self._last_index + 1, self._owed
         last = stop - 1
-        first = self._last_index + 1
-        if self._owed and first < stop:   # the frame before passed its turn to this one
+        if owed and first < stop:   # the frame before passed its turn to this one
             yield first, True
             first += 1
         for i in range(first, stop):
-            t = i / fps if ts is None else ts - (last - i) / fps
+            known = arrived(i) if arrived is not None else None
+            if known is None:
+                t, pictured = (i / fps if ts is None else ts - (last - i) / fps), True
+            else:
+                t, pictured = known
             due = self._is_due(i, t, next_ts, detected)
-            if due and self._detect_interval:
+            if due and pictured and self._detect_interval:
                 next_ts, detected = t + self._detect_interval, i
-            yield i, due
+            # A due live frame without a picture passes its turn on, as in _process.
+            yield i, due and pictured
 
     def _picture(self, frame: Frame):
         """What the detector looks at (`Frame.detect_picture`); None for a picture that

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -48,9 +49,10 @@ class SourceOptions:
     encode_packets: bool = False        # other clips are encoded from the kept packets too (else from frames)
     fast_decode: bool = False           # analyse a cheaper decode (skip_loop_filter); saved frames are decoded fully
     decoder_threads: int = 0            # FFmpeg decoder threads (0: the source's own choice for its kind)
-    # (frame index[, seconds since the first frame it will be handed out at: live
-    # sources]) -> whether the capture loop will analyse that frame. Frames it will
-    # not are handed out with the next one it will, one wake-up for them all.
+    # (frame index[, seconds since the first frame it will be handed out at, and a
+    # live source's `arrived(index)`: the times frames came, where it knows them])
+    # -> whether the capture loop will analyse that frame. Frames it will not are
+    # handed out with the next one it will, one wake-up for them all.
     analysed: Callable[..., bool] | None = None
     # The same question, answered True also when the frame's picture is needed
     # anyway (clips made from decoded frames). Frames it is not, whose pictures
@@ -144,6 +146,9 @@ LIVE_BATCH_S = 0.2
 # ... or once this many wait besides the newest, leaving room for the frames that come
 # while the loop takes them (60 fps: batches of 7).
 BATCH_HELD = MAX_HELD - 2
+# Arrival times of the frames last handed out that the source remembers for the
+# loop's schedule run ahead (LiveSource._arrived): the loop is at most a frame behind.
+HANDED_KEPT = 4
 MAX_STUCK_READERS = 3
 MAX_CAMERA_INDEX = 9999
 
@@ -177,6 +182,7 @@ class LiveSource(FrameSource):
         # with the next frame it will instead of waking it for each (_keep_for_loop).
         self._held: list[tuple[object, float]] = []
         self._latest_held = False
+        self._handed: deque[tuple[int, tuple]] = deque(maxlen=HANDED_KEPT)   # (index, _arrived's answer)
         self.batch_s = 0.0     # LIVE_BATCH_S where the connection's frames are small to keep
         self._draining = False     # the loop is taking a batch that was due
         self._stop = threading.Event()
@@ -197,6 +203,7 @@ class LiveSource(FrameSource):
             self._seq = self._taken = 0
             self._latest = None
             self._held, self._latest_held = [], False
+            self._handed.clear()
             self._draining = False
             self.ended = False
             self.error = None
@@ -264,16 +271,55 @@ class LiveSource(FrameSource):
             self.dropped += 1
 
     def _keep_for_loop(self, mono: float) -> bool:
-        """Whether the frame that came at `mono` can wait for the next one: its batch is
-        not due yet (batch_s), or the capture loop will not analyse it
+        """Whether the newest frame, come at `mono`, can wait for the next one: its batch
+        is not due yet (batch_s), or the capture loop will not analyse it
         (SourceOptions.analysed), so it takes it along with that one. A wake-up of the
-        loop for each frame cost more than the frame's own work."""
-        if self._batch_left(mono) > 0:
+        loop for each frame cost more than the frame's own work. A picture nobody will
+        look at is let go now (`_let_go`)."""
+        batching = self._batch_left(mono) > 0
+        if batching and not self.lets_go:
             return True
         analysed = self.options.analysed
         if analysed is None or self._t0 is None:
-            return False
-        return not analysed(self.frames_read + len(self._held), mono - self._t0)
+            return batching
+        index, ts = self.frames_read + len(self._held), mono - self._t0
+        if analysed(index, ts, self._arrived):
+            return batching
+        wanted = self.options.wanted
+        if wanted is not None and not wanted(index, ts, self._arrived):
+            self._latest = self._let_go(self._latest)
+        return True
+
+    def _arrived(self, index: int) -> tuple[float, bool] | None:
+        """When frame `index` came (seconds since the first frame, the `ts` it is or will
+        be handed out with), and whether it has a picture the loop can analyse, while
+        the source knows: handed out lately, waiting, or the newest; None for any other."""
+        with self._cond:
+            if self._t0 is None:
+                return None
+            k = index - self.frames_read
+            if k < 0:
+                return next((known for i, known in self._handed if i == index), None)
+            if k < len(self._held):
+                item, mono = self._held[k]
+            elif k == len(self._held) and self._seq > self._taken:
+                item, mono = self._latest, self._latest_mono
+            else:
+                return None
+            return mono - self._t0, not self._bare(item)
+
+    def _bare(self, item) -> bool:
+        """Whether a grabbed item has no picture and cannot get one (a live frame left
+        undecoded): the loop passes its turn on to the next frame (CameraLoop._process)."""
+        return False
+
+    # Whether the source lets go of pictures nobody will look at (`_let_go`).
+    lets_go = False
+
+    def _let_go(self, item):
+        """What to keep of a grabbed item whose picture neither the capture loop nor a
+        clip will want (`lets_go` sources: decoded pictures pin decoder buffers)."""
+        return item
 
     def _batch_left(self, now: float) -> float:
         """Seconds the unread frames may still wait for more (batch_s after the oldest
@@ -315,6 +361,7 @@ class LiveSource(FrameSource):
             self.frames_read += 1
             if self._t0 is None:
                 self._t0 = mono
+            self._handed.append((i, (mono - self._t0, not self._bare(img))))
         now_wall = time.time() - (time.monotonic() - mono)
         return self._frame(img, i, mono - self._t0, now_wall)
 

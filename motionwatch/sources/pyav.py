@@ -460,6 +460,7 @@ class AvLiveSource(JpegFrames, LiveSource):
         self._last_size: tuple[int, int] | None = None
         self._plan: SkipPlan | None = None   # this connection's packets left out
         self._left_out_before = 0            # ... and earlier connections' count
+        self._let_go_size: tuple[int, int] | None = None   # coded size of the last picture _let_go was asked about
         self.detect_width = self.options.detect_width
 
     def _connect(self):
@@ -491,6 +492,7 @@ class AvLiveSource(JpegFrames, LiveSource):
         prefix = length_size(f.codec, stream.codec_context.extradata)
         gops = GopRuns(f.codec, stream.codec_context.extradata, f.time_base, prefix) if fast else None
         self.luma_levels = None if f.full_range else TV_TO_FULL
+        self.lets_go = True
         self.copying = copies(f, self.options)
         if keeps_packets(f, self.options):
             self.template, self.packets = packet_ring(stream, f, self.options, self.spec)
@@ -506,6 +508,7 @@ class AvLiveSource(JpegFrames, LiveSource):
         (FFmpeg would decode every frame in full); clips are encoded from the JPEGs,
         which are also the pre-roll."""
         self.luma_levels = None          # a JPEG's grey is full range already
+        self.lets_go = False             # JPEG bytes are small to keep
         self.copying = False
         self.packets = self.template = None
         return _Connection(container, stream, None, None, self._next_index, jpegs=True)
@@ -525,11 +528,27 @@ class AvLiveSource(JpegFrames, LiveSource):
 
         def wanted(index: int) -> bool:
             t0 = self._t0
-            return t0 is None or self.options.wanted(index, time.monotonic() - t0 + delay)
+            return t0 is None or self.options.wanted(index, time.monotonic() - t0 + delay, self._arrived)
         if self._plan is not None:
             self._left_out_before += self._plan.left_out
         self._plan = SkipPlan(f.codec, prefix, wanted)
         return self._plan
+
+    def _let_go(self, item):
+        """A decoded frame nobody will look at as its pts alone, as if left undecoded: a
+        picture waiting for the loop (LiveSource._held) keeps a buffer of the decoder's
+        pool busy, and the pool never shrinks (3 MB a picture at 1080p). The first
+        picture of a new size is kept: the loop learns of a size change from it."""
+        if not isinstance(item, tuple) or item[0].pts is None:
+            return item
+        size = item[0].width, item[0].height
+        if size != self._let_go_size:
+            self._let_go_size = size
+            return item
+        return item[0].pts
+
+    def _bare(self, item) -> bool:
+        return isinstance(item, int)   # the pts of a picture left undecoded or let go
 
     def stats(self) -> SourceStats:
         now = self._plan.left_out if self._plan is not None else 0
