@@ -62,6 +62,11 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))   # the shared harness: where the footage lies
 
+# Measured as a user's `run` meets it: this process maps the same libraries (it renders
+# the clips), and a page it maps cannot be dropped by the runs it starts, so library
+# pages a fresh install left in large folios (cli.memory) are dropped before it does.
+from motionwatch.cli.memory import release_fresh_library_pages  # noqa: E402
+release_fresh_library_pages()
 from motionwatch.bench import bench_scene, make_clip  # noqa: E402
 from support.footage import FOOTAGE  # noqa: E402
 

@@ -33,6 +33,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+# First: compare_peers drops library pages a fresh install left in large folios
+# before this process maps the libraries (so the runs it starts can).
 from compare_peers import make_clip, peak_rss  # noqa: E402
 from scan_cpu import export  # noqa: E402
 from ts_server import TsServer  # noqa: E402
