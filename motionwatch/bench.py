@@ -28,7 +28,6 @@ from pathlib import Path
 
 from motionwatch.errors import MotionwatchError, SourceError
 
-DEFAULT_SIZE = "1280x720"
 
 
 # --- a generated clip --------------------------------------------------------
