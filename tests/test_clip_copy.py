@@ -1,4 +1,4 @@
-"""Clips of H.264 and HEVC sources by stream copy (events.clip_codec auto/copy): the
+"""Clips of H.264, HEVC, VP9 and AV1 sources by stream copy (events.clip_codec auto/copy): the
 source's own packets, kept compressed in the pre-roll ring and muxed into MP4.
 
 The clips are checked packet by packet against the source: the MD5 of every
@@ -27,6 +27,7 @@ from motionwatch.pipeline.camera import CameraLoop
 from motionwatch.sources.scene import Scene, Walker, encode_with_ffmpeg
 
 from conftest import events_json, footage, mw
+from web_support import plays_in_chromium
 
 # ffmpeg writes the sources and ffprobe referees; motionwatch runs without either.
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
@@ -276,6 +277,33 @@ def test_hevc_is_copied_by_default_and_encoded_with_h264(recordings, tmp_path):
        str(config(tmp_path, "events:\n  clip_codec: h264\n")), check=True)
     (ev,) = events_json(encoded)
     assert ev["clip_format"] == "h264" and "clip_copied" not in ev
+
+
+# Browsers play VP9 and AV1 in MP4 as they play H.264 (webm recordings, phones, screen
+# recorders): their clips are the source's packets too, named by the format (`av1`,
+# whichever decoder reads it).
+BROWSER_CODECS = {
+    "vp9": ("webm", ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "400k",
+                     "-g", str(GOP)]),
+    "av1": ("mp4", ["-c:v", "libsvtav1", "-preset", "12", "-g", str(GOP), "-pix_fmt", "yuv420p"]),
+}
+
+
+@pytest.mark.parametrize("coding", sorted(BROWSER_CODECS))
+def test_vp9_and_av1_are_copied_and_play_in_chromium(coding, recordings, tmp_path, no_ffmpeg):
+    container, args = BROWSER_CODECS[coding]
+    source = tmp_path / f"visit-{coding}.{container}"
+    if encode_with_ffmpeg(VISIT, source, args) != 0:
+        pytest.skip(f"this ffmpeg cannot encode {coding}")
+    mw("scan", str(source), "--recordings", str(recordings), "--config", str(config(tmp_path, "")),
+       check=True, env=no_ffmpeg)
+    (ev,) = events_json(recordings)
+    assert ev["clip_format"] == coding and ev["clip_copied"] is True
+    clip = recordings / ev["clip"]
+    assert streams(clip) == [f"{coding},video"]
+    start_s = checked_cut(ev, recordings, source)
+    assert start_s <= ev["start_offset_s"] - 2.0 + 1e-6     # the pre-roll is in it
+    plays_in_chromium(clip, (VISIT.width, VISIT.height))
 
 
 def test_a_long_event_holds_no_more_packets_than_a_short_one(tmp_path):

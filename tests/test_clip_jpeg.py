@@ -32,6 +32,7 @@ from motionwatch.sinks.clip import EventClip, PartWriter
 from motionwatch.sinks.runner import Sink, SinkRunner
 from motionwatch.sources.scene import Scene, SceneRenderer, Walker
 from test_clips import read_stamp, stamp
+from web_support import plays_in_chromium
 
 # ffprobe and ffmpeg are the independent referee here; motionwatch itself needs neither.
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
@@ -347,7 +348,7 @@ def test_run_on_an_mjpeg_camera_records_h264_clips_from_its_jpegs(tmp_path, reco
                   "--duration", "7", env={"PATH": no_ffmpeg_path(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     check_recorded_clip(recordings, (320, 240))
-    plays_in_chromium(recordings / events_json(recordings)[0]["clip"])
+    plays_in_chromium(recordings / events_json(recordings)[0]["clip"], (320, 240))
 
 
 def no_ffmpeg_path(tmp_path: Path) -> str:
@@ -357,28 +358,6 @@ def no_ffmpeg_path(tmp_path: Path) -> str:
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "python").symlink_to(sys.executable)
     return str(bin_dir)
-
-
-def plays_in_chromium(clip: Path) -> None:
-    """The clip opened in a real headless Chromium plays and reports no media error."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    chromium = Path("/usr/bin/chromium")
-    if not chromium.exists():
-        pytest.skip("chromium is not installed (.ci/run installs it with apt)")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page()
-            page.goto(clip.as_uri())
-            page.wait_for_function("() => document.querySelector('video') && "
-                                   "document.querySelector('video').readyState >= 2", timeout=15000)
-            page.evaluate("() => { const v = document.querySelector('video'); v.muted = true; v.play(); }")
-            page.wait_for_function("() => document.querySelector('video').currentTime > 0.5", timeout=15000)
-            assert page.evaluate("document.querySelector('video').error") is None
-            w, h = page.evaluate("[document.querySelector('video').videoWidth, document.querySelector('video').videoHeight]")
-            assert (w, h) == (320, 240)
-        finally:
-            browser.close()
 
 
 def test_run_on_a_pipe_writing_mjpeg_records_clips_at_clip_width(tmp_path, recordings):

@@ -258,22 +258,37 @@ def reference_event(good_clip, tmp_path_factory) -> dict:
     return ev
 
 
-@pytest.mark.parametrize("name, encoder, args", [
-    ("export.mkv", "libsvtav1", ("-c:v", "libsvtav1", "-preset", "12", "-svtav1-params", "loglevel=0")),
-    ("edit.mov", "prores_ks", ("-c:v", "prores_ks", "-profile:v", "0")),
-])
-def test_a_codec_an_mp4_clip_cannot_copy_gets_an_encoded_clip(tmp_path, good_clip, reference_event,
-                                                              name, encoder, args):
-    """AV1 (read by libdav1d, a decoder with no encoder of its name) and ProRes (which
-    neither MP4 nor NUT takes) once ended the scan with a traceback at open, where the
-    stream's facts are copied for the clip. They are scanned like any file now, with
-    an H.264 clip of the event."""
-    if not has_encoder(encoder):
-        pytest.skip(f"this ffmpeg has no {encoder} encoder to make the file with")
-    ffmpeg("-i", str(good_clip), *args, str(tmp_path / name))
-    proc = mw("scan", name, "--no-progress", cwd=tmp_path, timeout=120)
+def test_a_codec_an_mp4_clip_cannot_copy_gets_an_encoded_clip(tmp_path, good_clip, reference_event):
+    """ProRes (which neither MP4 nor NUT takes) once ended the scan with a traceback at
+    open, where the stream's facts are copied for the clip. It is scanned like any file
+    now, with an H.264 clip of the event."""
+    if not has_encoder("prores_ks"):
+        pytest.skip("this ffmpeg has no prores_ks encoder to make the file with")
+    ffmpeg("-i", str(good_clip), "-c:v", "prores_ks", "-profile:v", "0", str(tmp_path / "edit.mov"))
+    proc = mw("scan", "edit.mov", "--no-progress", cwd=tmp_path, timeout=120)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert_clip_covers(tmp_path / "recordings", reference_event)
+
+
+def test_an_av1_export_gets_a_copied_clip(tmp_path, good_clip, reference_event):
+    """AV1 is read by libdav1d, a decoder with no encoder of its name: that once ended
+    the scan with a traceback at open. Its clip is now the file's own packets, named
+    av1 (the format, not the decoder), covering the event."""
+    if not has_encoder("libsvtav1"):
+        pytest.skip("this ffmpeg has no libsvtav1 encoder to make the file with")
+    ffmpeg("-i", str(good_clip), "-c:v", "libsvtav1", "-preset", "12", "-svtav1-params", "loglevel=0",
+           str(tmp_path / "export.mkv"))
+    proc = mw("scan", "export.mkv", "--no-progress", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    (ev,) = events_json(tmp_path / "recordings")
+    assert abs(ev["start_offset_s"] - reference_event["start_offset_s"]) <= 1 / VISIT.fps + 1e-6
+    assert ev["clip_format"] == "av1" and ev["clip_copied"] is True
+    got = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=codec_name,nb_read_frames",
+                          "-of", "csv=p=0", str(tmp_path / "recordings" / ev["clip"])],
+                         capture_output=True, text=True, check=True).stdout.strip().split(",")
+    assert got[0] == "av1"
+    shown_from = ev["clip_start_offset_s"]
+    assert shown_from <= ev["start_offset_s"] and shown_from + int(got[1]) / VISIT.fps >= ev["end_offset_s"] - 1e-6
 
 
 def test_a_codec_nothing_can_hold_a_copy_of_gets_a_clip_from_its_frames(tmp_path, good_clip, reference_event,

@@ -103,3 +103,28 @@ def add_clip(event_folder: Path, seconds: float = 3.0) -> str:
     rec["clip"] = str(clip.relative_to(event_folder.parents[2]))
     path.write_text(json.dumps(rec, indent=2))
     return rec["clip"]
+
+
+def plays_in_chromium(clip: Path, size: tuple[int, int]) -> None:
+    """The clip opened in a real headless Chromium plays past half a second at `size`
+    and reports no media error (skipped where Chromium or Playwright is missing)."""
+    import pytest
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("chromium is not installed (.ci/run installs it with apt)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.goto(clip.as_uri())
+            page.wait_for_function("() => document.querySelector('video') && "
+                                   "document.querySelector('video').readyState >= 2", timeout=15000)
+            page.evaluate("() => { const v = document.querySelector('video'); v.muted = true; v.play(); }")
+            page.wait_for_function("() => document.querySelector('video').currentTime > 0.5", timeout=15000)
+            assert page.evaluate("document.querySelector('video').error") is None
+            shown = page.evaluate("[document.querySelector('video').videoWidth, "
+                                  "document.querySelector('video').videoHeight]")
+            assert tuple(shown) == size
+        finally:
+            browser.close()

@@ -202,19 +202,20 @@ class EventsConfig:
     clip: bool = flag(True, "record a video clip of each event", notes=(
         "From pre_roll_seconds before the trigger to post_roll_seconds after the last\n"
         "motion (docs/recording.md says what clips cost in CPU and memory)."))
-    clip_width: int = integer(0, "clip width in pixels, aspect kept (0 = source resolution); narrower than an "
-                              "H.264 source makes auto encode instead of copying its packets", 0, 7680, notes=(
+    clip_width: int = integer(0, "clip width in pixels, aspect kept (0 = source resolution); narrower than a "
+                              "copied source (H.264, HEVC, VP9, AV1) makes auto encode instead of copying its packets", 0, 7680, notes=(
         "For encoded clips it is also the size the pre-roll is kept at in memory, for\n"
         "one resize per frame."))
     clip_codec: Literal["auto", "copy", "h264", "mp4v"] = parsed("auto", "clip format", notes=(
-        "auto: when the source's video is H.264 or HEVC (a file, an RTSP/HTTP\n"
-        "  stream, a camera that sends them), each clip is the source's own packets\n"
-        "  copied into MP4 without re-encoding (lossless, nearly free; the pre-roll is\n"
-        "  kept compressed, and the clip starts on the keyframe at or before it, so it\n"
-        "  may begin up to one keyframe interval earlier). HEVC clips play in Safari,\n"
-        "  desktop players and phones, in Chrome and Firefox only where the machine\n"
-        "  decodes HEVC. A clip_width makes auto encode instead. Every other source is\n"
-        "  encoded to H.264 in process.\n"
+        "auto: when the source's video is H.264, HEVC, VP9 or AV1 (a file, an\n"
+        "  RTSP/HTTP stream, a camera that sends them), each clip is the source's own\n"
+        "  packets copied into MP4 without re-encoding (lossless, nearly free; the\n"
+        "  pre-roll is kept compressed, and the clip starts on the keyframe at or before\n"
+        "  it, so it may begin up to one keyframe interval earlier). HEVC clips play in\n"
+        "  Safari, desktop players and phones, in Chrome and Firefox only where the\n"
+        "  machine decodes HEVC; VP9 and AV1 clips in Chrome and Firefox (Safari may\n"
+        "  only offer them as a download). A clip_width makes auto encode instead.\n"
+        "  Every other source is encoded to H.264 in process.\n"
         "copy: like auto, and copies even when clip_width is set.\n"
         "h264: always encode H.264 MP4 in process (libx264); plays in every browser,\n"
         "  but encoding every event frame of a 1080p camera costs more than detection.\n"

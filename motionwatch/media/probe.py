@@ -9,8 +9,11 @@ from fractions import Fraction
 
 import av
 
-# Codecs an MP4 clip can carry as the source's own packets (stream copy).
-COPY_CODECS = frozenset({"h264", "hevc"})
+# Codecs an MP4 clip carries as the source's own packets (stream copy), by FFmpeg's
+# canonical name (`StreamFacts.coding`). Chromium and Firefox play VP9 and AV1 in MP4
+# as they play H.264 (Safari: VP9 not, AV1 where the machine decodes it), and encoding
+# them with x264 instead cost 4x a VP9 file's whole scan (docs/performance.md).
+COPY_CODECS = frozenset({"h264", "hevc", "vp9", "av1"})
 # Raw elementary-stream demuxers (a camera's .264/.h265 export): FFmpeg gives their
 # packets and pictures no timestamps, and their "average rate" is its own default
 # (25); the rate the stream itself says (H.264/HEVC timing info) is the codec's.
@@ -47,10 +50,9 @@ class StreamFacts:
     timed: bool = True      # packets carry timestamps (not a raw elementary stream)
     joinable: bool = False  # a stream format whose times may recur (JOINABLE_FORMATS)
     recorded_at: float | None = None   # epoch time of the first frame, where the file says it
-
-    @property
-    def copyable(self) -> bool:
-        return self.codec in COPY_CODECS
+    # The coding format by FFmpeg's canonical name; `codec` is the decoder's, which
+    # differs where a library decodes it (libdav1d reads av1).
+    coding: str = ""
 
 
 def sane_fps(fps: float | None, unknown: float = 0.0) -> float:
@@ -82,7 +84,7 @@ def facts(stream: av.video.stream.VideoStream) -> StreamFacts:
         duration = container_span(stream.container)
     fps = sane_fps(float(rate) if rate else 0.0)
     return StreamFacts(
-        codec=cc.name, width=cc.width, height=cc.height, fps=fps, time_base=Fraction(tb),
+        codec=cc.name, coding=cc.codec.canonical_name, width=cc.width, height=cc.height, fps=fps, time_base=Fraction(tb),
         frames=shown_frames(fmt, max(0, stream.frames or 0), duration, fps), duration_s=duration,
         start_pts=stream.start_time or 0,
         full_range=cc.color_range == 2 or (cc.format is not None and cc.format.name.startswith("yuvj")),

@@ -69,7 +69,8 @@ class CodecTemplate:
 
     def __init__(self, stream: av.video.stream.VideoStream, time_base: Fraction | None = None):
         self._holder, self.stream, self._opaque = holder_copy(stream)
-        self.codec = stream.codec_context.name
+        self.codec = stream.codec_context.name   # the decoder's name: clips encoded from packets decode with it
+        self.coding = stream.codec_context.codec.canonical_name   # the format's (probe.StreamFacts.coding)
         self.time_base = Fraction(time_base or stream.time_base)
         cc = self.stream.codec_context
         self.size = (cc.width, cc.height)
@@ -87,7 +88,8 @@ class CodecTemplate:
         carries them in-band (the decoder could not have found the new size otherwise)."""
         again = CodecTemplate(self.stream, self.time_base)
         # (the holder's stream has an encoder's context: its name may be e.g. libx264)
-        again.codec, again.size, again.in_band, again.rotation = self.codec, size, True, self.rotation
+        again.codec, again.coding = self.codec, self.coding
+        again.size, again.in_band, again.rotation = size, True, self.rotation
         return again
 
     def add_to(self, out: av.container.OutputContainer) -> av.video.stream.VideoStream:
@@ -110,7 +112,7 @@ class Mp4Remux:
         self.out = av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"})
         self.stream = template.add_to(self.out)
         self.template = template
-        if template.codec == "hevc":
+        if template.coding == "hevc":
             self.stream.codec_tag = "hvc1"   # the tag Apple's players want
         self.time_base = template.time_base
         self.zero: int | None = None

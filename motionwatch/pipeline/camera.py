@@ -21,6 +21,7 @@ from motionwatch.config import CameraConfig, Config
 from motionwatch.detect import MotionDetector
 from motionwatch.errors import ConfigError, SourceError
 from motionwatch.events import EPS, ClipPackets, EventEnded, EventStarted, EventTracker
+from motionwatch.media.probe import COPY_CODECS as PROBE_COPY_CODECS
 from motionwatch.pipeline.lighting_log import LightingLog
 from motionwatch.detect.masks import watch_mask
 from motionwatch.model import Detection, Frame, detection_size, detection_width, iso
@@ -32,11 +33,11 @@ log = logging.getLogger("motionwatch")
 # more than they save (docs/performance.md); FFmpeg's decoder threads are
 # separate and unaffected.
 OPENCV_THREADS = 1
-# Codecs copied into clips. HEVC too, although Chrome and Firefox play it only
-# where the machine decodes it (the review page then offers the download): most
+# Codecs copied into clips (media.probe). HEVC too, although Chrome and Firefox play it
+# only where the machine decodes it (the review page then offers the download): most
 # HEVC cameras are 1080p and up, where encoding the clip instead cost 4x the
 # scan's decode and more than a Pi has (docs/performance.md, 2026-12-05 12:26).
-COPY_CODECS = {"auto": frozenset({"h264", "hevc"}), "copy": frozenset({"h264", "hevc"})}
+COPY_CODECS = {"auto": PROBE_COPY_CODECS, "copy": PROBE_COPY_CODECS}
 
 # Why an event ends when the picture size changes (a camera reconfigured mid-stream).
 SIZE_CHANGED = "size changed"
@@ -175,10 +176,10 @@ class CameraLoop:
         self._detect_step = self._frames_per_analysis()
         ev = self.cfg.events
         if ev.clip and ev.clip_codec == "copy" and not self.source.copying:
-            if self.source.codec in COPY_CODECS["copy"]:
+            if self.source.coding in COPY_CODECS["copy"]:
                 what = "its packets carry no timestamps (a raw stream)"
-            elif self.source.codec:
-                what = f"its video is {self.source.codec}"
+            elif self.source.coding or self.source.codec:
+                what = f"its video is {self.source.coding or self.source.codec}"
             else:
                 what = f"a {self.source.kind} has no packets"
             log.info("%s: clip_codec copy: %s, which an MP4 clip cannot hold as it is; encoding them instead",

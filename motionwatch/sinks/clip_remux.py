@@ -34,7 +34,7 @@ class PacketClip:
         self.event = event
         self.template = template
         self.time_base = time_base
-        self.fmt = template.codec
+        self.fmt = template.coding   # event.json's clip_format: av1, whichever decoder reads it
         self.fps = fps
         self.max_pts = int(max_seconds / time_base)
         self.done: list[Path] = []

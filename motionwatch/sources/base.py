@@ -106,7 +106,8 @@ class FrameSource:
         # (scale, offset) from the frames' `gray` to full-range grey levels, for
         # limited-range (tv) video; None when `gray` is full range already.
         self.luma_levels: tuple[float, float] | None = None
-        self.codec: str | None = None    # the compressed video's codec, when the source has one
+        self.codec: str | None = None    # the compressed video's decoder, when the source has one
+        self.coding: str | None = None   # ... its format (media.probe.StreamFacts.coding: av1 for libdav1d)
         # The display turn of the frames handed out (media.frames.display_rotation; their
         # pictures and sizes are upright), known once one was decoded.
         self.rotation = 0

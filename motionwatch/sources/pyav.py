@@ -114,7 +114,7 @@ def copies(f, options: SourceOptions) -> bool:
     """Whether clips of this stream are stream copies (else encoded: from its packets
     with `encode_packets`, from decoded frames without). A raw elementary stream's
     packets have no timestamps to place them in a clip by."""
-    return f.timed and f.codec in options.copy_codecs and \
+    return f.timed and f.coding in options.copy_codecs and \
         not (options.copy_max_width and f.width > options.copy_max_width)
 
 
@@ -228,7 +228,7 @@ class AvFileSource(FrameSource):
             scan_threads(self.options.decoder_threads, self.size, self.total_frames)
         decoder(self.stream, threads, self._fast)
         self.luma_levels = None if f.full_range else TV_TO_FULL
-        self.codec = f.codec
+        self.codec, self.coding = f.codec, f.coding
         self.copying = copies(f, self.options)
         if keeps_packets(f, self.options):
             self.template, self.packets = packet_ring(self.stream, f, self.options, self.spec)
@@ -479,7 +479,7 @@ class AvLiveSource(JpegFrames, LiveSource):
         f = facts(stream)
         self.fps = f.fps
         self.size = (f.width, f.height) if f.width and f.height else None
-        self.codec = f.codec
+        self.codec, self.coding = f.codec, f.coding
         # A stream that states no size (MPEG-TS) batches until its first picture says.
         self.batch_s = LIVE_BATCH_S if f.codec in JPEG_CODECS or not self.size else self._batch_for(self.size)
         if f.codec in JPEG_CODECS:
