@@ -63,6 +63,9 @@ def test_empty_audio_only_and_broken_links_are_rows_of_their_own(tmp_path, good_
     assert rows["archive/gone.mp4"] == "failed: a link that leads nowhere (No such file or directory)"
     assert len(rows) == 5, proc.stdout   # nothing found twice through the folder link
     assert [e["camera"] for e in events_json(tmp_path / "recordings")] == ["good"]
+    alone = mw("scan", "archive/voice.mp4", "--no-progress", cwd=tmp_path, timeout=60)
+    assert alone.returncode == 1 and alone.stderr.strip().splitlines()[-1] == \
+        "motionwatch: error: archive/voice.mp4: has no video stream", alone.stderr
 
 
 def as_root_without_override(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

@@ -142,6 +142,10 @@ def _why(e: Exception) -> str:
     return text.rstrip(".").lower() if text[:1].isupper() and not text[:2].isupper() else text.rstrip(".")
 
 
+class NoVideoStream(SourceError):
+    """The input opened, and holds no video (an audio recording, a data file)."""
+
+
 def open_input(spec: str, target: str, fmt: str | None, options: dict, timeout: float | None):
     """(container, video stream) or SourceError naming what failed."""
     try:
@@ -152,7 +156,7 @@ def open_input(spec: str, target: str, fmt: str | None, options: dict, timeout: 
     stream = video_stream(container)
     if stream is None:
         container.close()
-        raise SourceError(f"{redact(spec)}: has no video stream")
+        raise NoVideoStream(f"{redact(spec)}: has no video stream")
     return container, stream
 
 
@@ -202,6 +206,8 @@ class AvFileSource(FrameSource):
         try:
             self.container, self.stream = open_input(self.spec, str(path), None, {}, None)
             self._aspect = StreamAspect(self.stream.codec_context)
+        except NoVideoStream:
+            raise   # it opened: saying it may be damaged would send the user the wrong way
         except SourceError:
             raise SourceError(f"{redact(self.spec)}: cannot read any video from it: not a video, or "
                               "damaged (an MP4 cut off while recording has no index)") from None
