@@ -29,7 +29,6 @@ from pathlib import Path
 from motionwatch.errors import MotionwatchError, SourceError
 
 
-
 # --- a generated clip --------------------------------------------------------
 
 def bench_scene(width: int, height: int, seconds: float, fps: float, seed: int = 3):

@@ -246,11 +246,17 @@ def assert_clip_covers(recordings: Path, reference: dict) -> dict:
     assert abs(ev["start_offset_s"] - reference["start_offset_s"]) <= 1 / VISIT.fps + 1e-6
     assert abs(ev["end_offset_s"] - reference["end_offset_s"]) <= 1 / VISIT.fps + 1e-6
     assert ev["clip"] and ev["clip_format"] == "h264" and not ev.get("clip_copied")
-    got = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=codec_name,nb_read_frames",
-                          "-of", "csv=p=0", str(recordings / ev["clip"])],
-                         capture_output=True, text=True, check=True).stdout.strip().split(",")
-    assert got[0] == "h264" and int(got[1]) / VISIT.fps >= ev["end_offset_s"] - ev["start_offset_s"]
+    codec, frames = counted(recordings / ev["clip"])
+    assert codec == "h264" and frames / VISIT.fps >= ev["end_offset_s"] - ev["start_offset_s"]
     return ev
+
+
+def counted(clip: Path) -> tuple[str, int]:
+    """(codec, frames decoded) of a clip, by ffprobe."""
+    got = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=codec_name,nb_read_frames",
+                          "-of", "csv=p=0", str(clip)], capture_output=True, text=True, check=True).stdout.strip()
+    codec, frames = got.split(",")
+    return codec, int(frames)
 
 
 @pytest.fixture(scope="module")
@@ -286,12 +292,10 @@ def test_an_av1_export_gets_a_copied_clip(tmp_path, good_clip, reference_event):
     (ev,) = events_json(tmp_path / "recordings")
     assert abs(ev["start_offset_s"] - reference_event["start_offset_s"]) <= 1 / VISIT.fps + 1e-6
     assert ev["clip_format"] == "av1" and ev["clip_copied"] is True
-    got = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_entries", "stream=codec_name,nb_read_frames",
-                          "-of", "csv=p=0", str(tmp_path / "recordings" / ev["clip"])],
-                         capture_output=True, text=True, check=True).stdout.strip().split(",")
-    assert got[0] == "av1"
+    codec, frames = counted(tmp_path / "recordings" / ev["clip"])
     shown_from = ev["clip_start_offset_s"]
-    assert shown_from <= ev["start_offset_s"] and shown_from + int(got[1]) / VISIT.fps >= ev["end_offset_s"] - 1e-6
+    assert codec == "av1" and shown_from <= ev["start_offset_s"]
+    assert shown_from + frames / VISIT.fps >= ev["end_offset_s"] - 1e-6
 
 
 def test_a_codec_nothing_can_hold_a_copy_of_gets_a_clip_from_its_frames(tmp_path, good_clip, reference_event,

@@ -203,7 +203,8 @@ class EventsConfig:
         "From pre_roll_seconds before the trigger to post_roll_seconds after the last\n"
         "motion (docs/recording.md says what clips cost in CPU and memory)."))
     clip_width: int = integer(0, "clip width in pixels, aspect kept (0 = source resolution); narrower than a "
-                              "copied source (H.264, HEVC, VP9, AV1) makes auto encode instead of copying its packets", 0, 7680, notes=(
+                              "copied source (H.264, HEVC, VP9, AV1) makes auto encode instead of copying its "
+                              "packets", 0, 7680, notes=(
         "For encoded clips it is also the size the pre-roll is kept at in memory, for\n"
         "one resize per frame."))
     clip_codec: Literal["auto", "copy", "h264", "mp4v"] = parsed("auto", "clip format", notes=(

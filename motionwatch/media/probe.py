@@ -11,8 +11,8 @@ import av
 
 # Codecs an MP4 clip carries as the source's own packets (stream copy), by FFmpeg's
 # canonical name (`StreamFacts.coding`). Chromium and Firefox play VP9 and AV1 in MP4
-# as they play H.264 (Safari: VP9 not, AV1 where the machine decodes it), and encoding
-# them with x264 instead cost 4x a VP9 file's whole scan (docs/performance.md).
+# as they play H.264 (where Safari does not, the review page offers the download), and
+# encoding them with x264 instead made a scan cost 3-4x more (docs/performance.md).
 COPY_CODECS = frozenset({"h264", "hevc", "vp9", "av1"})
 # Raw elementary-stream demuxers (a camera's .264/.h265 export): FFmpeg gives their
 # packets and pictures no timestamps, and their "average rate" is its own default
@@ -84,7 +84,8 @@ def facts(stream: av.video.stream.VideoStream) -> StreamFacts:
         duration = container_span(stream.container)
     fps = sane_fps(float(rate) if rate else 0.0)
     return StreamFacts(
-        codec=cc.name, coding=cc.codec.canonical_name, width=cc.width, height=cc.height, fps=fps, time_base=Fraction(tb),
+        codec=cc.name, coding=cc.codec.canonical_name, width=cc.width, height=cc.height, fps=fps,
+        time_base=Fraction(tb),
         frames=shown_frames(fmt, max(0, stream.frames or 0), duration, fps), duration_s=duration,
         start_pts=stream.start_time or 0,
         full_range=cc.color_range == 2 or (cc.format is not None and cc.format.name.startswith("yuvj")),
