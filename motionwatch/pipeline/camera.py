@@ -21,7 +21,7 @@ from motionwatch.config import CameraConfig, Config
 from motionwatch.detect import MotionDetector
 from motionwatch.errors import ConfigError, SourceError
 from motionwatch.events import EPS, ClipPackets, EventEnded, EventStarted, EventTracker
-from motionwatch.media.probe import COPY_CODECS as PROBE_COPY_CODECS
+from motionwatch.media.probe import COPY_CODECS
 from motionwatch.pipeline.lighting_log import LightingLog
 from motionwatch.detect.masks import watch_mask
 from motionwatch.model import Detection, Frame, detection_size, detection_width, iso
@@ -33,11 +33,12 @@ log = logging.getLogger("motionwatch")
 # more than they save (docs/performance.md); FFmpeg's decoder threads are
 # separate and unaffected.
 OPENCV_THREADS = 1
-# Codecs copied into clips (media.probe). HEVC too, although Chrome and Firefox play it
-# only where the machine decodes it (the review page then offers the download): most
-# HEVC cameras are 1080p and up, where encoding the clip instead cost 4x the
-# scan's decode and more than a Pi has (docs/performance.md, 2026-12-05 12:26).
-COPY_CODECS = {"auto": PROBE_COPY_CODECS, "copy": PROBE_COPY_CODECS}
+# The clip_codec settings that copy the codecs media.probe.COPY_CODECS names. HEVC is
+# among them, although Chrome and Firefox play it only where the machine decodes it
+# (the review page then offers the download): most HEVC cameras are 1080p and up, where
+# encoding the clip instead cost 4x the scan's decode and more than a Pi has
+# (docs/performance.md, 2026-12-05 12:26).
+COPYING_SETTINGS = frozenset({"auto", "copy"})
 
 # Why an event ends when the picture size changes (a camera reconfigured mid-stream).
 SIZE_CHANGED = "size changed"
@@ -176,10 +177,10 @@ class CameraLoop:
         self._detect_step = self._frames_per_analysis()
         ev = self.cfg.events
         if ev.clip and ev.clip_codec == "copy" and not self.source.copying:
-            if self.source.coding in COPY_CODECS["copy"]:
+            if self.source.coding in COPY_CODECS:
                 what = "its packets carry no timestamps (a raw stream)"
-            elif self.source.coding or self.source.codec:
-                what = f"its video is {self.source.coding or self.source.codec}"
+            elif self.source.coding:
+                what = f"its video is {self.source.coding}"
             else:
                 what = f"a {self.source.kind} has no packets"
             log.info("%s: clip_codec copy: %s, which an MP4 clip cannot hold as it is; encoding them instead",
@@ -202,12 +203,12 @@ class CameraLoop:
         # (a quarter more CPU for re-encoded clips) but x264 falls behind the scan and
         # the frames pile up (a 1080p scan with clip_codec h264 peaked at 816 MB against
         # 276 MB; docs/performance.md), and a Pi must not run out of memory.
-        copy = ev.clip and ev.clip_codec in COPY_CODECS
+        copy = ev.clip and ev.clip_codec in COPYING_SETTINGS
         return SourceOptions(
             scan=self.scan, start_wall=self.start_wall, timeout=self.cam.timeout_seconds,
             cancel=self.stop, detect_width=self.det_cfg.width, gray_on_demand=True,
             packet_seconds=ev.pre_roll_seconds, encode_packets=ev.clip,
-            copy_codecs=COPY_CODECS[ev.clip_codec] if copy else frozenset(),
+            copy_codecs=COPY_CODECS if copy else frozenset(),
             copy_max_width=ev.clip_width if ev.clip_codec == "auto" else 0,
             fast_decode=self.det_cfg.fast_decode, decoder_threads=self.decoder_threads,
             wanted=self._wanted if self.skip_undecoded else None, analysed=self._analysed, passing=self._passing,
