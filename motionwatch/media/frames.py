@@ -220,13 +220,16 @@ class AvFrame(Frame):
     (pixel_aspect of the decoder's `sample_aspect_ratio`; None: square).
     """
 
-    __slots__ = ("_bgr", "av_frame", "pts", "redecode", "rotation", "_luma", "_upright", "verify", "passes_turn")
+    __slots__ = ("_bgr", "av_frame", "pts", "redecode", "rotation", "_luma", "_upright", "verify", "passes_turn",
+                 "damaged")
 
     def __init__(self, av_frame: av.VideoFrame, index: int, ts: float, wall: float,
                  redecode: Callable[[int], av.VideoFrame | None] | None = None, verify: bool = False,
-                 rotation: int = 0, passes_turn: bool = False, sar: Fraction | None = None):
+                 rotation: int = 0, passes_turn: bool = False, sar: Fraction | None = None,
+                 damaged: bool = False):
         self.rotation = rotation
         self.passes_turn = passes_turn
+        self.damaged = damaged
         Frame.__init__(self, None, index, ts, wall, luma_view(av_frame), sar)
         self.av_frame = av_frame
         self.pts = av_frame.pts
@@ -328,14 +331,15 @@ class SmallFrame(Frame):
     itself is decoded again, at full quality, only if the frame is saved
     (`decode(pts)`, from its keyframe)."""
 
-    __slots__ = ("pts", "_size", "_decode", "_bgr", "passes_turn")
+    __slots__ = ("pts", "_size", "_decode", "_bgr", "passes_turn", "damaged")
 
     def __init__(self, small: np.ndarray, pts: int | None, size: tuple[int, int], index: int, ts: float,
                  wall: float, decode: Callable[[int], av.VideoFrame | None], passes_turn: bool = False,
-                 sar: Fraction | None = None):
+                 sar: Fraction | None = None, damaged: bool = False):
         Frame.__init__(self, None, index, ts, wall, small, sar)
         self.pts = pts
         self.passes_turn = passes_turn
+        self.damaged = damaged
         self._size = size
         self._decode = decode
         self._bgr = None

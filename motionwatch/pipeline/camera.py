@@ -42,6 +42,8 @@ COPYING_SETTINGS = frozenset({"auto", "copy"})
 
 # Why an event ends when the picture size changes (a camera reconfigured mid-stream).
 SIZE_CHANGED = "size changed"
+# Damaged pictures passed over are told at most once in this many seconds of source time.
+DAMAGE_SAY_EVERY_S = 60.0
 # While an event is open its packets go to the clip every this many frames:
 # fewer queue signals than one per frame, and the sink holds about a GOP.
 COPY_BATCH = 8
@@ -139,6 +141,7 @@ class CameraLoop:
         self._detected_index = 0   # the index of the last analysed frame, for _detect_step
         self._detect_step = 0      # source frames between analysed ones at detection.fps (0: by time only)
         self._owed = False         # the last frame passed its turn on: this one is analysed (_due)
+        self._damage_said = -DAMAGE_SAY_EVERY_S   # source time of the last damaged-picture line
         # A live source's reader thread runs the schedule ahead (_schedule): it must
         # see the last frame processed and the schedule after that frame together.
         self._schedule_lock = threading.Lock()
@@ -330,6 +333,12 @@ class CameraLoop:
                 due = False
             else:
                 frame = decoded
+        if due and frame.damaged:
+            # Damage the decoder patched up would look like motion (media.damage): the
+            # frame is recorded but not analysed. The schedule goes on as if it was (the
+            # frames due next are the ones the source was told of, decoded ahead).
+            self._say_damaged(frame)
+            due = False
         if not due:
             # Analyse at most detection.fps frames a second; the others still go
             # to the pre-roll and the clip so clips keep the source's frame rate.
@@ -429,6 +438,14 @@ class CameraLoop:
             if self.bad_frames == 1:
                 log.warning("%s: skipping a frame that does not decode (more are not logged)", self.cam.name)
         return pic
+
+    def _say_damaged(self, frame: Frame) -> None:
+        """A line when damaged pictures are passed over (at most one a minute: a bad link
+        may damage many)."""
+        if frame.ts - self._damage_said >= DAMAGE_SAY_EVERY_S or frame.ts < self._damage_said:
+            self._damage_said = frame.ts
+            log.warning("%s: frame %d shows damaged data the decoder patched up; not analysing it and "
+                        "the frames built on it, up to the next keyframe", self.cam.name, frame.index)
 
     def _setup(self, size: tuple[int, int]) -> None:
         """(Re)build detector and tracker for a frame size (new source or a size change)."""

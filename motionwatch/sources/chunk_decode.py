@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from motionwatch.model import detection_size, detection_width
+from motionwatch.media.damage import DamageRun
 from motionwatch.media.frames import StreamTurn, luma_view, upright
 from motionwatch.sources.pyav import MAX_BAD_IN_ROW, MAX_SEEK_BACK_S, decoder
 from motionwatch.sources.undecoded import SkipPlan
@@ -53,6 +54,7 @@ class Entry:
     picture: np.ndarray | None = None   # upright luma at detection size, for a frame that is due
     rotation: int = 0                # the display turn (media.frames.display_rotation); `size` is coded
     passes: bool = False             # it passes its turn to be analysed on (sources.undecoded)
+    damaged: bool = False            # it shows damage (media.damage): not analysed
 
 
 @dataclass
@@ -135,13 +137,15 @@ def _decode(container, job: ChunkJob, out: ChunkResult):
         return job.first + handed + out.failures
 
     turn = StreamTurn()
+    # A chunk starts on a keyframe: damage before it is gone.
+    damage = DamageRun(float(stream.guessed_rate or 0))
     # The last frame was due and may pass its turn on: the next one out (perhaps from a
     # later packet's decode) comes with its picture.
     owed = [False]
 
     def entries(frames):
         nonlocal handed
-        for entry in _entries(frames, plan, job, position, out, turn, owed):
+        for entry in _entries(frames, plan, job, position, out, turn, owed, damage):
             yield entry
             handed += 1
 
@@ -181,7 +185,7 @@ def _drain(stream, out: ChunkResult) -> list:
 
 
 def _entries(frames, plan: SkipPlan | None, job: ChunkJob, position, out: ChunkResult, turn: StreamTurn,
-             owed: list[bool]):
+             owed: list[bool], damage: DamageRun):
     """`owed[0]`: the frame before was due and may pass its turn on (the loop decides
     whether it does), so this one's picture is sent too."""
     for f in frames:
@@ -196,7 +200,7 @@ def _entries(frames, plan: SkipPlan | None, job: ChunkJob, position, out: ChunkR
         owed[0] = passes and due
         rotation = turn.of(f)
         yield Entry(f.pts, (f.width, f.height), out.failures,
-                    _small(f, rotation, job.detect_width) if due else None, rotation, passes)
+                    _small(f, rotation, job.detect_width) if due else None, rotation, passes, damage.damaged(f))
 
 
 def _small(frame: av.VideoFrame, rotation: int, width: int) -> np.ndarray:

@@ -249,7 +249,7 @@ class ParallelFileSource(AvFileSource):
         if item.picture is None:
             return self._undecoded(item.pts, i, ts, wall, item.passes)
         return SmallFrame(item.picture, item.pts, self._last_size, i, ts, wall, self._redecode, item.passes,
-                          self._aspect.at(item.size))
+                          self._aspect.at(item.size), item.damaged)
 
     def stats(self):
         stats = super().stats()

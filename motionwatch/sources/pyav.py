@@ -29,6 +29,7 @@ import av
 
 from motionwatch.errors import SourceError
 from motionwatch.media.clock import FileClock, StreamPacer
+from motionwatch.media.damage import DamageRun
 from motionwatch.media.frames import TV_TO_FULL, AvFrame, StreamAspect, StreamTurn, UndecodedFrame
 from motionwatch.media.gop import GopRuns
 from motionwatch.media.jpeg import JpegFrames
@@ -245,6 +246,7 @@ class AvFileSource(FrameSource):
             # that pass their turn on, so the same frames are analysed either way.
             self._plan = SkipPlan(f.codec, self._prefix, self.options.wanted, self.options.passing)
         self._last_size = self.size
+        self._damage = DamageRun(self.fps)
         self._frames = self._decode()
 
     def _decode(self):
@@ -312,7 +314,8 @@ class AvFileSource(FrameSource):
         if isinstance(item, int):   # a pts the plan left undecoded
             return self._undecoded(item, i, ts, wall, plan is not None and plan.passes_on(item))
         frame = AvFrame(item, i, ts, wall, self._redecode if self._fast else None, self._verify, self._turn.of(item),
-                        plan is not None and plan.passes_on(item.pts), self._aspect.of(item))
+                        plan is not None and plan.passes_on(item.pts), self._aspect.of(item),
+                        self._damage.damaged(item))
         self._last_size, self.rotation = frame.size, frame.rotation
         return frame
 
@@ -349,7 +352,8 @@ class AvFileSource(FrameSource):
             log.warning("%s: could not decode frame %d after all; it is not analysed", self.spec, frame.index)
             return None
         return AvFrame(av_frame, frame.index, frame.ts, frame.wall, self._redecode if self._fast else None,
-                       self._verify, self._turn.of(av_frame), frame.passes_turn, self._aspect.of(av_frame))
+                       self._verify, self._turn.of(av_frame), frame.passes_turn, self._aspect.of(av_frame),
+                       av_frame.is_corrupt or self._damage.holding)
 
     def _redecode(self, pts: int) -> av.VideoFrame | None:
         """Frame `pts` decoded again at full quality (from its keyframe, by a second decoder).
@@ -586,8 +590,8 @@ class AvLiveSource(JpegFrames, LiveSource):
             return JpegFrames._frame(self, item, index, ts, wall)
         if isinstance(item, int):   # the pts of a packet left undecoded: a live picture cannot be had later
             return UndecodedFrame(item, self._last_size or self.size, index, ts, wall, lambda _frame: None)
-        av_frame, redecode, turn, sar = item
-        frame = AvFrame(av_frame, index, ts, wall, redecode, rotation=turn, sar=sar)
+        av_frame, redecode, turn, sar, damaged = item
+        frame = AvFrame(av_frame, index, ts, wall, redecode, rotation=turn, sar=sar, damaged=damaged)
         size = frame.size
         if size != self._last_size:   # a camera reconfigured mid-stream
             self.batch_s = self._batch_for(size)
@@ -629,9 +633,10 @@ class _Connection:
                 yield bytes(pkt)
 
     def _decode(self, ring: PacketRing | None, plan: SkipPlan | None, position, gops: GopRuns | None):
-        """(frame, its Redecode or None, the display turn, the pixels' shape) for decoded
-        frames, the pts for those left out."""
+        """(frame, its Redecode or None, the display turn, the pixels' shape, whether it
+        shows damage) for decoded frames, the pts for those left out."""
         turn, aspect = StreamTurn(), StreamAspect(self.stream.codec_context)
+        damage = DamageRun(float(self.stream.guessed_rate or 0))
         for pkt in self.container.demux(self.stream):
             if ring is not None:
                 ring.push(pkt)
@@ -648,4 +653,5 @@ class _Connection:
             for f in frames:
                 if plan is not None:
                     yield from plan.before(f.pts)
-                yield f, (gops.redecode_for(f.pts) if gops is not None else None), turn.of(f), aspect.of(f)
+                yield f, (gops.redecode_for(f.pts) if gops is not None else None), turn.of(f), aspect.of(f), \
+                    damage.damaged(f)

@@ -1,0 +1,119 @@
+"""Bit errors in the video are not motion (media.damage).
+
+A packet with bit errors still decodes: FFmpeg patches the broken part of the
+picture and flags it, and the pictures predicted from it carry the patch until
+the next keyframe. Here a still scene (ffmpeg's test card with sensor noise,
+H.264 without B-frames and a keyframe every 2 s, as an IP camera records) has
+random bytes written over the slice data of three P-frames before someone
+crosses it at 7-9 s. Before, the patch started an event at 4.4 s that ran into
+the visit; now the only event is the visit. Through `scan` (the file) and `run`
+(the same file as a live MPEG-TS stream over loopback).
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from conftest import events_json, mw
+from live_run import run_until_an_event_ends
+from ts_server import TsServer
+
+pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg to make the video")
+
+FPS = 25
+SECONDS = 12
+VISIT_S = (7.0, 9.0)
+DAMAGE_S = (2.5, 4.3, 5.5)   # P-frames whose packets get bit errors
+SAID = "shows damaged data the decoder patched up"
+
+
+def still_scene_with_a_visit(d: Path) -> Path:
+    still = d / "card.png"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=640x480:r=1:d=1",
+                    "-frames:v", "1", str(still)], check=True)
+    visit = d / "visit.mp4"
+    start, end = VISIT_S
+    graph = (f"[0]noise=alls=4:allf=t:all_seed=3[bg];color=c=white:s=80x140:r={FPS}:d={SECONDS}[b];"
+             f"[bg][b]overlay=x='if(between(t,{start},{end}),(t-{start})*320,-200)':y=200,format=yuv420p")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-loop", "1", "-r", str(FPS), "-i", str(still), "-t", str(SECONDS),
+                    "-filter_complex", graph, "-c:v", "libx264", "-preset", "veryfast", "-bf", "0",
+                    "-g", str(2 * FPS), "-b:v", "1500k", str(visit)], check=True)
+    return visit
+
+
+def with_bit_errors(src: Path, dst: Path) -> None:
+    """`src` remuxed with the slice data of the first P-frame at or after each of
+    DAMAGE_S overwritten from a third of the packet on (fixed bytes: the same every run)."""
+    rnd = random.Random(1)
+    todo = list(DAMAGE_S)
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mp4") as out:
+        stream = inp.streams.video[0]
+        copy = out.add_stream_from_template(stream)
+        for pkt in inp.demux(stream):
+            if pkt.dts is None:
+                continue
+            if todo and not pkt.is_keyframe and pkt.pts * pkt.time_base >= todo[0]:
+                todo.pop(0)
+                data = bytearray(bytes(pkt))
+                cut = len(data) // 3
+                data[cut:] = rnd.randbytes(len(data) - cut)
+                bad = av.Packet(bytes(data))
+                bad.pts, bad.dts, bad.time_base = pkt.pts, pkt.dts, pkt.time_base
+                pkt = bad
+            pkt.stream = copy
+            out.mux(pkt)
+
+
+def grey_pictures(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        c.streams.video[0].codec_context.thread_count = 1
+        return [f.to_ndarray(format="gray").astype(np.int16) for f in c.decode(video=0)]
+
+
+@pytest.fixture(scope="module")
+def damaged(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("damaged")
+    clean = still_scene_with_a_visit(d)
+    bad = d / "damaged.mp4"
+    with_bit_errors(clean, bad)
+    # The damage is there to see: from each damaged picture on, patches that differ
+    # from the clean file's picture by tens of grey levels; before the first, none.
+    diff = [int(np.abs(a - b).max()) for a, b in zip(grey_pictures(clean), grey_pictures(bad))]
+    at = [round(t * FPS) for t in DAMAGE_S]
+    assert all(max(diff[i:i + 3]) > 40 for i in at) and max(diff[:at[0]]) == 0, diff
+    return bad
+
+
+def test_a_file_with_bit_errors_has_only_the_visit_as_event(damaged, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(damaged, work / "damaged.mp4")
+    proc = mw("scan", "damaged.mp4", "--no-progress", cwd=work, timeout=120)   # as a user: relative, defaults
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    (ev,) = events_json(work / "recordings")
+    assert VISIT_S[0] - 0.2 <= ev["start_offset_s"] <= VISIT_S[0] + 0.6
+    assert ev["end_offset_s"] <= VISIT_S[1] + 0.6
+    assert SAID in proc.stderr
+
+
+def test_a_stream_with_bit_errors_has_only_the_visit_as_event(damaged, tmp_path):
+    ts = tmp_path / "damaged.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(damaged), "-c", "copy", "-bsf:v", "h264_mp4toannexb",
+                    "-f", "mpegts", str(ts)], check=True)
+    server = TsServer(ts, SECONDS)
+    rec = run_until_an_event_ends(tmp_path, server.url, server.close, pre_roll_seconds=1.0,
+                                  post_roll_seconds=0.5, gap_seconds=0.5)
+    (ev,) = events_json(rec)   # the first event to end: the damage's, before
+    # A live event's times count from the first picture the run got, which the
+    # server's pacing puts up to a second off the file's own (6.2 s here, against
+    # 3.65 for the damage's event).
+    assert ev["start_offset_s"] >= VISIT_S[0] - 1.5
+    assert ev["end_offset_s"] - ev["start_offset_s"] <= VISIT_S[1] - VISIT_S[0] + 0.8
+    assert SAID in (tmp_path / "run.log").read_text()   # RunProcess's log
