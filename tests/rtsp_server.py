@@ -21,8 +21,9 @@ import sys
 import gi
 
 gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 
 def main() -> int:
@@ -30,6 +31,8 @@ def main() -> int:
     ap.add_argument("--file", required=True, help="an H.264 MP4 file")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--codec", choices=("h264", "mjpeg"), default="h264")
+    ap.add_argument("--udp-only", action="store_true",
+                    help="refuse RTP over the RTSP connection (TCP), as some cameras do")
     args = ap.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
@@ -41,6 +44,8 @@ def main() -> int:
     pay = ("jpegparse ! rtpjpegpay name=pay0 pt=26" if args.codec == "mjpeg" else
            "h264parse ! rtph264pay name=pay0 pt=96 config-interval=0")
     factory.set_launch(f'( filesrc location="{args.file}" ! qtdemux ! {pay} )')
+    if args.udp_only:
+        factory.set_protocols(GstRtsp.RTSPLowerTrans.UDP)
     server.get_mount_points().add_factory("/cam", factory)
     if server.attach(None) == 0:
         print("cannot listen", flush=True)

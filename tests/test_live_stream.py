@@ -154,6 +154,36 @@ def test_rtsp_camera_cut_and_restored(tmp_path):
 
 @pytest.mark.skipif(not rtsp_server_runs(), reason="needs GStreamer's RTSP server for /usr/bin/python3 "
                     "(apt: gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)")
+def test_an_rtsp_camera_that_refuses_tcp_is_read_over_udp(tmp_path):
+    """Some cameras send RTP over UDP only and answer RTP over TCP with 461 Unsupported
+    Transport. TCP is asked for first (nothing is lost on a busy network); such a
+    camera was never opened ("cannot open stream: protocol not supported", retried for
+    ever). Now it is read over UDP, and after it is cut and restored, over UDP again."""
+    source = tmp_path / "visit.mp4"
+    write_h264(Scene(width=320, height=240, fps=FPS, duration_s=10, seed=21, noise=4.0,
+                     walkers=(Walker(3.0, 2.5, height=0.6),)), source, 400_000, FPS)
+    server, port = start_rtsp(source, udp_only=True)
+    rec = tmp_path / "rec"
+    cfg = write_config(tmp_path / "c.yaml", rec, [{"name": "gate", "source": f"rtsp://127.0.0.1:{port}/cam",
+                                                   "timeout_seconds": 3.0}])
+    run = RunProcess(tmp_path, "--config", str(cfg))
+    try:
+        run.wait_for(r"gate: event \w+ ended", timeout=60)
+        stop_rtsp(server)
+        run.wait_for(r"gate: camera lost", timeout=30)
+        server, _ = start_rtsp(source, port, udp_only=True)
+        run.wait_for(r"gate: camera found again", timeout=60)
+    finally:
+        code = run.stop()
+        stop_rtsp(server)
+    assert code == 0 and "Traceback" not in run.log, run.log
+    assert run.log.count("refuses RTP over TCP; reading it over UDP") == 1, run.log   # remembered
+    (ev,) = [e for e in events_json(rec) if e["start_offset_s"] < 8.0]
+    assert 1.5 <= ev["start_offset_s"] <= 4.5 and ev["clip_copied"] is True   # the visit at 3 s
+
+
+@pytest.mark.skipif(not rtsp_server_runs(), reason="needs GStreamer's RTSP server for /usr/bin/python3 "
+                    "(apt: gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)")
 def test_an_rtsp_jpeg_camera_records_its_visit_and_decodes_only_what_it_analyses(tmp_path):
     """An MJPEG stream FFmpeg opens (RTSP JPEG here; a V4L2 camera's MJPEG mode the
     same way) is not decoded in full on the reader thread: its JPEGs are handed out,

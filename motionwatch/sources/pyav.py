@@ -18,6 +18,7 @@ MJPEG camera's are (media.jpeg: grey decoded reduced, only for analysed frames).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -147,13 +148,19 @@ class NoVideoStream(SourceError):
     """The input opened, and holds no video (an audio recording, a data file)."""
 
 
+class TransportRefused(SourceError):
+    """The server refused the transport asked for (an RTSP camera answering 461
+    Unsupported Transport to RTP over TCP)."""
+
+
 def open_input(spec: str, target: str, fmt: str | None, options: dict, timeout: float | None):
     """(container, video stream) or SourceError naming what failed."""
     try:
         container = av.open(target, format=fmt, options=options,
                             timeout=(timeout, timeout) if timeout else None)
     except av.FFmpegError as e:
-        raise SourceError(f"{redact(spec)}: cannot open it: {_why(e)}") from None
+        kind = TransportRefused if getattr(e, "errno", None) == errno.EPROTONOSUPPORT else SourceError
+        raise kind(f"{redact(spec)}: cannot open it: {_why(e)}") from None
     stream = video_stream(container)
     if stream is None:
         container.close()
@@ -471,6 +478,7 @@ class AvLiveSource(JpegFrames, LiveSource):
         self._plan: SkipPlan | None = None   # this connection's packets left out
         self._left_out_before = 0            # ... and earlier connections' count
         self._let_go_size: tuple[int, int] | None = None   # coded size of the last picture _let_go was asked about
+        self._rtsp_transport = "tcp"   # RTP over the RTSP connection, until the camera refuses it (_open_rtsp)
         self.detect_width = self.options.detect_width
 
     def _connect(self):
@@ -572,8 +580,23 @@ class AvLiveSource(JpegFrames, LiveSource):
                 return open_input(self.spec, self._target, "v4l2", {"input_format": "mjpeg"}, self._timeout_s)
             except SourceError:
                 return open_input(self.spec, self._target, "v4l2", {}, self._timeout_s)
-        opts = {"rtsp_transport": "tcp"} if self.spec.lower().startswith(("rtsp://", "rtsps://")) else {}
-        return open_input(self.spec, self._target, None, opts, self._timeout_s)
+        if self.spec.lower().startswith(("rtsp://", "rtsps://")):
+            return self._open_rtsp()
+        return open_input(self.spec, self._target, None, {}, self._timeout_s)
+
+    def _open_rtsp(self):
+        """RTP over the RTSP connection (TCP) first, as Motion and Frigate read cameras: no
+        packet is lost on a busy network (a lost one smears pictures up to the next
+        keyframe, media.damage). A camera that refuses it is read over UDP, from then on."""
+        try:
+            return open_input(self.spec, self._target, None, {"rtsp_transport": self._rtsp_transport},
+                              self._timeout_s)
+        except TransportRefused:
+            if self._rtsp_transport != "tcp":
+                raise
+        log.info("%s: the camera refuses RTP over TCP; reading it over UDP", redact(self.spec))
+        self._rtsp_transport = "udp"
+        return open_input(self.spec, self._target, None, {"rtsp_transport": "udp"}, self._timeout_s)
 
     def _grab_from(self, conn: _Connection) -> tuple | int | None:
         return next(conn.frames, None)
