@@ -13,6 +13,7 @@ the visit; now the only event is the visit. Through `scan` (the file) and `run`
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -117,3 +118,11 @@ def test_a_stream_with_bit_errors_has_only_the_visit_as_event(damaged, tmp_path)
     assert ev["start_offset_s"] >= VISIT_S[0] - 1.5
     assert ev["end_offset_s"] - ev["start_offset_s"] <= VISIT_S[1] - VISIT_S[0] + 0.8
     assert SAID in (tmp_path / "run.log").read_text()   # RunProcess's log
+
+
+def test_tune_leaves_damaged_pictures_out_as_run_does(damaged, tmp_path):
+    """`tune` lists the events `run` would record: the visit only."""
+    proc = mw("tune", str(damaged), "--out", str(tmp_path / "plot.png"), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    starts = [float(m) for m in re.findall(r"event\s+([\d.]+) s", proc.stdout)]
+    assert len(starts) == 1 and VISIT_S[0] - 0.2 <= starts[0] <= VISIT_S[0] + 0.6, proc.stdout

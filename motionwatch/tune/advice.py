@@ -73,6 +73,8 @@ def replay_source(cfg: Config, spec: str, seconds: float | None) -> Trace:
                 break
             if src.live and seconds is not None and time.monotonic() - start > seconds + cam.timeout_seconds:
                 break
+            if frame.damaged:   # not analysed, as the capture loop does not (media.damage)
+                continue
             if detector is None:
                 detector, tracker = camera_stages(cfg, cam, frame.size, trace.fps, clip=False, rotation=src.rotation)
                 detector.luma_levels = src.luma_levels   # as the capture loop does
