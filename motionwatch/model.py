@@ -44,8 +44,9 @@ class Frame:
     # A frame that passes its turn to be analysed to the next one (sources.undecoded):
     # a disposable picture the next frame shown makes no dearer to analyse.
     passes_turn = False
-    # The picture shows damaged data the decoder patched up, or is predicted from one
-    # that does (media.damage): it is recorded but not analysed.
+    # The picture shows damaged data the decoder patched up, or may be predicted from
+    # such a picture or from one that did not decode at all (media.damage): it is
+    # recorded but not analysed.
     damaged = False
 
     @property

@@ -32,7 +32,7 @@ FPS = 25
 SECONDS = 12
 VISIT_S = (7.0, 9.0)
 DAMAGE_S = (2.5, 4.3, 5.5)   # P-frames whose packets get bit errors
-SAID = "shows damaged data the decoder patched up"
+SAID = "damaged video at frame"
 
 
 def still_scene_with_a_visit(d: Path) -> Path:

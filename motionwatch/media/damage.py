@@ -10,6 +10,9 @@ region that stayed put (persistent, textured): a false event on a still scene
 it, up to the next keyframe, are not analysed; they are still recorded (they
 are what the camera sent).
 
+A packet that does not decode at all (the decoder gives up on it) starts the same
+run: the pictures after it may be predicted from the one it held.
+
 A stream whose keyframes never come (intra refresh) or come rarely is analysed
 again after HOLD_S at most, whatever is still patched. FFmpeg's HEVC decoder
 patches without flagging: there damage is not told apart.
@@ -27,6 +30,10 @@ class DamageRun:
     def __init__(self, fps: float | None):
         self.hold = max(1, round(HOLD_S * (fps or 25.0)))   # pictures
         self.left = 0   # pictures still to pass before the damage counts as gone
+
+    def lost(self) -> None:
+        """A packet did not decode: the pictures after it, up to a keyframe, may be built on its picture."""
+        self.left = self.hold
 
     def damaged(self, frame) -> bool:
         """Whether `frame` (an av.VideoFrame) is flagged, or predicted from a flagged one."""

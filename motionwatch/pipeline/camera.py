@@ -444,8 +444,8 @@ class CameraLoop:
         may damage many)."""
         if frame.ts - self._damage_said >= DAMAGE_SAY_EVERY_S or frame.ts < self._damage_said:
             self._damage_said = frame.ts
-            log.warning("%s: frame %d shows damaged data the decoder patched up; not analysing it and "
-                        "the frames built on it, up to the next keyframe", self.cam.name, frame.index)
+            log.warning("%s: damaged video at frame %d (bit errors the decoder patched up, or a picture it "
+                        "could not decode); not analysing up to the next keyframe", self.cam.name, frame.index)
 
     def _setup(self, size: tuple[int, int]) -> None:
         """(Re)build detector and tracker for a frame size (new source or a size change)."""

@@ -82,6 +82,7 @@ class PacketEncodeClip(EventClip):
         self._queue: deque = deque()   # packets not yet decoded (decode order)
         self._held: list = []          # decoded pictures past what the event is known to reach
         self._count = 0
+        self._told_damage = False   # a packet that did not decode has been warned of
 
     def packets(self, packets: list, upto: int) -> None:
         """More of the event's packets: the event reaches at least `upto` (a frame
@@ -141,7 +142,10 @@ class PacketEncodeClip(EventClip):
             pkt.dts = None if packet.dts is None else packet.dts + shift
             return self._decoder.decode(pkt)
         except av.FFmpegError as e:
-            if not self.errors or "decoded" not in self.errors[-1]:
-                self.errors.append(f"a packet could not be decoded for the clip ({e.strerror or e}); "
-                                   "the pictures it carries are left out")
+            # The source's damage, not the disk's: a warning, and writing goes on (told
+            # once per clip: a damaged stretch is many packets).
+            if not self._told_damage:
+                self._told_damage = True
+                self.refused.append(f"a packet of the source could not be decoded for the clip "
+                                    f"({e.strerror or e}); the pictures it carries are left out of it")
             return []

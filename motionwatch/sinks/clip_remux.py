@@ -116,7 +116,7 @@ class PacketClip:
             # The muxer refused the packets themselves (a damaged file's timestamps,
             # say), not the disk: writing is not broken, and a retry would fail alike.
             self.refused.append(f"{name} abandoned: the source's packets cannot be copied into an MP4 "
-                                f"({err.strerror or e})")
+                                f"({err.strerror or e}); the event is saved with its snapshot")
         else:
             self.errors.append(f"{name} abandoned: {err.strerror or err}")
         self.failed = True

@@ -167,12 +167,12 @@ class Recorder(Sink):
     def _clip_trouble(self, event_id: str, clip) -> None:
         """Report what went wrong with a clip since the last call: a write failure
         puts the recorder in its broken state; a source the clip cannot be made of
-        is a warning (the event is saved with its snapshot)."""
+        (or not all of) is a warning: the disk is fine."""
         if len(clip.errors) > clip.reported:
             clip.reported = len(clip.errors)
             self._fail(event_id, clip.folder, OSError(0, clip.errors[-1]))
         while clip.refused:
-            log.warning("event %s: %s; the event is saved with its snapshot", event_id, clip.refused.pop(0))
+            log.warning("event %s: %s", event_id, clip.refused.pop(0))
 
     def _ended(self, s: EventEnded) -> None:
         ev = s.event

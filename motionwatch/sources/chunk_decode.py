@@ -158,6 +158,7 @@ def _decode(container, job: ChunkJob, out: ChunkResult):
             except av.InvalidDataError:
                 bad += 1
                 out.failures += 1
+                damage.lost()
                 if plan is not None:
                     plan.stopped = True
                 if bad >= MAX_BAD_IN_ROW:

@@ -272,6 +272,7 @@ class AvFileSource(FrameSource):
                 except av.InvalidDataError:
                     bad += 1
                     self.decode_failures += 1
+                    self._damage.lost()
                     if plan is not None:   # a damaged stream may drop frames: guess no more places
                         plan.stopped = True
                     if bad >= MAX_BAD_IN_ROW:
@@ -669,8 +670,9 @@ class _Connection:
                 continue
             try:
                 frames = self.stream.decode(pkt)
-            except av.InvalidDataError:
-                continue   # a damaged packet on the wire: the next keyframe repairs the picture
+            except av.InvalidDataError:   # a damaged packet on the wire: the next keyframe repairs the picture
+                damage.lost()
+                continue
             if frames and ring is not None:
                 ring.follow_size((frames[-1].width, frames[-1].height), turn.of(frames[-1]))
             for f in frames:
