@@ -24,7 +24,7 @@ import pytest
 
 from conftest import events_json, mw
 from live_run import run_until_an_event_ends
-from ts_server import TsServer
+from ts_server import TsServer, remux_to_ts
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg to make the video")
 
@@ -105,10 +105,7 @@ def test_a_file_with_bit_errors_has_only_the_visit_as_event(damaged, tmp_path):
 
 
 def test_a_stream_with_bit_errors_has_only_the_visit_as_event(damaged, tmp_path):
-    ts = tmp_path / "damaged.ts"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(damaged), "-c", "copy", "-bsf:v", "h264_mp4toannexb",
-                    "-f", "mpegts", str(ts)], check=True)
-    server = TsServer(ts, SECONDS)
+    server = TsServer(remux_to_ts(damaged), SECONDS)
     rec = run_until_an_event_ends(tmp_path, server.url, server.close, pre_roll_seconds=1.0,
                                   post_roll_seconds=0.5, gap_seconds=0.5)
     (ev,) = events_json(rec)   # the first event to end: the damage's, before
@@ -125,10 +122,7 @@ def test_a_stream_losing_packets_has_only_the_visit_as_event(damaged, tmp_path):
     the 188-byte TS packets between 2 and 6 s never arrive, so pictures come in
     truncated. Before, that started an event at 2.1 s with 40% of the picture
     changed, joined to the visit; now the visit alone is an event."""
-    whole = tmp_path / "visit.ts"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(damaged.parent / "visit.mp4"), "-c", "copy",
-                    "-bsf:v", "h264_mp4toannexb", "-f", "mpegts", str(whole)], check=True)
-    data = whole.read_bytes()
+    data = remux_to_ts(damaged.parent / "visit.mp4").read_bytes()
     count = len(data) // 188
     lossy = tmp_path / "lossy.ts"
     rnd = random.Random(3)

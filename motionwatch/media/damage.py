@@ -27,8 +27,9 @@ HOLD_S = 10.0
 class DamageRun:
     """Fed every decoded picture in display order; says whether each shows damage."""
 
-    def __init__(self, fps: float | None):
-        self.hold = max(1, round(HOLD_S * (fps or 25.0)))   # pictures
+    def __init__(self, fps):
+        """`fps`: the stream's rate (a number or a stream's Fraction; None or 0: unknown)."""
+        self.hold = max(1, round(HOLD_S * float(fps or 25.0)))   # pictures
         self.left = 0   # pictures still to pass before the damage counts as gone
 
     def lost(self) -> None:

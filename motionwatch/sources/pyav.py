@@ -597,7 +597,7 @@ class AvLiveSource(JpegFrames, LiveSource):
                 raise
         log.info("%s: the camera refuses RTP over TCP; reading it over UDP", redact(self.spec))
         self._rtsp_transport = "udp"
-        return open_input(self.spec, self._target, None, {"rtsp_transport": "udp"}, self._timeout_s)
+        return self._open_rtsp()
 
     def _grab_from(self, conn: _Connection) -> tuple | int | None:
         return next(conn.frames, None)
@@ -660,7 +660,7 @@ class _Connection:
         """(frame, its Redecode or None, the display turn, the pixels' shape, whether it
         shows damage) for decoded frames, the pts for those left out."""
         turn, aspect = StreamTurn(), StreamAspect(self.stream.codec_context)
-        damage = DamageRun(float(self.stream.guessed_rate or 0))
+        damage = DamageRun(self.stream.guessed_rate)
         for pkt in self.container.demux(self.stream):
             if ring is not None:
                 ring.push(pkt)
