@@ -10,6 +10,8 @@ stdin, one a line, so a test can break it the ways real cameras break:
   serve              send frames again after `stall`
   refuse             close the listening socket and drop clients (connection refused)
   size WxH           switch the picture size (a camera reconfigured mid-stream)
+  damage N           from now on every Nth frame has part of its data lost, as a USB
+                     webcam's MJPEG does when the bus drops packets (0: none)
   quit               exit
 
 Killing the process is the "server died" fault; starting it again on the same
@@ -63,6 +65,7 @@ class Camera:
         self.state = "serve"          # serve | stall | refuse
         self.lock = threading.Condition()
         self.seq = 0
+        self.damage_every = 0
         self.jpeg = b""
         self._cache: dict[tuple, list[bytes]] = {}
 
@@ -93,10 +96,21 @@ class Camera:
                 if self.state == "serve":
                     loop = self.frames()
                     self.jpeg = loop[i % len(loop)]
+                    if self.damage_every and i % self.damage_every == self.damage_every - 1:
+                        self.jpeg = lose_data(self.jpeg)
                     self.seq += 1
                     i += 1
                     self.lock.notify_all()
             time.sleep(max(0.0, next_t - time.monotonic()))
+
+
+def lose_data(jpeg: bytes) -> bytes:
+    """The JPEG with a sixth of its coded data lost from the middle and its end
+    marker kept: what a USB webcam's frame looks like after the bus dropped packets
+    (libjpeg: "Corrupt JPEG data: premature end of data segment")."""
+    start = jpeg.find(b"\xff\xda")
+    mid = (start + len(jpeg)) // 2
+    return jpeg[:mid] + jpeg[mid + (len(jpeg) - start) // 6:]
 
 
 def serve_client(conn: socket.socket, cam: Camera) -> None:
@@ -182,6 +196,8 @@ def command(line: str, cam: Camera, listener: Listener) -> bool:
         elif cmd == "size" and len(words) == 2:
             w, h = (int(v) for v in words[1].lower().split("x"))
             cam.size = (w, h)
+        elif cmd == "damage" and len(words) == 2:
+            cam.damage_every = int(words[1])
         elif cmd in ("stall", "serve"):
             if cam.state == "refuse" and cmd == "serve":
                 listener.start()
