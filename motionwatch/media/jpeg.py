@@ -19,6 +19,7 @@ import av
 import cv2
 import numpy as np
 
+from motionwatch.media.jpeg_check import JpegCheck
 from motionwatch.model import Frame
 
 log = logging.getLogger("motionwatch")
@@ -73,12 +74,13 @@ def decode_yuv(jpeg: bytes) -> av.VideoFrame | None:
         frames = dec.decode(av.Packet(jpeg))
     except av.FFmpegError:
         return None
-    if not frames:
-        return None
-    frame = frames[-1]
+    return full_range(frames[-1]) if frames else None
+
+
+def full_range(frame: av.VideoFrame) -> av.VideoFrame:
+    """A decoded JPEG tagged full range, as every JPEG is: FFmpeg tags a grey one so
+    only when the decoder's last picture was colour."""
     if frame.format.name == "gray":
-        # A grey JPEG is full range like any JPEG, but FFmpeg tags it so only when
-        # the decoder's last picture was colour.
         frame.color_range = 2
     return frame
 
@@ -119,7 +121,8 @@ class JpegFrame(Frame):
     Two threads asking at once (the clip writer and the live view) may both
     decode; the result is the same picture, so no lock is taken per frame."""
 
-    __slots__ = ("jpeg", "_bgr", "_size", "wanted", "coded_size", "_gray", "detect_width", "_yuv", "colour_first")
+    __slots__ = ("jpeg", "_bgr", "_size", "wanted", "coded_size", "_gray", "detect_width", "_yuv", "colour_first",
+                 "check", "damaged")
 
     def __init__(self, jpeg: bytes, gray, size: tuple[int, int], index: int, ts: float, wall: float,
                  detect_width: int = DEFAULT_DETECT_WIDTH):
@@ -131,17 +134,24 @@ class JpegFrame(Frame):
         self.wanted = False   # something asked for the colour picture
         self._yuv = None      # the full decode, made for a clip frame that is also analysed
         self.colour_first = False   # on first use, decode colour and shrink the grey from it
+        self.check: JpegCheck | None = None   # the stream's judge of damaged JPEGs (media.jpeg_check)
+        self.damaged = False
 
     @property
     def gray(self) -> np.ndarray | None:
-        """The reduced luma, decoded now if it was not; None when the JPEG is damaged."""
+        """The reduced luma, decoded now if it was not; None when the JPEG does not
+        decode, or is damaged (then `damaged` is set)."""
         if self._gray is UNDECODED:
+            bgr = None
             if self.colour_first:
-                bgr, self._gray = colour_and_gray(self.jpeg, self.coded_size, self.detect_width)
-                if bgr is not None and self._bgr is None and self.coded_size == self._size:
-                    self._bgr = bgr
+                bgr, gray = colour_and_gray(self.jpeg, self.coded_size, self.detect_width)
             else:
-                self._gray = reduced_gray(self.jpeg, self.coded_size, self.detect_width)
+                gray = reduced_gray(self.jpeg, self.coded_size, self.detect_width)
+            if gray is not None and self.check is not None and self.check.damaged_gray(self.jpeg, gray):
+                self.damaged, gray = True, None
+            elif bgr is not None and self._bgr is None and self.coded_size == self._size:
+                self._bgr = bgr
+            self._gray = gray
         return self._gray
 
     @gray.setter
@@ -155,7 +165,14 @@ class JpegFrame(Frame):
         None when the JPEG does not decode."""
         if self._gray is not UNDECODED:
             return self._gray
-        yuv = decode_yuv(self.jpeg)
+        if self.check is None:
+            yuv = decode_yuv(self.jpeg)
+        else:
+            yuv, self.damaged = self.check.decode(self.jpeg)
+            if self.damaged:   # not analysed; the clip fills its place with the picture before
+                self._gray = None
+                return None
+            yuv = full_range(yuv) if yuv is not None else decode_yuv(self.jpeg)   # refused, as this camera's often are
         if yuv is None or (yuv.width, yuv.height) != self.coded_size:
             return self.gray
         p = yuv.planes[0]
@@ -164,6 +181,8 @@ class JpegFrame(Frame):
         small = (-(-yuv.width // factor), -(-yuv.height // factor))
         self._gray = cv2.resize(luma, small, interpolation=cv2.INTER_AREA) if factor > 1 else luma.copy()
         self._yuv = yuv
+        if self.check is not None:
+            self.check.last = self._gray   # what the next analysed grey is compared with
         return self._gray
 
     def detect_picture(self, recording: bool) -> np.ndarray | None:
@@ -241,25 +260,20 @@ class JpegFrame(Frame):
 
 
 def jpeg_frame(jpeg: bytes, index: int, ts: float, wall: float, detect_width: int,
-               colour: bool = False, lazy: bool = False) -> JpegFrame:
+               colour: bool = False, lazy: bool = False, check: JpegCheck | None = None) -> JpegFrame:
     """A JpegFrame whose grey is decoded at the largest reduction that keeps
     `detect_width` (with `lazy`, on first use); with `colour` the full BGR picture
     is decoded (now, or with `lazy` at the grey's first use) and the grey shrunk from it. `gray` is None when the JPEG does
-    not decode (with `lazy`: known at once only for a JPEG without a size or a scan)."""
+    not decode (with `lazy`: known at once only for a JPEG without a size or a scan),
+    or when `check` finds it damaged."""
     size = jpeg_size(jpeg)
-    gray, bgr = None, None
-    if size is not None:
-        if lazy:
-            # Without a scan FFmpeg would still hand the clip a picture (of stale memory).
-            gray = UNDECODED if jpeg.find(b"\xff\xda") > 0 else None
-        elif colour:
-            bgr, gray = colour_and_gray(jpeg, size, detect_width)
-        else:
-            gray = reduced_gray(jpeg, size, detect_width)
-    frame = JpegFrame(jpeg, gray, size or (0, 0), index, ts, wall, detect_width)
-    frame.colour_first = lazy and colour
-    if gray is not None and bgr is not None:
-        frame.image = bgr
+    # Without a scan FFmpeg would still hand the clip a picture (of stale memory).
+    whole = size is not None and jpeg.find(b"\xff\xda") > 0
+    frame = JpegFrame(jpeg, UNDECODED if whole else None, size or (0, 0), index, ts, wall, detect_width)
+    frame.colour_first = colour
+    frame.check = check
+    if not lazy:
+        frame.gray   # decoded now
     return frame
 
 
@@ -276,6 +290,7 @@ class JpegFrames:
     bad_frames = 0
     _prev: JpegFrame | None = None        # the last good frame handed out
     _colour = False                       # the last analysed frame was wanted in colour
+    _check: JpegCheck | None = None       # the stream's judge of damaged JPEGs
 
     def read(self, timeout: float = 10.0) -> Frame | None:
         deadline = time.monotonic() + timeout
@@ -295,8 +310,10 @@ class JpegFrames:
         prev = self._prev
         if prev is not None and prev.gray_decoded:
             self._colour = prev.wanted
+        if self._check is None:
+            self._check = JpegCheck()
         frame = jpeg_frame(jpeg, index, ts, wall, self.detect_width, self._colour,
-                           lazy=self.options.gray_on_demand)
+                           lazy=self.options.gray_on_demand, check=self._check)
         if not frame.undecodable:
             self._prev = frame
             if self.size != frame.size:

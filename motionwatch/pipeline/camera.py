@@ -333,20 +333,20 @@ class CameraLoop:
                 due = False
             else:
                 frame = decoded
+        pic = self._picture(frame) if due and not frame.damaged else None
         if due and frame.damaged:
-            # Damage the decoder patched up would look like motion (media.damage): the
+            # Damage the decoder patched up would look like motion (media.damage; a
+            # camera's damaged JPEG is known once decoded: media.jpeg_check): the
             # frame is recorded but not analysed. The schedule goes on as if it was (the
             # frames due next are the ones the source was told of, decoded ahead).
             self._say_damaged(frame)
-            due = False
-        if not due:
+        elif due and pic is None:
+            return
+        if pic is None:
             # Analyse at most detection.fps frames a second; the others still go
             # to the pre-roll and the clip so clips keep the source's frame rate.
             for signal in self.tracker.carry(frame):
                 self._emit(signal)
-            return
-        pic = self._picture(frame)
-        if pic is None:
             return
         det = self.detector.update(pic)
         st.analysed += 1
@@ -433,7 +433,7 @@ class CameraLoop:
         """What the detector looks at (`Frame.detect_picture`); None for a picture that
         does not decode (a damaged JPEG), which is skipped and counted."""
         pic = frame.detect_picture(self.tracker.clip and self.tracker.active)
-        if pic is None:
+        if pic is None and not frame.damaged:
             self.bad_frames += 1
             if self.bad_frames == 1:
                 log.warning("%s: skipping a frame that does not decode (more are not logged)", self.cam.name)
