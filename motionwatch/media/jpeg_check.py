@@ -20,6 +20,7 @@ a frame decoded in full for a clip anyway is checked by that decode.
 from __future__ import annotations
 
 import logging
+import threading
 
 import av
 import cv2
@@ -65,13 +66,15 @@ def strict_decode(dec: av.CodecContext, jpeg: bytes) -> av.VideoFrame | None:
 
 class JpegCheck:
     """One stream's judge: `damaged_gray` for a grey libjpeg decoded, `decode` for a
-    full decode. Used on the capture thread only."""
+    full decode. The capture thread asks; the live view may, for a frame it shows
+    before that is analysed, so the decoders are used under a lock."""
 
     def __init__(self) -> None:
         self.last: np.ndarray | None = None   # the grey of the last whole analysed JPEG
         self.since_whole: int | None = None   # refusals since FFmpeg last accepted one; None: never yet
         self._probe: av.CodecContext | None = None
         self._full: av.CodecContext | None = None
+        self._lock = threading.Lock()
 
     def damaged_gray(self, jpeg: bytes, gray: np.ndarray) -> bool:
         """Whether the JPEG whose reduced grey libjpeg gave as `gray` is damaged."""
@@ -79,15 +82,18 @@ class JpegCheck:
         if last is not None and last.shape == gray.shape and not _differs(gray, last):
             self.last = gray
             return False
-        if self._probe is None:
-            self._probe = strict_decoder(lowres=3)
-        return self.verdict(strict_decode(self._probe, jpeg) is not None, gray)
+        with self._lock:
+            if self._probe is None:
+                self._probe = strict_decoder(lowres=3)
+            whole = strict_decode(self._probe, jpeg) is not None
+        return self.verdict(whole, gray)
 
     def decode(self, jpeg: bytes) -> tuple[av.VideoFrame | None, bool]:
         """(FFmpeg's full decode, or None where it refused; damaged)."""
-        if self._full is None:
-            self._full = strict_decoder()
-        frame = strict_decode(self._full, jpeg)
+        with self._lock:
+            if self._full is None:
+                self._full = strict_decoder()
+            frame = strict_decode(self._full, jpeg)
         return frame, self.verdict(frame is not None, None)
 
     def verdict(self, whole: bool, gray: np.ndarray | None) -> bool:
