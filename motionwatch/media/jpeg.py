@@ -311,7 +311,7 @@ class JpegFrames:
         if prev is not None and prev.gray_decoded:
             self._colour = prev.wanted
         if self._check is None:
-            self._check = JpegCheck()
+            self._check = JpegCheck(self.describe())
         frame = jpeg_frame(jpeg, index, ts, wall, self.detect_width, self._colour,
                            lazy=self.options.gray_on_demand, check=self._check)
         if not frame.undecodable:

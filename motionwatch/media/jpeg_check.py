@@ -69,7 +69,8 @@ class JpegCheck:
     full decode. The capture thread asks; the live view may, for a frame it shows
     before that is analysed, so the decoders are used under a lock."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "camera") -> None:
+        self.name = name   # for the log
         self.last: np.ndarray | None = None   # the grey of the last whole analysed JPEG
         self.since_whole: int | None = None   # refusals since FFmpeg last accepted one; None: never yet
         self._probe: av.CodecContext | None = None
@@ -105,8 +106,8 @@ class JpegCheck:
             return False
         if self.since_whole is None or self.since_whole >= TRUST_CHECKS:
             if self.since_whole == TRUST_CHECKS:
-                log.warning("FFmpeg finds fault with every JPEG this camera sends lately; "
-                            "analysing them as they decode")
+                log.warning("%s: FFmpeg finds fault with every JPEG the camera sent lately; "
+                            "analysing them as they decode", self.name)
                 self.since_whole += 1
             return False
         self.since_whole += 1
