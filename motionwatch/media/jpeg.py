@@ -142,14 +142,21 @@ class JpegFrame(Frame):
         """The reduced luma, decoded now if it was not; None when the JPEG does not
         decode, or is damaged (then `damaged` is set)."""
         if self._gray is UNDECODED:
+            check = self.check
+            checked = check.damaged_before(self.jpeg) if check is not None else None
+            if checked:
+                self.damaged, self._gray = True, None
+                return None
             bgr = None
             if self.colour_first:
                 bgr, gray = colour_and_gray(self.jpeg, self.coded_size, self.detect_width)
             else:
                 gray = reduced_gray(self.jpeg, self.coded_size, self.detect_width)
-            if gray is not None and self.check is not None and self.check.damaged_gray(self.jpeg, gray):
+            if gray is not None and checked is False:
+                check.last = gray
+            elif gray is not None and check is not None and check.damaged_gray(self.jpeg, gray):
                 self.damaged, gray = True, None
-            elif bgr is not None and self._bgr is None and self.coded_size == self._size:
+            if not self.damaged and bgr is not None and self._bgr is None and self.coded_size == self._size:
                 self._bgr = bgr
             self._gray = gray
         return self._gray

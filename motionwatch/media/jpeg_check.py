@@ -45,6 +45,12 @@ GRID = 8
 # one whose JPEGs its strict decoder finds fault with as a rule: they are analysed
 # as libjpeg decodes them rather than not at all.
 TRUST_CHECKS = 100
+# After a damaged JPEG the camera is likely to send more (a bus or link that drops
+# data keeps doing so): the next WARY_CHECKS analysed JPEGs (30 s at 15 a second)
+# are each checked before libjpeg decodes them, which catches the damage the gate
+# would pass and keeps libjpeg's `Corrupt JPEG data` line, one per damaged JPEG
+# it decodes, out of the log.
+WARY_CHECKS = 450
 
 
 def strict_decoder(lowres: int = 0) -> av.CodecContext:
@@ -73,9 +79,18 @@ class JpegCheck:
         self.name = name   # for the log
         self.last: np.ndarray | None = None   # the grey of the last whole analysed JPEG
         self.since_whole: int | None = None   # refusals since FFmpeg last accepted one; None: never yet
+        self.wary = 0   # analysed JPEGs left to check before they are decoded (WARY_CHECKS)
         self._probe: av.CodecContext | None = None
         self._full: av.CodecContext | None = None
         self._lock = threading.Lock()
+
+    def damaged_before(self, jpeg: bytes) -> bool | None:
+        """While the camera sent a damaged JPEG lately, whether this one is damaged,
+        asked before libjpeg decodes it; otherwise None (not checked)."""
+        if self.wary <= 0:
+            return None
+        self.wary -= 1
+        return self.verdict(self._probed(jpeg), None)
 
     def damaged_gray(self, jpeg: bytes, gray: np.ndarray) -> bool:
         """Whether the JPEG whose reduced grey libjpeg gave as `gray` is damaged."""
@@ -83,11 +98,14 @@ class JpegCheck:
         if last is not None and last.shape == gray.shape and not _differs(gray, last):
             self.last = gray
             return False
+        return self.verdict(self._probed(jpeg), gray)
+
+    def _probed(self, jpeg: bytes) -> bool:
+        """Whether FFmpeg's strict decoder at 1/8 scale takes the JPEG."""
         with self._lock:
             if self._probe is None:
                 self._probe = strict_decoder(lowres=3)
-            whole = strict_decode(self._probe, jpeg) is not None
-        return self.verdict(whole, gray)
+            return strict_decode(self._probe, jpeg) is not None
 
     def decode(self, jpeg: bytes) -> tuple[av.VideoFrame | None, bool]:
         """(FFmpeg's full decode, or None where it refused; damaged)."""
@@ -111,6 +129,7 @@ class JpegCheck:
                 self.since_whole += 1
             return False
         self.since_whole += 1
+        self.wary = WARY_CHECKS
         return True
 
 
