@@ -95,7 +95,7 @@ class JpegCheck:
     def damaged_gray(self, jpeg: bytes, gray: np.ndarray) -> bool:
         """Whether the JPEG whose reduced grey libjpeg gave as `gray` is damaged."""
         last = self.last
-        if last is not None and last.shape == gray.shape and not _differs(gray, last):
+        if last is not None and last.shape == gray.shape and not differs_as_damage(gray, last):
             self.last = gray
             return False
         return self.verdict(self._probed(jpeg), gray)
@@ -133,7 +133,7 @@ class JpegCheck:
         return True
 
 
-def _differs(gray: np.ndarray, last: np.ndarray) -> bool:
+def differs_as_damage(gray: np.ndarray, last: np.ndarray) -> bool:
     """Whether `gray` differs from `last` as damage would (see SUSPECT_SHARE)."""
     a = np.ascontiguousarray(gray[GRID // 2::GRID, GRID // 2::GRID])
     b = np.ascontiguousarray(last[GRID // 2::GRID, GRID // 2::GRID])

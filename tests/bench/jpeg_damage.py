@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from motionwatch.media.jpeg_check import _differs, strict_decode, strict_decoder  # noqa: E402
+from motionwatch.media.jpeg_check import differs_as_damage, strict_decode, strict_decoder  # noqa: E402
 from motionwatch.sources.scene import Scene, SceneRenderer, Walker  # noqa: E402
 from support.footage import FOOTAGE  # noqa: E402
 
@@ -81,7 +81,7 @@ def gate_table(samples: int) -> None:
     for name, pictures in clips().items():
         jpegs = [cv2.imencode(".jpg", p, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes() for p in pictures]
         greys = [grey(j) for j in jpegs]
-        normal = [_differs(greys[i], greys[i - k]) for k in (1, 2) for i in range(k, len(greys))]
+        normal = [differs_as_damage(greys[i], greys[i - k]) for k in (1, 2) for i in range(k, len(greys))]
         rng = np.random.default_rng(0)
         caught, missed = [], [0.0]
         for _ in range(samples):
@@ -89,7 +89,7 @@ def gate_table(samples: int) -> None:
             g = grey(lose(jpegs[i], rng))
             visible = float(np.mean(np.abs(g.astype(np.int16) - greys[i]) > 20))
             if visible > 0.01:
-                hit = _differs(g, greys[i - 1])
+                hit = differs_as_damage(g, greys[i - 1])
                 caught.append(hit)
                 if not hit:
                     missed.append(visible)
@@ -110,7 +110,7 @@ def cost(n: int = 300) -> None:
         g = cv2.imdecode(buf, flag)
         moved = np.roll(g, 4, axis=1)
         runs = {"reduced": lambda: cv2.imdecode(buf, flag), "probe": lambda: strict_decode(small, jpeg),
-                "full": lambda: strict_decode(full, jpeg), "gate": lambda: _differs(g, moved)}
+                "full": lambda: strict_decode(full, jpeg), "gate": lambda: differs_as_damage(g, moved)}
         ms = {}
         for k, fn in runs.items():
             best = []
