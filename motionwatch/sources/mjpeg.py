@@ -193,7 +193,7 @@ class PartReader:
                 return None
             if length > 0:
                 data = self.fp.read(length)
-                return data if len(data) == length else None
+                return self._fit(data) if len(data) == length else None
             return self._until_boundary()
         except (socket.timeout, TimeoutError):
             raise OSError(f"no data for {self.timeout:g} s") from None
@@ -232,24 +232,61 @@ class PartReader:
                     raise OSError(f"a part of {length} bytes is no camera frame")
         raise OSError("a part's headers never end")
 
+    def _fit(self, data: bytes) -> bytes | None:
+        """A part read by its Content-Length, which some cameras get wrong: one that ran
+        past the JPEG's end into the next boundary is cut at the end (the boundary line
+        is finished and counted as read); one that stopped short of it is read on up to
+        the boundary. A JPEG that ends where its length says (line ends or zero padding
+        after it) is the usual case."""
+        end = data.rfind(EOI)
+        tail = data[end + 2:].lstrip(b"\r\n") if end >= 0 else None
+        if tail is not None and not tail.strip(b"\r\n\x00"):
+            return data
+        mark = b"--" + self.mark
+        if tail is not None and (tail.startswith(mark) or mark.startswith(tail)):
+            if b"\n" not in tail:
+                self._line()   # the rest of the boundary line
+            self._in_headers = True
+            return data[:end + 2]
+        rest = self._to_boundary()
+        return None if rest is None else _to_end(data + rest)
+
     def _until_boundary(self) -> bytes | None:
         """A part without Content-Length: everything up to the next boundary line,
         trimmed to the JPEG's end-of-image marker."""
+        data = self._to_boundary()
+        return None if data is None else _to_end(data)
+
+    def _to_boundary(self) -> bytes | None:
+        """The bytes up to the next boundary (which is then behind us); None at the end.
+        A boundary glued to the JPEG's end, without the line break before it, counts."""
         chunks, size = [], 0
+        glued = EOI + b"--" + self.mark
         while True:
             line = self._line()
             if not line:
                 return None
             if self._is_boundary(line):
-                self._in_headers = True
+                break
+            at = line.find(glued)
+            if at >= 0:
+                chunks.append(line[:at + 2])
                 break
             chunks.append(line)
             size += len(line)
             if size > MAX_PART:
                 raise OSError(f"a part over {MAX_PART} bytes is no camera frame")
-        data = b"".join(chunks)
-        end = data.rfind(b"\xff\xd9")
-        return data[:end + 2] if end >= 0 else data.rstrip(b"\r\n")
+        self._in_headers = True
+        return b"".join(chunks)
+
+
+EOI = b"\xff\xd9"   # a JPEG's end-of-image marker
+
+
+def _to_end(data: bytes) -> bytes:
+    """A part's bytes up to its JPEG's end-of-image marker (or without trailing line ends)."""
+    end = data.rfind(EOI)
+    return data[:end + 2] if end >= 0 else data.rstrip(b"\r\n")
 
 
 class MjpegSource(JpegFrames, LiveSource):
