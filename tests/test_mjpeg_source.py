@@ -292,14 +292,17 @@ def _length_off_by(n: int):
 
 
 @pytest.mark.parametrize("part", [_length_off_by(-2), _length_off_by(-200), _length_off_by(20),
-                                  lambda jpeg: b"--b\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg],
+                                  lambda jpeg: b"--b\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg,
+                                  lambda jpeg: b"--boundarydonotcross\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
+                                  + jpeg + b"\r\n"],
                          ids=["Content-Length 2 short", "200 short", "20 long",
-                              "no Content-Length and the boundary glued to the JPEG"])
+                              "no Content-Length and the boundary glued to the JPEG",
+                              "another boundary than Content-Type names"])
 def test_parts_a_camera_sends_a_little_wrong_are_each_one_jpeg(part):
-    """Cameras that count a part's Content-Length wrong, or leave out the line break
-    before the next boundary: before, every JPEG was cut short (undecodable, a blind
-    camera), the stream was dropped for having "no multipart boundary", or no part
-    ever ended."""
+    """Cameras that count a part's Content-Length wrong, leave out the line break
+    before the next boundary, or name another boundary than they use: before, every
+    JPEG was cut short (undecodable, a blind camera), the stream was dropped for having
+    "no multipart boundary", or no part ever ended."""
     r = SceneRenderer(Scene(width=320, height=240, duration_s=2, fps=10))
     jpegs = [cv2.imencode(".jpg", r.render(i))[1].tobytes() for i in range(20)]
     srv, port = _serve_parts("b", jpegs, 20, part)

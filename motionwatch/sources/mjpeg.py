@@ -181,6 +181,7 @@ class PartReader:
         self.mark = stream.boundary() or b"--"
         self.timeout = timeout
         self._in_headers = False   # True when the boundary line has already been read
+        self._found = False        # a boundary line has been seen on this connection
 
     def next(self) -> bytes | None:
         """The next part's body; None at the end of the stream."""
@@ -210,6 +211,12 @@ class PartReader:
             if not line:
                 return False
             if self._is_boundary(line):
+                self._found = True
+                return True
+            if not self._found and _looks_like_boundary(line):
+                # The parts use another boundary than the one Content-Type names (a
+                # camera's bug; FFmpeg takes any, too): the first is taken as theirs.
+                self.mark, self._found = line.strip()[2:], True
                 return True
         raise OSError("no multipart boundary in the stream")
 
@@ -281,6 +288,12 @@ class PartReader:
 
 
 EOI = b"\xff\xd9"   # a JPEG's end-of-image marker
+
+
+def _looks_like_boundary(line: bytes) -> bool:
+    """A line that can only be a multipart boundary: `--` and a short token."""
+    token = line.strip()
+    return token.startswith(b"--") and 2 < len(token) <= 72 and token.isascii() and b" " not in token
 
 
 def _to_end(data: bytes) -> bytes:
