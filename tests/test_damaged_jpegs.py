@@ -92,8 +92,8 @@ def test_a_walker_costs_no_check(monkeypatch):
     bottom rows) is decoded again by FFmpeg: someone crossing the room is not, past
     the camera's first JPEG."""
     checked = []
-    strict = jpeg_check.strict_decode
-    monkeypatch.setattr(jpeg_check, "strict_decode", lambda dec, jpeg: checked.append(jpeg) or strict(dec, jpeg))
+    decode = jpeg_check.decode_one
+    monkeypatch.setattr(jpeg_check, "decode_one", lambda dec, jpeg: checked.append(jpeg) or decode(dec, jpeg))
     jpegs = [cv2.imencode(".jpg", p)[1].tobytes() for p in room(frames=40)]
     assert analysed(jpegs, JpegCheck()) == [False] * len(jpegs)
     assert checked == jpegs[:1]

@@ -19,7 +19,7 @@ import av
 import cv2
 import numpy as np
 
-from motionwatch.media.jpeg_check import JpegCheck
+from motionwatch.media.jpeg_check import JpegCheck, decode_one
 from motionwatch.model import Frame
 
 log = logging.getLogger("motionwatch")
@@ -28,13 +28,14 @@ log = logging.getLogger("motionwatch")
 DEFAULT_DETECT_WIDTH = 320
 REDUCED = ((8, cv2.IMREAD_REDUCED_GRAYSCALE_8), (4, cv2.IMREAD_REDUCED_GRAYSCALE_4),
            (2, cv2.IMREAD_REDUCED_GRAYSCALE_2), (1, cv2.IMREAD_GRAYSCALE))
+SOI, EOI = b"\xff\xd8", b"\xff\xd9"   # a JPEG's start- and end-of-image markers
 # JPEG start-of-frame markers (baseline, extended, progressive, lossless; not DHT/JPG/DAC).
 SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
 def jpeg_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) from a JPEG's start-of-frame header, without decoding; None if absent."""
-    if data[:2] != b"\xff\xd8":
+    if data[:2] != SOI:
         return None
     i, n = 2, len(data)
     while i + 9 < n:
@@ -70,11 +71,8 @@ def decode_yuv(jpeg: bytes) -> av.VideoFrame | None:
     dec = getattr(_decoders, "mjpeg", None)
     if dec is None:
         dec = _decoders.mjpeg = av.CodecContext.create("mjpeg", "r")
-    try:
-        frames = dec.decode(av.Packet(jpeg))
-    except av.FFmpegError:
-        return None
-    return full_range(frames[-1]) if frames else None
+    frame = decode_one(dec, jpeg)
+    return full_range(frame) if frame is not None else None
 
 
 def full_range(frame: av.VideoFrame) -> av.VideoFrame:
@@ -152,10 +150,11 @@ class JpegFrame(Frame):
                 bgr, gray = colour_and_gray(self.jpeg, self.coded_size, self.detect_width)
             else:
                 gray = reduced_gray(self.jpeg, self.coded_size, self.detect_width)
-            if gray is not None and checked is False:
-                check.last = gray
-            elif gray is not None and check is not None and check.damaged_gray(self.jpeg, gray):
-                self.damaged, gray = True, None
+            if gray is not None and check is not None:
+                if checked is None and check.damaged_gray(self.jpeg, gray):
+                    self.damaged, gray = True, None
+                else:
+                    check.last = gray   # what the next analysed grey is compared with
             if not self.damaged and bgr is not None and self._bgr is None and self.coded_size == self._size:
                 self._bgr = bgr
             self._gray = gray

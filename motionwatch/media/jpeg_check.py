@@ -61,8 +61,8 @@ def strict_decoder(lowres: int = 0) -> av.CodecContext:
     return dec
 
 
-def strict_decode(dec: av.CodecContext, jpeg: bytes) -> av.VideoFrame | None:
-    """The JPEG decoded by a `strict_decoder`; None when it refuses it."""
+def decode_one(dec: av.CodecContext, jpeg: bytes) -> av.VideoFrame | None:
+    """The JPEG decoded by `dec` (a `strict_decoder` refuses damaged ones); None when it fails."""
     try:
         frames = dec.decode(av.Packet(jpeg))
     except av.FFmpegError:
@@ -77,7 +77,7 @@ class JpegCheck:
 
     def __init__(self, name: str = "camera") -> None:
         self.name = name   # for the log
-        self.last: np.ndarray | None = None   # the grey of the last whole analysed JPEG
+        self.last: np.ndarray | None = None   # the last analysed grey (JpegFrame sets it)
         self.since_whole: int | None = None   # refusals since FFmpeg last accepted one; None: never yet
         self.wary = 0   # analysed JPEGs left to check before they are decoded (WARY_CHECKS)
         self._probe: av.CodecContext | None = None
@@ -90,37 +90,34 @@ class JpegCheck:
         if self.wary <= 0:
             return None
         self.wary -= 1
-        return self.verdict(self._probed(jpeg), None)
+        return self.verdict(self._probed(jpeg))
 
     def damaged_gray(self, jpeg: bytes, gray: np.ndarray) -> bool:
         """Whether the JPEG whose reduced grey libjpeg gave as `gray` is damaged."""
         last = self.last
         if last is not None and last.shape == gray.shape and not differs_as_damage(gray, last):
-            self.last = gray
             return False
-        return self.verdict(self._probed(jpeg), gray)
+        return self.verdict(self._probed(jpeg))
 
     def _probed(self, jpeg: bytes) -> bool:
         """Whether FFmpeg's strict decoder at 1/8 scale takes the JPEG."""
         with self._lock:
             if self._probe is None:
                 self._probe = strict_decoder(lowres=3)
-            return strict_decode(self._probe, jpeg) is not None
+            return decode_one(self._probe, jpeg) is not None
 
     def decode(self, jpeg: bytes) -> tuple[av.VideoFrame | None, bool]:
         """(FFmpeg's full decode, or None where it refused; damaged)."""
         with self._lock:
             if self._full is None:
                 self._full = strict_decoder()
-            frame = strict_decode(self._full, jpeg)
-        return frame, self.verdict(frame is not None, None)
+            frame = decode_one(self._full, jpeg)
+        return frame, self.verdict(frame is not None)
 
-    def verdict(self, whole: bool, gray: np.ndarray | None) -> bool:
+    def verdict(self, whole: bool) -> bool:
         """Count one check; whether the JPEG counts as damaged."""
         if whole:
             self.since_whole = 0
-            if gray is not None:
-                self.last = gray
             return False
         if self.since_whole is None or self.since_whole >= TRUST_CHECKS:
             if self.since_whole == TRUST_CHECKS:

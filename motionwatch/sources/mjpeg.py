@@ -28,7 +28,7 @@ import time
 from urllib.parse import unquote, urljoin, urlsplit
 
 from motionwatch.errors import SourceError
-from motionwatch.media.jpeg import JpegFrames
+from motionwatch.media.jpeg import EOI, JpegFrames
 from motionwatch.media.probe import sane_fps
 from motionwatch.sources.base import LIVE_BATCH_S, READ_TIMEOUT_MS, LiveSource, SourceOptions, redact
 
@@ -285,9 +285,6 @@ class PartReader:
                 raise OSError(f"a part over {MAX_PART} bytes is no camera frame")
         self._in_headers = True
         return b"".join(chunks)
-
-
-EOI = b"\xff\xd9"   # a JPEG's end-of-image marker
 
 
 def _looks_like_boundary(line: bytes) -> bool:

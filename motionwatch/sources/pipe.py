@@ -23,12 +23,12 @@ import cv2
 import numpy as np
 
 from motionwatch.errors import SourceError
-from motionwatch.media.jpeg import JpegFrames
+from motionwatch.media.jpeg import EOI, SOI, JpegFrames
 from motionwatch.sources.base import LIVE_BATCH_S, OPEN_TIMEOUT_MS, LiveSource, SourceOptions
 
 log = logging.getLogger("motionwatch.pipe")
 
-SOI, EOI, SOS = b"\xff\xd8", b"\xff\xd9", 0xDA
+SOS = 0xDA
 # Markers without a length field: TEM, RST0-7 (SOI/EOI handled apart).
 _NO_LENGTH = {0x01, *range(0xD0, 0xD8)}
 MAX_FRAME_BYTES = 32 << 20   # more than this without an end marker is not MJPEG

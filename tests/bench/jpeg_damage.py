@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from motionwatch.media.jpeg_check import differs_as_damage, strict_decode, strict_decoder  # noqa: E402
+from motionwatch.media.jpeg_check import decode_one, differs_as_damage, strict_decoder  # noqa: E402
 from motionwatch.sources.scene import Scene, SceneRenderer, Walker  # noqa: E402
 from support.footage import FOOTAGE  # noqa: E402
 
@@ -109,8 +109,8 @@ def cost(n: int = 300) -> None:
         small, full = strict_decoder(3), strict_decoder()
         g = cv2.imdecode(buf, flag)
         moved = np.roll(g, 4, axis=1)
-        runs = {"reduced": lambda: cv2.imdecode(buf, flag), "probe": lambda: strict_decode(small, jpeg),
-                "full": lambda: strict_decode(full, jpeg), "gate": lambda: differs_as_damage(g, moved)}
+        runs = {"reduced": lambda: cv2.imdecode(buf, flag), "probe": lambda: decode_one(small, jpeg),
+                "full": lambda: decode_one(full, jpeg), "gate": lambda: differs_as_damage(g, moved)}
         ms = {}
         for k, fn in runs.items():
             best = []
