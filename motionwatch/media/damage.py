@@ -13,15 +13,26 @@ are what the camera sent).
 A packet that does not decode at all (the decoder gives up on it) starts the same
 run: the pictures after it may be predicted from the one it held.
 
+A packet the demuxer says came damaged (`Packet.is_corrupt`: MPEG-TS packets of
+it were lost on the way, which an HTTP or UDP camera stream, a restreamer or a
+DVR's .ts recording has) starts the run too, from its own picture on, keyframe or
+not. That is what tells damage in HEVC carried over MPEG-TS: FFmpeg's HEVC decoder
+patches without flagging, so damage inside an HEVC stream otherwise is not told
+apart (its strict error check finds too little of it: docs/media.md).
+
 A stream whose keyframes never come (intra refresh) or come rarely is analysed
-again after HOLD_S at most, whatever is still patched. FFmpeg's HEVC decoder
-patches without flagging: there damage is not told apart.
+again after HOLD_S at most, whatever is still patched.
 """
 
 from __future__ import annotations
 
+from collections import deque
+
 # Cameras send a keyframe every 1-4 s; "smart" codecs stretch it to 10 s or more.
 HOLD_S = 10.0
+# Damaged packets whose pictures are still to come out of the decoder (its reorder
+# delay is a few pictures; one that never comes is forgotten after this many).
+PENDING = 16
 
 
 class DamageRun:
@@ -31,14 +42,31 @@ class DamageRun:
         """`fps`: the stream's rate (a number or a stream's Fraction; None or 0: unknown)."""
         self.hold = max(1, round(HOLD_S * float(fps or 25.0)))   # pictures
         self.left = 0   # pictures still to pass before the damage counts as gone
+        self._bad_pts: deque[int] = deque(maxlen=PENDING)   # pictures of packets that came damaged
+        self._next_bad = False   # the last packet was flagged: the next one counts as damaged too
 
     def lost(self) -> None:
         """A packet did not decode: the pictures after it, up to a keyframe, may be built on its picture."""
         self.left = self.hold
 
+    def arrived(self, packet) -> None:
+        """Told of every packet before it is decoded: one the demuxer flags damaged
+        makes its own picture and the next packet's, keyframe or not, and those after
+        them damaged. The next one's too because FFmpeg's MPEG-TS demuxer puts the
+        flag on the packet before the one that lost data (19 of 19 losses in a
+        stream that lost 0.4% of its TS packets; docs/media.md)."""
+        if not packet.size:
+            return
+        if packet.is_corrupt or self._next_bad:
+            self.left = self.hold
+            if packet.pts is not None:
+                self._bad_pts.append(packet.pts)
+        self._next_bad = packet.is_corrupt
+
     def damaged(self, frame) -> bool:
-        """Whether `frame` (an av.VideoFrame) is flagged, or predicted from a flagged one."""
-        if frame.is_corrupt:
+        """Whether `frame` (an av.VideoFrame) is flagged, came in a damaged packet, or
+        is predicted from such a picture."""
+        if frame.is_corrupt or (self._bad_pts and frame.pts in self._bad_pts):
             self.left = self.hold
             return True
         if not self.left:

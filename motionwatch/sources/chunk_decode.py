@@ -151,6 +151,7 @@ def _decode(container, job: ChunkJob, out: ChunkResult):
 
     try:
         for pkt in _packets(container, stream, job):
+            damage.arrived(pkt)
             if plan is not None and plan.leave_out(pkt, position()):
                 continue
             try:

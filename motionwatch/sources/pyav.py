@@ -265,6 +265,7 @@ class AvFileSource(FrameSource):
             for pkt in self.container.demux(self.stream):
                 if self.packets is not None:
                     self.packets.push(pkt)
+                self._damage.arrived(pkt)
                 if plan is not None and plan.leave_out(pkt, self._position()):
                     continue
                 try:
@@ -666,6 +667,7 @@ class _Connection:
                 ring.push(pkt)
             if gops is not None:
                 gops.push(pkt)
+            damage.arrived(pkt)
             if plan is not None and plan.leave_out(pkt, position()):
                 continue
             try:
