@@ -292,10 +292,12 @@ def _length_off_by(n: int):
 
 
 @pytest.mark.parametrize("part", [_length_off_by(-2), _length_off_by(-200), _length_off_by(20),
+                                  _length_off_by(100), _length_off_by(3000),
                                   lambda jpeg: b"--b\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg,
                                   lambda jpeg: b"--boundarydonotcross\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
                                   + jpeg + b"\r\n"],
                          ids=["Content-Length 2 short", "200 short", "20 long",
+                              "100 long (into the next JPEG)", "3000 long (past the next JPEG's start)",
                               "no Content-Length and the boundary glued to the JPEG",
                               "another boundary than Content-Type names"])
 def test_parts_a_camera_sends_a_little_wrong_are_each_one_jpeg(part):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import http.client
 import logging
+import re
 import socket
 import ssl
 import time
@@ -182,6 +183,7 @@ class PartReader:
         self.timeout = timeout
         self._in_headers = False   # True when the boundary line has already been read
         self._found = False        # a boundary line has been seen on this connection
+        self._ahead = b""          # bytes read past a part's end (a Content-Length too long), read next
 
     def next(self) -> bytes | None:
         """The next part's body; None at the end of the stream."""
@@ -193,14 +195,24 @@ class PartReader:
             if length is None:
                 return None
             if length > 0:
-                data = self.fp.read(length)
+                data = self._read(length)
                 return self._fit(data) if len(data) == length else None
             return self._until_boundary()
         except (socket.timeout, TimeoutError):
             raise OSError(f"no data for {self.timeout:g} s") from None
 
     def _line(self) -> bytes:
+        if self._ahead:
+            at = self._ahead.find(b"\n", 0, MAX_LINE) + 1 or min(len(self._ahead), MAX_LINE)
+            line, self._ahead = self._ahead[:at], self._ahead[at:]
+            if line.endswith(b"\n") or len(line) == MAX_LINE:
+                return line
+            return line + self.fp.readline(MAX_LINE - len(line))
         return self.fp.readline(MAX_LINE)
+
+    def _read(self, n: int) -> bytes:
+        head, self._ahead = self._ahead[:n], self._ahead[n:]
+        return head + self.fp.read(n - len(head)) if len(head) < n else head
 
     def _is_boundary(self, line: bytes) -> bool:
         return line.startswith(b"--") and self.mark in line[:len(self.mark) + 8]
@@ -242,7 +254,8 @@ class PartReader:
     def _fit(self, data: bytes) -> bytes | None:
         """A part read by its Content-Length, which some cameras get wrong: one that ran
         past the JPEG's end into the next boundary is cut at the end (the boundary line
-        is finished and counted as read); one that stopped short of it is read on up to
+        is finished and counted as read, and what was read after it, the next part's
+        headers and bytes, is read next); one that stopped short of it is read on up to
         the boundary. A JPEG that ends where its length says (line ends or zero padding
         after it) is the usual case."""
         end = data.rfind(EOI)
@@ -250,11 +263,17 @@ class PartReader:
         if tail is not None and not tail.strip(b"\r\n\x00"):
             return data
         mark = b"--" + self.mark
-        if tail is not None and (tail.startswith(mark) or mark.startswith(tail)):
-            if b"\n" not in tail:
+        # The first JPEG end followed by the boundary (a table of the next JPEG, read
+        # too, may hold the bytes of an end marker; its data cannot).
+        found = re.search(re.escape(EOI) + rb"(?:\r?\n)*" + re.escape(mark), data)
+        if found or (tail is not None and mark.startswith(tail)):
+            after = data[found.end():] if found else b""
+            if b"\n" not in after:
                 self._line()   # the rest of the boundary line
+            else:   # what came after the boundary line is the next part's: read it next
+                self._ahead = after[after.index(b"\n") + 1:] + self._ahead
             self._in_headers = True
-            return data[:end + 2]
+            return data[:found.start() + 2] if found else data[:end + 2]
         rest = self._to_boundary()
         return None if rest is None else _to_end(data + rest)
 
