@@ -101,16 +101,20 @@ def damaged(tmp_path_factory) -> Path:
     return bad
 
 
-def test_a_file_with_bit_errors_has_only_the_visit_as_event(damaged, tmp_path):
-    work = tmp_path / "work"
-    work.mkdir()
-    shutil.copy(damaged, work / "damaged.mp4")
-    proc = mw("scan", "damaged.mp4", "--no-progress", cwd=work, timeout=120)   # as a user: relative, defaults
+def scan_finds_only_the_visit(work: Path, name: str) -> None:
+    """`scan NAME` in `work` as a user runs it (relative path, defaults): the visit is
+    the one event, and the damage is said."""
+    proc = mw("scan", name, "--no-progress", cwd=work, timeout=120)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     (ev,) = events_json(work / "recordings")
     assert VISIT_S[0] - 0.2 <= ev["start_offset_s"] <= VISIT_S[0] + 0.6
     assert ev["end_offset_s"] <= VISIT_S[1] + 0.6
     assert SAID in proc.stderr
+
+
+def test_a_file_with_bit_errors_has_only_the_visit_as_event(damaged, tmp_path):
+    shutil.copy(damaged, tmp_path / "damaged.mp4")
+    scan_finds_only_the_visit(tmp_path, "damaged.mp4")
 
 
 def test_a_stream_with_bit_errors_has_only_the_visit_as_event(damaged, tmp_path):
@@ -164,12 +168,7 @@ def test_a_stream_losing_packets_has_only_the_visit_as_event(visits, codec, tmp_
 def test_a_ts_recording_that_lost_packets_has_only_the_visit_as_event(visits, codec, tmp_path):
     """The same loss in a recording (a DVR's .ts, a capture of the stream), scanned."""
     losing_packets(visits[codec], tmp_path / "lossy.ts")
-    proc = mw("scan", "lossy.ts", "--no-progress", cwd=tmp_path, timeout=120)   # as a user: relative, defaults
-    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
-    (ev,) = events_json(tmp_path / "recordings")
-    assert VISIT_S[0] - 0.2 <= ev["start_offset_s"] <= VISIT_S[0] + 0.6
-    assert ev["end_offset_s"] <= VISIT_S[1] + 0.6
-    assert SAID in proc.stderr
+    scan_finds_only_the_visit(tmp_path, "lossy.ts")
 
 
 def test_tune_leaves_damaged_pictures_out_as_run_does(damaged, tmp_path):
