@@ -18,7 +18,8 @@ it were lost on the way, which an HTTP or UDP camera stream, a restreamer or a
 DVR's .ts recording has) starts the run too, from its own picture on, keyframe or
 not. That is what tells damage in HEVC carried over MPEG-TS: FFmpeg's HEVC decoder
 patches without flagging, so damage inside an HEVC stream otherwise is not told
-apart (its strict error check finds too little of it: docs/media.md).
+apart (its strict error check finds too little of it: docs/media.md). HLS and DASH
+segments are not told by the flag (UNFLAGGED_FORMATS).
 
 A stream whose keyframes never come (intra refresh) or come rarely is analysed
 again after HOLD_S at most, whatever is still patched.
@@ -33,14 +34,21 @@ HOLD_S = 10.0
 # Damaged packets whose pictures are still to come out of the decoder (its reorder
 # delay is a few pictures; one that never comes is forgotten after this many).
 PENDING = 16
+# Formats whose packets' damage flags say nothing: HLS and DASH segments come whole
+# over HTTP, and a packager that starts each segment's MPEG-TS continuity counters
+# again has FFmpeg flag the packet at every segment start, which would hide every
+# segment's pictures (tests/test_live_stream.py, the `segment` HLS).
+UNFLAGGED_FORMATS = frozenset({"hls", "dash"})
 
 
 class DamageRun:
     """Fed every decoded picture in display order; says whether each shows damage."""
 
-    def __init__(self, fps):
-        """`fps`: the stream's rate (a number or a stream's Fraction; None or 0: unknown)."""
+    def __init__(self, fps, container_format: str = ""):
+        """`fps`: the stream's rate (a number or a stream's Fraction; None or 0: unknown);
+        `container_format`: FFmpeg's name of the demuxer (UNFLAGGED_FORMATS)."""
         self.hold = max(1, round(HOLD_S * float(fps or 25.0)))   # pictures
+        self.flags_count = container_format not in UNFLAGGED_FORMATS
         self.left = 0   # pictures still to pass before the damage counts as gone
         self._bad_pts: deque[int] = deque(maxlen=PENDING)   # pictures of packets that came damaged
         self._next_bad = False   # the last packet was flagged: the next one counts as damaged too
@@ -55,7 +63,7 @@ class DamageRun:
         them damaged. The next one's too because FFmpeg's MPEG-TS demuxer puts the
         flag on the packet before the one that lost data (19 of 19 losses in a
         stream that lost 0.4% of its TS packets; docs/media.md)."""
-        if not packet.size:
+        if not packet.size or not self.flags_count:
             return
         if packet.is_corrupt or self._next_bad:
             self.left = self.hold

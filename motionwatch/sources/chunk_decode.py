@@ -138,7 +138,7 @@ def _decode(container, job: ChunkJob, out: ChunkResult):
 
     turn = StreamTurn()
     # A chunk starts on a keyframe: damage before it is gone.
-    damage = DamageRun(stream.guessed_rate)
+    damage = DamageRun(stream.guessed_rate, container.format.name)
     # The last frame was due and may pass its turn on: the next one out (perhaps from a
     # later packet's decode) comes with its picture.
     owed = [False]

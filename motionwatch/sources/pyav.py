@@ -253,7 +253,7 @@ class AvFileSource(FrameSource):
             # that pass their turn on, so the same frames are analysed either way.
             self._plan = SkipPlan(f.codec, self._prefix, self.options.wanted, self.options.passing)
         self._last_size = self.size
-        self._damage = DamageRun(self.fps)
+        self._damage = DamageRun(self.fps, self.container.format.name)
         self._frames = self._decode()
 
     def _decode(self):
@@ -661,7 +661,7 @@ class _Connection:
         """(frame, its Redecode or None, the display turn, the pixels' shape, whether it
         shows damage) for decoded frames, the pts for those left out."""
         turn, aspect = StreamTurn(), StreamAspect(self.stream.codec_context)
-        damage = DamageRun(self.stream.guessed_rate)
+        damage = DamageRun(self.stream.guessed_rate, self.container.format.name)
         for pkt in self.container.demux(self.stream):
             if ring is not None:
                 ring.push(pkt)
