@@ -265,7 +265,7 @@ class PartReader:
         mark = b"--" + self.mark
         # The first JPEG end followed by the boundary (a table of the next JPEG, read
         # too, may hold the bytes of an end marker; its data cannot).
-        found = re.search(re.escape(EOI) + rb"(?:\r?\n)*" + re.escape(mark), data)
+        found = re.search(re.escape(EOI) + rb"(?:\r?\n)*" + re.escape(mark), data) if mark in data else None
         if found or (tail is not None and mark.startswith(tail)):
             after = data[found.end():] if found else b""
             if b"\n" not in after:
