@@ -10,8 +10,8 @@ the visit; now the only event is the visit. Through `scan` (the file) and `run`
 (the same file as a live MPEG-TS stream over loopback).
 
 MPEG-TS that lost some of its 188-byte packets on the way is tested in H.264 and
-HEVC: FFmpeg's HEVC decoder flags nothing, and only the demuxer's flag on the
-packet tells the damage (before, a false event in HEVC).
+HEVC (with and without B-frames): FFmpeg's HEVC decoder flags nothing, and only the
+demuxer's flag on the packet tells the damage (before, a false event in HEVC).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import av
 import numpy as np
@@ -28,6 +29,7 @@ import pytest
 
 from conftest import events_json, mw
 from live_run import run_until_an_event_ends
+from motionwatch.media.damage import DamageRun
 from ts_server import TsServer, remux_to_ts
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg to make the video")
@@ -41,7 +43,9 @@ SAID = "damaged video at frame"
 
 # ffmpeg's encoder options per codec: no B-frames, as IP cameras send.
 ENCODERS = {"h264": ["-c:v", "libx264", "-preset", "veryfast", "-bf", "0"],
-            "hevc": ["-c:v", "libx265", "-preset", "veryfast", "-x265-params", "log-level=error:bframes=0"]}
+            "hevc": ["-c:v", "libx265", "-preset", "veryfast", "-x265-params", "log-level=error:bframes=0"],
+            # ... and with B-frames, as x265 and some cameras send
+            "hevc-b": ["-c:v", "libx265", "-preset", "veryfast", "-x265-params", "log-level=error:bframes=3"]}
 
 
 def still_scene_with_a_visit(d: Path, codec: str = "h264") -> Path:
@@ -134,7 +138,7 @@ def test_a_stream_with_bit_errors_has_only_the_visit_as_event(damaged, tmp_path)
 def visits(damaged, tmp_path_factory) -> dict[str, Path]:
     """The undamaged scene per codec."""
     return {"h264": damaged.parent / "visit.mp4",
-            "hevc": still_scene_with_a_visit(tmp_path_factory.mktemp("hevc"), "hevc")}
+            **{codec: still_scene_with_a_visit(tmp_path_factory.mktemp(codec), codec) for codec in ("hevc", "hevc-b")}}
 
 
 def losing_packets(mp4: Path, dst: Path) -> Path:
@@ -164,7 +168,7 @@ def test_a_stream_losing_packets_has_only_the_visit_as_event(visits, codec, tmp_
     assert SAID in (tmp_path / "run.log").read_text()
 
 
-@pytest.mark.parametrize("codec", ["h264", "hevc"])
+@pytest.mark.parametrize("codec", ["h264", "hevc", "hevc-b"])
 def test_a_ts_recording_that_lost_packets_has_only_the_visit_as_event(visits, codec, tmp_path):
     """The same loss in a recording (a DVR's .ts, a capture of the stream), scanned."""
     losing_packets(visits[codec], tmp_path / "lossy.ts")
@@ -177,3 +181,28 @@ def test_tune_leaves_damaged_pictures_out_as_run_does(damaged, tmp_path):
     assert proc.returncode == 0, proc.stderr
     starts = [float(m) for m in re.findall(r"event\s+([\d.]+) s", proc.stdout)]
     assert len(starts) == 1 and VISIT_S[0] - 0.2 <= starts[0] <= VISIT_S[0] + 0.6, proc.stdout
+
+
+def test_pictures_shown_after_a_keyframe_but_predicted_from_a_damaged_one_are_damaged():
+    """media.damage alone, on packets and pictures as a decoder with B-frames hands them
+    over: the keyframe shown at 4.00 s was decoded before the damaged P-frame of 4.20 s
+    (flagged by the demuxer on the packet before it), the B-frames shown between them
+    after it. Before, the keyframe ended the damage, and the B-frames, predicted from
+    the damaged picture, were analysed: a false event in a real HEVC stream."""
+    def packet(pts, corrupt=False, key=False):
+        return SimpleNamespace(size=1000, pts=pts, is_corrupt=corrupt, is_keyframe=key)
+
+    def picture(pts, key=False):
+        return SimpleNamespace(pts=pts, is_corrupt=False, key_frame=key)
+
+    run = DamageRun(25)
+    for pts, corrupt, key in ((88, False, False), (100, False, True), (96, True, False), (105, False, False)):
+        run.arrived(packet(pts, corrupt, key))
+    assert run.damaged(picture(100, key=True)) is False   # whole: decoded before the damage
+    for pts in (101, 102, 103, 104):
+        run.arrived(packet(pts))
+        assert run.damaged(picture(pts)) is True, pts
+    assert run.damaged(picture(105)) is True
+    run.arrived(packet(150, key=True))   # a keyframe decoded after the damage ends it
+    assert run.damaged(picture(150, key=True)) is False
+    assert run.damaged(picture(151)) is False

@@ -13,10 +13,12 @@ are what the camera sent).
 A packet that does not decode at all (the decoder gives up on it) starts the same
 run: the pictures after it may be predicted from the one it held.
 
-A packet the demuxer says came damaged (`Packet.is_corrupt`: MPEG-TS packets of
-it were lost on the way, which an HTTP or UDP camera stream, a restreamer or a
-DVR's .ts recording has) starts the run too, from its own picture on, keyframe or
-not. That is what tells damage in HEVC carried over MPEG-TS: FFmpeg's HEVC decoder
+A packet the demuxer says came damaged (`Packet.is_corrupt`: MPEG-TS packets were
+lost on the way, which an HTTP or UDP camera stream, a restreamer or a DVR's .ts
+recording has) starts the run too, from the next packet's picture on, keyframe or
+not. Where recordings are joined (files end to end, a looping restreamer) FFmpeg
+flags a packet just before the join too: the old recording's last picture is taken
+for damaged, and the new recording's keyframe ends the run. That is what tells damage in HEVC carried over MPEG-TS: FFmpeg's HEVC decoder
 patches without flagging, so damage inside an HEVC stream otherwise is not told
 apart (its strict error check finds too little of it: docs/media.md). HLS and DASH
 segments are not told by the flag (UNFLAGGED_FORMATS).
@@ -31,9 +33,9 @@ from collections import deque
 
 # Cameras send a keyframe every 1-4 s; "smart" codecs stretch it to 10 s or more.
 HOLD_S = 10.0
-# Damaged packets whose pictures are still to come out of the decoder (its reorder
-# delay is a few pictures; one that never comes is forgotten after this many).
-PENDING = 16
+# Packets whose pictures are still to come out of the decoder (its reorder delay and
+# frame threads hold a few; a picture that never comes is forgotten after this many).
+PENDING = 64
 # Formats whose packets' damage flags say nothing: HLS and DASH segments come whole
 # over HTTP, and a packager that starts each segment's MPEG-TS continuity counters
 # again has FFmpeg flag the packet at every segment start, which would hide every
@@ -52,21 +54,37 @@ class DamageRun:
         self.left = 0   # pictures still to pass before the damage counts as gone
         self._bad_pts: deque[int] = deque(maxlen=PENDING)   # pictures of packets that came damaged
         self._next_bad = False   # the last packet was flagged: the next one counts as damaged too
+        self._seq = 0                         # packets told of so far (`arrived`)
+        self._arrival: dict[int, int] = {}    # pts -> arrival number, for the decoder's last PENDING packets
+        self._damage_seq = 0                  # arrival number of the packet the damage came with
+
+    def _start(self, seq: int) -> None:
+        self.left = self.hold
+        self._damage_seq = max(self._damage_seq, seq)
 
     def lost(self) -> None:
         """A packet did not decode: the pictures after it, up to a keyframe, may be built on its picture."""
-        self.left = self.hold
+        self._start(self._seq)
 
     def arrived(self, packet) -> None:
-        """Told of every packet before it is decoded: one the demuxer flags damaged
-        makes its own picture and the next packet's, keyframe or not, and those after
-        them damaged. The next one's too because FFmpeg's MPEG-TS demuxer puts the
-        flag on the packet before the one that lost data (19 of 19 losses in a
-        stream that lost 0.4% of its TS packets; docs/media.md)."""
-        if not packet.size or not self.flags_count:
+        """Told of every packet before it is decoded: the one after a packet the
+        demuxer flags damaged makes its own picture, keyframe or not, and those after
+        it damaged. The one after, because FFmpeg's MPEG-TS demuxer puts the flag on
+        the packet before the one that lost data (19 of 19 losses in a stream that
+        lost 0.4% of its TS packets; docs/media.md). (Where the flagged packet lost
+        its own last TS packet, its picture is damaged at the bottom and analysed:
+        one picture does not make an event.)"""
+        if not packet.size:
             return
-        if packet.is_corrupt or self._next_bad:
-            self.left = self.hold
+        self._seq += 1
+        if packet.pts is not None:
+            self._arrival[packet.pts] = self._seq
+            if len(self._arrival) > PENDING:
+                del self._arrival[next(iter(self._arrival))]
+        if not self.flags_count:
+            return
+        if self._next_bad:
+            self._start(self._seq)
             if packet.pts is not None:
                 self._bad_pts.append(packet.pts)
         self._next_bad = packet.is_corrupt
@@ -75,12 +93,17 @@ class DamageRun:
         """Whether `frame` (an av.VideoFrame) is flagged, came in a damaged packet, or
         is predicted from such a picture."""
         if frame.is_corrupt or (self._bad_pts and frame.pts in self._bad_pts):
-            self.left = self.hold
+            self._start(self._arrival.get(frame.pts, self._seq))
             return True
         if not self.left:
             return False
         if frame.key_frame:
-            self.left = 0
+            # Only a keyframe decoded after the damage ends it. One decoded before it and
+            # shown after it (reordered) is whole, but the B-frames shown after it may be
+            # predicted from the damaged picture: in HEVC with B-frames that loss made a
+            # false event (a keyframe at 4.00 s, the damaged P-frame at 4.20 s).
+            if self._arrival.get(frame.pts, self._seq + 1) > self._damage_seq:
+                self.left = 0
             return False
         self.left -= 1
         return True
