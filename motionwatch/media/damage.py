@@ -7,8 +7,10 @@ pictures predicted from it carry the patch, smeared on by motion vectors, until
 the next keyframe; no flag says so. Detection saw that patch as a changed
 region that stayed put (persistent, textured): a false event on a still scene
 (tests/test_damaged_pictures.py). So a flagged picture and the pictures after
-it, up to the next keyframe, are not analysed; they are still recorded (they
-are what the camera sent).
+it, up to the next keyframe decoded after it, are not analysed; they are still
+recorded (they are what the camera sent). A keyframe decoded before the damage
+but shown after it (B-frames reorder pictures) does not end the run: the B-frames
+shown after it may be predicted from the damaged picture.
 
 A packet that does not decode at all (the decoder gives up on it) starts the same
 run: the pictures after it may be predicted from the one it held.
@@ -16,12 +18,13 @@ run: the pictures after it may be predicted from the one it held.
 A packet the demuxer says came damaged (`Packet.is_corrupt`: MPEG-TS packets were
 lost on the way, which an HTTP or UDP camera stream, a restreamer or a DVR's .ts
 recording has) starts the run too, from the next packet's picture on, keyframe or
-not. Where recordings are joined (files end to end, a looping restreamer) FFmpeg
-flags a packet just before the join too: the old recording's last picture is taken
-for damaged, and the new recording's keyframe ends the run. That is what tells damage in HEVC carried over MPEG-TS: FFmpeg's HEVC decoder
+not. That is what tells damage in HEVC carried over MPEG-TS: FFmpeg's HEVC decoder
 patches without flagging, so damage inside an HEVC stream otherwise is not told
-apart (its strict error check finds too little of it: docs/media.md). HLS and DASH
-segments are not told by the flag (UNFLAGGED_FORMATS).
+apart (its strict error check finds too little of it: docs/media.md). Where
+recordings are joined (files end to end, a looping restreamer) FFmpeg flags a
+packet just before the join too: the old recording's last picture is taken for
+damaged, and the new recording's keyframe ends the run. HLS and DASH segments are
+not told by the flag (UNFLAGGED_FORMATS).
 
 A stream whose keyframes never come (intra refresh) or come rarely is analysed
 again after HOLD_S at most, whatever is still patched.
