@@ -57,8 +57,8 @@ class DamageRun:
         self.left = 0   # pictures still to pass before the damage counts as gone
         self._bad_pts: deque[int] = deque(maxlen=PENDING)   # pictures of packets that came damaged
         self._next_bad = False   # the last packet was flagged: the next one counts as damaged too
-        self._seq = 0                         # packets told of so far (`arrived`)
-        self._arrival: dict[int, int] = {}    # pts -> arrival number, for the decoder's last PENDING packets
+        self._seq = 0                         # packets told of so far (`arrived`): the last one's arrival number
+        self._recent: deque[int | None] = deque(maxlen=PENDING)   # the last packets' pts, in arrival order
         self._damage_seq = 0                  # arrival number of the packet the damage came with
 
     def _start(self, seq: int) -> None:
@@ -80,10 +80,7 @@ class DamageRun:
         if not packet.size:
             return
         self._seq += 1
-        if packet.pts is not None:
-            self._arrival[packet.pts] = self._seq
-            if len(self._arrival) > PENDING:
-                del self._arrival[next(iter(self._arrival))]
+        self._recent.append(packet.pts)
         if not self.flags_count:
             return
         if self._next_bad:
@@ -95,8 +92,11 @@ class DamageRun:
     def damaged(self, frame) -> bool:
         """Whether `frame` (an av.VideoFrame) is flagged, came in a damaged packet, or
         is predicted from such a picture."""
-        if frame.is_corrupt or (self._bad_pts and frame.pts in self._bad_pts):
-            self._start(self._arrival.get(frame.pts, self._seq))
+        came_bad = bool(self._bad_pts) and frame.pts in self._bad_pts
+        if came_bad:
+            self._bad_pts.remove(frame.pts)   # (so the usual frame finds the deque empty)
+        if came_bad or frame.is_corrupt:
+            self._start(self._arrival(frame.pts, self._seq))
             return True
         if not self.left:
             return False
@@ -105,11 +105,21 @@ class DamageRun:
             # shown after it (reordered) is whole, but the B-frames shown after it may be
             # predicted from the damaged picture: in HEVC with B-frames that loss made a
             # false event (a keyframe at 4.00 s, the damaged P-frame at 4.20 s).
-            if self._arrival.get(frame.pts, self._seq + 1) > self._damage_seq:
+            if self._arrival(frame.pts, self._seq + 1) > self._damage_seq:
                 self.left = 0
             return False
         self.left -= 1
         return True
+
+    def _arrival(self, pts: int | None, unknown: int) -> int:
+        """The arrival number of the last packet with `pts` among the recent ones;
+        `unknown` when it is not among them. Looked up only for keyframes and damaged
+        pictures: keeping a map up to date cost every packet four times as much."""
+        if pts is not None:
+            for back, seen in enumerate(reversed(self._recent)):
+                if seen == pts:
+                    return self._seq - back
+        return unknown
 
     @property
     def holding(self) -> bool:
