@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PARALLEL_ANY_LENGTH, events_json, mw
+from conftest import PARALLEL_ANY_LENGTH, events_json, footage, mw
 from motionwatch.media.clock import MAX_GAP_S, FileClock
 from motionwatch.sources.scene import Scene, Walker, write_video
 
@@ -112,6 +112,61 @@ def test_an_mkv_whose_times_start_late_is_whole_and_dated_by_its_length(gapped, 
     proc = scan(cut, tmp_path / "rec2")
     assert proc.returncode == 0 and "the file looks truncated" in proc.stderr, proc.stderr
     assert float(proc.stderr.split("decoding stopped at ")[1].split()[0]) < SCENE.duration_s
+
+
+def _xvid_packed(src: Path, dst: Path) -> Path:
+    """An AVI as Xvid writes it with B-frames: "packed" (a P- and a B-frame in one
+    chunk, an empty one after), like old DVRs' and capture tools' AVI files."""
+    encoders = subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    if " libxvid " not in encoders:
+        pytest.skip("this ffmpeg has no libxvid encoder to write an Xvid AVI with")
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(src), "-c:v", "libxvid", "-bf", "2",
+                    "-q:v", "4", str(dst)], check=True, timeout=120)
+    return dst
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_xvid_avi_with_packed_b_frames_keeps_its_length(gapped, tmp_path, jobs):
+    """FFmpeg gives such a file's pictures pts out of order (1, 4, 6, 5, ...); counting
+    each step back as a frame interval timed the walker at 6-8 s about 4 s late and
+    the 10 s file as 16 s long. Its decode timestamps are in order, and are used (as
+    FFmpeg's best-effort timestamp does for players)."""
+    avi = _xvid_packed(gapped["plain"], tmp_path / "packed.avi")
+    proc = scan(avi, tmp_path / "rec", "--jobs", jobs, env=PARALLEL_ANY_LENGTH)
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    [ev] = events_json(tmp_path / "rec")
+    assert 5.5 <= ev["start_offset_s"] <= 7.0, ev
+    assert ev["end_offset_s"] <= SCENE.duration_s, ev
+    # Times and frame numbers agree, to the few frames before the decode timestamps are chosen.
+    assert abs(ev["start_offset_s"] - ev["start_frame"] / SCENE.fps) <= 0.25, ev
+
+
+def test_a_real_packed_xvid_file_ends_where_it_ends(tmp_path):
+    """The real camera file that showed it: 30 s of a motorway (MPEG-4 Part 2 with
+    packed B-frames in AVI), busy from start to end; its one event was 49.5 s long."""
+    path = footage("motorway_timestamp/video02.avi")
+    proc = scan(path, tmp_path / "rec")
+    assert proc.returncode == 0, proc.stderr
+    events = events_json(tmp_path / "rec")
+    assert events and all(ev["end_offset_s"] <= 30.0 for ev in events), events
+    last = max(events, key=lambda ev: ev["end_frame"])
+    assert abs(last["end_offset_s"] - last["end_frame"] / 25) <= 0.25, last
+
+
+def test_the_clock_takes_decode_timestamps_when_pts_go_back_more_often():
+    """Unit: libavcodec's best-effort rule. Pictures of a packed-B-frame AVI come
+    with pts 1, 4, 6, 5, 7, 9, 8, ... and dts 3, 4, 5, 6, ...: from the first pts
+    that goes back, the dts count, and the clock keeps the file's rate. A file whose
+    pts only go back at a join (its dts too) keeps its pts."""
+    from fractions import Fraction
+    packed = FileClock(Fraction(1, 25), 25.0)
+    pts = [1, 4, 6] + [p for k in range(5, 300, 3) for p in (k, k + 2, k + 1)]
+    times = [packed.time(p, i, i + 3) for i, p in enumerate(pts)]
+    assert all(b > a for a, b in zip(times, times[1:]))
+    assert times[-1] == pytest.approx((len(pts) - 1) / 25 + 0.12)   # 3 frames ahead from the start
+    joined = FileClock(Fraction(1, 1000), 10.0)
+    assert [joined.time(p, i, p - 200) for i, p in enumerate([5000, 5100, 5200, 100, 200])] == \
+        pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
 
 
 def test_the_clock_falls_back_to_the_frame_interval():

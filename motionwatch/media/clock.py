@@ -8,6 +8,13 @@ later event early, and an offset in event.json no longer finds the moment in a
 player. So a scan's frame times follow the presentation timestamps, as a player
 seeks by them. Where a file has none (a raw .264 stream) or they go wrong, the
 frame interval stands in.
+
+Which timestamp a picture has is chosen as FFmpeg chooses for players (its
+best-effort timestamp): the picture's pts, unless pts have gone backward more
+often than decode timestamps have. An AVI of an Xvid or DivX camera or capture
+tool with "packed" B-frames gives its pictures pts out of order (1, 4, 6, 5, 7,
+9, 8, ...); each step back counted a frame interval, and a 30 s file's events
+were timed as if it lasted 50 s. Its decode timestamps run in order.
 """
 
 from __future__ import annotations
@@ -29,9 +36,13 @@ class FileClock:
         self.fps = fps
         self._anchor: tuple[int, float] | None = None   # (pts, its time): later times count from it
         self._last: tuple[int | None, float, int] | None = None   # (pts, time, index) of the last frame
+        self._pts = _Order()
+        self._dts = _Order()
 
-    def time(self, pts: int | None, index: int) -> float:
-        """The time of frame `index` (damaged frames counted) whose timestamp is `pts`."""
+    def time(self, pts: int | None, index: int, dts: int | None = None) -> float:
+        """The time of frame `index` (damaged frames counted) whose timestamps are `pts`
+        and `dts` (the decode timestamp FFmpeg gives the picture, `frame.dts`)."""
+        pts = self._best_effort(pts, dts)
         last = self._last
         if last is None:
             t = index / self.fps
@@ -47,10 +58,34 @@ class FileClock:
         self._last = (pts, t, index)
         return t
 
+    def _best_effort(self, pts: int | None, dts: int | None) -> int | None:
+        """libavcodec's guess_correct_pts: a missing timestamp stands in for the
+        other's last, and the kind that went backward less often is taken."""
+        self._dts.see(dts, pts)
+        self._pts.see(pts, dts)
+        if pts is not None and (dts is None or self._pts.faults <= self._dts.faults):
+            return pts
+        return dts
+
     @property
     def last(self) -> float | None:
         """The time of the last frame given, None before the first."""
         return self._last[1] if self._last is not None else None
+
+
+class _Order:
+    """How often one kind of timestamp went backward or repeated."""
+
+    def __init__(self):
+        self.faults = 0
+        self._last: int | None = None
+
+    def see(self, stamp: int | None, other: int | None) -> None:
+        if stamp is not None:
+            self.faults += self._last is not None and stamp <= self._last
+            self._last = stamp
+        elif other is not None:
+            self._last = other
 
 
 class StreamPacer:

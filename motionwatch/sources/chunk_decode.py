@@ -55,6 +55,7 @@ class Entry:
     rotation: int = 0                # the display turn (media.frames.display_rotation); `size` is coded
     passes: bool = False             # it passes its turn to be analysed on (sources.undecoded)
     damaged: bool = False            # it shows damage (media.damage): not analysed
+    dts: int | None = None           # the picture's decode timestamp (media.clock)
 
 
 @dataclass
@@ -202,7 +203,8 @@ def _entries(frames, plan: SkipPlan | None, job: ChunkJob, position, out: ChunkR
         owed[0] = passes and due
         rotation = turn.of(f)
         yield Entry(f.pts, (f.width, f.height), out.failures,
-                    _small(f, rotation, job.detect_width) if due else None, rotation, passes, damage.damaged(f))
+                    _small(f, rotation, job.detect_width) if due else None, rotation, passes, damage.damaged(f),
+                    f.dts)
 
 
 def _small(frame: av.VideoFrame, rotation: int, width: int) -> np.ndarray:

@@ -306,7 +306,10 @@ class AvFileSource(FrameSource):
         # Position in the file, damaged frames included.
         i = self._position()
         self.frames_read += 1
-        ts = self._clock.time(av_frame if isinstance(av_frame, int) else getattr(av_frame, "pts", None), i)
+        if isinstance(av_frame, int):   # a frame left undecoded: its packet's pts
+            ts = self._clock.time(av_frame, i)
+        else:
+            ts = self._clock.time(av_frame.pts, i, av_frame.dts)
         if self.paced:
             delay = self._t0 + self._handout_index(i) / self.fps - time.monotonic()
             if delay > 0:
