@@ -245,6 +245,58 @@ def test_matroska_source_is_cut_exactly(visit, recordings, tmp_path):
     assert start_s <= ev["start_offset_s"] - 2.0 + 1e-6
 
 
+def picture_hashes(path: Path) -> list[str]:
+    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "framemd5", "-"],
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    return [ln.rsplit(",", 1)[1].strip() for ln in out.splitlines() if ln and not ln.startswith("#")]
+
+
+PS_ENCODERS = {"h264": ["-c:v", "libx264", "-preset", "veryfast", "-bf", "0"],
+               "hevc": ["-c:v", "libx265", "-x265-params", "log-level=none:bframes=0"]}
+
+
+@pytest.mark.parametrize("coding", sorted(PS_ENCODERS))
+def test_mpeg_ps_source_is_cut_exactly(coding, visit, recordings, tmp_path):
+    """MPEG-PS (.mpg, .vob, many NVRs' ".mp4" exports) times only some packets; those
+    without a time were left out of the ring, and an event of such a file had no clip
+    at all, without a word. Their times are filled in (no B-frames, as IP cameras
+    encode), so the clip is the source's packets again."""
+    ps = tmp_path / "visit.mpg"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(visit), "-an", *PS_ENCODERS[coding],
+                    "-g", str(GOP), "-f", "mpeg", str(ps)], check=True, timeout=120)
+    assert sum(p.get("pts") is None for p in packets(ps)[0]) > 100   # most packets untimed
+    proc = mw("scan", str(ps), "--recordings", str(recordings), "--config", str(config(tmp_path, "")), check=True)
+    (ev,) = events_json(recordings)
+    assert ev["clip_format"] == coding and ev["clip_copied"] is True, ev
+    # The MP4 holds the pictures length-prefixed, the PS with start codes: the decoded
+    # pictures are compared (ffmpeg's framemd5 as the referee).
+    source, clip = picture_hashes(ps), picture_hashes(recordings / ev["clip"])
+    first = source.index(clip[0])
+    assert source[first:first + len(clip)] == clip
+    start_s = first / FPS
+    assert ev["clip_start_offset_s"] == pytest.approx(start_s, abs=0.05)
+    assert ev["clip_seconds"] == pytest.approx(len(clip) / FPS, abs=0.05)
+    assert ev["start_offset_s"] - 2.0 - GOP / FPS < start_s <= ev["start_offset_s"] - 2.0 + 1e-6
+    assert start_s + ev["clip_seconds"] >= ev["end_offset_s"] + 2.0 - 1e-6
+    assert "WARNING" not in proc.stderr, proc.stderr
+
+
+def test_mpeg_ps_with_b_frames_gets_an_encoded_clip(visit, recordings, tmp_path):
+    """With B-frames, an untimed packet's time cannot be told: the file is read as an
+    untimed stream (times by count) and its clip encoded from the decoded pictures."""
+    ps = tmp_path / "visit-b.mpg"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(visit), "-an", "-c:v", "libx264", "-preset",
+                    "veryfast", "-bf", "2", "-g", str(GOP), "-f", "mpeg", str(ps)], check=True, timeout=120)
+    proc = mw("scan", str(ps), "--recordings", str(recordings), "--config", str(config(tmp_path, "")), check=True)
+    (ev,) = events_json(recordings)
+    assert ev["clip_format"] == "h264" and "clip_copied" not in ev, ev
+    assert 4.5 <= ev["start_offset_s"] <= 6.0 and ev["end_offset_s"] <= VISIT.duration_s, ev
+    assert ev["clip_start_offset_s"] == pytest.approx(ev["start_offset_s"] - 2.0, abs=0.05)
+    assert ev["clip_seconds"] == pytest.approx(shown_seconds(recordings / ev["clip"]), abs=0.05)
+    assert ev["clip_seconds"] >= ev["end_offset_s"] - ev["start_offset_s"] + 3.9
+    assert "WARNING" not in proc.stderr, proc.stderr
+
+
 def test_run_on_a_file_cuts_its_clips_too(recordings, tmp_path):
     """`run --source FILE` plays the file at its own rate like a camera; its clips
     are cut from the file just the same."""

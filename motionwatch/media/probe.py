@@ -19,6 +19,11 @@ COPY_CODECS = frozenset({"h264", "hevc", "vp9", "av1"})
 # (25); the rate the stream itself says (H.264/HEVC timing info) is the codec's.
 UNTIMED_FORMATS = frozenset({"h264", "hevc", "vvc", "m4v", "mpegvideo", "cavsvideo", "avs2", "avs3", "vc1",
                              "dirac", "mjpeg", "mjpeg_2000", "h261", "h263"})
+# Stream formats that time only some packets (MPEG-PS: .mpg, .vob, many NVRs' ".mp4"
+# exports). Where pictures are reordered (B-frames) the others' times cannot be told
+# (media.packet_times), so such a stream is read as an untimed one: frame times by
+# count (the format is constant-rate), clips encoded from decoded frames.
+SPARSELY_TIMED_FORMATS = frozenset({"mpeg"})
 # Stream formats that files are joined end to end in (`cat a.ts b.ts`), whose times
 # then start again, and which have no index: a seek by time searches the file and
 # may land in either recording (media.frames.SAME_PICTURE_MAX_DIFF).
@@ -73,7 +78,7 @@ def video_stream(container):
 def facts(stream: av.video.stream.VideoStream) -> StreamFacts:
     cc = stream.codec_context
     fmt = stream.container.format.name
-    timed = fmt not in UNTIMED_FORMATS
+    timed = fmt not in UNTIMED_FORMATS and not (fmt in SPARSELY_TIMED_FORMATS and cc.has_b_frames)
     if timed:
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     else:

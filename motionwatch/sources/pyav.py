@@ -35,6 +35,7 @@ from motionwatch.media.frames import TV_TO_FULL, AvFrame, StreamAspect, StreamTu
 from motionwatch.media.gop import GopRuns
 from motionwatch.media.jpeg import JpegFrames
 from motionwatch.media.nal import length_size, skippable_towards
+from motionwatch.media.packet_times import timed_packets
 from motionwatch.media.probe import facts, file_start, video_stream
 from motionwatch.media.remux import CodecTemplate
 from motionwatch.media.ring import PacketRing
@@ -262,7 +263,7 @@ class AvFileSource(FrameSource):
         bad = 0
         plan = self._plan
         try:
-            for pkt in self.container.demux(self.stream):
+            for pkt in timed_packets(self.container.demux(self.stream), self.stream):
                 if self.packets is not None:
                     self.packets.push(pkt)
                 self._damage.arrived(pkt)
@@ -452,7 +453,7 @@ def _decoded_towards(container, stream, pts: int):
     other disposable pictures (media.nal) are not decoded, no picture refers to them."""
     codec = stream.codec_context.name
     prefix = length_size(codec, stream.codec_context.extradata)
-    for pkt in container.demux(stream):
+    for pkt in timed_packets(container.demux(stream), stream):
         if pkt.pts is not None and skippable_towards(pkt, pts, codec, prefix):
             continue
         for f in stream.decode(pkt):
@@ -665,7 +666,7 @@ class _Connection:
         shows damage) for decoded frames, the pts for those left out."""
         turn, aspect = StreamTurn(), StreamAspect(self.stream.codec_context)
         damage = DamageRun(self.stream.guessed_rate, self.container.format.name)
-        for pkt in self.container.demux(self.stream):
+        for pkt in timed_packets(self.container.demux(self.stream), self.stream):
             if ring is not None:
                 ring.push(pkt)
             if gops is not None:
