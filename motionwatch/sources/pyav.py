@@ -399,6 +399,11 @@ class AvFileSource(FrameSource):
         Frame counts are estimates in some containers, so a couple are forgiven."""
         if self._counted or not self._duration_s or self._clock.last is None:
             missing = self.total_frames - self.frames_read - self.decode_failures
+            if self._counted and self._clock.last is not None:
+                # An AVI counts the chunks of frames not sent (a capture's dropped frames,
+                # ffmpeg -r): reaching the count's time is reaching the end. A truncated
+                # AVI's pictures stop short of that time too.
+                missing = min(missing, round(self.total_frames - self.stopped_at * self.fps))
         else:   # the time after the last frame's interval that the container says it lasts
             missing = round((self._duration_s - self._clock.last) * self.fps) - 1
         return missing if missing > max(2, self.total_frames // 100) else 0
