@@ -114,31 +114,66 @@ def test_an_mkv_whose_times_start_late_is_whole_and_dated_by_its_length(gapped, 
     assert float(proc.stderr.split("decoding stopped at ")[1].split()[0]) < SCENE.duration_s
 
 
-def _xvid_packed(src: Path, dst: Path) -> Path:
-    """An AVI as Xvid writes it with B-frames: "packed" (a P- and a B-frame in one
-    chunk, an empty one after), like old DVRs' and capture tools' AVI files."""
+def _has_encoder(name: str) -> None:
     encoders = subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
-    if " libxvid " not in encoders:
-        pytest.skip("this ffmpeg has no libxvid encoder to write an Xvid AVI with")
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(src), "-c:v", "libxvid", "-bf", "2",
-                    "-q:v", "4", str(dst)], check=True, timeout=120)
+    if f" {name} " not in encoders:
+        pytest.skip(f"this ffmpeg has no {name} encoder")
+
+
+def _reordered_kind(src: Path, d: Path, kind: str) -> Path:
+    """Files whose containers keep no true presentation times for B-frames: an AVI
+    as Xvid writes it ("packed" B-frames: a P- and a B-frame in one chunk, an empty
+    one after, like old DVRs' and capture tools' files), Xvid's packed B-frames in
+    MKV, and H.264 with B-frames in AVI."""
+    if kind == "h264-b.avi":
+        # At 25 fps, analysed at 15: the frames left undecoded between (sources.undecoded)
+        # come with their packets' times, in another order again.
+        args = ["-vf", "fps=25", "-c:v", "libx264", "-preset", "veryfast", "-bf", "2"]
+    else:
+        _has_encoder("libxvid")
+        args = ["-c:v", "libxvid", "-bf", "2", "-q:v", "4"]
+    dst = d / kind
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(src), *args, str(dst)], check=True, timeout=120)
     return dst
 
 
-@pytest.mark.parametrize("jobs", ["1", "2"])
-def test_an_xvid_avi_with_packed_b_frames_keeps_its_length(gapped, tmp_path, jobs):
-    """FFmpeg gives such a file's pictures pts out of order (1, 4, 6, 5, ...); counting
-    each step back as a frame interval timed the walker at 6-8 s about 4 s late and
-    the 10 s file as 16 s long. Its decode timestamps are in order, and are used (as
-    FFmpeg's best-effort timestamp does for players)."""
-    avi = _xvid_packed(gapped["plain"], tmp_path / "packed.avi")
-    proc = scan(avi, tmp_path / "rec", "--jobs", jobs, env=PARALLEL_ANY_LENGTH)
+@pytest.mark.parametrize("kind,jobs", [("packed-xvid.avi", "1"), ("packed-xvid.avi", "2"),
+                                       ("packed-xvid.mkv", "1"), ("h264-b.avi", "1"), ("h264-b.avi", "2")])
+def test_pictures_shown_out_of_their_timestamps_order_keep_the_files_length(gapped, tmp_path, kind, jobs):
+    """Such files give their pictures timestamps out of order (1, 4, 6, 5, ...); counting
+    each step back as a frame interval timed the walker at 6-8 s seconds late (12.4 s in
+    the packed AVI, 7.4 s with H.264 in AVI, 12.5 s in the MKV) and the 10 s file as up to
+    20 s long. Where decode timestamps are in order they are used (FFmpeg's best-effort
+    timestamp, as players use); a picture a little behind the others keeps the rest at
+    their own times."""
+    path = _reordered_kind(gapped["plain"], tmp_path, kind)
+    proc = scan(path, tmp_path / "rec", "--jobs", jobs, env=PARALLEL_ANY_LENGTH)
     assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
     [ev] = events_json(tmp_path / "rec")
     assert 5.5 <= ev["start_offset_s"] <= 7.0, ev
     assert ev["end_offset_s"] <= SCENE.duration_s, ev
-    # Times and frame numbers agree, to the few frames before the decode timestamps are chosen.
-    assert abs(ev["start_offset_s"] - ev["start_frame"] / SCENE.fps) <= 0.25, ev
+    # Times and frame numbers agree, to a few frames.
+    fps = 25 if kind == "h264-b.avi" else SCENE.fps
+    assert abs(ev["start_offset_s"] - ev["start_frame"] / fps) <= 0.25, ev
+    assert abs(ev["end_offset_s"] - ev["end_frame"] / fps) <= 0.25, ev
+
+
+def test_an_avi_that_counts_frames_not_sent_is_whole(gapped, tmp_path):
+    """An AVI made at a higher rate than its source (ffmpeg -r 25 of a 15 fps scene)
+    or a capture that dropped frames has index entries with no picture: its header
+    counts 249 frames where 150 come. It was reported truncated ("99 of 249 frames
+    could not be decoded ... decoding stopped at 10.0 s"); cut in half, it still is."""
+    avi = tmp_path / "r25.avi"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(gapped["plain"]), "-r", "25", "-c:v", "libx264",
+                    "-preset", "veryfast", str(avi)], check=True, timeout=120)
+    proc = scan(avi, tmp_path / "rec")
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    [ev] = events_json(tmp_path / "rec")
+    assert 5.5 <= ev["start_offset_s"] <= 7.0, ev
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(avi.read_bytes()[:avi.stat().st_size // 2])
+    proc = scan(cut, tmp_path / "rec2")
+    assert proc.returncode == 0 and "the file looks truncated" in proc.stderr, proc.stderr
 
 
 def test_a_real_packed_xvid_file_ends_where_it_ends(tmp_path):
@@ -164,6 +199,13 @@ def test_the_clock_takes_decode_timestamps_when_pts_go_back_more_often():
     times = [packed.time(p, i, i + 3) for i, p in enumerate(pts)]
     assert all(b > a for a, b in zip(times, times[1:]))
     assert times[-1] == pytest.approx((len(pts) - 1) / 25 + 0.12)   # 3 frames ahead from the start
+    # Reordered without usable decode timestamps (pts and dts alike, as remuxed into
+    # MKV): each picture a little behind is placed just after the one before.
+    remuxed = FileClock(Fraction(1, 1000), 25.0)
+    order = [0] + [p for k in range(1, 298, 2) for p in (k + 1, k)]
+    times = [remuxed.time(p * 40, i, p * 40) for i, p in enumerate(order)]
+    assert all(b > a for a, b in zip(times, times[1:]))
+    assert all(abs(t - i / 25) <= 1.25 / 25 for i, t in enumerate(times))
     joined = FileClock(Fraction(1, 1000), 10.0)
     assert [joined.time(p, i, p - 200) for i, p in enumerate([5000, 5100, 5200, 100, 200])] == \
         pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])

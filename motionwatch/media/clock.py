@@ -26,6 +26,17 @@ from fractions import Fraction
 # the frame intervals the index says. Joined motion-triggered segments are
 # usually seconds to minutes apart.
 MAX_GAP_S = 600.0
+# A timestamp at most this many frame intervals behind the highest one since the
+# anchor is a picture shown out of its timestamps' order, not a reset: B-frames in
+# a container that keeps no true presentation times (H.264 in AVI or ASF, packed
+# B-frames remuxed into MKV) come with their decode order's times. H.264 reorders
+# at most 16 pictures.
+REORDER_FRAMES = 16
+# Such a picture is placed this part of a frame interval after the one before, and
+# the anchor is kept: the pictures after it are at their own times again, where
+# counting it as a frame interval made every one a frame later (a 10 s file with
+# B-frames in AVI timed 12 s long).
+REORDER_STEP = 0.25
 
 
 class FileClock:
@@ -36,6 +47,7 @@ class FileClock:
         self.fps = fps
         self._anchor: tuple[int, float] | None = None   # (pts, its time): later times count from it
         self._last: tuple[int | None, float, int] | None = None   # (pts, time, index) of the last frame
+        self._top: int | None = None   # the highest timestamp since the anchor
         self._pts = _Order()
         self._dts = _Order()
 
@@ -47,16 +59,28 @@ class FileClock:
         if last is None:
             t = index / self.fps
             self._anchor = (pts, t) if pts is not None else None
+        elif self._reordered(pts):
+            t = last[1] + REORDER_STEP / self.fps
         elif pts is not None and last[0] is not None and self._anchor is not None \
                 and 0 < (pts - last[0]) * self.tb <= MAX_GAP_S:
-            t = self._anchor[1] + (pts - self._anchor[0]) * self.tb
+            # After reordered pictures a timestamp may still be behind the time given.
+            t = max(self._anchor[1] + (pts - self._anchor[0]) * self.tb, last[1] + REORDER_STEP / self.fps)
         else:
             # No timestamp, a repeated or backward one, or a jump: a frame interval per
             # frame since the last one, and later timestamps count from this frame.
             t = last[1] + (index - last[2]) / self.fps
             self._anchor = (pts, t) if pts is not None else None
+            self._top = pts
+        if pts is not None and (self._top is None or pts > self._top):
+            self._top = pts
         self._last = (pts, t, index)
         return t
+
+    def _reordered(self, pts: int | None) -> bool:
+        """Whether `pts` is a little behind the highest timestamp since the anchor (REORDER_FRAMES)."""
+        top = self._top
+        return pts is not None and top is not None and self._anchor is not None and pts < top \
+            and (top - pts) * self.tb * self.fps <= REORDER_FRAMES
 
     def _best_effort(self, pts: int | None, dts: int | None) -> int | None:
         """libavcodec's guess_correct_pts: a missing timestamp stands in for the
