@@ -279,6 +279,22 @@ def test_a_codec_an_mp4_clip_cannot_copy_gets_an_encoded_clip(tmp_path, good_cli
     assert_clip_covers(tmp_path / "recordings", reference_event)
 
 
+def test_an_ogg_theora_file_that_repeats_pictures_is_read_to_its_end(tmp_path, good_clip, reference_event):
+    """Theora sends a picture that did not change as an empty packet. Handed to the
+    decoder, the first one drained it: the file was read up to there (its first
+    second here), called truncated, and its visit was never seen."""
+    if not has_encoder("libtheora"):
+        pytest.skip("this ffmpeg has no libtheora encoder to make the file with")
+    import av
+    ffmpeg("-i", str(good_clip), "-c:v", "libtheora", "-q:v", "6", str(tmp_path / "old.ogv"))
+    with av.open(str(tmp_path / "old.ogv")) as c:   # (ffprobe does not list them)
+        empty = sum(1 for p in c.demux(video=0) if not p.size and p.pts is not None)
+    assert empty >= 5, "the encoder sent no empty packets: nothing is tested"
+    proc = mw("scan", "old.ogv", "--no-progress", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    assert_clip_covers(tmp_path / "recordings", reference_event)
+
+
 def test_an_av1_export_gets_a_copied_clip(tmp_path, good_clip, reference_event):
     """AV1 is read by libdav1d, a decoder with no encoder of its name: that once ended
     the scan with a traceback at open. Its clip is now the file's own packets, named

@@ -63,3 +63,12 @@ def timed_packets(packets, stream):
     for pkt in packets:
         times.fill(pkt)
         yield pkt
+
+
+def repeats_last(pkt: av.Packet) -> bool:
+    """An empty packet with a time: "show the last picture again" (how Theora and VP8
+    send a frame that did not change). There is nothing to decode, and a decoder
+    sent an empty packet drains and takes nothing after it: an Ogg Theora file was
+    read up to its first such packet and called truncated. Only the demuxer's last
+    packet (empty, no time) is to reach the decoder, to drain it."""
+    return not pkt.size and (pkt.pts is not None or pkt.dts is not None)

@@ -35,7 +35,7 @@ from motionwatch.media.frames import TV_TO_FULL, AvFrame, StreamAspect, StreamTu
 from motionwatch.media.gop import GopRuns
 from motionwatch.media.jpeg import JpegFrames
 from motionwatch.media.nal import length_size, skippable_towards
-from motionwatch.media.packet_times import timed_packets
+from motionwatch.media.packet_times import repeats_last, timed_packets
 from motionwatch.media.probe import facts, file_start, video_stream
 from motionwatch.media.remux import CodecTemplate
 from motionwatch.media.ring import PacketRing
@@ -266,6 +266,8 @@ class AvFileSource(FrameSource):
             for pkt in timed_packets(self.container.demux(self.stream), self.stream):
                 if self.packets is not None:
                     self.packets.push(pkt)
+                if repeats_last(pkt):
+                    continue
                 self._damage.arrived(pkt)
                 if plan is not None and plan.leave_out(pkt, self._position()):
                     continue
@@ -459,7 +461,7 @@ def _decoded_towards(container, stream, pts: int):
     codec = stream.codec_context.name
     prefix = length_size(codec, stream.codec_context.extradata)
     for pkt in timed_packets(container.demux(stream), stream):
-        if pkt.pts is not None and skippable_towards(pkt, pts, codec, prefix):
+        if repeats_last(pkt) or pkt.pts is not None and skippable_towards(pkt, pts, codec, prefix):
             continue
         for f in stream.decode(pkt):
             if f.pts is not None:
@@ -676,6 +678,8 @@ class _Connection:
                 ring.push(pkt)
             if gops is not None:
                 gops.push(pkt)
+            if repeats_last(pkt):
+                continue
             damage.arrived(pkt)
             if plan is not None and plan.leave_out(pkt, position()):
                 continue
