@@ -176,6 +176,22 @@ def test_an_avi_that_counts_frames_not_sent_is_whole(gapped, tmp_path):
     assert proc.returncode == 0 and "the file looks truncated" in proc.stderr, proc.stderr
 
 
+def test_a_ts_recording_that_starts_mid_gop_is_not_called_truncated(gapped, tmp_path):
+    """A DVR's or restreamer's .ts segment starts wherever the recording did: the
+    pictures before its first keyframe cannot be decoded. Its duration counts them,
+    so the end was reported missing ("the file looks truncated") by their length."""
+    ts = tmp_path / "whole.ts"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(gapped["plain"]), "-c:v", "libx264", "-preset",
+                    "veryfast", "-g", "45", str(ts)], check=True, timeout=120)
+    data = ts.read_bytes()
+    packets = len(data) // 188
+    late = tmp_path / "late.ts"
+    late.write_bytes(data[(packets * 2 // 5) * 188:])   # from 40% in, on a TS packet
+    proc = scan(late, tmp_path / "rec")
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+    assert len(events_json(tmp_path / "rec")) == 1
+
+
 def test_a_real_packed_xvid_file_ends_where_it_ends(tmp_path):
     """The real camera file that showed it: 30 s of a motorway (MPEG-4 Part 2 with
     packed B-frames in AVI), busy from start to end; its one event was 49.5 s long."""

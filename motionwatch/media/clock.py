@@ -48,6 +48,7 @@ class FileClock:
         self._anchor: tuple[int, float] | None = None   # (pts, its time): later times count from it
         self._last: tuple[int | None, float, int] | None = None   # (pts, time, index) of the last frame
         self._top: int | None = None   # the highest timestamp since the anchor
+        self._first: int | None = None
         self._pts = _Order()
         self._dts = _Order()
 
@@ -59,6 +60,7 @@ class FileClock:
         if last is None:
             t = index / self.fps
             self._anchor = (pts, t) if pts is not None else None
+            self._first = pts
         elif self._reordered(pts):
             t = last[1] + REORDER_STEP / self.fps
         elif pts is not None and last[0] is not None and self._anchor is not None \
@@ -90,6 +92,11 @@ class FileClock:
         if pts is not None and (dts is None or self._pts.faults <= self._dts.faults):
             return pts
         return dts
+
+    @property
+    def first_stamp(self) -> int | None:
+        """The first frame's timestamp (None when it had none)."""
+        return self._first
 
     @property
     def last(self) -> float | None:
