@@ -41,11 +41,14 @@ class PacketTimes:
             if self._next is None:
                 return
             pkt.dts = pkt.pts = self._next
-        elif pkt.pts is None:
+        elif self.sparse and pkt.pts is None:
             pkt.pts = pkt.dts
-        elif pkt.dts is None:
+        elif self.sparse and pkt.dts is None:
+            # Elsewhere a missing dts is the demuxer's (Matroska's first B-frame packets):
+            # a stream said not to reorder may still, so it is left as it is.
             pkt.dts = pkt.pts
-        self._next = pkt.dts + pkt.duration if pkt.duration else None
+        stamp = pkt.dts if pkt.dts is not None else pkt.pts
+        self._next = stamp + pkt.duration if pkt.duration else None
         self._step = pkt.duration or 0
 
     def _off_by_one(self, pkt: av.Packet) -> bool:
