@@ -151,3 +151,28 @@ def test_a_camera_clip_at_a_clip_width_is_as_small_as_one_of_small_pictures(tmp_
              "small.mp4": _clip_bytes(tmp_path / "small.mp4",
                                       (cv2.resize(v, (320, 240), interpolation=cv2.INTER_AREA) for v in views))}
     assert sizes["scaled.mp4"] < 1.3 * sizes["small.mp4"], sizes
+
+
+@pytest.mark.parametrize("tags", [(0, 2), (1, 5), (1, 6)], ids=["untagged", "bt470bg", "smpte170m"])
+def test_a_limited_range_bt601_picture_keeps_its_levels_in_the_clip(tmp_path, tags):
+    """MPEG-4 Part 2 and msmpeg4 files are mostly untagged 4:2:0: they go into the clip
+    as they are (only tagged), not through swscale, and keep their levels there."""
+    rng = np.random.default_rng(3)
+    frames = []
+    for i in range(10):
+        f = av.VideoFrame(128, 96, "yuv420p")
+        for k in range(3):
+            p = _plane(f, k)
+            p[...] = (np.resize(np.arange(16, 236, dtype=np.uint8), p.shape) if k == 0
+                      else rng.integers(100, 156, p.shape, dtype=np.uint8))
+        f.color_range, f.colorspace = tags
+        frames.append(f)
+    want = [_plane(f, 0).astype(np.int16).copy() for f in frames]
+    enc = Mp4Encoder(tmp_path / "c.mp4", (128, 96), 10)
+    for f in frames:
+        enc.add(f)
+    enc.close()
+    with av.open(str(tmp_path / "c.mp4")) as c:
+        got = [f for f in c.decode(video=0)]
+    assert len(got) == 10 and (got[0].color_range, got[0].colorspace) == (1, 5)
+    assert all(np.abs(_plane(g, 0).astype(np.int16) - w).mean() < 1.5 for g, w in zip(got, want))
