@@ -141,7 +141,7 @@ def _reordered_kind(src: Path, d: Path, kind: str) -> Path:
                                        ("packed-xvid.mkv", "1"), ("h264-b.avi", "1"), ("h264-b.avi", "2")])
 def test_pictures_shown_out_of_their_timestamps_order_keep_the_files_length(gapped, tmp_path, kind, jobs):
     """Such files give their pictures timestamps out of order (1, 4, 6, 5, ...); counting
-    each step back as a frame interval timed the walker at 6-8 s seconds late (12.4 s in
+    each step back as a frame interval timed the walker at 6-8 s late (12.4 s in
     the packed AVI, 7.4 s with H.264 in AVI, 12.5 s in the MKV) and the 10 s file as up to
     20 s long. Where decode timestamps are in order they are used (FFmpeg's best-effort
     timestamp, as players use); a picture a little behind the others keeps the rest at
@@ -215,8 +215,8 @@ def test_the_clock_takes_decode_timestamps_when_pts_go_back_more_often():
     times = [packed.time(p, i, i + 3) for i, p in enumerate(pts)]
     assert all(b > a for a, b in zip(times, times[1:]))
     assert times[-1] == pytest.approx((len(pts) - 1) / 25 + 0.12)   # 3 frames ahead from the start
-    # Reordered without usable decode timestamps (pts and dts alike, as remuxed into
-    # MKV): each picture a little behind is placed just after the one before.
+    # Reordered without usable decode timestamps (pts and dts alike, as Xvid's packed
+    # B-frames in MKV): each picture a little behind is placed just after the one before.
     remuxed = FileClock(Fraction(1, 1000), 25.0)
     order = [0] + [p for k in range(1, 298, 2) for p in (k + 1, k)]
     times = [remuxed.time(p * 40, i, p * 40) for i, p in enumerate(order)]

@@ -28,8 +28,8 @@ from fractions import Fraction
 MAX_GAP_S = 600.0
 # A timestamp at most this many frame intervals behind the highest one since the
 # anchor is a picture shown out of its timestamps' order, not a reset: B-frames in
-# a container that keeps no true presentation times (H.264 in AVI or ASF, packed
-# B-frames remuxed into MKV) come with their decode order's times. H.264 reorders
+# a container that keeps no true presentation times (H.264 in AVI or ASF, Xvid's
+# packed B-frames in MKV) come with their decode order's times. H.264 reorders
 # at most 16 pictures.
 REORDER_FRAMES = 16
 # Such a picture is placed this part of a frame interval after the one before, and
