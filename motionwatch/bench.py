@@ -84,6 +84,7 @@ def decode_only(path: str, threads: int | None = None) -> dict:
     does, which costs a quarter to a third more CPU per frame (docs/performance.md)."""
     import av
     from motionwatch.media.frames import luma_view
+    from motionwatch.media.packet_times import repeats_last
     from motionwatch.media.probe import video_stream
     from motionwatch.sources.pyav import decoder
     c0, t0 = _cpu(), time.perf_counter()
@@ -92,9 +93,12 @@ def decode_only(path: str, threads: int | None = None) -> dict:
         stream = video_stream(container)
         if threads is not None:
             decoder(stream, threads, False)
-        for frame in container.decode(stream):
-            luma_view(frame)
-            n += 1
+        for pkt in container.demux(stream):
+            if repeats_last(pkt):   # nothing to decode, and it would stop the decoder
+                continue
+            for frame in stream.decode(pkt):
+                luma_view(frame)
+                n += 1
     return {"frames": n, "cpu": _cpu() - c0, "wall": time.perf_counter() - t0}
 
 
@@ -193,7 +197,8 @@ def describe(path: str) -> str:
         f = None
     if f is None:
         raise SourceError(f"{path}: not a video FFmpeg can decode")
-    return f"{f.width}x{f.height}, {f.fps:g} fps, {f.frames} frames, {f.codec}"
+    length = f"{f.frames} frames" if f.frames else f"{f.duration_s:.1f} s"   # Ogg, MKV, TS: no count
+    return f"{f.width}x{f.height}, {f.fps:g} fps, {length}, {f.codec}"
 
 
 def print_report(res: dict, info: str) -> None:

@@ -37,6 +37,25 @@ def test_bench_on_a_file_prints_speed_cpu_ratio_and_memory(tiny_clip):
         in out, out
 
 
+def test_bench_measures_an_ogg_theora_file_too(tiny_clip, tmp_path):
+    """Theora's empty "repeat the last picture" packets stopped the decode-only run
+    ("the decode run failed: ... avcodec_send_packet() returned 22"); an Ogg file has no
+    frame count, so its length is told in seconds, not as "0 frames"."""
+    import shutil
+    import subprocess
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs ffmpeg to write the Theora file")
+    ogv = tmp_path / "old.ogv"
+    made = subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(tiny_clip), "-c:v", "libtheora", "-q:v", "6",
+                           str(ogv)], capture_output=True, text=True, timeout=120)
+    if made.returncode != 0:
+        pytest.skip(f"this ffmpeg cannot write Theora: {made.stderr.strip()[-200:]}")
+    p = mw("bench", str(ogv), "--rounds", "1", timeout=120)
+    assert p.returncode == 0 and "failed" not in p.stderr + p.stdout, p.stderr
+    assert "320x240, 25 fps, 10.0 s, theora" in p.stdout, p.stdout
+    assert re.search(r"decode only \(PyAV, Y\)\s+[\d.]+", p.stdout), p.stdout
+
+
 def test_bench_without_a_file_generates_one(tmp_path):
     p = mw("bench", "--size", "160x120", "--seconds", "2", "--rounds", "1", cwd=tmp_path, timeout=120)
     assert p.returncode == 0, p.stderr
