@@ -59,13 +59,16 @@ class PacketTimes:
         return stamp != self._next and abs(abs(stamp - self._next) - self._step) * 2 < self._step
 
 
-def timed_packets(packets, stream):
-    """`packets` (a demux of `stream`) with missing times filled in (`PacketTimes`)."""
+def packets_to_decode(packets, stream):
+    """`packets` (a demux of `stream`) with missing times filled in (`PacketTimes`),
+    less those that only repeat a picture (`repeats_last`): what every reader of a
+    stream hands its ring, its decoder and media.damage."""
     times = PacketTimes(bool(stream.codec_context.has_b_frames),
                         stream.container.format.name in SPARSELY_TIMED_FORMATS)
     for pkt in packets:
-        times.fill(pkt)
-        yield pkt
+        if not repeats_last(pkt):
+            times.fill(pkt)
+            yield pkt
 
 
 def repeats_last(pkt: av.Packet) -> bool:

@@ -23,7 +23,7 @@ import numpy as np
 from motionwatch.model import detection_size, detection_width
 from motionwatch.media.damage import DamageRun
 from motionwatch.media.frames import StreamTurn, luma_view, upright
-from motionwatch.media.packet_times import timed_packets
+from motionwatch.media.packet_times import packets_to_decode
 from motionwatch.sources.pyav import MAX_BAD_IN_ROW, MAX_SEEK_BACK_S, decoder
 from motionwatch.sources.undecoded import SkipPlan
 
@@ -221,7 +221,7 @@ def _small(frame: av.VideoFrame, rotation: int, width: int) -> np.ndarray:
 def _packets(container, stream, job: ChunkJob):
     """The chunk's packets with data, in decode order, from its keyframe."""
     it = _from_key(container, stream, job.key_pts) if job.key_pts is not None else container.demux(stream)
-    it = timed_packets(it, stream)   # from the keyframe on, as the file's own reader fills them
+    it = packets_to_decode(it, stream)   # times from the keyframe on, as the file's own reader fills them
     n = 0
     for pkt in it:
         if pkt.size == 0:

@@ -32,7 +32,7 @@ import av
 
 from motionwatch.errors import SourceError
 from motionwatch.media.frames import SmallFrame, turned
-from motionwatch.media.packet_times import timed_packets
+from motionwatch.media.packet_times import packets_to_decode
 from motionwatch.sources.base import redact
 from motionwatch.sources.chunk_decode import ChunkJob, ChunkResult, Entry, chunk_entries, decode_chunk, forget, init_worker
 from motionwatch.sources.cuts import CUTTABLE, Cutter
@@ -92,7 +92,7 @@ class ParallelFileSource(AvFileSource):
         if not self.parallel:
             yield from super()._decode()
             return
-        ring = timed_packets(self.container.demux(self.stream), self.stream) if self.packets is not None else None
+        ring = packets_to_decode(self.container.demux(self.stream), self.stream) if self.packets is not None else None
         for chunk, job, future in self._ordered():
             if future is None:   # decoded here as it goes: the first chunk, or the uncut rest of the file
                 out = ChunkResult()

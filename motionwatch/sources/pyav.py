@@ -35,7 +35,7 @@ from motionwatch.media.frames import TV_TO_FULL, AvFrame, StreamAspect, StreamTu
 from motionwatch.media.gop import GopRuns
 from motionwatch.media.jpeg import JpegFrames
 from motionwatch.media.nal import length_size, skippable_towards
-from motionwatch.media.packet_times import repeats_last, timed_packets
+from motionwatch.media.packet_times import packets_to_decode
 from motionwatch.media.probe import facts, file_start, video_stream
 from motionwatch.media.remux import CodecTemplate
 from motionwatch.media.ring import PacketRing
@@ -265,11 +265,9 @@ class AvFileSource(FrameSource):
         bad = 0
         plan = self._plan
         try:
-            for pkt in timed_packets(self.container.demux(self.stream), self.stream):
+            for pkt in packets_to_decode(self.container.demux(self.stream), self.stream):
                 if self.packets is not None:
                     self.packets.push(pkt)
-                if repeats_last(pkt):
-                    continue
                 self._damage.arrived(pkt)
                 if plan is not None and plan.leave_out(pkt, self._position()):
                     continue
@@ -471,8 +469,8 @@ def _decoded_towards(container, stream, pts: int):
     other disposable pictures (media.nal) are not decoded, no picture refers to them."""
     codec = stream.codec_context.name
     prefix = length_size(codec, stream.codec_context.extradata)
-    for pkt in timed_packets(container.demux(stream), stream):
-        if repeats_last(pkt) or pkt.pts is not None and skippable_towards(pkt, pts, codec, prefix):
+    for pkt in packets_to_decode(container.demux(stream), stream):
+        if pkt.pts is not None and skippable_towards(pkt, pts, codec, prefix):
             continue
         for f in stream.decode(pkt):
             if f.pts is not None:
@@ -684,13 +682,11 @@ class _Connection:
         shows damage) for decoded frames, the pts for those left out."""
         turn, aspect = StreamTurn(), StreamAspect(self.stream.codec_context)
         damage = DamageRun(self.stream.guessed_rate, self.container.format.name)
-        for pkt in timed_packets(self.container.demux(self.stream), self.stream):
+        for pkt in packets_to_decode(self.container.demux(self.stream), self.stream):
             if ring is not None:
                 ring.push(pkt)
             if gops is not None:
                 gops.push(pkt)
-            if repeats_last(pkt):
-                continue
             damage.arrived(pkt)
             if plan is not None and plan.leave_out(pkt, position()):
                 continue
