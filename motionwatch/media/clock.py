@@ -93,10 +93,13 @@ class FileClock:
             return pts
         return dts
 
-    @property
-    def first_stamp(self) -> int | None:
-        """The first frame's timestamp (None when it had none)."""
-        return self._first
+    def lead(self, start: int | None) -> float:
+        """Seconds from `start` (the stream's start time) to the first frame; 0.0 when
+        either is unknown. Pictures before a file's first keyframe (a recording
+        started mid-GOP) are not decoded, so the first frame may come later."""
+        if self._first is None or start is None or not self.tb:
+            return 0.0
+        return max(0.0, (self._first - start) * self.tb)
 
     @property
     def last(self) -> float | None:

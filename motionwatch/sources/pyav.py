@@ -198,7 +198,7 @@ class AvFileSource(FrameSource):
         self._prefix: int | None = None   # media.nal.length_size (None: no packet can be told disposable)
         self.stream_index = 0
         self._counted, self._duration_s = False, 0.0
-        self._start_pts, self._time_base = None, None
+        self._start_pts: int | None = None
         self._clock = FileClock(None, 25.0)
 
     def open(self) -> None:
@@ -231,7 +231,7 @@ class AvFileSource(FrameSource):
         # variable-rate file), so whether the end is missing is then told by time.
         self._counted = bool(f.frames)
         self._duration_s = f.duration_s
-        self._start_pts, self._time_base = f.start_pts, f.time_base if f.timed else None
+        self._start_pts = f.start_pts
         self._clock = FileClock(f.time_base if f.timed else None, self.fps)
         self.size = (f.width, f.height) if f.width and f.height else None
         if self.start_wall is None:
@@ -407,17 +407,11 @@ class AvFileSource(FrameSource):
                 # AVI's pictures stop short of that time too.
                 missing = min(missing, round(self.total_frames - self.stopped_at * self.fps))
         else:   # the time after the last frame's interval that the container says it lasts
-            missing = round((self._duration_s - self._lead_s() - self._clock.last) * self.fps) - 1
+            # From the first picture: those before the first keyframe (a DVR's .ts segment
+            # starts mid-GOP) cannot be decoded; they are not a missing end.
+            shown_s = self._duration_s - self._clock.lead(self._start_pts)
+            missing = round((shown_s - self._clock.last) * self.fps) - 1
         return missing if missing > max(2, self.total_frames // 100) else 0
-
-    def _lead_s(self) -> float:
-        """Seconds from the file's start to its first picture: pictures before the first
-        keyframe (a recording started mid-GOP, as a DVR's or restreamer's .ts segments
-        are) cannot be decoded; they are not a missing end."""
-        first = self._clock.first_stamp
-        if first is None or self._start_pts is None or not self._time_base:
-            return 0.0
-        return max(0.0, float((first - self._start_pts) * self._time_base))
 
     @property
     def stopped_at(self) -> float:
