@@ -77,9 +77,10 @@ def is_jpeg_picture(frame: av.VideoFrame) -> bool:
             and (name != "gray" or frame.color_range == 2))
 
 
-def is_untagged_tv(frame: av.VideoFrame, width: int, height: int) -> bool:
-    """A 4:2:0 picture of the clip's size on BT.601's matrix and limited range, or
-    untagged (which swscale reads so too), as most MPEG-4 Part 2 and msmpeg4 files are."""
+def is_clip_picture(frame: av.VideoFrame, width: int, height: int) -> bool:
+    """A 4:2:0 picture of the clip's size on BT.601's matrix and limited range, what
+    every clip holds; also untagged (which swscale reads so), as most MPEG-4 Part 2
+    and msmpeg4 files are."""
     return (frame.format.name == "yuv420p" and frame.width == width and frame.height == height
             and frame.color_range in (0, 1) and frame.colorspace in BT601_MATRICES)
 
@@ -145,12 +146,10 @@ class Mp4Encoder:
         if is_jpeg_picture(frame):
             # Mapped by hand (cheaper) before any scaling (a clip width, an odd size).
             frame = jpeg_to_tv(frame)
-        elif is_untagged_tv(frame, w, h):
-            # Already what a clip holds: swscale would copy it unchanged (0.44 ms a
-            # 768x576 picture, a tenth of vtest's scan), so it is only tagged.
+        if is_clip_picture(frame, w, h):
+            # swscale would copy it unchanged (0.44 ms a 768x576 picture): only tagged.
             frame.color_range, frame.colorspace = 1, 5
-        if (frame.format.name, frame.width, frame.height, frame.color_range, frame.colorspace) != (
-                "yuv420p", w, h, 1, 5):
+        else:
             frame = reformatter().reformat(frame, width=w, height=h, format="yuv420p", dst_colorspace=5,
                                            dst_color_range=1, interpolation="AREA")
         frame.pts = self.frames
