@@ -26,6 +26,12 @@ REQUIRE_FOOTAGE = os.environ.get("MOTIONWATCH_REQUIRE_FOOTAGE") == "1"
 PARALLEL_ANY_LENGTH = {"MOTIONWATCH_PARALLEL_MIN_WORK": "0"}
 
 
+def has_encoder(name: str) -> bool:
+    """Whether the ffmpeg program here can write with encoder `name` (libxvid, libtheora...)."""
+    out = subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    return any(line.split()[1:2] == [name] for line in out.splitlines())
+
+
 def footage(rel: str) -> Path:
     """A real clip from ../shared/footage; skip the test when it is absent, or fail
     where MOTIONWATCH_REQUIRE_FOOTAGE=1 (CI)."""

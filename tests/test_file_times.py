@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PARALLEL_ANY_LENGTH, events_json, footage, mw
+from conftest import PARALLEL_ANY_LENGTH, events_json, footage, has_encoder, mw
 from motionwatch.media.clock import MAX_GAP_S, FileClock
 from motionwatch.sources.scene import Scene, Walker, write_video
 
@@ -114,12 +114,6 @@ def test_an_mkv_whose_times_start_late_is_whole_and_dated_by_its_length(gapped, 
     assert float(proc.stderr.split("decoding stopped at ")[1].split()[0]) < SCENE.duration_s
 
 
-def _has_encoder(name: str) -> None:
-    encoders = subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
-    if f" {name} " not in encoders:
-        pytest.skip(f"this ffmpeg has no {name} encoder")
-
-
 def _reordered_kind(src: Path, d: Path, kind: str) -> Path:
     """Files whose containers keep no true presentation times for B-frames: an AVI
     as Xvid writes it ("packed" B-frames: a P- and a B-frame in one chunk, an empty
@@ -130,7 +124,8 @@ def _reordered_kind(src: Path, d: Path, kind: str) -> Path:
         # come with their packets' times, in another order again.
         args = ["-vf", "fps=25", "-c:v", "libx264", "-preset", "veryfast", "-bf", "2"]
     else:
-        _has_encoder("libxvid")
+        if not has_encoder("libxvid"):
+            pytest.skip("this ffmpeg has no libxvid encoder")
         args = ["-c:v", "libxvid", "-bf", "2", "-q:v", "4"]
     dst = d / kind
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(src), *args, str(dst)], check=True, timeout=120)

@@ -17,7 +17,7 @@ import pytest
 
 from motionwatch.sources.scene import Scene, Walker, write_h264
 
-from conftest import events_json, mw
+from conftest import events_json, has_encoder, mw
 from test_scan_archive import FAST_SETTLE, LONG
 
 VISIT = Scene(width=320, height=240, fps=10, duration_s=12, seed=7, noise=3.0, walkers=(Walker(2.0, 4.0),))
@@ -232,11 +232,6 @@ def test_a_still_picture_track_before_the_video_is_not_what_is_watched(tmp_path,
     probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width",
                             "-of", "csv=p=0", str(clip)], capture_output=True, text=True, check=True)
     assert probe.stdout.split() == [f"h264,{VISIT.width}"]
-
-
-def has_encoder(name: str) -> bool:
-    out = subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
-    return any(line.split()[1:2] == [name] for line in out.splitlines())
 
 
 def assert_clip_covers(recordings: Path, reference: dict) -> dict:
