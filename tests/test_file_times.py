@@ -176,15 +176,27 @@ def test_a_ts_recording_that_starts_mid_gop_is_not_called_truncated(gapped, tmp_
     pictures before its first keyframe cannot be decoded. Its duration counts them,
     so the end was reported missing ("the file looks truncated") by their length."""
     ts = tmp_path / "whole.ts"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(gapped["plain"]), "-c:v", "libx264", "-preset",
-                    "veryfast", "-g", "45", str(ts)], check=True, timeout=120)
+    # 30 fps, as cameras record: detection.fps 15 leaves out every other disposable B-frame.
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(gapped["plain"]), "-vf", "fps=30", "-c:v",
+                    "libx264", "-preset", "veryfast", "-g", "90", str(ts)], check=True, timeout=120)
     data = ts.read_bytes()
     packets = len(data) // 188
     late = tmp_path / "late.ts"
     late.write_bytes(data[(packets * 2 // 5) * 188:])   # from 40% in, on a TS packet
-    proc = scan(late, tmp_path / "rec")
-    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
-    assert len(events_json(tmp_path / "rec")) == 1
+    # ffprobe as the referee: the frames a decoder gives, and the first one's time.
+    probe = subprocess.run(["ffprobe", "-v", "quiet", "-select_streams", "v", "-show_entries", "frame=pts_time",
+                            "-of", "csv=p=0", str(late)], capture_output=True, text=True, check=True).stdout.split()
+    first_s = float(probe[0])
+    for jobs in ("1", "2"):
+        rec = tmp_path / f"rec{jobs}"
+        proc = scan(late, rec, "--jobs", jobs)
+        assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+        # The B-frames before the first keyframe are not frames read from the file:
+        # counting them put every frame number late.
+        assert f"scanned {len(probe)} frames" in proc.stdout, (jobs, proc.stdout)
+        [ev] = events_json(rec)
+        # The walker's event at its own picture's time, counted from the first frame.
+        assert ev["start_offset_s"] == pytest.approx(float(probe[ev["start_frame"]]) - first_s, abs=0.01), ev
 
 
 def test_a_real_packed_xvid_file_ends_where_it_ends(tmp_path):
