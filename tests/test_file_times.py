@@ -9,7 +9,6 @@ files made from one generated scene with ffmpeg."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 from datetime import datetime
 from pathlib import Path
@@ -171,10 +170,11 @@ def test_an_avi_that_counts_frames_not_sent_is_whole(gapped, tmp_path):
     assert proc.returncode == 0 and "the file looks truncated" in proc.stderr, proc.stderr
 
 
-def test_a_ts_recording_that_starts_mid_gop_is_not_called_truncated(gapped, tmp_path):
+def test_a_ts_recording_that_starts_mid_gop_counts_only_the_pictures_it_shows(gapped, tmp_path):
     """A DVR's or restreamer's .ts segment starts wherever the recording did: the
     pictures before its first keyframe cannot be decoded. Its duration counts them,
-    so the end was reported missing ("the file looks truncated") by their length."""
+    so the end was reported missing ("the file looks truncated") by their length;
+    and those left undecoded by detection.fps were counted as frames read."""
     ts = tmp_path / "whole.ts"
     # 30 fps, as cameras record: detection.fps 15 leaves out every other disposable B-frame.
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(gapped["plain"]), "-vf", "fps=30", "-c:v",
