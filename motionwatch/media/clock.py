@@ -42,9 +42,11 @@ REORDER_STEP = 0.25
 class FileClock:
     """Seconds since the first frame, fed frames in display order."""
 
-    def __init__(self, time_base: Fraction | None, fps: float):
+    def __init__(self, time_base: Fraction | None, fps: float, start: int | None = None):
+        """`start`: the stream's start time (time base units), where a player's timeline begins."""
         self.tb = float(time_base) if time_base else 0.0
         self.fps = fps
+        self._start = start
         self._anchor: tuple[int, float] | None = None   # (pts, its time): later times count from it
         self._last: tuple[int | None, float, int] | None = None   # (pts, time, index) of the last frame
         self._top: int | None = None   # the highest timestamp since the anchor
@@ -93,13 +95,13 @@ class FileClock:
             return pts
         return dts
 
-    def lead(self, start: int | None) -> float:
-        """Seconds from `start` (the stream's start time) to the first frame; 0.0 when
-        either is unknown. Pictures before a file's first keyframe (a recording
-        started mid-GOP) are not decoded, so the first frame may come later."""
-        if self._first is None or start is None or not self.tb:
+    def lead(self) -> float:
+        """Seconds from the stream's start time to the first frame; 0.0 when either is
+        unknown. Pictures before a file's first keyframe (a recording started
+        mid-GOP) are not decoded, so the first frame may come later."""
+        if self._first is None or self._start is None or not self.tb:
             return 0.0
-        return max(0.0, (self._first - start) * self.tb)
+        return max(0.0, (self._first - self._start) * self.tb)
 
     @property
     def last(self) -> float | None:

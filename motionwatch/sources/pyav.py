@@ -198,7 +198,6 @@ class AvFileSource(FrameSource):
         self._prefix: int | None = None   # media.nal.length_size (None: no packet can be told disposable)
         self.stream_index = 0
         self._counted, self._duration_s = False, 0.0
-        self._start_pts: int | None = None
         self._clock = FileClock(None, 25.0)
 
     def open(self) -> None:
@@ -231,8 +230,7 @@ class AvFileSource(FrameSource):
         # variable-rate file), so whether the end is missing is then told by time.
         self._counted = bool(f.frames)
         self._duration_s = f.duration_s
-        self._start_pts = f.start_pts
-        self._clock = FileClock(f.time_base if f.timed else None, self.fps)
+        self._clock = FileClock(f.time_base if f.timed else None, self.fps, f.start_pts)
         self.size = (f.width, f.height) if f.width and f.height else None
         if self.start_wall is None:
             self.start_wall = file_start(path, f.recorded_at, self.total_frames / self.fps)
@@ -409,7 +407,7 @@ class AvFileSource(FrameSource):
         else:   # the time after the last frame's interval that the container says it lasts
             # From the first picture: those before the first keyframe (a DVR's .ts segment
             # starts mid-GOP) cannot be decoded; they are not a missing end.
-            shown_s = self._duration_s - self._clock.lead(self._start_pts)
+            shown_s = self._duration_s - self._clock.lead()
             missing = round((shown_s - self._clock.last) * self.fps) - 1
         return missing if missing > max(2, self.total_frames // 100) else 0
 
