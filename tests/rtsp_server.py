@@ -1,13 +1,13 @@
 """A real RTSP camera on loopback for the stream tests: GStreamer's RTSP server
 (Debian's gir1.2-gst-rtsp-server-1.0, through python3-gi) serving an H.264 MP4
-file (or, with --codec mjpeg, a MOV of JPEGs: an RTSP JPEG camera), paced at its
-own frame rate, to each client from its start.
+file (with --codec h265 an HEVC MP4; with --codec mjpeg a MOV of JPEGs: an RTSP
+JPEG camera), paced at its own frame rate, to each client from its start.
 
 It runs under the system Python (/usr/bin/python3), where python3-gi lives, as
 its own process: killing it is the camera going away, and starting it again on
 the same port brings the camera back. It prints `listening PORT` once ready.
 
-    /usr/bin/python3 tests/rtsp_server.py --file visit.mp4 [--port 0] [--codec mjpeg]
+    /usr/bin/python3 tests/rtsp_server.py --file visit.mp4 [--port 0] [--codec h265|mjpeg]
 
 The stream is at rtsp://127.0.0.1:PORT/cam.
 """
@@ -28,9 +28,9 @@ from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--file", required=True, help="an H.264 MP4 file")
+    ap.add_argument("--file", required=True, help="an H.264 (or HEVC) MP4 file")
     ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--codec", choices=("h264", "mjpeg"), default="h264")
+    ap.add_argument("--codec", choices=("h264", "h265", "mjpeg"), default="h264")
     ap.add_argument("--udp-only", action="store_true",
                     help="refuse RTP over the RTSP connection (TCP), as some cameras do")
     args = ap.parse_args()
@@ -41,8 +41,11 @@ def main() -> int:
     factory = GstRtspServer.RTSPMediaFactory()
     # config-interval=0: SPS/PPS in the SDP only. (-1 repeats them before every slice of
     # a keyframe, which FFmpeg then reads as two pictures; cameras send them once a picture.)
-    pay = ("jpegparse ! rtpjpegpay name=pay0 pt=26" if args.codec == "mjpeg" else
-           "h264parse ! rtph264pay name=pay0 pt=96 config-interval=0")
+    # HEVC cameras send VPS/SPS/PPS in band before each keyframe as well as in the SDP
+    # (one slice a picture here, so -1 sends them once a keyframe).
+    pay = {"mjpeg": "jpegparse ! rtpjpegpay name=pay0 pt=26",
+           "h264": "h264parse ! rtph264pay name=pay0 pt=96 config-interval=0",
+           "h265": "h265parse ! rtph265pay name=pay0 pt=96 config-interval=-1"}[args.codec]
     factory.set_launch(f'( filesrc location="{args.file}" ! qtdemux ! {pay} )')
     if args.udp_only:
         factory.set_protocols(GstRtsp.RTSPLowerTrans.UDP)
