@@ -91,6 +91,35 @@ def test_live_h264_clip_is_the_streams_own_frames(tmp_path, tags):
         assert c.streams.video[0].codec_context.name == "h264"
 
 
+# MPEG-TS times are 33 bits of a 90 kHz clock: they wrap every 26.5 hours, so a TS
+# camera watched for months wraps daily. The offset puts the wrap 4.5 s into VISIT,
+# while its walker is in view (ffmpeg's mpegts muxer adds its 1.4 s mux delay).
+TS_WRAP_S = 2 ** 33 / 90_000
+WRAP_AT_S = 4.5
+
+
+def test_a_ts_cameras_clock_wrapping_during_a_visit_keeps_the_event_and_its_clip_whole(tmp_path):
+    """The 33-bit clock wraps while someone is in view: one event of the visit's
+    length, its clip still the stream's own frames across the wrap."""
+    source = tmp_path / "visit.mp4"
+    write_h264(VISIT, source, 400_000, FPS)
+    ts = tmp_path / "wrap.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(source), "-c", "copy", "-bsf:v", "h264_mp4toannexb",
+                    "-f", "mpegts", "-output_ts_offset", f"{TS_WRAP_S - WRAP_AT_S - 1.4:.3f}", str(ts)], check=True)
+    server = TsServer(ts, VISIT.duration_s)
+    rec = run_until_an_event_ends(tmp_path, server.url, server.close, pre_roll_seconds=1.0,
+                                  post_roll_seconds=1.0, gap_seconds=1.0)
+    (ev,) = events_json(rec)
+    walker = VISIT.walkers[0]
+    assert ev["start_offset_s"] <= WRAP_AT_S <= ev["end_offset_s"], ev
+    assert 1.0 <= ev["end_offset_s"] - ev["start_offset_s"] <= walker.duration_s + 2.0, ev
+    assert ev["clip_copied"] is True
+    got, src = frame_hashes(rec / ev["clip"]), frame_hashes(source)
+    assert is_run_of(got, src), "the clip's frames are not a run of the stream's own"
+    assert len(got) / FPS >= ev["end_offset_s"] - ev["start_offset_s"] + 1.0
+    assert ev["clip_seconds"] == pytest.approx(len(got) / FPS, abs=0.1)
+
+
 @pytest.mark.parametrize("clip_codec", ["auto", "h264"], ids=["stream-copy", "encoded"])
 def test_camera_that_changes_resolution_mid_stream(tmp_path, clip_codec):
     """Two sizes back to back in one MPEG-TS stream: the background is re-learned at
