@@ -20,10 +20,13 @@ def rtsp_server_runs() -> bool:
         return False
 
 
-def start_rtsp(source: Path, port: int = 0, codec: str = "h264", udp_only: bool = False) -> tuple[subprocess.Popen, int]:
+def start_rtsp(source: Path, port: int = 0, codec: str = "h264", udp_only: bool = False,
+               rtp_timestamp_offset: int | None = None) -> tuple[subprocess.Popen, int]:
     """tests/rtsp_server.py serving `source`; (process, port) once it listens."""
     proc = subprocess.Popen([RTSP_PYTHON, str(SERVER), "--file", str(source), "--port", str(port), "--codec", codec,
-                             *(["--udp-only"] if udp_only else [])],
+                             *(["--udp-only"] if udp_only else []),
+                             *(["--rtp-timestamp-offset", str(rtp_timestamp_offset)]
+                               if rtp_timestamp_offset is not None else [])],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline().split()
     if line[:1] != ["listening"]:

@@ -31,6 +31,8 @@ def main() -> int:
     ap.add_argument("--file", required=True, help="an H.264 (or HEVC) MP4 file")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--codec", choices=("h264", "h265", "mjpeg"), default="h264")
+    ap.add_argument("--rtp-timestamp-offset", type=int, default=None,
+                    help="the first RTP timestamp (32 bits at 90 kHz: a value near 2**32 makes it wrap soon)")
     ap.add_argument("--udp-only", action="store_true",
                     help="refuse RTP over the RTSP connection (TCP), as some cameras do")
     args = ap.parse_args()
@@ -46,6 +48,8 @@ def main() -> int:
     pay = {"mjpeg": "jpegparse ! rtpjpegpay name=pay0 pt=26",
            "h264": "h264parse ! rtph264pay name=pay0 pt=96 config-interval=0",
            "h265": "h265parse ! rtph265pay name=pay0 pt=96 config-interval=-1"}[args.codec]
+    if args.rtp_timestamp_offset is not None:
+        pay += f" timestamp-offset={args.rtp_timestamp_offset}"
     factory.set_launch(f'( filesrc location="{args.file}" ! qtdemux ! {pay} )')
     if args.udp_only:
         factory.set_protocols(GstRtsp.RTSPLowerTrans.UDP)

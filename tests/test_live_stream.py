@@ -92,10 +92,10 @@ def test_live_h264_clip_is_the_streams_own_frames(tmp_path, tags):
 
 
 # MPEG-TS times are 33 bits of a 90 kHz clock: they wrap every 26.5 hours, so a TS
-# camera watched for months wraps daily. The offset puts the wrap 4.5 s into VISIT,
+# camera watched for months wraps daily. The offset puts the wrap 4 s into VISIT,
 # while its walker is in view (ffmpeg's mpegts muxer adds its 1.4 s mux delay).
 TS_WRAP_S = 2 ** 33 / 90_000
-WRAP_AT_S = 4.5
+WRAP_AT_S = 4.0
 
 
 def test_a_ts_cameras_clock_wrapping_during_a_visit_keeps_the_event_and_its_clip_whole(tmp_path):
@@ -109,6 +109,23 @@ def test_a_ts_cameras_clock_wrapping_during_a_visit_keeps_the_event_and_its_clip
     server = TsServer(ts, VISIT.duration_s)
     rec = run_until_an_event_ends(tmp_path, server.url, server.close, pre_roll_seconds=1.0,
                                   post_roll_seconds=1.0, gap_seconds=1.0)
+    assert_whole_across_the_wrap(rec, source)
+
+
+@pytest.mark.skipif(not rtsp_server_runs(), reason="needs GStreamer's RTSP server for /usr/bin/python3 "
+                    "(apt: gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)")
+def test_an_rtsp_cameras_clock_wrapping_during_a_visit_keeps_the_event_and_its_clip_whole(tmp_path):
+    """An RTSP camera's RTP clock (32 bits at 90 kHz) wraps every 13 hours; here
+    while someone is in view."""
+    source = tmp_path / "visit.mp4"
+    write_h264(VISIT, source, 400_000, FPS)
+    server, port = start_rtsp(source, rtp_timestamp_offset=2 ** 32 - round(WRAP_AT_S * 90_000))
+    rec = run_until_an_event_ends(tmp_path, f"rtsp://127.0.0.1:{port}/cam", lambda: stop_rtsp(server),
+                                  pre_roll_seconds=1.0, post_roll_seconds=1.0, gap_seconds=1.0)
+    assert_whole_across_the_wrap(rec, source)
+
+
+def assert_whole_across_the_wrap(rec: Path, source: Path) -> None:
     (ev,) = events_json(rec)
     walker = VISIT.walkers[0]
     assert ev["start_offset_s"] <= WRAP_AT_S <= ev["end_offset_s"], ev
