@@ -49,9 +49,10 @@ class TsServer:
         self.server.server_close()
 
 
-def remux_to_ts(mp4: Path) -> Path:
-    """The MP4's video as MPEG-TS beside it (PyAV, no ffmpeg program), made once."""
-    ts = mp4.with_suffix(".ts")
+def remux_to_ts(mp4: Path, ts: Path | None = None) -> Path:
+    """The MP4's video as MPEG-TS at `ts` (default: beside it), made once (PyAV, no
+    ffmpeg program)."""
+    ts = ts or mp4.with_suffix(".ts")
     if not ts.exists():
         import av
         with av.open(str(mp4)) as src, av.open(str(ts), "w", format="mpegts") as dst:

@@ -5,6 +5,7 @@ Run by hand (pytest does not collect it; it takes several minutes):
 
     .venv/bin/python tests/bench/compare_peers.py [--rounds 3] [--quick] [--skip-dvr] [--skip-live]
         [--baseline-ref REF] [--tools NAME ...] [--live-only MJPEG] [--live-file F] [--mjpeg-sampling 422] [--clips FILE ...]
+        [--memory-clip MP4]
 
 Everything is measured in this run, on the same inputs, and reported as ratios
 against the decode-only baseline measured alongside, because the machine's
@@ -38,7 +39,8 @@ speed (and whoever else is using it) changes from run to run:
   warm-up, per 1000 source frames.
 * memory: peak RSS of `motionwatch run` with defaults (clips on, 2 s
   pre-roll) on a 1080p25 H.264 camera, a looped generated clip served as live
-  MPEG-TS over HTTP on loopback (tests/ts_server.py), with people walking.
+  MPEG-TS over HTTP on loopback (tests/ts_server.py), with people walking;
+  or, with --memory-clip, your own camera's MP4 (H.264 or HEVC) looped the same way.
 * frame age at decision, dropped frames and capture-loop stalls from the same
   capture loop run in-process on each live source.
 """
@@ -209,6 +211,12 @@ def picture_size(path: Path) -> str:
     with av.open(str(path)) as c:
         f = facts(c.streams.video[0])
     return f"{f.width}x{f.height} {f.codec}"
+
+
+def clip_seconds(path: Path) -> float:
+    import av
+    with av.open(str(path)) as c:
+        return c.duration / av.time_base if c.duration else 20.0
 
 
 def frame_count(path: Path) -> int:
@@ -485,21 +493,25 @@ def peak_rss(cmd: list[str], seconds: float, cwd: str | None = None, env: dict |
     return sampler.peak
 
 
-def memory_row(work: Path, seconds: float) -> dict:
-    """Peak RSS of `run` (defaults) on a live 1080p25 H.264 camera served as MPEG-TS over HTTP."""
+def memory_row(work: Path, seconds: float, clip: Path | None = None) -> dict:
+    """Peak RSS of `run` (defaults) on a live 1080p25 H.264 camera served as MPEG-TS over
+    HTTP: the generated clip, or `clip` (an MP4 of your camera's, H.264 or HEVC) looped."""
     from ts_server import TsServer, remux_to_ts
-    mp4 = work / "live-1920x1080-25fps.mp4"
+    mp4 = clip or work / "live-1920x1080-25fps.mp4"
     if not mp4.exists():
         print(f"generating {mp4.name} ...", flush=True)
         make_clip(mp4, 1920, 1080, 20.0, fps=25.0)
-    server = TsServer(remux_to_ts(mp4), 20.0, loops=max(1, round(seconds / 20.0)))
+    length = clip_seconds(mp4) if clip else 20.0
+    ts = remux_to_ts(mp4, work / f"memory-{mp4.stem}.ts" if clip else None)
+    server = TsServer(ts, length, loops=max(1, round(seconds / length)))
     out = Path(tempfile.mkdtemp(prefix="mw-mem-", dir=work))
     try:
         peak = peak_rss(MW + ["run", "--source", server.url, "--recordings", str(out / "rec"), "-q"],
                         seconds, cwd=str(REPO))
         events = len(list((out / "rec").rglob("event.json")))
         clips = len(list((out / "rec").rglob("clip-*.mp4")))
-        return {"peak_mb": peak / 2**20, "events": events, "clips": clips, "seconds": seconds}
+        return {"peak_mb": peak / 2**20, "events": events, "clips": clips, "seconds": seconds,
+                "camera": f"{picture_size(mp4)} {mp4.name}" if clip else "1080p25 H.264"}
     finally:
         server.close()
         shutil.rmtree(out, ignore_errors=True)
@@ -583,7 +595,7 @@ def report(scan_rows: list[dict], live_rows: list[dict], header: str, memory: di
             lines.append(f"| {r['source']} | {r['tool']} | {r['cpu_per_1000']:.2f} | {ratio} | {age} | "
                          f"{r.get('dropped', '-')} | {r.get('stalls', '-')} |")
     if memory:
-        lines += ["", f"Live 1080p25 H.264 camera (MPEG-TS over HTTP, {memory['seconds']:g} s, defaults: clips on, "
+        lines += ["", f"Live {memory['camera']} camera (MPEG-TS over HTTP, {memory['seconds']:g} s, defaults: clips on, "
                   f"2 s pre-roll): peak RSS {memory['peak_mb']:.0f} MB; {memory['events']} event(s), "
                   f"{memory['clips']} clip file(s)."]
     return "\n".join(lines)
@@ -616,6 +628,8 @@ def main() -> int:
     ap.add_argument("--mjpeg-sampling", choices=("420", "422", "grey"), default="420",
                     help="the MJPEG camera's chroma sampling (most USB webcams send 4:2:2; grey: night mode)")
     ap.add_argument("--memory-seconds", type=float, default=40.0)
+    ap.add_argument("--memory-clip", type=Path, metavar="MP4",
+                    help="serve this MP4 (H.264 or HEVC, e.g. your camera's) as the live camera of the memory row")
     ap.add_argument("--out", help="also write the table (markdown) to this file")
     a = ap.parse_args()
     if a.quick:
@@ -637,7 +651,7 @@ def main() -> int:
                                                       a.baseline_ref, a.tools, a.clips)
     live_rows = [] if a.skip_live else live_table(work, a.rounds, a.live_window, a.live_only, a.mjpeg_sampling,
                                                   a.live_file)
-    memory = None if a.skip_memory else memory_row(work, a.memory_seconds)
+    memory = None if a.skip_memory else memory_row(work, a.memory_seconds, a.memory_clip)
     text = report(scan_rows, live_rows, header, memory)
     print()
     print(text)
