@@ -1,13 +1,13 @@
 """A real RTSP camera on loopback for the stream tests: GStreamer's RTSP server
 (Debian's gir1.2-gst-rtsp-server-1.0, through python3-gi) serving an H.264 MP4
-file (with --codec h265 an HEVC MP4; with --codec mjpeg a MOV of JPEGs: an RTSP
+file (with --codec hevc an HEVC MP4; with --codec mjpeg a MOV of JPEGs: an RTSP
 JPEG camera), paced at its own frame rate, to each client from its start.
 
 It runs under the system Python (/usr/bin/python3), where python3-gi lives, as
 its own process: killing it is the camera going away, and starting it again on
 the same port brings the camera back. It prints `listening PORT` once ready.
 
-    /usr/bin/python3 tests/rtsp_server.py --file visit.mp4 [--port 0] [--codec h265|mjpeg]
+    /usr/bin/python3 tests/rtsp_server.py --file visit.mp4 [--port 0] [--codec hevc|mjpeg]
 
 The stream is at rtsp://127.0.0.1:PORT/cam.
 """
@@ -30,7 +30,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--file", required=True, help="an H.264 (or HEVC) MP4 file")
     ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--codec", choices=("h264", "h265", "mjpeg"), default="h264")
+    ap.add_argument("--codec", choices=("h264", "hevc", "mjpeg"), default="h264")
     ap.add_argument("--rtp-timestamp-offset", type=int, default=None,
                     help="the first RTP timestamp (32 bits at 90 kHz: a value near 2**32 makes it wrap soon)")
     ap.add_argument("--udp-only", action="store_true",
@@ -47,7 +47,7 @@ def main() -> int:
     # (one slice a picture here, so -1 sends them once a keyframe).
     pay = {"mjpeg": "jpegparse ! rtpjpegpay name=pay0 pt=26",
            "h264": "h264parse ! rtph264pay name=pay0 pt=96 config-interval=0",
-           "h265": "h265parse ! rtph265pay name=pay0 pt=96 config-interval=-1"}[args.codec]
+           "hevc": "h265parse ! rtph265pay name=pay0 pt=96 config-interval=-1"}[args.codec]
     if args.rtp_timestamp_offset is not None:
         pay += f" timestamp-offset={args.rtp_timestamp_offset}"
     factory.set_launch(f'( filesrc location="{args.file}" ! qtdemux ! {pay} )')

@@ -186,7 +186,7 @@ def test_rtsp_camera_cut_and_restored(tmp_path, codec):
                      walkers=(Walker(4.0, 2.5, height=0.6),)), source, 400_000, FPS)
     if codec == "hevc":
         source = to_hevc(source)
-    server, port = start_rtsp(source, codec="h265" if codec == "hevc" else "h264")
+    server, port = start_rtsp(source, codec=codec)
     rec = tmp_path / "rec"
     cfg = write_config(tmp_path / "c.yaml", rec, [{"name": "gate", "source": f"rtsp://127.0.0.1:{port}/cam",
                                                    "timeout_seconds": 3.0}],
@@ -196,7 +196,7 @@ def test_rtsp_camera_cut_and_restored(tmp_path, codec):
         run.wait_for(r"gate: event \w+ ended", timeout=60)
         stop_rtsp(server)                       # cut: the camera goes away mid-stream
         run.wait_for(r"gate: camera lost", timeout=30)
-        server, _ = start_rtsp(source, port, codec="h265" if codec == "hevc" else "h264")   # restored
+        server, _ = start_rtsp(source, port, codec=codec)   # restored on the same address
         run.wait_for(r"gate: camera found again", timeout=60)
         run.wait_for(r"gate: event \w+ ended", timeout=60, count=2)
     finally:
