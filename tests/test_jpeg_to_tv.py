@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from motionwatch.media.encode import Mp4Encoder, _plane, jpeg_to_tv
+from motionwatch.media.encode import Mp4Encoder, jpeg_to_tv
+from motionwatch.media.frames import plane_view
 from motionwatch.media.jpeg import decode_yuv
 
 
@@ -19,16 +20,16 @@ def test_every_full_range_level_lands_on_the_rounded_bt601_level():
     frame = av.VideoFrame(64, 32, "yuvj420p")
     levels = np.arange(256, dtype=np.uint8)
     for k in range(3):
-        p = _plane(frame, k)
+        p = plane_view(frame, k)
         p[...] = np.resize(levels if k == 0 else levels[::-1], p.shape)
     out = jpeg_to_tv(frame)
     assert (out.format.name, out.color_range, out.colorspace) == ("yuv420p", 1, 5)
     for k, (lo, span) in enumerate(((16, 219), (16, 224), (16, 224))):
-        src = _plane(frame, k).astype(np.float64)
+        src = plane_view(frame, k).astype(np.float64)
         want = np.floor(lo + src * span / 255 + 0.5) if k == 0 else np.floor(128 + (src - 128) * span / 255 + 0.5)
-        assert np.array_equal(_plane(out, k), want.astype(np.uint8)), f"plane {k}"
-    assert _plane(out, 0).min() == 16 and _plane(out, 0).max() == 235
-    assert _plane(out, 1).min() == 16 and _plane(out, 1).max() == 240
+        assert np.array_equal(plane_view(out, k), want.astype(np.uint8)), f"plane {k}"
+    assert plane_view(out, 0).min() == 16 and plane_view(out, 0).max() == 235
+    assert plane_view(out, 1).min() == 16 and plane_view(out, 1).max() == 240
 
 
 @pytest.mark.parametrize("fmt", ["yuvj422p", "yuvj444p", "yuvj440p"])
@@ -38,19 +39,19 @@ def test_finer_chroma_is_averaged_down_to_420_and_mapped(fmt):
     frame = av.VideoFrame(64, 32, fmt)
     rng = np.random.default_rng(7)
     for k in range(3):
-        p = _plane(frame, k)
+        p = plane_view(frame, k)
         p[...] = rng.integers(0, 256, p.shape, dtype=np.uint8)
     out = jpeg_to_tv(frame)
     assert (out.format.name, out.width, out.height) == ("yuv420p", 64, 32)
-    luma = _plane(frame, 0).astype(np.float64)
-    assert np.array_equal(_plane(out, 0), np.floor(16 + luma * 219 / 255 + 0.5).astype(np.uint8))
+    luma = plane_view(frame, 0).astype(np.float64)
+    assert np.array_equal(plane_view(out, 0), np.floor(16 + luma * 219 / 255 + 0.5).astype(np.uint8))
     for k in (1, 2):
-        src = _plane(frame, k).astype(np.float64)
+        src = plane_view(frame, k).astype(np.float64)
         fy, fx = src.shape[0] // 16, src.shape[1] // 32
         mean = src.reshape(16, fy, 32, fx).mean(axis=(1, 3))
         want = 128 + (mean - 128) * 224 / 255
         # Averaging and mapping in one rounding or in two differ by at most one level.
-        assert np.abs(_plane(out, k).astype(np.float64) - want).max() <= 1.0, f"plane {k}"
+        assert np.abs(plane_view(out, k).astype(np.float64) - want).max() <= 1.0, f"plane {k}"
 
 
 def textured_room(h: int, w: int, blur: int) -> np.ndarray:
@@ -87,12 +88,12 @@ def test_a_grey_jpeg_is_mapped_with_neutral_colour():
     them as full-range "gray"."""
     frame = av.VideoFrame(64, 32, "gray")
     frame.color_range = 2
-    _plane(frame, 0)[...] = np.resize(np.arange(256, dtype=np.uint8), (32, 64))
+    plane_view(frame, 0)[...] = np.resize(np.arange(256, dtype=np.uint8), (32, 64))
     out = jpeg_to_tv(frame)
     assert (out.format.name, out.color_range) == ("yuv420p", 1)
-    luma = _plane(frame, 0).astype(np.float64)
-    assert np.array_equal(_plane(out, 0), np.floor(16 + luma * 219 / 255 + 0.5).astype(np.uint8))
-    assert (_plane(out, 1) == 128).all() and (_plane(out, 2) == 128).all()
+    luma = plane_view(frame, 0).astype(np.float64)
+    assert np.array_equal(plane_view(out, 0), np.floor(16 + luma * 219 / 255 + 0.5).astype(np.uint8))
+    assert (plane_view(out, 1) == 128).all() and (plane_view(out, 2) == 128).all()
 
 
 def test_a_night_mode_camera_clip_is_smaller_than_a_colour_one(tmp_path):
@@ -162,12 +163,12 @@ def test_a_limited_range_bt601_picture_keeps_its_levels_in_the_clip(tmp_path, ta
     for i in range(10):
         f = av.VideoFrame(128, 96, "yuv420p")
         for k in range(3):
-            p = _plane(f, k)
+            p = plane_view(f, k)
             p[...] = (np.resize(np.arange(16, 236, dtype=np.uint8), p.shape) if k == 0
                       else rng.integers(100, 156, p.shape, dtype=np.uint8))
         f.color_range, f.colorspace = tags
         frames.append(f)
-    want = [_plane(f, 0).astype(np.int16).copy() for f in frames]
+    want = [plane_view(f, 0).astype(np.int16).copy() for f in frames]
     enc = Mp4Encoder(tmp_path / "c.mp4", (128, 96), 10)
     for f in frames:
         enc.add(f)
@@ -175,4 +176,4 @@ def test_a_limited_range_bt601_picture_keeps_its_levels_in_the_clip(tmp_path, ta
     with av.open(str(tmp_path / "c.mp4")) as c:
         got = [f for f in c.decode(video=0)]
     assert len(got) == 10 and (got[0].color_range, got[0].colorspace) == (1, 5)
-    assert all(np.abs(_plane(g, 0).astype(np.int16) - w).mean() < 1.5 for g, w in zip(got, want))
+    assert all(np.abs(plane_view(g, 0).astype(np.int16) - w).mean() < 1.5 for g, w in zip(got, want))

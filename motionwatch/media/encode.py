@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from av.video.frame import PictureType
 
-from motionwatch.media.frames import MIRRORED, reformatter
+from motionwatch.media.frames import MIRRORED, plane_view, reformatter
 
 # ultrafast/crf 23: the cheapest x264 setting, still far smaller than MJPEG.
 X264_OPTIONS = {"preset": "ultrafast", "crf": "23"}
@@ -30,11 +30,6 @@ ENCODERS = {"h264": "libx264", "mp4v": "mpeg4"}
 # No level lands on a half, so OpenCV's rounding gives round(16 + v * 219 / 255) exactly.
 FULL_TO_TV_Y = (219 / 255, 16.0)
 FULL_TO_TV_C = (224 / 255, 128 - 128 * 224 / 255)
-
-
-def _plane(frame: av.VideoFrame, k: int) -> np.ndarray:
-    p = frame.planes[k]
-    return np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:p.height, :p.width]
 
 
 # A decoded JPEG's formats (full range, planar), any chroma sampling a camera sends:
@@ -57,11 +52,11 @@ def jpeg_to_tv(frame: av.VideoFrame) -> av.VideoFrame:
     sampled finer than 4:2:0 is averaged down, as swscale's area scaler does (`_to_tv`)."""
     out = av.VideoFrame(frame.width, frame.height, "yuv420p")
     for k, (scale, offset) in ((0, FULL_TO_TV_Y), (1, FULL_TO_TV_C), (2, FULL_TO_TV_C)):
-        dst = _plane(out, k)
+        dst = plane_view(out, k)
         if k >= len(frame.planes):   # a grey JPEG: no colour
             dst[...] = NEUTRAL_CHROMA
             continue
-        got = _to_tv(_plane(frame, k), dst, scale, offset)
+        got = _to_tv(plane_view(frame, k), dst, scale, offset)
         if got is not dst and not np.shares_memory(got, dst):   # OpenCV could not write in place
             dst[...] = got
     out.colorspace, out.color_range = 5, 1

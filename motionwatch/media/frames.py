@@ -66,6 +66,13 @@ def to_bgr(frame: av.VideoFrame) -> np.ndarray:
     return reformatter().reformat(frame, format="bgr24", threads=1).to_ndarray()
 
 
+def plane_view(frame: av.VideoFrame, k: int) -> np.ndarray:
+    """Plane `k` of an 8-bit planar frame, its visible pixels (rows x width, uint8): a
+    view of the frame's buffer, without the row padding past `width`."""
+    p = frame.planes[k]
+    return np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:p.height, :p.width]
+
+
 def luma_view(frame: av.VideoFrame) -> np.ndarray:
     """The frame's Y plane (height x width, uint8), on the stream's own levels (16..235
     for limited range): a view of the decoder's buffer where it is 8-bit, else made."""

@@ -19,6 +19,7 @@ import av
 import cv2
 import numpy as np
 
+from motionwatch.media.frames import plane_view
 from motionwatch.media.jpeg_check import JpegCheck, decode_one
 from motionwatch.model import Frame
 
@@ -181,8 +182,7 @@ class JpegFrame(Frame):
             yuv = full_range(yuv) if yuv is not None else decode_yuv(self.jpeg)   # refused, as this camera's often are
         if yuv is None or (yuv.width, yuv.height) != self.coded_size:
             return self.gray
-        p = yuv.planes[0]
-        luma = np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:p.height, :p.width]
+        luma = plane_view(yuv, 0)
         factor, _ = reduction(self.coded_size[0], self.detect_width)
         small = (-(-yuv.width // factor), -(-yuv.height // factor))
         self._gray = cv2.resize(luma, small, interpolation=cv2.INTER_AREA) if factor > 1 else luma.copy()

@@ -48,7 +48,7 @@ class SkipPlan:
         self.passes: set[int] = set()   # pts of disposable frames whose next frame shown is decoded anyway
         self.stopped = False          # no more packets are left out (after a damaged packet)
         self.left_out = 0
-        self.keyed = False            # a keyframe has gone to the decoder
+        self._keyed = False            # a keyframe has gone to the decoder
         self._sent: list[int] = []    # pts decoding, not yet out
         self._skipped: list[int] = []   # pts left out, not yet placed
 
@@ -58,12 +58,12 @@ class SkipPlan:
         pts = pkt.pts
         if pts is None or pkt.is_discard:   # an edit list hides its frame: the decoder drops it, nothing to place
             return False
-        if not self.keyed:
+        if not self._keyed:
             # Before the first keyframe (a recording or a live join that starts
             # mid-GOP) the decoder drops what cannot be decoded: send it all, so
             # that no frame the decoder never gives is counted.
-            self.keyed = pkt.is_keyframe
-            if not self.keyed:
+            self._keyed = pkt.is_keyframe
+            if not self._keyed:
                 return False
         # The disposable check first: it is the cheaper one, and most packets are not.
         if not disposable(pkt, self.codec, self.prefix):

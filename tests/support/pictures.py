@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import av
-import numpy as np
+
+from motionwatch.media.frames import plane_view
 
 EIGHT_BIT_PLANAR = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "gray"})
 
@@ -17,6 +18,6 @@ def picture_hash(frame: av.VideoFrame) -> str:
     decode), not part of the picture."""
     assert frame.format.name in EIGHT_BIT_PLANAR, frame.format.name
     md5 = hashlib.md5()
-    for p in frame.planes:
-        md5.update(np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:p.height, :p.width].tobytes())
+    for k in range(len(frame.planes)):
+        md5.update(plane_view(frame, k).tobytes())
     return md5.hexdigest()
