@@ -205,18 +205,17 @@ def clips(work: Path, seconds: float, own: list[Path] | None = None) -> list[tup
     return out
 
 
-def picture_size(path: Path) -> str:
+def stream_facts(path: Path):
+    """media.probe's facts of the file's video stream."""
     import av
     from motionwatch.media.probe import facts
     with av.open(str(path)) as c:
-        f = facts(c.streams.video[0])
+        return facts(c.streams.video[0])
+
+
+def picture_size(path: Path) -> str:
+    f = stream_facts(path)
     return f"{f.width}x{f.height} {f.codec}"
-
-
-def clip_seconds(path: Path) -> float:
-    import av
-    with av.open(str(path)) as c:
-        return c.duration / av.time_base if c.duration else 20.0
 
 
 def frame_count(path: Path) -> int:
@@ -501,7 +500,7 @@ def memory_row(work: Path, seconds: float, clip: Path | None = None) -> dict:
     if not mp4.exists():
         print(f"generating {mp4.name} ...", flush=True)
         make_clip(mp4, 1920, 1080, 20.0, fps=25.0)
-    length = clip_seconds(mp4) if clip else 20.0
+    length = (stream_facts(mp4).duration_s or 20.0) if clip else 20.0
     ts = remux_to_ts(mp4, work / f"memory-{mp4.stem}.ts" if clip else None)
     server = TsServer(ts, length, loops=max(1, round(seconds / length)))
     out = Path(tempfile.mkdtemp(prefix="mw-mem-", dir=work))
